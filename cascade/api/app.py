@@ -1,0 +1,72 @@
+"""The FastAPI application: every router, the error model and request metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cascade import __version__
+from cascade.api import errors, health, identity_auth, identity_resources, sites, versions
+from cascade.api.telemetry import RequestMetrics
+from cascade.services import Services
+
+
+def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="Cascade",
+        version=__version__,
+        summary="One control plane above many OpenStack sites.",
+        description="Native API under /v1, Keystone-compatible identity under /identity/v3. "
+        "Every route but version discovery, POST /identity/v3/auth/tokens and /v1/health "
+        "needs a token in the X-Auth-Token header.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.add_middleware(RequestMetrics)
+    for router in (
+        versions.router,
+        identity_auth.router,
+        *identity_resources.routers(),
+        sites.router,
+        health.router,
+    ):
+        app.include_router(router)
+    _document_errors_as_400(app)
+    return app
+
+
+def _document_errors_as_400(app: FastAPI) -> None:
+    """Validation errors answer 400 in Keystone's error shape: say so in the OpenAPI document
+    instead of FastAPI's default 422."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    responses["400"] = {
+                        "description": "Bad Request",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

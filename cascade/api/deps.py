@@ -1,0 +1,44 @@
+"""Dependencies shared by every router: the process's services and the caller's token.
+
+``Caller`` is the one way a route checks a token: it reads ``X-Auth-Token``, validates it
+against the identity read model and yields the ``AuthContext``, or answers 401 saying why.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from cascade.errors import Unauthorized
+from cascade.identity.tokens import AuthContext, TokenError
+from cascade.services import Services
+
+_token_header = APIKeyHeader(
+    name="X-Auth-Token", auto_error=False, description="A token from POST /identity/v3/auth/tokens"
+)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def caller(svc: ServicesDep, token: Annotated[str | None, Security(_token_header)]) -> AuthContext:
+    if not token:
+        raise Unauthorized(
+            "The request you have made requires authentication: no X-Auth-Token header."
+        )
+    try:
+        return svc.check_token(token)
+    except TokenError as error:
+        raise Unauthorized(
+            f"The request you have made requires authentication: the token is invalid: {error}."
+        ) from error
+
+
+Caller = Annotated[AuthContext, Depends(caller)]

@@ -1,0 +1,131 @@
+"""Keystone ``/identity/v3/auth``: issue, validate, check and revoke tokens; the caller's
+projects, domains and catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from cascade.api.deps import Caller, ServicesDep
+from cascade.api.errors import error_responses
+from cascade.errors import Forbidden, NotFound
+from cascade.identity import render
+from cascade.identity.schemas import AuthRequest, CatalogResponse, ProjectList, TokenResponse
+from cascade.identity.tokens import AuthContext, TokenError
+from cascade.services import Services
+
+router = APIRouter(prefix="/identity/v3/auth", tags=["identity: auth"])
+
+SubjectToken = Annotated[str, Header(alias="X-Subject-Token", min_length=1, max_length=1024)]
+NoCatalog = Annotated[
+    str | None, Query(description="Present (any value): leave the catalog out of the body.")
+]
+
+
+def _token_response(
+    ctx: AuthContext, svc: Services, nocatalog: str | None, status: int
+) -> Response:
+    body = render.token_body(ctx, svc.identity.cached(), with_catalog=nocatalog is None)
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"X-Subject-Token": ctx.token_id},
+    )
+
+
+def _subject(caller: AuthContext, svc: Services, subject_token: str) -> AuthContext:
+    try:
+        subject = svc.tokens.validate(subject_token, svc.identity.cached())
+    except TokenError as error:
+        raise NotFound(f"Failed to validate token: the token is invalid: {error}.") from error
+    if not caller.is_admin and subject.user.id != caller.user.id:
+        raise Forbidden("You are not authorized to perform the requested action on that token.")
+    return subject
+
+
+_TOKEN_HEADERS = {"X-Subject-Token": {"schema": {"type": "string"}, "description": "The token"}}
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenResponse,
+    responses={
+        201: {"model": TokenResponse, "headers": _TOKEN_HEADERS, "description": "Token issued"},
+        **error_responses(400, 401),
+    },
+    summary="Authenticate and issue a token",
+)
+def issue_token(body: AuthRequest, svc: ServicesDep, nocatalog: NoCatalog = None) -> Response:
+    ctx = svc.tokens.issue(body.auth, svc.snapshot())
+    return _token_response(ctx, svc, nocatalog, 201)
+
+
+@router.get(
+    "/tokens",
+    response_model=TokenResponse,
+    responses={
+        200: {"model": TokenResponse, "headers": _TOKEN_HEADERS, "description": "Token is valid"},
+        **error_responses(400, 401, 403, 404),
+    },
+    summary="Validate a token",
+)
+def validate_token(
+    caller: Caller, svc: ServicesDep, subject_token: SubjectToken, nocatalog: NoCatalog = None
+) -> Response:
+    return _token_response(_subject(caller, svc, subject_token), svc, nocatalog, 200)
+
+
+@router.head(
+    "/tokens",
+    status_code=200,
+    responses={200: {"description": "Token is valid"}, **error_responses(400, 401, 403, 404)},
+    summary="Check a token",
+)
+def check_token(caller: Caller, svc: ServicesDep, subject_token: SubjectToken) -> Response:
+    _subject(caller, svc, subject_token)
+    return Response(status_code=200)
+
+
+@router.delete(
+    "/tokens",
+    status_code=204,
+    responses={204: {"description": "Token revoked"}, **error_responses(400, 401, 403, 404)},
+    summary="Revoke a token",
+)
+def revoke_token(caller: Caller, svc: ServicesDep, subject_token: SubjectToken) -> Response:
+    subject = _subject(caller, svc, subject_token)
+    svc.store.revoke(subject.issued_at, audit_id=subject.payload.audit_ids[0])
+    return Response(status_code=204)
+
+
+def _links(request: Request) -> dict[str, Any]:
+    return {"self": str(request.url), "previous": None, "next": None}
+
+
+@router.get(
+    "/projects",
+    response_model=ProjectList,
+    responses=error_responses(401),
+    summary="Projects the caller can scope to",
+)
+def my_projects(caller: Caller, svc: ServicesDep, request: Request) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/") + "/identity"
+    snapshot = svc.identity.cached()
+    projects = [p for p in snapshot.projects_of(caller.user.id) if p.enabled]
+    return {"projects": [render.project(p, base) for p in projects], "links": _links(request)}
+
+
+@router.get(
+    "/catalog",
+    response_model=CatalogResponse,
+    responses=error_responses(401, 403),
+    summary="The service catalog",
+)
+def my_catalog(caller: Caller, svc: ServicesDep, request: Request) -> dict[str, Any]:
+    if caller.project is None and caller.domain is None:
+        raise Forbidden("A scoped token is required to read the catalog.")
+    return {"catalog": render.catalog(svc.identity.cached()), "links": _links(request)}

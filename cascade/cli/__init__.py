@@ -1,0 +1,1 @@
+"""The ``cascade`` command (Typer + Rich). May import every package; nothing imports it."""

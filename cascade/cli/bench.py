@@ -1,0 +1,268 @@
+"""``cascade bench identity``: token issue and validation over HTTP on loopback.
+
+Starts its own embedded Cascade, drives it from separate client processes (one keep-alive
+connection each) and measures, in the same run, in-process baselines (bcrypt at the same cost,
+raw Fernet+msgpack, Cascade's token formatter) so results can be quoted as ratios.
+With ``--json`` the last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgpack
+import typer
+from cryptography.fernet import Fernet
+from rich.console import Console
+from rich.table import Table
+
+from cascade.cli.embedded import EmbeddedCascade
+from cascade.identity.keys import KeyRepository
+from cascade.identity.passwords import hash_password, verify_password
+from cascade.identity.token_format import TokenFormatter, TokenPayload, new_audit_id
+
+app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
+console = Console(stderr=False)
+PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway server's password
+
+
+@dataclass(frozen=True)
+class Target:
+    port: int
+    admin_token: str
+    user_id: str
+    project_id: str
+    key_repository: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    connections: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def per_s(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: int) -> float:
+        if len(self.latencies_ms) < 2:
+            return self.latencies_ms[0] if self.latencies_ms else 0.0
+        return statistics.quantiles(self.latencies_ms, n=100)[q - 1]
+
+
+def _password_body() -> bytes:
+    return json.dumps(
+        {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": "admin", "domain": {"id": "default"}, "password": PASSWORD}
+                    },
+                },
+                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+            }
+        }
+    ).encode()
+
+
+def _token_body(token: str) -> bytes:
+    return json.dumps(
+        {
+            "auth": {
+                "identity": {"methods": ["token"], "token": {"id": token}},
+                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+            }
+        }
+    ).encode()
+
+
+def _client_loop(kind: str, target: Target, seconds: float) -> tuple[list[float], int]:
+    """One client process: one keep-alive connection, requests back to back for ``seconds``."""
+    connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
+    formatter = TokenFormatter(KeyRepository(Path(target.key_repository)))
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        method, path, body, headers, expected = _request(kind, target, formatter)
+        started = time.perf_counter()
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        errors += response.status != expected
+    connection.close()
+    return latencies, errors
+
+
+def _request(
+    kind: str, target: Target, formatter: TokenFormatter
+) -> tuple[str, str, bytes | None, dict[str, str], int]:
+    json_headers = {"Content-Type": "application/json"}
+    path = "/identity/v3/auth/tokens"
+    if kind == "issue":
+        return "POST", path, _password_body(), json_headers, 201
+    if kind == "rescope":
+        return "POST", path, _token_body(target.admin_token), json_headers, 201
+    fresh = formatter.create(
+        TokenPayload(
+            user_id=target.user_id,
+            methods=("password",),
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            audit_ids=(new_audit_id(),),
+            project_id=target.project_id,
+        )
+    )
+    headers = {"X-Auth-Token": target.admin_token, "X-Subject-Token": fresh}
+    return "GET", path, None, headers, 200
+
+
+def _phase(name: str, kind: str, target: Target, connections: int, seconds: float) -> Phase:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(connections, mp_context=context) as pool:
+        started = time.perf_counter()
+        futures = [pool.submit(_client_loop, kind, target, seconds) for _ in range(connections)]
+        results = [future.result() for future in futures]
+        elapsed = time.perf_counter() - started
+    latencies = [value for found, _ in results for value in found]
+    return Phase(
+        name, connections, len(latencies), elapsed, latencies, sum(errors for _, errors in results)
+    )
+
+
+def _per_second(action: Callable[[], object], seconds: float) -> float:
+    count = 0
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        action()
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _baselines(target: Target, rounds: int, seconds: float) -> dict[str, float]:
+    fernet = Fernet(Fernet.generate_key())
+    raw = fernet.encrypt(msgpack.packb((2, b"x" * 16, 2, b"y" * 16, 1.7e9, [b"z" * 16])))
+    formatter = TokenFormatter(KeyRepository(Path(target.key_repository)))
+    token = formatter.create(
+        TokenPayload(
+            user_id=target.user_id,
+            methods=("password",),
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            audit_ids=(new_audit_id(),),
+            project_id=target.project_id,
+        )
+    )
+    stored = hash_password(PASSWORD, rounds)
+    return {
+        "fernet_msgpack_per_s": _per_second(lambda: msgpack.unpackb(fernet.decrypt(raw)), seconds),
+        "formatter_validate_per_s": _per_second(lambda: formatter.validate(token), seconds),
+        "bcrypt_verify_per_s": _per_second(lambda: verify_password(PASSWORD, stored), seconds),
+    }
+
+
+def _login(port: int) -> tuple[str, str, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request(
+        "POST",
+        "/identity/v3/auth/tokens",
+        body=_password_body(),
+        headers={"Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    body = json.loads(response.read())["token"]
+    token = response.headers["X-Subject-Token"]
+    connection.close()
+    return token, body["user"]["id"], body["project"]["id"]
+
+
+def _report(phases: list[Phase], baselines: dict[str, float], rounds: int) -> dict[str, Any]:
+    table = Table(
+        "phase",
+        "connections",
+        "requests",
+        "per second",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        title="cascade bench identity (HTTP on loopback)",
+    )
+    for phase in phases:
+        table.add_row(
+            phase.name,
+            str(phase.connections),
+            str(phase.requests),
+            f"{phase.per_s:,.1f}",
+            f"{phase.percentile(50):.2f}",
+            f"{phase.percentile(99):.2f}",
+            str(phase.errors),
+        )
+    console.print(table)
+    base = Table("in-process baseline", "per second", title="same run, one core")
+    for name, value in baselines.items():
+        base.add_row(name, f"{value:,.0f}")
+    console.print(base)
+    by_name = {(p.name, p.connections): p for p in phases}
+    figures: dict[str, Any] = {"password_hash": f"bcrypt cost {rounds}"}
+    for phase in phases:
+        key = f"{phase.name}_per_s" + (
+            "" if phase.connections == 1 else f"_{phase.connections}conn"
+        )
+        figures[key] = round(phase.per_s, 1)
+        figures[key.replace("per_s", "p50_ms")] = round(phase.percentile(50), 3)
+        figures[key.replace("per_s", "p99_ms")] = round(phase.percentile(99), 3)
+        figures[key.replace("per_s", "errors")] = phase.errors
+    figures.update({k: round(v, 1) for k, v in baselines.items()})
+    validate = by_name.get(("validate", 1))
+    if validate:
+        figures["validate_vs_formatter_ratio"] = round(
+            validate.per_s / baselines["formatter_validate_per_s"], 4
+        )
+    return figures
+
+
+@app.command("identity")
+def identity(
+    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds per phase")] = 5.0,
+    rounds: Annotated[int, typer.Option(min=4, max=16, help="bcrypt cost")] = 12,
+    connections: Annotated[int, typer.Option(min=2, max=64, help="Concurrent clients")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
+) -> None:
+    """Tokens issued and validated per second over HTTP, 1 and N connections."""
+    with tempfile.TemporaryDirectory(prefix="cascade-bench-") as temporary:
+        data_dir = Path(temporary)
+        env = {"CASCADE_PASSWORD_HASH_ROUNDS": str(rounds), "CASCADE_LOG_LEVEL": "warning"}
+        with EmbeddedCascade(data_dir, PASSWORD, env=env) as cascade:
+            token, user_id, project_id = _login(cascade.port)
+            target = Target(cascade.port, token, user_id, project_id, str(data_dir / "fernet-keys"))
+            phases = []
+            plan = [
+                ("issue", 1),
+                ("issue", connections),
+                ("rescope", 1),
+                ("validate", 1),
+                ("validate", connections),
+            ]
+            for kind, count in plan:
+                console.print(f"running {kind} with {count} connection(s) for {seconds:g} s")
+                phases.append(_phase(kind, kind, target, count, seconds))
+            baselines = _baselines(target, rounds, min(seconds, 2.0))
+    figures = _report(phases, baselines, rounds)
+    if as_json:
+        print(json.dumps(figures))

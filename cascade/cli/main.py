@@ -1,0 +1,135 @@
+"""Entry point: ``cascade init | db upgrade | up | demo | bench ...``.
+
+Every failure a user can cause ends as one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from cascade.cli import bench, demo
+from cascade.config import Settings, load_settings
+from cascade.errors import CascadeError
+from cascade.services import Services, initialize
+
+app = typer.Typer(
+    name="cascade",
+    help="Cascade: one control plane above many OpenStack sites.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(bench.app, name="bench")
+app.command("demo")(demo.demo)
+
+console = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data directory [env CASCADE_DATA_DIR, default ./cascade-data]"
+    ),
+]
+
+
+def settings_from(data_dir: Path | None, **overrides: object) -> Settings:
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+@app.command()
+def init(
+    data_dir: DataDir = None,
+    admin_password: Annotated[
+        str | None,
+        typer.Option(help="Admin password [env CASCADE_ADMIN_PASSWORD]; generated if unset."),
+    ] = None,
+) -> None:
+    """Create the data dir, migrate the database, create the key repository, bootstrap admin."""
+    settings = settings_from(data_dir)
+    services = Services(settings)
+    try:
+        result = initialize(services, admin_password or settings.admin_password)
+    finally:
+        services.close()
+    console.print(f"data dir      {settings.data_dir.resolve()}")
+    console.print(f"database      {services.db.engine.url.render_as_string(hide_password=True)}")
+    console.print(f"fernet keys   {settings.key_repository.resolve()}")
+    if result.generated_password:
+        console.print(f"admin user    admin (project admin), password: {result.generated_password}")
+        console.print("[yellow]The password is shown only this once.[/yellow]")
+    elif result.admin_created:
+        console.print("admin user    admin (project admin), password as given")
+    else:
+        console.print("admin user    already bootstrapped, left unchanged")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Migrate an existing database to the newest schema."""
+    from cascade.db.migrate import upgrade
+
+    services = Services(settings_from(data_dir))
+    try:
+        console.print(f"database at revision {upgrade(services.db)}")
+    finally:
+        services.close()
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default 5000]")] = None,
+) -> None:
+    """Serve the API (native /v1 and Keystone-compatible /identity/v3)."""
+    import uvicorn
+
+    from cascade.api.app import create_app
+
+    settings = settings_from(data_dir, host=host, port=port)
+    if not settings.key_repository.exists():
+        raise CascadeError(f"{settings.data_dir} is not initialised: run 'cascade init' first")
+    services = Services(settings)
+    uvicorn.run(
+        create_app(services),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        print(f"cascade: {error.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("cascade: aborted", file=sys.stderr)
+        sys.exit(130)
+    except CascadeError as error:
+        print(f"cascade: {error.message}", file=sys.stderr)
+        sys.exit(1)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        print(f"cascade: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        print(
+            f"cascade: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        sys.exit(1)

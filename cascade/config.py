@@ -1,0 +1,106 @@
+"""Settings: every knob Cascade reads, from the environment (``CASCADE_*``) and one TOML file.
+
+Precedence, highest first: explicit arguments (CLI flags), environment variables,
+the TOML file named by ``CASCADE_CONFIG`` (default ``<data dir>/cascade.toml``), defaults.
+Imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("cascade-data")
+_data_dir_override: ContextVar[Path | None] = ContextVar("data_dir_override", default=None)
+
+
+def _toml_path() -> Path:
+    explicit = os.environ.get("CASCADE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = _data_dir_override.get() or Path(
+        os.environ.get("CASCADE_DATA_DIR", str(DEFAULT_DATA_DIR))
+    )
+    return data_dir / "cascade.toml"
+
+
+class Settings(BaseSettings):
+    """All settings. The field descriptions are the reference documentation (docs/settings.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CASCADE_", extra="forbid")
+
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="Directory for SQLite files and the Fernet key repository."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the state database; PostgreSQL in production "
+        "(postgresql+psycopg://...). Default: SQLite file cascade.db in the data dir.",
+    )
+    host: str = Field("127.0.0.1", description="Address `cascade up` listens on.")
+    port: int = Field(5000, ge=1, le=65535, description="Port `cascade up` listens on.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach the API at, used in the identity catalog. "
+        "Default: http://<host>:<port>.",
+    )
+    region: str = Field("RegionOne", description="Region name of Cascade's own identity endpoint.")
+    token_expiration: int = Field(
+        3600, ge=60, le=7 * 86400, description="Token lifetime in seconds."
+    )
+    password_hash_rounds: int = Field(
+        12, ge=4, le=16, description="bcrypt cost factor for stored passwords."
+    )
+    max_active_keys: int = Field(
+        3, ge=3, le=100, description="Fernet keys kept (staged + primary + secondaries)."
+    )
+    admin_password: str | None = Field(
+        None, description="Password for the bootstrap admin (`cascade init`); generated if unset."
+    )
+    log_level: str = Field("info", description="Log level of the API server.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def key_repository(self) -> Path:
+        return self.data_dir / "fernet-keys"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cascade.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env and TOML, with CLI overrides (None means 'not given')."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    token = _data_dir_override.set(Path(given["data_dir"]) if "data_dir" in given else None)
+    try:
+        return Settings(**given)
+    finally:
+        _data_dir_override.reset(token)

@@ -1,0 +1,1 @@
+"""Identity: Keystone-compatible Fernet keys and tokens."""

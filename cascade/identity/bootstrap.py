@@ -1,0 +1,125 @@
+"""Bootstrap: the default domain, the admin/member/reader roles, an admin user and project,
+and Cascade's own identity service in the catalog. Idempotent, like ``keystone-manage
+bootstrap``: running it again changes nothing that exists (the admin password included).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import (
+    DEFAULT_DOMAIN_ID,
+    Domain,
+    Endpoint,
+    Project,
+    Region,
+    Role,
+    RoleAssignment,
+    Service,
+    User,
+)
+from cascade.identity.passwords import hash_password
+from cascade.identity.store import bump_revision
+
+ADMIN_NAME = "admin"
+DEFAULT_ROLES = ("admin", "member", "reader")
+INTERFACES = ("public", "internal", "admin")
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    admin_user_id: str
+    admin_project_id: str
+    admin_created: bool
+    generated_password: str | None  # set only when this run generated the admin's password
+
+
+def bootstrap(
+    db: Database, admin_password: str | None, public_url: str, region: str, rounds: int
+) -> BootstrapResult:
+    with db.session() as session:
+        bump_revision(session)
+        _ensure(
+            session,
+            Domain,
+            Domain.id == DEFAULT_DOMAIN_ID,
+            id=DEFAULT_DOMAIN_ID,
+            name="Default",
+            description="The default domain",
+        )
+        roles = {
+            name: _ensure(session, Role, Role.name == name, name=name) for name in DEFAULT_ROLES
+        }
+        project = _ensure(
+            session,
+            Project,
+            Project.name == ADMIN_NAME,
+            name=ADMIN_NAME,
+            domain_id=DEFAULT_DOMAIN_ID,
+            description="Bootstrap project",
+        )
+        existing = session.scalar(
+            select(User).where(User.name == ADMIN_NAME, User.domain_id == DEFAULT_DOMAIN_ID)
+        )
+        generated = None
+        admin_created = existing is None
+        if existing is None:
+            password = admin_password or secrets.token_urlsafe(18)
+            generated = None if admin_password else password
+            existing = User(
+                name=ADMIN_NAME,
+                domain_id=DEFAULT_DOMAIN_ID,
+                password_hash=hash_password(password, rounds),
+                default_project_id=project.id,
+            )
+            session.add(existing)
+            session.flush()
+        key = {"user_id": existing.id, "target_id": project.id, "role_id": roles["admin"].id}
+        if session.get(RoleAssignment, key) is None:
+            session.add(RoleAssignment(target_type="project", **key))
+        ensure_identity_endpoints(session, region, f"{public_url}/identity/v3")
+        return BootstrapResult(existing.id, project.id, admin_created, generated)
+
+
+def ensure_identity_endpoints(session: Session, region: str, url: str) -> None:
+    """Make ``url`` the identity endpoint of ``region`` on every interface (idempotent)."""
+    _ensure(session, Region, Region.id == region, id=region)
+    service = _ensure(
+        session,
+        Service,
+        Service.type == "identity",
+        type="identity",
+        name="keystone",
+        description="Cascade identity",
+    )
+    for interface in INTERFACES:
+        endpoint = _ensure(
+            session,
+            Endpoint,
+            (Endpoint.service_id == service.id)
+            & (Endpoint.region_id == region)
+            & (Endpoint.interface == interface),
+            service_id=service.id,
+            region_id=region,
+            interface=interface,
+            url=url,
+        )
+        endpoint.url = url
+
+
+T = TypeVar("T")
+
+
+def _ensure(session: Session, model: type[T], where: object, **fields: object) -> T:
+    row = session.scalar(select(model).where(where))  # type: ignore[arg-type]
+    if row is None:
+        row = model(**fields)
+        session.add(row)
+        session.flush()
+    return row

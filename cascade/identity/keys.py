@@ -1,0 +1,154 @@
+"""Fernet key repository: owns the key repository on disk; imports only stdlib and cryptography.
+
+Layout is the one ``keystone-manage fernet_setup`` / ``fernet_rotate`` produce, so a
+Keystone server and Cascade can share a repository (or copies of it):
+
+* a directory (mode 0700) holding files named by non-negative integers;
+* each file holds one urlsafe-base64 Fernet key (mode 0600);
+* ``0`` is the staged key (next primary), the highest number is the primary key (it
+  encrypts), every other number is a secondary key (decrypt only).
+
+Files whose name is not a plain integer are ignored, as are empty files (Keystone skips
+them too). Keys are written to a private temporary file in the same directory and renamed
+into place, so readers never see a partial key and no key is ever world-readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+STAGED = 0
+_DIR_MODE = 0o700
+_MIN_ACTIVE_KEYS = 2
+
+
+class KeyRepositoryError(Exception):
+    """The key repository is missing, empty, inconsistent, or holds a malformed key file."""
+
+
+class KeyRepository:
+    """A Keystone-compatible Fernet key repository directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        """True when the directory exists and holds at least one key file."""
+        return self.path.is_dir() and bool(self._key_files())
+
+    def setup(self) -> None:
+        """Create the repository with staged key 0 and primary key 1, unless keys exist."""
+        if self.exists():
+            return
+        self.write_key(STAGED, Fernet.generate_key())
+        self.rotate()
+
+    def rotate(self, max_active_keys: int = 3) -> int:
+        """Promote the staged key, stage a new one, purge excess keys; return the new primary.
+
+        ``max_active_keys`` counts the staged key, the primary and the secondaries.
+        """
+        if max_active_keys < _MIN_ACTIVE_KEYS:
+            raise ValueError(f"max_active_keys must be at least {_MIN_ACTIVE_KEYS}")
+        numbers = sorted(self.read_all())
+        if numbers[0] != STAGED:
+            raise KeyRepositoryError(f"no staged key file {self._file(STAGED)}")
+        new_primary = numbers[-1] + 1
+        staged_tmp = self._write_temp(Fernet.generate_key())
+        os.replace(self._file(STAGED), self._file(new_primary))
+        os.replace(staged_tmp, self._file(STAGED))
+        self._purge([*numbers[1:], new_primary], keep=max_active_keys - 1)
+        self._sync_dir()
+        return new_primary
+
+    def keys(self) -> list[bytes]:
+        """All keys in MultiFernet order: primary first, then descending, staged 0 last."""
+        found = self.read_all()
+        return [found[number] for number in sorted(found, reverse=True)]
+
+    def write_key(self, number: int, key: bytes) -> None:
+        """Atomically install ``key`` as key file ``number`` (replacing any existing one)."""
+        if number < 0:
+            raise ValueError("key number must be a non-negative integer")
+        _check_key(key)
+        self._ensure_dir()
+        os.replace(self._write_temp(key.strip()), self._file(number))
+        self._sync_dir()
+
+    def read_all(self) -> dict[int, bytes]:
+        """Every key in the repository by number; raises if there are none."""
+        if not self.path.is_dir():
+            raise KeyRepositoryError(f"key repository {self.path} does not exist")
+        found = {number: _read_key(path) for number, path in self._key_files().items()}
+        keys = {number: key for number, key in found.items() if key}
+        if not keys:
+            raise KeyRepositoryError(f"key repository {self.path} holds no keys")
+        return keys
+
+    def _file(self, number: int) -> Path:
+        return self.path / str(number)
+
+    def _key_files(self) -> dict[int, Path]:
+        try:
+            entries = list(self.path.iterdir())
+        except FileNotFoundError:
+            return {}
+        return {int(p.name): p for p in entries if _is_key_name(p.name) and p.is_file()}
+
+    def _ensure_dir(self) -> None:
+        self.path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        if self.path.stat().st_mode & 0o077:
+            self.path.chmod(_DIR_MODE)
+
+    def _write_temp(self, key: bytes) -> Path:
+        fd, name = tempfile.mkstemp(prefix=".key-", suffix=".tmp", dir=self.path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        return Path(name)
+
+    def _purge(self, numbers: list[int], keep: int) -> None:
+        for number in sorted(numbers, reverse=True)[keep:]:
+            self._file(number).unlink()
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _is_key_name(name: str) -> bool:
+    return name.isascii() and name.isdigit() and str(int(name)) == name
+
+
+def _check_key(key: bytes) -> None:
+    try:
+        Fernet(key.strip())
+    except (TypeError, ValueError):
+        raise ValueError("not a urlsafe-base64 encoded 32-byte Fernet key") from None
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise KeyRepositoryError(f"cannot read key file {path}: {exc.strerror}") from None
+    if key:
+        try:
+            _check_key(key)
+        except ValueError:
+            raise KeyRepositoryError(f"malformed Fernet key in {path}") from None
+    return key

@@ -1,0 +1,41 @@
+"""Who may do what: one rule for every route, native and Keystone alike.
+
+``admin`` may do everything everywhere (Keystone's legacy ``role:admin``). Inside a project,
+``member`` may read and change the project's resources and ``reader`` may read them; the token
+must be scoped to that project. A tenant never sees another project's resources.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from cascade.errors import Forbidden
+from cascade.identity.tokens import AuthContext
+
+Need = Literal["reader", "member", "admin"]
+
+
+def authorize(ctx: AuthContext, need: Need, project_id: str | None = None) -> None:
+    """Raise 403 unless the caller holds ``need`` on ``project_id`` (or is an admin)."""
+    if ctx.is_admin:
+        return
+    if need == "admin" or project_id is None:
+        raise Forbidden("You are not authorized to perform the requested action: admin required.")
+    if ctx.project is None or ctx.project.id != project_id:
+        raise Forbidden(
+            "You are not authorized to perform the requested action: "
+            f"the token is not scoped to project {project_id}."
+        )
+    if need not in ctx.role_names:
+        raise Forbidden(
+            f"You are not authorized to perform the requested action: {need} role required."
+        )
+
+
+def visible_projects(ctx: AuthContext) -> set[str] | None:
+    """Project ids whose resources the caller may list; None means all of them (admin)."""
+    if ctx.is_admin:
+        return None
+    if ctx.project is not None and "reader" in ctx.role_names:
+        return {ctx.project.id}
+    return set()

@@ -1,0 +1,147 @@
+"""Keystone JSON for tokens, catalogs and identity resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cascade.db.models import Domain, Endpoint, Project, Region, Role, Service, User
+from cascade.identity.snapshot import IdentitySnapshot
+from cascade.identity.token_format import format_time
+from cascade.identity.tokens import AuthContext
+
+
+def catalog(snapshot: IdentitySnapshot) -> list[dict[str, Any]]:
+    """Every enabled service with its enabled endpoints; a registered site is a region here."""
+    entries = []
+    for service in sorted(snapshot.services.values(), key=lambda s: (s.type, s.id)):
+        if not service.enabled:
+            continue
+        endpoints = [
+            {
+                "id": e.id,
+                "interface": e.interface,
+                "region": e.region_id,
+                "region_id": e.region_id,
+                "url": e.url,
+            }
+            for e in sorted(snapshot.endpoints.values(), key=lambda e: (e.region_id or "", e.id))
+            if e.service_id == service.id and e.enabled
+        ]
+        entries.append(
+            {"id": service.id, "type": service.type, "name": service.name, "endpoints": endpoints}
+        )
+    return entries
+
+
+def token_body(ctx: AuthContext, snapshot: IdentitySnapshot, with_catalog: bool) -> dict[str, Any]:
+    payload = ctx.payload
+    body: dict[str, Any] = {
+        "methods": list(payload.methods),
+        "user": {
+            "id": ctx.user.id,
+            "name": ctx.user.name,
+            "domain": {"id": ctx.user_domain.id, "name": ctx.user_domain.name},
+            "password_expires_at": None,
+        },
+        "audit_ids": list(payload.audit_ids),
+        "expires_at": format_time(payload.expires_at),
+        "issued_at": format_time(ctx.issued_at),
+    }
+    if ctx.project is not None:
+        project_domain = snapshot.domains[ctx.project.domain_id]
+        body["project"] = {
+            "id": ctx.project.id,
+            "name": ctx.project.name,
+            "domain": {"id": project_domain.id, "name": project_domain.name},
+        }
+        body["is_domain"] = False
+    if ctx.domain is not None:
+        body["domain"] = {"id": ctx.domain.id, "name": ctx.domain.name}
+    if ctx.project is not None or ctx.domain is not None:
+        body["roles"] = [{"id": role.id, "name": role.name} for role in ctx.roles]
+        if with_catalog:
+            body["catalog"] = catalog(snapshot)
+    return {"token": body}
+
+
+def _link(base: str, collection: str, row_id: str) -> dict[str, str]:
+    return {"self": f"{base}/v3/{collection}/{row_id}"}
+
+
+def domain(row: Domain, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "enabled": row.enabled,
+        "links": _link(base, "domains", row.id),
+    }
+
+
+def project(row: Project, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "domain_id": row.domain_id,
+        "parent_id": row.domain_id,
+        "is_domain": False,
+        "description": row.description,
+        "enabled": row.enabled,
+        "links": _link(base, "projects", row.id),
+    }
+
+
+def user(row: User, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "domain_id": row.domain_id,
+        "enabled": row.enabled,
+        "default_project_id": row.default_project_id,
+        "description": row.description,
+        "password_expires_at": None,
+        "links": _link(base, "users", row.id),
+    }
+
+
+def role(row: Role, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "domain_id": None,
+        "links": _link(base, "roles", row.id),
+    }
+
+
+def region(row: Region, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "description": row.description,
+        "parent_region_id": row.parent_region_id,
+        "links": _link(base, "regions", row.id),
+    }
+
+
+def service(row: Service, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "name": row.name,
+        "description": row.description,
+        "enabled": row.enabled,
+        "links": _link(base, "services", row.id),
+    }
+
+
+def endpoint(row: Endpoint, base: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "service_id": row.service_id,
+        "interface": row.interface,
+        "url": row.url,
+        "region_id": row.region_id,
+        "region": row.region_id,
+        "enabled": row.enabled,
+        "links": _link(base, "endpoints", row.id),
+    }

@@ -1,0 +1,314 @@
+"""Keystone v3 request and response bodies, as Pydantic models (the API's OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Field(min_length=1, max_length=255)
+Id = Field(min_length=1, max_length=64)
+
+
+class _In(BaseModel):
+    """Request bodies ignore unknown keys, as Keystone does, but check the ones they know."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---- authentication -------------------------------------------------------------------------
+
+
+class DomainRef(_In):
+    id: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=255)
+
+
+class UserRef(_In):
+    id: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=255)
+    domain: DomainRef | None = None
+    password: str = Field(max_length=4096)
+
+
+class PasswordMethod(_In):
+    user: UserRef
+
+
+class TokenMethod(_In):
+    id: str = Field(min_length=1, max_length=1024)
+
+
+class AuthIdentity(_In):
+    methods: list[Literal["password", "token"]] = Field(min_length=1, max_length=2)
+    password: PasswordMethod | None = None
+    token: TokenMethod | None = None
+
+
+class ProjectRef(_In):
+    id: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=255)
+    domain: DomainRef | None = None
+
+
+class SystemRef(_In):
+    all: bool
+
+
+class AuthScope(_In):
+    project: ProjectRef | None = None
+    domain: DomainRef | None = None
+    system: SystemRef | None = None
+
+
+class Auth(_In):
+    identity: AuthIdentity
+    scope: AuthScope | Literal["unscoped"] | None = None
+
+
+class AuthRequest(_In):
+    auth: Auth
+
+
+# ---- token body ----------------------------------------------------------------------------
+
+
+class NamedRef(BaseModel):
+    id: str
+    name: str
+
+
+class ScopedProject(NamedRef):
+    domain: NamedRef
+
+
+class TokenUser(NamedRef):
+    domain: NamedRef
+    password_expires_at: str | None = None
+
+
+class CatalogEndpoint(BaseModel):
+    id: str
+    interface: str
+    region: str | None
+    region_id: str | None
+    url: str
+
+
+class CatalogEntry(BaseModel):
+    id: str
+    type: str
+    name: str
+    endpoints: list[CatalogEndpoint]
+
+
+class TokenBody(BaseModel):
+    methods: list[str]
+    user: TokenUser
+    audit_ids: list[str]
+    expires_at: str
+    issued_at: str
+    project: ScopedProject | None = None
+    domain: NamedRef | None = None
+    system: dict[str, bool] | None = None
+    is_domain: bool | None = None
+    roles: list[NamedRef] | None = None
+    catalog: list[CatalogEntry] | None = None
+
+
+class TokenResponse(BaseModel):
+    token: TokenBody
+
+
+class CatalogResponse(BaseModel):
+    catalog: list[CatalogEntry]
+    links: Links
+
+
+# ---- resources -----------------------------------------------------------------------------
+
+
+class Links(BaseModel):
+    self: str
+    previous: str | None = None
+    next: str | None = None
+
+
+class SelfLink(BaseModel):
+    self: str
+
+
+class DomainIn(_In):
+    name: str = Name
+    description: str = Field("", max_length=65535)
+    enabled: bool = True
+
+
+class DomainPatch(_In):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = Field(None, max_length=65535)
+    enabled: bool | None = None
+
+
+class DomainOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    enabled: bool
+    links: SelfLink
+
+
+class ProjectIn(_In):
+    name: str = Name
+    domain_id: str = Field("default", min_length=1, max_length=64)
+    description: str = Field("", max_length=65535)
+    enabled: bool = True
+
+
+class ProjectPatch(DomainPatch):
+    pass
+
+
+class ProjectOut(DomainOut):
+    domain_id: str
+    is_domain: bool = False
+    parent_id: str
+
+
+class UserIn(_In):
+    name: str = Name
+    domain_id: str = Field("default", min_length=1, max_length=64)
+    password: str | None = Field(None, min_length=1, max_length=72)
+    enabled: bool = True
+    default_project_id: str | None = Field(None, max_length=64)
+    description: str = Field("", max_length=65535)
+
+
+class UserPatch(_In):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    password: str | None = Field(None, min_length=1, max_length=72)
+    enabled: bool | None = None
+    default_project_id: str | None = Field(None, max_length=64)
+    description: str | None = Field(None, max_length=65535)
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    domain_id: str
+    enabled: bool
+    default_project_id: str | None = None
+    description: str
+    password_expires_at: str | None = None
+    links: SelfLink
+
+
+class RoleIn(_In):
+    name: str = Name
+    description: str = Field("", max_length=65535)
+
+
+class RolePatch(_In):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = Field(None, max_length=65535)
+
+
+class RoleOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    domain_id: str | None = None
+    links: SelfLink
+
+
+class RegionIn(_In):
+    id: str | None = Field(None, min_length=1, max_length=255)
+    description: str = Field("", max_length=65535)
+    parent_region_id: str | None = Field(None, max_length=255)
+
+
+class RegionPatch(_In):
+    description: str | None = Field(None, max_length=65535)
+    parent_region_id: str | None = Field(None, max_length=255)
+
+
+class RegionOut(BaseModel):
+    id: str
+    description: str
+    parent_region_id: str | None
+    links: SelfLink
+
+
+class ServiceIn(_In):
+    type: str = Name
+    name: str = Field("", max_length=255)
+    description: str = Field("", max_length=65535)
+    enabled: bool = True
+
+
+class ServicePatch(_In):
+    type: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(None, max_length=255)
+    description: str | None = Field(None, max_length=65535)
+    enabled: bool | None = None
+
+
+class ServiceOut(BaseModel):
+    id: str
+    type: str
+    name: str
+    description: str
+    enabled: bool
+    links: SelfLink
+
+
+class EndpointIn(_In):
+    service_id: str = Id
+    interface: Literal["public", "internal", "admin"]
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+    region_id: str | None = Field(None, max_length=255)
+    enabled: bool = True
+
+
+class EndpointPatch(_In):
+    service_id: str | None = Field(None, min_length=1, max_length=64)
+    interface: Literal["public", "internal", "admin"] | None = None
+    url: str | None = Field(None, min_length=1, max_length=2048, pattern=r"^https?://")
+    region_id: str | None = Field(None, max_length=255)
+    enabled: bool | None = None
+
+
+class EndpointOut(BaseModel):
+    id: str
+    service_id: str
+    interface: str
+    url: str
+    region_id: str | None
+    region: str | None
+    enabled: bool
+    links: SelfLink
+
+
+class RoleAssignmentOut(BaseModel):
+    role: dict[str, str]
+    user: dict[str, str]
+    scope: dict[str, dict[str, str]]
+    links: dict[str, str]
+
+
+class RoleAssignmentList(BaseModel):
+    role_assignments: list[RoleAssignmentOut]
+    links: Links
+
+
+class RoleList(BaseModel):
+    roles: list[RoleOut]
+    links: Links
+
+
+class ProjectList(BaseModel):
+    projects: list[ProjectOut]
+    links: Links
+
+
+CatalogResponse.model_rebuild()

@@ -1,0 +1,141 @@
+"""The identity read model: every identity row in memory, reloaded when the revision moves.
+
+Token validation and every identity read are served from an ``IdentitySnapshot``; the
+only per-request database work is reading one integer (the revision), so a write made by
+any API process is seen by every other at its next request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from cascade.db import Database
+from cascade.db.models import (
+    Domain,
+    Endpoint,
+    IdentityRevision,
+    Project,
+    Region,
+    RevocationEvent,
+    Role,
+    RoleAssignment,
+    Service,
+    User,
+)
+
+# Keystone's bootstrap makes admin imply member and member imply reader.
+IMPLIED_ROLES: dict[str, tuple[str, ...]] = {"admin": ("member", "reader"), "member": ("reader",)}
+
+
+@dataclass
+class IdentitySnapshot:
+    revision: int
+    domains: dict[str, Domain] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    roles: dict[str, Role] = field(default_factory=dict)
+    regions: dict[str, Region] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    assignments: list[RoleAssignment] = field(default_factory=list)
+    revocations: list[RevocationEvent] = field(default_factory=list)
+    # Indexes derived from the rows above.
+    roles_on: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    revoked_audit_ids: dict[str, datetime] = field(default_factory=dict)
+    revoked_users: dict[str, datetime] = field(default_factory=dict)
+    revoked_projects: dict[str, datetime] = field(default_factory=dict)
+
+    def index(self) -> None:
+        for assignment in self.assignments:
+            self.roles_on[(assignment.user_id, assignment.target_id)].add(assignment.role_id)
+        for event in self.revocations:
+            if event.audit_id:
+                _keep_latest(self.revoked_audit_ids, event.audit_id, event.issued_before)
+            elif event.user_id:
+                _keep_latest(self.revoked_users, event.user_id, event.issued_before)
+            elif event.project_id:
+                _keep_latest(self.revoked_projects, event.project_id, event.issued_before)
+
+    def domain_by_name(self, name: str) -> Domain | None:
+        return next((d for d in self.domains.values() if d.name == name), None)
+
+    def project_by_name(self, name: str, domain_id: str) -> Project | None:
+        return next(
+            (p for p in self.projects.values() if p.name == name and p.domain_id == domain_id),
+            None,
+        )
+
+    def user_by_name(self, name: str, domain_id: str) -> User | None:
+        return next(
+            (u for u in self.users.values() if u.name == name and u.domain_id == domain_id), None
+        )
+
+    def role_by_name(self, name: str) -> Role | None:
+        return next((r for r in self.roles.values() if r.name == name), None)
+
+    def effective_roles(self, user_id: str, target_id: str) -> list[Role]:
+        """Roles held directly on the target plus the roles they imply, by name order."""
+        direct = [
+            self.roles[r] for r in self.roles_on.get((user_id, target_id), ()) if r in self.roles
+        ]
+        names = {role.name for role in direct}
+        for role in direct:
+            names.update(IMPLIED_ROLES.get(role.name, ()))
+        found = [self.role_by_name(name) for name in sorted(names)]
+        return [role for role in found if role is not None]
+
+    def projects_of(self, user_id: str) -> list[Project]:
+        ids = {target for (user, target) in self.roles_on if user == user_id}
+        return [self.projects[i] for i in sorted(ids) if i in self.projects]
+
+
+def _keep_latest(index: dict[str, datetime], key: str, when: datetime) -> None:
+    if key not in index or index[key] < when:
+        index[key] = when
+
+
+def load_snapshot(db: Database) -> IdentitySnapshot:
+    with db.session() as session:
+        revision = session.scalar(select(IdentityRevision.revision)) or 0
+        snapshot = IdentitySnapshot(revision=revision)
+        snapshot.domains = {d.id: d for d in session.scalars(select(Domain))}
+        snapshot.projects = {p.id: p for p in session.scalars(select(Project))}
+        snapshot.users = {u.id: u for u in session.scalars(select(User))}
+        snapshot.roles = {r.id: r for r in session.scalars(select(Role))}
+        snapshot.regions = {r.id: r for r in session.scalars(select(Region))}
+        snapshot.services = {s.id: s for s in session.scalars(select(Service))}
+        snapshot.endpoints = {e.id: e for e in session.scalars(select(Endpoint))}
+        snapshot.assignments = list(session.scalars(select(RoleAssignment)))
+        snapshot.revocations = list(session.scalars(select(RevocationEvent)))
+        session.expunge_all()
+    snapshot.index()
+    return snapshot
+
+
+class IdentityCache:
+    """Holds the current snapshot; ``current()`` reloads it when the database revision moved."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._snapshot = load_snapshot(db)
+
+    def cached(self) -> IdentitySnapshot:
+        """The snapshot as of this process's last check (no database round trip)."""
+        return self._snapshot
+
+    def current(self) -> IdentitySnapshot:
+        with self._db.engine.connect() as connection:
+            revision = connection.exec_driver_sql(
+                "SELECT revision FROM identity_revision WHERE id = 1"
+            ).scalar_one()
+        if revision != self._snapshot.revision:
+            with self._lock:
+                if revision != self._snapshot.revision:
+                    self._snapshot = load_snapshot(self._db)
+        return self._snapshot

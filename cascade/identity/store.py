@@ -1,0 +1,208 @@
+"""Identity writes. Every write bumps the identity revision in the same transaction.
+
+Reads come from the snapshot (``cascade.identity.snapshot``); this module only changes rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import (
+    Base,
+    Domain,
+    Endpoint,
+    IdentityRevision,
+    Project,
+    Region,
+    RevocationEvent,
+    Role,
+    RoleAssignment,
+    Service,
+    Site,
+    User,
+    utcnow,
+)
+from cascade.errors import BadRequest, Conflict, Forbidden, NotFound
+from cascade.identity.passwords import hash_password
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one identity resource is stored: its table, references and what blocks deletion."""
+
+    name: str
+    model: type[Base]
+    references: dict[str, type[Base]] = field(default_factory=dict)
+    blockers: tuple[tuple[Any, str], ...] = ()
+    on_delete: Callable[[Session, str], None] | None = None
+
+
+def _drop_assignments_of_user(session: Session, user_id: str) -> None:
+    session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user_id))
+
+
+def _drop_assignments_on_target(session: Session, target_id: str) -> None:
+    session.execute(delete(RoleAssignment).where(RoleAssignment.target_id == target_id))
+
+
+def _drop_assignments_of_role(session: Session, role_id: str) -> None:
+    session.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role_id))
+
+
+def _drop_endpoints_of_service(session: Session, service_id: str) -> None:
+    session.execute(delete(Endpoint).where(Endpoint.service_id == service_id))
+
+
+DOMAIN = Kind(
+    "domain",
+    Domain,
+    blockers=((Project.domain_id, "projects"), (User.domain_id, "users")),
+    on_delete=_drop_assignments_on_target,
+)
+PROJECT = Kind(
+    "project",
+    Project,
+    references={"domain_id": Domain},
+    blockers=((Site.project_id, "sites"),),
+    on_delete=_drop_assignments_on_target,
+)
+USER = Kind(
+    "user",
+    User,
+    references={"domain_id": Domain, "default_project_id": Project},
+    on_delete=_drop_assignments_of_user,
+)
+ROLE = Kind("role", Role, on_delete=_drop_assignments_of_role)
+REGION = Kind(
+    "region",
+    Region,
+    references={"parent_region_id": Region},
+    blockers=((Endpoint.region_id, "endpoints"), (Region.parent_region_id, "child regions")),
+)
+SERVICE = Kind("service", Service, on_delete=_drop_endpoints_of_service)
+ENDPOINT = Kind("endpoint", Endpoint, references={"service_id": Service, "region_id": Region})
+
+
+def bump_revision(session: Session) -> None:
+    session.execute(update(IdentityRevision).values(revision=IdentityRevision.revision + 1))
+
+
+class IdentityStore:
+    def __init__(self, db: Database, password_rounds: int) -> None:
+        self._db = db
+        self._rounds = password_rounds
+
+    def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
+        fields = self._hash_password(fields)
+        with self._writing(kind) as session:
+            self._check_references(session, kind, fields)
+            row = kind.model(**fields)
+            session.add(row)
+            session.flush()
+            return row
+
+    def update(self, kind: Kind, row_id: str, fields: dict[str, Any]) -> Any:
+        password_changed = fields.get("password") is not None
+        fields = self._hash_password(fields)
+        with self._writing(kind) as session:
+            row = self._get(session, kind, row_id)
+            self._check_references(session, kind, fields)
+            for name, value in fields.items():
+                setattr(row, name, value)
+            if password_changed:
+                session.add(RevocationEvent(user_id=row_id, issued_before=utcnow()))
+            session.flush()
+            return row
+
+    def delete(self, kind: Kind, row_id: str) -> None:
+        with self._writing(kind) as session:
+            row = self._get(session, kind, row_id)
+            if isinstance(row, Domain) and row.enabled:
+                raise Forbidden("Cannot delete a domain that is enabled, please disable it first.")
+            for column, what in kind.blockers:
+                if session.scalar(select(column).where(column == row_id).limit(1)) is not None:
+                    raise Conflict(f"{kind.name} {row_id} still has {what}; remove them first")
+            if kind.on_delete:
+                kind.on_delete(session, row_id)
+            session.delete(row)
+
+    def set_assignment(
+        self, user_id: str, target_type: str, target_id: str, role_id: str, present: bool
+    ) -> None:
+        target_kind = PROJECT if target_type == "project" else DOMAIN
+        with self._writing(ROLE) as session:
+            self._get(session, USER, user_id)
+            self._get(session, target_kind, target_id)
+            self._get(session, ROLE, role_id)
+            key = {"user_id": user_id, "target_id": target_id, "role_id": role_id}
+            existing = session.get(RoleAssignment, key)
+            if present and existing is None:
+                session.add(RoleAssignment(target_type=target_type, **key))
+            elif not present and existing is None:
+                raise NotFound(
+                    f"Could not find role assignment with role: {role_id}, user: {user_id}, "
+                    f"{target_type}: {target_id}."
+                )
+            elif not present:
+                session.delete(existing)
+
+    def revoke(
+        self,
+        issued_before: datetime,
+        audit_id: str | None = None,
+        user_id: str | None = None,
+        project_id: str | None = None,
+    ) -> None:
+        with self._writing(ROLE) as session:
+            session.add(
+                RevocationEvent(
+                    audit_id=audit_id,
+                    user_id=user_id,
+                    project_id=project_id,
+                    issued_before=issued_before,
+                )
+            )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, kind: Kind) -> Iterator[Session]:
+        """A write transaction that bumps the identity revision; integrity errors become 409."""
+        try:
+            with self._db.session() as session:
+                bump_revision(session)
+                yield session
+        except IntegrityError as error:
+            raise Conflict(f"{kind.name} conflicts with an existing one") from error
+
+    def _hash_password(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if "password" not in fields:
+            return fields
+        fields = dict(fields)
+        password = fields.pop("password")
+        if password is not None:
+            fields["password_hash"] = hash_password(password, self._rounds)
+        return fields
+
+    @staticmethod
+    def _get(session: Session, kind: Kind, row_id: str) -> Any:
+        row = session.get(kind.model, row_id)
+        if row is None:
+            raise NotFound(f"Could not find {kind.name}: {row_id}.")
+        return row
+
+    @staticmethod
+    def _check_references(session: Session, kind: Kind, fields: dict[str, Any]) -> None:
+        for name, target in kind.references.items():
+            value = fields.get(name)
+            if value is not None and session.get(target, value) is None:
+                raise BadRequest(f"{name} {value!r} does not exist")

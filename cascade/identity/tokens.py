@@ -1,0 +1,234 @@
+"""Token issue, validation and revocation: Keystone's semantics on top of the Fernet format.
+
+A token is valid when it decrypts with a key of the repository, has not expired, its user
+and scope still exist and are enabled, the user still holds a role on the scope, and no
+revocation event covers it. Everything but the decryption is read from the snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cascade.db.models import Domain, Project, Role, User
+from cascade.errors import BadRequest, Unauthorized
+from cascade.identity.passwords import verify_password
+from cascade.identity.schemas import Auth, AuthScope, DomainRef, ProjectRef, UserRef
+from cascade.identity.snapshot import IdentitySnapshot
+from cascade.identity.token_format import (
+    InvalidToken,
+    TokenFormatter,
+    TokenPayload,
+    new_audit_id,
+)
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """Who is calling, in which scope, with which roles: the result of checking a token."""
+
+    token_id: str
+    payload: TokenPayload
+    issued_at: datetime
+    user: User
+    user_domain: Domain
+    roles: tuple[Role, ...]
+    project: Project | None = None
+    domain: Domain | None = None
+
+    @property
+    def role_names(self) -> frozenset[str]:
+        return frozenset(role.name for role in self.roles)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.role_names
+
+
+class TokenError(Exception):
+    """A token that is not (or no longer) valid; the message says why."""
+
+
+class TokenService:
+    def __init__(self, formatter: TokenFormatter, lifetime: timedelta) -> None:
+        self._formatter = formatter
+        self._lifetime = lifetime
+
+    # -- issue -----------------------------------------------------------------------------
+
+    def issue(self, auth: Auth, snapshot: IdentitySnapshot) -> AuthContext:
+        methods: list[str] = list(dict.fromkeys(auth.identity.methods))
+        user, parent = self._authenticate(auth, methods, snapshot)
+        project, domain = self._resolve_scope(auth.scope, user, snapshot)
+        if parent is not None:
+            methods = list(dict.fromkeys([*parent.payload.methods, *methods]))
+            expires_at = parent.payload.expires_at
+            audit_ids: tuple[str, ...] = (new_audit_id(), parent.payload.audit_ids[-1])
+        else:
+            expires_at = datetime.now(UTC) + self._lifetime
+            audit_ids = (new_audit_id(),)
+        payload = TokenPayload(
+            user_id=user.id,
+            methods=tuple(methods),
+            expires_at=expires_at,
+            audit_ids=audit_ids,
+            project_id=project.id if project else None,
+            domain_id=domain.id if domain else None,
+        )
+        return self.validate(self._formatter.create(payload), snapshot)
+
+    def _authenticate(
+        self, auth: Auth, methods: list[str], snapshot: IdentitySnapshot
+    ) -> tuple[User, AuthContext | None]:
+        user: User | None = None
+        parent: AuthContext | None = None
+        if "token" in methods:
+            if auth.identity.token is None:
+                raise BadRequest("'token' method requires identity.token.id")
+            try:
+                parent = self.validate(auth.identity.token.id, snapshot)
+            except TokenError as error:
+                raise Unauthorized(f"The token given for the token method: {error}") from error
+            user = parent.user
+        if "password" in methods:
+            if auth.identity.password is None:
+                raise BadRequest("'password' method requires identity.password.user")
+            password_user = self._check_password(auth.identity.password.user, snapshot)
+            if user is not None and password_user.id != user.id:
+                raise Unauthorized("The token and the password belong to different users.")
+            user = password_user
+        assert user is not None
+        return user, parent
+
+    @staticmethod
+    def _check_password(ref: UserRef, snapshot: IdentitySnapshot) -> User:
+        user: User | None
+        if ref.id:
+            user = snapshot.users.get(ref.id)
+        elif ref.name:
+            domain = _find_domain(ref.domain, snapshot, "user")
+            user = snapshot.user_by_name(ref.name, domain.id)
+        else:
+            raise BadRequest("identity.password.user needs an id, or a name and a domain")
+        if user is None or not verify_password(ref.password, user.password_hash):
+            raise Unauthorized("The request you have made requires authentication.")
+        if not user.enabled:
+            raise Unauthorized(f"User {user.id} is disabled.")
+        return user
+
+    @staticmethod
+    def _resolve_scope(
+        scope: AuthScope | str | None, user: User, snapshot: IdentitySnapshot
+    ) -> tuple[Project | None, Domain | None]:
+        if scope == "unscoped":
+            return None, None
+        if scope is None:
+            default = snapshot.projects.get(user.default_project_id or "")
+            if default and snapshot.effective_roles(user.id, default.id):
+                return default, None
+            return None, None
+        assert isinstance(scope, AuthScope)
+        if scope.system is not None:
+            raise BadRequest("System scope is not supported; scope to a project or a domain.")
+        if scope.project is not None:
+            project = _find_project(scope.project, snapshot)
+            if not snapshot.effective_roles(user.id, project.id):
+                raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
+            return project, None
+        if scope.domain is not None:
+            domain = _find_domain(scope.domain, snapshot, "scope")
+            if not snapshot.effective_roles(user.id, domain.id):
+                raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
+            return None, domain
+        raise BadRequest("scope needs a project, a domain or 'unscoped'")
+
+    # -- validate --------------------------------------------------------------------------
+
+    def validate(self, token_id: str, snapshot: IdentitySnapshot) -> AuthContext:
+        try:
+            payload = self._formatter.validate(token_id)
+        except InvalidToken as error:
+            raise TokenError(str(error)) from error
+        issued_at = self._formatter.issued_at(token_id)
+        user = snapshot.users.get(payload.user_id)
+        if user is None or not user.enabled:
+            raise TokenError("its user no longer exists or is disabled")
+        user_domain = snapshot.domains.get(user.domain_id)
+        if user_domain is None or not user_domain.enabled:
+            raise TokenError("its user's domain is disabled")
+        target = self._scope_target(payload, snapshot)
+        roles: tuple[Role, ...] = ()
+        if target is not None:
+            roles = tuple(snapshot.effective_roles(user.id, target.id))
+            if not roles:
+                raise TokenError("its user no longer has a role on its scope")
+        self._check_revocations(payload, issued_at, snapshot)
+        return AuthContext(
+            token_id=token_id,
+            payload=payload,
+            issued_at=issued_at,
+            user=user,
+            user_domain=user_domain,
+            roles=roles,
+            project=target if isinstance(target, Project) else None,
+            domain=target if isinstance(target, Domain) else None,
+        )
+
+    @staticmethod
+    def _scope_target(payload: TokenPayload, snapshot: IdentitySnapshot) -> Project | Domain | None:
+        if payload.project_id is not None:
+            project = snapshot.projects.get(payload.project_id)
+            domain = snapshot.domains.get(project.domain_id) if project else None
+            if project is None or not project.enabled or domain is None or not domain.enabled:
+                raise TokenError("its project no longer exists or is disabled")
+            return project
+        if payload.domain_id is not None:
+            scoped_domain = snapshot.domains.get(payload.domain_id)
+            if scoped_domain is None or not scoped_domain.enabled:
+                raise TokenError("its domain no longer exists or is disabled")
+            return scoped_domain
+        if payload.system is not None:
+            raise TokenError("system-scoped tokens are not accepted here")
+        return None
+
+    @staticmethod
+    def _check_revocations(
+        payload: TokenPayload, issued_at: datetime, snapshot: IdentitySnapshot
+    ) -> None:
+        if payload.audit_ids[0] in snapshot.revoked_audit_ids:
+            raise TokenError("it has been revoked")
+        user_cutoff = snapshot.revoked_users.get(payload.user_id)
+        if user_cutoff is not None and issued_at <= user_cutoff:
+            raise TokenError("it was issued before its user's credentials changed")
+        project_cutoff = snapshot.revoked_projects.get(payload.project_id or "")
+        if project_cutoff is not None and issued_at <= project_cutoff:
+            raise TokenError("it was issued before its project was revoked")
+
+
+def _find_domain(ref: DomainRef | None, snapshot: IdentitySnapshot, what: str) -> Domain:
+    domain: Domain | None = None
+    if ref is not None and ref.id:
+        domain = snapshot.domains.get(ref.id)
+    elif ref is not None and ref.name:
+        domain = snapshot.domain_by_name(ref.name)
+    else:
+        raise BadRequest(f"{what} needs a domain id or name")
+    if domain is None or not domain.enabled:
+        raise Unauthorized("The request you have made requires authentication.")
+    return domain
+
+
+def _find_project(ref: ProjectRef, snapshot: IdentitySnapshot) -> Project:
+    project: Project | None
+    if ref.id:
+        project = snapshot.projects.get(ref.id)
+    elif ref.name:
+        domain = _find_domain(ref.domain, snapshot, "scope.project")
+        project = snapshot.project_by_name(ref.name, domain.id)
+    else:
+        raise BadRequest("scope.project needs an id, or a name and a domain")
+    if project is None:
+        raise Unauthorized("Could not find the project to scope to.")
+    if not project.enabled:
+        raise Unauthorized(f"Project {project.id} is disabled.")
+    return project

@@ -1,0 +1,74 @@
+"""The running services of one Cascade process, built once from the settings.
+
+The API, the CLI and the tests all reach the database, the identity read model and the token
+service through this object, so there is one instance of each per process.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+
+from cascade.config import Settings
+from cascade.db import Database
+from cascade.db.migrate import upgrade
+from cascade.identity.bootstrap import BootstrapResult, bootstrap
+from cascade.identity.keys import KeyRepository
+from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
+from cascade.identity.store import IdentityStore
+from cascade.identity.token_format import TokenFormatter
+from cascade.identity.tokens import AuthContext, TokenService
+from cascade.sites.credentials import CredentialCipher
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.effective_database_url)
+        self.keys = KeyRepository(settings.key_repository)
+
+    @cached_property
+    def identity(self) -> IdentityCache:
+        return IdentityCache(self.db)
+
+    @cached_property
+    def store(self) -> IdentityStore:
+        return IdentityStore(self.db, self.settings.password_hash_rounds)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        formatter = TokenFormatter(self.keys)
+        return TokenService(formatter, timedelta(seconds=self.settings.token_expiration))
+
+    @cached_property
+    def credentials(self) -> CredentialCipher:
+        return CredentialCipher(self.settings.data_dir / "credential.key")
+
+    def snapshot(self) -> IdentitySnapshot:
+        return self.identity.current()
+
+    def check_token(self, token_id: str) -> AuthContext:
+        """Validate a token against the current identity data (raises TokenError)."""
+        return self.tokens.validate(token_id, self.snapshot())
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def initialize(services: Services, admin_password: str | None) -> BootstrapResult:
+    """Create the data dir (0700), migrate, create the key repositories, bootstrap the admin.
+
+    Safe to run again: nothing that exists is changed (the admin password included).
+    """
+    settings = services.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    upgrade(services.db)
+    services.keys.setup()
+    services.credentials.ensure_key()
+    return bootstrap(
+        services.db,
+        admin_password,
+        settings.effective_public_url,
+        settings.region,
+        settings.password_hash_rounds,
+    )

@@ -1,0 +1,90 @@
+"""Register, list, show and delete sites. A site is also a region of the identity catalog,
+with the site's identity URL as that region's identity endpoint."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import Endpoint, Region, Site
+from cascade.errors import Conflict, NotFound
+from cascade.identity.bootstrap import ensure_identity_endpoints
+from cascade.identity.store import bump_revision
+from cascade.sites.credentials import CredentialCipher
+from cascade.sites.schemas import SiteIn, SiteOut
+
+
+def to_out(site: Site) -> SiteOut:
+    return SiteOut(
+        id=site.id,
+        name=site.name,
+        region_name=site.region_name,
+        identity_url=site.identity_url,
+        username=site.username,
+        user_domain_name=site.user_domain_name,
+        project_name=site.site_project_name,
+        project_id=site.project_id,
+        created_at=site.created_at,
+    )
+
+
+class SiteRegistry:
+    def __init__(self, db: Database, cipher: CredentialCipher) -> None:
+        self._db = db
+        self._cipher = cipher
+
+    def register(self, spec: SiteIn, project_id: str) -> SiteOut:
+        site = Site(
+            name=spec.name,
+            region_name=spec.region_name,
+            identity_url=spec.identity_url.rstrip("/"),
+            username=spec.credentials.username,
+            user_domain_name=spec.credentials.user_domain_name,
+            site_project_name=spec.credentials.project_name,
+            credential=self._cipher.encrypt(spec.credentials.password),
+            project_id=project_id,
+        )
+        try:
+            with self._db.session() as session:
+                if session.get(Region, spec.region_name) is not None:
+                    raise Conflict(f"region {spec.region_name!r} is already in the catalog")
+                session.add(site)
+                session.flush()
+                bump_revision(session)
+                ensure_identity_endpoints(session, site.region_name, site.identity_url)
+        except IntegrityError as error:
+            raise Conflict(
+                f"a site named {spec.name!r} or in region "
+                f"{spec.region_name!r} is already registered"
+            ) from error
+        return to_out(site)
+
+    def list(self, projects: set[str] | None) -> list[SiteOut]:
+        query = select(Site).order_by(Site.name)
+        if projects is not None:
+            query = query.where(Site.project_id.in_(projects))
+        with self._db.session() as session:
+            return [to_out(site) for site in session.scalars(query)]
+
+    def get(self, name_or_id: str, projects: set[str] | None) -> SiteOut:
+        with self._db.session() as session:
+            return to_out(self._find(session, name_or_id, projects))
+
+    def delete(self, name_or_id: str, projects: set[str] | None) -> None:
+        with self._db.session() as session:
+            site = self._find(session, name_or_id, projects)
+            bump_revision(session)
+            session.execute(delete(Endpoint).where(Endpoint.region_id == site.region_name))
+            session.execute(delete(Region).where(Region.id == site.region_name))
+            session.delete(site)
+
+    @staticmethod
+    def _find(session: Session, name_or_id: str, projects: set[str] | None) -> Site:
+        site = session.scalar(
+            select(Site).where((Site.id == name_or_id) | (Site.name == name_or_id))
+        )
+        if site is None or (projects is not None and site.project_id not in projects):
+            raise NotFound(f"Could not find site: {name_or_id}.")
+        return site
