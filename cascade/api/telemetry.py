@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_SECONDS = Histogram(
@@ -43,9 +42,5 @@ class RequestMetrics:
 
 def _route(scope: Scope) -> str:
     """The matched route template (bounded label values), or 'unmatched'."""
-    router = scope.get("router") or scope["app"].router
-    for route in router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))

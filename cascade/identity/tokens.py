@@ -7,6 +7,7 @@ revocation event covers it. Everything but the decryption is read from the snaps
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +61,10 @@ class TokenService:
         methods: list[str] = list(dict.fromkeys(auth.identity.methods))
         user, parent = self._authenticate(auth, methods, snapshot)
         project, domain = self._resolve_scope(auth.scope, user, snapshot)
+        _wait_past_cutoffs(
+            snapshot.revoked_users.get(user.id),
+            snapshot.revoked_projects.get(project.id) if project else None,
+        )
         if parent is not None:
             methods = list(dict.fromkeys([*parent.payload.methods, *methods]))
             expires_at = parent.payload.expires_at
@@ -203,6 +208,19 @@ class TokenService:
         project_cutoff = snapshot.revoked_projects.get(payload.project_id or "")
         if project_cutoff is not None and issued_at <= project_cutoff:
             raise TokenError("it was issued before its project was revoked")
+
+
+def _wait_past_cutoffs(*cutoffs: datetime | None) -> None:
+    """A token's issue time has one-second resolution (the Fernet timestamp), and a token
+    issued in the same second as a revocation cutoff counts as revoked. So a token asked for
+    in that second is minted at the start of the next one, rather than be born revoked."""
+    latest = max((c for c in cutoffs if c is not None), default=None)
+    if latest is None:
+        return
+    next_second = latest.replace(microsecond=0) + timedelta(seconds=1)
+    delay = (next_second - datetime.now(UTC)).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def _find_domain(ref: DomainRef | None, snapshot: IdentitySnapshot, what: str) -> Domain:

@@ -1,0 +1,139 @@
+"""Shared fixtures: an initialised Cascade per test (SQLite in tmp_path), an in-process API
+client, admin and tenant tokens, and the real-service gates (PostgreSQL, NATS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cascade.api.app import create_app
+from cascade.config import Settings
+from cascade.services import Services, initialize
+
+ADMIN_PASSWORD = "admin-secret-password"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_available(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, port: int) -> None:
+    """In CI a missing service fails the test; elsewhere the test skips with one line."""
+    if service_available(port):
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is not answering on 127.0.0.1:{port} (CI=true requires it)")
+    pytest.skip(f"{name} not running on 127.0.0.1:{port}; set CI=true to require it")
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(data_dir=data_dir, password_hash_rounds=4, **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    svc = Services(settings)
+    initialize(svc, ADMIN_PASSWORD)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services)) as test_client:
+        yield test_client
+
+
+def password_auth(
+    user: str, password: str, project: str | None = None, domain: str = "default"
+) -> dict[str, Any]:
+    auth: dict[str, Any] = {
+        "identity": {
+            "methods": ["password"],
+            "password": {"user": {"name": user, "domain": {"id": domain}, "password": password}},
+        }
+    }
+    if project is not None:
+        auth["scope"] = {"project": {"name": project, "domain": {"id": domain}}}
+    return {"auth": auth}
+
+
+def login(client: TestClient, user: str, password: str, project: str | None = None) -> str:
+    response = client.post("/identity/v3/auth/tokens", json=password_auth(user, password, project))
+    assert response.status_code == 201, response.text
+    return str(response.headers["X-Subject-Token"])
+
+
+@pytest.fixture
+def admin_token(client: TestClient) -> str:
+    return login(client, "admin", ADMIN_PASSWORD, "admin")
+
+
+@dataclass
+class Tenant:
+    project_id: str
+    user_id: str
+    token: str
+    name: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Auth-Token": self.token}
+
+
+def make_tenant(client: TestClient, admin_token: str, role: str = "member") -> Tenant:
+    """A new project and a user holding ``role`` on it, logged in to that project."""
+    headers = {"X-Auth-Token": admin_token}
+    name = f"t{uuid.uuid4().hex[:8]}"
+    project = client.post(
+        "/identity/v3/projects", json={"project": {"name": name}}, headers=headers
+    ).json()["project"]
+    user = client.post(
+        "/identity/v3/users",
+        headers=headers,
+        json={"user": {"name": f"{name}-{role}", "password": "pw-" + name}},
+    ).json()["user"]
+    role_id = client.get("/identity/v3/roles", params={"name": role}, headers=headers).json()[
+        "roles"
+    ][0]["id"]
+    granted = client.put(
+        f"/identity/v3/projects/{project['id']}/users/{user['id']}/roles/{role_id}", headers=headers
+    )
+    assert granted.status_code == 204, granted.text
+    token = login(client, f"{name}-{role}", "pw-" + name, name)
+    return Tenant(project["id"], user["id"], token, name)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    require_service("PostgreSQL", 5432)
+    import psycopg
+
+    name = f"cascade_test_{uuid.uuid4().hex[:12]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
