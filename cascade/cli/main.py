@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -111,14 +110,16 @@ def up(
 def main() -> None:
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.ClickException as error:
-        print(f"cascade: {error.format_message()}", file=sys.stderr)
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("cascade: aborted", file=sys.stderr)
         sys.exit(130)
+    except typer.TyperException as error:
+        message = getattr(error, "format_message", lambda: str(error))()
+        if message:  # empty when the help was shown instead
+            print(f"cascade: {message}", file=sys.stderr)
+        sys.exit(getattr(error, "exit_code", 2))
     except CascadeError as error:
         print(f"cascade: {error.message}", file=sys.stderr)
         sys.exit(1)

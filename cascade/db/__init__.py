@@ -1,6 +1,6 @@
 """State: SQLAlchemy models, the engine for each backend, Alembic migrations.
 
-Owns every table. Imports only SQLAlchemy, Alembic and ``cascade.config``; every other
+Owns every table. Imports only SQLAlchemy, Alembic, ``cascade.config`` and ``cascade.errors``; every other
 package reaches the database through ``cascade.db.Database``.
 """
 

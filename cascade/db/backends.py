@@ -10,6 +10,8 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
+from cascade.errors import CascadeError
+
 
 class Backend(Protocol):
     name: str
@@ -56,4 +58,4 @@ def backend_for(url: str) -> Backend:
         return SQLiteBackend()
     if dialect == "postgresql":
         return PostgresBackend()
-    raise ValueError(f"unsupported database {dialect!r}: use sqlite or postgresql")
+    raise CascadeError(f"unsupported database {dialect!r}: use sqlite or postgresql")
