@@ -22,7 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 )
 def test_quality_gate(command: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, check=False,
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -116,7 +116,8 @@ def main() -> None:
         print("cascade: aborted", file=sys.stderr)
         sys.exit(130)
     except typer.TyperException as error:
-        message = getattr(error, "format_message", lambda: str(error))()
+        format_message = getattr(error, "format_message", None)
+        message = format_message() if format_message else str(error)
         if message:  # empty when the help was shown instead
             print(f"cascade: {message}", file=sys.stderr)
         sys.exit(getattr(error, "exit_code", 2))

@@ -13,7 +13,7 @@ Id = Field(min_length=1, max_length=64)
 class _In(BaseModel):
     """Request bodies ignore unknown keys, as Keystone does, but check the ones they know."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 # ---- authentication -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class SiteCredentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     username: str = Field(min_length=1, max_length=255)
     password: str = Field(min_length=1, max_length=1024)
     project_name: str = Field(min_length=1, max_length=255)
@@ -18,7 +18,7 @@ class SiteCredentials(BaseModel):
 
 
 class SiteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(pattern=SITE_NAME, description="Lower-case letters, digits and dashes.")
     region_name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+$")
     identity_url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")

@@ -30,14 +30,18 @@ def test_postgres_end_to_end(tmp_path: Path, postgres_url: str) -> None:
             headers = {"X-Auth-Token": token}
             assert b.get("/v1/health").json()["database"] == "postgresql"
             assert b.get("/v1/sites", headers=headers).status_code == 200
-            created = a.post("/identity/v3/projects", json={"project": {"name": "pg"}},
-                             headers=headers)
+            created = a.post(
+                "/identity/v3/projects", json={"project": {"name": "pg"}}, headers=headers
+            )
             assert created.status_code == 201
-            names = {p["name"] for p in b.get("/identity/v3/projects",
-                                              headers=headers).json()["projects"]}
+            names = {
+                p["name"]
+                for p in b.get("/identity/v3/projects", headers=headers).json()["projects"]
+            }
             assert "pg" in names
-            revoke = a.delete("/identity/v3/auth/tokens",
-                              headers={**headers, "X-Subject-Token": token})
+            revoke = a.delete(
+                "/identity/v3/auth/tokens", headers={**headers, "X-Subject-Token": token}
+            )
             assert revoke.status_code == 204
             assert b.get("/v1/sites", headers=headers).status_code == 401
     finally:

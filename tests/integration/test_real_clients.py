@@ -42,8 +42,14 @@ def openstack(server: EmbeddedCascade, *args: str) -> Any:
         "OS_INTERFACE": "public",
         "OS_REGION_NAME": "RegionOne",
     }
-    done = subprocess.run([OPENSTACK, *args, "-f", "json"], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [OPENSTACK, *args, "-f", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -64,9 +70,14 @@ def test_openstacksdk_and_keystoneauth(server: EmbeddedCascade) -> None:
     from keystoneauth1 import session
     from keystoneauth1.identity import v3
 
-    auth = v3.Password(auth_url=f"{server.url}/identity/v3", username="admin",
-                       password=ADMIN_PASSWORD, project_name="admin", user_domain_id="default",
-                       project_domain_id="default")
+    auth = v3.Password(
+        auth_url=f"{server.url}/identity/v3",
+        username="admin",
+        password=ADMIN_PASSWORD,
+        project_name="admin",
+        user_domain_id="default",
+        project_domain_id="default",
+    )
     ks = session.Session(auth=auth)
     assert ks.get_token()
     assert ks.get_project_id()
@@ -81,26 +92,61 @@ def test_openstacksdk_and_keystoneauth(server: EmbeddedCascade) -> None:
 
 def test_secrets_never_in_responses_or_log(server: EmbeddedCascade) -> None:
     with httpx.Client(base_url=server.url) as client:
-        login = client.post("/identity/v3/auth/tokens", json={"auth": {"identity": {
-            "methods": ["password"], "password": {"user": {
-                "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
+        login = client.post(
+            "/identity/v3/auth/tokens",
+            json={
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {
+                            "user": {
+                                "name": "admin",
+                                "domain": {"id": "default"},
+                                "password": ADMIN_PASSWORD,
+                            }
+                        },
+                    },
+                    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+                }
+            },
+        )
         headers = {"X-Auth-Token": login.headers["X-Subject-Token"]}
-        site = {"name": "secret-check", "region_name": "SecretCheck",
-                "identity_url": "http://127.0.0.1:5998/v3",
-                "credentials": {"username": "svc", "password": SITE_SECRET,
-                                "project_name": "svc"}}
+        site = {
+            "name": "secret-check",
+            "region_name": "SecretCheck",
+            "identity_url": "http://127.0.0.1:5998/v3",
+            "credentials": {"username": "svc", "password": SITE_SECRET, "project_name": "svc"},
+        }
         created = client.post("/v1/sites", json=site, headers=headers)
         assert created.status_code == 201
         bodies = [login.text, created.text]
-        for path in ("/v1/sites", "/v1/sites/secret-check", "/identity/v3/users",
-                     "/identity/v3/auth/catalog", "/metrics"):
+        for path in (
+            "/v1/sites",
+            "/v1/sites/secret-check",
+            "/identity/v3/users",
+            "/identity/v3/auth/catalog",
+            "/metrics",
+        ):
             response = client.get(path, headers=headers)
             assert response.status_code == 200, path
             bodies.append(response.text)
-        bad = client.post("/identity/v3/auth/tokens", json={"auth": {"identity": {
-            "methods": ["password"], "password": {"user": {
-                "name": "admin", "domain": {"id": "default"}, "password": SITE_SECRET}}}}})
+        bad = client.post(
+            "/identity/v3/auth/tokens",
+            json={
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {
+                            "user": {
+                                "name": "admin",
+                                "domain": {"id": "default"},
+                                "password": SITE_SECRET,
+                            }
+                        },
+                    }
+                }
+            },
+        )
         assert bad.status_code == 401
         bodies.append(bad.text)
     for body in bodies:
