@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     password_hash_rounds: int = Field(
         12, ge=4, le=16, description="bcrypt cost factor for stored passwords."
     )
+    identity_refresh_interval: float = Field(
+        0.1,
+        ge=0,
+        le=60,
+        description="Seconds an API process may serve identity data (users, roles, revocations) "
+        "before checking the database for changes made by other processes; its own changes "
+        "are seen at once.",
+    )
     max_active_keys: int = Field(
         3, ge=3, le=100, description="Fernet keys kept (staged + primary + secondaries)."
     )

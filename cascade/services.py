@@ -29,7 +29,7 @@ class Services:
 
     @cached_property
     def identity(self) -> IdentityCache:
-        return IdentityCache(self.db)
+        return IdentityCache(self.db, self.settings.identity_refresh_interval)
 
     @cached_property
     def store(self) -> IdentityStore:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from cascade import __version__
 from cascade.api import errors, health, identity_auth, identity_resources, sites, versions
-from cascade.api.deps import strict_query
+from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
 from cascade.services import Services
 
@@ -28,10 +28,11 @@ def create_app(services: Services) -> FastAPI:
         "Every route but version discovery, POST /identity/v3/auth/tokens and /v1/health "
         "needs a token in the X-Auth-Token header.",
         lifespan=lifespan,
-        dependencies=[Depends(strict_query)],
     )
     app.state.services = services
     errors.install(app)
+    app.state.routes = RouteTable(app)
+    app.add_middleware(StrictQuery, table=app.state.routes)
     app.add_middleware(RequestMetrics)
     for router in (
         versions.router,

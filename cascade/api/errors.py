@@ -50,20 +50,6 @@ def _describe(error: RequestValidationError) -> str:
     return "Invalid input: " + "; ".join(parts)
 
 
-def _allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method the OpenAPI document gives for ``path`` (Starlette lists only one route's)."""
-    segments = path.rstrip("/").split("/")
-    allowed: set[str] = set()
-    for template, operations in app.openapi().get("paths", {}).items():
-        parts = template.rstrip("/").split("/")
-        if len(parts) == len(segments) and all(
-            part == segment or (part.startswith("{") and segment)
-            for part, segment in zip(parts, segments, strict=True)
-        ):
-            allowed.update(method.upper() for method in operations)
-    return sorted(allowed)
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(CascadeError)
     async def _cascade(_request: Request, error: CascadeError) -> JSONResponse:
@@ -77,7 +63,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: HTTPException) -> JSONResponse:
         headers = dict(error.headers or {})
         if error.status_code == 405:
-            headers["Allow"] = ", ".join(_allowed_methods(app, request.url.path))
+            headers["Allow"] = ", ".join(app.state.routes.allowed_methods(request.url.path))
         return _render(error.status_code, str(error.detail), headers)
 
     @app.exception_handler(Exception)

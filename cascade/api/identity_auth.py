@@ -73,7 +73,7 @@ def issue_token(body: AuthRequest, svc: ServicesDep, nocatalog: NoCatalog = None
     },
     summary="Validate a token",
 )
-def validate_token(
+async def validate_token(
     caller: Caller, svc: ServicesDep, subject_token: SubjectToken, nocatalog: NoCatalog = None
 ) -> Response:
     return _token_response(_subject(caller, svc, subject_token), svc, nocatalog, 200)
@@ -85,7 +85,7 @@ def validate_token(
     responses={200: {"description": "Token is valid"}, **error_responses(400, 401, 403, 404)},
     summary="Check a token",
 )
-def check_token(caller: Caller, svc: ServicesDep, subject_token: SubjectToken) -> Response:
+async def check_token(caller: Caller, svc: ServicesDep, subject_token: SubjectToken) -> Response:
     _subject(caller, svc, subject_token)
     return Response(status_code=200)
 

@@ -6,10 +6,10 @@ Backends differ only in how a connection is prepared; each is one small function
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from cascade.db.backends import backend_for
@@ -29,6 +29,10 @@ class Database:
         """A session whose transaction commits on success and rolls back on any error."""
         with self._sessions.begin() as session:
             yield session
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every commit made through this database's sessions."""
+        event.listen(self._sessions, "after_commit", lambda _session: callback())
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,7 +11,15 @@ from cascade.identity.tokens import AuthContext
 
 
 def catalog(snapshot: IdentitySnapshot) -> list[dict[str, Any]]:
-    """Every enabled service with its enabled endpoints; a registered site is a region here."""
+    """Every enabled service with its enabled endpoints; a registered site is a region here.
+    Rendered once per snapshot."""
+    if "catalog" not in snapshot.memo:
+        snapshot.memo["catalog"] = _render_catalog(snapshot)
+    rendered: list[dict[str, Any]] = snapshot.memo["catalog"]
+    return rendered
+
+
+def _render_catalog(snapshot: IdentitySnapshot) -> list[dict[str, Any]]:
     entries = []
     for service in sorted(snapshot.services.values(), key=lambda s: (s.type, s.id)):
         if not service.enabled:

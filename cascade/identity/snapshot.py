@@ -8,9 +8,11 @@ any API process is seen by every other at its next request.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -27,6 +29,8 @@ from cascade.db.models import (
     Service,
     User,
 )
+
+T = TypeVar("T")
 
 # Keystone's bootstrap makes admin imply member and member imply reader.
 IMPLIED_ROLES: dict[str, tuple[str, ...]] = {"admin": ("member", "reader"), "member": ("reader",)}
@@ -49,6 +53,8 @@ class IdentitySnapshot:
     revoked_audit_ids: dict[str, datetime] = field(default_factory=dict)
     revoked_users: dict[str, datetime] = field(default_factory=dict)
     revoked_projects: dict[str, datetime] = field(default_factory=dict)
+    # Views derived from this snapshot on first use (e.g. the rendered catalog).
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def index(self) -> None:
         for assignment in self.assignments:
@@ -62,32 +68,44 @@ class IdentitySnapshot:
                 _keep_latest(self.revoked_projects, event.project_id, event.issued_before)
 
     def domain_by_name(self, name: str) -> Domain | None:
-        return next((d for d in self.domains.values() if d.name == name), None)
+        return self._by_name(Domain, self.domains, name)
 
     def project_by_name(self, name: str, domain_id: str) -> Project | None:
-        return next(
-            (p for p in self.projects.values() if p.name == name and p.domain_id == domain_id),
-            None,
-        )
+        return self._by_name(Project, self.projects, name, domain_id)
 
     def user_by_name(self, name: str, domain_id: str) -> User | None:
-        return next(
-            (u for u in self.users.values() if u.name == name and u.domain_id == domain_id), None
-        )
+        return self._by_name(User, self.users, name, domain_id)
 
     def role_by_name(self, name: str) -> Role | None:
-        return next((r for r in self.roles.values() if r.name == name), None)
+        return self._by_name(Role, self.roles, name)
+
+    def _by_name(self, kind: type[T], rows: dict[str, T], *key: str) -> T | None:
+        """Name lookups through an index built on first use for each kind."""
+        index_key = f"by_name:{kind.__name__}"
+        if index_key not in self.memo:
+            self.memo[index_key] = {
+                (row.name, *((row.domain_id,) if len(key) == 2 else ())): row  # type: ignore[attr-defined]
+                for row in rows.values()
+            }
+        found: T | None = self.memo[index_key].get(key)
+        return found
 
     def effective_roles(self, user_id: str, target_id: str) -> list[Role]:
         """Roles held directly on the target plus the roles they imply, by name order."""
-        direct = [
-            self.roles[r] for r in self.roles_on.get((user_id, target_id), ()) if r in self.roles
-        ]
-        names = {role.name for role in direct}
-        for role in direct:
-            names.update(IMPLIED_ROLES.get(role.name, ()))
-        found = [self.role_by_name(name) for name in sorted(names)]
-        return [role for role in found if role is not None]
+        memo_key = ("roles", user_id, target_id)
+        if memo_key not in self.memo:
+            direct = [
+                self.roles[r]
+                for r in self.roles_on.get((user_id, target_id), ())
+                if r in self.roles
+            ]
+            names = {role.name for role in direct}
+            for role in direct:
+                names.update(IMPLIED_ROLES.get(role.name, ()))
+            found = [self.role_by_name(name) for name in sorted(names)]
+            self.memo[memo_key] = [role for role in found if role is not None]
+        roles: list[Role] = self.memo[memo_key]
+        return roles
 
     def projects_of(self, user_id: str) -> list[Project]:
         ids = {target for (user, target) in self.roles_on if user == user_id}
@@ -118,24 +136,39 @@ def load_snapshot(db: Database) -> IdentitySnapshot:
 
 
 class IdentityCache:
-    """Holds the current snapshot; ``current()`` reloads it when the database revision moved."""
+    """Holds the current snapshot and reloads it when the database revision has moved.
 
-    def __init__(self, db: Database) -> None:
+    The revision is read at most once per ``refresh_interval`` seconds, and at the next call
+    after any commit made by this process; so a change made through this process is seen at
+    once, and one made through another process within ``refresh_interval``.
+    """
+
+    def __init__(self, db: Database, refresh_interval: float) -> None:
         self._db = db
+        self._interval = refresh_interval
         self._lock = threading.Lock()
         self._snapshot = load_snapshot(db)
+        self._checked_at = time.monotonic()
+        self._stale = False
+        db.on_commit(self._mark_stale)
+
+    def _mark_stale(self) -> None:
+        self._stale = True
 
     def cached(self) -> IdentitySnapshot:
         """The snapshot as of this process's last check (no database round trip)."""
         return self._snapshot
 
     def current(self) -> IdentitySnapshot:
-        with self._db.engine.connect() as connection:
-            revision = connection.exec_driver_sql(
-                "SELECT revision FROM identity_revision WHERE id = 1"
-            ).scalar_one()
-        if revision != self._snapshot.revision:
-            with self._lock:
-                if revision != self._snapshot.revision:
-                    self._snapshot = load_snapshot(self._db)
+        if not self._stale and time.monotonic() - self._checked_at < self._interval:
+            return self._snapshot
+        with self._lock:
+            self._stale = False
+            self._checked_at = time.monotonic()
+            with self._db.engine.connect() as connection:
+                revision = connection.exec_driver_sql(
+                    "SELECT revision FROM identity_revision WHERE id = 1"
+                ).scalar_one()
+            if revision != self._snapshot.revision:
+                self._snapshot = load_snapshot(self._db)
         return self._snapshot

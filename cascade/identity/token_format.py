@@ -93,7 +93,7 @@ def new_audit_id() -> str:
 
 def format_time(dt: datetime) -> str:
     """Keystone's token time string: UTC, truncated to seconds, ``2026-11-24T12:00:00.000000Z``."""
-    return f"{_to_utc(dt):%Y-%m-%dT%H:%M:%S}.000000Z"
+    return _to_utc(dt).replace(tzinfo=None).isoformat(timespec="seconds") + ".000000Z"
 
 
 class TokenFormatter:

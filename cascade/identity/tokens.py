@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, lru_cache
 
 from cascade.db.models import Domain, Project, Role, User
 from cascade.errors import BadRequest, Unauthorized
@@ -22,6 +23,8 @@ from cascade.identity.token_format import (
     TokenPayload,
     new_audit_id,
 )
+
+DECODE_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class AuthContext:
     project: Project | None = None
     domain: Domain | None = None
 
-    @property
+    @cached_property
     def role_names(self) -> frozenset[str]:
         return frozenset(role.name for role in self.roles)
 
@@ -54,6 +57,17 @@ class TokenService:
     def __init__(self, formatter: TokenFormatter, lifetime: timedelta) -> None:
         self._formatter = formatter
         self._lifetime = lifetime
+        # A token's payload never changes, so its decryption is cached (callers present the
+        # same token on every request). Expiry and every identity check still run each time.
+        self._decode = lru_cache(maxsize=DECODE_CACHE_SIZE)(self._decode_uncached)
+
+    def reload_keys(self) -> None:
+        """Re-read the key repository; tokens of a removed key stop validating at once."""
+        self._formatter.reload()
+        self._decode.cache_clear()
+
+    def _decode_uncached(self, token_id: str) -> tuple[TokenPayload, datetime]:
+        return self._formatter.validate(token_id), self._formatter.issued_at(token_id)
 
     # -- issue -----------------------------------------------------------------------------
 
@@ -151,10 +165,11 @@ class TokenService:
 
     def validate(self, token_id: str, snapshot: IdentitySnapshot) -> AuthContext:
         try:
-            payload = self._formatter.validate(token_id)
+            payload, issued_at = self._decode(token_id)
         except InvalidToken as error:
             raise TokenError(str(error)) from error
-        issued_at = self._formatter.issued_at(token_id)
+        if payload.expires_at <= datetime.now(UTC):
+            raise TokenError("token has expired")
         user = snapshot.users.get(payload.user_id)
         if user is None or not user.enabled:
             raise TokenError("its user no longer exists or is disabled")

@@ -3,6 +3,8 @@ database seeing each other's writes at their next request."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,15 @@ from cascade.services import Services, initialize
 from tests.conftest import ADMIN_PASSWORD, login, make_settings
 
 pytestmark = pytest.mark.postgres
+
+
+def eventually(check: Callable[[], bool], within: float = 1.0) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_postgres_end_to_end(tmp_path: Path, postgres_url: str) -> None:
