@@ -69,9 +69,6 @@ class Settings(BaseSettings):
         "before checking the database for changes made by other processes; its own changes "
         "are seen at once.",
     )
-    max_active_keys: int = Field(
-        3, ge=3, le=100, description="Fernet keys kept (staged + primary + secondaries)."
-    )
     admin_password: str | None = Field(
         None, description="Password for the bootstrap admin (`cascade init`); generated if unset."
     )

@@ -11,16 +11,27 @@ from pathlib import Path
 def test_demo_tour(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cascade", "demo", "--data-dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "CASCADE_PASSWORD_HASH_ROUNDS": "4", "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for fragment in ("logged in as admin", "site site-a in region RegionA: registered",
-                     "RegionB", "a forged token gets 401", "Cascade demo: summary"):
+    for fragment in (
+        "logged in as admin",
+        "site site-a in region RegionA: registered",
+        "RegionB",
+        "a forged token gets 401",
+        "Cascade demo: summary",
+    ):
         assert fragment in done.stdout, fragment
     again = subprocess.run(
         [sys.executable, "-m", "cascade", "demo", "--data-dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "CASCADE_PASSWORD_HASH_ROUNDS": "4", "COLUMNS": "200"},
     )
     assert again.returncode != 0
