@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cascade.api.app import create_app
+from cascade.cli.embedded import password_auth
 from cascade.config import Settings
 from cascade.services import Services, initialize
 
@@ -60,20 +61,6 @@ def services(settings: Settings) -> Iterator[Services]:
 def client(services: Services) -> Iterator[TestClient]:
     with TestClient(create_app(services)) as test_client:
         yield test_client
-
-
-def password_auth(
-    user: str, password: str, project: str | None = None, domain: str = "default"
-) -> dict[str, Any]:
-    auth: dict[str, Any] = {
-        "identity": {
-            "methods": ["password"],
-            "password": {"user": {"name": user, "domain": {"id": domain}, "password": password}},
-        }
-    }
-    if project is not None:
-        auth["scope"] = {"project": {"name": project, "domain": {"id": domain}}}
-    return {"auth": auth}
 
 
 def login(client: TestClient, user: str, password: str, project: str | None = None) -> str:

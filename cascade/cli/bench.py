@@ -28,7 +28,7 @@ from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.embedded import EmbeddedCascade
+from cascade.cli.embedded import EmbeddedCascade, password_auth
 from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import hash_password, verify_password
 from cascade.identity.token_format import TokenFormatter, TokenPayload, new_audit_id
@@ -68,19 +68,7 @@ class Phase:
 
 
 def _password_body() -> bytes:
-    return json.dumps(
-        {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {"name": "admin", "domain": {"id": "default"}, "password": PASSWORD}
-                    },
-                },
-                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-            }
-        }
-    ).encode()
+    return json.dumps(password_auth("admin", PASSWORD, "admin")).encode()
 
 
 def _token_body(token: str) -> bytes:
@@ -156,6 +144,19 @@ def _client_loop(kind: str, target: Target, seconds: float) -> tuple[list[float]
     return latencies, errors, elapsed
 
 
+def _fresh_token(formatter: TokenFormatter, target: Target) -> str:
+    """A token the server has never seen, for the admin on the admin project."""
+    return formatter.create(
+        TokenPayload(
+            user_id=target.user_id,
+            methods=("password",),
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            audit_ids=(new_audit_id(),),
+            project_id=target.project_id,
+        )
+    )
+
+
 def _request(
     kind: str, target: Target, formatter: TokenFormatter
 ) -> tuple[str, str, bytes | None, dict[str, str], int]:
@@ -165,16 +166,10 @@ def _request(
         return "POST", path, _password_body(), json_headers, 201
     if kind == "rescope":
         return "POST", path, _token_body(target.admin_token), json_headers, 201
-    fresh = formatter.create(
-        TokenPayload(
-            user_id=target.user_id,
-            methods=("password",),
-            expires_at=datetime.now(UTC) + timedelta(hours=1),
-            audit_ids=(new_audit_id(),),
-            project_id=target.project_id,
-        )
-    )
-    headers = {"X-Auth-Token": target.admin_token, "X-Subject-Token": fresh}
+    headers = {
+        "X-Auth-Token": target.admin_token,
+        "X-Subject-Token": _fresh_token(formatter, target),
+    }
     return "GET", path, None, headers, 200
 
 
@@ -209,15 +204,7 @@ def _baselines(target: Target, rounds: int, seconds: float) -> dict[str, float]:
     fernet = Fernet(Fernet.generate_key())
     raw = fernet.encrypt(msgpack.packb((2, b"x" * 16, 2, b"y" * 16, 1.7e9, [b"z" * 16])))
     formatter = TokenFormatter(KeyRepository(Path(target.key_repository)))
-    token = formatter.create(
-        TokenPayload(
-            user_id=target.user_id,
-            methods=("password",),
-            expires_at=datetime.now(UTC) + timedelta(hours=1),
-            audit_ids=(new_audit_id(),),
-            project_id=target.project_id,
-        )
-    )
+    token = _fresh_token(formatter, target)
     stored = hash_password(PASSWORD, rounds)
     return {
         "fernet_msgpack_per_s": _per_second(lambda: msgpack.unpackb(fernet.decrypt(raw)), seconds),

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.embedded import EmbeddedCascade
+from cascade.cli.embedded import EmbeddedCascade, password_auth
 from cascade.errors import CascadeError
 
 console = Console()
@@ -51,17 +51,7 @@ def _expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
 
 
 def _login(client: httpx.Client, password: str) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": "admin", "domain": {"id": "default"}, "password": password}
-                },
-            },
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-        }
-    }
+    body = password_auth("admin", password, "admin")
     response = client.post("/identity/v3/auth/tokens", json=body)
     if response.status_code == 401:
         raise CascadeError("admin login refused: set CASCADE_ADMIN_PASSWORD to this data dir's")

@@ -72,84 +72,42 @@ def token_body(ctx: AuthContext, snapshot: IdentitySnapshot, with_catalog: bool)
     return {"token": body}
 
 
-def _link(base: str, collection: str, row_id: str) -> dict[str, str]:
-    return {"self": f"{base}/v3/{collection}/{row_id}"}
+def _resource(
+    row: Any, base: str, collection: str, columns: tuple[str, ...], **derived: Any
+) -> dict[str, Any]:
+    """A Keystone resource body: the row's columns, derived fields and the self link."""
+    body = {name: getattr(row, name) for name in columns}
+    body.update(derived)
+    body["links"] = {"self": f"{base}/v3/{collection}/{row.id}"}
+    return body
 
 
 def domain(row: Domain, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "enabled": row.enabled,
-        "links": _link(base, "domains", row.id),
-    }
+    return _resource(row, base, "domains", ("id", "name", "description", "enabled"))
 
 
 def project(row: Project, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "domain_id": row.domain_id,
-        "parent_id": row.domain_id,
-        "is_domain": False,
-        "description": row.description,
-        "enabled": row.enabled,
-        "links": _link(base, "projects", row.id),
-    }
+    columns = ("id", "name", "domain_id", "description", "enabled")
+    return _resource(row, base, "projects", columns, parent_id=row.domain_id, is_domain=False)
 
 
 def user(row: User, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "domain_id": row.domain_id,
-        "enabled": row.enabled,
-        "default_project_id": row.default_project_id,
-        "description": row.description,
-        "password_expires_at": None,
-        "links": _link(base, "users", row.id),
-    }
+    columns = ("id", "name", "domain_id", "enabled", "default_project_id", "description")
+    return _resource(row, base, "users", columns, password_expires_at=None)
 
 
 def role(row: Role, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "domain_id": None,
-        "links": _link(base, "roles", row.id),
-    }
+    return _resource(row, base, "roles", ("id", "name", "description"), domain_id=None)
 
 
 def region(row: Region, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "description": row.description,
-        "parent_region_id": row.parent_region_id,
-        "links": _link(base, "regions", row.id),
-    }
+    return _resource(row, base, "regions", ("id", "description", "parent_region_id"))
 
 
 def service(row: Service, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "name": row.name,
-        "description": row.description,
-        "enabled": row.enabled,
-        "links": _link(base, "services", row.id),
-    }
+    return _resource(row, base, "services", ("id", "type", "name", "description", "enabled"))
 
 
 def endpoint(row: Endpoint, base: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "service_id": row.service_id,
-        "interface": row.interface,
-        "url": row.url,
-        "region_id": row.region_id,
-        "region": row.region_id,
-        "enabled": row.enabled,
-        "links": _link(base, "endpoints", row.id),
-    }
+    columns = ("id", "service_id", "interface", "url", "region_id", "enabled")
+    return _resource(row, base, "endpoints", columns, region=row.region_id)

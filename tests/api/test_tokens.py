@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import ADMIN_PASSWORD, login, make_tenant, password_auth
+from cascade.cli.embedded import password_auth
+from tests.conftest import ADMIN_PASSWORD, login, make_tenant
 
 TOKENS = "/identity/v3/auth/tokens"
 

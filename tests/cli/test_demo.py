@@ -8,15 +8,19 @@ import sys
 from pathlib import Path
 
 
-def test_demo_tour(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "cascade", "demo", "--data-dir", str(tmp_path / "demo")],
+def run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cascade", "demo", "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
         env={**os.environ, "CASCADE_PASSWORD_HASH_ROUNDS": "4", "COLUMNS": "200"},
     )
+
+
+def test_demo_tour(tmp_path: Path) -> None:
+    done = run_demo(tmp_path / "demo")
     assert done.returncode == 0, done.stdout + done.stderr
     for fragment in (
         "logged in as admin",
@@ -26,13 +30,7 @@ def test_demo_tour(tmp_path: Path) -> None:
         "Cascade demo: summary",
     ):
         assert fragment in done.stdout, fragment
-    again = subprocess.run(
-        [sys.executable, "-m", "cascade", "demo", "--data-dir", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "CASCADE_PASSWORD_HASH_ROUNDS": "4", "COLUMNS": "200"},
-    )
+    # A second tour on the same data dir has a new random password: refused in one line.
+    again = run_demo(tmp_path / "demo")
     assert again.returncode != 0
     assert "admin login refused" in again.stderr

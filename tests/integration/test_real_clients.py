@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.cli.embedded import EmbeddedCascade
+from cascade.cli.embedded import EmbeddedCascade, password_auth
 
 ADMIN_PASSWORD = "Real-Clients-Admin-Pw-7731"
 SITE_SECRET = "Site-Credential-Pw-9124"
@@ -93,22 +93,7 @@ def test_openstacksdk_and_keystoneauth(server: EmbeddedCascade) -> None:
 def test_secrets_never_in_responses_or_log(server: EmbeddedCascade) -> None:
     with httpx.Client(base_url=server.url) as client:
         login = client.post(
-            "/identity/v3/auth/tokens",
-            json={
-                "auth": {
-                    "identity": {
-                        "methods": ["password"],
-                        "password": {
-                            "user": {
-                                "name": "admin",
-                                "domain": {"id": "default"},
-                                "password": ADMIN_PASSWORD,
-                            }
-                        },
-                    },
-                    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-                }
-            },
+            "/identity/v3/auth/tokens", json=password_auth("admin", ADMIN_PASSWORD, "admin")
         )
         headers = {"X-Auth-Token": login.headers["X-Subject-Token"]}
         site = {
@@ -130,23 +115,7 @@ def test_secrets_never_in_responses_or_log(server: EmbeddedCascade) -> None:
             response = client.get(path, headers=headers)
             assert response.status_code == 200, path
             bodies.append(response.text)
-        bad = client.post(
-            "/identity/v3/auth/tokens",
-            json={
-                "auth": {
-                    "identity": {
-                        "methods": ["password"],
-                        "password": {
-                            "user": {
-                                "name": "admin",
-                                "domain": {"id": "default"},
-                                "password": SITE_SECRET,
-                            }
-                        },
-                    }
-                }
-            },
-        )
+        bad = client.post("/identity/v3/auth/tokens", json=password_auth("admin", SITE_SECRET))
         assert bad.status_code == 401
         bodies.append(bad.text)
     for body in bodies:
