@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from cascade import __version__
 from cascade.api import errors, health, identity_auth, identity_resources, sites, versions
 from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
 from cascade.services import Services
+
+
+def identity_routers() -> list[APIRouter]:
+    """Keystone-compatible identity: served by Cascade and by every emulated site."""
+    return [versions.router, identity_auth.router, *identity_resources.routers()]
 
 
 def create_app(services: Services) -> FastAPI:
@@ -34,13 +39,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.routes = RouteTable(app)
     app.add_middleware(StrictQuery, table=app.state.routes)
     app.add_middleware(RequestMetrics)
-    for router in (
-        versions.router,
-        identity_auth.router,
-        *identity_resources.routers(),
-        sites.router,
-        health.router,
-    ):
+    for router in (*identity_routers(), sites.router, health.router):
         app.include_router(router)
     _document_errors_as_400(app)
     return app

@@ -7,6 +7,7 @@ unexpected is logged and answered 500 without a traceback in the body.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -36,10 +37,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": HTTPStatus(code).phrase} for code in codes}
 
 
-def _render(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    title = HTTPStatus(status).phrase
-    body = {"error": {"code": status, "title": title, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers)
+Renderer = Callable[[str, int, str, "CascadeError | None"], Any]
+
+
+def keystone_body(_path: str, status: int, message: str, _error: CascadeError | None) -> Any:
+    """Keystone's error body; the default for every route."""
+    return {"error": {"code": status, "title": HTTPStatus(status).phrase, "message": message}}
 
 
 def _describe(error: RequestValidationError) -> str:
@@ -50,23 +53,36 @@ def _describe(error: RequestValidationError) -> str:
     return "Invalid input: " + "; ".join(parts)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, render: Renderer = keystone_body) -> None:
+    """Route every error through ``render(path, status, message, error)``."""
+
+    def respond(
+        request: Request,
+        status: int,
+        message: str,
+        error: CascadeError | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> JSONResponse:
+        body = render(request.url.path, status, message, error)
+        return JSONResponse(body, status_code=status, headers=headers)
+
     @app.exception_handler(CascadeError)
-    async def _cascade(_request: Request, error: CascadeError) -> JSONResponse:
-        return _render(error.status, error.message)
+    async def _cascade(request: Request, error: CascadeError) -> JSONResponse:
+        return respond(request, error.status, error.message, error)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return _render(400, _describe(error))
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return respond(request, 400, _describe(error))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException) -> JSONResponse:
         headers = dict(error.headers or {})
-        if error.status_code == 405:
-            headers["Allow"] = ", ".join(app.state.routes.allowed_methods(request.url.path))
-        return _render(error.status_code, str(error.detail), headers)
+        routes = getattr(app.state, "routes", None)
+        if error.status_code == 405 and routes is not None:
+            headers["Allow"] = ", ".join(routes.allowed_methods(request.url.path))
+        return respond(request, error.status_code, str(error.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _render(500, f"Unexpected error: {type(error).__name__}.")
+        return respond(request, 500, f"Unexpected error: {type(error).__name__}.")

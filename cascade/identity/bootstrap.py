@@ -89,14 +89,20 @@ def bootstrap(
 
 def ensure_identity_endpoints(session: Session, region: str, url: str) -> None:
     """Make ``url`` the identity endpoint of ``region`` on every interface (idempotent)."""
+    ensure_endpoints(session, region, "identity", "keystone", url)
+
+
+def ensure_endpoints(
+    session: Session, region: str, service_type: str, service_name: str, url: str
+) -> None:
+    """Make ``url`` the ``service_type`` endpoint of ``region`` on every interface."""
     _ensure(session, Region, Region.id == region, id=region)
     service = _ensure(
         session,
         Service,
-        Service.type == "identity",
-        type="identity",
-        name="keystone",
-        description="Cascade identity",
+        Service.type == service_type,
+        type=service_type,
+        name=service_name,
     )
     for interface in INTERFACES:
         endpoint = _ensure(

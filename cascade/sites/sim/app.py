@@ -1,0 +1,56 @@
+"""The site-sim's FastAPI application: Keystone (the site's identity copy) and every simulated
+service on one port, errors in each service's own shape, faults injected in front."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from cascade import __version__
+from cascade.api import errors
+from cascade.api.app import identity_routers
+from cascade.errors import CascadeError
+from cascade.sites.sim import admin, compute, image, network, objects, volume
+from cascade.sites.sim.errors import SimError, render, service_of
+from cascade.sites.sim.faults import FaultInjection
+from cascade.sites.sim.site import Site
+
+
+def _render(path: str, status: int, message: str, error: CascadeError | None) -> Any:
+    service = service_of(path)
+    if service in ("identity", "sim", ""):
+        return errors.keystone_body(path, status, message, error)
+    neutron_type = error.neutron_type if isinstance(error, SimError) else None
+    return render(service, status, message, neutron_type)
+
+
+def create_site_app(site: Site) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        site.close()
+
+    app = FastAPI(
+        title=f"Cascade site-sim {site.config.name}",
+        version=__version__,
+        summary="An emulated OpenStack region: Keystone, Nova, Cinder, Neutron, Glance, Swift.",
+        lifespan=lifespan,
+    )
+    app.state.services = site.identity
+    app.state.site = site
+    errors.install(app, render=_render)
+    app.add_middleware(FaultInjection, faults=site.faults)
+    for router in (
+        *identity_routers(),
+        *compute.routers(),
+        *network.routers(),
+        *volume.routers(),
+        *image.routers(),
+        *objects.routers(),
+        *admin.routers(),
+    ):
+        app.include_router(router)
+    return app

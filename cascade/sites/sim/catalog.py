@@ -1,0 +1,23 @@
+"""The site's catalog: its identity copy lists the site's own services in its region."""
+
+from __future__ import annotations
+
+from cascade.identity.bootstrap import ensure_endpoints
+from cascade.identity.store import bump_revision
+from cascade.services import Services
+
+# (catalog type, name, path under the site's base URL)
+SERVICES = (
+    ("compute", "nova", "/compute/v2.1"),
+    ("block-storage", "cinderv3", "/volume/v3"),
+    ("network", "neutron", "/network"),
+    ("image", "glance", "/image"),
+    ("object-store", "swift", "/object-store/v1"),
+)
+
+
+def register_services(identity: Services, region: str, base_url: str) -> None:
+    with identity.db.session() as session:
+        bump_revision(session)
+        for service_type, name, path in SERVICES:
+            ensure_endpoints(session, region, service_type, name, base_url + path)

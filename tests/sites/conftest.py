@@ -1,0 +1,51 @@
+"""Fixtures for the emulated region: a bootstrapped site in tmp_path served in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cascade.sites.sim.app import create_site_app
+from cascade.sites.sim.site import Site, SiteConfig
+from tests.conftest import login
+
+SITE_ADMIN_PASSWORD = "site-admin-password"
+
+
+def make_site(data_dir: Path, name: str = "site-a", port: int = 5101, **extra: object) -> Site:
+    config = SiteConfig(
+        name=name,
+        data_dir=data_dir,
+        port=port,
+        admin_password=SITE_ADMIN_PASSWORD,
+        password_hash_rounds=4,
+        build_seconds=0.2,
+        **extra,
+    )  # type: ignore[arg-type]
+    site = Site(config)
+    site.bootstrap()
+    return site
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(tmp_path / "site-a")
+
+
+@pytest.fixture
+def site_client(site: Site) -> Iterator[TestClient]:
+    with TestClient(create_site_app(site), base_url=site.config.base_url) as client:
+        yield client
+
+
+@pytest.fixture
+def site_token(site_client: TestClient) -> str:
+    return login(site_client, "admin", SITE_ADMIN_PASSWORD, "admin")
+
+
+@pytest.fixture
+def site_headers(site_token: str) -> dict[str, str]:
+    return {"X-Auth-Token": site_token}
