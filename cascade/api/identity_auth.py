@@ -128,4 +128,9 @@ def my_projects(caller: Caller, svc: ServicesDep, request: Request) -> dict[str,
 def my_catalog(caller: Caller, svc: ServicesDep, request: Request) -> dict[str, Any]:
     if caller.project is None and caller.domain is None:
         raise Forbidden("A scoped token is required to read the catalog.")
-    return {"catalog": render.catalog(svc.identity.cached()), "links": _links(request)}
+    return {
+        "catalog": render.catalog(
+            svc.identity.cached(), caller.project.id if caller.project else None
+        ),
+        "links": _links(request),
+    }

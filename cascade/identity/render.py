@@ -10,13 +10,29 @@ from cascade.identity.token_format import format_time
 from cascade.identity.tokens import AuthContext
 
 
-def catalog(snapshot: IdentitySnapshot) -> list[dict[str, Any]]:
+PROJECT_PLACEHOLDERS = ("$(project_id)s", "$(tenant_id)s")
+
+
+def catalog(snapshot: IdentitySnapshot, project_id: str | None = None) -> list[dict[str, Any]]:
     """Every enabled service with its enabled endpoints; a registered site is a region here.
-    Rendered once per snapshot."""
-    if "catalog" not in snapshot.memo:
-        snapshot.memo["catalog"] = _render_catalog(snapshot)
-    rendered: list[dict[str, Any]] = snapshot.memo["catalog"]
-    return rendered
+    Endpoint URLs have ``$(project_id)s`` replaced as Keystone does (for Swift accounts).
+    Rendered once per snapshot and project."""
+    key = ("catalog", project_id)
+    if key not in snapshot.memo:
+        rendered = _render_catalog(snapshot)
+        if project_id is not None:
+            for entry in rendered:
+                for endpoint in entry["endpoints"]:
+                    endpoint["url"] = _substitute(endpoint["url"], project_id)
+        snapshot.memo[key] = rendered
+    found: list[dict[str, Any]] = snapshot.memo[key]
+    return found
+
+
+def _substitute(url: str, project_id: str) -> str:
+    for placeholder in PROJECT_PLACEHOLDERS:
+        url = url.replace(placeholder, project_id)
+    return url
 
 
 def _render_catalog(snapshot: IdentitySnapshot) -> list[dict[str, Any]]:
@@ -68,7 +84,7 @@ def token_body(ctx: AuthContext, snapshot: IdentitySnapshot, with_catalog: bool)
     if ctx.project is not None or ctx.domain is not None:
         body["roles"] = [{"id": role.id, "name": role.name} for role in ctx.roles]
         if with_catalog:
-            body["catalog"] = catalog(snapshot)
+            body["catalog"] = catalog(snapshot, ctx.project.id if ctx.project else None)
     return {"token": body}
 
 

@@ -12,7 +12,7 @@ SERVICES = (
     ("block-storage", "cinderv3", "/volume/v3"),
     ("network", "neutron", "/network"),
     ("image", "glance", "/image"),
-    ("object-store", "swift", "/object-store/v1"),
+    ("object-store", "swift", "/object-store/v1/AUTH_$(project_id)s"),
 )
 
 

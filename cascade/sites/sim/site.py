@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -37,11 +37,15 @@ class SiteConfig:
     build_seconds: float = 1.0
     password_hash_rounds: int = 12
     tunnel_network: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    backup_dir: Path | None = None  # shared with other sites so a backup restores anywhere
 
     @property
     def region_name(self) -> str:
         return self.region or self.name
+
+    @property
+    def backup_store(self) -> Path:
+        return self.backup_dir or self.data_dir / "backup-store"
 
     @property
     def base_url(self) -> str:
