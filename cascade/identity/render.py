@@ -9,7 +9,6 @@ from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.token_format import format_time
 from cascade.identity.tokens import AuthContext
 
-
 PROJECT_PLACEHOLDERS = ("$(project_id)s", "$(tenant_id)s")
 
 
