@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cascade.cli import bench, demo
+from cascade.cli import bench, demo, site_sim
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
 from cascade.services import Services, initialize
@@ -29,6 +29,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
+app.command("site-sim")(site_sim.site_sim)
 
 console = Console()
 

@@ -1,0 +1,105 @@
+"""``cascade site-sim``: serve one emulated OpenStack region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cascade.errors import CascadeError
+from cascade.sites.sim.faults import Faults, RouteErrors
+from cascade.sites.sim.site import Site, SiteConfig
+
+console = Console()
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, separator, setting = value.partition("=")
+        if not separator or not key or not setting:
+            raise CascadeError(f"{option} takes KEY=VALUE, got {value!r}")
+        pairs[key] = setting
+    return pairs
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError as error:
+        raise CascadeError(f"{option}: {text!r} is not a number") from error
+
+
+def apply_fault_flags(
+    faults: Faults,
+    latency: list[str],
+    errors: list[str],
+    unavailable: bool,
+    quiesce_failures: list[str],
+) -> None:
+    """Faults given on the command line; the same ones the /sim/v1/faults API sets."""
+    faults.latency = {k: _number(v, "--latency") for k, v in _pairs(latency, "--latency").items()}
+    for route, rate in _pairs(errors, "--error-rate").items():
+        method, _, prefix = route.rpartition(":")
+        faults.route_errors.append(
+            RouteErrors(method or "*", prefix, _number(rate, "--error-rate"))
+        )
+    faults.unavailable = unavailable
+    faults.quiesce_failures = set(quiesce_failures)
+
+
+def site_sim(
+    name: Annotated[str, typer.Option(help="Site name (also the default region name)")],
+    data_dir: Annotated[Path, typer.Option(help="Where the site keeps its state")],
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 5101,
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    hosts: Annotated[int, typer.Option(min=1, max=1000, help="Simulated compute hosts")] = 4,
+    region: Annotated[str | None, typer.Option(help="Region name [default: the name]")] = None,
+    admin_password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CASCADE_SITE_ADMIN_PASSWORD",
+            help="Site admin password [default: generated, kept in DATA_DIR/admin-password]",
+        ),
+    ] = None,
+    build_seconds: Annotated[float, typer.Option(min=0, help="Server/volume build time")] = 1.0,
+    backup_dir: Annotated[
+        Path | None, typer.Option(help="Backup store shared with other sites")
+    ] = None,
+    latency: Annotated[
+        list[str], typer.Option(help="SERVICE=SECONDS added latency (compute, volume, ..., *)")
+    ] = [],  # noqa: B006 - Typer reads list defaults
+    error_rate: Annotated[
+        list[str], typer.Option(help="[METHOD:]PATH_PREFIX=RATE injected 500s")
+    ] = [],  # noqa: B006
+    unavailable: Annotated[bool, typer.Option(help="Answer 503 to everything")] = False,
+    quiesce_failure: Annotated[
+        list[str], typer.Option(help="Server id or name whose quiesce fails")
+    ] = [],  # noqa: B006
+) -> None:
+    """Serve one emulated OpenStack region (Keystone, Nova, Cinder, Neutron, Glance, Swift)."""
+    import uvicorn
+
+    from cascade.sites.sim.app import create_site_app
+
+    config = SiteConfig(
+        name=name,
+        data_dir=data_dir,
+        port=port,
+        host=host,
+        region=region,
+        hosts=hosts,
+        admin_password=admin_password,
+        build_seconds=build_seconds,
+        backup_dir=backup_dir,
+    )
+    site = Site(config)
+    apply_fault_flags(site.faults, latency, error_rate, unavailable, quiesce_failure)
+    site.bootstrap()
+    where = "" if admin_password else f"; admin password in {data_dir / 'admin-password'}"
+    console.print(
+        f"site {name} (region {config.region_name}) on {config.base_url}, {hosts} hosts{where}"
+    )
+    uvicorn.run(create_site_app(site), host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,158 @@
+"""The one driver every part of Cascade uses to talk to a site, emulated or real.
+
+Built on openstacksdk (a ``Connection`` over a keystoneauth1 session per site); no
+hand-written HTTP. Nova's quiesce/unquiesce actions, which openstacksdk lacks, are added here
+as a ``Server`` subclass, the way openstacksdk resources are extended. Transient failures
+(connection errors, 5xx, 409 "in progress") are retried with backoff until a deadline;
+anything else raises ``SiteCallFailed`` naming the site, the call and the reason.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+from openstack import exceptions as sdk_exceptions
+from openstack.compute.v2.server import Server
+from openstack.connection import Connection
+
+from cascade.errors import CascadeError
+
+T = TypeVar("T")
+IN_PROGRESS_HINTS = ("in progress", "task_state", "while it is in")
+
+
+@dataclass(frozen=True)
+class SiteAccess:
+    """How to reach one site: its identity URL, region and credentials."""
+
+    name: str
+    region: str
+    auth_url: str
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SiteAccess({self.name!r}, region={self.region!r}, auth_url={self.auth_url!r})"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    deadline: float = 30.0
+    first_delay: float = 0.2
+    max_delay: float = 3.0
+
+
+class SiteCallFailed(CascadeError):
+    """A call to a site failed for good (or kept failing until the deadline)."""
+
+    status = 502
+
+    def __init__(self, site: str, call: str, reason: str, http_status: int | None = None):
+        super().__init__(f"site {site}: {call} failed: {reason}")
+        self.site = site
+        self.call = call
+        self.reason = reason
+        self.http_status = http_status
+
+
+class QuiescableServer(Server):
+    """openstacksdk's Server with Nova's quiesce and unquiesce actions."""
+
+    def quiesce(self, session: Any) -> None:
+        self._action(session, {"quiesce": None})
+
+    def unquiesce(self, session: Any) -> None:
+        self._action(session, {"unquiesce": None})
+
+
+def is_transient(error: Exception) -> bool:
+    if isinstance(error, ks_exceptions.ConnectFailure | ks_exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, sdk_exceptions.HttpException):
+        status = error.status_code or 0
+        if status >= 500:
+            return True
+        message = str(error.details or error.message or "").lower()
+        return status == 409 and any(hint in message for hint in IN_PROGRESS_HINTS)
+    return isinstance(error, ks_exceptions.RetriableConnectionFailure)
+
+
+def _describe(error: Exception) -> tuple[str, int | None]:
+    if isinstance(error, sdk_exceptions.HttpException):
+        detail = error.details or error.message
+        return f"HTTP {error.status_code}: {detail}", error.status_code
+    return f"{type(error).__name__}: {error}", None
+
+
+class SiteDriver:
+    def __init__(self, access: SiteAccess, retry: RetryPolicy | None = None) -> None:
+        self.access = access
+        self.retry = retry or RetryPolicy()
+        auth = v3.Password(
+            auth_url=access.auth_url,
+            username=access.username,
+            password=access.password,
+            project_name=access.project_name,
+            user_domain_name=access.user_domain_name,
+            project_domain_name=access.project_domain_name,
+        )
+        self.connection = Connection(
+            session=ks_session.Session(auth=auth), region_name=access.region
+        )
+
+    def call(self, what: str, action: Callable[[Connection], T]) -> T:
+        """Run ``action`` against the site, retrying transient failures until the deadline."""
+        deadline = time.monotonic() + self.retry.deadline
+        delay = self.retry.first_delay
+        while True:
+            try:
+                return action(self.connection)
+            except Exception as error:  # classified below; nothing is swallowed
+                reason, status = _describe(error)
+                if not is_transient(error) or time.monotonic() + delay > deadline:
+                    raise SiteCallFailed(self.access.name, what, reason, status) from error
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.retry.max_delay)
+
+    # -- compute ----------------------------------------------------------------------------
+
+    def quiesce(self, server_id: str) -> None:
+        self.call(
+            f"quiesce server {server_id}",
+            lambda c: QuiescableServer.new(id=server_id).quiesce(c.compute),
+        )
+
+    def unquiesce(self, server_id: str) -> None:
+        self.call(
+            f"unquiesce server {server_id}",
+            lambda c: QuiescableServer.new(id=server_id).unquiesce(c.compute),
+        )
+
+    def wait_for_server(
+        self, server_id: str, status: str = "ACTIVE", timeout: float = 120.0
+    ) -> Any:
+        """Poll until the server reaches ``status``; ERROR or timeout raise SiteCallFailed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.call(
+                f"show server {server_id}", lambda c: c.compute.get_server(server_id)
+            )
+            if server.status == status:
+                return server
+            if server.status == "ERROR" or time.monotonic() > deadline:
+                raise SiteCallFailed(
+                    self.access.name,
+                    f"wait for server {server_id}",
+                    f"status {server.status}, wanted {status}",
+                )
+            time.sleep(0.2)
