@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -42,47 +42,38 @@ def free_port() -> int:
         return port
 
 
-class EmbeddedCascade:
+class ChildServer:
+    """A ``cascade`` subcommand serving HTTP in a child process, stopped on exit (even on
+    failure). Subclasses say which command and which URL answers 200 once it is ready."""
+
+    health_path = "/"
+    name = "server"
+
     def __init__(
-        self,
-        data_dir: Path,
-        admin_password: str,
-        port: int | None = None,
-        env: dict[str, str] | None = None,
-        log_file: Path | None = None,
+        self, data_dir: Path, port: int | None, env: dict[str, str] | None, log_file: Path | None
     ) -> None:
         self.data_dir = data_dir
-        self.admin_password = admin_password
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_file = log_file or data_dir / "cascade-up.log"
-        self._env = {**os.environ, **(env or {}), "CASCADE_PORT": str(self.port)}
+        self.log_file = log_file or data_dir.parent / f"{data_dir.name}.log"
+        self._env = {**os.environ, **(env or {})}
         self._process: subprocess.Popen[bytes] | None = None
 
-    def initialize(self) -> None:
-        """``cascade init`` in a child with the same environment as the server."""
-        env = {**self._env, "CASCADE_ADMIN_PASSWORD": self.admin_password}
-        command = [sys.executable, "-m", "cascade", "init", "--data-dir", str(self.data_dir)]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise CascadeError(f"cascade init failed: {done.stderr.strip()}")
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Work done before the child starts (nothing by default)."""
 
     def start(self, timeout: float = 30.0) -> None:
-        self.initialize()
-        command = [
-            sys.executable,
-            "-m",
-            "cascade",
-            "up",
-            "--data-dir",
-            str(self.data_dir),
-            "--port",
-            str(self.port),
-        ]
+        self.prepare()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "cascade", *self.command()],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._wait_healthy(timeout)
 
@@ -91,19 +82,26 @@ class EmbeddedCascade:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise CascadeError(f"cascade up exited early; see {self.log_file}")
+                raise CascadeError(f"{self.name} exited early; see {self.log_file}")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.health_path, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise CascadeError(f"cascade up did not become healthy in {timeout:.0f} s")
+        raise CascadeError(f"{self.name} did not become ready in {timeout:.0f} s")
 
     def wait(self) -> None:
         if self._process is not None:
             self._process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, for tests of what survives a crash."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -116,7 +114,7 @@ class EmbeddedCascade:
             process.kill()
             process.wait()
 
-    def __enter__(self) -> EmbeddedCascade:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -127,3 +125,71 @@ class EmbeddedCascade:
         _tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EmbeddedCascade(ChildServer):
+    """``cascade init`` then ``cascade up`` on a data dir."""
+
+    health_path = "/v1/health"
+    name = "cascade up"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        admin_password: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        super().__init__(data_dir, port, env, log_file or data_dir / "cascade-up.log")
+        self.admin_password = admin_password
+        self._env["CASCADE_PORT"] = str(self.port)
+
+    def prepare(self) -> None:
+        """``cascade init`` in a child with the same environment as the server."""
+        env = {**self._env, "CASCADE_ADMIN_PASSWORD": self.admin_password}
+        command = [sys.executable, "-m", "cascade", "init", "--data-dir", str(self.data_dir)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise CascadeError(f"cascade init failed: {done.stderr.strip()}")
+
+    def command(self) -> list[str]:
+        return ["up", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+
+
+class EmbeddedSite(ChildServer):
+    """``cascade site-sim``: one emulated region."""
+
+    health_path = "/identity/v3"
+    name = "cascade site-sim"
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        admin_password: str,
+        port: int | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(data_dir, port, env, None)
+        self.site_name = name
+        self.admin_password = admin_password
+        self.args = args or []
+        self._env["CASCADE_SITE_ADMIN_PASSWORD"] = admin_password
+
+    def command(self) -> list[str]:
+        return [
+            "site-sim",
+            "--name",
+            self.site_name,
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/identity/v3"
