@@ -13,6 +13,7 @@ from cascade.errors import Conflict, NotFound
 from cascade.identity.bootstrap import ensure_identity_endpoints
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
+from cascade.sites.driver import SiteAccess
 from cascade.sites.schemas import SiteIn, SiteOut
 
 
@@ -79,6 +80,21 @@ class SiteRegistry:
             session.execute(delete(Endpoint).where(Endpoint.region_id == site.region_name))
             session.execute(delete(Region).where(Region.id == site.region_name))
             session.delete(site)
+
+    def access(self, name_or_id: str) -> SiteAccess:
+        """How the driver reaches the site, credential decrypted (never for a response)."""
+        with self._db.session() as session:
+            site = self._find(session, name_or_id, None)
+            return SiteAccess(
+                name=site.name,
+                region=site.region_name,
+                auth_url=site.identity_url,
+                username=site.username,
+                password=self._cipher.decrypt(site.credential),
+                project_name=site.site_project_name,
+                user_domain_name=site.user_domain_name,
+                project_domain_name=site.user_domain_name,
+            )
 
     @staticmethod
     def _find(session: Session, name_or_id: str, projects: set[str] | None) -> Site:

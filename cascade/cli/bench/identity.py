@@ -8,14 +8,10 @@ With ``--json`` the last line of output is one JSON object.
 
 from __future__ import annotations
 
-import http.client
 import json
 import multiprocessing
-import socket
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,12 +24,12 @@ from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.table import Table
 
+from cascade.cli.bench.http import KeepAliveConnection, per_second, percentile
 from cascade.cli.embedded import EmbeddedCascade, password_auth
 from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import hash_password, verify_password
 from cascade.identity.token_format import TokenFormatter, TokenPayload, new_audit_id
 
-app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
 console = Console(stderr=False)
 PREPARED_PER_S = 6000  # more requests than one connection can send in a second
 PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway server's password
@@ -62,9 +58,7 @@ class Phase:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: int) -> float:
-        if len(self.latencies_ms) < 2:
-            return self.latencies_ms[0] if self.latencies_ms else 0.0
-        return statistics.quantiles(self.latencies_ms, n=100)[q - 1]
+        return percentile(self.latencies_ms, q)
 
 
 def _password_body() -> bytes:
@@ -82,46 +76,6 @@ def _token_body(token: str) -> bytes:
     ).encode()
 
 
-class KeepAliveConnection:
-    """A minimal HTTP/1.1 keep-alive client: the standard library's parses headers through
-    the email package and would measure the client more than the server."""
-
-    def __init__(self, port: int) -> None:
-        self._socket = socket.create_connection(("127.0.0.1", port), timeout=60)
-        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buffer = b""
-
-    def request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
-        lines = [
-            f"{method} {path} HTTP/1.1",
-            "Host: 127.0.0.1",
-            f"Content-Length: {len(body)}",
-            *(f"{k}: {v}" for k, v in headers.items()),
-        ]
-        self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        while b"\r\n\r\n" not in self._buffer:
-            self._buffer += self._receive()
-        head, _, rest = self._buffer.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            rest += self._receive()
-        self._buffer = rest[length:]
-        return int(head[9:12])
-
-    def _receive(self) -> bytes:
-        chunk = self._socket.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        return chunk
-
-    def close(self) -> None:
-        self._socket.close()
-
-
 def _client_loop(kind: str, target: Target, seconds: float) -> tuple[list[float], int, float]:
     """One client process: one keep-alive connection, requests back to back for ``seconds``.
     Requests (fresh tokens included) are prepared before the clock starts."""
@@ -136,7 +90,7 @@ def _client_loop(kind: str, target: Target, seconds: float) -> tuple[list[float]
         if time.perf_counter() >= deadline:
             break
         sent = time.perf_counter()
-        status = connection.request(method, path, headers, body or b"")
+        status = connection.request(method, path, headers, body or b"").status
         latencies.append((time.perf_counter() - sent) * 1000)
         errors += status != expected
     elapsed = time.perf_counter() - started
@@ -190,16 +144,6 @@ def _phase(name: str, kind: str, target: Target, connections: int, seconds: floa
     )
 
 
-def _per_second(action: Callable[[], object], seconds: float) -> float:
-    count = 0
-    deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
-    while time.perf_counter() < deadline:
-        action()
-        count += 1
-    return count / (time.perf_counter() - started)
-
-
 def _baselines(target: Target, rounds: int, seconds: float) -> dict[str, float]:
     fernet = Fernet(Fernet.generate_key())
     raw = fernet.encrypt(msgpack.packb((2, b"x" * 16, 2, b"y" * 16, 1.7e9, [b"z" * 16])))
@@ -207,25 +151,23 @@ def _baselines(target: Target, rounds: int, seconds: float) -> dict[str, float]:
     token = _fresh_token(formatter, target)
     stored = hash_password(PASSWORD, rounds)
     return {
-        "fernet_msgpack_per_s": _per_second(lambda: msgpack.unpackb(fernet.decrypt(raw)), seconds),
-        "formatter_validate_per_s": _per_second(lambda: formatter.validate(token), seconds),
-        "bcrypt_verify_per_s": _per_second(lambda: verify_password(PASSWORD, stored), seconds),
+        "fernet_msgpack_per_s": per_second(lambda: msgpack.unpackb(fernet.decrypt(raw)), seconds),
+        "formatter_validate_per_s": per_second(lambda: formatter.validate(token), seconds),
+        "bcrypt_verify_per_s": per_second(lambda: verify_password(PASSWORD, stored), seconds),
     }
 
 
 def _login(port: int) -> tuple[str, str, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.request(
+    connection = KeepAliveConnection(port)
+    reply = connection.json(
         "POST",
         "/identity/v3/auth/tokens",
-        body=_password_body(),
-        headers={"Content-Type": "application/json"},
+        body=password_auth("admin", PASSWORD, "admin"),
+        expect=201,
     )
-    response = connection.getresponse()
-    body = json.loads(response.read())["token"]
-    token = response.headers["X-Subject-Token"]
     connection.close()
-    return token, body["user"]["id"], body["project"]["id"]
+    body = reply.json()["token"]
+    return reply.headers["x-subject-token"], body["user"]["id"], body["project"]["id"]
 
 
 def _report(phases: list[Phase], baselines: dict[str, float], rounds: int) -> dict[str, Any]:
@@ -273,7 +215,6 @@ def _report(phases: list[Phase], baselines: dict[str, float], rounds: int) -> di
     return figures
 
 
-@app.command("identity")
 def identity(
     seconds: Annotated[float, typer.Option(min=0.5, help="Seconds per phase")] = 5.0,
     rounds: Annotated[int, typer.Option(min=4, max=16, help="bcrypt cost")] = 12,

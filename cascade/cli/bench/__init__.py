@@ -1,0 +1,12 @@
+"""``cascade bench ...``: benchmarks are commands, not timed tests. Each takes ``--json`` and
+then prints its figures as one JSON object on the last line."""
+
+from __future__ import annotations
+
+import typer
+
+from cascade.cli.bench import identity, site
+
+app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
+app.command("identity")(identity.identity)
+app.command("site")(site.site)
