@@ -10,6 +10,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,15 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.embedded import EmbeddedCascade, password_auth
+from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, password_auth
 from cascade.errors import CascadeError
+from cascade.sites.driver import SiteAccess, SiteDriver
 
 console = Console()
 
-DEMO_SITES = (
-    ("site-a", "RegionA", "http://127.0.0.1:5101/identity/v3"),
-    ("site-b", "RegionB", "http://127.0.0.1:5102/identity/v3"),
-)
+DEMO_SITES = (("site-a", "RegionA"), ("site-b", "RegionB"))
+DEMO_IMAGE = b"cascade demo image " * 4096  # 76 KiB of real bytes
 
 
 class Tour:
@@ -65,17 +65,40 @@ def _login(client: httpx.Client, password: str) -> str:
     return str(response.headers["X-Subject-Token"])
 
 
-def _register_sites(client: httpx.Client) -> None:
-    for name, region, url in DEMO_SITES:
+def _start_sites(data_dir: Path, password: str, stack: ExitStack) -> list[EmbeddedSite]:
+    backups = data_dir / "sites" / "backup-store"
+    sites = []
+    for name, region in DEMO_SITES:
+        site = EmbeddedSite(
+            name,
+            data_dir / "sites" / name,
+            password,
+            args=["--region", region, "--build-seconds", "0.5", "--backup-dir", str(backups)],
+        )
+        stack.enter_context(site)
+        console.print(f"site {name} (region {region}) serving {site.url}")
+        sites.append(site)
+    return sites
+
+
+def _access(site: EmbeddedSite, region: str, password: str) -> SiteAccess:
+    return SiteAccess(
+        name=site.site_name,
+        region=region,
+        auth_url=site.auth_url,
+        username="admin",
+        password=password,
+        project_name="admin",
+    )
+
+
+def _register_sites(client: httpx.Client, sites: list[EmbeddedSite], password: str) -> None:
+    for site, (name, region) in zip(sites, DEMO_SITES, strict=True):
         spec = {
             "name": name,
             "region_name": region,
-            "identity_url": url,
-            "credentials": {
-                "username": "cascade",
-                "password": secrets.token_urlsafe(12),
-                "project_name": "service",
-            },
+            "identity_url": site.auth_url,
+            "credentials": {"username": "admin", "password": password, "project_name": "admin"},
         }
         response = client.post("/v1/sites", json=spec)
         _expect(response, 201, 409)
@@ -83,6 +106,52 @@ def _register_sites(client: httpx.Client) -> None:
             f"site {name} in region {region}: "
             f"{'registered' if response.status_code == 201 else 'already registered'}"
         )
+
+
+def _boot_one(driver: SiteDriver) -> Any:
+    """An image, a network and a server at one site (found again if the tour ran before)."""
+    name = f"vnf-{driver.access.name}"
+    existing = driver.call("find server", lambda c: c.compute.find_server(name))
+    if existing is not None:
+        return driver.wait_for_server(existing.id)
+    image = driver.call(
+        "upload image",
+        lambda c: c.image.create_image(
+            name="demo-image", data=DEMO_IMAGE, disk_format="raw", container_format="bare"
+        ),
+    )
+    net = driver.call("create network", lambda c: c.network.create_network(name="demo-net"))
+    driver.call(
+        "create subnet",
+        lambda c: c.network.create_subnet(
+            network_id=net.id, cidr="10.10.0.0/24", ip_version=4, name="demo-subnet"
+        ),
+    )
+    server = driver.call(
+        "create server",
+        lambda c: c.compute.create_server(
+            name=name, flavor_id="1", image_id=image.id, networks=[{"uuid": net.id}]
+        ),
+    )
+    return driver.wait_for_server(server.id)
+
+
+def _boot_servers(sites: list[EmbeddedSite], password: str) -> None:
+    table = Table(
+        "site", "region", "server", "status", "host", "address", title="Servers across sites"
+    )
+    for site, (_name, region) in zip(sites, DEMO_SITES, strict=True):
+        server = _boot_one(SiteDriver(_access(site, region, password)))
+        addresses = [a["addr"] for entries in (server.addresses or {}).values() for a in entries]
+        table.add_row(
+            site.site_name,
+            region,
+            server.name,
+            server.status,
+            server.compute_host or "",
+            ", ".join(addresses),
+        )
+    console.print(table)
 
 
 def _show_catalog(client: httpx.Client) -> None:
@@ -109,18 +178,22 @@ def _bad_token(client: httpx.Client) -> None:
 def _run(data_dir: Path, keep: bool, port: int | None) -> None:
     password = os.environ.get("CASCADE_ADMIN_PASSWORD") or secrets.token_urlsafe(16)
     tour = Tour()
-    cascade = EmbeddedCascade(data_dir, password, port=port)
-    tour.step("Bootstrap and start an embedded Cascade", cascade.start)
-    try:
+    with ExitStack() as stack:
+        cascade = EmbeddedCascade(data_dir, password, port=port)
+        tour.step("Bootstrap and start an embedded Cascade", lambda: stack.enter_context(cascade))
         console.print(f"serving {cascade.url} from {data_dir}")
-        with httpx.Client(base_url=cascade.url, timeout=30) as client:
-            token = tour.step(
-                "Log in once (Keystone password method)", lambda: _login(client, password)
-            )
-            client.headers["X-Auth-Token"] = token
-            tour.step("Register two sites", lambda: _register_sites(client))
-            tour.step("One catalog lists every site as a region", lambda: _show_catalog(client))
-            tour.step("A bad token is refused", lambda: _bad_token(client))
+        client = stack.enter_context(httpx.Client(base_url=cascade.url, timeout=30))
+        token = tour.step(
+            "Log in once (Keystone password method)", lambda: _login(client, password)
+        )
+        client.headers["X-Auth-Token"] = token
+        sites = tour.step(
+            "Start two emulated OpenStack regions", lambda: _start_sites(data_dir, password, stack)
+        )
+        tour.step("Register them as sites", lambda: _register_sites(client, sites, password))
+        tour.step("One catalog lists every site as a region", lambda: _show_catalog(client))
+        tour.step("Boot a server on each site", lambda: _boot_servers(sites, password))
+        tour.step("A bad token is refused", lambda: _bad_token(client))
         summary = Table("step", "seconds", title="Cascade demo: summary")
         for title, seconds in tour.timings:
             summary.add_row(title, f"{seconds:.3f}")
@@ -128,8 +201,6 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
         if keep:
             console.print(f"still serving {cascade.url} (admin password: {password}); Ctrl-C stops")
             cascade.wait()
-    finally:
-        cascade.stop()
 
 
 def demo(

@@ -26,6 +26,8 @@ def test_demo_tour(tmp_path: Path) -> None:
         "logged in as admin",
         "site site-a in region RegionA: registered",
         "RegionB",
+        "Servers across sites",
+        "vnf-site-b",
         "a forged token gets 401",
         "Cascade demo: summary",
     ):

@@ -39,6 +39,7 @@ def create_site_app(site: Site) -> FastAPI:
         summary="An emulated OpenStack region: Keystone, Nova, Cinder, Neutron, Glance, Swift.",
         lifespan=lifespan,
     )
+    volume.recover(site)  # finish or mark work a killed site-sim left mid-flight
     app.state.services = site.identity
     app.state.site = site
     errors.install(app, render=_render)

@@ -1,0 +1,177 @@
+"""openstacksdk, the ``openstack`` CLI and Cascade's site driver against a running
+``cascade site-sim``: if a real client rejects a response, the sim is wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cascade.cli.embedded import EmbeddedSite
+from cascade.sites.driver import SiteAccess, SiteCallFailed, SiteDriver
+
+PASSWORD = "real-clients-site-pw"
+OPENSTACK = str(Path(sys.executable).parent / "openstack")
+IMAGE_BYTES = os.urandom(200_000)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSite]:
+    data_dir = tmp_path_factory.mktemp("site-real-clients") / "site-a"
+    args = ["--build-seconds", "0.3", "--region", "RegionA"]
+    env = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
+    with EmbeddedSite("site-a", data_dir, PASSWORD, args=args, env=env) as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def driver(sim: EmbeddedSite) -> SiteDriver:
+    return SiteDriver(
+        SiteAccess(
+            name="site-a",
+            region="RegionA",
+            auth_url=sim.auth_url,
+            username="admin",
+            password=PASSWORD,
+            project_name="admin",
+        )
+    )
+
+
+def openstack(sim: EmbeddedSite, *args: str, parse: bool = True) -> Any:
+    env = {
+        **os.environ,
+        "OS_AUTH_URL": sim.auth_url,
+        "OS_USERNAME": "admin",
+        "OS_PASSWORD": PASSWORD,
+        "OS_PROJECT_NAME": "admin",
+        "OS_USER_DOMAIN_ID": "default",
+        "OS_PROJECT_DOMAIN_ID": "default",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_REGION_NAME": "RegionA",
+        "OS_INTERFACE": "public",
+    }
+    command = [OPENSTACK, *args, *(["-f", "json"] if parse else [])]
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, f"{' '.join(args)}: {done.stderr}"
+    return json.loads(done.stdout) if parse else done.stdout
+
+
+def test_sdk_images_networks_servers(driver: SiteDriver) -> None:
+    conn = driver.connection
+    image = conn.image.create_image(
+        name="sdk-image", data=IMAGE_BYTES, disk_format="raw", container_format="bare"
+    )
+    image = conn.image.get_image(image.id)
+    assert image.checksum == hashlib.md5(IMAGE_BYTES, usedforsecurity=False).hexdigest()
+    assert image.hash_value == hashlib.sha512(IMAGE_BYTES).hexdigest()
+    assert conn.image.download_image(image).content == IMAGE_BYTES
+    net = conn.network.create_network(name="sdk-net")
+    conn.network.create_subnet(network_id=net.id, cidr="192.168.7.0/24", ip_version=4)
+    port = conn.network.create_port(network_id=net.id, name="sdk-port")
+    assert port.fixed_ips[0]["ip_address"].startswith("192.168.7.")
+    server = conn.compute.create_server(
+        name="sdk-vm", flavor_id="1", image_id=image.id, networks=[{"uuid": net.id}]
+    )
+    server = conn.compute.wait_for_server(server, wait=30, interval=0.2)
+    assert server.status == "ACTIVE"
+    assert server.compute_host.startswith("site-a-host-")
+    assert "sdk-vm" in {s.name for s in conn.compute.servers()}
+    driver.quiesce(server.id)
+    driver.unquiesce(server.id)
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=30, interval=0.2)
+
+
+def test_sdk_volumes_snapshots_backups_groups(driver: SiteDriver) -> None:
+    conn = driver.connection
+    volume = conn.block_storage.create_volume(size=1, name="sdk-vol")
+    volume = conn.block_storage.wait_for_status(volume, "available", wait=30, interval=0.2)
+    snapshot = conn.block_storage.create_snapshot(volume_id=volume.id, name="sdk-snap")
+    conn.block_storage.wait_for_status(snapshot, "available", wait=30, interval=0.2)
+    backup = conn.block_storage.create_backup(volume_id=volume.id, name="sdk-backup")
+    backup = conn.block_storage.wait_for_status(backup, "available", wait=60, interval=0.2)
+    restored = conn.block_storage.restore_backup(backup, name="sdk-restored")
+    assert restored["volume_id"]
+    group_type = conn.block_storage.create_group_type(name="sdk-consistent")
+    volume_type = next(iter(conn.block_storage.types()))
+    group = conn.block_storage.create_group(
+        group_type=group_type.id, volume_types=[volume_type.id], name="sdk-group"
+    )
+    member = conn.block_storage.create_volume(
+        size=1, name="member", group_id=group.id, volume_type=volume_type.id
+    )
+    conn.block_storage.wait_for_status(member, "available", wait=30, interval=0.2)
+    group_snapshot = conn.block_storage.create_group_snapshot(group_id=group.id, name="sdk-gsnap")
+    conn.block_storage.wait_for_status(group_snapshot, "available", wait=30, interval=0.2)
+
+
+def test_openstack_cli_scenarios(sim: EmbeddedSite, tmp_path: Path) -> None:
+    image_file = tmp_path / "image.raw"
+    image_file.write_bytes(IMAGE_BYTES)
+    image = openstack(
+        sim,
+        "image",
+        "create",
+        "--file",
+        str(image_file),
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "cli-image",
+    )
+    saved = tmp_path / "saved.raw"
+    openstack(sim, "image", "save", "--file", str(saved), image["id"], parse=False)
+    assert saved.read_bytes() == IMAGE_BYTES
+    net = openstack(sim, "network", "create", "cli-net")
+    openstack(
+        sim,
+        "subnet",
+        "create",
+        "--network",
+        net["id"],
+        "--subnet-range",
+        "10.20.0.0/24",
+        "cli-subnet",
+    )
+    port = openstack(sim, "port", "create", "--network", net["id"], "cli-port")
+    assert port["fixed_ips"]
+    server = openstack(
+        sim,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        image["id"],
+        "--network",
+        net["id"],
+        "--wait",
+        "cli-vm",
+    )
+    assert server["status"] == "ACTIVE"
+    assert "cli-vm" in {s["Name"] for s in openstack(sim, "server", "list")}
+    assert openstack(sim, "server", "show", "cli-vm")["status"] == "ACTIVE"
+    volume = openstack(sim, "volume", "create", "--size", "1", "cli-vol")
+    openstack(sim, "volume", "show", volume["id"])
+    openstack(sim, "volume", "snapshot", "create", "--volume", volume["id"], "cli-snap")
+    openstack(sim, "volume", "backup", "create", "--name", "cli-backup", volume["id"])
+    openstack(sim, "server", "delete", "--wait", "cli-vm", parse=False)
+
+
+def test_driver_names_the_site_and_call_on_permanent_errors(driver: SiteDriver) -> None:
+    with pytest.raises(SiteCallFailed) as failure:
+        driver.call("show server nope", lambda c: c.compute.get_server("nope"))
+    assert failure.value.site == "site-a"
+    assert failure.value.http_status == 404
+    assert "show server nope" in str(failure.value)
