@@ -30,12 +30,12 @@ WRITE_CHUNK = 8 * MIB
 class SiteClient:
     """A logged-in keep-alive connection to one site-sim."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, password: str = PASSWORD) -> None:
         self.http = KeepAliveConnection(port)
         reply = self.http.json(
             "POST",
             "/identity/v3/auth/tokens",
-            body=password_auth("admin", PASSWORD, "admin"),
+            body=password_auth("admin", password, "admin"),
             expect=201,
         )
         self.token = reply.headers["x-subject-token"]
