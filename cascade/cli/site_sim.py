@@ -83,6 +83,7 @@ def site_sim(
     import uvicorn
 
     from cascade.sites.sim.app import create_site_app
+    from cascade.sites.sim.listener import ReopenableServer
 
     config = SiteConfig(
         name=name,
@@ -102,4 +103,9 @@ def site_sim(
     console.print(
         f"site {name} (region {config.region_name}) on {config.base_url}, {hosts} hosts{where}"
     )
-    uvicorn.run(create_site_app(site), host=host, port=port, log_level="warning", access_log=False)
+    app = create_site_app(site)
+    server = ReopenableServer(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    )
+    app.state.server = server  # lets /sim/v1/outage close and reopen the listening socket
+    server.run()

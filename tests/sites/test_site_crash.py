@@ -1,6 +1,7 @@
 """A site-sim killed with SIGKILL in the middle of a backup comes back consistent: the backup
-is marked error (or completed), the volume's bytes are untouched, and a new backup restores
-bit for bit."""
+is marked error, the volume's bytes are untouched, and a new backup restores bit for bit.
+A site that refuses connections for a while comes back with its state, and the driver's
+retries carry a call through the outage."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import os
 import time
 from pathlib import Path
 
+import httpx
+import pytest
+
 from cascade.cli.bench.site import SiteClient
 from cascade.cli.embedded import EmbeddedSite
+from cascade.sites.driver import SiteAccess, SiteDriver
 
 PASSWORD = "crash-test-site-pw"
 MIB = 1 << 20
@@ -69,5 +74,42 @@ def test_sigkill_mid_backup_leaves_everything_consistent(tmp_path: Path) -> None
         )["restore"]
         client.wait(f"/volume/v3/volumes/{restored['volume_id']}", "volume", "status", "available")
         assert client.call("GET", f"/sim/v1/volumes/{restored['volume_id']}/checksum") == before
+    finally:
+        site.stop()
+
+
+def test_outage_refuses_connections_then_recovers_and_driver_retries(tmp_path: Path) -> None:
+    site = EmbeddedSite(
+        "site-b",
+        tmp_path / "site-b",
+        PASSWORD,
+        args=["--build-seconds", "0"],
+        env={"CASCADE_PASSWORD_HASH_ROUNDS": "4"},
+    )
+    site.start()
+    try:
+        client = client_for(site)
+        keypair = client.call(
+            "POST", "/compute/v2.1/os-keypairs", {"keypair": {"name": "before-outage"}}
+        )
+        assert keypair["keypair"]["name"] == "before-outage"
+        client.call("POST", "/sim/v1/outage", {"seconds": 1.5}, 202)
+        time.sleep(0.3)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{site.url}/compute/v2.1/", timeout=2)
+        driver = SiteDriver(
+            SiteAccess(
+                name="site-b",
+                region="site-b",
+                auth_url=site.auth_url,
+                username="admin",
+                password=PASSWORD,
+                project_name="admin",
+            )
+        )
+        started = time.monotonic()
+        names = driver.call("list keypairs", lambda c: [k.name for k in c.compute.keypairs()])
+        assert names == ["before-outage"]
+        assert time.monotonic() - started > 0.5  # it waited through the outage
     finally:
         site.stop()

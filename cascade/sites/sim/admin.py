@@ -3,14 +3,16 @@ Needs the site's admin role."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.api.deps import Caller
 from cascade.identity.policy import authorize
 from cascade.sites.sim.common import SiteDep
+from cascade.sites.sim.errors import SimError
 from cascade.sites.sim.faults import RouteErrors
 
 router = APIRouter(prefix="/sim/v1", tags=["sim admin"])
@@ -82,6 +84,24 @@ def clear_faults(caller: Caller, site: SiteDep) -> Response:
     authorize(caller, "admin")
     site.faults.clear()
     return Response(status_code=204)
+
+
+class OutageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(gt=0, le=3600, description="How long the site refuses connections.")
+
+
+@router.post("/outage", status_code=202, summary="Refuse every connection for a while")
+async def outage(body: OutageIn, caller: Caller, request: Request) -> dict[str, Any]:
+    """The whole site becomes unreachable (connection refused) shortly after this answers,
+    and comes back after ``seconds`` with its state intact."""
+    authorize(caller, "admin")
+    server = getattr(request.app.state, "server", None)
+    if server is None:
+        raise SimError(409, "This site-sim is not serving over a socket it can close.")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.1, lambda: loop.create_task(server.outage(body.seconds)))
+    return {"outage_seconds": body.seconds}
 
 
 @router.get("/site", summary="The site's name, region and compute hosts")

@@ -1,6 +1,7 @@
 """Faults injected on demand: latency per service, an error rate per route, the whole site
-answering 503 or refusing connections, a named server that fails to quiesce, a backup that
-fails midway. Turning a fault off restores normal service; state is never touched."""
+answering 503, a named server that fails to quiesce, a backup that fails midway. Turning a
+fault off restores normal service; state is never touched. (An outage in which the site
+refuses connections is the listener's: ``cascade.sites.sim.listener``.)"""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ class Faults:
     latency: dict[str, float] = field(default_factory=dict)  # service -> seconds
     route_errors: list[RouteErrors] = field(default_factory=list)
     unavailable: bool = False  # every service answers 503
-    unreachable: bool = False  # the listening socket is closed (connection refused)
     quiesce_failures: set[str] = field(default_factory=set)  # server ids or names
     backup_failure_at: float | None = None  # fraction of the next backup at which it fails
 
@@ -35,7 +35,6 @@ class Faults:
         self.latency.clear()
         self.route_errors.clear()
         self.unavailable = False
-        self.unreachable = False
         self.quiesce_failures.clear()
         self.backup_failure_at = None
 
