@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
@@ -191,7 +191,8 @@ def _crud_router(res: Resource) -> APIRouter:
     create_body = _model(f"{res.create.__name__}Body", {res.singular: (res.create, ...)})
     patch_body = _model(f"{res.patch.__name__}Body", {res.singular: (res.patch, ...)})
     filter_model = _model(
-        f"{res.out.__name__}Filter", {name: (str | None, None) for name in res.filters}
+        f"{res.out.__name__}Filter",
+        {name: (str | None, Field(None, min_length=1, max_length=255)) for name in res.filters},
     )
 
     def _row(svc: Any, row_id: str) -> Any:

@@ -22,7 +22,7 @@ SiteRef = Annotated[str, Path(min_length=1, max_length=255, description="Site na
 
 
 def _registry(svc: ServicesDep) -> SiteRegistry:
-    return SiteRegistry(svc.db, svc.credentials)
+    return SiteRegistry(svc.db, svc.credentials, svc.keys)
 
 
 @router.post(
@@ -30,7 +30,7 @@ def _registry(svc: ServicesDep) -> SiteRegistry:
     status_code=201,
     response_model=SiteEnvelope,
     summary="Register a site",
-    responses=error_responses(400, 401, 403, 409),
+    responses=error_responses(400, 401, 403, 409, 502),
 )
 def register_site(body: SiteIn, caller: Caller, svc: ServicesDep) -> SiteEnvelope:
     if caller.project is None:

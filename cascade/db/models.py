@@ -159,3 +159,5 @@ class Site(Base):
     credential: Mapped[bytes] = mapped_column(LargeBinary)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "own": the site keeps its own identity; "replica": it holds a copy of Cascade's.
+    identity_mode: Mapped[str] = mapped_column(String(16), default="own", server_default="own")

@@ -90,6 +90,16 @@ class KeyRepository:
             raise KeyRepositoryError(f"key repository {self.path} holds no keys")
         return keys
 
+    def replace_all(self, keys: dict[int, bytes]) -> None:
+        """Make the repository hold exactly ``keys`` (a copy of another site's): new keys are
+        written before any old one is removed, so a reader never finds it empty."""
+        if not keys:
+            raise KeyRepositoryError("refusing to replace the key repository with no keys")
+        for number, key in keys.items():
+            self.write_key(number, key)
+        for number in set(self._key_files()) - set(keys):
+            self._file(number).unlink()
+
     def _file(self, number: int) -> Path:
         return self.path / str(number)
 

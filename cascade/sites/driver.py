@@ -75,22 +75,33 @@ class QuiescableServer(Server):
         self._action(session, {"unquiesce": None})
 
 
+def _http_status(error: Exception) -> int | None:
+    """The HTTP status of an openstacksdk or keystoneauth1 error, if it is one."""
+    if isinstance(error, sdk_exceptions.HttpException):
+        return error.status_code or 0
+    if isinstance(error, ks_exceptions.HttpError):
+        return error.http_status or 0
+    return None
+
+
 def is_transient(error: Exception) -> bool:
     if isinstance(error, ks_exceptions.ConnectFailure | ks_exceptions.ConnectTimeout):
         return True
-    if isinstance(error, sdk_exceptions.HttpException):
-        status = error.status_code or 0
-        if status >= 500:
-            return True
-        message = str(error.details or error.message or "").lower()
-        return status == 409 and any(hint in message for hint in IN_PROGRESS_HINTS)
+    status = _http_status(error)
+    if status is not None:
+        message = str(error).lower()
+        return status >= 500 or (
+            status == 409 and any(hint in message for hint in IN_PROGRESS_HINTS)
+        )
     return isinstance(error, ks_exceptions.RetriableConnectionFailure)
 
 
 def _describe(error: Exception) -> tuple[str, int | None]:
+    status = _http_status(error)
     if isinstance(error, sdk_exceptions.HttpException):
-        detail = error.details or error.message
-        return f"HTTP {error.status_code}: {detail}", error.status_code
+        return f"HTTP {status}: {error.details or error.message}", status
+    if status is not None:
+        return f"HTTP {status}: {error}", status
     return f"{type(error).__name__}: {error}", None
 
 

@@ -11,10 +11,15 @@ from cascade.db import Database
 from cascade.db.models import Endpoint, Region, Site
 from cascade.errors import Conflict, NotFound
 from cascade.identity.bootstrap import ensure_identity_endpoints
+from cascade.identity.keys import KeyRepository
+from cascade.identity.replica import export_snapshot
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
-from cascade.sites.driver import SiteAccess
+from cascade.sites.driver import RetryPolicy, SiteAccess, SiteCallFailed, SiteDriver
 from cascade.sites.schemas import SiteIn, SiteOut
+
+# Registration answers a person: retry a flaky site briefly, not for the driver's 30 s.
+REGISTRATION_RETRY = RetryPolicy(deadline=5.0)
 
 
 def to_out(site: Site) -> SiteOut:
@@ -27,14 +32,16 @@ def to_out(site: Site) -> SiteOut:
         user_domain_name=site.user_domain_name,
         project_name=site.site_project_name,
         project_id=site.project_id,
+        identity=site.identity_mode,
         created_at=site.created_at,
     )
 
 
 class SiteRegistry:
-    def __init__(self, db: Database, cipher: CredentialCipher) -> None:
+    def __init__(self, db: Database, cipher: CredentialCipher, keys: KeyRepository) -> None:
         self._db = db
         self._cipher = cipher
+        self._keys = keys
 
     def register(self, spec: SiteIn, project_id: str) -> SiteOut:
         site = Site(
@@ -46,6 +53,7 @@ class SiteRegistry:
             site_project_name=spec.credentials.project_name,
             credential=self._cipher.encrypt(spec.credentials.password),
             project_id=project_id,
+            identity_mode=spec.identity,
         )
         try:
             with self._db.session() as session:
@@ -57,10 +65,26 @@ class SiteRegistry:
                 ensure_identity_endpoints(session, site.region_name, site.identity_url)
         except IntegrityError as error:
             raise Conflict(
-                f"a site named {spec.name!r} or in region "
-                f"{spec.region_name!r} is already registered"
+                f"a site named {spec.name!r} or in region {spec.region_name!r} is already "
+                "registered"
             ) from error
+        if spec.identity == "replica":
+            self._fill_identity(site)
         return to_out(site)
+
+    def _fill_identity(self, site: Site) -> None:
+        """Install Cascade's identity snapshot at the site; on failure, unregister it."""
+        snapshot = export_snapshot(self._db, self._keys)
+        url = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1/snapshot"
+        driver = SiteDriver(self.access(site.id), REGISTRATION_RETRY)
+        try:
+            driver.call(
+                "install identity snapshot",
+                lambda c: c.session.put(url, json=snapshot, raise_exc=True),
+            )
+        except SiteCallFailed:
+            self.delete(site.id, None)
+            raise
 
     def list(self, projects: set[str] | None) -> list[SiteOut]:
         query = select(Site).order_by(Site.name)

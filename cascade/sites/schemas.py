@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +24,13 @@ class SiteIn(BaseModel):
     region_name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+$")
     identity_url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")
     credentials: SiteCredentials
+    identity: Literal["own", "replica"] = Field(
+        "own",
+        description="own: the site keeps its own identity (a region with its own Keystone). "
+        "replica: Cascade fills the site's identity copy at registration, so the site validates "
+        "Cascade's tokens locally. The credentials authorise that copy at the site, and are valid "
+        "afterwards only if Cascade has the same user.",
+    )
 
 
 class SiteOut(BaseModel):
@@ -34,6 +42,7 @@ class SiteOut(BaseModel):
     user_domain_name: str
     project_name: str
     project_id: str = Field(description="The Cascade project that owns this site.")
+    identity: str = Field(description="own or replica")
     created_at: datetime
 
 

@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from cascade import __version__
-from cascade.api import errors
+from cascade.api import errors, replica
 from cascade.api.app import identity_routers
 from cascade.errors import CascadeError
 from cascade.sites.sim import admin, compute, image, network, objects, volume
+from cascade.sites.sim.catalog import register_services
 from cascade.sites.sim.errors import SimError, render, service_of
 from cascade.sites.sim.faults import FaultInjection
 from cascade.sites.sim.site import Site
@@ -41,11 +42,17 @@ def create_site_app(site: Site) -> FastAPI:
     )
     volume.recover(site)  # finish or mark work a killed site-sim left mid-flight
     app.state.services = site.identity
+    # After the control plane fills the site's identity copy, list the site's own services
+    # in it again.
+    app.state.after_identity_install = lambda: register_services(
+        site.identity, site.config.region_name, site.config.base_url
+    )
     app.state.site = site
     errors.install(app, render=_render)
     app.add_middleware(FaultInjection, faults=site.faults)
     for router in (
         *identity_routers(),
+        replica.router,
         *compute.routers(),
         *network.routers(),
         *volume.routers(),
