@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,13 @@ def test_openstack_cli_scenarios(sim: EmbeddedSite, tmp_path: Path) -> None:
     volume = openstack(sim, "volume", "create", "--size", "1", "cli-vol")
     openstack(sim, "volume", "show", volume["id"])
     openstack(sim, "volume", "snapshot", "create", "--volume", volume["id"], "cli-snap")
-    openstack(sim, "volume", "backup", "create", "--name", "cli-backup", volume["id"])
+    backup = openstack(sim, "volume", "backup", "create", "--name", "cli-backup", volume["id"])
+    deadline = time.monotonic() + 60
+    while openstack(sim, "volume", "backup", "show", backup["id"])["status"] != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    restored = openstack(sim, "volume", "backup", "restore", backup["id"], "cli-restored")
+    assert restored["volume_id"]
     openstack(sim, "server", "delete", "--wait", "cli-vm", parse=False)
 
 
