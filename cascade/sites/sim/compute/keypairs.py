@@ -17,7 +17,7 @@ from cascade.sites.sim.errors import SimError
 from cascade.sites.sim.site import Site
 from cascade.sites.sim.state import now_iso
 
-router = APIRouter(tags=["compute"])
+router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
 KeypairName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[\w\-. @]+$")]
 
 

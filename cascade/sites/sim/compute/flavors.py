@@ -1,14 +1,18 @@
 """Nova flavors: a default set seeded on first use, admin-created ones, rendered per
-microversion."""
+microversion; and their routes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cascade.api.deps import Caller
+from cascade.identity.policy import authorize
+from cascade.sites.sim.common import SiteDep
 from cascade.sites.sim.errors import SimError
-from cascade.sites.sim.microversions import Microversion
+from cascade.sites.sim.microversions import Microversion, NovaVersion
 from cascade.sites.sim.site import Site
 from cascade.sites.sim.state import new_uuid
 
@@ -19,6 +23,7 @@ DEFAULTS = (  # id, name, vcpus, ram MiB, disk GiB
     ("4", "m1.large", 4, 8192, 80),
 )
 GLOBAL = ""  # flavors belong to no project
+router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
 
 
 class FlavorIn(BaseModel):
@@ -137,3 +142,29 @@ def embedded(flavor: dict[str, Any]) -> dict[str, Any]:
         "original_name": flavor["name"],
         "extra_specs": flavor["extra_specs"],
     }
+
+
+@router.get("/flavors", summary="List flavors")
+@router.get("/flavors/detail", summary="List flavors with details")
+def list_flavors(_caller: Caller, site: SiteDep, mv: NovaVersion) -> dict[str, Any]:
+    return {"flavors": [render(f, mv) for f in all_flavors(site)]}
+
+
+@router.get("/flavors/{flavor_id}", summary="Show a flavor")
+def show_flavor(flavor_id: str, _caller: Caller, site: SiteDep, mv: NovaVersion) -> dict[str, Any]:
+    return {"flavor": render(get(site, flavor_id), mv)}
+
+
+@router.post("/flavors", summary="Create a flavor (admin)")
+def create_flavor(
+    body: Annotated[dict[str, Any], Body()], caller: Caller, site: SiteDep, mv: NovaVersion
+) -> dict[str, Any]:
+    authorize(caller, "admin")
+    return {"flavor": render(create(site, body), mv)}
+
+
+@router.delete("/flavors/{flavor_id}", status_code=202, summary="Delete a flavor")
+def delete_flavor(flavor_id: str, caller: Caller, site: SiteDep) -> None:
+    authorize(caller, "admin")
+    get(site, flavor_id)
+    site.state.delete("flavor", flavor_id)

@@ -1,0 +1,57 @@
+"""Availability zones and hypervisors: the site's simulated compute hosts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from cascade.api.deps import Caller
+from cascade.identity.policy import authorize
+from cascade.sites.sim.common import SiteDep
+from cascade.sites.sim.site import Site
+
+router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
+
+
+@router.get("/os-availability-zone", summary="Availability zones")
+@router.get("/os-availability-zone/detail", summary="Availability zones with hosts")
+def availability_zones(_caller: Caller, site: SiteDep) -> dict[str, Any]:
+    hosts = {h.name: {"nova-compute": {"available": True, "active": True}} for h in site.hosts}
+    return {
+        "availabilityZoneInfo": [
+            {"zoneName": "nova", "zoneState": {"available": True}, "hosts": hosts}
+        ]
+    }
+
+
+def _hypervisor(site: Site, index: int, detailed: bool) -> dict[str, Any]:
+    host = site.hosts[index]
+    body: dict[str, Any] = {
+        "id": str(index + 1),
+        "hypervisor_hostname": host.name,
+        "state": "up",
+        "status": "enabled",
+    }
+    if detailed:
+        running = sum(1 for s in site.state.list("server") if s["_host"] == host.name)
+        body.update(
+            {
+                "host_ip": host.tunnel_ip,
+                "hypervisor_type": "QEMU",
+                "running_vms": running,
+                "service": {"host": host.name, "id": index + 1},
+                "vcpus": 64,
+                "memory_mb": 262144,
+                "local_gb": 2048,
+            }
+        )
+    return body
+
+
+@router.get("/os-hypervisors", summary="Compute hosts (admin)")
+@router.get("/os-hypervisors/detail", summary="Compute hosts with tunnel IPs (admin)")
+def hypervisors(request: Request, caller: Caller, site: SiteDep) -> dict[str, Any]:
+    authorize(caller, "admin")
+    detailed = request.url.path.endswith("/detail")
+    return {"hypervisors": [_hypervisor(site, i, detailed) for i in range(len(site.hosts))]}
