@@ -27,6 +27,7 @@ def test_demo_tour(tmp_path: Path) -> None:
         "site site-a in region RegionA: registered",
         "RegionB",
         "Servers across sites",
+        "site-b validated Cascade's token locally",
         "vnf-site-b",
         "a forged token gets 401",
         "Cascade demo: summary",
