@@ -49,3 +49,19 @@ def site_token(site_client: TestClient) -> str:
 @pytest.fixture
 def site_headers(site_token: str) -> dict[str, str]:
     return {"X-Auth-Token": site_token}
+
+
+def upload_image(client: TestClient, headers: dict[str, str], data: bytes = b"boot" * 1024) -> str:
+    """An active image at the site holding ``data``; returns its id."""
+    image = client.post(
+        "/image/v2/images",
+        headers=headers,
+        json={"name": "img", "disk_format": "raw", "container_format": "bare"},
+    ).json()
+    stored = client.put(
+        f"/image/v2/images/{image['id']}/file",
+        content=data,
+        headers={**headers, "Content-Type": "application/octet-stream"},
+    )
+    assert stored.status_code == 204, stored.text
+    return str(image["id"])

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from cascade.sites.sim.site import Site
+from tests.sites.conftest import upload_image
 
 NOVA = "/compute/v2.1"
 
@@ -23,21 +24,6 @@ def wait_status(
             assert server["status"] == status, server["status"]
             return server
         time.sleep(0.05)
-
-
-def upload_image(client: TestClient, headers: dict[str, str]) -> str:
-    image = client.post(
-        "/image/v2/images",
-        headers=headers,
-        json={"name": "img", "disk_format": "raw", "container_format": "bare"},
-    ).json()
-    stored = client.put(
-        f"/image/v2/images/{image['id']}/file",
-        content=b"boot" * 1024,
-        headers={**headers, "Content-Type": "application/octet-stream"},
-    )
-    assert stored.status_code == 204, stored.text
-    return str(image["id"])
 
 
 def make_network(client: TestClient, headers: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ from cascade.sites.sim import volume
 from cascade.sites.sim.errors import SimError
 from cascade.sites.sim.site import Site
 from tests.conftest import make_tenant
+from tests.sites.conftest import upload_image
 
 V3 = "/volume/v3"
 GIB = 1 << 30
@@ -324,23 +325,13 @@ def test_attached_volume_refuses_writes_while_server_is_quiesced(
 
 
 def test_volume_from_image(site_client: TestClient, site_headers: Headers, site: Site) -> None:
-    made = site_client.post(
-        "/image/v2/images",
-        headers=site_headers,
-        json={"name": "boot", "disk_format": "raw", "container_format": "bare"},
-    ).json()
-    uploaded = site_client.put(
-        f"/image/v2/images/{made['id']}/file",
-        content=b"boot-sector" * 100,
-        headers={**site_headers, "Content-Type": "application/octet-stream"},
-    )
-    assert uploaded.status_code == 204, uploaded.text
-    vol = create_volume(site_client, site_headers, imageRef=made["id"])
+    image_id = upload_image(site_client, site_headers, b"boot-sector" * 100)
+    vol = create_volume(site_client, site_headers, imageRef=image_id)
     assert vol["bootable"] == "true"
-    assert vol["volume_image_metadata"] == {"image_id": made["id"]}
+    assert vol["volume_image_metadata"] == {"image_id": image_id}
     assert read(site_client, site_headers, vol["id"], 0, 11) == b"boot-sector"
     project = vol["os-vol-tenant-attr:tenant_id"]
-    boot = volume.create_boot_volume(site, project, made["id"], 2, "vm")
+    boot = volume.create_boot_volume(site, project, image_id, 2, "vm")
     shown = site_client.get(f"{V3}/volumes/{boot}", headers=site_headers).json()["volume"]
     assert (shown["status"], shown["size"], shown["bootable"]) == ("available", 2, "true")
     assert read(site_client, site_headers, boot, 0, 11) == b"boot-sector"
