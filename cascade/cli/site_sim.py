@@ -96,8 +96,9 @@ def site_sim(
         build_seconds=build_seconds,
         backup_dir=backup_dir,
     )
-    site = Site(config)
-    apply_fault_flags(site.faults, latency, error_rate, unavailable, quiesce_failure)
+    faults = Faults()  # checked before anything is written to the data dir
+    apply_fault_flags(faults, latency, error_rate, unavailable, quiesce_failure)
+    site = Site(config, faults)
     site.bootstrap()
     where = "" if admin_password else f"; admin password in {data_dir / 'admin-password'}"
     console.print(

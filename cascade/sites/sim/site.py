@@ -53,10 +53,10 @@ class SiteConfig:
 
 
 class Site:
-    def __init__(self, config: SiteConfig) -> None:
+    def __init__(self, config: SiteConfig, faults: Faults | None = None) -> None:
         self.config = config
         self.state = SimState(config.data_dir)
-        self.faults = Faults()
+        self.faults = faults or Faults()
         self.identity = Services(
             Settings(
                 data_dir=config.data_dir / "identity",
