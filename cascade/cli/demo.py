@@ -21,7 +21,7 @@ from rich.table import Table
 
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, password_auth
 from cascade.errors import CascadeError
-from cascade.sites.driver import SiteAccess, SiteDriver
+from cascade.sites.driver import SiteDriver
 
 console = Console()
 
@@ -73,7 +73,8 @@ def _start_sites(data_dir: Path, password: str, stack: ExitStack) -> list[Embedd
             name,
             data_dir / "sites" / name,
             password,
-            args=["--region", region, "--build-seconds", "0.5", "--backup-dir", str(backups)],
+            args=["--build-seconds", "0.5", "--backup-dir", str(backups)],
+            region=region,
         )
         stack.enter_context(site)
         console.print(f"site {name} (region {region}) serving {site.url}")
@@ -81,25 +82,19 @@ def _start_sites(data_dir: Path, password: str, stack: ExitStack) -> list[Embedd
     return sites
 
 
-def _access(site: EmbeddedSite, region: str, password: str) -> SiteAccess:
-    return SiteAccess(
-        name=site.site_name,
-        region=region,
-        auth_url=site.auth_url,
-        username="admin",
-        password=password,
-        project_name="admin",
-    )
-
-
-def _register_sites(client: httpx.Client, sites: list[EmbeddedSite], password: str) -> None:
-    for site, (name, region) in zip(sites, DEMO_SITES, strict=True):
+def _register_sites(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
+    for site in sites:
+        name, region = site.site_name, site.region
         spec = {
             "name": name,
             "region_name": region,
             "identity_url": site.auth_url,
             "identity": "replica",
-            "credentials": {"username": "admin", "password": password, "project_name": "admin"},
+            "credentials": {
+                "username": "admin",
+                "password": site.admin_password,
+                "project_name": "admin",
+            },
         }
         response = client.post("/v1/sites", json=spec)
         _expect(response, 201, 409)
@@ -152,16 +147,16 @@ def _boot_one(driver: SiteDriver) -> Any:
     return driver.wait_for_server(server.id)
 
 
-def _boot_servers(sites: list[EmbeddedSite], password: str) -> None:
+def _boot_servers(sites: list[EmbeddedSite]) -> None:
     table = Table(
         "site", "region", "server", "status", "host", "address", title="Servers across sites"
     )
-    for site, (_name, region) in zip(sites, DEMO_SITES, strict=True):
-        server = _boot_one(SiteDriver(_access(site, region, password)))
+    for site in sites:
+        server = _boot_one(SiteDriver(site.access()))
         addresses = [a["addr"] for entries in (server.addresses or {}).values() for a in entries]
         table.add_row(
             site.site_name,
-            region,
+            site.region,
             server.name,
             server.status,
             server.compute_host or "",
@@ -208,11 +203,11 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
         )
         tour.step(
             "Register them, filling each site's identity copy",
-            lambda: _register_sites(client, sites, password),
+            lambda: _register_sites(client, sites),
         )
         tour.step("One catalog lists every site as a region", lambda: _show_catalog(client))
         tour.step("One login, every site", lambda: _one_login(token, sites))
-        tour.step("Boot a server on each site", lambda: _boot_servers(sites, password))
+        tour.step("Boot a server on each site", lambda: _boot_servers(sites))
         tour.step("A bad token is refused", lambda: _bad_token(client))
         summary = Table("step", "seconds", title="Cascade demo: summary")
         for title, seconds in tour.timings:

@@ -18,6 +18,7 @@ from typing import Any, Self
 import httpx
 
 from cascade.errors import CascadeError
+from cascade.sites.driver import SiteAccess
 
 
 def password_auth(
@@ -171,11 +172,13 @@ class EmbeddedSite(ChildServer):
         port: int | None = None,
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> None:
         super().__init__(data_dir, port, env, None)
         self.site_name = name
+        self.region = region or name
         self.admin_password = admin_password
-        self.args = args or []
+        self.args = ["--region", self.region, *(args or [])]
         self._env["CASCADE_SITE_ADMIN_PASSWORD"] = admin_password
 
     def command(self) -> list[str]:
@@ -193,3 +196,14 @@ class EmbeddedSite(ChildServer):
     @property
     def auth_url(self) -> str:
         return f"{self.url}/identity/v3"
+
+    def access(self) -> SiteAccess:
+        """How the site driver reaches this site as its admin."""
+        return SiteAccess(
+            name=self.site_name,
+            region=self.region,
+            auth_url=self.auth_url,
+            username="admin",
+            password=self.admin_password,
+            project_name="admin",
+        )

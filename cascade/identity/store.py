@@ -103,7 +103,7 @@ class IdentityStore:
 
     def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
         fields = self._hash_password(fields)
-        with self._writing(kind) as session:
+        with self._writing(kind.name) as session:
             self._check_references(session, kind, fields)
             row = kind.model(**fields)
             session.add(row)
@@ -113,7 +113,7 @@ class IdentityStore:
     def update(self, kind: Kind, row_id: str, fields: dict[str, Any]) -> Any:
         password_changed = fields.get("password") is not None
         fields = self._hash_password(fields)
-        with self._writing(kind) as session:
+        with self._writing(kind.name) as session:
             row = self._get(session, kind, row_id)
             self._check_references(session, kind, fields)
             for name, value in fields.items():
@@ -124,7 +124,7 @@ class IdentityStore:
             return row
 
     def delete(self, kind: Kind, row_id: str) -> None:
-        with self._writing(kind) as session:
+        with self._writing(kind.name) as session:
             row = self._get(session, kind, row_id)
             if isinstance(row, Domain) and row.enabled:
                 raise Forbidden("Cannot delete a domain that is enabled, please disable it first.")
@@ -139,7 +139,7 @@ class IdentityStore:
         self, user_id: str, target_type: str, target_id: str, role_id: str, present: bool
     ) -> None:
         target_kind = PROJECT if target_type == "project" else DOMAIN
-        with self._writing(ROLE) as session:
+        with self._writing("role assignment") as session:
             self._get(session, USER, user_id)
             self._get(session, target_kind, target_id)
             self._get(session, ROLE, role_id)
@@ -162,7 +162,7 @@ class IdentityStore:
         user_id: str | None = None,
         project_id: str | None = None,
     ) -> None:
-        with self._writing(ROLE) as session:
+        with self._writing("revocation event") as session:
             session.add(
                 RevocationEvent(
                     audit_id=audit_id,
@@ -175,14 +175,14 @@ class IdentityStore:
     # -- helpers ---------------------------------------------------------------------------
 
     @contextmanager
-    def _writing(self, kind: Kind) -> Iterator[Session]:
+    def _writing(self, what: str) -> Iterator[Session]:
         """A write transaction that bumps the identity revision; integrity errors become 409."""
         try:
             with self._db.session() as session:
                 bump_revision(session)
                 yield session
         except IntegrityError as error:
-            raise Conflict(f"{kind.name} conflicts with an existing one") from error
+            raise Conflict(f"{what} conflicts with an existing one") from error
 
     def _hash_password(self, fields: dict[str, Any]) -> dict[str, Any]:
         if "password" not in fields:

@@ -152,18 +152,10 @@ class SiteDriver:
     def wait_for_server(
         self, server_id: str, status: str = "ACTIVE", timeout: float = 120.0
     ) -> Any:
-        """Poll until the server reaches ``status``; ERROR or timeout raise SiteCallFailed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            server = self.call(
-                f"show server {server_id}", lambda c: c.compute.get_server(server_id)
-            )
-            if server.status == status:
-                return server
-            if server.status == "ERROR" or time.monotonic() > deadline:
-                raise SiteCallFailed(
-                    self.access.name,
-                    f"wait for server {server_id}",
-                    f"status {server.status}, wanted {status}",
-                )
-            time.sleep(0.2)
+        """openstacksdk's wait, through ``call``: ERROR or a timeout raise SiteCallFailed."""
+        return self.call(
+            f"wait for server {server_id} to be {status}",
+            lambda c: c.compute.wait_for_server(
+                c.compute.get_server(server_id), status=status, wait=timeout, interval=0.2
+            ),
+        )

@@ -22,6 +22,19 @@ from cascade.sites.schemas import SiteIn, SiteOut
 REGISTRATION_RETRY = RetryPolicy(deadline=5.0)
 
 
+def _access(site: Site, password: str) -> SiteAccess:
+    return SiteAccess(
+        name=site.name,
+        region=site.region_name,
+        auth_url=site.identity_url,
+        username=site.username,
+        password=password,
+        project_name=site.site_project_name,
+        user_domain_name=site.user_domain_name,
+        project_domain_name=site.user_domain_name,
+    )
+
+
 def to_out(site: Site) -> SiteOut:
     return SiteOut(
         id=site.id,
@@ -69,14 +82,14 @@ class SiteRegistry:
                 "registered"
             ) from error
         if spec.identity == "replica":
-            self._fill_identity(site)
+            self._fill_identity(site, spec.credentials.password)
         return to_out(site)
 
-    def _fill_identity(self, site: Site) -> None:
+    def _fill_identity(self, site: Site, password: str) -> None:
         """Install Cascade's identity snapshot at the site; on failure, unregister it."""
         snapshot = export_snapshot(self._db, self._keys)
         url = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1/snapshot"
-        driver = SiteDriver(self.access(site.id), REGISTRATION_RETRY)
+        driver = SiteDriver(_access(site, password), REGISTRATION_RETRY)
         try:
             driver.call(
                 "install identity snapshot",
@@ -109,16 +122,7 @@ class SiteRegistry:
         """How the driver reaches the site, credential decrypted (never for a response)."""
         with self._db.session() as session:
             site = self._find(session, name_or_id, None)
-            return SiteAccess(
-                name=site.name,
-                region=site.region_name,
-                auth_url=site.identity_url,
-                username=site.username,
-                password=self._cipher.decrypt(site.credential),
-                project_name=site.site_project_name,
-                user_domain_name=site.user_domain_name,
-                project_domain_name=site.user_domain_name,
-            )
+            return _access(site, self._cipher.decrypt(site.credential))
 
     @staticmethod
     def _find(session: Session, name_or_id: str, projects: set[str] | None) -> Site:

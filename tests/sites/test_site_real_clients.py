@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cascade.cli.embedded import EmbeddedSite
-from cascade.sites.driver import SiteAccess, SiteCallFailed, SiteDriver
+from cascade.sites.driver import SiteCallFailed, SiteDriver
 
 PASSWORD = "real-clients-site-pw"
 OPENSTACK = str(Path(sys.executable).parent / "openstack")
@@ -26,24 +26,15 @@ IMAGE_BYTES = os.urandom(200_000)
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSite]:
     data_dir = tmp_path_factory.mktemp("site-real-clients") / "site-a"
-    args = ["--build-seconds", "0.3", "--region", "RegionA"]
+    args = ["--build-seconds", "0.3"]
     env = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
-    with EmbeddedSite("site-a", data_dir, PASSWORD, args=args, env=env) as site:
+    with EmbeddedSite("site-a", data_dir, PASSWORD, args=args, env=env, region="RegionA") as site:
         yield site
 
 
 @pytest.fixture(scope="module")
 def driver(sim: EmbeddedSite) -> SiteDriver:
-    return SiteDriver(
-        SiteAccess(
-            name="site-a",
-            region="RegionA",
-            auth_url=sim.auth_url,
-            username="admin",
-            password=PASSWORD,
-            project_name="admin",
-        )
-    )
+    return SiteDriver(sim.access())
 
 
 def openstack(sim: EmbeddedSite, *args: str, parse: bool = True) -> Any:

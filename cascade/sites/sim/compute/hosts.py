@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from cascade.api.deps import Caller
 from cascade.identity.policy import authorize
 from cascade.sites.sim.common import SiteDep
+from cascade.sites.sim.compute.records import servers_per_host
 from cascade.sites.sim.site import Site
 
 router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
@@ -25,7 +26,8 @@ def availability_zones(_caller: Caller, site: SiteDep) -> dict[str, Any]:
     }
 
 
-def _hypervisor(site: Site, index: int, detailed: bool) -> dict[str, Any]:
+def _hypervisor(site: Site, index: int, running: dict[str, int] | None) -> dict[str, Any]:
+    """A hypervisor; with ``running`` (servers per host), its detailed view."""
     host = site.hosts[index]
     body: dict[str, Any] = {
         "id": str(index + 1),
@@ -33,13 +35,12 @@ def _hypervisor(site: Site, index: int, detailed: bool) -> dict[str, Any]:
         "state": "up",
         "status": "enabled",
     }
-    if detailed:
-        running = sum(1 for s in site.state.list("server") if s["_host"] == host.name)
+    if running is not None:
         body.update(
             {
                 "host_ip": host.tunnel_ip,
                 "hypervisor_type": "QEMU",
-                "running_vms": running,
+                "running_vms": running[host.name],
                 "service": {"host": host.name, "id": index + 1},
                 "vcpus": 64,
                 "memory_mb": 262144,
@@ -53,5 +54,5 @@ def _hypervisor(site: Site, index: int, detailed: bool) -> dict[str, Any]:
 @router.get("/os-hypervisors/detail", summary="Compute hosts with tunnel IPs (admin)")
 def hypervisors(request: Request, caller: Caller, site: SiteDep) -> dict[str, Any]:
     authorize(caller, "admin")
-    detailed = request.url.path.endswith("/detail")
-    return {"hypervisors": [_hypervisor(site, i, detailed) for i in range(len(site.hosts))]}
+    running = servers_per_host(site) if request.url.path.endswith("/detail") else None
+    return {"hypervisors": [_hypervisor(site, i, running) for i in range(len(site.hosts))]}

@@ -77,15 +77,25 @@ def render(site: Site, server: dict[str, Any], mv: Microversion, base: str) -> d
         if mv >= Microversion(2, 47)
         else {"id": flavor["id"], "links": []}
     )
-    body["links"] = [{"rel": "self", "href": f"{base}/compute/v2.1/servers/{server['id']}"}]
+    body["links"] = links(server, base)
     return body
+
+
+def links(server: dict[str, Any], base: str) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"{base}/compute/v2.1/servers/{server['id']}"}]
+
+
+def servers_per_host(site: Site) -> dict[str, int]:
+    """How many servers each of the site's hosts runs."""
+    load = {host.name: 0 for host in site.hosts}
+    for server in site.state.list("server"):
+        load[server["_host"]] = load.get(server["_host"], 0) + 1
+    return load
 
 
 def place(site: Site) -> str:
     """The host with the fewest servers (the scheduler of a small region)."""
-    load = {host.name: 0 for host in site.hosts}
-    for server in site.state.list("server"):
-        load[server["_host"]] = load.get(server["_host"], 0) + 1
+    load = servers_per_host(site)
     return min(load, key=lambda name: (load[name], name))
 
 

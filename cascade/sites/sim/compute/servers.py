@@ -18,6 +18,7 @@ from cascade.sites.sim.compute import keypairs
 from cascade.sites.sim.compute.records import (
     apply_pending,
     attach_volume,
+    links,
     load,
     place,
     render,
@@ -124,7 +125,7 @@ def create_server(
             "id": server_id,
             "OS-DCF:diskConfig": "MANUAL",
             "security_groups": server["security_groups"],
-            "links": render(site, server, mv, base)["links"],
+            "links": links(server, base),
         }
     }
 
@@ -230,8 +231,7 @@ def list_servers(
     if not request.url.path.endswith("/detail"):
         return {
             "servers": [
-                {"id": s["id"], "name": s["name"], "links": render(site, s, mv, base)["links"]}
-                for s in servers
+                {"id": s["id"], "name": s["name"], "links": links(s, base)} for s in servers
             ]
         }
     return {"servers": [render(site, s, mv, base) for s in servers]}
