@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,6 +73,41 @@ class Settings(BaseSettings):
         None, description="Password for the bootstrap admin (`cascade init`); generated if unset."
     )
     log_level: str = Field("info", description="Log level of the API server.")
+    worker_concurrency: int = Field(
+        8, ge=1, le=256, description="Operations one `cascade worker` runs at once (threads)."
+    )
+    queue_poll_interval: float = Field(
+        0.05, gt=0, le=10, description="Seconds between a worker's looks at the operation queue."
+    )
+    heartbeat_interval: float = Field(
+        0.5, gt=0, le=60, description="Seconds between a worker's heartbeats in the database."
+    )
+    worker_dead_after: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="Seconds without a heartbeat after which a live worker declares another "
+        "dead and resumes its unfinished operations.",
+    )
+    site_call_deadline: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds an operation keeps retrying a site that fails transiently (down, "
+        "5xx) before the step fails with the site's error.",
+    )
+    convergence_interval: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds between convergence passes (once per cluster); must divide a "
+        "minute or, in whole minutes, an hour.",
+    )
+    convergence_policy: Literal["recreate", "report"] = Field(
+        "recreate",
+        description="What a convergence pass does with a server deleted behind Cascade's back: "
+        "recreate it at its site, or only mark it MISSING and report it.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -85,6 +120,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
         return (init_settings, env_settings, toml)
+
+    @field_validator("convergence_interval")
+    @classmethod
+    def _divides_the_clock(cls, seconds: int) -> int:
+        cron_schedule(seconds)
+        return seconds
 
     @property
     def key_repository(self) -> Path:
@@ -99,6 +140,15 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def cron_schedule(seconds: int) -> str:
+    """A six-field cron expression that fires every ``seconds`` seconds, aligned to the clock."""
+    if seconds < 60 and 60 % seconds == 0:
+        return f"*/{seconds} * * * * *"
+    if seconds % 60 == 0 and 60 % (seconds // 60) == 0:
+        return f"0 */{seconds // 60} * * * *"
+    raise ValueError(f"{seconds} s does not divide a minute or, in whole minutes, an hour")
 
 
 def load_settings(**overrides: Any) -> Settings:

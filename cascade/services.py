@@ -12,6 +12,8 @@ from functools import cached_property
 from cascade.config import Settings
 from cascade.db import Database
 from cascade.db.migrate import upgrade
+from cascade.engine import queue
+from cascade.engine.operations import Operations
 from cascade.identity.bootstrap import BootstrapResult, bootstrap
 from cascade.identity.keys import KeyRepository
 from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
@@ -44,6 +46,14 @@ class Services:
     def credentials(self) -> CredentialCipher:
         return CredentialCipher(self.settings.data_dir / "credential.key")
 
+    @cached_property
+    def queue(self) -> queue.OperationQueue:
+        return queue.OperationQueue(self.db)
+
+    @cached_property
+    def operations(self) -> Operations:
+        return Operations(self.db, self.queue)
+
     def snapshot(self) -> IdentitySnapshot:
         return self.identity.current()
 
@@ -52,6 +62,8 @@ class Services:
         return self.tokens.validate(token_id, self.snapshot())
 
     def close(self) -> None:
+        if "queue" in self.__dict__:
+            self.queue.close()
         self.db.dispose()
 
 
@@ -63,6 +75,7 @@ def initialize(services: Services, admin_password: str | None) -> BootstrapResul
     settings = services.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade(services.db)
+    queue.prepare(services.db, settings)
     services.keys.setup()
     services.credentials.ensure_key()
     return bootstrap(

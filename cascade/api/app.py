@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from cascade import __version__
-from cascade.api import errors, health, identity_auth, identity_resources, sites, versions
+from cascade.api import (
+    errors,
+    health,
+    identity_auth,
+    identity_resources,
+    operations,
+    servers,
+    sites,
+    versions,
+)
 from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
 from cascade.services import Services
@@ -39,7 +48,13 @@ def create_app(services: Services) -> FastAPI:
     app.state.routes = RouteTable(app)
     app.add_middleware(StrictQuery, table=app.state.routes)
     app.add_middleware(RequestMetrics)
-    for router in (*identity_routers(), sites.router, health.router):
+    for router in (
+        *identity_routers(),
+        sites.router,
+        servers.router,
+        operations.router,
+        health.router,
+    ):
         app.include_router(router)
     _document_errors_as_400(app)
     return app

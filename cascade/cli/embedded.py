@@ -17,6 +17,8 @@ from typing import Any, Self
 
 import httpx
 
+from cascade.db import Database
+from cascade.db.models import Worker
 from cascade.errors import CascadeError
 from cascade.sites.driver import SiteAccess
 
@@ -84,14 +86,21 @@ class ChildServer:
             assert self._process is not None
             if self._process.poll() is not None:
                 raise CascadeError(f"{self.name} exited early; see {self.log_file}")
-            try:
-                if httpx.get(self.url + self.health_path, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if self.is_ready():
+                return
             time.sleep(0.1)
         self.stop()
         raise CascadeError(f"{self.name} did not become ready in {timeout:.0f} s")
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(self.url + self.health_path, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def wait(self) -> None:
         if self._process is not None:
@@ -207,3 +216,30 @@ class EmbeddedSite(ChildServer):
             password=self.admin_password,
             project_name="admin",
         )
+
+
+class EmbeddedWorker(ChildServer):
+    """``cascade worker`` on an initialised data dir; ready once its heartbeat is in the
+    database. Restarting it keeps its executor id, as ``cascade up --workers`` does."""
+
+    name = "cascade worker"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        executor_id: str,
+        database: Database,
+        env: dict[str, str] | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        super().__init__(data_dir, None, env, log_file or data_dir / f"worker-{executor_id}.log")
+        self.executor_id = executor_id
+        self._database = database
+
+    def command(self) -> list[str]:
+        return ["worker", "--data-dir", str(self.data_dir), "--executor-id", self.executor_id]
+
+    def is_ready(self) -> bool:
+        with self._database.session() as session:
+            worker = session.get(Worker, self.executor_id)
+            return worker is not None and worker.pid == self.pid and worker.state == "alive"

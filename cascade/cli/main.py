@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cascade.cli import bench, demo, site_sim
+from cascade.cli import bench, demo, site_sim, worker
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
 from cascade.services import Services, initialize
@@ -30,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 app.command("site-sim")(site_sim.site_sim)
+app.command("worker")(worker.worker)
 
 console = Console()
 
@@ -76,10 +77,13 @@ def init(
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Migrate an existing database to the newest schema."""
     from cascade.db.migrate import upgrade
+    from cascade.engine.queue import prepare
 
     services = Services(settings_from(data_dir))
     try:
-        console.print(f"database at revision {upgrade(services.db)}")
+        revision = upgrade(services.db)
+        prepare(services.db, services.settings)
+        console.print(f"database at revision {revision}")
     finally:
         services.close()
 

@@ -1,0 +1,43 @@
+"""``cascade worker``: run operations, joined to the cluster through the database."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cascade.config import load_settings
+from cascade.engine.membership import default_executor_id
+from cascade.errors import CascadeError
+
+
+def worker(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data directory [env CASCADE_DATA_DIR]")
+    ] = None,
+    executor_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This worker's id in the cluster; keep it when restarting a worker so it "
+            "resumes its own work at once [default: host-pid]"
+        ),
+    ] = None,
+) -> None:
+    """Run operations from the durable queue until stopped (SIGTERM or Ctrl-C)."""
+    import cascade.workloads  # noqa: F401 - registers every handler with DBOS
+    from cascade.engine.worker import run_worker
+
+    settings = load_settings(data_dir=data_dir)
+    if settings.database_url is None and not (settings.data_dir / "cascade.db").exists():
+        raise CascadeError(f"{settings.data_dir} is not initialised: run 'cascade init' first")
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run_worker(settings, executor_id or default_executor_id(), stop)

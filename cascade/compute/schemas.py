@@ -1,0 +1,64 @@
+"""JSON shapes of ``/v1/servers``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.engine.schemas import OperationOut
+
+Name = Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")
+
+
+class ServerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Name
+    site: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="Site name or id; unset: the placement rule picks the site of the "
+        "project's with the fewest servers",
+    )
+    flavor: str = Field(min_length=1, max_length=255, description="Flavor name or id at the site")
+    image: str = Field(min_length=1, max_length=255, description="Image name or id at the site")
+    network: str | None = Field(
+        None, min_length=1, max_length=255, description="Network name or id at the site"
+    )
+
+
+class ServerOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    site: str
+    status: str = Field(
+        description="BUILD, ACTIVE, REBOOT, STOPPING, SHUTOFF, STARTING, DELETING, ERROR, "
+        "or MISSING (gone from its site behind Cascade's back)"
+    )
+    flavor: str
+    image: str
+    network: str | None
+    task: str | None = Field(description="The operation now running on this server")
+    site_server_id: str | None = Field(description="The server's id at its site")
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServerEnvelope(BaseModel):
+    server: ServerOut
+
+
+class ServerList(BaseModel):
+    servers: list[ServerOut]
+
+
+class ServerAccepted(BaseModel):
+    server: ServerOut
+    operation: OperationOut
+
+
+ServerAction = Literal["reboot", "stop", "start"]

@@ -1,0 +1,145 @@
+"""Servers: placement, the state machine, and accepting each action as an operation."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cascade.compute.schemas import ServerIn, ServerOut
+from cascade.db.models import Server, Site
+from cascade.engine.operations import Operations
+from cascade.engine.states import StateMachine, declare, transition
+from cascade.errors import BadRequest, NotFound
+
+BUSY = ("BUILD", "REBOOT", "STOPPING", "STARTING")
+SERVERS = declare(
+    StateMachine(
+        "server",
+        Server,
+        {
+            "create": transition((), "BUILD", "ACTIVE"),
+            "recreate": transition(("MISSING",), "BUILD", "ACTIVE"),
+            "reboot": transition(("ACTIVE",), "REBOOT", "ACTIVE"),
+            "stop": transition(("ACTIVE",), "STOPPING", "SHUTOFF"),
+            "start": transition(("SHUTOFF",), "STARTING", "ACTIVE"),
+            # Delete may queue behind a running action; it runs once that one is done.
+            "delete": transition(
+                ("ACTIVE", "SHUTOFF", "ERROR", "MISSING", *BUSY), "DELETING", None
+            ),
+        },
+    )
+)
+
+
+def to_out(server: Server, site_name: str) -> ServerOut:
+    return ServerOut(
+        id=server.id,
+        name=server.name,
+        project_id=server.project_id,
+        site=site_name,
+        status=server.status,
+        flavor=server.flavor,
+        image=server.image,
+        network=server.network,
+        task=server.task_operation_id,
+        site_server_id=server.site_server_id,
+        error=server.error,
+        created_at=server.created_at,
+        updated_at=server.updated_at,
+    )
+
+
+def _sites_of(session: Session, projects: set[str] | None) -> list[Site]:
+    query = select(Site).order_by(Site.name)
+    if projects is not None:
+        query = query.where(Site.project_id.in_(projects))
+    return list(session.scalars(query))
+
+
+def place(session: Session, spec: ServerIn, projects: set[str] | None) -> Site:
+    """The named site, or the caller's site holding the fewest servers (ties by name)."""
+    sites = _sites_of(session, projects)
+    if spec.site is not None:
+        for site in sites:
+            if spec.site in (site.id, site.name):
+                return site
+        raise BadRequest(f"Unknown site {spec.site!r}: it is not registered or not visible.")
+    if not sites:
+        raise BadRequest("No site to place the server on: register a site first.")
+    load = dict(
+        session.execute(select(Server.site_id, func.count()).group_by(Server.site_id)).all()
+    )
+    return min(sites, key=lambda site: (load.get(site.id, 0), site.name))
+
+
+class ServerService:
+    def __init__(self, operations: Operations) -> None:
+        self._operations = operations
+
+    def create(
+        self, spec: ServerIn, project_id: str, projects: set[str] | None, key: str | None
+    ) -> tuple[str, str]:
+        """Accept a create; returns (server id, operation id)."""
+
+        def change(session: Session, operation_id: str) -> tuple[str, str]:
+            site = place(session, spec, projects)
+            server = Server(
+                name=spec.name,
+                project_id=project_id,
+                site_id=site.id,
+                flavor=spec.flavor,
+                image=spec.image,
+                network=spec.network,
+                status="BUILD",
+                task_operation_id=operation_id,
+            )
+            session.add(server)
+            session.flush()
+            return "server", server.id
+
+        request = {**spec.model_dump(), "site": spec.site}
+        operation = self._operations.accept(
+            kind="server.create",
+            project_id=project_id,
+            request=request,
+            change=change,
+            idempotency_key=key,
+        )
+        return operation.resource_id, operation.id
+
+    def act(self, server_id: str, action: str, project_id: str, key: str | None) -> str:
+        """Accept reboot, stop, start, delete or recreate on a server; returns the operation id."""
+
+        def change(session: Session, operation_id: str) -> tuple[str, str]:
+            SERVERS.begin(session, server_id, action, operation_id)
+            return "server", server_id
+
+        operation = self._operations.accept(
+            kind=f"server.{action}",
+            project_id=project_id,
+            request={"server": server_id},
+            change=change,
+            idempotency_key=key,
+        )
+        return operation.id
+
+
+def find(session: Session, server_id: str, projects: set[str] | None) -> tuple[Server, str]:
+    row = session.execute(
+        select(Server, Site.name)
+        .join(Site, Site.id == Server.site_id)
+        .where(Server.id == server_id)
+    ).first()
+    if row is None or (projects is not None and row[0].project_id not in projects):
+        raise NotFound(f"Could not find server: {server_id}.")
+    return row[0], row[1]
+
+
+def listing(session: Session, projects: set[str] | None, site: str | None) -> list[ServerOut]:
+    query = select(Server, Site.name).join(Site, Site.id == Server.site_id)
+    if projects is not None:
+        query = query.where(Server.project_id.in_(projects))
+    if site is not None:
+        query = query.where((Site.name == site) | (Site.id == site))
+    query = query.order_by(Site.name, Server.created_at, Server.id)
+    return [to_out(server, site_name) for server, site_name in session.execute(query)]

@@ -1,0 +1,84 @@
+"""Workers find each other through the ``workers`` table: each beats its heart there, and
+each looks for others whose heart stopped, to resume their unfinished operations.
+
+A worker is declared dead by the first live worker that sees its heartbeat older than
+``worker_dead_after`` (or at once when it left cleanly); the conditional UPDATE that
+declares it admits one winner, which then hands the dead executor's pending workflows back
+to their queues. A worker that finds itself declared dead (it stalled, it was not dead)
+stops at once, so two workers never run the same workflow for long.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from cascade.db import Database
+from cascade.db.models import Worker, utcnow
+
+ALIVE, STOPPED, RECOVERED = "alive", "stopped", "recovered"
+
+
+def default_executor_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Membership:
+    def __init__(self, db: Database, executor_id: str, dead_after: float) -> None:
+        self._db = db
+        self.executor_id = executor_id
+        self._dead_after = timedelta(seconds=dead_after)
+
+    def join(self) -> None:
+        with self._db.session() as session:
+            worker = session.get(Worker, self.executor_id) or Worker(executor_id=self.executor_id)
+            worker.host = socket.gethostname()
+            worker.pid = os.getpid()
+            worker.state = ALIVE
+            worker.started_at = worker.heartbeat_at = utcnow()
+            worker.recovered_by = worker.recovered_at = None
+            session.add(worker)
+
+    def beat(self) -> bool:
+        """Record a heartbeat; False if another worker has declared this one dead."""
+        with self._db.session() as session:
+            done = session.execute(
+                update(Worker)
+                .where(Worker.executor_id == self.executor_id, Worker.state == ALIVE)
+                .values(heartbeat_at=utcnow())
+            )
+            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    def reap(self) -> list[str]:
+        """Declare dead every worker whose heart stopped (or that left); returns those this
+        worker won, whose workflows it must now resume."""
+        cutoff = utcnow() - self._dead_after
+        stale = (Worker.state == STOPPED) | (
+            (Worker.state == ALIVE) & (Worker.heartbeat_at < cutoff)
+        )
+        won = []
+        with self._db.session() as session:
+            candidates = session.scalars(
+                select(Worker.executor_id).where(stale, Worker.executor_id != self.executor_id)
+            ).all()
+        for executor_id in candidates:
+            with self._db.session() as session:
+                claimed = session.execute(
+                    update(Worker)
+                    .where(Worker.executor_id == executor_id, stale)
+                    .values(state=RECOVERED, recovered_by=self.executor_id, recovered_at=utcnow())
+                )
+                if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                    won.append(executor_id)
+        return won
+
+    def leave(self) -> None:
+        with self._db.session() as session:
+            session.execute(
+                update(Worker)
+                .where(Worker.executor_id == self.executor_id, Worker.state == ALIVE)
+                .values(state=STOPPED)
+            )

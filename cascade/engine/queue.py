@@ -1,0 +1,120 @@
+"""The durable queue: DBOS's system tables live in Cascade's own database (schema ``dbos`` on
+PostgreSQL, the same file on SQLite), so an operation record and its queue entry commit in
+one transaction.
+
+Operations go to one queue partitioned by resource id with one running job per partition:
+work on a resource runs one at a time, in arrival order (operation ids sort by time), and
+different resources run in parallel. Per-site calls of a fan-out go to a second, plain queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from secrets import token_hex
+from typing import Any
+
+from dbos import DBOSClient
+from dbos._serialization import DefaultSerializer
+from dbos._sys_db import SystemDatabase
+from sqlalchemy.orm import Session
+
+from cascade.config import Settings
+from cascade.db import Database
+
+APP_NAME = "cascade"
+# Workers only dequeue work of their own version: bump when a workflow changes incompatibly.
+APP_VERSION = "cascade-engine-1"
+OPERATIONS_QUEUE = "cascade-operations"
+SITE_CALLS_QUEUE = "cascade-site-calls"
+OPERATION_WORKFLOW = "cascade.operation"
+SITE_CALL_WORKFLOW = "cascade.site-call"
+CONVERGENCE_WORKFLOW = "cascade.convergence"
+DBOS_SCHEMA = "dbos"
+
+_last_id = 0
+_id_lock = threading.Lock()
+
+
+def new_operation_id() -> str:
+    """32 hex digits that sort in creation order within a process (nanoseconds, then random)."""
+    global _last_id
+    with _id_lock:
+        _last_id = max(_last_id + 1, time.time_ns())
+        stamp = _last_id
+    return f"{stamp:016x}{token_hex(8)}"
+
+
+def queue_settings(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Queue name -> ``register_queue`` options, the same in every process."""
+    poll = settings.queue_poll_interval
+    return {
+        OPERATIONS_QUEUE: {
+            "partition_concurrency": 1,
+            "worker_concurrency": settings.worker_concurrency,
+            "polling_interval_sec": poll,
+        },
+        SITE_CALLS_QUEUE: {
+            "worker_concurrency": settings.worker_concurrency,
+            "polling_interval_sec": poll,
+        },
+    }
+
+
+def _schema(db: Database) -> str | None:
+    return DBOS_SCHEMA if db.dialect == "postgresql" else None
+
+
+def prepare(db: Database, settings: Settings) -> None:
+    """Create or migrate DBOS's tables and declare the queues (safe to run again)."""
+    system = SystemDatabase.create(
+        system_database_url=db.url,
+        engine_kwargs={},
+        engine=db.engine,
+        schema=_schema(db),
+        serializer=DefaultSerializer(),
+        executor_id=None,
+    )
+    system.run_migrations()
+    client = OperationQueue(db)
+    for name, options in queue_settings(settings).items():
+        client.client.register_queue(name, **options)
+
+
+class OperationQueue:
+    """The API side of the queue: enqueue an operation's workflow inside the caller's
+    transaction, and count what waits."""
+
+    def __init__(self, db: Database) -> None:
+        self.client = DBOSClient(
+            system_database_engine=db.engine,
+            dbos_system_schema=_schema(db) or DBOS_SCHEMA,
+            application_name=APP_NAME,
+        )
+
+    def enqueue(self, session: Session, operation_id: str, resource_id: str) -> None:
+        self.client.enqueue_in_transaction(
+            session,
+            {
+                "workflow_name": OPERATION_WORKFLOW,
+                "queue_name": OPERATIONS_QUEUE,
+                "workflow_id": operation_id,
+                "queue_partition_key": resource_id,
+                "app_version": APP_VERSION,
+            },
+            operation_id,
+        )
+
+    def depth(self) -> dict[str, int]:
+        """Queue name -> workflows waiting to be dequeued."""
+        waiting = self.client.list_queued_workflows(
+            status="ENQUEUED", load_input=False, load_output=False
+        )
+        counts = dict.fromkeys((OPERATIONS_QUEUE, SITE_CALLS_QUEUE), 0)
+        for workflow in waiting:
+            if workflow.queue_name in counts:
+                counts[workflow.queue_name] += 1
+        return counts
+
+    def close(self) -> None:
+        self.client.destroy()

@@ -1,0 +1,71 @@
+"""JSON shapes of the engine's resources: operations, their steps, convergence passes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+OperationStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+class StepOut(BaseModel):
+    name: str
+    site: str | None = Field(description="The site this step calls, if any")
+    status: Literal["running", "succeeded", "failed"]
+    attempts: int = Field(description="Runs of this step; more than one after a worker crash")
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class ResourceRef(BaseModel):
+    type: str
+    id: str
+
+
+class OperationOut(BaseModel):
+    id: str = Field(description="Also the id of the durable workflow that runs it")
+    kind: str = Field(examples=["server.create"])
+    resource: ResourceRef
+    project_id: str
+    status: OperationStatus
+    error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None = Field(description="From acceptance to the end, once finished")
+    sites: dict[str, str] = Field(description="Per site: the status of its last step there")
+    steps: list[StepOut]
+
+
+class OperationEnvelope(BaseModel):
+    operation: OperationOut
+
+
+class OperationList(BaseModel):
+    operations: list[OperationOut]
+
+
+class RepairOut(BaseModel):
+    resource: ResourceRef
+    site: str
+    drift: str = Field(description="What differed between Cascade and the site")
+    action: str = Field(description="What the pass did about it")
+
+
+class ConvergencePassOut(BaseModel):
+    id: str
+    scheduled_for: datetime
+    executor_id: str = Field(description="The worker that ran the pass")
+    status: Literal["running", "succeeded", "failed"]
+    checked: int = Field(description="Resources compared with their site")
+    repairs: list[RepairOut]
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class ConvergenceList(BaseModel):
+    passes: list[ConvergencePassOut]

@@ -1,0 +1,78 @@
+"""``cascade worker``: a stateless process that joins the cluster through the database alone.
+
+It launches DBOS over Cascade's database with its own executor id, listens to the operation
+and site-call queues, keeps the convergence schedule declared (DBOS fires each tick once per
+cluster), beats its heart, and resumes the workflows of workers that died.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from dbos import DBOS
+
+from cascade.config import Settings, cron_schedule
+from cascade.engine import convergence
+from cascade.engine.context import EngineContext, install
+from cascade.engine.membership import Membership
+from cascade.engine.queue import APP_NAME, APP_VERSION, DBOS_SCHEMA, queue_settings
+from cascade.services import Services
+
+log = logging.getLogger("cascade.worker")
+CONVERGENCE_SCHEDULE = "cascade-convergence"
+
+
+def _launch(services: Services, executor_id: str) -> None:
+    settings = services.settings
+    DBOS(
+        config={
+            "name": APP_NAME,
+            "system_database_url": services.db.url,
+            "system_database_engine": services.db.engine,
+            "dbos_system_schema": DBOS_SCHEMA,
+            "application_version": APP_VERSION,
+            "executor_id": executor_id,
+            "log_level": "WARNING",
+            "run_migrations": False,
+            "scheduler_polling_interval_sec": 1.0,
+            "max_executor_threads": 4 * settings.worker_concurrency + 8,
+        }
+    )
+    DBOS.launch()
+    for name, options in queue_settings(settings).items():
+        DBOS.register_queue(name, **options)
+    DBOS.apply_schedules(
+        [
+            {
+                "schedule_name": CONVERGENCE_SCHEDULE,
+                "workflow_fn": convergence.convergence_pass,
+                "schedule": cron_schedule(settings.convergence_interval),
+            }
+        ]
+    )
+
+
+def run_worker(settings: Settings, executor_id: str, stop: threading.Event) -> None:
+    """Work until ``stop`` is set or another worker declares this one dead."""
+    services = Services(settings)
+    install(EngineContext(services))
+    membership = Membership(services.db, executor_id, settings.worker_dead_after)
+    membership.join()
+    _launch(services, executor_id)
+    log.info("worker %s joined", executor_id)
+    try:
+        while not stop.wait(settings.heartbeat_interval):
+            if not membership.beat():
+                # Peers already run this worker's workflows: stop at once, finish nothing.
+                log.error("worker %s was declared dead by another worker; stopping", executor_id)
+                os._exit(3)
+            for dead in membership.reap():
+                resumed = DBOS._recover_pending_workflows([dead])
+                log.warning("worker %s is gone: resumed %d workflows", dead, len(resumed))
+    finally:
+        # Let running workflows finish first; whatever is left, live workers resume at once.
+        DBOS.destroy(workflow_completion_timeout_sec=5)
+        membership.leave()
+        services.close()

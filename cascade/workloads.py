@@ -1,0 +1,6 @@
+"""Every resource package's worker side, imported by each worker so that DBOS knows their
+workflows and the engine their handlers, actions and convergence checkers."""
+
+from cascade.compute import server_steps
+
+WORKLOADS = (server_steps,)

@@ -1,0 +1,121 @@
+"""Fixtures for the engine: real site-sims, real ``cascade worker`` processes on the test's
+database, and helpers that follow operations to their end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cascade.cli.embedded import EmbeddedSite, EmbeddedWorker
+from cascade.config import Settings
+from cascade.services import Services
+from cascade.sites.driver import SiteDriver
+from tests.conftest import ADMIN_PASSWORD
+
+IMAGE = "engine-image"
+WORKER_ENV = {
+    "CASCADE_PASSWORD_HASH_ROUNDS": "4",
+    "CASCADE_HEARTBEAT_INTERVAL": "0.3",
+    "CASCADE_WORKER_DEAD_AFTER": "2",
+    "CASCADE_SITE_CALL_DEADLINE": "8",
+    "CASCADE_WORKER_CONCURRENCY": "4",
+}
+
+
+def start_site(name: str, tmp_path: Path, *args: str) -> EmbeddedSite:
+    site = EmbeddedSite(
+        name,
+        tmp_path / name,
+        ADMIN_PASSWORD,
+        args=["--build-seconds", "0.2", *args],
+        env={"CASCADE_PASSWORD_HASH_ROUNDS": "4"},
+    )
+    site.start()
+    driver = SiteDriver(site.access())
+    driver.call(
+        "upload image",
+        lambda c: c.image.create_image(
+            name=IMAGE, data=b"engine" * 512, disk_format="raw", container_format="bare"
+        ),
+    )
+    return site
+
+
+def register(client: TestClient, token: str, site: EmbeddedSite) -> None:
+    response = client.post(
+        "/v1/sites",
+        headers={"X-Auth-Token": token},
+        json={
+            "name": site.site_name,
+            "region_name": site.region,
+            "identity_url": site.auth_url,
+            "credentials": {
+                "username": "admin",
+                "password": ADMIN_PASSWORD,
+                "project_name": "admin",
+            },
+        },
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def two_sites(tmp_path: Path, client: TestClient, admin_token: str) -> Iterator[list[EmbeddedSite]]:
+    sites = []
+    try:
+        for name in ("site-a", "site-b"):
+            sites.append(start_site(name, tmp_path))
+            register(client, admin_token, sites[-1])
+        yield sites
+    finally:
+        for site in sites:
+            site.stop()
+
+
+WorkerFactory = Callable[[str], EmbeddedWorker]
+
+
+@pytest.fixture
+def start_worker(settings: Settings, services: Services) -> Iterator[WorkerFactory]:
+    """Start a ``cascade worker`` with the given executor id; all are stopped at the end."""
+    started: list[EmbeddedWorker] = []
+
+    def start(executor_id: str) -> EmbeddedWorker:
+        worker = EmbeddedWorker(settings.data_dir, executor_id, services.db, env=WORKER_ENV)
+        started.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_operation(
+    client: TestClient, token: str, operation_id: str, timeout: float = 60.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/v1/operations/{operation_id}", headers={"X-Auth-Token": token})
+        operation: dict[str, Any] = response.json()["operation"]
+        if operation["status"] in ("succeeded", "failed"):
+            return operation
+        assert time.monotonic() < deadline, f"operation still {operation['status']}: {operation}"
+        time.sleep(0.1)
+
+
+def create_server(
+    client: TestClient, token: str, name: str, site: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    body = {"name": name, "flavor": "m1.tiny", "image": IMAGE, **extra}
+    if site is not None:
+        body["site"] = site
+    response = client.post("/v1/servers", headers={"X-Auth-Token": token}, json=body)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
