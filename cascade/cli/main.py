@@ -93,23 +93,36 @@ def up(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [default 5000]")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0, max=256, help="Worker processes to run and restart if they die [default 0]"
+        ),
+    ] = 0,
 ) -> None:
-    """Serve the API (native /v1 and Keystone-compatible /identity/v3)."""
+    """Serve the API (native /v1 and Keystone-compatible /identity/v3), and with --workers N
+    supervise N worker processes beside it."""
     import uvicorn
 
     from cascade.api.app import create_app
+    from cascade.engine.supervisor import Supervisor
 
     settings = settings_from(data_dir, host=host, port=port)
     if not settings.key_repository.exists():
         raise CascadeError(f"{settings.data_dir} is not initialised: run 'cascade init' first")
     services = Services(settings)
-    uvicorn.run(
-        create_app(services),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    supervisor = Supervisor(workers, settings.data_dir, settings.data_dir / "logs")
+    supervisor.start()
+    try:
+        uvicorn.run(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+    finally:
+        supervisor.stop()
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from cascade.cli.embedded import EmbeddedSite, EmbeddedWorker
 from cascade.config import Settings
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, make_settings
 
 IMAGE = "engine-image"
 WORKER_ENV = {
@@ -77,6 +77,15 @@ def two_sites(tmp_path: Path, client: TestClient, admin_token: str) -> Iterator[
             site.stop()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on SQLite, and again on a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        return make_settings(tmp_path / "data", database_url=url)
+    return make_settings(tmp_path / "data")
+
+
 WorkerFactory = Callable[[str], EmbeddedWorker]
 
 
@@ -85,8 +94,12 @@ def start_worker(settings: Settings, services: Services) -> Iterator[WorkerFacto
     """Start a ``cascade worker`` with the given executor id; all are stopped at the end."""
     started: list[EmbeddedWorker] = []
 
+    env = dict(WORKER_ENV)
+    if settings.database_url:
+        env["CASCADE_DATABASE_URL"] = settings.database_url
+
     def start(executor_id: str) -> EmbeddedWorker:
-        worker = EmbeddedWorker(settings.data_dir, executor_id, services.db, env=WORKER_ENV)
+        worker = EmbeddedWorker(settings.data_dir, executor_id, services.db, env=env)
         started.append(worker)
         worker.start()
         return worker
