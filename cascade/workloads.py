@@ -2,5 +2,6 @@
 workflows and the engine their handlers, actions and convergence checkers."""
 
 from cascade.compute import server_steps
+from cascade.engine import probe
 
-WORKLOADS = (server_steps,)
+WORKLOADS = (server_steps, probe)

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
+from cascade.engine import probe
 from cascade.engine.schemas import OperationEnvelope, OperationList, OperationStatus
-from cascade.identity.policy import visible_projects
+from cascade.errors import Forbidden
+from cascade.identity.policy import authorize, visible_projects
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
@@ -65,4 +67,22 @@ def show_operation(
     caller: Caller,
     svc: ServicesDep,
 ) -> OperationEnvelope:
+    return OperationEnvelope(operation=svc.operations.get(operation_id, visible_projects(caller)))
+
+
+@router.post(
+    "/probes",
+    status_code=202,
+    response_model=OperationEnvelope,
+    summary="Send a probe through the queue and a worker (an operation with one empty step)",
+    responses=error_responses(401, 403),
+)
+def probe_engine(
+    caller: Caller, svc: ServicesDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> OperationEnvelope:
+    if caller.project is None:
+        raise Forbidden("A probe needs a project-scoped token.")
+    authorize(caller, "member", caller.project.id)
+    operation_id = probe.submit(svc.operations, caller.project.id, idempotency_key)
+    accepted(response, operation_id)
     return OperationEnvelope(operation=svc.operations.get(operation_id, visible_projects(caller)))

@@ -89,5 +89,6 @@ def declare(machine: StateMachine) -> StateMachine:
     return machine
 
 
-def machine_for(kind: str) -> StateMachine:
-    return _machines[kind]
+def machine_for(kind: str) -> StateMachine | None:
+    """The kind's state machine; None for kinds without state (an engine probe)."""
+    return _machines.get(kind)

@@ -112,10 +112,10 @@ def _begin(operation_id: str) -> Job:
 
 @DBOS.step(name="cascade.finish")
 def _finish(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
+    machine = machine_for(job.resource_type)
     with context().db.session() as session:
-        machine_for(job.resource_type).finish(
-            session, job.resource_id, job.action, job.operation_id, ok=error is None
-        )
+        if machine is not None:
+            machine.finish(session, job.resource_id, job.action, job.operation_id, ok=error is None)
         mark_finished(session, job.operation_id, result, error)
 
 

@@ -1,0 +1,32 @@
+"""An engine probe: an operation that goes through the queue and a worker and runs one empty
+step, to measure the engine itself (``cascade bench engine``) or check it end to end."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from cascade.engine.operations import Operations
+from cascade.engine.workflows import Job, StepRun, action, handler, step
+
+KIND = "engine.probe"
+
+
+def submit(operations: Operations, project_id: str, key: str | None = None) -> str:
+    """Accept a probe; returns its operation id."""
+
+    def change(_session: Session, operation_id: str) -> tuple[str, str]:
+        return "probe", operation_id
+
+    return operations.accept(
+        kind=KIND, project_id=project_id, request={}, change=change, idempotency_key=key
+    ).id
+
+
+@action("engine.nothing")
+def nothing(_run: StepRun) -> None:
+    return None
+
+
+@handler(KIND)
+def run(job: Job) -> None:
+    step(job, "empty step", None, "engine.nothing")
