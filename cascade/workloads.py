@@ -3,5 +3,6 @@ workflows and the engine their handlers, actions and convergence checkers."""
 
 from cascade.compute import server_steps
 from cascade.engine import probe
+from cascade.replication import keypair_steps
 
-WORKLOADS = (server_steps, probe)
+WORKLOADS = (server_steps, keypair_steps, probe)

@@ -1,0 +1,121 @@
+"""The API side of the engine, no worker running: every change answers 202 with a queued
+operation; the state machine refuses what the current state forbids (409, nothing queued);
+Idempotency-Key returns the same operation; placement picks the least loaded site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cascade.engine.queue import OPERATIONS_QUEUE
+from cascade.services import Services
+from tests.conftest import make_tenant
+
+
+def _fake_site(client: TestClient, token: str, name: str) -> None:
+    response = client.post(
+        "/v1/sites",
+        headers={"X-Auth-Token": token},
+        json={
+            "name": name,
+            "region_name": f"Region-{name}",
+            "identity_url": f"http://127.0.0.1:9/{name}/identity/v3",
+            "credentials": {"username": "u", "password": "p", "project_name": "p"},
+        },
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def headers(client: TestClient, admin_token: str) -> dict[str, str]:
+    for name in ("site-a", "site-b"):
+        _fake_site(client, admin_token, name)
+    return {"X-Auth-Token": admin_token}
+
+
+def _create(client: TestClient, headers: dict[str, str], **body: Any) -> Any:
+    spec = {"name": "vm", "flavor": "m1.tiny", "image": "cirros", **body}
+    return client.post("/v1/servers", headers=headers, json=spec)
+
+
+def test_create_answers_202_with_a_queued_operation(
+    client: TestClient, headers: dict[str, str], services: Services
+) -> None:
+    response = _create(client, headers, site="site-b")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    operation = body["operation"]
+    assert response.headers["Location"] == f"/v1/operations/{operation['id']}"
+    assert operation["status"] == "queued"
+    assert operation["kind"] == "server.create"
+    assert operation["resource"] == {"type": "server", "id": body["server"]["id"]}
+    assert body["server"]["status"] == "BUILD"
+    assert body["server"]["site"] == "site-b"
+    assert body["server"]["task"] == operation["id"]
+    assert services.queue.depth()[OPERATIONS_QUEUE] == 1
+    shown = client.get(f"/v1/operations/{operation['id']}", headers=headers).json()
+    assert shown["operation"]["id"] == operation["id"]
+    listed = client.get("/v1/operations", headers=headers, params={"status": "queued"}).json()
+    assert [op["id"] for op in listed["operations"]] == [operation["id"]]
+
+
+def test_forbidden_transitions_answer_409_and_queue_nothing(
+    client: TestClient, headers: dict[str, str], services: Services
+) -> None:
+    server = _create(client, headers).json()["server"]
+    for action in ("reboot", "stop", "start"):
+        refused = client.post(f"/v1/servers/{server['id']}/{action}", headers=headers)
+        assert refused.status_code == 409, refused.text
+        assert "it is BUILD" in refused.json()["error"]["message"]
+    assert services.queue.depth()[OPERATIONS_QUEUE] == 1
+    # Delete may queue behind the create; a second delete may not.
+    assert client.delete(f"/v1/servers/{server['id']}", headers=headers).status_code == 202
+    again = client.delete(f"/v1/servers/{server['id']}", headers=headers)
+    assert again.status_code == 409
+    assert "DELETING" in again.json()["error"]["message"]
+    assert services.queue.depth()[OPERATIONS_QUEUE] == 2
+
+
+def test_idempotency_key_returns_the_same_operation(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    keyed = {**headers, "Idempotency-Key": "create-vm-1"}
+    first = _create(client, keyed).json()
+    second = _create(client, keyed).json()
+    assert second["operation"]["id"] == first["operation"]["id"]
+    assert second["server"]["id"] == first["server"]["id"]
+    assert len(client.get("/v1/servers", headers=headers).json()["servers"]) == 1
+    different = _create(client, keyed, name="other")
+    assert different.status_code == 409
+    assert "create-vm-1" in different.json()["error"]["message"]
+
+
+def test_placement_picks_the_least_loaded_site(client: TestClient, headers: dict[str, str]) -> None:
+    sites = [_create(client, headers, name=f"vm-{i}").json()["server"]["site"] for i in range(4)]
+    assert sites == ["site-a", "site-b", "site-a", "site-b"]
+
+
+def test_bad_input_is_400_and_unknown_things_404(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    assert _create(client, headers, site="nowhere").status_code == 400
+    assert _create(client, headers, flavor="").status_code == 400
+    assert _create(client, headers, color="red").status_code == 400
+    assert client.post("/v1/servers/nope/reboot", headers=headers).status_code == 404
+    assert client.post("/v1/servers/nope/explode", headers=headers).status_code == 400
+    assert client.get("/v1/operations/nope", headers=headers).status_code == 404
+
+
+def test_tenants_see_only_their_own_servers_and_operations(
+    client: TestClient, admin_token: str, headers: dict[str, str]
+) -> None:
+    accepted = _create(client, headers).json()
+    tenant = make_tenant(client, admin_token)
+    server_id, operation_id = accepted["server"]["id"], accepted["operation"]["id"]
+    assert client.get(f"/v1/servers/{server_id}", headers=tenant.headers).status_code == 404
+    assert client.get(f"/v1/operations/{operation_id}", headers=tenant.headers).status_code == 404
+    assert client.get("/v1/servers", headers=tenant.headers).json()["servers"] == []
+    # The tenant has no site of its own: nowhere to place a server.
+    assert _create(client, tenant.headers).status_code == 400
