@@ -1,4 +1,5 @@
-"""The FastAPI application: every router, the error model and request metrics."""
+"""The FastAPI application: every router, the error model, request metrics and the engine's
+metrics collector."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from fastapi import APIRouter, FastAPI
 
 from cascade import __version__
 from cascade.api import (
+    cluster,
     errors,
     health,
     identity_auth,
     identity_resources,
+    keypairs,
     operations,
     servers,
     sites,
@@ -20,6 +23,7 @@ from cascade.api import (
 )
 from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
+from cascade.engine import metrics
 from cascade.services import Services
 
 
@@ -32,6 +36,7 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        metrics.detach(services)
         services.close()
 
     app = FastAPI(
@@ -44,6 +49,7 @@ def create_app(services: Services) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    metrics.install(services)
     errors.install(app)
     app.state.routes = RouteTable(app)
     app.add_middleware(StrictQuery, table=app.state.routes)
@@ -52,7 +58,9 @@ def create_app(services: Services) -> FastAPI:
         *identity_routers(),
         sites.router,
         servers.router,
+        keypairs.router,
         operations.router,
+        cluster.router,
         health.router,
     ):
         app.include_router(router)

@@ -19,14 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cascade.cli import demo_engine
+from cascade.cli.demo_engine import expect
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, password_auth
 from cascade.errors import CascadeError
-from cascade.sites.driver import SiteDriver
 
 console = Console()
 
 DEMO_SITES = (("site-a", "RegionA"), ("site-b", "RegionB"))
-DEMO_IMAGE = b"cascade demo image " * 4096  # 76 KiB of real bytes
 
 
 class Tour:
@@ -41,21 +41,12 @@ class Tour:
         return result
 
 
-def _expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
-    if response.status_code not in statuses:
-        raise CascadeError(
-            f"{response.request.method} {response.request.url.path} answered "
-            f"{response.status_code}: {response.text[:200]}"
-        )
-    return response.json() if response.content else {}
-
-
 def _login(client: httpx.Client, password: str) -> str:
     body = password_auth("admin", password, "admin")
     response = client.post("/identity/v3/auth/tokens", json=body)
     if response.status_code == 401:
         raise CascadeError("admin login refused: set CASCADE_ADMIN_PASSWORD to this data dir's")
-    token_body = _expect(response, 201)["token"]
+    token_body = expect(response, 201)["token"]
     console.print(
         f"logged in as [bold]{token_body['user']['name']}[/bold] on project "
         f"[bold]{token_body['project']['name']}[/bold], roles "
@@ -97,7 +88,7 @@ def _register_sites(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
             },
         }
         response = client.post("/v1/sites", json=spec)
-        _expect(response, 201, 409)
+        expect(response, 201, 409)
         console.print(
             f"site {name} in region {region}: "
             f"{'registered' if response.status_code == 201 else 'already registered'}"
@@ -111,7 +102,7 @@ def _one_login(token: str, sites: list[EmbeddedSite]) -> None:
             f"{site.url}/identity/v3/auth/tokens",
             headers={"X-Auth-Token": token, "X-Subject-Token": token},
         )
-        body = _expect(response, 200)["token"]
+        body = expect(response, 200)["token"]
         console.print(
             f"{site.site_name} validated Cascade's token locally: user "
             f"{body['user']['name']}, project {body['project']['name']}, roles "
@@ -119,54 +110,8 @@ def _one_login(token: str, sites: list[EmbeddedSite]) -> None:
         )
 
 
-def _boot_one(driver: SiteDriver) -> Any:
-    """An image, a network and a server at one site (found again if the tour ran before)."""
-    name = f"vnf-{driver.access.name}"
-    existing = driver.call("find server", lambda c: c.compute.find_server(name))
-    if existing is not None:
-        return driver.wait_for_server(existing.id)
-    image = driver.call(
-        "upload image",
-        lambda c: c.image.create_image(
-            name="demo-image", data=DEMO_IMAGE, disk_format="raw", container_format="bare"
-        ),
-    )
-    net = driver.call("create network", lambda c: c.network.create_network(name="demo-net"))
-    driver.call(
-        "create subnet",
-        lambda c: c.network.create_subnet(
-            network_id=net.id, cidr="10.10.0.0/24", ip_version=4, name="demo-subnet"
-        ),
-    )
-    server = driver.call(
-        "create server",
-        lambda c: c.compute.create_server(
-            name=name, flavor_id="1", image_id=image.id, networks=[{"uuid": net.id}]
-        ),
-    )
-    return driver.wait_for_server(server.id)
-
-
-def _boot_servers(sites: list[EmbeddedSite]) -> None:
-    table = Table(
-        "site", "region", "server", "status", "host", "address", title="Servers across sites"
-    )
-    for site in sites:
-        server = _boot_one(SiteDriver(site.access()))
-        addresses = [a["addr"] for entries in (server.addresses or {}).values() for a in entries]
-        table.add_row(
-            site.site_name,
-            site.region,
-            server.name,
-            server.status,
-            server.compute_host or "",
-            ", ".join(addresses),
-        )
-    console.print(table)
-
-
 def _show_catalog(client: httpx.Client) -> None:
-    catalog = _expect(client.get("/identity/v3/auth/catalog"), 200)["catalog"]
+    catalog = expect(client.get("/identity/v3/auth/catalog"), 200)["catalog"]
     table = Table("service", "region", "interface", "url")
     for entry in catalog:
         for endpoint in entry["endpoints"]:
@@ -178,11 +123,11 @@ def _show_catalog(client: httpx.Client) -> None:
 
 def _bad_token(client: httpx.Client) -> None:
     response = client.get("/v1/sites", headers={"X-Auth-Token": "not-a-token"})
-    message = _expect(response, 401)["error"]["message"]
+    message = expect(response, 401)["error"]["message"]
     console.print(f"a forged token gets {response.status_code}: {message}")
     response = client.get("/v1/sites", headers={"X-Auth-Token": ""})
     console.print(
-        f"no token gets {response.status_code}: {_expect(response, 401)['error']['message']}"
+        f"no token gets {response.status_code}: {expect(response, 401)['error']['message']}"
     )
 
 
@@ -190,8 +135,11 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
     password = os.environ.get("CASCADE_ADMIN_PASSWORD") or secrets.token_urlsafe(16)
     tour = Tour()
     with ExitStack() as stack:
-        cascade = EmbeddedCascade(data_dir, password, port=port)
-        tour.step("Bootstrap and start an embedded Cascade", lambda: stack.enter_context(cascade))
+        cascade = EmbeddedCascade(data_dir, password, port=port, workers=2)
+        tour.step(
+            "Bootstrap and start an embedded Cascade with two workers",
+            lambda: stack.enter_context(cascade),
+        )
         console.print(f"serving {cascade.url} from {data_dir}")
         client = stack.enter_context(httpx.Client(base_url=cascade.url, timeout=30))
         token = tour.step(
@@ -207,7 +155,12 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
         )
         tour.step("One catalog lists every site as a region", lambda: _show_catalog(client))
         tour.step("One login, every site", lambda: _one_login(token, sites))
-        tour.step("Boot a server on each site", lambda: _boot_servers(sites))
+        tour.step("An image and a network at each site", lambda: demo_engine.prepare_sites(sites))
+        tour.step(
+            "Two workers share operations over both sites; one is killed mid-way",
+            lambda: demo_engine.share_work(client, sites),
+        )
+        tour.step("Servers across sites, one list", lambda: demo_engine.list_servers(client))
         tour.step("A bad token is refused", lambda: _bad_token(client))
         summary = Table("step", "seconds", title="Cascade demo: summary")
         for title, seconds in tour.timings:

@@ -150,9 +150,11 @@ class EmbeddedCascade(ChildServer):
         port: int | None = None,
         env: dict[str, str] | None = None,
         log_file: Path | None = None,
+        workers: int = 0,
     ) -> None:
         super().__init__(data_dir, port, env, log_file or data_dir / "cascade-up.log")
         self.admin_password = admin_password
+        self.workers = workers
         self._env["CASCADE_PORT"] = str(self.port)
 
     def prepare(self) -> None:
@@ -164,7 +166,15 @@ class EmbeddedCascade(ChildServer):
             raise CascadeError(f"cascade init failed: {done.stderr.strip()}")
 
     def command(self) -> list[str]:
-        return ["up", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        return [
+            "up",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
 
 
 class EmbeddedSite(ChildServer):

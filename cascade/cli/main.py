@@ -1,10 +1,12 @@
-"""Entry point: ``cascade init | db upgrade | up | demo | bench ...``.
+"""Entry point: ``cascade init | db upgrade | up | worker | status | op list|show|wait |
+demo | site-sim | bench ...``.
 
 Every failure a user can cause ends as one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cascade.cli import bench, demo, site_sim, worker
+from cascade.cli import bench, demo, ops, site_sim, status, worker
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
 from cascade.services import Services, initialize
@@ -28,6 +30,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench.app, name="bench")
+app.add_typer(ops.app, name="op")
+app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("site-sim")(site_sim.site_sim)
 app.command("worker")(worker.worker)
@@ -113,6 +117,9 @@ def up(
     services = Services(settings)
     supervisor = Supervisor(workers, settings.data_dir, settings.data_dir / "logs")
     supervisor.start()
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: exit through the
+    # finally below, so the workers are stopped and waited for.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         uvicorn.run(
             create_app(services),
@@ -125,9 +132,15 @@ def up(
         supervisor.stop()
 
 
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) comes back as n in this mode
+            sys.exit(code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:

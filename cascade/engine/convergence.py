@@ -46,11 +46,15 @@ def convergence_pass(scheduled_for: datetime, _context: Any) -> None:
     pass_id = str(DBOS.workflow_id)
     _open(pass_id, scheduled_for)
     checked, repairs = 0, []
-    for site_id in _site_ids():
-        site_checked, site_repairs = _check_site(site_id)
-        checked += site_checked
-        repairs += site_repairs
-    _close(pass_id, checked, repairs)
+    try:
+        for site_id in _site_ids():
+            site_checked, site_repairs = _check_site(site_id)
+            checked += site_checked
+            repairs += site_repairs
+    except Exception as failure:  # recorded on the pass; the next tick tries again
+        _close(pass_id, checked, repairs, f"{type(failure).__name__}: {failure}")
+        return
+    _close(pass_id, checked, repairs, None)
 
 
 @DBOS.step(name="cascade.convergence.open")
@@ -97,11 +101,12 @@ def _check_site(site_id: str) -> tuple[int, list[dict[str, Any]]]:
 
 
 @DBOS.step(name="cascade.convergence.close")
-def _close(pass_id: str, checked: int, repairs: list[dict[str, Any]]) -> None:
+def _close(pass_id: str, checked: int, repairs: list[dict[str, Any]], error: str | None) -> None:
     with context().db.session() as session:
         record = session.get(ConvergencePass, pass_id)
         assert record is not None
-        record.status = "succeeded"
+        record.status = "failed" if error else "succeeded"
+        record.error = error
         record.checked = checked
         record.repairs = repairs
         record.finished_at = utcnow()

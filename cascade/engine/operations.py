@@ -93,7 +93,7 @@ class Operations:
             operation = session.get(Operation, operation_id)
             if operation is None or (projects is not None and operation.project_id not in projects):
                 raise NotFound(f"Could not find operation: {operation_id}.")
-            return render(session, operation)
+            return render(operation, _steps_of(session, [operation.id]).get(operation.id, []))
 
     def list(
         self,
@@ -114,15 +114,27 @@ class Operations:
         if resource_id is not None:
             query = query.where(Operation.resource_id == resource_id)
         with self._db.session() as session:
-            return [render(session, operation) for operation in session.scalars(query)]
+            operations = list(session.scalars(query))
+            steps = _steps_of(session, [operation.id for operation in operations])
+            return [render(operation, steps.get(operation.id, [])) for operation in operations]
 
 
-def render(session: Session, operation: Operation) -> OperationOut:
-    steps = session.scalars(
+def _steps_of(session: Session, operation_ids: list[str]) -> dict[str, list[OperationStep]]:
+    """Steps of several operations in one query, each operation's in the order they began."""
+    found: dict[str, list[OperationStep]] = {}
+    if not operation_ids:
+        return found
+    rows = session.scalars(
         select(OperationStep)
-        .where(OperationStep.operation_id == operation.id)
+        .where(OperationStep.operation_id.in_(operation_ids))
         .order_by(OperationStep.started_at, OperationStep.name)
-    ).all()
+    )
+    for step in rows:
+        found.setdefault(step.operation_id, []).append(step)
+    return found
+
+
+def render(operation: Operation, steps: list[OperationStep]) -> OperationOut:
     sites = {step.site: step.status for step in steps if step.site is not None}
     duration = (
         (operation.finished_at - operation.created_at).total_seconds()
@@ -141,6 +153,7 @@ def render(session: Session, operation: Operation) -> OperationOut:
         started_at=operation.started_at,
         finished_at=operation.finished_at,
         duration_s=duration,
+        executor_id=operation.executor_id,
         sites=sites,
         steps=[
             StepOut(
@@ -160,18 +173,23 @@ def render(session: Session, operation: Operation) -> OperationOut:
 # -- the worker's records ---------------------------------------------------------------------
 
 
-def mark_running(db: Database, operation_id: str) -> Operation:
+def mark_running(db: Database, operation_id: str, executor_id: str) -> Operation:
     with db.session() as session:
         operation = session.get(Operation, operation_id)
         if operation is None:
             raise NotFound(f"Could not find operation: {operation_id}.")
         operation.status = "running"
         operation.started_at = operation.started_at or utcnow()
+        operation.executor_id = executor_id
         return operation
 
 
 def mark_finished(
-    session: Session, operation_id: str, result: dict[str, Any] | None, error: str | None
+    session: Session,
+    operation_id: str,
+    executor_id: str,
+    result: dict[str, Any] | None,
+    error: str | None,
 ) -> None:
     operation = session.get(Operation, operation_id)
     assert operation is not None
@@ -179,6 +197,7 @@ def mark_finished(
     operation.result = result
     operation.error = error
     operation.finished_at = utcnow()
+    operation.executor_id = executor_id
 
 
 def step_started(db: Database, operation_id: str, name: str, site: str | None) -> OperationStep:

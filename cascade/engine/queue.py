@@ -17,6 +17,7 @@ from typing import Any
 from dbos import DBOSClient
 from dbos._serialization import DefaultSerializer
 from dbos._sys_db import SystemDatabase
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cascade.config import Settings
@@ -86,10 +87,13 @@ class OperationQueue:
     transaction, and count what waits."""
 
     def __init__(self, db: Database) -> None:
+        self._engine = db.engine
+        self._schema = _schema(db)
         self.client = DBOSClient(
             system_database_engine=db.engine,
-            dbos_system_schema=_schema(db) or DBOS_SCHEMA,
+            dbos_system_schema=self._schema or DBOS_SCHEMA,
             application_name=APP_NAME,
+            retry_connection_errors=False,  # a lost database is an error, not a hang
         )
 
     def enqueue(self, session: Session, operation_id: str, resource_id: str) -> None:
@@ -106,14 +110,19 @@ class OperationQueue:
         )
 
     def depth(self) -> dict[str, int]:
-        """Queue name -> workflows waiting to be dequeued."""
-        waiting = self.client.list_queued_workflows(
-            status="ENQUEUED", load_input=False, load_output=False
+        """Queue name -> workflows waiting to be dequeued (one aggregate query)."""
+        table = f"{self._schema}.workflow_status" if self._schema else "workflow_status"
+        query = text(
+            f"SELECT queue_name, count(*) FROM {table} "  # noqa: S608 - constant table name
+            "WHERE status = 'ENQUEUED' AND queue_name IN (:operations, :site_calls) "
+            "GROUP BY queue_name"
         )
         counts = dict.fromkeys((OPERATIONS_QUEUE, SITE_CALLS_QUEUE), 0)
-        for workflow in waiting:
-            if workflow.queue_name in counts:
-                counts[workflow.queue_name] += 1
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                query, {"operations": OPERATIONS_QUEUE, "site_calls": SITE_CALLS_QUEUE}
+            )
+            counts.update({name: int(count) for name, count in rows})
         return counts
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""JSON shapes of the engine's resources: operations, their steps, convergence passes."""
+"""JSON shapes of the engine's resources: operations, their steps, convergence passes and
+the cluster (workers, queues, work in flight)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class OperationOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float | None = Field(description="From acceptance to the end, once finished")
+    executor_id: str | None = Field(description="The worker that last ran it")
     sites: dict[str, str] = Field(description="Per site: the status of its last step there")
     steps: list[StepOut]
 
@@ -63,9 +65,43 @@ class ConvergencePassOut(BaseModel):
     status: Literal["running", "succeeded", "failed"]
     checked: int = Field(description="Resources compared with their site")
     repairs: list[RepairOut]
+    error: str | None = Field(description="Why the pass stopped early, if it did")
     started_at: datetime
     finished_at: datetime | None
 
 
 class ConvergenceList(BaseModel):
     passes: list[ConvergencePassOut]
+
+
+WorkerState = Literal["alive", "stopped", "recovered"]
+
+
+class WorkerOut(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    state: WorkerState = Field(
+        description="alive: beating; stopped: left cleanly; recovered: declared dead, its "
+        "unfinished work resumed by another worker"
+    )
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_s: float = Field(description="Seconds since its last heartbeat")
+    recovered_by: str | None = Field(description="The worker that resumed its work, if any")
+    recovered_at: datetime | None
+
+
+class InFlight(BaseModel):
+    queued: int = Field(description="Operations accepted and not yet started")
+    running: int = Field(description="Operations a worker is running")
+
+
+class ClusterOut(BaseModel):
+    checked_at: datetime = Field(description="When this view was taken")
+    workers: list[WorkerOut]
+    queue_depth: dict[str, int] = Field(description="Per queue: workflows waiting to start")
+    in_flight: InFlight
+    last_convergence: ConvergencePassOut | None = Field(
+        description="The newest convergence pass, if any ran yet"
+    )

@@ -8,6 +8,7 @@ restarted after 1, 2, 4 ... 30 s; a minute of good health resets its backoff.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +23,13 @@ from pathlib import Path
 log = logging.getLogger("cascade.supervisor")
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM me when the supervisor dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -63,7 +71,9 @@ class Supervisor:
             slot.executor_id,
         ]
         with (self._log_dir / f"worker-{slot.executor_id}.log").open("ab") as output:
-            slot.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            slot.process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            )
         slot.started = time.monotonic()
         log.info("worker %s started (pid %d)", slot.executor_id, slot.process.pid)
 

@@ -99,7 +99,7 @@ def run_operation(operation_id: str) -> str:
 
 @DBOS.step(name="cascade.begin")
 def _begin(operation_id: str) -> Job:
-    operation = mark_running(context().db, operation_id)
+    operation = mark_running(context().db, operation_id, str(DBOS.executor_id))
     return Job(
         operation_id=operation.id,
         kind=operation.kind,
@@ -116,7 +116,7 @@ def _finish(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
     with context().db.session() as session:
         if machine is not None:
             machine.finish(session, job.resource_id, job.action, job.operation_id, ok=error is None)
-        mark_finished(session, job.operation_id, result, error)
+        mark_finished(session, job.operation_id, str(DBOS.executor_id), result, error)
 
 
 def step(job: Job, label: str, site: str | None, action_name: str, *args: Any) -> Any:

@@ -29,6 +29,9 @@ def test_demo_tour(tmp_path: Path) -> None:
         "Servers across sites",
         "site-b validated Cascade's token locally",
         "vnf-site-b",
+        "SIGKILL worker",
+        "every operation succeeded although worker",
+        "exactly one of each at its site",
         "a forged token gets 401",
         "Cascade demo: summary",
     ):

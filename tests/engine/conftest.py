@@ -4,9 +4,9 @@ database, and helpers that follow operations to their end."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from fastapi.testclient import TestClient
@@ -86,7 +86,8 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
     return make_settings(tmp_path / "data")
 
 
-WorkerFactory = Callable[[str], EmbeddedWorker]
+class WorkerFactory(Protocol):
+    def __call__(self, executor_id: str, **extra_env: str) -> EmbeddedWorker: ...
 
 
 @pytest.fixture
@@ -98,8 +99,10 @@ def start_worker(settings: Settings, services: Services) -> Iterator[WorkerFacto
     if settings.database_url:
         env["CASCADE_DATABASE_URL"] = settings.database_url
 
-    def start(executor_id: str) -> EmbeddedWorker:
-        worker = EmbeddedWorker(settings.data_dir, executor_id, services.db, env=env)
+    def start(executor_id: str, **extra_env: str) -> EmbeddedWorker:
+        worker = EmbeddedWorker(
+            settings.data_dir, executor_id, services.db, env={**env, **extra_env}
+        )
         started.append(worker)
         worker.start()
         return worker

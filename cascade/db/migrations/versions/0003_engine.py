@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(255)),
         sa.Column("result", sa.JSON),
         sa.Column("error", sa.Text),
+        sa.Column("executor_id", sa.String(128)),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("started_at", TIMESTAMP),
         sa.Column("finished_at", TIMESTAMP),
@@ -121,6 +122,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("checked", sa.Integer, nullable=False),
         sa.Column("repairs", sa.JSON, nullable=False),
+        sa.Column("error", sa.Text),
         sa.Column("started_at", TIMESTAMP, nullable=False),
         sa.Column("finished_at", TIMESTAMP),
     )
