@@ -55,7 +55,10 @@ def show_site(site: SiteRef, caller: Caller, svc: ServicesDep) -> SiteEnvelope:
 
 
 @router.delete(
-    "/{site}", status_code=204, summary="Delete a site", responses=error_responses(401, 403, 404)
+    "/{site}",
+    status_code=204,
+    summary="Delete a site (refused while Cascade keeps servers there)",
+    responses=error_responses(401, 403, 404, 409),
 )
 def delete_site(site: SiteRef, caller: Caller, svc: ServicesDep) -> Response:
     registry = _registry(svc)

@@ -3,12 +3,12 @@ with the site's identity URL as that region's identity endpoint."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Endpoint, Region, Site
+from cascade.db.models import Endpoint, KeypairCopy, Region, Server, Site
 from cascade.errors import Conflict, NotFound
 from cascade.identity.bootstrap import ensure_identity_endpoints
 from cascade.identity.keys import KeyRepository
@@ -111,8 +111,17 @@ class SiteRegistry:
             return to_out(self._find(session, name_or_id, projects))
 
     def delete(self, name_or_id: str, projects: set[str] | None) -> None:
+        """Unregister a site; refused while Cascade keeps servers there. Keypair copies
+        there are forgotten (the keys stay at the site)."""
         with self._db.session() as session:
             site = self._find(session, name_or_id, projects)
+            servers = session.scalar(select(func.count()).where(Server.site_id == site.id))
+            if servers:
+                raise Conflict(
+                    f"Site {site.name} still holds {servers} servers of Cascade's: "
+                    "delete them first."
+                )
+            session.execute(delete(KeypairCopy).where(KeypairCopy.site_id == site.id))
             bump_revision(session)
             session.execute(delete(Endpoint).where(Endpoint.region_id == site.region_name))
             session.execute(delete(Region).where(Region.id == site.region_name))

@@ -119,3 +119,13 @@ def test_tenants_see_only_their_own_servers_and_operations(
     assert client.get("/v1/servers", headers=tenant.headers).json()["servers"] == []
     # The tenant has no site of its own: nowhere to place a server.
     assert _create(client, tenant.headers).status_code == 400
+
+
+def test_a_site_holding_servers_cannot_be_deleted(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    _create(client, headers, site="site-a")
+    refused = client.delete("/v1/sites/site-a", headers=headers)
+    assert refused.status_code == 409
+    assert "holds 1 servers" in refused.json()["error"]["message"]
+    assert client.delete("/v1/sites/site-b", headers=headers).status_code == 204
