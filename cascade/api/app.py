@@ -60,6 +60,7 @@ def create_app(services: Services) -> FastAPI:
         servers.router,
         keypairs.router,
         operations.router,
+        operations.probes,
         cluster.router,
         health.router,
     ):

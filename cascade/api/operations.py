@@ -1,4 +1,5 @@
-"""``/v1/operations``: what happened to every accepted request, step by step and per site."""
+"""``/v1/operations``: what happened to every accepted request, step by step and per site;
+``/v1/probes``: an operation with one empty step, to check or measure the engine."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])
+probes = APIRouter(prefix="/v1/probes", tags=["operations"])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -70,8 +72,8 @@ def show_operation(
     return OperationEnvelope(operation=svc.operations.get(operation_id, visible_projects(caller)))
 
 
-@router.post(
-    "/probes",
+@probes.post(
+    "",
     status_code=202,
     response_model=OperationEnvelope,
     summary="Send a probe through the queue and a worker (an operation with one empty step)",

@@ -5,13 +5,17 @@ A worker is declared dead by the first live worker that sees its heartbeat older
 ``worker_dead_after`` (or at once when it left cleanly); the conditional UPDATE that
 declares it admits one winner, which then hands the dead executor's pending workflows back
 to their queues. A worker that finds itself declared dead (it stalled, it was not dead)
-stops at once, so two workers never run the same workflow for long.
+stops at once, so two workers never run the same workflow for long; whatever it took from
+the queue meanwhile is pending under a dead executor id, which ``orphans`` (in the worker
+loop) finds and hands back too. A worker that itself stalled judges nobody until its next
+beat: on SQLite a paused writer blocks everyone's heartbeat.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -31,6 +35,8 @@ class Membership:
         self._db = db
         self.executor_id = executor_id
         self._dead_after = timedelta(seconds=dead_after)
+        self._last_beat = time.monotonic()
+        self._stalled = False
 
     def join(self) -> None:
         with self._db.session() as session:
@@ -44,6 +50,11 @@ class Membership:
 
     def beat(self) -> bool:
         """Record a heartbeat; False if another worker has declared this one dead."""
+        now = time.monotonic()
+        # After a stall of our own (paused, or blocked on the database), the others' hearts
+        # may have been blocked too: judge nobody until the next beat.
+        self._stalled = now - self._last_beat > self._dead_after.total_seconds() / 2
+        self._last_beat = now
         with self._db.session() as session:
             done = session.execute(
                 update(Worker)
@@ -55,6 +66,8 @@ class Membership:
     def reap(self) -> list[str]:
         """Declare dead every worker whose heart stopped (or that left); returns those this
         worker won, whose workflows it must now resume."""
+        if not self.may_judge():
+            return []
         cutoff = utcnow() - self._dead_after
         stale = (Worker.state == STOPPED) | (
             (Worker.state == ALIVE) & (Worker.heartbeat_at < cutoff)
@@ -74,6 +87,15 @@ class Membership:
                 if claimed.rowcount == 1:  # type: ignore[attr-defined]
                     won.append(executor_id)
         return won
+
+    def may_judge(self) -> bool:
+        """False right after a stall of this worker's own (see ``beat``)."""
+        return not self._stalled
+
+    def alive(self) -> set[str]:
+        """Executor ids of the workers whose hearts beat."""
+        with self._db.session() as session:
+            return set(session.scalars(select(Worker.executor_id).where(Worker.state == ALIVE)))
 
     def leave(self) -> None:
         with self._db.session() as session:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from cascade.engine.queue import OperationQueue, new_operation_id
 from cascade.engine.schemas import OperationOut, ResourceRef, StepOut
 from cascade.errors import Conflict, NotFound
 
+FINISHED = ("succeeded", "failed")
 # Writes the desired state for a new operation; returns (resource type, resource id).
 Change = Callable[[Session, str], tuple[str, str]]
 
@@ -174,13 +175,21 @@ def render(operation: Operation, steps: list[OperationStep]) -> OperationOut:
 
 
 def mark_running(db: Database, operation_id: str, executor_id: str) -> Operation:
+    """Mark the operation running (one conditional UPDATE: a late duplicate run, woken after
+    its work was finished elsewhere, must not reopen it) and return it."""
     with db.session() as session:
+        session.execute(
+            update(Operation)
+            .where(Operation.id == operation_id, Operation.status.not_in(FINISHED))
+            .values(
+                status="running",
+                started_at=func.coalesce(Operation.started_at, utcnow()),
+                executor_id=executor_id,
+            )
+        )
         operation = session.get(Operation, operation_id)
         if operation is None:
             raise NotFound(f"Could not find operation: {operation_id}.")
-        operation.status = "running"
-        operation.started_at = operation.started_at or utcnow()
-        operation.executor_id = executor_id
         return operation
 
 
@@ -191,13 +200,18 @@ def mark_finished(
     result: dict[str, Any] | None,
     error: str | None,
 ) -> None:
-    operation = session.get(Operation, operation_id)
-    assert operation is not None
-    operation.status = "failed" if error else "succeeded"
-    operation.result = result
-    operation.error = error
-    operation.finished_at = utcnow()
-    operation.executor_id = executor_id
+    """Record the outcome, unless another run of the operation recorded one already."""
+    session.execute(
+        update(Operation)
+        .where(Operation.id == operation_id, Operation.status.not_in(FINISHED))
+        .values(
+            status="failed" if error else "succeeded",
+            result=result,
+            error=error,
+            finished_at=utcnow(),
+            executor_id=executor_id,
+        )
+    )
 
 
 def step_started(db: Database, operation_id: str, name: str, site: str | None) -> OperationStep:

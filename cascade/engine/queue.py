@@ -125,5 +125,15 @@ class OperationQueue:
             counts.update({name: int(count) for name, count in rows})
         return counts
 
+    def pending_executors(self) -> set[str]:
+        """Executor ids that hold PENDING workflows of this application."""
+        table = f"{self._schema}.workflow_status" if self._schema else "workflow_status"
+        query = text(
+            f"SELECT DISTINCT executor_id FROM {table} "  # noqa: S608 - constant table name
+            "WHERE status = 'PENDING' AND application_version = :version"
+        )
+        with self._engine.connect() as connection:
+            return {row[0] for row in connection.execute(query, {"version": APP_VERSION})}
+
     def close(self) -> None:
         self.client.destroy()

@@ -54,6 +54,16 @@ def _launch(services: Services, executor_id: str) -> None:
     )
 
 
+def _resume_orphans(services: Services, membership: Membership) -> None:
+    """Hand back workflows pending under an executor that is not alive: one declared dead
+    that dequeued more before it noticed, or one that never joined the table."""
+    orphaned = services.queue.pending_executors() - membership.alive()
+    if orphaned and membership.may_judge():
+        resumed = DBOS._recover_pending_workflows(sorted(orphaned))
+        if resumed:
+            log.warning("resumed %d workflows of gone workers %s", len(resumed), sorted(orphaned))
+
+
 def run_worker(settings: Settings, executor_id: str, stop: threading.Event) -> None:
     """Work until ``stop`` is set or another worker declares this one dead."""
     services = Services(settings)
@@ -71,6 +81,7 @@ def run_worker(settings: Settings, executor_id: str, stop: threading.Event) -> N
             for dead in membership.reap():
                 resumed = DBOS._recover_pending_workflows([dead])
                 log.warning("worker %s is gone: resumed %d workflows", dead, len(resumed))
+            _resume_orphans(services, membership)
     finally:
         # Let running workflows finish first; whatever is left, live workers resume at once.
         DBOS.destroy(workflow_completion_timeout_sec=5)

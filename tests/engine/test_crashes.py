@@ -3,7 +3,9 @@ work on each server keeps its order, and no site ends up with a duplicate server
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -13,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from cascade.cli.embedded import EmbeddedSite, EmbeddedWorker
 from cascade.config import Settings
+from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, create_server, wait_operation
 
@@ -82,3 +85,29 @@ def test_sigkilled_workers_lose_nothing(
         )
         at_sites.update(s.metadata.get("cascade_id") for s in servers)
     assert at_sites == Counter(dict.fromkeys(kept, 1)), "a duplicate or a leak at a site"
+
+
+def test_a_stalled_worker_declared_dead_leaves_nothing_behind(
+    client: TestClient, admin_token: str, start_worker: WorkerFactory, services: Services
+) -> None:
+    """SIGSTOP a worker past worker_dead_after while work streams: a peer resumes its
+    workflows, whatever it dequeued after it woke is resumed too, and no finished operation
+    is reopened by its late run."""
+    stalled, _peer = start_worker("w1"), start_worker("w2")
+    headers = {"X-Auth-Token": admin_token}
+    submitted = []
+    for round_ in range(3):
+        submitted += [
+            client.post("/v1/probes", headers=headers).json()["operation"]["id"] for _ in range(60)
+        ]
+        if round_ == 0:
+            assert stalled.pid is not None
+            os.kill(stalled.pid, signal.SIGSTOP)
+            time.sleep(4)  # worker_dead_after is 2 s in these tests
+            os.kill(stalled.pid, signal.SIGCONT)
+    outcomes = [wait_operation(client, admin_token, op_id, timeout=120) for op_id in submitted]
+    assert {op["status"] for op in outcomes} == {"succeeded"}
+    time.sleep(1)  # a late duplicate run would reopen an operation now
+    listed = client.get("/v1/operations", headers=headers, params={"limit": 1000}).json()
+    assert {op["status"] for op in listed["operations"]} == {"succeeded"}
+    assert services.queue.pending_executors() == set()

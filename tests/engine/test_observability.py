@@ -34,7 +34,7 @@ ENGINE_METRICS = (
 
 
 def submit_probe(client: TestClient, token: str) -> str:
-    response = client.post("/v1/operations/probes", headers={"X-Auth-Token": token})
+    response = client.post("/v1/probes", headers={"X-Auth-Token": token})
     assert response.status_code == 202, response.text
     return str(response.json()["operation"]["id"])
 

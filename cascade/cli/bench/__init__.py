@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import typer
 
-from cascade.cli.bench import identity, site
+from cascade.cli.bench import engine, identity, site
 
 app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
+app.command("engine")(engine.engine)
 app.command("identity")(identity.identity)
 app.command("site")(site.site)

@@ -1,0 +1,398 @@
+"""``cascade bench engine``: operations per second through the durable queue and the workers,
+latency from acceptance to the end, and the time workers take to resume a killed worker's
+workflows.
+
+For each worker count, a fresh embedded Cascade (``cascade up``) on a fresh database and N
+``cascade worker`` processes run no-op probes, then server creates through an emulated site.
+Timings come from the operations' own server-side timestamps. The baseline, measured in the
+same run on the same database, is the rate at which one in-process thread writes and finishes
+an operation-like record with plain SQLAlchemy (an insert and an update, each committed).
+With ``--json`` the last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from secrets import token_hex
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, func, insert, select, update
+from sqlalchemy import Table as SqlTable
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from cascade.cli.bench.http import KeepAliveConnection, percentile
+from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker, password_auth
+from cascade.db import Database
+from cascade.db.models import Operation, utcnow
+from cascade.engine.queue import OperationQueue
+from cascade.errors import CascadeError
+from cascade.sites.driver import SiteDriver
+
+console = Console()
+PASSWORD = "bench-engine-password"  # noqa: S105 - a throwaway deployment's password
+IMAGE = "bench-image"
+CLIENTS = 4  # client threads submitting operations, one keep-alive connection each
+RECOVERY_OPS = 20
+STALL_S = 60  # no operation finished for this long: the rest are stuck
+Request = tuple[str, dict[str, Any] | None]  # (path, JSON body) of a POST answering 202
+ROWS = ("ops_per_s", "ops_vs_baseline", "p50_ms", "p99_ms", "failed", "submit_per_s")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Figures of one batch of operations, from their server-side timestamps."""
+
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    submit_per_s: float  # how fast the API accepted them: a ceiling on ops_per_s
+
+
+@dataclass
+class Deployment:
+    data_dir: Path
+    db: Database
+    env: dict[str, str]
+    port: int
+    token: str
+    stack: ExitStack
+    workers: list[EmbeddedWorker] = field(default_factory=list)
+
+    def start_workers(self, count: int) -> None:
+        for index in range(len(self.workers), len(self.workers) + count):
+            worker = EmbeddedWorker(self.data_dir, f"bench-w{index + 1}", self.db, env=self.env)
+            self.stack.callback(worker.stop)
+            self.workers.append(worker)
+            worker.start(timeout=60)
+
+    def in_parallel(self, items: list[Any], call: Callable[..., Any]) -> list[Any]:
+        """``call(connection, token, item)`` for every item from CLIENTS threads, each with
+        its own keep-alive connection; results in the order of ``items``."""
+
+        def run(chunk: list[Any]) -> list[Any]:
+            connection = KeepAliveConnection(self.port)
+            try:
+                return [call(connection, self.token, item) for item in chunk]
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            done = list(pool.map(run, [items[index::CLIENTS] for index in range(CLIENTS)]))
+        results: list[Any] = [None] * len(items)
+        for index, chunk in enumerate(done):
+            results[index::CLIENTS] = chunk
+        return results
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--workers {text!r} is not a comma list of numbers") from None
+    if not all(1 <= count <= 64 for count in counts):
+        raise typer.BadParameter(f"--workers {text!r}: each count must be 1 to 64")
+    return counts
+
+
+def _server_url(url: str | None) -> str | None:
+    with suppress(ArgumentError):
+        if url is None or make_url(url).get_backend_name() == "postgresql":
+            return url
+    raise typer.BadParameter("--database-url: give a PostgreSQL server, or none for SQLite")
+
+
+def _fresh_database(server_url: str | None, data_dir: Path, stack: ExitStack) -> str:
+    """A new empty database: a SQLite file in ``data_dir``, or a database created on the
+    PostgreSQL server and dropped when ``stack`` closes, even on failure."""
+    if server_url is None:
+        return f"sqlite:///{data_dir.resolve() / 'cascade.db'}"
+    import psycopg
+
+    server = make_url(server_url)
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"cascade_bench_{token_hex(6)}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as error:
+        reason = str(error).splitlines()[0]
+        raise CascadeError(f"cannot create a database on {server_url}: {reason}") from None
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    stack.callback(drop)
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def _call(port: int, method: str, path: str, token: str | None, body: Any, expect: int) -> Any:
+    connection = KeepAliveConnection(port)
+    try:
+        return connection.json(method, path, token, body, expect)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _deployment(
+    server_url: str | None, site: EmbeddedSite | None, concurrency: int | None = None
+) -> Iterator[Deployment]:
+    """``cascade up`` on a fresh data dir and database, ``site`` registered; the caller starts
+    the workers. Every child is stopped and everything removed on exit."""
+    with ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
+        url = _fresh_database(server_url, data_dir, stack)
+        env = {"CASCADE_DATABASE_URL": url, "CASCADE_PASSWORD_HASH_ROUNDS": "4"}
+        env["CASCADE_LOG_LEVEL"] = "warning"
+        if concurrency is not None:
+            env["CASCADE_WORKER_CONCURRENCY"] = str(concurrency)
+        port = stack.enter_context(EmbeddedCascade(data_dir, PASSWORD, env=env)).port
+        db = Database(url)
+        stack.callback(db.dispose)
+        login = password_auth("admin", PASSWORD, "admin")
+        token = _call(port, "POST", "/identity/v3/auth/tokens", None, login, 201)
+        deployment = Deployment(data_dir, db, env, port, token.headers["x-subject-token"], stack)
+        if site is not None:
+            credentials = {"username": "admin", "password": PASSWORD, "project_name": "admin"}
+            body: dict[str, Any] = {"name": site.site_name, "region_name": site.region}
+            body.update(identity_url=site.auth_url, credentials=credentials)
+            _call(port, "POST", "/v1/sites", deployment.token, body, 201)
+        yield deployment
+
+
+def _start_site(root: Path, name: str, build_seconds: float, stack: ExitStack) -> EmbeddedSite:
+    site = EmbeddedSite(name, root / name, PASSWORD, args=["--build-seconds", f"{build_seconds:g}"])
+    stack.callback(site.stop)
+    site.start()
+    SiteDriver(site.access()).call(
+        "upload image",
+        lambda c: c.image.create_image(
+            name=IMAGE, data=b"bench" * 512, disk_format="raw", container_format="bare"
+        ),
+    )
+    return site
+
+
+def _submit(connection: KeepAliveConnection, token: str, request: Request) -> str:
+    path, body = request
+    operation_id: str = connection.json("POST", path, token, body, 202).json()["operation"]["id"]
+    return operation_id
+
+
+def _fetch(connection: KeepAliveConnection, token: str, operation_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = connection.json("GET", f"/v1/operations/{operation_id}", token).json()
+    return found["operation"]  # type: ignore[no-any-return]
+
+
+def _unfinished(db: Database, kind: str) -> int:
+    running = Operation.status.in_(("queued", "running"))
+    with db.session() as session:
+        return session.scalar(select(func.count()).where(Operation.kind == kind, running)) or 0
+
+
+def _wait_done(deployment: Deployment, kind: str) -> None:
+    """Until every operation of ``kind`` has finished, or none has for STALL_S seconds (those
+    left count as failed)."""
+    last, since = -1, time.monotonic()
+    while left := _unfinished(deployment.db, kind):
+        if left != last:
+            last, since = left, time.monotonic()
+        elif time.monotonic() - since > STALL_S:
+            console.print(f"[red]{left} {kind} operations stuck for {STALL_S} s: failed[/red]")
+            return
+        time.sleep(0.1)
+
+
+def _batch(deployment: Deployment, kind: str, requests: list[Request]) -> Batch:
+    """Submit every request as fast as the clients can, wait for all, measure."""
+    started = time.perf_counter()
+    ids = deployment.in_parallel(requests, _submit)
+    submit_per_s = len(ids) / (time.perf_counter() - started)
+    _wait_done(deployment, kind)
+    operations = deployment.in_parallel(ids, _fetch)
+    done = [op for op in operations if op["finished_at"]]
+    created = [datetime.fromisoformat(op["created_at"]).timestamp() for op in done]
+    finished = [datetime.fromisoformat(op["finished_at"]).timestamp() for op in done]
+    latencies = [(end - start) * 1000 for start, end in zip(created, finished, strict=True)]
+    return Batch(
+        ops_per_s=len(done) / max(max(finished) - min(created), 1e-9) if done else 0.0,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        failed=sum(op["status"] != "succeeded" for op in operations),
+        submit_per_s=submit_per_s,
+    )
+
+
+def _servers(site: str, prefix: str, count: int) -> list[Request]:
+    spec = {"site": site, "flavor": "m1.tiny", "image": IMAGE}
+    return [("/v1/servers", {"name": f"{prefix}-{i}", **spec}) for i in range(count)]
+
+
+def _baseline_per_s(db: Database, seconds: float = 2.0) -> float:
+    """Records one thread inserts and then marks finished per second, each write committed."""
+    table = SqlTable(
+        f"bench_baseline_{token_hex(4)}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("status", String(16)),
+        Column("finished_at", DateTime(timezone=True)),
+    )
+    table.create(db.engine)
+    try:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            with db.engine.begin() as connection:
+                connection.execute(insert(table).values(id=count, status="running"))
+            with db.engine.begin() as connection:
+                done = {"status": "succeeded", "finished_at": utcnow()}
+                connection.execute(update(table).where(table.c.id == count).values(**done))
+            count += 1
+        return count / (time.perf_counter() - started)
+    finally:
+        table.drop(db.engine)
+
+
+def _victim(deployment: Deployment, queue: OperationQueue) -> tuple[EmbeddedWorker, list[str]]:
+    """The worker running the most workflows, and their ids, once one runs any."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        owned = {
+            worker.executor_id: queue.client.list_workflows(
+                status="PENDING", executor_id=worker.executor_id, load_input=False
+            )
+            for worker in deployment.workers
+        }
+        victim = max(deployment.workers, key=lambda worker: len(owned[worker.executor_id]))
+        if owned[victim.executor_id]:
+            return victim, [workflow.workflow_id for workflow in owned[victim.executor_id]]
+    raise CascadeError("no worker took up a workflow within 20 s")
+
+
+def _recovery(server_url: str | None, root: Path) -> tuple[float, int, int]:
+    """Seconds from SIGKILL of a worker running workflows until each of them runs under
+    another worker or has finished; the number of those workflows; failed creates."""
+    with ExitStack() as stack:
+        site = _start_site(root, "slow", 3, stack)
+        # Enough slots that no resumed workflow waits for one: the time measured is detection
+        # and handoff, not the survivor's backlog.
+        deployment = stack.enter_context(_deployment(server_url, site, RECOVERY_OPS))
+        deployment.start_workers(2)
+        queue = OperationQueue(deployment.db)
+        stack.callback(queue.close)
+        deployment.in_parallel(_servers("slow", "recover", RECOVERY_OPS), _submit)
+        victim, ids = _victim(deployment, queue)
+        victim.kill()
+        killed = time.monotonic()
+        while any(
+            state.status not in ("SUCCESS", "ERROR")
+            and (state.status != "PENDING" or state.executor_id == victim.executor_id)
+            for state in queue.client.list_workflows(workflow_ids=ids, load_input=False)
+        ):
+            if time.monotonic() - killed > 60:
+                raise CascadeError("a killed worker's workflows were not resumed in 60 s")
+            time.sleep(0.05)
+        seconds = time.monotonic() - killed
+        _wait_done(deployment, "server.create")
+        with deployment.db.session() as session:
+            failed = session.scalar(select(func.count()).where(Operation.status != "succeeded"))
+        return seconds, len(ids), failed or 0
+
+
+def _run(
+    counts: list[int], ops: int, site_ops: int, server_url: str | None, recovery: bool
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
+    figures.update(cores=os.cpu_count(), ops=ops, site_ops=site_ops)
+    batches: dict[str, dict[str, Batch]] = {"": {}, "site_": {}}
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
+        site = _start_site(root, "bench", 0, stack) if site_ops else None
+        for count in counts:
+            with _deployment(server_url, site) as deployment:
+                if "baseline_tx_per_s" not in figures:
+                    console.print("baseline: records written and finished by one thread")
+                    figures["baseline_tx_per_s"] = _baseline_per_s(deployment.db)
+                deployment.start_workers(count)
+                console.print(f"{count} worker(s): {ops} probes")
+                probes: list[Request] = [("/v1/probes", None)] * ops
+                batches[""][str(count)] = _batch(deployment, "engine.probe", probes)
+                if site is not None:
+                    console.print(f"{count} worker(s): {site_ops} server creates")
+                    creates = _servers(site.site_name, f"bench{count}", site_ops)
+                    batches["site_"][str(count)] = _batch(deployment, "server.create", creates)
+        if recovery:
+            console.print("recovery: SIGKILL of a worker with workflows in flight")
+            seconds, resumed, failed = _recovery(server_url, root)
+            figures.update(recovery_s=seconds, recovery_workflows=resumed, recovery_failed=failed)
+    for prefix, found in batches.items():
+        for name in (each.name for each in fields(Batch)):
+            figures[prefix + name] = {n: getattr(batch, name) for n, batch in found.items()}
+    baseline = figures["baseline_tx_per_s"]
+    figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in figures["ops_per_s"].items()}
+    return figures
+
+
+def _cell(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def _report(figures: dict[str, Any]) -> None:
+    counts = list(figures["ops_per_s"])
+    title = f"cascade bench engine on {figures['database']} ({figures['cores']} cores)"
+    table = Table("figure", *(f"workers={count}" for count in counts), title=title)
+    for key in (*ROWS, *(f"site_{row}" for row in ROWS if row != "ops_vs_baseline")):
+        if figures.get(key):
+            table.add_row(key, *(_cell(figures[key][count]) for count in counts))
+    console.print(table)
+    console.print(f"baseline: {figures['baseline_tx_per_s']:,.1f} records/s (insert+update)")
+    if "recovery_s" in figures:
+        console.print(
+            f"recovery: {figures['recovery_s']:.2f} s for {figures['recovery_workflows']} "
+            f"workflows of a killed worker ({figures['recovery_failed']} creates failed)"
+        )
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def engine(
+    workers: Annotated[str, typer.Option(help="Worker counts, a comma list")] = "1,2,4",
+    ops: Annotated[int, typer.Option(min=1, help="No-op probes per worker count")] = 2000,
+    site_ops: Annotated[
+        int, typer.Option(min=0, help="Server creates via an emulated site per count (0: skip)")
+    ] = 100,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL server URL; a fresh database per run [default: SQLite]"),
+    ] = None,
+    recovery: Annotated[
+        bool, typer.Option(help="Measure resumption after SIGKILL of a worker")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
+) -> None:
+    """Engine operations per second and latency by worker count, and crash recovery time."""
+    figures = _run(_worker_counts(workers), ops, site_ops, _server_url(database_url), recovery)
+    _report(figures)
+    if as_json:
+        print(json.dumps(_rounded(figures)))
