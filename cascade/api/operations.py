@@ -77,7 +77,7 @@ def show_operation(
     status_code=202,
     response_model=OperationEnvelope,
     summary="Send a probe through the queue and a worker (an operation with one empty step)",
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 409),
 )
 def probe_engine(
     caller: Caller, svc: ServicesDep, response: Response, idempotency_key: IdempotencyKey = None

@@ -12,6 +12,7 @@ import base64
 import hashlib
 from datetime import datetime
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -46,7 +47,7 @@ class KeypairIn(BaseModel):
     def _openssh(cls, value: str) -> str:
         try:
             load_ssh_public_key(value.strip().encode())
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as error:
             raise ValueError(f"not an OpenSSH public key: {error}") from None
         return value.strip()
 

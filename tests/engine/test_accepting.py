@@ -129,3 +129,16 @@ def test_a_site_holding_servers_cannot_be_deleted(
     assert refused.status_code == 409
     assert "holds 1 servers" in refused.json()["error"]["message"]
     assert client.delete("/v1/sites/site-b", headers=headers).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "public_key", ["00000000000000 AAAA", "ssh-rsa not-base64!", "ssh-ed25519 AAAAC3NzaC1lZDI1"]
+)
+def test_a_keypair_needs_a_real_openssh_public_key(
+    client: TestClient, headers: dict[str, str], public_key: str
+) -> None:
+    response = client.post(
+        "/v1/keypairs", headers=headers, json={"name": "k", "public_key": public_key}
+    )
+    assert response.status_code == 400, response.text
+    assert "OpenSSH public key" in response.json()["error"]["message"]
