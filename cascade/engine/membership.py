@@ -18,12 +18,13 @@ import socket
 import time
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from cascade.db import Database
 from cascade.db.models import Worker, utcnow
 
 ALIVE, STOPPED, RECOVERED = "alive", "stopped", "recovered"
+FORGET_AFTER = timedelta(days=1)
 
 
 def default_executor_id() -> str:
@@ -39,7 +40,13 @@ class Membership:
         self._stalled = False
 
     def join(self) -> None:
+        """Enter the table as alive; forget workers gone for more than a day (their pending
+        workflows, if any, are still found by the orphan pass)."""
+        forgotten = utcnow() - FORGET_AFTER
         with self._db.session() as session:
+            session.execute(
+                delete(Worker).where(Worker.state != ALIVE, Worker.heartbeat_at < forgotten)
+            )
             worker = session.get(Worker, self.executor_id) or Worker(executor_id=self.executor_id)
             worker.host = socket.gethostname()
             worker.pid = os.getpid()
