@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from cascade.cli import bench, demo, ops, site_sim, status, worker
+from cascade.cli.options import DataDir
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
 from cascade.services import Services, initialize
@@ -37,13 +38,6 @@ app.command("site-sim")(site_sim.site_sim)
 app.command("worker")(worker.worker)
 
 console = Console()
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Data directory [env CASCADE_DATA_DIR, default ./cascade-data]"
-    ),
-]
 
 
 def settings_from(data_dir: Path | None, **overrides: object) -> Settings:

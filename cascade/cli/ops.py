@@ -25,6 +25,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from cascade.cli.options import DataDir
 from cascade.config import load_settings
 from cascade.engine.schemas import OperationOut
 from cascade.errors import CascadeError
@@ -33,12 +34,6 @@ from cascade.services import Services
 app = typer.Typer(help="Operations: list, show, wait for one.", no_args_is_help=True)
 PIPE_WIDTH = 200  # piped output keeps every column and whole ids, for grep and logs
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Data directory [env CASCADE_DATA_DIR, default ./cascade-data]"
-    ),
-]
 OperationId = Annotated[str, typer.Argument(help="The operation's id")]
 STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green", "failed": "red"}
 POLL_SECONDS = 0.25

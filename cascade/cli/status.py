@@ -7,7 +7,8 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from cascade.cli.ops import DataDir, operator_services, output, seconds, when
+from cascade.cli.ops import operator_services, output, seconds, when
+from cascade.cli.options import DataDir
 from cascade.engine.cluster import cluster_status
 from cascade.engine.schemas import ClusterOut, ConvergencePassOut
 

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cascade.cli.options import DataDir
 from cascade.config import load_settings
 from cascade.engine.membership import default_executor_id
 from cascade.errors import CascadeError
 
 
 def worker(
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory [env CASCADE_DATA_DIR]")
-    ] = None,
+    data_dir: DataDir = None,
     executor_id: Annotated[
         str | None,
         typer.Option(
