@@ -109,9 +109,13 @@ class OperationQueue:
             operation_id,
         )
 
+    @property
+    def _workflow_table(self) -> str:
+        return f"{self._schema}.workflow_status" if self._schema else "workflow_status"
+
     def depth(self) -> dict[str, int]:
         """Queue name -> workflows waiting to be dequeued (one aggregate query)."""
-        table = f"{self._schema}.workflow_status" if self._schema else "workflow_status"
+        table = self._workflow_table
         query = text(
             f"SELECT queue_name, count(*) FROM {table} "  # noqa: S608 - constant table name
             "WHERE status = 'ENQUEUED' AND queue_name IN (:operations, :site_calls) "
@@ -127,7 +131,7 @@ class OperationQueue:
 
     def pending_executors(self) -> set[str]:
         """Executor ids that hold PENDING workflows of this application."""
-        table = f"{self._schema}.workflow_status" if self._schema else "workflow_status"
+        table = self._workflow_table
         query = text(
             f"SELECT DISTINCT executor_id FROM {table} "  # noqa: S608 - constant table name
             "WHERE status = 'PENDING' AND application_version = :version"

@@ -46,12 +46,17 @@ def _at_site(c: Connection, name: str) -> Any:
         return None
 
 
+def _keypair(keypair_id: str) -> Keypair:
+    with context().db.session() as session:
+        keypair = session.get(Keypair, keypair_id)
+        assert keypair is not None, f"keypair {keypair_id} vanished while an operation held it"
+        return keypair
+
+
 @action("keypair.import")
 def import_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
+    keypair = _keypair(keypair_id)
     engine = context()
-    with engine.db.session() as session:
-        keypair = session.get(Keypair, keypair_id)
-        assert keypair is not None
     driver = engine.driver(site_id)
 
     def ensure(c: Connection) -> None:
@@ -74,7 +79,8 @@ def import_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
 
 
 @action("keypair.remove")
-def remove_keypair(_run: StepRun, keypair_id: str, site_id: str, name: str) -> None:
+def remove_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
+    name = _keypair(keypair_id).name
     _set_copy(keypair_id, site_id, "deleting", None)
     context().driver(site_id).call(
         f"delete keypair {name}", lambda c: c.compute.delete_keypair(name, ignore_missing=True)
@@ -82,29 +88,23 @@ def remove_keypair(_run: StepRun, keypair_id: str, site_id: str, name: str) -> N
 
 
 @action("keypair.copies")
-def copies(_run: StepRun, keypair_id: str) -> list[tuple[str, str, str]]:
-    """(site id, site name, keypair name) for every copy of the keypair."""
+def copies(_run: StepRun, keypair_id: str) -> list[tuple[str, str]]:
+    """(site id, site name) for every copy of the keypair."""
     with context().db.session() as session:
         rows = session.execute(
-            select(Site.id, Site.name, Keypair.name)
+            select(Site.id, Site.name)
             .join(KeypairCopy, KeypairCopy.site_id == Site.id)
-            .join(Keypair, Keypair.id == KeypairCopy.keypair_id)
             .where(KeypairCopy.keypair_id == keypair_id)
             .order_by(Site.name)
         ).all()
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
 
 def _everywhere(job: Job, verb: str, action_name: str) -> dict[str, Any]:
     sites = step(job, "find the sites", None, "keypair.copies", job.resource_id)
     calls = [
-        SiteCall(
-            f"{verb} at {site_name}",
-            site_name,
-            action_name,
-            (job.resource_id, site_id, *((name,) if verb == "delete" else ())),
-        )
-        for site_id, site_name, name in sites
+        SiteCall(f"{verb} at {site_name}", site_name, action_name, (job.resource_id, site_id))
+        for site_id, site_name in sites
     ]
     outcomes = fan_out(job, calls)
     require_all(outcomes)

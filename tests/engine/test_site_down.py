@@ -74,3 +74,10 @@ def test_a_down_site_fails_its_part_only_and_is_repaired_later(
         assert time.monotonic() < deadline, f"site-b never repaired: {shown}"
         time.sleep(0.5)
         shown = client.get("/v1/keypairs/ops-key", headers=headers).json()["keypair"]
+
+    removed = client.delete("/v1/keypairs/ops-key", headers=headers)
+    assert removed.status_code == 202, removed.text
+    done = wait_operation(client, admin_token, removed.json()["operation"]["id"])
+    assert done["status"] == "succeeded", done
+    assert done["sites"] == {"site-a": "succeeded", "site-b": "succeeded"}
+    assert client.get("/v1/keypairs/ops-key", headers=headers).status_code == 404
