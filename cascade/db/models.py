@@ -280,3 +280,54 @@ class ConvergencePass(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FabricHost(Base):
+    """A compute host with an agent: its tunnel endpoint, goal and applied revisions."""
+
+    __tablename__ = "fabric_hosts"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tunnel_ip: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    applied_revision: Mapped[int] = mapped_column(Integer, default=0)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FabricNetwork(Base):
+    """An overlay network (VXLAN segment) and the revision of its neighbour table."""
+
+    __tablename__ = "fabric_networks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vni: Mapped[int] = mapped_column(Integer, unique=True)
+    cidr: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FabricPort(Base):
+    """A VM port: on one network, held by one host."""
+
+    __tablename__ = "fabric_ports"
+    __table_args__ = (
+        UniqueConstraint("network_id", "mac"),
+        UniqueConstraint("network_id", "ip"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("fabric_networks.id"), index=True)
+    host: Mapped[str] = mapped_column(ForeignKey("fabric_hosts.name"), index=True)
+    mac: Mapped[str] = mapped_column(String(17))
+    ip: Mapped[str] = mapped_column(String(64))
+    security_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FabricMembership(Base):
+    """A host that has at least one port on a network, and the network revision it applied."""
+
+    __tablename__ = "fabric_memberships"
+    host: Mapped[str] = mapped_column(ForeignKey("fabric_hosts.name"), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("fabric_networks.id"), primary_key=True, index=True
+    )
+    applied_revision: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,7 +13,7 @@ import pytest
 
 from cascade.errors import BadRequest, Unavailable
 from cascade.fabric.transports.base import Message, Transport, subject_matches
-from cascade.fabric.transports.memory import MemoryTransport
+from cascade.fabric.transports.memory import SHARDS, MemoryTransport
 
 
 @pytest.mark.parametrize(
@@ -227,9 +227,9 @@ def test_drop_rate_one_drops_everything() -> None:
 def test_close_stops_delivery_tasks() -> None:
     async def run() -> None:
         bus = MemoryTransport()
-        for i in range(10):
+        for i in range(3 * SHARDS):
             await bus.subscribe(f"a.{i}", Inbox(), queue="q" if i % 2 else None)
-        assert len(asyncio.all_tasks()) == 11
+        assert len(asyncio.all_tasks()) == SHARDS + 1  # a task per shard, not per subscriber
         await bus.close()
         assert asyncio.all_tasks() == {asyncio.current_task()}
         with pytest.raises(Unavailable):

@@ -1,14 +1,19 @@
 """In-process transport with NATS subject and queue-group semantics.
 
-The embedded default and the engine for large simulations: no broker, just asyncio. Each
-subscription owns an unbounded ``asyncio.Queue`` and one delivery task, so handlers run
-one message at a time and every subscriber sees messages in publish order. Within a queue
-group each message goes to one member, chosen round-robin.
+The embedded default and the engine for large simulations: no broker, just asyncio, built
+so that a million subscribers cost memory, not tasks. Subscriptions with a plain subject
+sit in a dictionary keyed by subject, so publishing costs one lookup plus one append per
+receiver; only wildcard patterns are matched one by one. Deliveries go through a fixed
+number of shards, each a FIFO drained by one task: a subscription is pinned to one shard,
+so every subscriber sees messages in publish order, and fanning a message out to a
+million subscribers creates no task at all. A handler that awaits something slow delays
+the other subscriptions of its shard, as a slow NATS callback delays its connection.
+Within a queue group each message goes to one member, chosen round-robin.
 
 Fault injection, off by default, exists on purpose so that agents' resync can be tested:
 ``drop_rate`` is the probability that one delivery (one message to one subscriber) is
-lost, and ``reorder=True`` shuffles whatever is waiting in a subscriber's queue before it
-is delivered. ``seed`` makes both reproducible.
+lost, and ``reorder=True`` shuffles whatever is waiting in a shard before it is
+delivered. ``seed`` makes both reproducible.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
+from itertools import count
 
 from cascade.errors import Unavailable
 from cascade.fabric.transports.base import (
@@ -30,52 +37,67 @@ from cascade.fabric.transports.base import (
 
 log = logging.getLogger(__name__)
 
+SHARDS = 8
+
 
 class MemorySubscription(Subscription):
+    __slots__ = ("_active", "_transport", "handler", "queue", "shard", "subject")
+
     def __init__(
-        self, transport: MemoryTransport, subject: str, handler: Handler, queue: str | None
+        self,
+        transport: MemoryTransport,
+        subject: str,
+        handler: Handler,
+        queue: str | None,
+        shard: _Shard,
     ) -> None:
         self.subject = subject
         self.queue = queue
+        self.handler = handler
+        self.shard = shard
         self._transport = transport
-        self._handler = handler
-        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._active = True
-        self._task = asyncio.get_running_loop().create_task(self._deliver())
 
     @property
     def active(self) -> bool:
         return self._active
 
-    def _put(self, message: Message) -> None:
+    async def unsubscribe(self) -> None:
         if self._active:
-            self._inbox.put_nowait(message)
+            self._active = False
+            self._transport._remove(self)
 
-    async def _deliver(self) -> None:
-        while self._active:
-            batch = [await self._inbox.get()]
+
+class _Shard:
+    """One FIFO of (subscription, message) deliveries and the task that drains it."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        self._transport = transport
+        self._pending: deque[tuple[MemorySubscription, Message]] = deque()
+        self._wakeup = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    def put(self, sub: MemorySubscription, message: Message) -> None:
+        if not self._pending:
+            self._wakeup.set()
+        self._pending.append((sub, message))
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._pending = self._pending, deque()
             if self._transport.reorder:
-                while not self._inbox.empty():
-                    batch.append(self._inbox.get_nowait())
-                self._transport.rng.shuffle(batch)
-            for message in batch:
-                if not self._active:
-                    return
+                shuffled = list(batch)
+                self._transport.rng.shuffle(shuffled)
+                batch = deque(shuffled)
+            for sub, message in batch:
+                if not sub._active:
+                    continue
                 try:
-                    await self._handler(message)
+                    await sub.handler(message)
                 except Exception:
                     log.exception("fabric handler failed on %s", message.subject)
-
-    async def unsubscribe(self) -> None:
-        if not self._active:
-            return
-        self._active = False
-        self._transport._remove(self)
-        if asyncio.current_task() is self._task:
-            return  # called from our own handler: the loop exits once it returns
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 class MemoryTransport(Transport):
@@ -87,38 +109,60 @@ class MemoryTransport(Transport):
         self.drop_rate = drop_rate
         self.reorder = reorder
         self.rng = random.Random(seed)
-        self._subs: list[MemorySubscription] = []
-        self._next: dict[str, int] = {}
+        self.deliveries = 0  # messages handed to subscribers, for benchmarks
+        self._exact: dict[str, list[MemorySubscription]] = {}
+        self._patterns: list[MemorySubscription] = []
+        self._turns: dict[str, int] = {}
+        self._shards: list[_Shard] = []
+        self._next_shard = count()
         self._closed = False
 
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable("fabric transport is closed")
 
+    def _shard(self) -> _Shard:
+        if len(self._shards) < SHARDS:
+            self._shards.append(_Shard(self))
+            return self._shards[-1]
+        return self._shards[next(self._next_shard) % SHARDS]
+
     def _remove(self, sub: MemorySubscription) -> None:
+        if "*" in sub.subject or ">" in sub.subject:
+            with contextlib.suppress(ValueError):
+                self._patterns.remove(sub)
+            return
+        subs = self._exact.get(sub.subject, [])
         with contextlib.suppress(ValueError):
-            self._subs.remove(sub)
+            subs.remove(sub)
+        if not subs:
+            self._exact.pop(sub.subject, None)
 
     def _offer(self, sub: MemorySubscription, message: Message) -> None:
         if self.drop_rate and self.rng.random() < self.drop_rate:
             return
-        sub._put(message)
+        self.deliveries += 1
+        sub.shard.put(sub, message)
+
+    def _receivers(self, subject: str) -> list[MemorySubscription]:
+        exact = self._exact.get(subject, [])
+        if not self._patterns:
+            return exact
+        return exact + [s for s in self._patterns if subject_matches(s.subject, subject)]
 
     async def publish(self, subject: str, data: bytes) -> None:
         self._check_open()
         validate_subject(subject, wildcards=False)
         message = Message(subject, bytes(data))
         groups: dict[str, list[MemorySubscription]] = {}
-        for sub in self._subs:
-            if not subject_matches(sub.subject, subject):
-                continue
+        for sub in self._receivers(subject):
             if sub.queue is None:
                 self._offer(sub, message)
             else:
                 groups.setdefault(sub.queue, []).append(sub)
         for queue, members in groups.items():
-            turn = self._next.get(queue, 0)
-            self._next[queue] = turn + 1
+            turn = self._turns.get(queue, 0)
+            self._turns[queue] = turn + 1
             self._offer(members[turn % len(members)], message)
 
     async def subscribe(
@@ -128,11 +172,19 @@ class MemoryTransport(Transport):
         validate_subject(subject, wildcards=True)
         if queue is not None:
             validate_subject(queue, wildcards=False)
-        sub = MemorySubscription(self, subject, handler, queue)
-        self._subs.append(sub)
+        sub = MemorySubscription(self, subject, handler, queue, self._shard())
+        if "*" in subject or ">" in subject:
+            self._patterns.append(sub)
+        else:
+            self._exact.setdefault(subject, []).append(sub)
         return sub
 
     async def close(self) -> None:
         self._closed = True
-        for sub in list(self._subs):
-            await sub.unsubscribe()
+        self._exact.clear()
+        self._patterns.clear()
+        for shard in self._shards:
+            shard.task.cancel()
+        for shard in self._shards:
+            with contextlib.suppress(asyncio.CancelledError):
+                await shard.task

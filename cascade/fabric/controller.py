@@ -1,0 +1,145 @@
+"""The control plane's end of the fabric: publish changes, answer resyncs, track acks.
+
+Every API process may run one; they share the agents' ``sync`` and ``ack`` subjects as one
+queue group, so each request is answered once and the load spreads. Acknowledgements are
+merged in memory and written in batches (one statement per batch), and a host that still
+lags after ``nudge_after`` seconds gets a goal message telling it which revisions it
+should hold, which makes it resync whatever it lost (a dropped message, an agent that was
+away) and acknowledge again (a lost ack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from cascade.errors import CascadeError
+from cascade.fabric import messages
+from cascade.fabric.addressing import shared_subject
+from cascade.fabric.goal import Change, GoalStore, Outgoing
+from cascade.fabric.transports.base import Message, Subscription, Transport
+
+log = logging.getLogger(__name__)
+
+QUEUE_GROUP = "cascade-fabric-controllers"
+ACK_SUBJECT = shared_subject("ack")
+SYNC_SUBJECT = shared_subject("sync")
+
+Acks = dict[str, tuple[int, dict[str, int]]]
+
+
+def merge_ack(acks: Acks, body: messages.Body) -> None:
+    """Keep, per host, the highest revision seen of each component."""
+    host, revision, nets = body["h"], body["r"], body["n"]
+    known = acks.get(host)
+    if known is None:
+        acks[host] = (revision, dict(nets))
+        return
+    merged = dict(known[1])
+    for net, rev in nets.items():
+        merged[net] = max(rev, merged.get(net, 0))
+    acks[host] = (max(revision, known[0]), merged)
+
+
+class FabricController:
+    def __init__(
+        self,
+        goal: GoalStore,
+        transport: Transport,
+        *,
+        flush_interval: float = 0.05,
+        nudge_after: float = 2.0,
+        nudge_batch: int = 1000,
+    ) -> None:
+        self.goal = goal
+        self.transport = transport
+        self.flush_interval = flush_interval
+        self.nudge_after = nudge_after
+        self.nudge_batch = nudge_batch
+        self.sent_messages = 0
+        self.sent_bytes = 0
+        self.acks_received = 0
+        self._acks: Acks = {}
+        self._subs: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._subs = [
+            await self.transport.subscribe(ACK_SUBJECT, self._on_ack, queue=QUEUE_GROUP),
+            await self.transport.subscribe(SYNC_SUBJECT, self._on_sync, queue=QUEUE_GROUP),
+        ]
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flush_loop()), loop.create_task(self._nudge_loop())]
+
+    async def close(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+
+    async def publish(self, outgoing: Change | Iterable[Outgoing]) -> None:
+        items = outgoing.outgoing if isinstance(outgoing, Change) else outgoing
+        for item in items:
+            await self.transport.publish(item.subject, item.data)
+            self.sent_messages += 1
+            self.sent_bytes += len(item.data)
+
+    async def wait(self, change: Change, timeout: float, poll: float = 0.05) -> int:
+        """Wait until every host affected by ``change`` applied it; return how many have not
+        (0 when converged) once done or after ``timeout`` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            await self.flush()
+            left = await asyncio.to_thread(self.goal.pending, change)
+            if left == 0 or asyncio.get_running_loop().time() >= deadline:
+                return left
+            await asyncio.sleep(poll)
+
+    async def flush(self) -> None:
+        """Write the acknowledgements received so far."""
+        batch, self._acks = self._acks, {}
+        if batch:
+            await asyncio.to_thread(self.goal.record_acks, batch)
+
+    async def _on_ack(self, message: Message) -> None:
+        self.acks_received += 1
+        merge_ack(self._acks, messages.decode(message.data))
+
+    async def _on_sync(self, message: Message) -> None:
+        body = messages.decode(message.data)
+        host, network = body["h"], body.get("n")
+        try:
+            if network is None:
+                replies = [await asyncio.to_thread(self.goal.host_snapshot, host)]
+            else:
+                replies = await asyncio.to_thread(self.goal.network_snapshot, network, host)
+        except CascadeError as error:
+            log.warning("fabric: cannot answer %s's sync request: %s", host, error)
+            return
+        await self.publish(replies)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("fabric: recording acknowledgements failed")
+
+    async def _nudge_loop(self) -> None:
+        """Nudge hosts that lagged at two consecutive scans ``nudge_after`` apart."""
+        seen: set[str] = set()
+        while True:
+            await asyncio.sleep(self.nudge_after)
+            try:
+                lagging = set(await asyncio.to_thread(self.goal.lagging, None, self.nudge_batch))
+                for host in sorted(lagging & seen):
+                    await self.publish([await asyncio.to_thread(self.goal.goal, host)])
+                seen = lagging
+            except Exception:
+                log.exception("fabric: nudging lagging hosts failed")

@@ -1,0 +1,85 @@
+"""The dataplane interface an agent drives, and the values it is given.
+
+A dataplane holds, per network, a VXLAN segment (its VNI), the local VM ports on it and the
+neighbour table: for every port of the network, wherever it is, its MAC, IP and the tunnel
+endpoint (VTEP) of the host that holds it. Every method is idempotent: applying the same
+call twice leaves the same state, so an agent may replay after a crash or a resync.
+
+Calls are synchronous on purpose: netlink requests complete in well under a millisecond,
+and a simulated fleet of a million in-memory dataplanes cannot afford a coroutine per call.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One port of a network as every host on that network must know it."""
+
+    mac: str
+    ip: str  # address without prefix length, e.g. "10.0.0.5"
+    vtep: str  # underlay address of the host (or site gateway) holding the port
+
+
+@dataclass(frozen=True)
+class LocalPort:
+    """A VM port on this host."""
+
+    port_id: str
+    network_id: str
+    vni: int
+    mac: str
+    ip: str  # with prefix length, e.g. "10.0.0.5/24"
+    security_rules: tuple[Mapping[str, object], ...] = field(default=())
+
+
+class Dataplane(abc.ABC):
+    """What an agent programs. ``local_vtep`` is this host's own tunnel endpoint."""
+
+    local_vtep: str
+
+    @abc.abstractmethod
+    def ensure_network(self, network_id: str, vni: int) -> None:
+        """Create the network's segment if missing (no-op when it exists with that VNI)."""
+
+    @abc.abstractmethod
+    def remove_network(self, network_id: str) -> None:
+        """Remove the segment, its neighbour entries and any port still on it."""
+
+    @abc.abstractmethod
+    def set_port(self, port: LocalPort) -> None:
+        """Create or update a local VM port (the network must exist)."""
+
+    @abc.abstractmethod
+    def remove_port(self, port_id: str) -> None:
+        """Remove a local VM port; unknown ids are ignored."""
+
+    @abc.abstractmethod
+    def update_neighbours(
+        self, network_id: str, upserts: Mapping[str, Neighbour], removals: Iterable[str]
+    ) -> None:
+        """Add or replace neighbours by port id and remove others (unknown ids ignored)."""
+
+    @abc.abstractmethod
+    def replace_neighbours(self, network_id: str, table: Mapping[str, Neighbour]) -> None:
+        """Make the network's neighbour table exactly ``table`` (after a resync)."""
+
+    @abc.abstractmethod
+    def networks(self) -> dict[str, int]:
+        """Network id -> VNI for every segment present."""
+
+    @abc.abstractmethod
+    def ports(self) -> dict[str, LocalPort]:
+        """Local ports by id."""
+
+    @abc.abstractmethod
+    def neighbours(self, network_id: str) -> Mapping[str, Neighbour]:
+        """The neighbour table of one network, by port id (empty if unknown)."""
+
+    def close(self) -> None:
+        """Release resources (sockets); the programmed state stays."""
+        return None

@@ -1,0 +1,512 @@
+"""The goal state of every host, kept in the database, and the messages that carry it.
+
+Hosts, networks (VNI, CIDR) and ports are rows; a host's goal state is derived: its ports,
+and for every network it has a port on, that network's neighbour table (every port's MAC,
+IP and the tunnel endpoint of the host holding it). Each change bumps the revision of the
+host it touches and of the network it touches with an atomic ``UPDATE ... RETURNING`` in the
+same transaction, so concurrent API processes never hand out one revision twice. A change
+returns the messages to publish (after commit) and the revisions each affected host must
+reach. Agents' acknowledgements are written in batches; convergence is a query comparing
+applied with goal revisions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, delete, func, select, union, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
+from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.fabric import messages
+from cascade.fabric.addressing import host_subject, network_subject, validate_token
+
+PAGE_SIZE = 5000
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
+NETWORKS: Table = FabricNetwork.__table__  # type: ignore[assignment]
+PORTS: Table = FabricPort.__table__  # type: ignore[assignment]
+MEMBERS: Table = FabricMembership.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    subject: str
+    data: bytes
+
+
+@dataclass
+class Change:
+    """What one goal-state change sends, and the revisions affected hosts must reach."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    network_id: str | None = None
+    network_revision: int = 0
+    host: str | None = None
+    host_revision: int = 0
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    id: str
+    network_id: str
+    host: str
+    mac: str
+    ip: str  # address without prefix
+    security_rules: tuple[dict[str, Any], ...] = ()
+
+
+def _bump(session: Session, table: Table, key: Any, value: str) -> int:
+    revision = session.execute(
+        update(table)
+        .where(key == value)
+        .values(revision=table.c.revision + 1)
+        .returning(table.c.revision)
+    ).scalar_one()
+    return int(revision)
+
+
+def _check_port(spec: PortSpec, network: FabricNetwork) -> None:
+    validate_token(spec.id, "port id")
+    if not MAC.match(spec.mac):
+        raise BadRequest(
+            f"mac {spec.mac!r} must be six lower-case hex pairs like 02:00:00:00:00:01"
+        )
+    try:
+        address = ipaddress.ip_address(spec.ip)
+    except ValueError:
+        raise BadRequest(f"ip {spec.ip!r} is not an IP address") from None
+    if address not in ipaddress.ip_network(network.cidr):
+        raise BadRequest(f"ip {spec.ip} is outside network {network.id}'s {network.cidr}")
+
+
+class GoalStore:
+    def __init__(self, db: Database, page_size: int = PAGE_SIZE) -> None:
+        self._db = db
+        self._page_size = page_size
+        self._pages = lru_cache(maxsize=8)(self._snapshot_pages)
+
+    # --- writes -------------------------------------------------------------------------
+
+    def register_host(self, name: str, tunnel_ip: str) -> None:
+        validate_token(name, "host")
+        try:
+            ipaddress.ip_address(tunnel_ip)
+        except ValueError:
+            raise BadRequest(f"tunnel_ip {tunnel_ip!r} is not an IP address") from None
+        with self._db.session() as session:
+            host = session.get(FabricHost, name)
+            if host is None:
+                session.add(
+                    FabricHost(name=name, tunnel_ip=tunnel_ip, revision=0, applied_revision=0)
+                )
+            elif host.tunnel_ip != tunnel_ip:
+                raise Conflict(f"host {name} is registered with tunnel_ip {host.tunnel_ip}")
+
+    def create_network(self, network_id: str, vni: int, cidr: str) -> None:
+        validate_token(network_id, "network id")
+        if not 1 <= vni < 2**24:
+            raise BadRequest(f"vni must be within 1..16777215, got {vni}")
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError:
+            raise BadRequest(f"cidr {cidr!r} is not a network address") from None
+        try:
+            with self._db.session() as session:
+                if session.get(FabricNetwork, network_id) is not None:
+                    raise Conflict(f"network {network_id} exists")
+                session.add(FabricNetwork(id=network_id, vni=vni, cidr=cidr, revision=0))
+        except IntegrityError:
+            raise Conflict(f"vni {vni} is already used by another network") from None
+
+    def delete_network(self, network_id: str) -> None:
+        with self._db.session() as session:
+            network = self._network(session, network_id)
+            ports = session.scalar(select(func.count()).where(FabricPort.network_id == network_id))
+            if ports:
+                raise Conflict(f"network {network_id} still has {ports} ports")
+            session.delete(network)
+
+    def add_port(self, spec: PortSpec) -> Change:
+        try:
+            with self._db.session() as session:
+                network = self._network(session, spec.network_id)
+                host = session.get(FabricHost, spec.host)
+                if host is None:
+                    raise NotFound(f"host {spec.host} is not registered")
+                _check_port(spec, network)
+                if session.get(FabricPort, spec.id) is not None:
+                    raise Conflict(f"port {spec.id} exists")
+                session.add(
+                    FabricPort(
+                        id=spec.id,
+                        network_id=spec.network_id,
+                        host=spec.host,
+                        mac=spec.mac,
+                        ip=spec.ip,
+                        security_rules=list(spec.security_rules),
+                    )
+                )
+                if session.get(FabricMembership, (spec.host, spec.network_id)) is None:
+                    session.add(
+                        FabricMembership(
+                            host=spec.host, network_id=spec.network_id, applied_revision=0
+                        )
+                    )
+                session.flush()
+                return self._port_change(session, spec, network, host.tunnel_ip, removed=False)
+        except IntegrityError:
+            raise Conflict(
+                f"mac {spec.mac} or ip {spec.ip} is already used on network {spec.network_id}"
+            ) from None
+
+    def remove_port(self, port_id: str) -> Change:
+        with self._db.session() as session:
+            port = session.get(FabricPort, port_id)
+            if port is None:
+                raise NotFound(f"port {port_id} not found")
+            network = self._network(session, port.network_id)
+            spec = PortSpec(port.id, port.network_id, port.host, port.mac, port.ip)
+            session.delete(port)
+            session.flush()
+            still_there = session.scalar(
+                select(func.count()).where(
+                    FabricPort.host == port.host, FabricPort.network_id == port.network_id
+                )
+            )
+            if not still_there:
+                session.execute(
+                    delete(FabricMembership).where(
+                        FabricMembership.host == port.host,
+                        FabricMembership.network_id == port.network_id,
+                    )
+                )
+            return self._port_change(session, spec, network, "", removed=True)
+
+    def _port_change(
+        self,
+        session: Session,
+        spec: PortSpec,
+        network: FabricNetwork,
+        vtep: str,
+        *,
+        removed: bool,
+    ) -> Change:
+        net_rev = _bump(session, NETWORKS, NETWORKS.c.id, spec.network_id)
+        host_rev = _bump(session, HOSTS, HOSTS.c.name, spec.host)
+        if removed:
+            net_body = {
+                "t": messages.NET_DELTA,
+                "n": spec.network_id,
+                "r": net_rev,
+                "up": [],
+                "rm": [spec.id],
+            }
+            host_body = {"t": messages.HOST_DELTA, "r": host_rev, "up": [], "rm": [spec.id]}
+        else:
+            net_body = {
+                "t": messages.NET_DELTA,
+                "n": spec.network_id,
+                "r": net_rev,
+                "up": [[spec.id, spec.mac, spec.ip, vtep]],
+                "rm": [],
+            }
+            host_body = {
+                "t": messages.HOST_DELTA,
+                "r": host_rev,
+                "up": [self._port_entry(spec, network)],
+                "rm": [],
+            }
+        return Change(
+            outgoing=[
+                Outgoing(network_subject(spec.network_id), messages.encode(net_body)),
+                Outgoing(
+                    host_subject(spec.host), messages.unicast(spec.host, messages.encode(host_body))
+                ),
+            ],
+            network_id=spec.network_id,
+            network_revision=net_rev,
+            host=spec.host,
+            host_revision=host_rev,
+        )
+
+    @staticmethod
+    def _port_entry(spec: PortSpec, network: FabricNetwork) -> list[Any]:
+        prefix = ipaddress.ip_network(network.cidr).prefixlen
+        return [
+            spec.id,
+            spec.network_id,
+            network.vni,
+            spec.mac,
+            f"{spec.ip}/{prefix}",
+            list(spec.security_rules),
+        ]
+
+    @staticmethod
+    def _network(session: Session, network_id: str) -> FabricNetwork:
+        network = session.get(FabricNetwork, network_id)
+        if network is None:
+            raise NotFound(f"network {network_id} not found")
+        return network
+
+    # --- what agents fetch --------------------------------------------------------------
+
+    def host_snapshot(self, host: str) -> Outgoing:
+        with self._db.session() as session:
+            record = session.get(FabricHost, host)
+            if record is None:
+                raise NotFound(f"host {host} is not registered")
+            rows = session.execute(
+                select(FabricPort, FabricNetwork)
+                .join(FabricNetwork, FabricNetwork.id == FabricPort.network_id)
+                .where(FabricPort.host == host)
+            ).all()
+            ports = [
+                self._port_entry(
+                    PortSpec(p.id, p.network_id, p.host, p.mac, p.ip, tuple(p.security_rules)), n
+                )
+                for p, n in rows
+            ]
+            body = {"t": messages.HOST_SNAPSHOT, "r": record.revision, "ports": ports}
+        return Outgoing(host_subject(host), messages.unicast(host, messages.encode(body)))
+
+    def network_snapshot(self, network_id: str, host: str) -> list[Outgoing]:
+        """The network's neighbour table for one host, in pages, at the current revision."""
+        with self._db.session() as session:
+            network = self._network(session, network_id)
+            revision, vni = network.revision, network.vni
+        subject = host_subject(host)
+        return [
+            Outgoing(subject, messages.unicast(host, page))
+            for page in self._pages(network_id, revision, vni)
+        ]
+
+    def _snapshot_pages(self, network_id: str, revision: int, vni: int) -> tuple[bytes, ...]:
+        with self._db.session() as session:
+            entries = session.execute(
+                select(PORTS.c.id, PORTS.c.mac, PORTS.c.ip, HOSTS.c.tunnel_ip)
+                .join(HOSTS, HOSTS.c.name == PORTS.c.host)
+                .where(PORTS.c.network_id == network_id)
+            ).all()
+        size = self._page_size
+        count = max(1, -(-len(entries) // size))
+        return tuple(
+            messages.encode(
+                {
+                    "t": messages.NET_SNAPSHOT,
+                    "n": network_id,
+                    "r": revision,
+                    "vni": vni,
+                    "pg": page,
+                    "of": count,
+                    "up": [list(e) for e in entries[page * size : (page + 1) * size]],
+                }
+            )
+            for page in range(count)
+        )
+
+    def goal(self, host: str) -> Outgoing:
+        """A nudge carrying the revisions ``host`` should be at."""
+        with self._db.session() as session:
+            revision = session.scalar(select(FabricHost.revision).where(FabricHost.name == host))
+            if revision is None:
+                raise NotFound(f"host {host} is not registered")
+            rows = session.execute(
+                select(FabricNetwork.id, FabricNetwork.revision)
+                .join(FabricMembership, FabricMembership.network_id == FabricNetwork.id)
+                .where(FabricMembership.host == host)
+            )
+            nets = {network_id: rev for network_id, rev in rows}
+        body = {"t": messages.GOAL, "r": revision, "n": nets}
+        return Outgoing(host_subject(host), messages.unicast(host, messages.encode(body)))
+
+    # --- convergence --------------------------------------------------------------------
+
+    def record_acks(self, acks: dict[str, tuple[int, dict[str, int]]]) -> None:
+        """Write the latest acknowledgement of each host (revisions never move back)."""
+        if not acks:
+            return
+        now = utcnow()
+        hosts = [{"h": h, "r": rev, "t": now} for h, (rev, _) in acks.items()]
+        nets = [{"h": h, "n": n, "r": r} for h, (_, ns) in acks.items() for n, r in ns.items()]
+        with self._db.session() as session:
+            session.execute(
+                update(HOSTS)
+                .where(HOSTS.c.name == bindparam("h"))
+                .values(
+                    acked_at=bindparam("t"),
+                    applied_revision=func.max(HOSTS.c.applied_revision, bindparam("r"))
+                    if self._db.dialect == "sqlite"
+                    else func.greatest(HOSTS.c.applied_revision, bindparam("r")),
+                ),
+                hosts,
+            )
+            if nets:
+                session.execute(
+                    update(MEMBERS)
+                    .where(
+                        MEMBERS.c.host == bindparam("h"),
+                        MEMBERS.c.network_id == bindparam("n"),
+                        MEMBERS.c.applied_revision < bindparam("r"),
+                    )
+                    .values(applied_revision=bindparam("r")),
+                    nets,
+                )
+
+    def lagging(self, hosts: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
+        """Hosts whose applied revisions trail their goal (optionally among ``hosts``)."""
+        behind_self = select(HOSTS.c.name).where(HOSTS.c.applied_revision < HOSTS.c.revision)
+        behind_net = (
+            select(MEMBERS.c.host)
+            .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
+            .where(MEMBERS.c.applied_revision < NETWORKS.c.revision)
+        )
+        if hosts is not None:
+            wanted = list(hosts)
+            behind_self = behind_self.where(HOSTS.c.name.in_(wanted))
+            behind_net = behind_net.where(MEMBERS.c.host.in_(wanted))
+        query = union(behind_self, behind_net)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def pending(self, change: Change) -> int:
+        """How many hosts affected by ``change`` have not yet applied it."""
+        with self._db.session() as session:
+            count = 0
+            if change.network_id is not None:
+                count += (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(MEMBERS)
+                        .where(
+                            MEMBERS.c.network_id == change.network_id,
+                            MEMBERS.c.applied_revision < change.network_revision,
+                            MEMBERS.c.host != change.host,
+                        )
+                    )
+                    or 0
+                )
+            if change.host is not None:
+                host_behind = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(HOSTS)
+                        .where(
+                            HOSTS.c.name == change.host,
+                            HOSTS.c.applied_revision < change.host_revision,
+                        )
+                    )
+                    or 0
+                )
+                net_behind = 0
+                if change.network_id is not None:
+                    net_behind = (
+                        session.scalar(
+                            select(func.count())
+                            .select_from(MEMBERS)
+                            .where(
+                                MEMBERS.c.host == change.host,
+                                MEMBERS.c.network_id == change.network_id,
+                                MEMBERS.c.applied_revision < change.network_revision,
+                            )
+                        )
+                        or 0
+                    )
+                count += 1 if host_behind or net_behind else 0
+            return count
+
+    def hosts(self, lagging_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
+        """Per host: goal and applied revision, networks behind, last acknowledgement."""
+        behind = (
+            select(MEMBERS.c.host, func.count().label("behind"))
+            .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
+            .where(MEMBERS.c.applied_revision < NETWORKS.c.revision)
+            .group_by(MEMBERS.c.host)
+            .subquery()
+        )
+        query = (
+            select(HOSTS, func.coalesce(behind.c.behind, 0).label("networks_behind"))
+            .outerjoin(behind, behind.c.host == HOSTS.c.name)
+            .order_by(HOSTS.c.name)
+            .limit(limit)
+        )
+        if lagging_only:
+            query = query.where(
+                and_((HOSTS.c.applied_revision < HOSTS.c.revision) | (behind.c.behind > 0))
+            )
+        with self._db.session() as session:
+            rows = session.execute(query).mappings().all()
+        return [
+            {
+                "name": r["name"],
+                "tunnel_ip": r["tunnel_ip"],
+                "revision": r["revision"],
+                "applied_revision": r["applied_revision"],
+                "networks_behind": r["networks_behind"],
+                "converged": r["applied_revision"] >= r["revision"] and not r["networks_behind"],
+                "acked_at": r["acked_at"],
+            }
+            for r in rows
+        ]
+
+    def bulk_load(
+        self,
+        hosts: Sequence[tuple[str, str]],
+        network: tuple[str, int, str],
+        ports: Sequence[PortSpec],
+    ) -> None:
+        """Load a large fleet in one transaction (simulations): hosts, one network, ports;
+        every host starts converged at revision 1, the network at revision 1."""
+        network_id, vni, cidr = network
+        now = utcnow()
+        with self._db.session() as session:
+            session.execute(
+                HOSTS.insert(),
+                [
+                    {
+                        "name": n,
+                        "tunnel_ip": ip,
+                        "revision": 1,
+                        "applied_revision": 1,
+                        "created_at": now,
+                    }
+                    for n, ip in hosts
+                ],
+            )
+            session.execute(
+                NETWORKS.insert(),
+                [{"id": network_id, "vni": vni, "cidr": cidr, "revision": 1, "created_at": now}],
+            )
+            session.execute(
+                PORTS.insert(),
+                [
+                    {
+                        "id": p.id,
+                        "network_id": network_id,
+                        "host": p.host,
+                        "mac": p.mac,
+                        "ip": p.ip,
+                        "security_rules": [],
+                        "created_at": now,
+                    }
+                    for p in ports
+                ],
+            )
+            session.execute(
+                MEMBERS.insert(),
+                [
+                    {"host": h, "network_id": network_id, "applied_revision": 1}
+                    for h in sorted({p.host for p in ports})
+                ],
+            )

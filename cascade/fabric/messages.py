@@ -1,0 +1,79 @@
+"""The fabric's wire format, shared by the control plane and the agents.
+
+Bodies are msgpack maps with one-letter keys (``t`` is the type). Messages for one host
+(sent on its partition subject, shared with the other hosts of the partition) start with
+the host name and a NUL byte, so an agent skips the other hosts' messages with a byte
+comparison instead of decoding them. Types:
+
+* ``h``  host delta: ``r`` host revision, ``up`` ports to create/update, ``rm`` port ids
+* ``hs`` host snapshot: ``r``, ``ports`` (all of them)
+* ``n``  network delta (multicast): ``n`` network, ``r`` revision, ``up`` neighbours, ``rm``
+* ``ns`` network snapshot page (unicast): ``n``, ``r``, ``vni``, ``pg`` page, ``of`` pages,
+  ``up`` neighbours
+* ``g``  goal (unicast nudge): ``r`` host revision, ``n`` {network: revision}
+
+Agents send, on shared subjects consumed by the controllers' queue group, ``ack``
+(``h`` host, ``r`` applied host revision, ``n`` {network: applied revision}) and ``sync``
+requests (``h`` host, ``n`` a network id, or absent for the host's own snapshot).
+
+A port travels as ``[id, network, vni, mac, ip/prefix, rules]``, a neighbour as
+``[port id, mac, ip, vtep]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from cascade.fabric.dataplane.base import LocalPort, Neighbour
+
+HOST_DELTA = "h"
+HOST_SNAPSHOT = "hs"
+NET_DELTA = "n"
+NET_SNAPSHOT = "ns"
+GOAL = "g"
+
+Body = dict[str, Any]
+
+
+def encode(body: Body) -> bytes:
+    data: bytes = msgpack.packb(body)
+    return data
+
+
+def decode(data: bytes) -> Body:
+    body: Body = msgpack.unpackb(data, strict_map_key=False)
+    return body
+
+
+def host_prefix(host: str) -> bytes:
+    return host.encode() + b"\0"
+
+
+def unicast(host: str, body: bytes) -> bytes:
+    """An encoded body addressed to one host of a partition."""
+    return host_prefix(host) + body
+
+
+def for_me(data: bytes, prefix: bytes) -> Body | None:
+    """The body of a unicast message if it is addressed to ``prefix``'s host, else None."""
+    return decode(data[len(prefix) :]) if data.startswith(prefix) else None
+
+
+def port_entry(port: LocalPort) -> list[Any]:
+    rules = [dict(rule) for rule in port.security_rules]
+    return [port.port_id, port.network_id, port.vni, port.mac, port.ip, rules]
+
+
+def local_port(entry: list[Any]) -> LocalPort:
+    port_id, network_id, vni, mac, ip, rules = entry
+    return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules))
+
+
+def neighbour_entry(port_id: str, neighbour: Neighbour) -> list[str]:
+    return [port_id, neighbour.mac, neighbour.ip, neighbour.vtep]
+
+
+def neighbours(entries: list[list[str]]) -> dict[str, Neighbour]:
+    return {e[0]: Neighbour(e[1], e[2], e[3]) for e in entries}

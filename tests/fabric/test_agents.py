@@ -1,0 +1,186 @@
+"""Agents over the in-process transport: changes reach exactly the hosts that need them,
+and agents converge to exactly the goal state through drops, reordering and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.fabric.agent import Agent
+from cascade.fabric.controller import FabricController
+from cascade.fabric.dataplane.memory import MemoryDataplane
+from cascade.fabric.goal import GoalStore, PortSpec
+from cascade.fabric.transports.memory import MemoryTransport
+from tests.fabric.fleet_helpers import actual, expected, goal_store, until
+
+
+def port(i: int, host: str, network: str = "n1") -> PortSpec:
+    return PortSpec(
+        f"p{i}",
+        network,
+        host,
+        f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+        f"10.1.{i // 250}.{i % 250 + 1}",
+    )
+
+
+def setup_goal(goal: GoalStore, hosts: int) -> list[str]:
+    names = [f"h{i}" for i in range(hosts)]
+    for i, name in enumerate(names):
+        goal.register_host(name, f"192.0.2.{i + 1}")
+    goal.create_network("n1", 5001, "10.1.0.0/16")
+    goal.create_network("n2", 5002, "10.1.0.0/16")
+    return names
+
+
+async def converged(goal: GoalStore, agents: list[Agent]) -> bool:
+    for agent in agents:
+        if actual(agent) != expected(goal, agent.host):
+            return False
+    return not goal.lagging()
+
+
+def test_changes_reach_the_hosts_on_the_network_only(tmp_path: Path) -> None:
+    db, goal = goal_store(tmp_path)
+    names = setup_goal(goal, 4)
+
+    async def run() -> None:
+        bus = MemoryTransport()
+        controller = FabricController(goal, bus, flush_interval=0.01)
+        await controller.start()
+        agents = [Agent(n, bus, MemoryDataplane(f"192.0.2.{i + 1}")) for i, n in enumerate(names)]
+        for agent in agents:
+            await agent.start()
+        changes = [goal.add_port(port(i, names[i % 3])) for i in range(7)]
+        for change in changes:
+            await controller.publish(change)
+        assert await controller.wait(changes[-1], timeout=10) == 0
+        await until(lambda: all(a.revision >= 0 for a in agents))
+        for agent in agents[:3]:
+            assert actual(agent) == expected(goal, agent.host)
+        assert set(agents[0].dataplane.neighbours("n1")) == {f"p{i}" for i in range(7)}
+        assert agents[3].dataplane.networks() == {}  # no port, no network, no traffic
+        removal = goal.remove_port("p6")  # h0's port: h0 leaves nothing, others drop p6
+        await controller.publish(removal)
+        assert await controller.wait(removal, timeout=10) == 0
+        assert "p6" not in agents[1].dataplane.neighbours("n1")
+        for name in ("p0", "p3"):
+            await controller.publish(goal.remove_port(name))
+        await until(lambda: "n1" not in agents[0].dataplane.networks())
+        assert agents[0].networks == {}
+        await controller.close()
+        await bus.close()
+
+    asyncio.run(run())
+    db.dispose()
+
+
+@pytest.mark.parametrize(("drop_rate", "reorder"), [(0.3, False), (0.0, True), (0.2, True)])
+def test_agents_converge_through_drops_and_reordering(
+    tmp_path: Path, drop_rate: float, reorder: bool
+) -> None:
+    db, goal = goal_store(tmp_path)
+    names = setup_goal(goal, 6)
+    rng = random.Random(11)
+
+    async def run() -> None:
+        bus = MemoryTransport(drop_rate=drop_rate, reorder=reorder, seed=5)
+        controller = FabricController(goal, bus, flush_interval=0.01, nudge_after=0.2)
+        await controller.start()
+        agents = [
+            Agent(n, bus, MemoryDataplane(f"192.0.2.{i + 1}"), resync_after=0.1)
+            for i, n in enumerate(names)
+        ]
+        for agent in agents:
+            await agent.start()
+        live: list[str] = []
+        for i in range(60):
+            if live and rng.random() < 0.3:
+                change = goal.remove_port(live.pop(rng.randrange(len(live))))
+            else:
+                spec = port(i, rng.choice(names), rng.choice(["n1", "n2"]))
+                change = goal.add_port(spec)
+                live.append(spec.id)
+            await controller.publish(change)
+            await asyncio.sleep(0)
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await converged(goal, agents):
+            assert asyncio.get_running_loop().time() < deadline, goal.lagging()
+            await asyncio.sleep(0.05)
+        if drop_rate:
+            assert sum(a.resyncs for a in agents) > 0
+        await controller.close()
+        await bus.close()
+
+    asyncio.run(run())
+    db.dispose()
+
+
+def test_restarted_agent_converges_to_exactly_the_goal(tmp_path: Path) -> None:
+    """The agent object dies (as after SIGKILL) but its dataplane keeps its tables; changes
+    continue meanwhile; a new agent on the same dataplane removes stale entries and adds
+    missing ones."""
+    db, goal = goal_store(tmp_path)
+    names = setup_goal(goal, 3)
+
+    async def run() -> None:
+        bus = MemoryTransport()
+        controller = FabricController(goal, bus, flush_interval=0.01, nudge_after=0.2)
+        await controller.start()
+        dataplanes = [MemoryDataplane(f"192.0.2.{i + 1}") for i in range(3)]
+        agents = [Agent(n, bus, d) for n, d in zip(names, dataplanes, strict=True)]
+        for agent in agents:
+            await agent.start()
+        for i in range(6):
+            await controller.publish(goal.add_port(port(i, names[i % 3], "n1")))
+        await until(lambda: len(dataplanes[1].neighbours("n1")) == 6)
+        await agents[1].stop()  # killed: no more messages reach it
+        await controller.publish(goal.remove_port("p0"))
+        await controller.publish(goal.remove_port("p1"))  # h1's own port
+        await controller.publish(goal.add_port(port(10, names[1], "n2")))
+        await controller.publish(goal.add_port(port(11, names[0], "n1")))
+        assert "p0" in dataplanes[1].neighbours("n1")  # stale while it is away
+        agents[1] = Agent(names[1], bus, dataplanes[1])
+        await agents[1].start()
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await converged(goal, agents):
+            assert asyncio.get_running_loop().time() < deadline, goal.lagging()
+            await asyncio.sleep(0.05)
+        assert "p0" not in dataplanes[1].neighbours("n1")
+        assert set(dataplanes[1].ports()) == {"p4", "p10"}
+        await controller.close()
+        await bus.close()
+
+    asyncio.run(run())
+    db.dispose()
+
+
+def test_bad_goal_state_is_refused_with_a_reason(tmp_path: Path) -> None:
+    db, goal = goal_store(tmp_path)
+    setup_goal(goal, 2)
+    goal.add_port(port(1, "h0"))
+    cases = [
+        (PortSpec("p2", "nope", "h0", "02:00:00:00:00:09", "10.1.0.9"), NotFound, "network"),
+        (PortSpec("p2", "n1", "ghost", "02:00:00:00:00:09", "10.1.0.9"), NotFound, "host"),
+        (PortSpec("p2", "n1", "h0", "zz", "10.1.0.9"), BadRequest, "mac"),
+        (PortSpec("p2", "n1", "h0", "02:00:00:00:00:09", "10.9.0.0.1"), BadRequest, "ip"),
+        (PortSpec("p2", "n1", "h0", "02:00:00:00:00:09", "10.2.0.1"), BadRequest, "outside"),
+        (PortSpec("p1", "n1", "h1", "02:00:00:00:00:09", "10.1.0.9"), Conflict, "exists"),
+        (PortSpec("p2", "n1", "h1", "02:00:00:00:00:01", "10.1.0.9"), Conflict, "already"),
+        (PortSpec("a.b", "n1", "h1", "02:00:00:00:00:09", "10.1.0.9"), BadRequest, "token"),
+    ]
+    for spec, error, words in cases:
+        with pytest.raises(error, match=words):
+            goal.add_port(spec)
+    with pytest.raises(Conflict, match="vni"):
+        goal.create_network("n3", 5001, "10.3.0.0/16")
+    with pytest.raises(Conflict, match="ports"):
+        goal.delete_network("n1")
+    with pytest.raises(Conflict, match="tunnel_ip"):
+        goal.register_host("h0", "192.0.2.99")
+    assert goal.lagging() == ["h0"]  # its port was never acknowledged
+    db.dispose()
