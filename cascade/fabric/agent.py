@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from cascade.fabric import messages
@@ -47,10 +48,20 @@ class Agent:
         self._pages: dict[str, tuple[int, dict[int, list[list[str]]]]] = {}
         self._asked: dict[str, float] = {}
 
-    async def start(self, snapshot: messages.Body | None = None) -> None:
-        """Subscribe and fetch the host snapshot (or apply ``snapshot`` given in-process)."""
+    async def start(
+        self,
+        snapshot: messages.Body | None = None,
+        tables: dict[str, tuple[int, int, Mapping[str, Neighbour]]] | None = None,
+    ) -> None:
+        """Subscribe and fetch the host snapshot. A simulated fleet hands the snapshot and
+        the network tables ({network: (revision, vni, table)}) over in-process instead."""
         sub = await self.transport.subscribe(host_subject(self.host), self._on_unicast)
         self._subs[HOST_KEY] = sub
+        for network_id, (revision, vni, table) in (tables or {}).items():
+            self._subs[network_id] = await self.transport.subscribe(
+                network_subject(network_id), self._on_multicast
+            )
+            self.apply_network_table(network_id, revision, vni, table)
         if snapshot is None:
             await self._ask(HOST_KEY)
         else:
@@ -164,11 +175,12 @@ class Agent:
         del self._pages[network_id]
         table = messages.neighbours([e for page in sorted(pages) for e in pages[page]])
         self.apply_network_table(network_id, revision, body["vni"], table)
+        self.resyncs += 1
         await self._drain_net(network_id)
         await self._ack()
 
     def apply_network_table(
-        self, network_id: str, revision: int, vni: int, table: dict[str, Neighbour] | Any
+        self, network_id: str, revision: int, vni: int, table: Mapping[str, Neighbour]
     ) -> None:
         """Make a network exactly ``table`` at ``revision`` (a snapshot, or a simulated
         fleet handing every agent the same table)."""
@@ -176,7 +188,6 @@ class Agent:
         self.dataplane.replace_neighbours(network_id, table)
         self.networks[network_id] = revision
         self._asked.pop(network_id, None)
-        self.resyncs += 1
 
     async def _goal(self, body: messages.Body) -> None:
         if body["r"] > self.revision:

@@ -30,6 +30,27 @@ SYNC_SUBJECT = shared_subject("sync")
 Acks = dict[str, tuple[int, dict[str, int]]]
 
 
+class _Waiter:
+    """Counts the acknowledgements that show one change applied, as they arrive."""
+
+    def __init__(self, change: Change) -> None:
+        self.change = change
+        self.acked: set[str] = set()
+        self.host_done = change.host is None
+        self.done = asyncio.Event()
+
+    def saw(self, body: messages.Body) -> None:
+        change, host, nets = self.change, body["h"], body["n"]
+        target = change.network_revision
+        if host == change.host:
+            applied = nets.get(change.network_id, target) if change.network_id else target
+            self.host_done = body["r"] >= change.host_revision and applied >= target
+        elif change.network_id is not None and nets.get(change.network_id, 0) >= target:
+            self.acked.add(host)
+        if self.host_done and len(self.acked) >= change.members:
+            self.done.set()
+
+
 def merge_ack(acks: Acks, body: messages.Body) -> None:
     """Keep, per host, the highest revision seen of each component."""
     host, revision, nets = body["h"], body["r"], body["n"]
@@ -62,6 +83,9 @@ class FabricController:
         self.sent_bytes = 0
         self.acks_received = 0
         self._acks: Acks = {}
+        self._waiters: set[_Waiter] = set()
+        self._answering: set[asyncio.Task[None]] = set()
+        self._flushing = asyncio.Lock()
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -89,28 +113,52 @@ class FabricController:
             self.sent_messages += 1
             self.sent_bytes += len(item.data)
 
-    async def wait(self, change: Change, timeout: float, poll: float = 0.05) -> int:
+    async def wait(self, change: Change, timeout: float, recheck: float = 1.0) -> int:
         """Wait until every host affected by ``change`` applied it; return how many have not
-        (0 when converged) once done or after ``timeout`` seconds."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            await self.flush()
-            left = await asyncio.to_thread(self.goal.pending, change)
-            if left == 0 or asyncio.get_running_loop().time() >= deadline:
-                return left
-            await asyncio.sleep(poll)
+        (0 when converged) once done or after ``timeout`` seconds.
+
+        Acknowledgements reaching this controller settle it at once; those that went to
+        another controller of the queue group are seen in the database every ``recheck``
+        seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = _Waiter(change)
+        self._waiters.add(waiter)
+        try:
+            while True:
+                left = deadline - loop.time()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.done.wait(), min(recheck, max(left, 0)))
+                    return 0
+                await self.flush()
+                pending = await asyncio.to_thread(self.goal.pending, change)
+                if pending == 0 or loop.time() >= deadline:
+                    return pending
+        finally:
+            self._waiters.discard(waiter)
 
     async def flush(self) -> None:
-        """Write the acknowledgements received so far."""
-        batch, self._acks = self._acks, {}
-        if batch:
-            await asyncio.to_thread(self.goal.record_acks, batch)
+        """Write the acknowledgements received so far (after any write in progress)."""
+        async with self._flushing:
+            batch, self._acks = self._acks, {}
+            if batch:
+                await asyncio.to_thread(self.goal.record_acks, batch)
 
     async def _on_ack(self, message: Message) -> None:
         self.acks_received += 1
-        merge_ack(self._acks, messages.decode(message.data))
+        body = messages.decode(message.data)
+        merge_ack(self._acks, body)
+        for waiter in self._waiters:
+            waiter.saw(body)
 
     async def _on_sync(self, message: Message) -> None:
+        """Answer in a task of its own: building a large snapshot must not hold up the
+        acknowledgements and requests queued behind this one."""
+        task = asyncio.get_running_loop().create_task(self._answer_sync(message))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer_sync(self, message: Message) -> None:
         body = messages.decode(message.data)
         host, network = body["h"], body.get("n")
         try:

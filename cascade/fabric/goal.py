@@ -53,6 +53,7 @@ class Change:
     network_revision: int = 0
     host: str | None = None
     host_revision: int = 0
+    members: int = 0  # hosts on the network after the change, the change's host excluded
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,11 @@ class GoalStore:
     ) -> Change:
         net_rev = _bump(session, NETWORKS, NETWORKS.c.id, spec.network_id)
         host_rev = _bump(session, HOSTS, HOSTS.c.name, spec.host)
+        members = session.scalar(
+            select(func.count())
+            .select_from(MEMBERS)
+            .where(MEMBERS.c.network_id == spec.network_id, MEMBERS.c.host != spec.host)
+        )
         if removed:
             net_body = {
                 "t": messages.NET_DELTA,
@@ -228,15 +234,16 @@ class GoalStore:
             }
         return Change(
             outgoing=[
-                Outgoing(network_subject(spec.network_id), messages.encode(net_body)),
                 Outgoing(
                     host_subject(spec.host), messages.unicast(spec.host, messages.encode(host_body))
                 ),
+                Outgoing(network_subject(spec.network_id), messages.encode(net_body)),
             ],
             network_id=spec.network_id,
             network_revision=net_rev,
             host=spec.host,
             host_revision=host_rev,
+            members=members or 0,
         )
 
     @staticmethod

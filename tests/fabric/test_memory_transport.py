@@ -229,7 +229,7 @@ def test_close_stops_delivery_tasks() -> None:
         bus = MemoryTransport()
         for i in range(3 * SHARDS):
             await bus.subscribe(f"a.{i}", Inbox(), queue="q" if i % 2 else None)
-        assert len(asyncio.all_tasks()) == SHARDS + 1  # a task per shard, not per subscriber
+        assert len(asyncio.all_tasks()) == 2 * SHARDS + 1  # per shard (plain, groups), not per sub
         await bus.close()
         assert asyncio.all_tasks() == {asyncio.current_task()}
         with pytest.raises(Unavailable):

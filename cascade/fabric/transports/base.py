@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cascade.errors import BadRequest
 
@@ -41,8 +42,11 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
+@lru_cache(maxsize=65536)
 def validate_subject(subject: str, *, wildcards: bool) -> str:
-    """Check a subject (``wildcards=False``) or a pattern; raise ``BadRequest`` if invalid."""
+    """Check a subject (``wildcards=False``) or a pattern; raise ``BadRequest`` if invalid.
+
+    Cached: agents publish to the same few subjects over and over."""
     parts = subject.split(".") if isinstance(subject, str) else [""]
     for i, part in enumerate(parts):
         if not part or any(c.isspace() for c in part):

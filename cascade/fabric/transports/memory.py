@@ -38,6 +38,7 @@ from cascade.fabric.transports.base import (
 log = logging.getLogger(__name__)
 
 SHARDS = 8
+FAIR_TURN = 256  # deliveries a shard makes before yielding to the others
 
 
 class MemorySubscription(Subscription):
@@ -75,6 +76,7 @@ class _Shard:
         self._transport = transport
         self._pending: deque[tuple[MemorySubscription, Message]] = deque()
         self._wakeup = asyncio.Event()
+        self.busy = False
         self.task = asyncio.get_running_loop().create_task(self._drain())
 
     def put(self, sub: MemorySubscription, message: Message) -> None:
@@ -82,22 +84,29 @@ class _Shard:
             self._wakeup.set()
         self._pending.append((sub, message))
 
+    @property
+    def idle(self) -> bool:
+        return not self.busy and not self._pending
+
     async def _drain(self) -> None:
         while True:
+            self.busy = False
             await self._wakeup.wait()
             self._wakeup.clear()
+            self.busy = True
             batch, self._pending = self._pending, deque()
             if self._transport.reorder:
                 shuffled = list(batch)
                 self._transport.rng.shuffle(shuffled)
                 batch = deque(shuffled)
-            for sub, message in batch:
-                if not sub._active:
-                    continue
-                try:
-                    await sub.handler(message)
-                except Exception:
-                    log.exception("fabric handler failed on %s", message.subject)
+            for done, (sub, message) in enumerate(batch, 1):
+                if sub._active:
+                    try:
+                        await sub.handler(message)
+                    except Exception:
+                        log.exception("fabric handler failed on %s", message.subject)
+                if done % FAIR_TURN == 0:
+                    await asyncio.sleep(0)  # let the other shards have a turn
 
 
 class MemoryTransport(Transport):
@@ -109,11 +118,13 @@ class MemoryTransport(Transport):
         self.drop_rate = drop_rate
         self.reorder = reorder
         self.rng = random.Random(seed)
-        self.deliveries = 0  # messages handed to subscribers, for benchmarks
+        self.published = 0  # publish calls and their bytes, for benchmarks
+        self.published_bytes = 0
+        self.deliveries = 0  # messages handed to subscribers
         self._exact: dict[str, list[MemorySubscription]] = {}
         self._patterns: list[MemorySubscription] = []
         self._turns: dict[str, int] = {}
-        self._shards: list[_Shard] = []
+        self._shards: tuple[list[_Shard], list[_Shard]] = ([], [])  # plain, queue groups
         self._next_shard = count()
         self._closed = False
 
@@ -121,11 +132,14 @@ class MemoryTransport(Transport):
         if self._closed:
             raise Unavailable("fabric transport is closed")
 
-    def _shard(self) -> _Shard:
-        if len(self._shards) < SHARDS:
-            self._shards.append(_Shard(self))
-            return self._shards[-1]
-        return self._shards[next(self._next_shard) % SHARDS]
+    def _shard(self, queue: str | None) -> _Shard:
+        """Queue-group members (shared consumers such as controllers) get shards of their
+        own, so what they consume is not queued behind a large fan-out to plain ones."""
+        pool = self._shards[bool(queue)]
+        if len(pool) < SHARDS:
+            pool.append(_Shard(self))
+            return pool[-1]
+        return pool[next(self._next_shard) % SHARDS]
 
     def _remove(self, sub: MemorySubscription) -> None:
         if "*" in sub.subject or ">" in sub.subject:
@@ -154,6 +168,8 @@ class MemoryTransport(Transport):
         self._check_open()
         validate_subject(subject, wildcards=False)
         message = Message(subject, bytes(data))
+        self.published += 1
+        self.published_bytes += len(data)
         groups: dict[str, list[MemorySubscription]] = {}
         for sub in self._receivers(subject):
             if sub.queue is None:
@@ -172,19 +188,25 @@ class MemoryTransport(Transport):
         validate_subject(subject, wildcards=True)
         if queue is not None:
             validate_subject(queue, wildcards=False)
-        sub = MemorySubscription(self, subject, handler, queue, self._shard())
+        sub = MemorySubscription(self, subject, handler, queue, self._shard(queue))
         if "*" in subject or ">" in subject:
             self._patterns.append(sub)
         else:
             self._exact.setdefault(subject, []).append(sub)
         return sub
 
+    async def drained(self) -> None:
+        """Return once every delivery made so far has been handled (and any it caused)."""
+        while not all(shard.idle for pool in self._shards for shard in pool):
+            await asyncio.sleep(0.01)
+
     async def close(self) -> None:
         self._closed = True
         self._exact.clear()
         self._patterns.clear()
-        for shard in self._shards:
+        shards = [shard for pool in self._shards for shard in pool]
+        for shard in shards:
             shard.task.cancel()
-        for shard in self._shards:
+        for shard in shards:
             with contextlib.suppress(asyncio.CancelledError):
                 await shard.task

@@ -1,0 +1,361 @@
+"""The Linux dataplane: programs one host's network namespace through pyroute2 (netlink).
+
+Owns, in the host namespace ``netns``: per network a bridge ``br{vni}`` and a VXLAN device
+``vx{vni}`` (dstport 4789, ``local`` = the host's VTEP, learning off, ARP proxy on) enslaved
+to it (bridge learning off on that port), whose ifalias ``cascade-net:{network_id}`` names
+the network; on the VXLAN device the FDB entries (``MAC dst VTEP`` and one all-zero flood
+entry per remote VTEP) and permanent ARP entries of remote neighbours. Per local port: a VM
+network namespace (``vm_namespace(port_id)``) holding ``eth0`` with the port's MAC and IPv4
+address, and the host end ``t{hash}`` of that veth pair, on the network's bridge, ifalias
+``cascade-port:{port_id}:{network_id}`` (ids must not contain ``:``).
+
+Everything is read back from the kernel, so a restarted agent sees what it programmed. The
+kernel keeps no port ids for neighbours: this object remembers the tables it wrote, and a
+fresh object reports remote neighbours keyed ``"mac:" + MAC`` (neighbours on the local VTEP
+have no kernel entry and are not reported; neighbours of a network absent here are
+ignored). ``replace_neighbours`` compares the goal with the kernel, not with memory: it is
+what a restarted agent calls. Security rules are not enforced by this dataplane;
+``ports()`` returns them empty.
+
+Imports only ``cascade.errors``, ``cascade.fabric.dataplane.base`` and pyroute2.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from cascade.errors import BadRequest, Conflict, Unavailable
+from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
+
+VXLAN_PORT = 4789
+NET_ALIAS = "cascade-net:"
+PORT_ALIAS = "cascade-port:"
+ZERO_MAC = "00:00:00:00:00:00"
+NTF_SELF = 0x02
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+AF_INET = 2
+
+
+@dataclass
+class _Entries:
+    """The kernel entries of one network's VXLAN device (remote neighbours only)."""
+
+    fdb: set[tuple[str, str]] = field(default_factory=set)  # (mac, vtep)
+    arp: dict[str, str] = field(default_factory=dict)  # ip -> mac
+    flood: set[str] = field(default_factory=set)  # vteps with an all-zero MAC entry
+
+
+def _attr(msg: Any, name: str) -> Any:
+    return msg.get_attr(name)
+
+
+@contextmanager
+def _ignore(*codes: int) -> Iterator[None]:
+    """Swallow netlink errors with these errnos (idempotent add/delete)."""
+    try:
+        yield
+    except NetlinkError as error:
+        if error.code not in codes:
+            raise
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def _interface(address: str) -> ipaddress.IPv4Interface:
+    try:
+        return ipaddress.IPv4Interface(address)
+    except ValueError as error:
+        raise BadRequest(f"invalid IPv4 address {address!r}") from error
+
+
+class LinuxDataplane(Dataplane):
+    def __init__(self, netns: str, local_vtep: str) -> None:
+        self.netns = netns
+        self.local_vtep = local_vtep
+        try:
+            self._ipr: Any = IPRoute(netns=netns, flags=0)
+        except OSError as error:
+            raise Unavailable(f"network namespace {netns!r}: {error}") from error
+        self._tables: dict[str, dict[str, Neighbour]] = {}
+
+    # -- names ------------------------------------------------------------------------------
+
+    def vm_namespace(self, port_id: str) -> str:
+        """The VM namespace of a port on this host (the host namespace is in the hash)."""
+        return "cvm-" + _digest(f"{self.netns}/{port_id}")
+
+    def _host_ifname(self, port_id: str) -> str:
+        return "t" + _digest(f"{self.netns}/{port_id}")
+
+    # -- links ------------------------------------------------------------------------------
+
+    def _index(self, ifname: str) -> int | None:
+        found = self._ipr.link_lookup(ifname=ifname)
+        return int(found[0]) if found else None
+
+    def _links(self, prefix: str) -> Iterator[tuple[int, str]]:
+        """(index, ifalias without prefix) of every link whose ifalias starts with prefix."""
+        for msg in self._ipr.link("dump"):
+            alias = _attr(msg, "IFLA_IFALIAS")
+            if isinstance(alias, str) and alias.startswith(prefix):
+                yield int(msg["index"]), alias.removeprefix(prefix)
+
+    def _vxlan_info(self, index: int) -> dict[str, Any]:
+        info = _attr(self._ipr.link("get", index=index)[0], "IFLA_LINKINFO")
+        data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
+        return {name.lower(): value for name, value in data["attrs"]} if data else {}
+
+    def _ensure_vxlan(self, vni: int, alias: str) -> int:
+        name = f"vx{vni}"
+        want = {"ifla_vxlan_id": vni, "ifla_vxlan_local": self.local_vtep}
+        want |= {"ifla_vxlan_port": VXLAN_PORT, "ifla_vxlan_learning": 0, "ifla_vxlan_proxy": 1}
+        index = self._index(name)
+        if index is not None:
+            info = self._vxlan_info(index)
+            if any(info.get(key) != value for key, value in want.items()):
+                self._ipr.link("del", index=index)  # stale settings: recreate
+                index = None
+        if index is None:
+            self._ipr.link("add", ifname=name, kind="vxlan", **{k[5:]: v for k, v in want.items()})
+            index = self._index(name)
+        assert index is not None
+        self._ipr.link("set", index=index, ifalias=alias)
+        return index
+
+    def _delete_link(self, ifname: str) -> None:
+        index = self._index(ifname)
+        if index is not None:
+            with _ignore(errno.ENODEV):
+                self._ipr.link("del", index=index)
+
+    # -- networks ---------------------------------------------------------------------------
+
+    def networks(self) -> dict[str, int]:
+        return {
+            network_id: int(self._vxlan_info(index)["ifla_vxlan_id"])
+            for index, network_id in self._links(NET_ALIAS)
+        }
+
+    def ensure_network(self, network_id: str, vni: int) -> None:
+        present = self.networks()
+        if present.get(network_id, vni) != vni:
+            raise Conflict(f"network {network_id} is present with VNI {present[network_id]}")
+        owner = next((n for n, v in present.items() if v == vni and n != network_id), None)
+        if owner is not None:
+            raise Conflict(f"VNI {vni} is used by network {owner}")
+        bridge = self._index(f"br{vni}")
+        if bridge is None:
+            with _ignore(errno.EEXIST):
+                self._ipr.link("add", ifname=f"br{vni}", kind="bridge")
+            bridge = self._index(f"br{vni}")
+        vxlan = self._ensure_vxlan(vni, NET_ALIAS + network_id)
+        self._ipr.link("set", index=vxlan, master=bridge, state="up")
+        # No bridge learning on the tunnel port: remote MACs live only in the VXLAN FDB we
+        # program, so a removed neighbour leaves no learned bridge entry behind.
+        self._ipr.brport("set", index=vxlan, learning=0)
+        self._ipr.link("set", index=bridge, state="up")
+        self._tables.setdefault(network_id, {})
+
+    def remove_network(self, network_id: str) -> None:
+        vni = self.networks().get(network_id)
+        for port_id, port_network in self._port_links().values():
+            if port_network == network_id:
+                self.remove_port(port_id)
+        if vni is not None:
+            self._delete_link(f"vx{vni}")
+            self._delete_link(f"br{vni}")
+        self._tables.pop(network_id, None)
+
+    # -- ports ------------------------------------------------------------------------------
+
+    def _port_links(self) -> dict[int, tuple[str, str]]:
+        """Host-side veth index -> (port id, network id)."""
+        ports: dict[int, tuple[str, str]] = {}
+        for index, rest in self._links(PORT_ALIAS):
+            port_id, _, network_id = rest.partition(":")
+            ports[index] = (port_id, network_id)
+        return ports
+
+    @contextmanager
+    def _vm(self, port_id: str) -> Iterator[Any]:
+        with IPRoute(netns=self.vm_namespace(port_id), flags=0) as vm:
+            yield vm
+
+    def set_port(self, port: LocalPort) -> None:
+        vni = self.networks().get(port.network_id)
+        if vni is None:
+            raise Conflict(f"network {port.network_id} is not present on this host")
+        address, mac = _interface(port.ip), port.mac.lower()
+        namespace, host = self.vm_namespace(port.port_id), self._host_ifname(port.port_id)
+        if namespace not in netns.listnetns():
+            with suppress(FileExistsError):
+                netns.create(namespace)
+        if self._index(host) is None:
+            with self._vm(port.port_id) as vm, suppress(IndexError):
+                vm.link("del", index=vm.link_lookup(ifname="eth0")[0])  # orphan from a crash
+            self._ipr.link(
+                "add", ifname=host, kind="veth", peer={"ifname": "eth0", "net_ns_fd": namespace}
+            )
+        alias = f"{PORT_ALIAS}{port.port_id}:{port.network_id}"
+        index = self._index(host)
+        self._ipr.link("set", index=index, master=self._index(f"br{vni}"), ifalias=alias)
+        self._ipr.link("set", index=index, state="up")
+        with self._vm(port.port_id) as vm:
+            _configure_vm(vm, mac, address)
+
+    def remove_port(self, port_id: str) -> None:
+        self._delete_link(self._host_ifname(port_id))
+        namespace = self.vm_namespace(port_id)
+        if namespace in netns.listnetns():
+            with suppress(FileNotFoundError):
+                netns.remove(namespace)
+
+    def ports(self) -> dict[str, LocalPort]:
+        vnis = self.networks()
+        found: dict[str, LocalPort] = {}
+        for port_id, network_id in self._port_links().values():
+            try:
+                with self._vm(port_id) as vm:
+                    mac, ip = _read_vm(vm)
+            except (OSError, IndexError):  # VM namespace or eth0 gone: report it to be fixed
+                mac, ip = "", ""
+            vni = vnis.get(network_id, 0)  # 0: an orphan whose network is gone
+            found[port_id] = LocalPort(port_id, network_id, vni, mac, ip)
+        return found
+
+    # -- neighbours -------------------------------------------------------------------------
+
+    def _remote(self, table: Mapping[str, Neighbour]) -> _Entries:
+        """The kernel entries a table needs (local neighbours need none)."""
+        entries = _Entries()
+        for n in table.values():
+            if n.vtep != self.local_vtep:
+                entries.fdb.add((n.mac.lower(), n.vtep))
+                entries.arp[n.ip] = n.mac.lower()
+                entries.flood.add(n.vtep)
+        return entries
+
+    def _read(self, vxlan: int) -> _Entries:
+        entries = _Entries()
+        for msg in self._ipr.fdb("dump", ifindex=vxlan):
+            dst = _attr(msg, "NDA_DST")
+            if msg["ifindex"] == vxlan and msg["flags"] & NTF_SELF and dst:
+                mac = str(_attr(msg, "NDA_LLADDR"))
+                if mac == ZERO_MAC:
+                    entries.flood.add(str(dst))
+                else:
+                    entries.fdb.add((mac, str(dst)))
+        for msg in self._ipr.neigh("dump", ifindex=vxlan, family=AF_INET):
+            if msg["ifindex"] == vxlan and msg["state"] & NUD_PERMANENT:
+                entries.arp[str(_attr(msg, "NDA_DST"))] = str(_attr(msg, "NDA_LLADDR"))
+        return entries
+
+    def _apply(self, vxlan: int, old: _Entries, new: _Entries, write: _Entries) -> None:
+        """Delete what ``old`` has and ``new`` lacks, then write ``write``."""
+        ipr, self_permanent = self._ipr, {"flags": NTF_SELF, "state": NUD_PERMANENT | NUD_NOARP}
+        for ip, mac in old.arp.items():
+            if new.arp.get(ip) != mac:
+                with _ignore(errno.ENOENT, errno.ESRCH):
+                    ipr.neigh("del", ifindex=vxlan, dst=ip, family=AF_INET)
+        for mac, vtep in old.fdb - new.fdb:
+            with _ignore(errno.ENOENT):
+                ipr.fdb("del", ifindex=vxlan, lladdr=mac, dst=vtep)
+        for vtep in old.flood - new.flood:
+            with _ignore(errno.ENOENT):
+                ipr.fdb("del", ifindex=vxlan, lladdr=ZERO_MAC, dst=vtep)
+        for vtep in write.flood:
+            with _ignore(errno.EEXIST):
+                ipr.fdb("append", ifindex=vxlan, lladdr=ZERO_MAC, dst=vtep)
+        for mac, vtep in write.fdb:
+            # "replace" is not given the self/permanent defaults that "add" gets: pass them.
+            ipr.fdb("replace", ifindex=vxlan, lladdr=mac, dst=vtep, **self_permanent)
+        for ip, mac in write.arp.items():
+            ipr.neigh("replace", ifindex=vxlan, dst=ip, lladdr=mac, state=NUD_PERMANENT)
+
+    def _vxlan(self, network_id: str) -> int | None:
+        vni = self.networks().get(network_id)
+        return None if vni is None else self._index(f"vx{vni}")
+
+    def update_neighbours(
+        self, network_id: str, upserts: Mapping[str, Neighbour], removals: Iterable[str]
+    ) -> None:
+        vxlan = self._vxlan(network_id)
+        if vxlan is None:  # no segment to program yet: ensure_network + replace will follow
+            return
+        current = dict(self.neighbours(network_id))
+        table = dict(current)
+        for port_id in removals:
+            table.pop(port_id, None)
+        table.update(upserts)
+        # On a fresh object the table came from the kernel keyed "mac:…": a port id now
+        # naming the same MAC supersedes that key.
+        macs = {f"mac:{n.mac.lower()}" for n in upserts.values()}
+        table = {k: n for k, n in table.items() if k not in macs or k in upserts}
+        new = self._remote(table)
+        self._apply(vxlan, self._remote(current), new, self._remote(upserts))
+        self._tables[network_id] = table
+
+    def replace_neighbours(self, network_id: str, table: Mapping[str, Neighbour]) -> None:
+        vxlan = self._vxlan(network_id)
+        if vxlan is None:
+            return
+        new = self._remote(table)
+        old = self._read(vxlan)
+        arp = {ip: mac for ip, mac in new.arp.items() if old.arp.get(ip) != mac}
+        self._apply(vxlan, old, new, _Entries(new.fdb - old.fdb, arp, new.flood - old.flood))
+        self._tables[network_id] = dict(table)
+
+    def neighbours(self, network_id: str) -> Mapping[str, Neighbour]:
+        if network_id in self._tables:
+            return dict(self._tables[network_id])
+        vxlan = self._vxlan(network_id)
+        if vxlan is None:
+            return {}
+        entries = self._read(vxlan)
+        ip_of = {mac: ip for ip, mac in entries.arp.items()}
+        return {
+            f"mac:{mac}": Neighbour(mac=mac, ip=ip_of.get(mac, ""), vtep=vtep)
+            for mac, vtep in entries.fdb
+        }
+
+    def close(self) -> None:
+        self._ipr.close()
+
+
+def _configure_vm(vm: Any, mac: str, address: ipaddress.IPv4Interface) -> None:
+    """Give the VM's eth0 exactly this MAC and IPv4 address, and bring it and lo up."""
+    vm.link("set", index=vm.link_lookup(ifname="lo")[0], state="up")
+    index = int(vm.link_lookup(ifname="eth0")[0])
+    if _attr(vm.link("get", index=index)[0], "IFLA_ADDRESS") != mac:
+        vm.link("set", index=index, address=mac)
+    present = False
+    for msg in vm.addr("dump", index=index, family=AF_INET):
+        have = ipaddress.IPv4Interface(f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}")
+        if have == address:
+            present = True
+        else:
+            vm.addr("del", index=index, address=str(have.ip), prefixlen=msg["prefixlen"])
+    if not present:
+        vm.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+    vm.link("set", index=index, state="up")
+
+
+def _read_vm(vm: Any) -> tuple[str, str]:
+    """(MAC, IPv4 address with prefix or "") of the VM's eth0."""
+    index = int(vm.link_lookup(ifname="eth0")[0])
+    mac = str(_attr(vm.link("get", index=index)[0], "IFLA_ADDRESS"))
+    for msg in vm.addr("dump", index=index, family=AF_INET):
+        return mac, f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}"
+    return mac, ""

@@ -1,0 +1,176 @@
+"""A simulated fleet: N in-memory agents and a controller in one process.
+
+The scenario the benchmark and ``cascade fleet-sim`` run: one network already has N ports
+spread over N hosts, all converged; one new port joins it on a host that had no port there
+yet. Every one of the N hosts must learn the new neighbour (one multicast message) and the
+new host must receive the whole table (a snapshot, in pages). The figure is the time from
+the change until the controller has recorded every affected host's acknowledgement.
+
+To build a fleet of a million hosts in reasonable time the starting state is loaded in
+bulk: rows go into the database in one transaction, and every agent starts from the same
+in-memory network table (a persistent map, shared until an agent changes it) instead of
+asking for a million snapshots. Everything measured after that goes through the real
+path: goal store, controller, transport, agents, dataplanes, acknowledgements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import immutables
+
+from cascade.db import Database
+from cascade.db.migrate import upgrade
+from cascade.fabric.agent import Agent
+from cascade.fabric.controller import FabricController
+from cascade.fabric.dataplane.base import Neighbour
+from cascade.fabric.dataplane.memory import MemoryDataplane
+from cascade.fabric.goal import GoalStore, PortSpec
+from cascade.fabric.transports.base import Transport
+from cascade.fabric.transports.memory import MemoryTransport
+
+NETWORK = "fleet"
+VNI = 4096
+CIDR = "10.0.0.0/8"
+PREFIX = 8
+
+
+@dataclass(frozen=True)
+class JoinFigures:
+    hosts: int
+    setup_s: float
+    converge_s: float
+    messages: int  # published by anyone (control plane and agents) while converging
+    bytes: int
+    deliveries: int  # messages handed to subscribers (fan-out included)
+    control_messages: int  # published by the control plane
+    control_bytes: int
+    acks: int
+    exact: bool  # every host holds exactly the goal table afterwards
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _address(index: int, base: str) -> str:
+    return str(ipaddress.ip_address(base) + index)
+
+
+def _port(index: int, host: str) -> PortSpec:
+    mac = "02:" + ":".join(f"{b:02x}" for b in (index + 1).to_bytes(5, "big"))
+    return PortSpec(f"p{index}", NETWORK, host, mac, _address(index + 1, "10.0.0.0"))
+
+
+def _entry(spec: PortSpec) -> list[Any]:
+    return [spec.id, NETWORK, VNI, spec.mac, f"{spec.ip}/{PREFIX}", []]
+
+
+class Fleet:
+    def __init__(self, data_dir: Path, hosts: int, transport: Transport | None = None) -> None:
+        self.db = Database(f"sqlite:///{data_dir / 'fleet.db'}")
+        upgrade(self.db)
+        self.goal = GoalStore(self.db)
+        self.size = hosts
+        self.transport = transport or MemoryTransport()
+        self.controller = FabricController(self.goal, self.transport, nudge_after=5.0)
+        self.agents: list[Agent] = []
+        self.names = [f"h{i}" for i in range(hosts)]
+        self.vteps = [_address(i, "100.64.0.1") for i in range(hosts + 1)]
+        self.ports = [_port(i, name) for i, name in enumerate(self.names)]
+
+    async def build(self) -> None:
+        """Load the converged starting state and start every agent on it."""
+        hosts = [*zip(self.names, self.vteps, strict=False), ("hnew", self.vteps[-1])]
+        await asyncio.to_thread(self.goal.bulk_load, hosts, (NETWORK, VNI, CIDR), self.ports)
+        shared: immutables.Map[str, Neighbour] = immutables.Map()
+        with shared.mutate() as table:
+            for spec, vtep in zip(self.ports, self.vteps, strict=False):
+                table[spec.id] = Neighbour(spec.mac, spec.ip, vtep)
+            shared = table.finish()
+        await self.controller.start()
+        tables: dict[str, tuple[int, int, Mapping[str, Neighbour]]] = {NETWORK: (1, VNI, shared)}
+        for spec, vtep in zip(self.ports, self.vteps, strict=False):
+            agent = Agent(spec.host, self.transport, MemoryDataplane(vtep))
+            snapshot = {"t": "hs", "r": 1, "ports": [_entry(spec)]}
+            await agent.start(snapshot=snapshot, tables=tables)
+            self.agents.append(agent)
+        newcomer = Agent("hnew", self.transport, MemoryDataplane(self.vteps[-1]))
+        await newcomer.start(snapshot={"t": "hs", "r": 1, "ports": []})
+        self.agents.append(newcomer)
+        await self._settle()
+
+    async def _settle(self) -> None:
+        if isinstance(self.transport, MemoryTransport):
+            await self.transport.drained()
+        await self.controller.flush()
+
+    def _counters(self) -> tuple[int, int, int]:
+        t = self.transport
+        if isinstance(t, MemoryTransport):
+            return t.published, t.published_bytes, t.deliveries
+        return 0, 0, 0
+
+    async def join_one(self, timeout: float = 600.0) -> tuple[float, int]:
+        """Add one port on the new host; return (seconds to converge, hosts left behind)."""
+        started = time.perf_counter()
+        spec = _port(self.size, "hnew")
+        change = await asyncio.to_thread(self.goal.add_port, spec)
+        await self.controller.publish(change)
+        left = await self.controller.wait(change, timeout)
+        return time.perf_counter() - started, left
+
+    def exact(self) -> bool:
+        """Every agent holds the full table, new port included, with the right endpoints."""
+        newest = _port(self.size, "hnew")
+        want = Neighbour(newest.mac, newest.ip, self.vteps[-1])
+        for agent in self.agents:
+            table = agent.dataplane.neighbours(NETWORK)
+            if len(table) != self.size + 1 or table.get(newest.id) != want:
+                return False
+        sample = self.agents[-1].dataplane.neighbours(NETWORK)
+        return all(
+            sample.get(spec.id) == Neighbour(spec.mac, spec.ip, vtep)
+            for spec, vtep in zip(self.ports, self.vteps, strict=False)
+        )
+
+    async def close(self) -> None:
+        await self.controller.close()
+        await self.transport.close()
+        self.db.dispose()
+
+
+async def measure_join(
+    data_dir: Path, hosts: int, transport: Transport | None = None
+) -> JoinFigures:
+    """Build a fleet of ``hosts`` agents and time one port joining their network."""
+    fleet = Fleet(data_dir, hosts, transport)
+    try:
+        started = time.perf_counter()
+        await fleet.build()
+        setup_s = time.perf_counter() - started
+        before = fleet._counters()
+        control_before = fleet.controller.sent_messages, fleet.controller.sent_bytes
+        acks_before = fleet.controller.acks_received
+        converge_s, left = await fleet.join_one()
+        await fleet._settle()
+        after = fleet._counters()
+        return JoinFigures(
+            hosts=hosts,
+            setup_s=round(setup_s, 3),
+            converge_s=round(converge_s, 4) if left == 0 else float("inf"),
+            messages=after[0] - before[0],
+            bytes=after[1] - before[1],
+            deliveries=after[2] - before[2],
+            control_messages=fleet.controller.sent_messages - control_before[0],
+            control_bytes=fleet.controller.sent_bytes - control_before[1],
+            acks=fleet.controller.acks_received - acks_before,
+            exact=left == 0 and fleet.exact(),
+        )
+    finally:
+        await fleet.close()
