@@ -1,5 +1,5 @@
-"""Entry point: ``cascade init | db upgrade | up | worker | status | op list|show|wait |
-demo | site-sim | bench ...``.
+"""Entry point: ``cascade init | db upgrade | up | worker | agent | status |
+op list|show|wait | demo | site-sim | fleet-sim | bench ...``.
 
 Every failure a user can cause ends as one line on stderr and a non-zero exit.
 """
@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cascade.cli import bench, demo, ops, site_sim, status, worker
+from cascade.cli import agent, bench, demo, fleet_sim, ops, site_sim, status, worker
 from cascade.cli.options import DataDir
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
@@ -36,6 +36,8 @@ app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("site-sim")(site_sim.site_sim)
 app.command("worker")(worker.worker)
+app.command("agent")(agent.agent)
+app.command("fleet-sim")(fleet_sim.fleet_sim)
 
 console = Console()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import typer
 
-from cascade.cli.bench import engine, identity, site
+from cascade.cli.bench import engine, fabric, identity, site
 
 app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
 app.command("engine")(engine.engine)
+app.command("fabric")(fabric.fabric)
 app.command("identity")(identity.identity)
 app.command("site")(site.site)

@@ -1,0 +1,132 @@
+"""``cascade bench fabric``: one port joining a network of N ports over N simulated hosts,
+for each N, each in a fresh ``cascade fleet-sim`` process (so peak memory is per N).
+
+Baseline, in the same run: the time for one process to hand one message to N in-memory
+subscribers and have each answer once, with no goal state, database or dataplane, which
+is the floor any in-process fabric pays. With ``--json`` the last line is one JSON object:
+``converge_s`` (N -> seconds), ``peak_rss_mb`` (N -> MB) and the figures of every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cascade.errors import BadRequest, CascadeError
+from cascade.fabric.transports.base import Message
+from cascade.fabric.transports.memory import MemoryTransport
+
+console = Console(stderr=True)
+SIZES = "1,1000,10000,100000,1000000"
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BadRequest(f"--sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise BadRequest(f"--sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+def _run_fleet(hosts: int, nats: str | None) -> dict[str, Any]:
+    command = [sys.executable, "-m", "cascade", "fleet-sim", "--hosts", str(hosts), "--json"]
+    if nats is not None:
+        command += ["--nats", nats]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CascadeError(f"fleet-sim --hosts {hosts} failed: {reason}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+async def _bare_fanout(hosts: int) -> float:
+    """Seconds for one message to reach ``hosts`` subscribers and each to answer once."""
+    bus = MemoryTransport()
+    answers = 0
+    done = asyncio.Event()
+
+    async def answer(_message: Message) -> None:
+        await bus.publish("bare.ack", b"ack")
+
+    async def count(_message: Message) -> None:
+        nonlocal answers
+        answers += 1
+        if answers == hosts:
+            done.set()
+
+    await bus.subscribe("bare.ack", count, queue="controllers")
+    for _ in range(hosts):
+        await bus.subscribe("bare.net", answer)
+    started = time.perf_counter()
+    await bus.publish("bare.net", b"delta")
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await bus.close()
+    return elapsed
+
+
+def fabric(
+    sizes: Annotated[str, typer.Option(help="Fleet sizes N, comma-separated")] = SIZES,
+    nats: Annotated[
+        str | None, typer.Option(help="Also run sizes <= 10,000 over this NATS server")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
+) -> None:
+    """Time one port joining a network spanning N simulated hosts, for each N."""
+    runs: list[dict[str, Any]] = []
+    for hosts in _sizes(sizes):
+        with console.status(f"fleet of {hosts:,} hosts (in-process)"):
+            run = _run_fleet(hosts, None)
+            run["baseline_s"] = round(asyncio.run(_bare_fanout(hosts)), 4)
+        runs.append(run)
+        if nats is not None and hosts <= 10_000:
+            with console.status(f"fleet of {hosts:,} hosts (NATS)"):
+                runs.append(_run_fleet(hosts, nats))
+    table = Table(title="bench fabric: one port joins a network of N ports on N hosts")
+    for column in (
+        "N",
+        "transport",
+        "converge s",
+        "baseline s",
+        "messages",
+        "MB sent",
+        "deliveries",
+        "peak RSS MB",
+        "exact",
+    ):
+        table.add_column(column, justify="right")
+    for run in runs:
+        table.add_row(
+            f"{run['hosts']:,}",
+            run["transport"],
+            f"{run['converge_s']:.4f}",
+            f"{run.get('baseline_s', float('nan')):.4f}",
+            f"{run['messages']:,}",
+            f"{run['bytes'] / 1e6:.2f}",
+            f"{run['deliveries']:,}",
+            f"{run['peak_rss_mb']:,}",
+            str(run["exact"]),
+        )
+    console.print(table)
+    if as_json:
+        memory = [r for r in runs if r["transport"] == "memory"]
+        print(
+            json.dumps(
+                {
+                    "converge_s": {str(r["hosts"]): r["converge_s"] for r in memory},
+                    "peak_rss_mb": {str(r["hosts"]): r["peak_rss_mb"] for r in memory},
+                    "runs": runs,
+                }
+            )
+        )

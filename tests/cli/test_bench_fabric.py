@@ -1,0 +1,58 @@
+"""``cascade bench fabric`` and ``cascade fleet-sim`` run end to end at small sizes, end
+with their JSON figures, and refuse bad sizes in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import require_service
+
+
+def cascade(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cascade", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_bench_fabric_prints_json_last() -> None:
+    done = cascade("bench", "fabric", "--sizes", "1,300", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(figures["converge_s"]) == {"1", "300"}
+    assert all(0 < s < 60 for s in figures["converge_s"].values())
+    assert all(mb > 0 for mb in figures["peak_rss_mb"].values())
+    big = figures["runs"][1]
+    assert big["exact"] is True
+    assert big["acks"] == 302  # each old host once; the new one for its port, then its table
+    assert big["deliveries"] >= 300  # the multicast reached every host on the network
+
+
+def test_fleet_sim_over_nats_converges_exactly() -> None:
+    require_service("NATS", 4222)
+    done = cascade("fleet-sim", "--hosts", "50", "--nats", "nats://127.0.0.1:4222", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["transport"] == "nats"
+    assert figures["exact"] is True
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bench", "fabric", "--sizes", "0,x"),
+        ("fleet-sim", "--hosts", "0"),
+        ("fleet-sim", "--hosts", "20000", "--nats", "nats://127.0.0.1:4222"),
+    ],
+)
+def test_bad_sizes_are_one_line_errors(args: tuple[str, ...]) -> None:
+    done = cascade(*args)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
