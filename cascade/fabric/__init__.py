@@ -1,7 +1,9 @@
 """Southbound distribution: network state from the control plane to compute-host agents.
 
 The package owns the subject layout and partition hash shared by producer and consumer
-(``addressing``) and the message transports behind one interface (``transports``); goal
-state and the agents come later. It may import ``cascade.errors`` and nothing else from
-the package.
+(``addressing``), the goal state and its revisions (``goal``), the wire format
+(``messages``), the control-plane end (``controller``), the host agent (``agent``), the
+dataplanes it programs (``dataplane``), the message transports behind one interface
+(``transports``) and the simulated fleet (``fleet``). It may import ``cascade.db`` and
+``cascade.errors``.
 """

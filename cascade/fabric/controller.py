@@ -117,25 +117,35 @@ class FabricController:
         """Wait until every host affected by ``change`` applied it; return how many have not
         (0 when converged) once done or after ``timeout`` seconds.
 
-        Acknowledgements reaching this controller settle it at once; those that went to
-        another controller of the queue group are seen in the database every ``recheck``
-        seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        Acknowledgements reaching this controller settle it as they arrive; those that
+        went to another controller of the queue group are seen in the database, checked
+        every ``recheck`` seconds alongside."""
         waiter = _Waiter(change)
         self._waiters.add(waiter)
+        racers = [
+            asyncio.ensure_future(waiter.done.wait()),
+            asyncio.ensure_future(self._settled_in_db(change, recheck)),
+        ]
         try:
-            while True:
-                left = deadline - loop.time()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.done.wait(), min(recheck, max(left, 0)))
-                    return 0
-                await self.flush()
-                pending = await asyncio.to_thread(self.goal.pending, change)
-                if pending == 0 or loop.time() >= deadline:
-                    return pending
+            done, _ = await asyncio.wait(
+                racers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             self._waiters.discard(waiter)
+            for racer in racers:
+                racer.cancel()
+            await asyncio.gather(*racers, return_exceptions=True)
+        if done:
+            return 0
+        await self.flush()
+        return await asyncio.to_thread(self.goal.pending, change)
+
+    async def _settled_in_db(self, change: Change, recheck: float) -> None:
+        while True:
+            await asyncio.sleep(recheck)
+            await self.flush()
+            if await asyncio.to_thread(self.goal.pending, change) == 0:
+                return
 
     async def flush(self) -> None:
         """Write the acknowledgements received so far (after any write in progress)."""

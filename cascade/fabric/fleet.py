@@ -16,6 +16,7 @@ path: goal store, controller, transport, agents, dataplanes, acknowledgements.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import time
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ NETWORK = "fleet"
 VNI = 4096
 CIDR = "10.0.0.0/8"
 PREFIX = 8
+GC_THRESHOLDS = (200_000, 50, 1000)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,24 @@ class Fleet:
         self.ports = [_port(i, name) for i, name in enumerate(self.names)]
 
     async def build(self) -> None:
-        """Load the converged starting state and start every agent on it."""
+        """Load the converged starting state and start every agent on it.
+
+        The fleet's objects live as long as the process, so they are moved out of the
+        cyclic garbage collector's reach (``gc.freeze``), and collections are made rarer:
+        with CPython's defaults a collection runs every 700 new objects and the older
+        generations are walked again and again as a million agents' updated tables pile
+        up, which measured 6-12 us per neighbour update against 0.8 us without it. An
+        agent on a real host holds a few thousand objects and never pays this."""
+        gc.disable()
+        try:
+            await self._build()
+        finally:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*GC_THRESHOLDS)
+            gc.enable()
+
+    async def _build(self) -> None:
         hosts = [*zip(self.names, self.vteps, strict=False), ("hnew", self.vteps[-1])]
         await asyncio.to_thread(self.goal.bulk_load, hosts, (NETWORK, VNI, CIDR), self.ports)
         shared: immutables.Map[str, Neighbour] = immutables.Map()

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, select, union, update
+from sqlalchemy import Table, and_, delete, func, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
 from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
 from cascade.errors import BadRequest, Conflict, NotFound
-from cascade.fabric import messages
+from cascade.fabric import bulk, messages
 from cascade.fabric.addressing import host_subject, network_subject, validate_token
 
 PAGE_SIZE = 5000
@@ -299,11 +299,7 @@ class GoalStore:
 
     def _snapshot_pages(self, network_id: str, revision: int, vni: int) -> tuple[bytes, ...]:
         with self._db.session() as session:
-            entries = session.execute(
-                select(PORTS.c.id, PORTS.c.mac, PORTS.c.ip, HOSTS.c.tunnel_ip)
-                .join(HOSTS, HOSTS.c.name == PORTS.c.host)
-                .where(PORTS.c.network_id == network_id)
-            ).all()
+            entries = bulk.network_entries(session, self._db.dialect, network_id)
         size = self._page_size
         count = max(1, -(-len(entries) // size))
         return tuple(
@@ -315,7 +311,7 @@ class GoalStore:
                     "vni": vni,
                     "pg": page,
                     "of": count,
-                    "up": [list(e) for e in entries[page * size : (page + 1) * size]],
+                    "up": entries[page * size : (page + 1) * size],
                 }
             )
             for page in range(count)
@@ -340,34 +336,9 @@ class GoalStore:
 
     def record_acks(self, acks: dict[str, tuple[int, dict[str, int]]]) -> None:
         """Write the latest acknowledgement of each host (revisions never move back)."""
-        if not acks:
-            return
-        now = utcnow()
-        hosts = [{"h": h, "r": rev, "t": now} for h, (rev, _) in acks.items()]
-        nets = [{"h": h, "n": n, "r": r} for h, (_, ns) in acks.items() for n, r in ns.items()]
-        with self._db.session() as session:
-            session.execute(
-                update(HOSTS)
-                .where(HOSTS.c.name == bindparam("h"))
-                .values(
-                    acked_at=bindparam("t"),
-                    applied_revision=func.max(HOSTS.c.applied_revision, bindparam("r"))
-                    if self._db.dialect == "sqlite"
-                    else func.greatest(HOSTS.c.applied_revision, bindparam("r")),
-                ),
-                hosts,
-            )
-            if nets:
-                session.execute(
-                    update(MEMBERS)
-                    .where(
-                        MEMBERS.c.host == bindparam("h"),
-                        MEMBERS.c.network_id == bindparam("n"),
-                        MEMBERS.c.applied_revision < bindparam("r"),
-                    )
-                    .values(applied_revision=bindparam("r")),
-                    nets,
-                )
+        if acks:
+            with self._db.session() as session:
+                bulk.record_acks(session, self._db.dialect, acks, utcnow())
 
     def lagging(self, hosts: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
         """Hosts whose applied revisions trail their goal (optionally among ``hosts``)."""

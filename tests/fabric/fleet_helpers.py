@@ -15,8 +15,8 @@ from cascade.fabric.dataplane.base import Neighbour
 from cascade.fabric.goal import GoalStore
 
 
-def goal_store(tmp_path: Path) -> tuple[Database, GoalStore]:
-    db = Database(f"sqlite:///{tmp_path / 'fabric.db'}")
+def goal_store(tmp_path: Path, url: str | None = None) -> tuple[Database, GoalStore]:
+    db = Database(url or f"sqlite:///{tmp_path / 'fabric.db'}")
     upgrade(db)
     return db, GoalStore(db, page_size=3)
 

@@ -44,8 +44,16 @@ async def converged(goal: GoalStore, agents: list[Agent]) -> bool:
     return not goal.lagging()
 
 
-def test_changes_reach_the_hosts_on_the_network_only(tmp_path: Path) -> None:
-    db, goal = goal_store(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'fabric.db'}"
+
+
+def test_changes_reach_the_hosts_on_the_network_only(tmp_path: Path, database_url: str) -> None:
+    db, goal = goal_store(tmp_path, database_url)
     names = setup_goal(goal, 4)
 
     async def run() -> None:
@@ -72,6 +80,11 @@ def test_changes_reach_the_hosts_on_the_network_only(tmp_path: Path) -> None:
             await controller.publish(goal.remove_port(name))
         await until(lambda: "n1" not in agents[0].dataplane.networks())
         assert agents[0].networks == {}
+        await until(lambda: not goal.lagging(), timeout=10)  # acks written in bulk
+        status = {h["name"]: h for h in goal.hosts()}
+        assert all(h["converged"] and h["networks_behind"] == 0 for h in status.values())
+        assert status["h1"]["applied_revision"] == status["h1"]["revision"] > 0
+        assert status["h1"]["acked_at"] is not None
         await controller.close()
         await bus.close()
 

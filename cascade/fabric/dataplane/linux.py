@@ -17,18 +17,27 @@ ignored). ``replace_neighbours`` compares the goal with the kernel, not with mem
 what a restarted agent calls. Security rules are not enforced by this dataplane;
 ``ports()`` returns them empty.
 
+pyroute2's synchronous ``IPRoute`` drives a private asyncio loop with
+``run_until_complete``, which cannot run on a thread whose own loop is running, and the
+agent calls its dataplane from inside its event loop. So every object does all its netlink
+work on one thread of its own: each public method runs there (the caller blocks, as the
+synchronous interface promises), and the ``IPRoute`` objects are made and closed there.
+
 Imports only ``cascade.errors``, ``cascade.fabric.dataplane.base`` and pyroute2.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
@@ -44,6 +53,9 @@ NTF_SELF = 0x02
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
 AF_INET = 2
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -80,14 +92,36 @@ def _interface(address: str) -> ipaddress.IPv4Interface:
         raise BadRequest(f"invalid IPv4 address {address!r}") from error
 
 
+def _on_worker(
+    method: Callable[Concatenate[LinuxDataplane, P], R],
+) -> Callable[Concatenate[LinuxDataplane, P], R]:
+    """Run the method on the object's netlink thread (directly when already there)."""
+
+    @functools.wraps(method)
+    def call(self: LinuxDataplane, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if threading.get_ident() == self._worker_id:
+            return method(self, *args, **kwargs)
+        if self._closed:
+            raise Unavailable(f"the dataplane of {self.netns!r} is closed")
+        return self._worker.submit(method, self, *args, **kwargs).result()
+
+    return call
+
+
 class LinuxDataplane(Dataplane):
     def __init__(self, netns: str, local_vtep: str) -> None:
         self.netns = netns
         self.local_vtep = local_vtep
+        self._closed = False
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"netlink-{netns}")
+        self._worker_id = self._worker.submit(threading.get_ident).result()
         try:
-            self._ipr: Any = IPRoute(netns=netns, flags=0)
-        except OSError as error:
-            raise Unavailable(f"network namespace {netns!r}: {error}") from error
+            self._ipr: Any = self._worker.submit(IPRoute, netns=netns, flags=0).result()
+        except BaseException as error:
+            self._worker.shutdown()
+            if isinstance(error, OSError):
+                raise Unavailable(f"network namespace {netns!r}: {error}") from error
+            raise
         self._tables: dict[str, dict[str, Neighbour]] = {}
 
     # -- names ------------------------------------------------------------------------------
@@ -142,12 +176,14 @@ class LinuxDataplane(Dataplane):
 
     # -- networks ---------------------------------------------------------------------------
 
+    @_on_worker
     def networks(self) -> dict[str, int]:
         return {
             network_id: int(self._vxlan_info(index)["ifla_vxlan_id"])
             for index, network_id in self._links(NET_ALIAS)
         }
 
+    @_on_worker
     def ensure_network(self, network_id: str, vni: int) -> None:
         present = self.networks()
         if present.get(network_id, vni) != vni:
@@ -168,6 +204,7 @@ class LinuxDataplane(Dataplane):
         self._ipr.link("set", index=bridge, state="up")
         self._tables.setdefault(network_id, {})
 
+    @_on_worker
     def remove_network(self, network_id: str) -> None:
         vni = self.networks().get(network_id)
         for port_id, port_network in self._port_links().values():
@@ -193,6 +230,7 @@ class LinuxDataplane(Dataplane):
         with IPRoute(netns=self.vm_namespace(port_id), flags=0) as vm:
             yield vm
 
+    @_on_worker
     def set_port(self, port: LocalPort) -> None:
         vni = self.networks().get(port.network_id)
         if vni is None:
@@ -215,6 +253,7 @@ class LinuxDataplane(Dataplane):
         with self._vm(port.port_id) as vm:
             _configure_vm(vm, mac, address)
 
+    @_on_worker
     def remove_port(self, port_id: str) -> None:
         self._delete_link(self._host_ifname(port_id))
         namespace = self.vm_namespace(port_id)
@@ -222,6 +261,7 @@ class LinuxDataplane(Dataplane):
             with suppress(FileNotFoundError):
                 netns.remove(namespace)
 
+    @_on_worker
     def ports(self) -> dict[str, LocalPort]:
         vnis = self.networks()
         found: dict[str, LocalPort] = {}
@@ -288,6 +328,7 @@ class LinuxDataplane(Dataplane):
         vni = self.networks().get(network_id)
         return None if vni is None else self._index(f"vx{vni}")
 
+    @_on_worker
     def update_neighbours(
         self, network_id: str, upserts: Mapping[str, Neighbour], removals: Iterable[str]
     ) -> None:
@@ -307,6 +348,7 @@ class LinuxDataplane(Dataplane):
         self._apply(vxlan, self._remote(current), new, self._remote(upserts))
         self._tables[network_id] = table
 
+    @_on_worker
     def replace_neighbours(self, network_id: str, table: Mapping[str, Neighbour]) -> None:
         vxlan = self._vxlan(network_id)
         if vxlan is None:
@@ -317,6 +359,7 @@ class LinuxDataplane(Dataplane):
         self._apply(vxlan, old, new, _Entries(new.fdb - old.fdb, arp, new.flood - old.flood))
         self._tables[network_id] = dict(table)
 
+    @_on_worker
     def neighbours(self, network_id: str) -> Mapping[str, Neighbour]:
         if network_id in self._tables:
             return dict(self._tables[network_id])
@@ -331,7 +374,13 @@ class LinuxDataplane(Dataplane):
         }
 
     def close(self) -> None:
-        self._ipr.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._worker.submit(self._ipr.close).result()
+        finally:
+            self._worker.shutdown()
 
 
 def _configure_vm(vm: Any, mac: str, address: ipaddress.IPv4Interface) -> None:
