@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from enum import StrEnum
 from typing import Annotated
@@ -31,6 +32,16 @@ def _dataplane(kind: DataplaneKind, netns: str | None, vtep: str) -> Dataplane:
     return LinuxDataplane(netns, vtep)
 
 
+def _forget_wakeup_fd() -> None:
+    """In a forked child: write no signal to the parent's event loop.
+
+    ``add_signal_handler`` makes the C signal handler write every caught signal's number
+    to the loop's wakeup socket, which a forked child shares. pyroute2 forks a helper
+    child for each socket it opens in a namespace and stops it with SIGTERM, so without
+    this the agent would read its helper's SIGTERM as its own and stop."""
+    signal.set_wakeup_fd(-1)
+
+
 async def _run(host: str, dataplane: Dataplane, nats_url: str) -> None:
     transport = await NatsTransport.connect(nats_url, name=f"cascade-agent-{host}")
     agent = Agent(host, transport, dataplane)
@@ -38,6 +49,7 @@ async def _run(host: str, dataplane: Dataplane, nats_url: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    os.register_at_fork(after_in_child=_forget_wakeup_fd)
     try:
         await agent.start()
         await stop.wait()
