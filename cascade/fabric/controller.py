@@ -138,13 +138,13 @@ class FabricController:
         if done:
             return 0
         await self.flush()
-        return await asyncio.to_thread(self.goal.pending, change)
+        return await asyncio.to_thread(self.goal.tracking.pending, change)
 
     async def _settled_in_db(self, change: Change, recheck: float) -> None:
         while True:
             await asyncio.sleep(recheck)
             await self.flush()
-            if await asyncio.to_thread(self.goal.pending, change) == 0:
+            if await asyncio.to_thread(self.goal.tracking.pending, change) == 0:
                 return
 
     async def flush(self) -> None:
@@ -152,7 +152,7 @@ class FabricController:
         async with self._flushing:
             batch, self._acks = self._acks, {}
             if batch:
-                await asyncio.to_thread(self.goal.record_acks, batch)
+                await asyncio.to_thread(self.goal.tracking.record_acks, batch)
 
     async def _on_ack(self, message: Message) -> None:
         self.acks_received += 1
@@ -195,7 +195,9 @@ class FabricController:
         while True:
             await asyncio.sleep(self.nudge_after)
             try:
-                lagging = set(await asyncio.to_thread(self.goal.lagging, None, self.nudge_batch))
+                lagging = set(
+                    await asyncio.to_thread(self.goal.tracking.lagging, None, self.nudge_batch)
+                )
                 for host in sorted(lagging & seen):
                     await self.publish([await asyncio.to_thread(self.goal.goal, host)])
                 seen = lagging

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import immutables
+from sqlalchemy import insert
 
 from cascade.db import Database
 from cascade.db.migrate import upgrade
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
 from cascade.fabric.agent import Agent
 from cascade.fabric.controller import FabricController
 from cascade.fabric.dataplane.base import Neighbour
@@ -106,7 +108,7 @@ class Fleet:
 
     async def _build(self) -> None:
         hosts = [*zip(self.names, self.vteps, strict=False), ("hnew", self.vteps[-1])]
-        await asyncio.to_thread(self.goal.bulk_load, hosts, (NETWORK, VNI, CIDR), self.ports)
+        await asyncio.to_thread(self._load, hosts)
         shared: immutables.Map[str, Neighbour] = immutables.Map()
         with shared.mutate() as table:
             for spec, vtep in zip(self.ports, self.vteps, strict=False):
@@ -123,6 +125,44 @@ class Fleet:
         await newcomer.start(snapshot={"t": "hs", "r": 1, "ports": []})
         self.agents.append(newcomer)
         await self._settle()
+
+    def _load(self, hosts: list[tuple[str, str]]) -> None:
+        """Insert the converged fleet in one transaction: every host, port and membership
+        at revision 1, acknowledged."""
+        now = utcnow()
+        rows = {
+            FabricHost: [
+                {
+                    "name": n,
+                    "tunnel_ip": ip,
+                    "revision": 1,
+                    "applied_revision": 1,
+                    "created_at": now,
+                }
+                for n, ip in hosts
+            ],
+            FabricNetwork: [
+                {"id": NETWORK, "vni": VNI, "cidr": CIDR, "revision": 1, "created_at": now}
+            ],
+            FabricPort: [
+                {
+                    "id": p.id,
+                    "network_id": NETWORK,
+                    "host": p.host,
+                    "mac": p.mac,
+                    "ip": p.ip,
+                    "security_rules": [],
+                    "created_at": now,
+                }
+                for p in self.ports
+            ],
+            FabricMembership: [
+                {"host": p.host, "network_id": NETWORK, "applied_revision": 1} for p in self.ports
+            ],
+        }
+        with self.db.session() as session:
+            for model, values in rows.items():
+                session.execute(insert(model), values)
 
     async def _settle(self) -> None:
         if isinstance(self.transport, MemoryTransport):

@@ -6,28 +6,27 @@ IP and the tunnel endpoint of the host holding it). Each change bumps the revisi
 host it touches and of the network it touches with an atomic ``UPDATE ... RETURNING`` in the
 same transaction, so concurrent API processes never hand out one revision twice. A change
 returns the messages to publish (after commit) and the revisions each affected host must
-reach. Agents' acknowledgements are written in batches; convergence is a query comparing
-applied with goal revisions.
+reach. Acknowledgements and convergence queries are ``tracking``'s.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, select, union, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.fabric import bulk, messages
 from cascade.fabric.addressing import host_subject, network_subject, validate_token
+from cascade.fabric.tracking import Tracking
 
 PAGE_SIZE = 5000
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -95,6 +94,7 @@ class GoalStore:
         self._db = db
         self._page_size = page_size
         self._pages = lru_cache(maxsize=8)(self._snapshot_pages)
+        self.tracking = Tracking(db)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -333,158 +333,3 @@ class GoalStore:
         return Outgoing(host_subject(host), messages.unicast(host, messages.encode(body)))
 
     # --- convergence --------------------------------------------------------------------
-
-    def record_acks(self, acks: dict[str, tuple[int, dict[str, int]]]) -> None:
-        """Write the latest acknowledgement of each host (revisions never move back)."""
-        if acks:
-            with self._db.session() as session:
-                bulk.record_acks(session, self._db.dialect, acks, utcnow())
-
-    def lagging(self, hosts: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
-        """Hosts whose applied revisions trail their goal (optionally among ``hosts``)."""
-        behind_self = select(HOSTS.c.name).where(HOSTS.c.applied_revision < HOSTS.c.revision)
-        behind_net = (
-            select(MEMBERS.c.host)
-            .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
-            .where(MEMBERS.c.applied_revision < NETWORKS.c.revision)
-        )
-        if hosts is not None:
-            wanted = list(hosts)
-            behind_self = behind_self.where(HOSTS.c.name.in_(wanted))
-            behind_net = behind_net.where(MEMBERS.c.host.in_(wanted))
-        query = union(behind_self, behind_net)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._db.session() as session:
-            return list(session.scalars(query))
-
-    def pending(self, change: Change) -> int:
-        """How many hosts affected by ``change`` have not yet applied it."""
-        with self._db.session() as session:
-            count = 0
-            if change.network_id is not None:
-                count += (
-                    session.scalar(
-                        select(func.count())
-                        .select_from(MEMBERS)
-                        .where(
-                            MEMBERS.c.network_id == change.network_id,
-                            MEMBERS.c.applied_revision < change.network_revision,
-                            MEMBERS.c.host != change.host,
-                        )
-                    )
-                    or 0
-                )
-            if change.host is not None:
-                host_behind = (
-                    session.scalar(
-                        select(func.count())
-                        .select_from(HOSTS)
-                        .where(
-                            HOSTS.c.name == change.host,
-                            HOSTS.c.applied_revision < change.host_revision,
-                        )
-                    )
-                    or 0
-                )
-                net_behind = 0
-                if change.network_id is not None:
-                    net_behind = (
-                        session.scalar(
-                            select(func.count())
-                            .select_from(MEMBERS)
-                            .where(
-                                MEMBERS.c.host == change.host,
-                                MEMBERS.c.network_id == change.network_id,
-                                MEMBERS.c.applied_revision < change.network_revision,
-                            )
-                        )
-                        or 0
-                    )
-                count += 1 if host_behind or net_behind else 0
-            return count
-
-    def hosts(self, lagging_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
-        """Per host: goal and applied revision, networks behind, last acknowledgement."""
-        behind = (
-            select(MEMBERS.c.host, func.count().label("behind"))
-            .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
-            .where(MEMBERS.c.applied_revision < NETWORKS.c.revision)
-            .group_by(MEMBERS.c.host)
-            .subquery()
-        )
-        query = (
-            select(HOSTS, func.coalesce(behind.c.behind, 0).label("networks_behind"))
-            .outerjoin(behind, behind.c.host == HOSTS.c.name)
-            .order_by(HOSTS.c.name)
-            .limit(limit)
-        )
-        if lagging_only:
-            query = query.where(
-                and_((HOSTS.c.applied_revision < HOSTS.c.revision) | (behind.c.behind > 0))
-            )
-        with self._db.session() as session:
-            rows = session.execute(query).mappings().all()
-        return [
-            {
-                "name": r["name"],
-                "tunnel_ip": r["tunnel_ip"],
-                "revision": r["revision"],
-                "applied_revision": r["applied_revision"],
-                "networks_behind": r["networks_behind"],
-                "converged": r["applied_revision"] >= r["revision"] and not r["networks_behind"],
-                "acked_at": r["acked_at"],
-            }
-            for r in rows
-        ]
-
-    def bulk_load(
-        self,
-        hosts: Sequence[tuple[str, str]],
-        network: tuple[str, int, str],
-        ports: Sequence[PortSpec],
-    ) -> None:
-        """Load a large fleet in one transaction (simulations): hosts, one network, ports;
-        every host starts converged at revision 1, the network at revision 1."""
-        network_id, vni, cidr = network
-        now = utcnow()
-        with self._db.session() as session:
-            session.execute(
-                HOSTS.insert(),
-                [
-                    {
-                        "name": n,
-                        "tunnel_ip": ip,
-                        "revision": 1,
-                        "applied_revision": 1,
-                        "created_at": now,
-                    }
-                    for n, ip in hosts
-                ],
-            )
-            session.execute(
-                NETWORKS.insert(),
-                [{"id": network_id, "vni": vni, "cidr": cidr, "revision": 1, "created_at": now}],
-            )
-            session.execute(
-                PORTS.insert(),
-                [
-                    {
-                        "id": p.id,
-                        "network_id": network_id,
-                        "host": p.host,
-                        "mac": p.mac,
-                        "ip": p.ip,
-                        "security_rules": [],
-                        "created_at": now,
-                    }
-                    for p in ports
-                ],
-            )
-            session.execute(
-                MEMBERS.insert(),
-                [
-                    {"host": h, "network_id": network_id, "applied_revision": 1}
-                    for h in sorted({p.host for p in ports})
-                ],
-            )

@@ -102,7 +102,7 @@ async def until_ready(goal: GoalStore, agents: Agents, names: list[str]) -> None
     deadline = loop.time() + CONVERGE
     while True:
         agents.check_alive()
-        acked = {h["name"] for h in goal.hosts() if h["acked_at"] is not None}
+        acked = {h["name"] for h in goal.tracking.hosts() if h["acked_at"] is not None}
         if acked >= set(names):
             return
         assert loop.time() < deadline, f"agents never acknowledged:\n{agents.output()}"
@@ -294,7 +294,7 @@ def test_sigkilled_agent_resyncs_to_exactly_the_goal(tmp_path: Path) -> None:
                 await controller.publish(change)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + CONVERGE
-            while goal.lagging([names[0]]):  # host 0 follows
+            while goal.tracking.lagging([names[0]]):  # host 0 follows
                 assert loop.time() < deadline, f"host 0 lags:\n{agents.output()}"
                 await asyncio.sleep(0.1)
             # host 1 still holds what it had when it died
@@ -310,7 +310,7 @@ def test_sigkilled_agent_resyncs_to_exactly_the_goal(tmp_path: Path) -> None:
             for change in missed:
                 await converged(controller, change, agents)
             deadline = loop.time() + CONVERGE
-            while lagging := goal.lagging():
+            while lagging := goal.tracking.lagging():
                 assert loop.time() < deadline, f"{lagging} still lag:\n{agents.output()}"
                 await asyncio.sleep(0.1)
             agents.check_alive()

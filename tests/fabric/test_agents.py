@@ -41,7 +41,7 @@ async def converged(goal: GoalStore, agents: list[Agent]) -> bool:
     for agent in agents:
         if actual(agent) != expected(goal, agent.host):
             return False
-    return not goal.lagging()
+    return not goal.tracking.lagging()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -80,8 +80,8 @@ def test_changes_reach_the_hosts_on_the_network_only(tmp_path: Path, database_ur
             await controller.publish(goal.remove_port(name))
         await until(lambda: "n1" not in agents[0].dataplane.networks())
         assert agents[0].networks == {}
-        await until(lambda: not goal.lagging(), timeout=10)  # acks written in bulk
-        status = {h["name"]: h for h in goal.hosts()}
+        await until(lambda: not goal.tracking.lagging(), timeout=10)  # acks written in bulk
+        status = {h["name"]: h for h in goal.tracking.hosts()}
         assert all(h["converged"] and h["networks_behind"] == 0 for h in status.values())
         assert status["h1"]["applied_revision"] == status["h1"]["revision"] > 0
         assert status["h1"]["acked_at"] is not None
@@ -122,7 +122,7 @@ def test_agents_converge_through_drops_and_reordering(
             await asyncio.sleep(0)
         deadline = asyncio.get_running_loop().time() + 30
         while not await converged(goal, agents):
-            assert asyncio.get_running_loop().time() < deadline, goal.lagging()
+            assert asyncio.get_running_loop().time() < deadline, goal.tracking.lagging()
             await asyncio.sleep(0.05)
         if drop_rate:
             assert sum(a.resyncs for a in agents) > 0
@@ -161,7 +161,7 @@ def test_restarted_agent_converges_to_exactly_the_goal(tmp_path: Path) -> None:
         await agents[1].start()
         deadline = asyncio.get_running_loop().time() + 20
         while not await converged(goal, agents):
-            assert asyncio.get_running_loop().time() < deadline, goal.lagging()
+            assert asyncio.get_running_loop().time() < deadline, goal.tracking.lagging()
             await asyncio.sleep(0.05)
         assert "p0" not in dataplanes[1].neighbours("n1")
         assert set(dataplanes[1].ports()) == {"p4", "p10"}
@@ -195,5 +195,5 @@ def test_bad_goal_state_is_refused_with_a_reason(tmp_path: Path) -> None:
         goal.delete_network("n1")
     with pytest.raises(Conflict, match="tunnel_ip"):
         goal.register_host("h0", "192.0.2.99")
-    assert goal.lagging() == ["h0"]  # its port was never acknowledged
+    assert goal.tracking.lagging() == ["h0"]  # its port was never acknowledged
     db.dispose()

@@ -1,0 +1,133 @@
+"""Convergence tracking: what each host has applied against its goal.
+
+Agents' acknowledgements are written in batches (``bulk.record_acks``); every question
+about convergence is a query comparing applied with goal revisions: which hosts lag, how
+many hosts a change has yet to reach, and each host's status for operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, and_, func, select, union
+
+from cascade.db import Database
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, utcnow
+from cascade.fabric import bulk
+
+if TYPE_CHECKING:
+    from cascade.fabric.goal import Change
+
+HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
+NETWORKS: Table = FabricNetwork.__table__  # type: ignore[assignment]
+MEMBERS: Table = FabricMembership.__table__  # type: ignore[assignment]
+
+
+class Tracking:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record_acks(self, acks: dict[str, tuple[int, dict[str, int]]]) -> None:
+        """Write the latest acknowledgement of each host (revisions never move back)."""
+        if acks:
+            with self._db.session() as session:
+                bulk.record_acks(session, self._db.dialect, acks, utcnow())
+
+    def lagging(self, hosts: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
+        """Hosts whose applied revisions trail their goal (optionally among ``hosts``)."""
+        behind_self = select(HOSTS.c.name).where(HOSTS.c.applied_revision < HOSTS.c.revision)
+        behind_net = (
+            select(MEMBERS.c.host)
+            .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
+            .where(MEMBERS.c.applied_revision < NETWORKS.c.revision)
+        )
+        if hosts is not None:
+            wanted = list(hosts)
+            behind_self = behind_self.where(HOSTS.c.name.in_(wanted))
+            behind_net = behind_net.where(MEMBERS.c.host.in_(wanted))
+        query = union(behind_self, behind_net)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def pending(self, change: Change) -> int:
+        """How many hosts affected by ``change`` have not yet applied it."""
+        with self._db.session() as session:
+            count = 0
+            if change.network_id is not None:
+                count += (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(MEMBERS)
+                        .where(
+                            MEMBERS.c.network_id == change.network_id,
+                            MEMBERS.c.applied_revision < change.network_revision,
+                            MEMBERS.c.host != change.host,
+                        )
+                    )
+                    or 0
+                )
+            if change.host is not None:
+                host_behind = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(HOSTS)
+                        .where(
+                            HOSTS.c.name == change.host,
+                            HOSTS.c.applied_revision < change.host_revision,
+                        )
+                    )
+                    or 0
+                )
+                net_behind = 0
+                if change.network_id is not None:
+                    net_behind = (
+                        session.scalar(
+                            select(func.count())
+                            .select_from(MEMBERS)
+                            .where(
+                                MEMBERS.c.host == change.host,
+                                MEMBERS.c.network_id == change.network_id,
+                                MEMBERS.c.applied_revision < change.network_revision,
+                            )
+                        )
+                        or 0
+                    )
+                count += 1 if host_behind or net_behind else 0
+            return count
+
+    def hosts(self, lagging_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
+        """Per host: goal and applied revision, networks behind, last acknowledgement."""
+        behind = (
+            select(MEMBERS.c.host, func.count().label("behind"))
+            .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
+            .where(MEMBERS.c.applied_revision < NETWORKS.c.revision)
+            .group_by(MEMBERS.c.host)
+            .subquery()
+        )
+        query = (
+            select(HOSTS, func.coalesce(behind.c.behind, 0).label("networks_behind"))
+            .outerjoin(behind, behind.c.host == HOSTS.c.name)
+            .order_by(HOSTS.c.name)
+            .limit(limit)
+        )
+        if lagging_only:
+            query = query.where(
+                and_((HOSTS.c.applied_revision < HOSTS.c.revision) | (behind.c.behind > 0))
+            )
+        with self._db.session() as session:
+            rows = session.execute(query).mappings().all()
+        return [
+            {
+                "name": r["name"],
+                "tunnel_ip": r["tunnel_ip"],
+                "revision": r["revision"],
+                "applied_revision": r["applied_revision"],
+                "networks_behind": r["networks_behind"],
+                "converged": r["applied_revision"] >= r["revision"] and not r["networks_behind"],
+                "acked_at": r["acked_at"],
+            }
+            for r in rows
+        ]
