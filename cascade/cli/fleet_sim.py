@@ -28,12 +28,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _simulate(hosts: int, nats: str | None) -> dict[str, Any]:
+async def _simulate(hosts: int, nats: str | None, changes: int) -> dict[str, Any]:
     transport: Transport = (
         MemoryTransport() if nats is None else await NatsTransport.connect(nats, "fleet-sim")
     )
     with tempfile.TemporaryDirectory(prefix="cascade-fleet-") as data_dir:
-        figures = await measure_join(Path(data_dir), hosts, transport)
+        figures = await measure_join(Path(data_dir), hosts, transport, changes)
     return {
         **figures.as_dict(),
         "transport": "memory" if nats is None else "nats",
@@ -46,15 +46,18 @@ def fleet_sim(
     nats: Annotated[
         str | None, typer.Option(help=f"Use this NATS server (at most {NATS_LIMIT} hosts)")
     ] = None,
+    changes: Annotated[
+        int, typer.Option(help="Ports that join, one change each, back to back")
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
 ) -> None:
-    """Simulate a fleet and time one port joining a network that spans all of it."""
-    if hosts < 1:
-        raise BadRequest(f"--hosts must be at least 1, got {hosts}")
+    """Simulate a fleet and time ports joining a network that spans all of it."""
+    if hosts < 1 or changes < 1:
+        raise BadRequest(f"--hosts and --changes must be at least 1, got {hosts}, {changes}")
     if nats is not None and hosts > NATS_LIMIT:
         raise BadRequest(f"--nats runs at most {NATS_LIMIT} hosts in one process, got {hosts}")
     with console.status(f"simulating {hosts:,} hosts"):
-        figures = asyncio.run(_simulate(hosts, nats))
+        figures = asyncio.run(_simulate(hosts, nats, changes))
     table = Table(title=f"fleet-sim: one port joins a network over {hosts:,} hosts")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -290,6 +291,7 @@ class FabricHost(Base):
     tunnel_ip: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(Integer, default=0)
     applied_revision: Mapped[int] = mapped_column(Integer, default=0)
+    ack_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ class Agent:
         self.networks: dict[str, int] = {}  # applied revision per network (0: awaiting snapshot)
         self.ports: dict[str, LocalPort] = {}
         self.resyncs = 0
+        self.received = 0  # messages for this host (its own unicast and its networks')
         self._prefix = messages.host_prefix(host)
         self._subs: dict[str, Subscription] = {}
         self._held_host: dict[int, messages.Body] = {}
@@ -82,6 +84,7 @@ class Agent:
         body = messages.for_me(message.data, self._prefix)
         if body is None:
             return
+        self.received += 1
         kind = body["t"]
         if kind == messages.HOST_DELTA:
             await self._host_delta(body)
@@ -93,6 +96,7 @@ class Agent:
             await self._goal(body)
 
     async def _on_multicast(self, message: Message) -> None:
+        self.received += 1
         await self._net_delta(messages.decode(message.data))
 
     async def _host_delta(self, body: messages.Body) -> None:
@@ -107,8 +111,10 @@ class Agent:
         while self.revision >= 0 and (body := self._held_host.pop(self.revision + 1, None)):
             for port_id in body["rm"]:
                 await self._remove_port(port_id)
+            table_follows = set(body.get("tf", ()))
             for entry in body["up"]:
-                await self._set_port(messages.local_port(entry))
+                port = messages.local_port(entry)
+                await self._set_port(port, port.network_id in table_follows)
             self.revision = body["r"]
             applied = True
         self._held_host = {r: b for r, b in self._held_host.items() if r > self.revision}
@@ -199,9 +205,9 @@ class Agent:
 
     # --- applying -----------------------------------------------------------------------
 
-    async def _set_port(self, port: LocalPort) -> None:
+    async def _set_port(self, port: LocalPort, table_follows: bool = False) -> None:
         if port.network_id not in self.networks:
-            await self._join(port.network_id, port.vni)
+            await self._join(port.network_id, port.vni, table_follows)
         self.dataplane.set_port(port)
         self.ports[port.port_id] = port
 
@@ -213,13 +219,19 @@ class Agent:
         ):
             await self._leave(port.network_id)
 
-    async def _join(self, network_id: str, vni: int) -> None:
+    async def _join(self, network_id: str, vni: int, table_follows: bool) -> None:
+        """Subscribe to the network and get its table: it either follows the message that
+        brought the port (``table_follows``; asked for only if it has not come after
+        ``resync_after``) or is asked for now."""
         self.dataplane.ensure_network(network_id, vni)
         self.networks[network_id] = 0
         self._subs[network_id] = await self.transport.subscribe(
             network_subject(network_id), self._on_multicast
         )
-        await self._ask(network_id)
+        if table_follows:
+            self._asked[network_id] = asyncio.get_running_loop().time()
+        else:
+            await self._ask(network_id)
 
     async def _leave(self, network_id: str) -> None:
         sub = self._subs.pop(network_id, None)
@@ -248,5 +260,5 @@ class Agent:
     async def _ack(self) -> None:
         if self.revision < 0:
             return
-        body = {"h": self.host, "r": self.revision, "n": self.networks}
+        body = {"h": self.host, "s": time.time_ns(), "r": self.revision, "n": self.networks}
         await self.transport.publish(ACK_SUBJECT, messages.encode(body))

@@ -15,57 +15,80 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import TextClause, bindparam, func, select, text
+from sqlalchemy import Connection, TextClause, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from cascade.db.models import FabricHost, FabricPort, UTCDateTime
+from cascade.fabric.messages import Ack
 
+# A host's acknowledgement is taken only if it is newer than the one recorded (``ack_seq``,
+# the agent's clock); its networks then replace the host's recorded ones, and networks the
+# host is on but did not list (it dropped one and is fetching it again) fall back to 0.
 _HOSTS = {
     "sqlite": """
-        UPDATE fabric_hosts SET applied_revision = max(applied_revision, a.r), acked_at = :t
-        FROM (SELECT json_extract(value, '$.h') AS h, json_extract(value, '$.r') AS r
-              FROM json_each(:doc)) AS a
-        WHERE fabric_hosts.name = a.h""",
+        UPDATE fabric_hosts SET applied_revision = a.r, ack_seq = a.s, acked_at = :t
+        FROM (SELECT json_extract(value, '$.h') AS h, json_extract(value, '$.r') AS r,
+                     json_extract(value, '$.s') AS s FROM json_each(:doc)) AS a
+        WHERE fabric_hosts.name = a.h
+          AND (fabric_hosts.ack_seq IS NULL OR fabric_hosts.ack_seq < a.s)""",
     "postgresql": """
-        UPDATE fabric_hosts SET applied_revision = greatest(applied_revision, a.r),
-               acked_at = :t
-        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, r integer)
-        WHERE fabric_hosts.name = a.h""",
+        UPDATE fabric_hosts SET applied_revision = a.r, ack_seq = a.s, acked_at = :t
+        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, r integer, s bigint)
+        WHERE fabric_hosts.name = a.h
+          AND (fabric_hosts.ack_seq IS NULL OR fabric_hosts.ack_seq < a.s)""",
+}
+_MEMBERS_RESET = {
+    "sqlite": """
+        UPDATE fabric_memberships SET applied_revision = 0
+        FROM (SELECT json_extract(value, '$.h') AS h, json_extract(value, '$.s') AS s
+              FROM json_each(:doc)) AS a
+        JOIN fabric_hosts ON fabric_hosts.name = a.h AND fabric_hosts.ack_seq = a.s
+        WHERE fabric_memberships.host = a.h""",
+    "postgresql": """
+        UPDATE fabric_memberships SET applied_revision = 0
+        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, s bigint)
+        JOIN fabric_hosts ON fabric_hosts.name = a.h AND fabric_hosts.ack_seq = a.s
+        WHERE fabric_memberships.host = a.h""",
 }
 _MEMBERS = {
     "sqlite": """
         UPDATE fabric_memberships SET applied_revision = a.r
         FROM (SELECT json_extract(value, '$.h') AS h, json_extract(value, '$.n') AS n,
-                     json_extract(value, '$.r') AS r FROM json_each(:doc)) AS a
-        WHERE fabric_memberships.host = a.h AND fabric_memberships.network_id = a.n
-          AND fabric_memberships.applied_revision < a.r""",
+                     json_extract(value, '$.r') AS r, json_extract(value, '$.s') AS s
+              FROM json_each(:doc)) AS a
+        JOIN fabric_hosts ON fabric_hosts.name = a.h AND fabric_hosts.ack_seq = a.s
+        WHERE fabric_memberships.host = a.h AND fabric_memberships.network_id = a.n""",
     "postgresql": """
         UPDATE fabric_memberships SET applied_revision = a.r
-        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, n text, r integer)
-        WHERE fabric_memberships.host = a.h AND fabric_memberships.network_id = a.n
-          AND fabric_memberships.applied_revision < a.r""",
+        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, n text, r integer, s bigint)
+        JOIN fabric_hosts ON fabric_hosts.name = a.h AND fabric_hosts.ack_seq = a.s
+        WHERE fabric_memberships.host = a.h AND fabric_memberships.network_id = a.n""",
 }
 
 
-def _statement(sql: str) -> TextClause:
-    return text(sql).bindparams(bindparam("t", type_=UTCDateTime()), bindparam("doc"))
-
-
-def record_acks(
-    session: Session, dialect: str, acks: dict[str, tuple[int, dict[str, int]]], now: datetime
-) -> None:
-    """Apply the latest acknowledgement of each host; revisions never move back."""
-    hosts = [{"h": h, "r": rev} for h, (rev, _) in acks.items()]
-    nets = [{"h": h, "n": n, "r": r} for h, (_, ns) in acks.items() for n, r in ns.items()]
-    session.execute(_statement(_HOSTS[dialect]), {"t": now, "doc": orjson.dumps(hosts).decode()})
+def record_acks(session: Session, dialect: str, acks: dict[str, Ack], now: datetime) -> None:
+    """Record each host's acknowledgement unless a newer one is already recorded."""
+    hosts = [{"h": h, "s": a.sequence, "r": a.revision} for h, a in acks.items()]
+    nets = [
+        {"h": h, "s": a.sequence, "n": n, "r": r}
+        for h, a in acks.items()
+        for n, r in a.networks.items()
+    ]
+    doc = orjson.dumps(hosts).decode()
+    session.execute(_with_doc(_HOSTS[dialect], time=True), {"t": now, "doc": doc})
+    session.execute(_with_doc(_MEMBERS_RESET[dialect]), {"doc": doc})
     if nets:
-        session.execute(
-            text(_MEMBERS[dialect]).bindparams(bindparam("doc")),
-            {"doc": orjson.dumps(nets).decode()},
-        )
+        session.execute(_with_doc(_MEMBERS[dialect]), {"doc": orjson.dumps(nets).decode()})
 
 
-def network_entries(session: Session, dialect: str, network_id: str) -> list[list[str]]:
+def _with_doc(sql: str, time: bool = False) -> TextClause:
+    statement = text(sql).bindparams(bindparam("doc"))
+    return statement.bindparams(bindparam("t", type_=UTCDateTime())) if time else statement
+
+
+def network_entries(
+    session: Session | Connection, dialect: str, network_id: str
+) -> list[list[str]]:
     """Every port of a network as ``[port id, mac, ip, tunnel endpoint of its host]``."""
     columns = (FabricPort.id, FabricPort.mac, FabricPort.ip, FabricHost.tunnel_ip)
     if dialect == "postgresql":

@@ -19,6 +19,7 @@ from cascade.errors import CascadeError
 from cascade.fabric import messages
 from cascade.fabric.addressing import shared_subject
 from cascade.fabric.goal import Change, GoalStore, Outgoing
+from cascade.fabric.messages import Ack
 from cascade.fabric.transports.base import Message, Subscription, Transport
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ QUEUE_GROUP = "cascade-fabric-controllers"
 ACK_SUBJECT = shared_subject("ack")
 SYNC_SUBJECT = shared_subject("sync")
 
-Acks = dict[str, tuple[int, dict[str, int]]]
+Acks = dict[str, Ack]
 
 
 class _Waiter:
@@ -52,16 +53,12 @@ class _Waiter:
 
 
 def merge_ack(acks: Acks, body: messages.Body) -> None:
-    """Keep, per host, the highest revision seen of each component."""
-    host, revision, nets = body["h"], body["r"], body["n"]
-    known = acks.get(host)
-    if known is None:
-        acks[host] = (revision, dict(nets))
-        return
-    merged = dict(known[1])
-    for net, rev in nets.items():
-        merged[net] = max(rev, merged.get(net, 0))
-    acks[host] = (max(revision, known[0]), merged)
+    """Keep, per host, its latest acknowledgement (by the agent's clock), whole: the agent
+    states everything it holds, and a network it dropped and is fetching again must show
+    as behind even though an older acknowledgement had it up to date."""
+    known = acks.get(body["h"])
+    if known is None or body["s"] > known.sequence:
+        acks[body["h"]] = Ack(body["s"], body["r"], body["n"])
 
 
 class FabricController:

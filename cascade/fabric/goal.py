@@ -17,12 +17,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.fabric import bulk, messages
 from cascade.fabric.addressing import host_subject, network_subject, validate_token
@@ -65,8 +76,8 @@ class PortSpec:
     security_rules: tuple[dict[str, Any], ...] = ()
 
 
-def _bump(session: Session, table: Table, key: Any, value: str) -> int:
-    revision = session.execute(
+def _bump(conn: Connection, table: Table, key: Any, value: str) -> int:
+    revision = conn.execute(
         update(table)
         .where(key == value)
         .values(revision=table.c.revision + 1)
@@ -75,8 +86,14 @@ def _bump(session: Session, table: Table, key: Any, value: str) -> int:
     return int(revision)
 
 
-def _check_port(spec: PortSpec, network: FabricNetwork) -> None:
-    validate_token(spec.id, "port id")
+def _port_entry(spec: PortSpec, vni: int, cidr: str) -> list[Any]:
+    """A port as its host receives it (the address carries the network's prefix length)."""
+    prefix = ipaddress.ip_network(cidr).prefixlen
+    rules = list(spec.security_rules)
+    return [spec.id, spec.network_id, vni, spec.mac, f"{spec.ip}/{prefix}", rules]
+
+
+def _check_port(spec: PortSpec, network_id: str, cidr: str) -> None:
     if not MAC.match(spec.mac):
         raise BadRequest(
             f"mac {spec.mac!r} must be six lower-case hex pairs like 02:00:00:00:00:01"
@@ -85,8 +102,8 @@ def _check_port(spec: PortSpec, network: FabricNetwork) -> None:
         address = ipaddress.ip_address(spec.ip)
     except ValueError:
         raise BadRequest(f"ip {spec.ip!r} is not an IP address") from None
-    if address not in ipaddress.ip_network(network.cidr):
-        raise BadRequest(f"ip {spec.ip} is outside network {network.id}'s {network.cidr}")
+    if address not in ipaddress.ip_network(cidr):
+        raise BadRequest(f"ip {spec.ip} is outside network {network_id}'s {cidr}")
 
 
 class GoalStore:
@@ -138,78 +155,107 @@ class GoalStore:
             session.delete(network)
 
     def add_port(self, spec: PortSpec) -> Change:
+        """Record a port and bump its network's and host's revisions, in one transaction.
+
+        Core statements rather than ORM objects: this is the latency of every port that
+        joins, and a session's object bookkeeping doubled it."""
+        validate_token(spec.id, "port id")
         try:
-            with self._db.session() as session:
-                network = self._network(session, spec.network_id)
-                host = session.get(FabricHost, spec.host)
-                if host is None:
-                    raise NotFound(f"host {spec.host} is not registered")
-                _check_port(spec, network)
-                if session.get(FabricPort, spec.id) is not None:
-                    raise Conflict(f"port {spec.id} exists")
-                session.add(
-                    FabricPort(
+            with self._db.engine.begin() as conn:
+                found = conn.execute(
+                    select(NETWORKS.c.vni, NETWORKS.c.cidr, HOSTS.c.tunnel_ip)
+                    .select_from(NETWORKS.join(HOSTS, true()))
+                    .where(NETWORKS.c.id == spec.network_id, HOSTS.c.name == spec.host)
+                ).one_or_none()
+                if found is None:
+                    if conn.scalar(select(NETWORKS.c.id).where(NETWORKS.c.id == spec.network_id)):
+                        raise NotFound(f"host {spec.host} is not registered")
+                    raise NotFound(f"network {spec.network_id} not found")
+                _check_port(spec, spec.network_id, found.cidr)
+                conn.execute(
+                    insert(PORTS).values(
                         id=spec.id,
                         network_id=spec.network_id,
                         host=spec.host,
                         mac=spec.mac,
                         ip=spec.ip,
                         security_rules=list(spec.security_rules),
+                        created_at=utcnow(),
                     )
                 )
-                if session.get(FabricMembership, (spec.host, spec.network_id)) is None:
-                    session.add(
-                        FabricMembership(
-                            host=spec.host, network_id=spec.network_id, applied_revision=0
+                joined = (
+                    conn.execute(
+                        insert(MEMBERS).from_select(
+                            ["host", "network_id", "applied_revision"],
+                            select(literal(spec.host), literal(spec.network_id), literal(0)).where(
+                                ~exists().where(
+                                    MEMBERS.c.host == spec.host,
+                                    MEMBERS.c.network_id == spec.network_id,
+                                )
+                            ),
                         )
-                    )
-                session.flush()
-                return self._port_change(session, spec, network, host.tunnel_ip, removed=False)
+                    ).rowcount
+                    == 1
+                )
+                entry = _port_entry(spec, found.vni, found.cidr)
+                table_vni = found.vni if joined else None
+                return self._port_change(conn, spec, entry, found.tunnel_ip, table_vni)
         except IntegrityError:
-            raise Conflict(
-                f"mac {spec.mac} or ip {spec.ip} is already used on network {spec.network_id}"
-            ) from None
+            raise self._duplicate(spec) from None
+
+    def _duplicate(self, spec: PortSpec) -> Conflict:
+        with self._db.session() as session:
+            if session.get(FabricPort, spec.id) is not None:
+                return Conflict(f"port {spec.id} exists")
+        return Conflict(
+            f"mac {spec.mac} or ip {spec.ip} is already used on network {spec.network_id}"
+        )
 
     def remove_port(self, port_id: str) -> Change:
-        with self._db.session() as session:
-            port = session.get(FabricPort, port_id)
+        with self._db.engine.begin() as conn:
+            port = conn.execute(
+                select(PORTS.c.network_id, PORTS.c.host, PORTS.c.mac, PORTS.c.ip).where(
+                    PORTS.c.id == port_id
+                )
+            ).one_or_none()
             if port is None:
                 raise NotFound(f"port {port_id} not found")
-            network = self._network(session, port.network_id)
-            spec = PortSpec(port.id, port.network_id, port.host, port.mac, port.ip)
-            session.delete(port)
-            session.flush()
-            still_there = session.scalar(
-                select(func.count()).where(
-                    FabricPort.host == port.host, FabricPort.network_id == port.network_id
+            spec = PortSpec(port_id, port.network_id, port.host, port.mac, port.ip)
+            conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
+            conn.execute(
+                delete(MEMBERS).where(
+                    MEMBERS.c.host == spec.host,
+                    MEMBERS.c.network_id == spec.network_id,
+                    ~exists().where(
+                        PORTS.c.host == spec.host, PORTS.c.network_id == spec.network_id
+                    ),
                 )
             )
-            if not still_there:
-                session.execute(
-                    delete(FabricMembership).where(
-                        FabricMembership.host == port.host,
-                        FabricMembership.network_id == port.network_id,
-                    )
-                )
-            return self._port_change(session, spec, network, "", removed=True)
+            return self._port_change(conn, spec, None, "")
 
     def _port_change(
         self,
-        session: Session,
+        conn: Connection,
         spec: PortSpec,
-        network: FabricNetwork,
+        entry: list[Any] | None,
         vtep: str,
-        *,
-        removed: bool,
+        table_vni: int | None = None,
     ) -> Change:
-        net_rev = _bump(session, NETWORKS, NETWORKS.c.id, spec.network_id)
-        host_rev = _bump(session, HOSTS, HOSTS.c.name, spec.host)
-        members = session.scalar(
+        """Bump revisions and build the messages: a port added (``entry``, the port as its
+        host gets it) or removed (``entry`` None).
+
+        A port that brings its host onto the network (``table_vni`` given) is sent with the
+        network's table, read in this transaction at the new revision, when the table fits
+        in one page: the host is spared a round trip to ask for it. Larger tables are
+        asked for, and served off the path of the change."""
+        net_rev = _bump(conn, NETWORKS, NETWORKS.c.id, spec.network_id)
+        host_rev = _bump(conn, HOSTS, HOSTS.c.name, spec.host)
+        members = conn.scalar(
             select(func.count())
             .select_from(MEMBERS)
             .where(MEMBERS.c.network_id == spec.network_id, MEMBERS.c.host != spec.host)
         )
-        if removed:
+        if entry is None:
             net_body = {
                 "t": messages.NET_DELTA,
                 "n": spec.network_id,
@@ -217,7 +263,12 @@ class GoalStore:
                 "up": [],
                 "rm": [spec.id],
             }
-            host_body = {"t": messages.HOST_DELTA, "r": host_rev, "up": [], "rm": [spec.id]}
+            host_body: dict[str, Any] = {
+                "t": messages.HOST_DELTA,
+                "r": host_rev,
+                "up": [],
+                "rm": [spec.id],
+            }
         else:
             net_body = {
                 "t": messages.NET_DELTA,
@@ -229,14 +280,19 @@ class GoalStore:
             host_body = {
                 "t": messages.HOST_DELTA,
                 "r": host_rev,
-                "up": [self._port_entry(spec, network)],
+                "up": [entry],
                 "rm": [],
             }
+        pages: tuple[bytes, ...] = ()
+        if table_vni is not None and (members or 0) < self._page_size:
+            table = bulk.network_entries(conn, self._db.dialect, spec.network_id)
+            pages = self._encode_pages(spec.network_id, net_rev, table_vni, table)
+            host_body["tf"] = [spec.network_id]
+        unicast = host_subject(spec.host)
         return Change(
             outgoing=[
-                Outgoing(
-                    host_subject(spec.host), messages.unicast(spec.host, messages.encode(host_body))
-                ),
+                Outgoing(unicast, messages.unicast(spec.host, messages.encode(host_body))),
+                *(Outgoing(unicast, messages.unicast(spec.host, page)) for page in pages),
                 Outgoing(network_subject(spec.network_id), messages.encode(net_body)),
             ],
             network_id=spec.network_id,
@@ -245,18 +301,6 @@ class GoalStore:
             host_revision=host_rev,
             members=members or 0,
         )
-
-    @staticmethod
-    def _port_entry(spec: PortSpec, network: FabricNetwork) -> list[Any]:
-        prefix = ipaddress.ip_network(network.cidr).prefixlen
-        return [
-            spec.id,
-            spec.network_id,
-            network.vni,
-            spec.mac,
-            f"{spec.ip}/{prefix}",
-            list(spec.security_rules),
-        ]
 
     @staticmethod
     def _network(session: Session, network_id: str) -> FabricNetwork:
@@ -278,8 +322,10 @@ class GoalStore:
                 .where(FabricPort.host == host)
             ).all()
             ports = [
-                self._port_entry(
-                    PortSpec(p.id, p.network_id, p.host, p.mac, p.ip, tuple(p.security_rules)), n
+                _port_entry(
+                    PortSpec(p.id, p.network_id, p.host, p.mac, p.ip, tuple(p.security_rules)),
+                    n.vni,
+                    n.cidr,
                 )
                 for p, n in rows
             ]
@@ -289,8 +335,12 @@ class GoalStore:
     def network_snapshot(self, network_id: str, host: str) -> list[Outgoing]:
         """The network's neighbour table for one host, in pages, at the current revision."""
         with self._db.session() as session:
-            network = self._network(session, network_id)
-            revision, vni = network.revision, network.vni
+            found = session.execute(
+                select(NETWORKS.c.revision, NETWORKS.c.vni).where(NETWORKS.c.id == network_id)
+            ).one_or_none()
+            if found is None:
+                raise NotFound(f"network {network_id} not found")
+            revision, vni = found
         subject = host_subject(host)
         return [
             Outgoing(subject, messages.unicast(host, page))
@@ -300,6 +350,11 @@ class GoalStore:
     def _snapshot_pages(self, network_id: str, revision: int, vni: int) -> tuple[bytes, ...]:
         with self._db.session() as session:
             entries = bulk.network_entries(session, self._db.dialect, network_id)
+        return self._encode_pages(network_id, revision, vni, entries)
+
+    def _encode_pages(
+        self, network_id: str, revision: int, vni: int, entries: list[list[str]]
+    ) -> tuple[bytes, ...]:
         size = self._page_size
         count = max(1, -(-len(entries) // size))
         return tuple(

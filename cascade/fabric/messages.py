@@ -5,7 +5,8 @@ Bodies are msgpack maps with one-letter keys (``t`` is the type). Messages for o
 the host name and a NUL byte, so an agent skips the other hosts' messages with a byte
 comparison instead of decoding them. Types:
 
-* ``h``  host delta: ``r`` host revision, ``up`` ports to create/update, ``rm`` port ids
+* ``h``  host delta: ``r`` host revision, ``up`` ports to create/update, ``rm`` port ids,
+  ``tf`` networks whose table follows in the next messages (the port's host just joined)
 * ``hs`` host snapshot: ``r``, ``ports`` (all of them)
 * ``n``  network delta (multicast): ``n`` network, ``r`` revision, ``up`` neighbours, ``rm``
 * ``ns`` network snapshot page (unicast): ``n``, ``r``, ``vni``, ``pg`` page, ``of`` pages,
@@ -13,7 +14,8 @@ comparison instead of decoding them. Types:
 * ``g``  goal (unicast nudge): ``r`` host revision, ``n`` {network: revision}
 
 Agents send, on shared subjects consumed by the controllers' queue group, ``ack``
-(``h`` host, ``r`` applied host revision, ``n`` {network: applied revision}) and ``sync``
+(``h`` host, ``s`` the agent's clock in ns, ``r`` applied host revision, ``n`` {network:
+applied revision} for every network it is on, 0 while it awaits the table) and ``sync``
 requests (``h`` host, ``n`` a network id, or absent for the host's own snapshot).
 
 A port travels as ``[id, network, vni, mac, ip/prefix, rules]``, a neighbour as
@@ -22,7 +24,7 @@ A port travels as ``[id, network, vni, mac, ip/prefix, rules]``, a neighbour as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -77,3 +79,11 @@ def neighbour_entry(port_id: str, neighbour: Neighbour) -> list[str]:
 
 def neighbours(entries: list[list[str]]) -> dict[str, Neighbour]:
     return {e[0]: Neighbour(e[1], e[2], e[3]) for e in entries}
+
+
+class Ack(NamedTuple):
+    """What an agent last said it holds: its host revision and each network's."""
+
+    sequence: int  # the agent's clock in ns: a later acknowledgement replaces an earlier
+    revision: int
+    networks: dict[str, int]

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, func, select, union
+from sqlalchemy import CompoundSelect, Table, and_, func, select, union
 
 from cascade.db import Database
 from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, utcnow
 from cascade.fabric import bulk
+from cascade.fabric.messages import Ack
 
 if TYPE_CHECKING:
     from cascade.fabric.goal import Change
@@ -28,14 +29,30 @@ class Tracking:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def record_acks(self, acks: dict[str, tuple[int, dict[str, int]]]) -> None:
-        """Write the latest acknowledgement of each host (revisions never move back)."""
+    def record_acks(self, acks: dict[str, Ack]) -> None:
+        """Write each host's latest acknowledgement (older ones never replace it)."""
         if acks:
             with self._db.session() as session:
                 bulk.record_acks(session, self._db.dialect, acks, utcnow())
 
     def lagging(self, hosts: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
         """Hosts whose applied revisions trail their goal (optionally among ``hosts``)."""
+        query = self._lagging_query(hosts)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def counts(self) -> tuple[int, int]:
+        """How many hosts, among all of them, are converged and how many lag."""
+        behind = self._lagging_query(None).subquery()
+        with self._db.session() as session:
+            total = session.scalar(select(func.count()).select_from(HOSTS)) or 0
+            lagging = session.scalar(select(func.count()).select_from(behind)) or 0
+        return total - lagging, lagging
+
+    @staticmethod
+    def _lagging_query(hosts: Iterable[str] | None) -> CompoundSelect[tuple[str]]:
         behind_self = select(HOSTS.c.name).where(HOSTS.c.applied_revision < HOSTS.c.revision)
         behind_net = (
             select(MEMBERS.c.host)
@@ -46,11 +63,7 @@ class Tracking:
             wanted = list(hosts)
             behind_self = behind_self.where(HOSTS.c.name.in_(wanted))
             behind_net = behind_net.where(MEMBERS.c.host.in_(wanted))
-        query = union(behind_self, behind_net)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._db.session() as session:
-            return list(session.scalars(query))
+        return union(behind_self, behind_net)
 
     def pending(self, change: Change) -> int:
         """How many hosts affected by ``change`` have not yet applied it."""
@@ -100,6 +113,16 @@ class Tracking:
 
     def hosts(self, lagging_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
         """Per host: goal and applied revision, networks behind, last acknowledgement."""
+        return self._status(lagging_only=lagging_only, limit=limit)
+
+    def host(self, name: str) -> dict[str, Any] | None:
+        """One host's status as ``hosts`` gives it, or None if it is not registered."""
+        found = self._status(name=name, limit=1)
+        return found[0] if found else None
+
+    def _status(
+        self, *, lagging_only: bool = False, name: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         behind = (
             select(MEMBERS.c.host, func.count().label("behind"))
             .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)
@@ -113,6 +136,8 @@ class Tracking:
             .order_by(HOSTS.c.name)
             .limit(limit)
         )
+        if name is not None:
+            query = query.where(HOSTS.c.name == name)
         if lagging_only:
             query = query.where(
                 and_((HOSTS.c.applied_revision < HOSTS.c.revision) | (behind.c.behind > 0))

@@ -11,9 +11,10 @@ import pytest
 
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.fabric.agent import Agent
-from cascade.fabric.controller import FabricController
+from cascade.fabric.controller import FabricController, merge_ack
 from cascade.fabric.dataplane.memory import MemoryDataplane
 from cascade.fabric.goal import GoalStore, PortSpec
+from cascade.fabric.messages import Ack
 from cascade.fabric.transports.memory import MemoryTransport
 from tests.fabric.fleet_helpers import actual, expected, goal_store, until
 
@@ -196,4 +197,29 @@ def test_bad_goal_state_is_refused_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="tunnel_ip"):
         goal.register_host("h0", "192.0.2.99")
     assert goal.tracking.lagging() == ["h0"]  # its port was never acknowledged
+    db.dispose()
+
+
+def test_the_latest_ack_wins_even_when_it_says_less(tmp_path: Path, database_url: str) -> None:
+    """An agent that dropped a network and is fetching it again says 0 (or nothing) for it:
+    that must show the host behind, and an older acknowledgement arriving late must not
+    hide it again."""
+    db, goal = goal_store(tmp_path, database_url)
+    setup_goal(goal, 1)
+    goal.add_port(port(1, "h0"))  # h0 at host revision 1, n1 at 1
+    tracking = goal.tracking
+    tracking.record_acks({"h0": Ack(10, 1, {"n1": 1})})
+    assert tracking.lagging() == []
+    tracking.record_acks({"h0": Ack(20, 1, {"n1": 0})})
+    assert tracking.lagging() == ["h0"]
+    tracking.record_acks({"h0": Ack(15, 1, {"n1": 1})})  # older, arriving late
+    assert tracking.lagging() == ["h0"]
+    tracking.record_acks({"h0": Ack(30, 1, {})})  # the network is missing altogether
+    assert tracking.lagging() == ["h0"]
+    tracking.record_acks({"h0": Ack(40, 1, {"n1": 1})})
+    assert tracking.lagging() == []
+    batch: dict[str, Ack] = {}
+    for sequence, applied in ((5, 1), (7, 0), (6, 1)):
+        merge_ack(batch, {"h": "h0", "s": sequence, "r": 1, "n": {"n1": applied}})
+    assert batch["h0"] == Ack(7, 1, {"n1": 0})
     db.dispose()

@@ -16,7 +16,9 @@ import sys
 import time
 from typing import Annotated, Any
 
+import nats
 import typer
+from nats.aio.msg import Msg
 from rich.console import Console
 from rich.table import Table
 
@@ -24,7 +26,7 @@ from cascade.errors import BadRequest, CascadeError
 from cascade.fabric.transports.base import Message
 from cascade.fabric.transports.memory import MemoryTransport
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=130)
 SIZES = "1,1000,10000,100000,1000000"
 
 
@@ -38,8 +40,9 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _run_fleet(hosts: int, nats: str | None) -> dict[str, Any]:
+def _run_fleet(hosts: int, nats: str | None, changes: int = 1) -> dict[str, Any]:
     command = [sys.executable, "-m", "cascade", "fleet-sim", "--hosts", str(hosts), "--json"]
+    command += ["--changes", str(changes)]
     if nats is not None:
         command += ["--nats", nats]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -76,14 +79,67 @@ async def _bare_fanout(hosts: int) -> float:
     return elapsed
 
 
+async def _raw_nats(url: str, subscribers: int, messages: int) -> float:
+    """Deliveries per second with bare nats-py: ``messages`` published to ``subscribers``
+    subscriptions on one connection, each answering every delivery to a collector on a
+    second connection, as agents acknowledge; the same shape as the fabric's, minus it."""
+    agents = await nats.connect(url, name="bench-raw-agents")
+    collector = await nats.connect(url, name="bench-raw-collector")
+    subject, acks = f"bench.raw.{time.monotonic_ns()}", f"bench.raw.ack.{time.monotonic_ns()}"
+    answered = 0
+    done = asyncio.Event()
+
+    async def answer(_msg: Msg) -> None:
+        await agents.publish(acks, b"ack")
+
+    async def count(_msg: Msg) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == subscribers * messages:
+            done.set()
+
+    try:
+        await collector.subscribe(acks, cb=count)
+        for _ in range(subscribers):
+            await agents.subscribe(subject, cb=answer)
+        await agents.flush()
+        await collector.flush()
+        started = time.perf_counter()
+        for index in range(messages):
+            await collector.publish(subject, str(index).encode())
+        await asyncio.wait_for(done.wait(), timeout=120)
+        return subscribers * messages / (time.perf_counter() - started)
+    finally:
+        await agents.close()
+        await collector.close()
+
+
 def fabric(
     sizes: Annotated[str, typer.Option(help="Fleet sizes N, comma-separated")] = SIZES,
     nats: Annotated[
         str | None, typer.Option(help="Also run sizes <= 10,000 over this NATS server")
     ] = None,
+    nats_agents: Annotated[
+        int, typer.Option(help="With --nats: agents for the deliveries-per-second run")
+    ] = 1000,
+    nats_changes: Annotated[
+        int, typer.Option(help="With --nats: changes each of those agents receives")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
 ) -> None:
     """Time one port joining a network spanning N simulated hosts, for each N."""
+    deliveries: dict[str, Any] = {}
+    if nats is not None:
+        with console.status(f"NATS deliveries into {nats_agents:,} agents"):
+            fleet = _run_fleet(nats_agents, nats, nats_changes)
+            raw = asyncio.run(_raw_nats(nats, nats_agents, nats_changes))
+        deliveries = {
+            "agents": nats_agents,
+            "changes": nats_changes,
+            "fabric_per_s": fleet["agent_deliveries_per_s"],
+            "raw_nats_per_s": round(raw, 1),
+            "fabric_vs_raw": round(fleet["agent_deliveries_per_s"] / raw, 3),
+        }
     runs: list[dict[str, Any]] = []
     for hosts in _sizes(sizes):
         with console.status(f"fleet of {hosts:,} hosts (in-process)"):
@@ -119,6 +175,12 @@ def fabric(
             str(run["exact"]),
         )
     console.print(table)
+    if deliveries:
+        console.print(
+            f"NATS, {deliveries['agents']:,} agents x {deliveries['changes']} changes: "
+            f"fabric {deliveries['fabric_per_s']:,} deliveries/s, bare nats-py "
+            f"{deliveries['raw_nats_per_s']:,}/s (ratio {deliveries['fabric_vs_raw']})"
+        )
     if as_json:
         memory = [r for r in runs if r["transport"] == "memory"]
         print(

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("tunnel_ip", sa.String(64), nullable=False),
         sa.Column("revision", sa.Integer, nullable=False),
         sa.Column("applied_revision", sa.Integer, nullable=False),
+        sa.Column("ack_seq", sa.BigInteger),
         sa.Column("acked_at", TIMESTAMP),
         sa.Column("created_at", TIMESTAMP, nullable=False),
     )
