@@ -11,6 +11,7 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -108,6 +109,12 @@ class Settings(BaseSettings):
         description="What a convergence pass does with a server deleted behind Cascade's back: "
         "recreate it at its site, or only mark it MISSING and report it.",
     )
+    fabric_url: str = Field(
+        "memory",
+        description="Bus of the network fabric (control plane to host agents): `memory`, an "
+        "in-process bus that only agents in the same process receive (the embedded default), "
+        "or the URL of a NATS server, nats://host:port.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -127,6 +134,13 @@ class Settings(BaseSettings):
         cron_schedule(seconds)
         return seconds
 
+    @field_validator("fabric_url")
+    @classmethod
+    def _fabric_bus(cls, url: str) -> str:
+        if url != "memory" and not _is_nats_url(url):
+            raise ValueError(f"must be 'memory' or a nats://host:port URL, got {url!r}")
+        return url
+
     @property
     def key_repository(self) -> Path:
         return self.data_dir / "fernet-keys"
@@ -140,6 +154,21 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _is_nats_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number within 0..65535
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "nats"
+        and bool(parts.hostname)
+        and port != 0
+        and not parts.path.strip("/")
+        and not parts.query
+    )
 
 
 def cron_schedule(seconds: int) -> str:

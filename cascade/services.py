@@ -14,6 +14,7 @@ from cascade.db import Database
 from cascade.db.migrate import upgrade
 from cascade.engine import queue
 from cascade.engine.operations import Operations
+from cascade.fabric.goal import GoalStore
 from cascade.identity.bootstrap import BootstrapResult, bootstrap
 from cascade.identity.keys import KeyRepository
 from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
@@ -53,6 +54,11 @@ class Services:
     @cached_property
     def operations(self) -> Operations:
         return Operations(self.db, self.queue)
+
+    @cached_property
+    def fabric(self) -> GoalStore:
+        """The network fabric's goal state: hosts, networks, ports and their revisions."""
+        return GoalStore(self.db)
 
     def snapshot(self) -> IdentitySnapshot:
         return self.identity.current()

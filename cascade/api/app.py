@@ -1,8 +1,10 @@
-"""The FastAPI application: every router, the error model, request metrics and the engine's
-metrics collector."""
+"""The FastAPI application: every router, the error model, request metrics, the engine's
+metrics collector and the process's fabric controller (started and stopped by the lifespan,
+on ``app.state.fabric``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,7 @@ from cascade import __version__
 from cascade.api import (
     cluster,
     errors,
+    fabric,
     health,
     identity_auth,
     identity_resources,
@@ -24,7 +27,10 @@ from cascade.api import (
 from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
 from cascade.engine import metrics
+from cascade.errors import Unavailable
 from cascade.services import Services
+
+log = logging.getLogger("cascade.api")
 
 
 def identity_routers() -> list[APIRouter]:
@@ -34,8 +40,23 @@ def identity_routers() -> list[APIRouter]:
 
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        try:
+            controller = await fabric.start_controller(services)
+        except Unavailable as error:
+            log.error("cannot start the fabric controller: %s", error.message)
+            raise
+        # A second lifespan of the same app (a test client beside a server) must not leave
+        # app.state pointing at a controller it closed.
+        state = application.state
+        previous = getattr(state, "fabric", None)
+        state.fabric = controller
+        try:
+            yield
+        finally:
+            if state.fabric is controller:
+                state.fabric = previous
+            await fabric.stop_controller(controller)
         metrics.detach(services)
         services.close()
 
@@ -62,6 +83,7 @@ def create_app(services: Services) -> FastAPI:
         operations.router,
         operations.probes,
         cluster.router,
+        fabric.router,
         health.router,
     ):
         app.include_router(router)

@@ -1,5 +1,5 @@
 """Entry point: ``cascade init | db upgrade | up | worker | agent | status |
-op list|show|wait | demo | site-sim | fleet-sim | bench ...``.
+op list|show|wait | fabric status | demo | site-sim | fleet-sim | bench ...``.
 
 Every failure a user can cause ends as one line on stderr and a non-zero exit.
 """
@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cascade.cli import agent, bench, demo, fleet_sim, ops, site_sim, status, worker
+from cascade.cli import agent, bench, demo, fabric, fleet_sim, ops, site_sim, status, worker
 from cascade.cli.options import DataDir
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
@@ -32,6 +32,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench.app, name="bench")
 app.add_typer(ops.app, name="op")
+app.add_typer(fabric.app, name="fabric")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("site-sim")(site_sim.site_sim)

@@ -1,0 +1,77 @@
+"""``cascade fabric status``: the hosts read from an initialised data dir, as a table, a
+summary line and JSON; an uninitialised data dir is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cascade.config import Settings
+from cascade.fabric.goal import PortSpec
+from cascade.services import Services
+from tests.cli.test_cli import cascade
+
+
+def test_status_lists_hosts_and_counts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert cascade("init", "--data-dir", str(data)).returncode == 0
+    services = Services(Settings(data_dir=data))
+    try:
+        services.fabric.register_host("h1", "192.0.2.1")
+        services.fabric.register_host("h2", "192.0.2.2")
+        services.fabric.create_network("n1", 5001, "10.1.0.0/16")
+        services.fabric.add_port(PortSpec("p1", "n1", "h2", "02:00:00:00:00:01", "10.1.0.1"))
+    finally:
+        services.close()
+
+    done = cascade("fabric", "status", "--data-dir", str(data), "--json")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert (figures["converged"], figures["lagging"]) == (1, 1)
+    assert [h["name"] for h in figures["hosts"]] == ["h1", "h2"]
+    h1, h2 = figures["hosts"]
+    assert h1 == {
+        "name": "h1",
+        "tunnel_ip": "192.0.2.1",
+        "revision": 0,
+        "applied_revision": 0,
+        "networks_behind": 0,
+        "converged": True,
+        "acked_at": None,
+    }
+    assert (h2["revision"], h2["converged"], h2["networks_behind"]) == (1, False, 1)
+    assert "2 hosts: 1 converged, 1 lagging" in done.stdout
+    assert "192.0.2.1" in done.stdout
+    assert "goal rev" in done.stdout
+
+    lagging = cascade("fabric", "status", "--data-dir", str(data), "--lagging", "--json")
+    assert lagging.returncode == 0, lagging.stderr
+    assert [h["name"] for h in json.loads(lagging.stdout.strip().splitlines()[-1])["hosts"]] == [
+        "h2"
+    ]
+    limited = cascade("fabric", "status", "--data-dir", str(data), "--limit", "1")
+    assert limited.returncode == 0, limited.stderr
+    assert "h1" in limited.stdout
+    assert "h2" not in limited.stdout
+    assert "2 hosts: 1 converged, 1 lagging" in limited.stdout
+
+
+def test_status_of_an_uninitialised_data_dir_is_one_line(tmp_path: Path) -> None:
+    done = cascade("fabric", "status", "--data-dir", str(tmp_path / "none"))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cascade: ")
+    assert "not initialised" in lines[0]
+
+
+def test_a_bad_fabric_url_is_a_settings_error(tmp_path: Path) -> None:
+    done = cascade(
+        "fabric", "status", "--data-dir", str(tmp_path), env={"CASCADE_FABRIC_URL": "http://x"}
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "fabric_url" in lines[0]
+    assert "nats://host:port" in lines[0]
