@@ -111,6 +111,7 @@ def up(
     settings = settings_from(data_dir, host=host, port=port)
     if not settings.key_repository.exists():
         raise CascadeError(f"{settings.data_dir} is not initialised: run 'cascade init' first")
+    _check_fabric(settings.fabric_url)
     services = Services(settings)
     supervisor = Supervisor(workers, settings.data_dir, settings.data_dir / "logs")
     supervisor.start()
@@ -127,6 +128,22 @@ def up(
         )
     finally:
         supervisor.stop()
+
+
+def _check_fabric(url: str) -> None:
+    """Fail in one line, before serving, when the fabric's NATS server cannot be reached
+    (the app's startup would otherwise end in uvicorn's traceback)."""
+    if url == "memory":
+        return
+    import asyncio
+
+    from cascade.api.fabric import open_transport
+
+    async def probe() -> None:
+        transport = await open_transport(url)
+        await transport.close()
+
+    asyncio.run(probe())
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:

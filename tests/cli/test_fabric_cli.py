@@ -75,3 +75,20 @@ def test_a_bad_fabric_url_is_a_settings_error(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert "fabric_url" in lines[0]
     assert "nats://host:port" in lines[0]
+
+
+def test_up_with_an_unreachable_nats_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert cascade("init", "--data-dir", str(data)).returncode == 0
+    done = cascade(
+        "up",
+        "--data-dir",
+        str(data),
+        "--port",
+        "1",
+        env={"CASCADE_FABRIC_URL": "nats://127.0.0.1:1"},
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "cannot connect to NATS at nats://127.0.0.1:1" in lines[0]

@@ -29,10 +29,6 @@ from cascade.fabric.transports.base import (
 log = logging.getLogger(__name__)
 
 
-async def _log_error(error: Exception) -> None:
-    log.warning("nats: %s", error)
-
-
 class NatsSubscription(Subscription):
     def __init__(self, sub: NatsSub, subject: str, queue: str | None) -> None:
         self.subject = subject
@@ -67,6 +63,13 @@ class NatsTransport(Transport):
         nats-py 2.x treats ``max_reconnect_attempts=0`` as "no limit" while connecting, so
         the first connect allows one quick retry and no back-off instead.
         """
+        connected = False
+
+        async def log_error(error: Exception) -> None:
+            # Quiet while the first connection is tried: its failure becomes one
+            # Unavailable; once connected, each error is a warning.
+            (log.warning if connected else log.debug)("nats: %s", error)
+
         try:
             nc = await nats.connect(
                 servers,
@@ -75,11 +78,12 @@ class NatsTransport(Transport):
                 allow_reconnect=False,
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0,
-                error_cb=_log_error,
+                error_cb=log_error,
             )
         except (OSError, TimeoutError, NatsError) as error:
             reason = str(error) or type(error).__name__
             raise Unavailable(f"cannot connect to NATS at {servers}: {reason}") from None
+        connected = True
         nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=2)
         return cls(nc)
 
