@@ -86,21 +86,24 @@ def _with_doc(sql: str, time: bool = False) -> TextClause:
     return statement.bindparams(bindparam("t", type_=UTCDateTime())) if time else statement
 
 
+_COLUMNS = (FabricPort.id, FabricPort.mac, FabricPort.ip, FabricHost.tunnel_ip)
+_TABLE = {
+    dialect: select(aggregate)
+    .select_from(FabricPort)
+    .join(FabricHost, FabricHost.name == FabricPort.host)
+    .where(FabricPort.network_id == bindparam("network"))
+    for dialect, aggregate in (
+        ("postgresql", func.json_agg(func.json_build_array(*_COLUMNS))),
+        ("sqlite", func.json_group_array(func.json_array(*_COLUMNS))),
+    )
+}
+
+
 def network_entries(
     session: Session | Connection, dialect: str, network_id: str
 ) -> list[list[str]]:
     """Every port of a network as ``[port id, mac, ip, tunnel endpoint of its host]``."""
-    columns = (FabricPort.id, FabricPort.mac, FabricPort.ip, FabricHost.tunnel_ip)
-    if dialect == "postgresql":
-        aggregate = func.json_agg(func.json_build_array(*columns))
-    else:
-        aggregate = func.json_group_array(func.json_array(*columns))
-    value: Any = session.scalar(
-        select(aggregate)
-        .select_from(FabricPort)
-        .join(FabricHost, FabricHost.name == FabricPort.host)
-        .where(FabricPort.network_id == network_id)
-    )
+    value: Any = session.scalar(_TABLE[dialect], {"network": network_id})
     if value is None:
         return []
     entries: list[list[str]] = orjson.loads(value) if isinstance(value, str | bytes) else value

@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    String,
     Table,
+    bindparam,
     delete,
     exists,
     func,
@@ -76,14 +78,40 @@ class PortSpec:
     security_rules: tuple[dict[str, Any], ...] = ()
 
 
-def _bump(conn: Connection, table: Table, key: Any, value: str) -> int:
-    revision = conn.execute(
-        update(table)
-        .where(key == value)
-        .values(revision=table.c.revision + 1)
-        .returning(table.c.revision)
-    ).scalar_one()
-    return int(revision)
+# The statements of a port change, built once: constructing and coercing them again on
+# every call cost more than running them.
+_FIND = (
+    select(NETWORKS.c.vni, NETWORKS.c.cidr, HOSTS.c.tunnel_ip)
+    .select_from(NETWORKS.join(HOSTS, true()))
+    .where(NETWORKS.c.id == bindparam("network"), HOSTS.c.name == bindparam("host"))
+)
+_NETWORK_EXISTS = select(NETWORKS.c.id).where(NETWORKS.c.id == bindparam("network"))
+_INSERT_PORT = insert(PORTS)
+_JOIN = insert(MEMBERS).from_select(
+    ["host", "network_id", "applied_revision"],
+    select(bindparam("host", type_=String), bindparam("network", type_=String), literal(0)).where(
+        ~exists().where(
+            MEMBERS.c.host == bindparam("host"), MEMBERS.c.network_id == bindparam("network")
+        )
+    ),
+)
+_BUMP_NETWORK = (
+    update(NETWORKS)
+    .where(NETWORKS.c.id == bindparam("network"))
+    .values(revision=NETWORKS.c.revision + 1)
+    .returning(NETWORKS.c.revision)
+)
+_BUMP_HOST = (
+    update(HOSTS)
+    .where(HOSTS.c.name == bindparam("host"))
+    .values(revision=HOSTS.c.revision + 1)
+    .returning(HOSTS.c.revision)
+)
+_OTHER_MEMBERS = (
+    select(func.count())
+    .select_from(MEMBERS)
+    .where(MEMBERS.c.network_id == bindparam("network"), MEMBERS.c.host != bindparam("host"))
+)
 
 
 def _port_entry(spec: PortSpec, vni: int, cidr: str) -> list[Any]:
@@ -162,41 +190,26 @@ class GoalStore:
         validate_token(spec.id, "port id")
         try:
             with self._db.engine.begin() as conn:
-                found = conn.execute(
-                    select(NETWORKS.c.vni, NETWORKS.c.cidr, HOSTS.c.tunnel_ip)
-                    .select_from(NETWORKS.join(HOSTS, true()))
-                    .where(NETWORKS.c.id == spec.network_id, HOSTS.c.name == spec.host)
-                ).one_or_none()
+                keys = {"network": spec.network_id, "host": spec.host}
+                found = conn.execute(_FIND, keys).one_or_none()
                 if found is None:
-                    if conn.scalar(select(NETWORKS.c.id).where(NETWORKS.c.id == spec.network_id)):
+                    if conn.scalar(_NETWORK_EXISTS, keys):
                         raise NotFound(f"host {spec.host} is not registered")
                     raise NotFound(f"network {spec.network_id} not found")
                 _check_port(spec, spec.network_id, found.cidr)
                 conn.execute(
-                    insert(PORTS).values(
-                        id=spec.id,
-                        network_id=spec.network_id,
-                        host=spec.host,
-                        mac=spec.mac,
-                        ip=spec.ip,
-                        security_rules=list(spec.security_rules),
-                        created_at=utcnow(),
-                    )
+                    _INSERT_PORT,
+                    {
+                        "id": spec.id,
+                        "network_id": spec.network_id,
+                        "host": spec.host,
+                        "mac": spec.mac,
+                        "ip": spec.ip,
+                        "security_rules": list(spec.security_rules),
+                        "created_at": utcnow(),
+                    },
                 )
-                joined = (
-                    conn.execute(
-                        insert(MEMBERS).from_select(
-                            ["host", "network_id", "applied_revision"],
-                            select(literal(spec.host), literal(spec.network_id), literal(0)).where(
-                                ~exists().where(
-                                    MEMBERS.c.host == spec.host,
-                                    MEMBERS.c.network_id == spec.network_id,
-                                )
-                            ),
-                        )
-                    ).rowcount
-                    == 1
-                )
+                joined = conn.execute(_JOIN, keys).rowcount == 1
                 entry = _port_entry(spec, found.vni, found.cidr)
                 table_vni = found.vni if joined else None
                 return self._port_change(conn, spec, entry, found.tunnel_ip, table_vni)
@@ -248,13 +261,10 @@ class GoalStore:
         network's table, read in this transaction at the new revision, when the table fits
         in one page: the host is spared a round trip to ask for it. Larger tables are
         asked for, and served off the path of the change."""
-        net_rev = _bump(conn, NETWORKS, NETWORKS.c.id, spec.network_id)
-        host_rev = _bump(conn, HOSTS, HOSTS.c.name, spec.host)
-        members = conn.scalar(
-            select(func.count())
-            .select_from(MEMBERS)
-            .where(MEMBERS.c.network_id == spec.network_id, MEMBERS.c.host != spec.host)
-        )
+        keys = {"network": spec.network_id, "host": spec.host}
+        net_rev = int(conn.execute(_BUMP_NETWORK, keys).scalar_one())
+        host_rev = int(conn.execute(_BUMP_HOST, keys).scalar_one())
+        members = conn.scalar(_OTHER_MEMBERS, keys)
         if entry is None:
             net_body = {
                 "t": messages.NET_DELTA,

@@ -28,6 +28,8 @@ from cascade.fabric.transports.memory import MemoryTransport
 
 console = Console(stderr=True, width=130)
 SIZES = "1,1000,10000,100000,1000000"
+REPEAT = 5
+REPEAT_UP_TO = 10_000
 
 
 def _sizes(text: str) -> list[int]:
@@ -51,6 +53,18 @@ def _run_fleet(hosts: int, nats: str | None, changes: int = 1) -> dict[str, Any]
         raise CascadeError(f"fleet-sim --hosts {hosts} failed: {reason}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
+
+
+def _median_run(hosts: int, nats: str | None) -> dict[str, Any]:
+    """Small fleets converge in milliseconds, where a shared machine's noise is of the same
+    order: run them ``REPEAT`` times (a fresh process each) and keep the median run, with
+    the spread beside it. Large fleets run once."""
+    if hosts > REPEAT_UP_TO:
+        return _run_fleet(hosts, nats)
+    tries = sorted((_run_fleet(hosts, nats) for _ in range(REPEAT)), key=lambda r: r["converge_s"])
+    median = tries[len(tries) // 2]
+    median["converge_s_range"] = [tries[0]["converge_s"], tries[-1]["converge_s"]]
+    return median
 
 
 async def _bare_fanout(hosts: int) -> float:
@@ -143,12 +157,12 @@ def fabric(
     runs: list[dict[str, Any]] = []
     for hosts in _sizes(sizes):
         with console.status(f"fleet of {hosts:,} hosts (in-process)"):
-            run = _run_fleet(hosts, None)
+            run = _median_run(hosts, None)
             run["baseline_s"] = round(asyncio.run(_bare_fanout(hosts)), 4)
         runs.append(run)
         if nats is not None and hosts <= 10_000:
             with console.status(f"fleet of {hosts:,} hosts (NATS)"):
-                runs.append(_run_fleet(hosts, nats))
+                runs.append(_median_run(hosts, nats))
     table = Table(title="bench fabric: one port joins a network of N ports on N hosts")
     for column in (
         "N",
