@@ -33,6 +33,7 @@ def test_bench_fabric_prints_json_last() -> None:
     assert big["exact"] is True
     assert big["acks"] == 302  # each old host once; the new one for its port, then its table
     assert big["deliveries"] >= 300  # the multicast reached every host on the network
+    assert figures["nats_deliveries"] == {}  # no --nats given
 
 
 def test_fleet_sim_over_nats_converges_exactly() -> None:
@@ -56,3 +57,28 @@ def test_bad_sizes_are_one_line_errors(args: tuple[str, ...]) -> None:
     done = cascade(*args)
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_bench_fabric_over_nats_compares_with_bare_nats() -> None:
+    require_service("NATS", 4222)
+    done = cascade(
+        "bench",
+        "fabric",
+        "--sizes",
+        "5",
+        "--nats",
+        "nats://127.0.0.1:4222",
+        "--nats-agents",
+        "20",
+        "--nats-changes",
+        "3",
+        "--json",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    deliveries = figures["nats_deliveries"]
+    assert deliveries["agents"] == 20
+    assert deliveries["fabric_per_s"] > 0
+    assert deliveries["raw_nats_per_s"] > 0
+    assert [r["transport"] for r in figures["runs"]] == ["memory", "nats"]
+    assert all(r["exact"] for r in figures["runs"])

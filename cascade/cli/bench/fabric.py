@@ -202,6 +202,7 @@ def fabric(
                 {
                     "converge_s": {str(r["hosts"]): r["converge_s"] for r in memory},
                     "peak_rss_mb": {str(r["hosts"]): r["peak_rss_mb"] for r in memory},
+                    "nats_deliveries": deliveries,
                     "runs": runs,
                 }
             )
