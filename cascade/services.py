@@ -15,6 +15,7 @@ from cascade.db.migrate import upgrade
 from cascade.engine import queue
 from cascade.engine.operations import Operations
 from cascade.fabric.goal import GoalStore
+from cascade.identity import changelog
 from cascade.identity.bootstrap import BootstrapResult, bootstrap
 from cascade.identity.keys import KeyRepository
 from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
@@ -28,6 +29,7 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.effective_database_url)
+        changelog.attach(self.db)  # every identity write is logged for the replicas
         self.keys = KeyRepository(settings.key_repository)
 
     @cached_property

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cascade.api.app import create_app
-from cascade.cli.embedded import password_auth
 from cascade.config import Settings
+from cascade.identity.render import password_auth
 from cascade.services import Services, initialize
 
 ADMIN_PASSWORD = "admin-secret-password"

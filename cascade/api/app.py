@@ -20,6 +20,7 @@ from cascade.api import (
     identity_resources,
     keypairs,
     operations,
+    replica,
     servers,
     sites,
     versions,
@@ -83,6 +84,7 @@ def create_app(services: Services) -> FastAPI:
         operations.router,
         operations.probes,
         cluster.router,
+        replica.replication,
         fabric.router,
         health.router,
     ):

@@ -1,19 +1,27 @@
-"""``/identity-replica/v1``: served by a process that holds a site's copy of the identity data
-(today the site-sim), so the control plane can fill it. Needs an admin token valid there."""
+"""``/identity-replica/v1``: both ends of identity replication. ``router`` is served where a
+copy of the identity data is held (the site-sim), so the control plane can fill it;
+``replication`` is served by the master: the snapshot a new replica starts from and the
+change log it follows (long poll). Every route needs an admin token."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
+from cascade.db.models import IdentityChange
 from cascade.errors import BadRequest
+from cascade.identity import changelog
+from cascade.identity.changelog import TABLES
 from cascade.identity.policy import authorize
-from cascade.identity.replica import TABLES, install_snapshot
+from cascade.identity.replica import export_snapshot, install_snapshot
+from cascade.services import Services
 
 router = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
 AfterInstall = Callable[[], None]
@@ -46,3 +54,70 @@ def install(
         after()
     rows = sum(len(snapshot["tables"].get(name, [])) for name in TABLES)
     return Installed(revision=int(snapshot.get("revision", 0)), rows=rows)
+
+
+# --- the master's side: what replicas pull ---------------------------------------------------
+
+replication = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
+MAX_CHANGES = 5000
+POLL_S = 0.02  # how often a waiting request looks for news
+
+
+class ChangeOut(BaseModel):
+    seq: int
+    table: str
+    key: dict[str, Any]
+    row: dict[str, Any] | None
+
+
+class ChangeList(BaseModel):
+    head: int
+    changes: list[ChangeOut]
+
+
+@replication.get(
+    "/snapshot",
+    summary="Export every identity row and Fernet key, with the change log position they "
+    "include (admin; carries password hashes and key material)",
+    responses=error_responses(400, 401, 403),
+)
+def snapshot(caller: Caller, svc: ServicesDep) -> dict[str, Any]:
+    authorize(caller, "admin")
+    return export_snapshot(svc.db, svc.keys)
+
+
+@replication.get(
+    "/changes",
+    response_model=ChangeList,
+    summary="Identity changes after a sequence number, in order; waits up to `wait` seconds "
+    "for one when there is none yet (long poll)",
+    responses=error_responses(400, 401, 403),
+)
+async def changes(
+    caller: Caller,
+    svc: ServicesDep,
+    after: Annotated[int, Query(ge=0, description="Last sequence number applied")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = 1000,
+    wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for news")] = 0,
+) -> ChangeList:
+    authorize(caller, "admin")
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        found = await asyncio.to_thread(_changes_after, svc, after, limit)
+        if found.changes or asyncio.get_running_loop().time() >= deadline:
+            return found
+        await asyncio.sleep(POLL_S)
+
+
+def _changes_after(svc: Services, after: int, limit: int) -> ChangeList:
+    with svc.db.session() as session:
+        rows = session.scalars(
+            select(IdentityChange)
+            .where(IdentityChange.seq > after)
+            .order_by(IdentityChange.seq)
+            .limit(limit)
+        ).all()
+        return ChangeList(
+            head=changelog.head(session),
+            changes=[ChangeOut(seq=r.seq, table=r.table, key=r.key, row=r.row) for r in rows],
+        )

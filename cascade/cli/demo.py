@@ -21,8 +21,9 @@ from rich.table import Table
 
 from cascade.cli import demo_engine
 from cascade.cli.demo_engine import expect
-from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, password_auth
+from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.errors import CascadeError
+from cascade.identity.render import password_auth
 
 console = Console()
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import httpx
 
@@ -21,21 +21,6 @@ from cascade.db import Database
 from cascade.db.models import Worker
 from cascade.errors import CascadeError
 from cascade.sites.driver import SiteAccess
-
-
-def password_auth(
-    user: str, password: str, project: str | None = None, domain: str = "default"
-) -> dict[str, Any]:
-    """A Keystone ``POST /auth/tokens`` body: password method, optionally project-scoped."""
-    auth: dict[str, Any] = {
-        "identity": {
-            "methods": ["password"],
-            "password": {"user": {"name": user, "domain": {"id": domain}, "password": password}},
-        }
-    }
-    if project is not None:
-        auth["scope"] = {"project": {"name": project, "domain": {"id": domain}}}
-    return {"auth": auth}
 
 
 def free_port() -> int:

@@ -32,7 +32,11 @@ class Database:
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every commit made through this database's sessions."""
-        event.listen(self._sessions, "after_commit", lambda _session: callback())
+        self.listen("after_commit", lambda _session: callback())
+
+    def listen(self, identifier: str, handler: Callable[..., None]) -> None:
+        """Register a SQLAlchemy session event handler for this database's sessions."""
+        event.listen(self._sessions, identifier, handler)
 
     def dispose(self) -> None:
         self.engine.dispose()

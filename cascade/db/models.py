@@ -333,3 +333,29 @@ class FabricMembership(Base):
         ForeignKey("fabric_networks.id"), primary_key=True, index=True
     )
     applied_revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdentityChange(Base):
+    """One row written to (or deleted from) an identity table, in commit order: what replicas
+    follow. ``row`` is None for a deletion."""
+
+    __tablename__ = "identity_changes"
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    table: Mapped[str] = mapped_column(String(64))
+    key: Mapped[dict[str, Any]] = mapped_column(JSON)
+    row: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReplicaState(Base):
+    """At a replica: the master it follows and the last change applied (one row)."""
+
+    __tablename__ = "replica_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    master_url: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    master_head: Mapped[int] = mapped_column(BigInteger)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)

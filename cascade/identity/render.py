@@ -126,3 +126,18 @@ def service(row: Service, base: str) -> dict[str, Any]:
 def endpoint(row: Endpoint, base: str) -> dict[str, Any]:
     columns = ("id", "service_id", "interface", "url", "region_id", "enabled")
     return _resource(row, base, "endpoints", columns, region=row.region_id)
+
+
+def password_auth(
+    user: str, password: str, project: str | None = None, domain: str = "default"
+) -> dict[str, Any]:
+    """A Keystone ``POST /auth/tokens`` body: password method, optionally project-scoped."""
+    auth: dict[str, Any] = {
+        "identity": {
+            "methods": ["password"],
+            "password": {"user": {"name": user, "domain": {"id": domain}, "password": password}},
+        }
+    }
+    if project is not None:
+        auth["scope"] = {"project": {"name": project, "domain": {"id": domain}}}
+    return {"auth": auth}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from cascade.cli.embedded import password_auth
+from cascade.identity.render import password_auth
 from tests.conftest import ADMIN_PASSWORD, login, make_tenant
 
 TOKENS = "/identity/v3/auth/tokens"

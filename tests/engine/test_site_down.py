@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 
-from cascade.cli.embedded import EmbeddedSite, password_auth
+from cascade.cli.embedded import EmbeddedSite
+from cascade.identity.render import password_auth
 from tests.conftest import ADMIN_PASSWORD
 from tests.engine.conftest import WorkerFactory, create_server, wait_operation
 

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.cli.embedded import EmbeddedCascade, password_auth
+from cascade.cli.embedded import EmbeddedCascade
+from cascade.identity.render import password_auth
 
 ADMIN_PASSWORD = "Real-Clients-Admin-Pw-7731"
 SITE_SECRET = "Site-Credential-Pw-9124"

@@ -34,11 +34,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cascade.cli.bench.http import KeepAliveConnection, percentile
-from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker, password_auth
+from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker
 from cascade.db import Database
 from cascade.db.models import Operation, utcnow
 from cascade.engine.queue import OperationQueue
 from cascade.errors import CascadeError
+from cascade.identity.render import password_auth
 from cascade.sites.driver import SiteDriver
 
 console = Console()

@@ -25,9 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.cli.bench.http import KeepAliveConnection, per_second, percentile
-from cascade.cli.embedded import EmbeddedCascade, password_auth
+from cascade.cli.embedded import EmbeddedCascade
 from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import hash_password, verify_password
+from cascade.identity.render import password_auth
 from cascade.identity.token_format import TokenFormatter, TokenPayload, new_audit_id
 
 console = Console(stderr=False)

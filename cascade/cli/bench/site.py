@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.cli.bench.http import KeepAliveConnection
-from cascade.cli.embedded import EmbeddedSite, password_auth
+from cascade.cli.embedded import EmbeddedSite
+from cascade.identity.render import password_auth
 
 console = Console()
 PASSWORD = "bench-site-password"  # noqa: S105 - a throwaway site's password

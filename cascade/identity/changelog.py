@@ -1,0 +1,120 @@
+"""The identity change log: every row written to or deleted from an identity table, with a
+sequence number in commit order. Replicas follow it (``cascade.identity.follower``).
+
+Capture is attached to a database's sessions (``attach``), so every writer (the identity
+store, bootstrap, the site registry's catalog entries) is logged without calling anything:
+rows added, changed or deleted through the ORM are logged after each flush, and bulk
+``DELETE`` statements run through a session log the keys they are about to delete. A
+session marked ``session.info[REPLICATING]`` (a replica installing what it received) is
+not logged.
+
+Commit order: before logging, the transaction updates the identity revision row, which
+every identity write transaction also updates, so on PostgreSQL a second writer waits for
+the first to commit before it can draw a sequence number; a follower that has seen
+sequence n can never later find a smaller one committed. SQLite serialises writers anyway.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, insert, inspect, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from cascade.db import Database
+from cascade.db.models import Base, IdentityChange, IdentityRevision, utcnow
+
+# Parents before children: inserted in this order, deleted in reverse.
+TABLES = (
+    "domains",
+    "projects",
+    "users",
+    "roles",
+    "role_assignments",
+    "regions",
+    "services",
+    "endpoints",
+    "revocation_events",
+)
+REPLICATING = "cascade.identity.replicating"
+
+Change = tuple[str, dict[str, Any], dict[str, Any] | None]  # table, key, row (None: deleted)
+
+
+def table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def to_json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def row_of(obj: Base) -> dict[str, Any]:
+    mapper = inspect(obj).mapper
+    return {attr.columns[0].name: to_json(getattr(obj, attr.key)) for attr in mapper.column_attrs}
+
+
+def key_of(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {column.name: row[column.name] for column in table(name).primary_key.columns}
+
+
+def attach(db: Database) -> None:
+    db.listen("after_flush", _after_flush)
+    db.listen("do_orm_execute", _before_bulk_delete)
+
+
+def _logged(session: Session) -> bool:
+    return not session.info.get(REPLICATING, False)
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    if not _logged(session):
+        return
+    written: list[Change] = []
+    for obj in (*session.new, *session.dirty):
+        name = obj.__table__.name
+        if name in TABLES and (obj in session.new or session.is_modified(obj)):
+            row = row_of(obj)
+            written.append((name, key_of(name, row), row))
+    deleted: list[Change] = []
+    for obj in session.deleted:
+        name = obj.__table__.name
+        if name in TABLES:
+            deleted.append((name, key_of(name, row_of(obj)), None))
+    # A flush's objects come unordered: log parents before children, and deletions
+    # children first, so a replica applying them in order never breaks a reference.
+    written.sort(key=lambda change: TABLES.index(change[0]))
+    deleted.sort(key=lambda change: -TABLES.index(change[0]))
+    _log(session, written + deleted)
+
+
+def _before_bulk_delete(state: ORMExecuteState) -> None:
+    if not state.is_delete or not _logged(state.session):
+        return
+    target: Table = state.statement.table  # type: ignore[attr-defined]
+    if target.name not in TABLES:
+        return
+    keys = target.primary_key.columns
+    where = state.statement.whereclause  # type: ignore[attr-defined]
+    query = select(*keys) if where is None else select(*keys).where(where)
+    found = state.session.connection().execute(query).mappings().all()
+    _log(state.session, [(target.name, {c.name: r[c.name] for c in keys}, None) for r in found])
+
+
+def _log(session: Session, changes: list[Change]) -> None:
+    if not changes:
+        return
+    connection = session.connection()
+    # Take the identity revision row's lock before drawing sequence numbers (module doc).
+    connection.execute(update(IdentityRevision).values(revision=IdentityRevision.revision))
+    now = utcnow()
+    connection.execute(
+        insert(IdentityChange),
+        [{"table": n, "key": k, "row": r, "changed_at": now} for n, k, r in changes],
+    )
+
+
+def head(session: Session) -> int:
+    """The last sequence number written (0 when the log is empty)."""
+    return int(session.scalar(select(IdentityChange.seq).order_by(IdentityChange.seq.desc())) or 0)
