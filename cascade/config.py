@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         "before checking the database for changes made by other processes; its own changes "
         "are seen at once.",
     )
+    identity_master_url: str | None = Field(
+        None,
+        description="Set on a site's identity replica (`cascade identity-replica`): the master "
+        "whose identity data this process follows. Identity writes are then refused with an "
+        "error naming it.",
+    )
     admin_password: str | None = Field(
         None, description="Password for the bootstrap admin (`cascade init`); generated if unset."
     )

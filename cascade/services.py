@@ -38,7 +38,9 @@ class Services:
 
     @cached_property
     def store(self) -> IdentityStore:
-        return IdentityStore(self.db, self.settings.password_hash_rounds)
+        return IdentityStore(
+            self.db, self.settings.password_hash_rounds, self.settings.identity_master_url
+        )
 
     @cached_property
     def tokens(self) -> TokenService:

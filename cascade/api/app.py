@@ -40,6 +40,10 @@ def identity_routers() -> list[APIRouter]:
 
 
 def create_app(services: Services) -> FastAPI:
+    """The whole control plane's API; at a site's identity replica, identity only."""
+    if services.settings.identity_master_url is not None:
+        return _create_replica_app(services)
+
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         try:
@@ -88,6 +92,30 @@ def create_app(services: Services) -> FastAPI:
         fabric.router,
         health.router,
     ):
+        app.include_router(router)
+    _document_errors_as_400(app)
+    return app
+
+
+def _create_replica_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_application: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="Cascade identity replica",
+        version=__version__,
+        summary="A site's read-only copy of Cascade's identity, validating tokens locally.",
+        description="Keystone-compatible identity under /identity/v3, following the master "
+        f"at {services.settings.identity_master_url}; identity writes are refused.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.state.routes = RouteTable(app)
+    app.add_middleware(StrictQuery, table=app.state.routes)
+    for router in (*identity_routers(), health.router):
         app.include_router(router)
     _document_errors_as_400(app)
     return app

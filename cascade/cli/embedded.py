@@ -162,6 +162,31 @@ class EmbeddedCascade(ChildServer):
         ]
 
 
+class EmbeddedReplica(ChildServer):
+    """``cascade identity-replica`` following a master, on its own data dir."""
+
+    health_path = "/v1/health"
+    name = "cascade identity-replica"
+
+    def __init__(
+        self, data_dir: Path, master_url: str, master_password: str, port: int | None = None
+    ) -> None:
+        env = {"CASCADE_MASTER_PASSWORD": master_password}
+        super().__init__(data_dir, port, env, data_dir.parent / f"{data_dir.name}.log")
+        self.master_url = master_url
+
+    def command(self) -> list[str]:
+        return [
+            "identity-replica",
+            "--master",
+            self.master_url,
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+        ]
+
+
 class EmbeddedSite(ChildServer):
     """``cascade site-sim``: one emulated region."""
 

@@ -15,7 +15,18 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cascade.cli import agent, bench, demo, fabric, fleet_sim, ops, site_sim, status, worker
+from cascade.cli import (
+    agent,
+    bench,
+    demo,
+    fabric,
+    fleet_sim,
+    identity,
+    ops,
+    site_sim,
+    status,
+    worker,
+)
 from cascade.cli.options import DataDir
 from cascade.config import Settings, load_settings
 from cascade.errors import CascadeError
@@ -39,6 +50,7 @@ app.command("site-sim")(site_sim.site_sim)
 app.command("worker")(worker.worker)
 app.command("agent")(agent.agent)
 app.command("fleet-sim")(fleet_sim.fleet_sim)
+app.command("identity-replica")(identity.identity_replica)
 
 console = Console()
 

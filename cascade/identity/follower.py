@@ -96,6 +96,9 @@ class Follower:
             except Unavailable as error:
                 log.warning("identity replica: %s; retrying in %.0f s", error, retry)
                 stop.wait(retry)
+            except Exception:  # a bad answer or a local database error: keep following
+                log.exception("identity replica: sync failed; retrying in %.0f s", retry)
+                stop.wait(retry)
 
     def _bootstrap(self) -> int:
         snapshot = self._get("/identity-replica/v1/snapshot", {})

@@ -97,9 +97,10 @@ def bump_revision(session: Session) -> None:
 
 
 class IdentityStore:
-    def __init__(self, db: Database, password_rounds: int) -> None:
+    def __init__(self, db: Database, password_rounds: int, master_url: str | None = None) -> None:
         self._db = db
         self._rounds = password_rounds
+        self._master_url = master_url  # set: this is a read-only replica of that master
 
     def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
         fields = self._hash_password(fields)
@@ -176,7 +177,13 @@ class IdentityStore:
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[Session]:
-        """A write transaction that bumps the identity revision; integrity errors become 409."""
+        """A write transaction that bumps the identity revision; integrity errors become 409.
+        A replica refuses, naming the master that takes writes."""
+        if self._master_url is not None:
+            raise Forbidden(
+                "This site holds a read-only replica of the identity data; send identity "
+                f"writes to the master at {self._master_url}."
+            )
         try:
             with self._db.session() as session:
                 bump_revision(session)

@@ -1,0 +1,72 @@
+"""``cascade identity-replica``: a site's read-only identity replica, following the master.
+
+It initialises its own data directory (database, key repository), bootstraps from the
+master's snapshot, follows the master's change log in a thread and serves Keystone-
+compatible identity (``/identity/v3``) from its own copy, so tokens keep validating and
+identity reads keep working while the master is unreachable. Identity writes are refused
+with an error naming the master.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from cascade.cli.options import DataDir
+from cascade.config import load_settings
+from cascade.errors import BadRequest
+from cascade.identity.follower import Follower, Master
+from cascade.services import Services, initialize
+
+
+def identity_replica(
+    master: Annotated[str, typer.Option(help="The master's URL, e.g. http://10.0.0.1:5000")],
+    data_dir: DataDir = None,
+    username: Annotated[str, typer.Option(help="An admin user at the master")] = "admin",
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CASCADE_MASTER_PASSWORD",
+            help="That user's password [env CASCADE_MASTER_PASSWORD]",
+            show_default=False,
+        ),
+    ] = None,
+    project: Annotated[str, typer.Option(help="The admin project at the master")] = "admin",
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default 5000]")] = None,
+) -> None:
+    """Serve a read-only identity replica of MASTER, following its change log."""
+    import uvicorn
+
+    from cascade.api.app import create_app
+
+    if not password:
+        raise BadRequest("the master's password is needed: set CASCADE_MASTER_PASSWORD")
+    master_url = master.rstrip("/")
+    settings = load_settings(
+        data_dir=data_dir, host=host, port=port, identity_master_url=master_url
+    )
+    services = Services(settings)
+    initialize(services, None)
+    follower = Follower(
+        services.db,
+        services.keys,
+        Master(master_url, username, password, project),
+        on_keys=services.tokens.reload_keys,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=follower.run, args=(stop,), name="follower", daemon=True)
+    thread.start()
+    try:
+        uvicorn.run(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=15)
