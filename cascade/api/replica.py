@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -96,17 +97,64 @@ def snapshot(caller: Caller, svc: ServicesDep) -> dict[str, Any]:
 async def changes(
     caller: Caller,
     svc: ServicesDep,
-    after: Annotated[int, Query(ge=0, description="Last sequence number applied")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Last sequence number applied")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = 1000,
     wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for news")] = 0,
+    replica: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[A-Za-z0-9_.:-]+$",
+            description="The polling replica's name: its position is recorded for the lag report",
+        ),
+    ] = None,
 ) -> ChangeList:
     authorize(caller, "admin")
+    if replica is not None:
+        await asyncio.to_thread(_note, svc, replica, after)
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         found = await asyncio.to_thread(_changes_after, svc, after, limit)
         if found.changes or asyncio.get_running_loop().time() >= deadline:
             return found
         await asyncio.sleep(POLL_S)
+
+
+def _note(svc: Services, replica: str, after: int) -> None:
+    with svc.db.session() as session:
+        changelog.note_replica(session, replica, after)
+
+
+class ReplicaOut(BaseModel):
+    name: str
+    seq: int
+    behind: int
+    lag_s: float
+    seen_at: datetime
+
+
+class ReplicaList(BaseModel):
+    head: int
+    replicas: list[ReplicaOut]
+
+
+@replication.get(
+    "/replicas",
+    response_model=ReplicaList,
+    summary="Replicas following the change log: the last change each applied, how many it "
+    "has not, and the age of the oldest of those",
+    responses=error_responses(400, 401, 403),
+)
+def list_replicas(caller: Caller, svc: ServicesDep) -> ReplicaList:
+    authorize(caller, "admin")
+    with svc.db.session() as session:
+        return ReplicaList(
+            head=changelog.head(session),
+            replicas=[ReplicaOut(**vars(lag)) for lag in changelog.replicas(session)],
+        )
 
 
 def _changes_after(svc: Services, after: int, limit: int) -> ChangeList:

@@ -51,6 +51,7 @@ app.command("worker")(worker.worker)
 app.command("agent")(agent.agent)
 app.command("fleet-sim")(fleet_sim.fleet_sim)
 app.command("identity-replica")(identity.identity_replica)
+app.add_typer(identity.app, name="identity")
 
 console = Console()
 

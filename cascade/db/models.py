@@ -359,3 +359,13 @@ class ReplicaState(Base):
     master_head: Mapped[int] = mapped_column(BigInteger)
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdentityReplica(Base):
+    """At the master: a replica that follows the change log, and the position it last
+    reported (the ``after`` of its latest poll)."""
+
+    __tablename__ = "identity_replicas"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,5 @@
-"""The cluster's Prometheus metrics, read from the database at each scrape.
+"""The cluster's Prometheus metrics, read from the database at each scrape: the engine's
+(queue, operations, workers, convergence) and the identity replicas' lag.
 
 One collector per process sits on prometheus_client's default registry (``/metrics`` serves
 it). It reads the services of the newest API app still open: ``install`` attaches an app's
@@ -25,6 +26,8 @@ from cascade.db import Database
 from cascade.db.models import Operation
 from cascade.engine.cluster import cluster_status
 from cascade.engine.schemas import ClusterOut
+from cascade.identity import changelog
+from cascade.identity.changelog import ReplicaLag
 from cascade.services import Services
 
 log = logging.getLogger("cascade.metrics")
@@ -82,6 +85,8 @@ class Families:
     alive: GaugeMetricFamily
     durations: HistogramMetricFamily
     last_pass: GaugeMetricFamily
+    replica_behind: GaugeMetricFamily
+    replica_lag: GaugeMetricFamily
     up: GaugeMetricFamily
 
     @classmethod
@@ -112,6 +117,16 @@ class Families:
                 "cascade_convergence_last_pass_timestamp_seconds",
                 "Unix time the newest convergence pass started",
             ),
+            replica_behind=GaugeMetricFamily(
+                "cascade_identity_replica_behind",
+                "Identity changes a replica has not applied yet",
+                labels=["replica"],
+            ),
+            replica_lag=GaugeMetricFamily(
+                "cascade_identity_replica_lag_seconds",
+                "Age of the oldest identity change a replica has not applied (0: up to date)",
+                labels=["replica"],
+            ),
             up=GaugeMetricFamily(
                 "cascade_engine_metrics_up",
                 "1 if this scrape could read the engine's metrics from the database, else 0",
@@ -126,10 +141,17 @@ class Families:
             self.alive,
             self.durations,
             self.last_pass,
+            self.replica_behind,
+            self.replica_lag,
             self.up,
         ]
 
-    def fill(self, status: ClusterOut, durations: list[Durations]) -> None:
+    def fill(
+        self, status: ClusterOut, durations: list[Durations], replicas: list[ReplicaLag]
+    ) -> None:
+        for replica in replicas:
+            self.replica_behind.add_metric([replica.name], replica.behind)
+            self.replica_lag.add_metric([replica.name], replica.lag_s)
         for queue, count in sorted(status.queue_depth.items()):
             self.queue_depth.add_metric([queue], count)
         for state, count in status.in_flight.model_dump().items():
@@ -179,7 +201,9 @@ class EngineCollector(Collector):
             return
         families = Families.empty()
         try:
-            families.fill(cluster_status(services), operation_durations(services.db))
+            with services.db.session() as session:
+                replicas = changelog.replicas(session)
+            families.fill(cluster_status(services), operation_durations(services.db), replicas)
         except Exception:  # a scrape must not fail: say so in the metrics and the log
             log.exception("could not read the engine's metrics")
             families.up.add_metric([], 0.0)

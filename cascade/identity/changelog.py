@@ -16,14 +16,15 @@ sequence n can never later find a smaller one committed. SQLite serialises write
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, inspect, select, update
+from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from cascade.db import Database
-from cascade.db.models import Base, IdentityChange, IdentityRevision, utcnow
+from cascade.db.models import Base, IdentityChange, IdentityReplica, IdentityRevision, utcnow
 
 # Parents before children: inserted in this order, deleted in reverse.
 TABLES = (
@@ -113,6 +114,40 @@ def _log(session: Session, changes: list[Change]) -> None:
         insert(IdentityChange),
         [{"table": n, "key": k, "row": r, "changed_at": now} for n, k, r in changes],
     )
+
+
+@dataclass(frozen=True)
+class ReplicaLag:
+    name: str
+    seq: int  # the last change it has applied
+    behind: int  # changes it has not applied yet
+    lag_s: float  # age of the oldest change it has not applied (0 when up to date)
+    seen_at: datetime  # its latest poll
+
+
+def note_replica(session: Session, name: str, seq: int) -> None:
+    """Record a replica's position as it polls (``seq``: the last change it applied)."""
+    replica = session.get(IdentityReplica, name)
+    if replica is None:
+        session.add(IdentityReplica(name=name, seq=seq, seen_at=utcnow()))
+    else:
+        replica.seq, replica.seen_at = seq, utcnow()
+
+
+def replicas(session: Session) -> list[ReplicaLag]:
+    """Every replica that has polled, with how far behind the log it is, in sequence and
+    in seconds."""
+    now = utcnow()
+    found = []
+    for replica in session.scalars(select(IdentityReplica).order_by(IdentityReplica.name)):
+        pending = select(IdentityChange).where(IdentityChange.seq > replica.seq)
+        behind = session.scalar(select(func.count()).select_from(pending.subquery())) or 0
+        oldest = session.scalar(
+            select(func.min(IdentityChange.changed_at)).where(IdentityChange.seq > replica.seq)
+        )
+        lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+        found.append(ReplicaLag(replica.name, replica.seq, behind, lag, replica.seen_at))
+    return found
 
 
 def head(session: Session) -> int:

@@ -56,12 +56,14 @@ class Follower:
         db: Database,
         keys: KeyRepository,
         master: Master,
+        name: str,
         http: httpx.Client | None = None,
         on_keys: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.keys = keys
         self.master = master
+        self.name = name  # how the master lists this replica
         self._http = http or httpx.Client(base_url=master.url, timeout=70)
         self._on_keys = on_keys
         self._token: str | None = None
@@ -81,7 +83,7 @@ class Follower:
             return self._bootstrap()
         answer = self._get(
             "/identity-replica/v1/changes",
-            {"after": position.seq, "limit": BATCH, "wait": wait},
+            {"after": position.seq, "limit": BATCH, "wait": wait, "replica": self.name},
         )
         changes = [c for c in answer["changes"] if c["seq"] > position.seq]
         self._record(changes, int(answer["head"]))

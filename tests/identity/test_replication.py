@@ -3,6 +3,7 @@ log in order, validates tokens against its own copy, and resumes where it stoppe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from cascade.identity.follower import Follower, Master
 from cascade.identity.replica import export_snapshot
 from cascade.identity.tokens import TokenError
 from cascade.services import Services, initialize
+from tests.cli.test_cli import cascade
 from tests.conftest import ADMIN_PASSWORD, make_settings, make_tenant
 
 
@@ -29,7 +31,12 @@ def replica(tmp_path: Path) -> Iterator[Services]:
 def follower_of(client: TestClient, replica: Services) -> Follower:
     master = Master(str(client.base_url), "admin", ADMIN_PASSWORD)
     return Follower(
-        replica.db, replica.keys, master, http=client, on_keys=replica.tokens.reload_keys
+        replica.db,
+        replica.keys,
+        master,
+        "site-a",
+        http=client,
+        on_keys=replica.tokens.reload_keys,
     )
 
 
@@ -89,3 +96,50 @@ def test_replication_needs_an_admin(client: TestClient, admin_token: str) -> Non
     for path in ("/identity-replica/v1/snapshot", "/identity-replica/v1/changes"):
         assert client.get(path, headers={"X-Auth-Token": tenant.token}).status_code == 403
         assert client.get(path).status_code == 401
+
+
+def test_the_master_reports_each_replicas_lag(
+    client: TestClient, admin_token: str, replica: Services
+) -> None:
+    follower = follower_of(client, replica)
+    follower.sync()  # bootstrap
+    follower.sync()  # a poll: the master learns the replica's position
+    headers = {"X-Auth-Token": admin_token}
+    report = client.get("/identity-replica/v1/replicas", headers=headers).json()
+    assert [(r["name"], r["behind"], r["lag_s"]) for r in report["replicas"]] == [
+        ("site-a", 0, 0.0)
+    ]
+    make_tenant(client, admin_token)  # changes the replica has not seen
+    time.sleep(0.05)
+    lagging = client.get("/identity-replica/v1/replicas", headers=headers).json()["replicas"][0]
+    assert lagging["behind"] > 0
+    assert lagging["lag_s"] >= 0.05
+    follower.sync()
+    follower.sync()
+    caught_up = client.get("/identity-replica/v1/replicas", headers=headers).json()["replicas"][0]
+    assert caught_up["behind"] == 0
+    assert caught_up["seq"] == report["head"] + lagging["behind"]
+
+
+def test_lag_is_a_metric_and_a_cli_report(
+    client: TestClient, admin_token: str, services: Services, replica: Services
+) -> None:
+    follower = follower_of(client, replica)
+    follower.sync()
+    follower.sync()
+    make_tenant(client, admin_token)
+    metrics = client.get("/metrics", headers={"X-Auth-Token": admin_token}).text
+    behind = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('cascade_identity_replica_behind{replica="site-a"}')
+    ]
+    assert len(behind) == 1
+    assert float(behind[0].split()[-1]) > 0
+    assert 'cascade_identity_replica_lag_seconds{replica="site-a"}' in metrics
+
+    done = cascade("identity", "status", "--data-dir", str(services.settings.data_dir), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["name"] for r in report["replicas"]] == ["site-a"]
+    assert report["replicas"][0]["behind"] > 0

@@ -1,4 +1,5 @@
-"""The identity change log the replicas follow, and a replica's position in it.
+"""The identity change log, the replicas following it (at the master) and a replica's
+position in it (at the replica).
 
 Revision ID: 0005
 Revises: 0004
@@ -28,6 +29,12 @@ def upgrade() -> None:
         sa.Column("changed_at", TIMESTAMP, nullable=False),
     )
     op.create_table(
+        "identity_replicas",
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("seen_at", TIMESTAMP, nullable=False),
+    )
+    op.create_table(
         "replica_state",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("master_url", sa.Text, nullable=False),
@@ -40,4 +47,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("replica_state")
+    op.drop_table("identity_replicas")
     op.drop_table("identity_changes")
