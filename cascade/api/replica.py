@@ -61,7 +61,7 @@ def install(
 
 replication = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
 MAX_CHANGES = 5000
-POLL_S = 0.02  # how often a waiting request looks for news
+POLL_S = 0.1  # how often a waiting request looks for news: <= 0.1 s added to a change's trip
 
 
 class ChangeOut(BaseModel):
