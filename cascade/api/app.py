@@ -97,6 +97,20 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+def serve(services: Services) -> None:
+    """Serve ``create_app(services)`` on the settings' address until stopped."""
+    import uvicorn
+
+    settings = services.settings
+    uvicorn.run(
+        create_app(services),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
 def _create_replica_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_application: FastAPI) -> AsyncIterator[None]:

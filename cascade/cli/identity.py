@@ -76,9 +76,7 @@ def identity_replica(
     port: Annotated[int | None, typer.Option(help="Listen port [default 5000]")] = None,
 ) -> None:
     """Serve a read-only identity replica of MASTER, following its change log."""
-    import uvicorn
-
-    from cascade.api.app import create_app
+    from cascade.api.app import serve
 
     if not password:
         raise BadRequest("the master's password is needed: set CASCADE_MASTER_PASSWORD")
@@ -99,13 +97,7 @@ def identity_replica(
     thread = threading.Thread(target=follower.run, args=(stop,), name="follower", daemon=True)
     thread.start()
     try:
-        uvicorn.run(
-            create_app(services),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
+        serve(services)
     finally:
         stop.set()
         thread.join(timeout=15)

@@ -116,9 +116,7 @@ def up(
 ) -> None:
     """Serve the API (native /v1 and Keystone-compatible /identity/v3), and with --workers N
     supervise N worker processes beside it."""
-    import uvicorn
-
-    from cascade.api.app import create_app
+    from cascade.api.app import serve
     from cascade.engine.supervisor import Supervisor
 
     settings = settings_from(data_dir, host=host, port=port)
@@ -132,13 +130,7 @@ def up(
     # finally below, so the workers are stopped and waited for.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
-        uvicorn.run(
-            create_app(services),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
+        serve(services)
     finally:
         supervisor.stop()
 
