@@ -74,13 +74,10 @@ def create_app(services: Services) -> FastAPI:
         "needs a token in the X-Auth-Token header.",
         lifespan=lifespan,
     )
-    app.state.services = services
     metrics.install(services)
-    errors.install(app)
-    app.state.routes = RouteTable(app)
-    app.add_middleware(StrictQuery, table=app.state.routes)
-    app.add_middleware(RequestMetrics)
-    for router in (
+    _assemble(
+        app,
+        services,
         *identity_routers(),
         sites.router,
         servers.router,
@@ -91,9 +88,8 @@ def create_app(services: Services) -> FastAPI:
         replica.replication,
         fabric.router,
         health.router,
-    ):
-        app.include_router(router)
-    _document_errors_as_400(app)
+    )
+    app.add_middleware(RequestMetrics)  # outermost: counts what StrictQuery refuses too
     return app
 
 
@@ -125,11 +121,17 @@ def _create_replica_app(services: Services) -> FastAPI:
         f"at {services.settings.identity_master_url}; identity writes are refused.",
         lifespan=lifespan,
     )
+    return _assemble(app, services, *identity_routers(), health.router)
+
+
+def _assemble(app: FastAPI, services: Services, *routers: APIRouter) -> FastAPI:
+    """What every Cascade app has: its services, the error model, strict query parameters,
+    its routers and an OpenAPI document that says validation errors are 400."""
     app.state.services = services
     errors.install(app)
     app.state.routes = RouteTable(app)
     app.add_middleware(StrictQuery, table=app.state.routes)
-    for router in (*identity_routers(), health.router):
+    for router in routers:
         app.include_router(router)
     _document_errors_as_400(app)
     return app

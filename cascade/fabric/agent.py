@@ -74,10 +74,6 @@ class Agent:
             await sub.unsubscribe()
         self._subs.clear()
 
-    @property
-    def converged_view(self) -> tuple[int, dict[str, int]]:
-        return self.revision, dict(self.networks)
-
     # --- receiving ----------------------------------------------------------------------
 
     async def _on_unicast(self, message: Message) -> None:

@@ -63,18 +63,9 @@ def for_me(data: bytes, prefix: bytes) -> Body | None:
     return decode(data[len(prefix) :]) if data.startswith(prefix) else None
 
 
-def port_entry(port: LocalPort) -> list[Any]:
-    rules = [dict(rule) for rule in port.security_rules]
-    return [port.port_id, port.network_id, port.vni, port.mac, port.ip, rules]
-
-
 def local_port(entry: list[Any]) -> LocalPort:
     port_id, network_id, vni, mac, ip, rules = entry
     return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules))
-
-
-def neighbour_entry(port_id: str, neighbour: Neighbour) -> list[str]:
-    return [port_id, neighbour.mac, neighbour.ip, neighbour.vtep]
 
 
 def neighbours(entries: list[list[str]]) -> dict[str, Neighbour]:
