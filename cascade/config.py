@@ -70,6 +70,15 @@ class Settings(BaseSettings):
         "before checking the database for changes made by other processes; its own changes "
         "are seen at once.",
     )
+    identity_max_active_keys: int = Field(
+        3,
+        ge=3,
+        le=100,
+        description="Fernet keys kept by `cascade identity rotate-keys`: the staged key, the "
+        "primary and the secondaries. A rotation that would drop a key which may still have "
+        "unexpired tokens (primary less than token_expiration ago) is refused, so rotate at most "
+        "every token_expiration / (identity_max_active_keys - 2) seconds.",
+    )
     identity_master_url: str | None = Field(
         None,
         description="Set on a site's identity replica (`cascade identity-replica`): the master "
@@ -150,6 +159,12 @@ class Settings(BaseSettings):
     @property
     def key_repository(self) -> Path:
         return self.data_dir / "fernet-keys"
+
+    @property
+    def staged_key_repository(self) -> Path:
+        """At the master, during a rotation: the key set every site installs before the
+        master promotes it."""
+        return self.data_dir / "fernet-keys.next"
 
     @property
     def effective_database_url(self) -> str:

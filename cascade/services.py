@@ -15,9 +15,11 @@ from cascade.db.migrate import upgrade
 from cascade.engine import queue
 from cascade.engine.operations import Operations
 from cascade.fabric.goal import GoalStore
-from cascade.identity import changelog
+from cascade.identity import changelog, rotation
 from cascade.identity.bootstrap import BootstrapResult, bootstrap
 from cascade.identity.keys import KeyRepository
+from cascade.identity.rotation import KeyPackage
+from cascade.identity.sealing import NodeKey
 from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
 from cascade.identity.store import IdentityStore
 from cascade.identity.token_format import TokenFormatter
@@ -31,6 +33,7 @@ class Services:
         self.db = Database(settings.effective_database_url)
         changelog.attach(self.db)  # every identity write is logged for the replicas
         self.keys = KeyRepository(settings.key_repository)
+        self.staged_keys = KeyRepository(settings.staged_key_repository)
 
     @cached_property
     def identity(self) -> IdentityCache:
@@ -45,7 +48,13 @@ class Services:
     @cached_property
     def tokens(self) -> TokenService:
         formatter = TokenFormatter(self.keys)
-        return TokenService(formatter, timedelta(seconds=self.settings.token_expiration))
+        lifetime = timedelta(seconds=self.settings.token_expiration)
+        return TokenService(formatter, lifetime, follow=self.keys)
+
+    @cached_property
+    def node_key(self) -> NodeKey:
+        """This node's X25519 key pair: key material to or from other sites is sealed with it."""
+        return NodeKey(self.settings.data_dir / "node-key")
 
     @cached_property
     def credentials(self) -> CredentialCipher:
@@ -63,6 +72,19 @@ class Services:
     def fabric(self) -> GoalStore:
         """The network fabric's goal state: hosts, networks, ports and their revisions."""
         return GoalStore(self.db)
+
+    def key_package(self, recipient: str) -> KeyPackage:
+        """The key set sites should hold, sealed for the node whose public key is given."""
+        return rotation.seal_wanted(self.db, self.keys, self.staged_keys, self.node_key, recipient)
+
+    def key_rotation(self) -> rotation.KeyRotation:
+        return rotation.KeyRotation(
+            self.db,
+            self.keys,
+            self.staged_keys,
+            self.settings.identity_max_active_keys,
+            timedelta(seconds=self.settings.token_expiration),
+        )
 
     def snapshot(self) -> IdentitySnapshot:
         return self.identity.current()

@@ -1,5 +1,6 @@
 """``cascade identity-replica``: a site's read-only identity replica, following the master;
-``cascade identity status``: at the master, how far behind each replica is.
+at the master, ``cascade identity status`` (how far behind each replica is, which key set it
+holds), ``cascade identity rotate-keys`` and ``cascade identity forget-replica``.
 
 It initialises its own data directory (database, key repository), bootstraps from the
 master's snapshot, follows the master's change log in a thread and serves Keystone-
@@ -13,9 +14,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from cascade.cli.ops import operator_services, output, when
@@ -24,6 +28,7 @@ from cascade.config import load_settings
 from cascade.errors import BadRequest
 from cascade.identity import changelog
 from cascade.identity.follower import Follower, Master
+from cascade.identity.rotation import RotationReport, SiteKeys, wanted_key_set
 from cascade.services import Services, initialize
 
 app = typer.Typer(help="Identity replication.", no_args_is_help=True)
@@ -38,7 +43,8 @@ def status(
     with operator_services(data_dir) as svc, svc.db.session() as session:
         head = changelog.head(session)
         replicas = changelog.replicas(session)
-    table = Table("replica", "applied seq", "behind", "lag s", "last poll")
+    wanted = wanted_key_set(svc.keys, svc.staged_keys)
+    table = Table("replica", "applied seq", "behind", "lag s", "last poll", "keys")
     for replica in replicas:
         table.add_row(
             replica.name,
@@ -46,13 +52,78 @@ def status(
             str(replica.behind),
             f"{replica.lag_s:.2f}",
             when(replica.seen_at),
+            "current" if replica.key_set == wanted else "[red]not current[/red]",
         )
     console = output()
     console.print(table)
     console.print(f"change log head: {head}; {len(replicas)} replicas", highlight=False)
     if as_json:
         listed = [{**vars(r), "seen_at": r.seen_at.isoformat()} for r in replicas]
-        print(json.dumps({"head": head, "replicas": listed}))
+        print(json.dumps({"head": head, "keys": wanted, "replicas": listed}))
+
+
+@app.command("rotate-keys")
+def rotate_keys(
+    data_dir: DataDir = None,
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for every site to hold the new keys")
+    ] = 60.0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Promote even if a site does not hold the new keys (says what it will refuse)"
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON last")] = False,
+) -> None:
+    """At the master: stage the next Fernet key set, wait until every site holds it, then
+    promote it. Exits 1 (nothing promoted) when a site did not acknowledge it in time."""
+    console = output()
+    with operator_services(data_dir) as svc, Progress(console=console) as progress:
+        task = progress.add_task("sites holding the new keys", total=None)
+
+        def show(report: RotationReport) -> None:
+            progress.update(task, total=report.sites, completed=len(report.holding))
+
+        report = svc.key_rotation().rotate(timeout, force=force, progress=show)
+    _print_rotation(console, report)
+    if as_json:
+        print(json.dumps({**asdict(report), "missing": [_site(m) for m in report.missing]}))
+    if not report.promoted:
+        raise typer.Exit(1)
+
+
+def _site(site: SiteKeys) -> dict[str, Any]:
+    return {**asdict(site), "seen_at": site.seen_at.isoformat()}
+
+
+def _print_rotation(console: Console, report: RotationReport) -> None:
+    held = f"{len(report.holding)}/{report.sites} sites hold key set {report.target}"
+    if report.promoted and not report.forced:
+        console.print(f"promoted key {report.primary}: {held}", highlight=False)
+        return
+    table = Table("site", "holds key set", "last poll", "refuses after promotion")
+    for site in report.missing:
+        table.add_row(site.name, site.key_set or "-", when(site.seen_at), site.refuses)
+    console.print(table)
+    if report.forced:
+        console.print(f"[yellow]forced[/yellow]: promoted key {report.primary}; {held}")
+    else:
+        console.print(
+            f"[red]not promoted[/red]: {held}; the new set stays staged. Bring the sites "
+            "above back, or forget one taken out of service, and run again (or --force)."
+        )
+
+
+@app.command("forget-replica")
+def forget_replica(
+    name: Annotated[str, typer.Argument(help="The replica's name in `cascade identity status`")],
+    data_dir: DataDir = None,
+) -> None:
+    """At the master: forget a replica taken out of service, so rotations stop waiting for it."""
+    with operator_services(data_dir) as svc, svc.db.session() as session:
+        changelog.forget_replica(session, name)
+    output().print(f"forgot replica {name}")
 
 
 def identity_replica(
@@ -89,6 +160,7 @@ def identity_replica(
     follower = Follower(
         services.db,
         services.keys,
+        services.node_key,
         Master(master_url, username, password, project),
         name or f"{socket.gethostname()}:{settings.port}",
         on_keys=services.tokens.reload_keys,

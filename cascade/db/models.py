@@ -359,6 +359,8 @@ class ReplicaState(Base):
     master_head: Mapped[int] = mapped_column(BigInteger)
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The master's public node key, learnt at bootstrap: key bundles must be sealed by it.
+    master_public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class IdentityReplica(Base):
@@ -369,3 +371,15 @@ class IdentityReplica(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # its node key
+    key_set: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the set it holds
+
+
+class IdentityKeySet(Base):
+    """At the master: every Fernet key set it has had or staged, by id, with each key's
+    fingerprint (never the key): what a site reporting an old set lacks."""
+
+    __tablename__ = "identity_key_sets"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprints: Mapped[dict[str, str]] = mapped_column(JSON)  # key number -> fingerprint
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

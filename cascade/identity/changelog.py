@@ -25,6 +25,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from cascade.db import Database
 from cascade.db.models import Base, IdentityChange, IdentityReplica, IdentityRevision, utcnow
+from cascade.errors import NotFound
 
 # Parents before children: inserted in this order, deleted in reverse.
 TABLES = (
@@ -123,15 +124,26 @@ class ReplicaLag:
     behind: int  # changes it has not applied yet
     lag_s: float  # age of the oldest change it has not applied (0 when up to date)
     seen_at: datetime  # its latest poll
+    key_set: str | None  # id of the Fernet key set it holds
 
 
-def note_replica(session: Session, name: str, seq: int) -> None:
-    """Record a replica's position as it polls (``seq``: the last change it applied)."""
+def note_replica(session: Session, name: str, seq: int, key_set: str | None) -> None:
+    """Record a replica's position as it polls (``seq``: the last change it applied) and the
+    key set it holds."""
     replica = session.get(IdentityReplica, name)
     if replica is None:
-        session.add(IdentityReplica(name=name, seq=seq, seen_at=utcnow()))
-    else:
-        replica.seq, replica.seen_at = seq, utcnow()
+        replica = IdentityReplica(name=name, seq=seq, seen_at=utcnow())
+        session.add(replica)
+    replica.seq, replica.seen_at = seq, utcnow()
+    if key_set is not None:
+        replica.key_set = key_set
+
+
+def forget_replica(session: Session, name: str) -> None:
+    replica = session.get(IdentityReplica, name)
+    if replica is None:
+        raise NotFound(f"No replica named {name!r} follows this master.")
+    session.delete(replica)
 
 
 def replicas(session: Session) -> list[ReplicaLag]:
@@ -146,7 +158,9 @@ def replicas(session: Session) -> list[ReplicaLag]:
             select(func.min(IdentityChange.changed_at)).where(IdentityChange.seq > replica.seq)
         )
         lag = (now - oldest).total_seconds() if oldest is not None else 0.0
-        found.append(ReplicaLag(replica.name, replica.seq, behind, lag, replica.seen_at))
+        found.append(
+            ReplicaLag(replica.name, replica.seq, behind, lag, replica.seen_at, replica.key_set)
+        )
     return found
 
 

@@ -1,6 +1,11 @@
 """A replica's follower: it fills a site's identity database from the master's snapshot and
 then follows the master's change log (HTTP long poll on ``/identity-replica/v1``).
 
+Fernet keys arrive the same way: each poll tells the master which key set this replica holds
+(by id) and learns which one it should hold; when they differ the replica fetches the set,
+sealed for its node key by the master's node key it pinned at bootstrap, and installs it
+(0600 files). A rotation at the master waits for every replica to hold the new set.
+
 The replica's position (``replica_state.seq``) moves in the same transaction as the changes
 it covers, so after any interruption (the process killed, the master unreachable, the link
 cut) it resumes from the last change it applied: nothing is applied twice or skipped.
@@ -22,9 +27,10 @@ import httpx
 from cascade.db import Database
 from cascade.db.models import ReplicaState, utcnow
 from cascade.errors import Unavailable
-from cascade.identity.keys import KeyRepository
+from cascade.identity.keys import KeyRepository, key_set_id
 from cascade.identity.render import password_auth
-from cascade.identity.replica import apply_changes, install_snapshot
+from cascade.identity.replica import apply_changes, install_snapshot, open_package
+from cascade.identity.sealing import NodeKey, SealError
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -55,6 +61,7 @@ class Follower:
         self,
         db: Database,
         keys: KeyRepository,
+        node: NodeKey,
         master: Master,
         name: str,
         http: httpx.Client | None = None,
@@ -62,6 +69,7 @@ class Follower:
     ) -> None:
         self.db = db
         self.keys = keys
+        self.node = node
         self.master = master
         self.name = name  # how the master lists this replica
         self._http = http or httpx.Client(base_url=master.url, timeout=70)
@@ -75,16 +83,29 @@ class Follower:
                 return None
             return Position(state.seq, state.master_head, state.applied_at, state.checked_at)
 
+    def key_set(self) -> str:
+        """Id of the Fernet key set this replica holds."""
+        return key_set_id(self.keys.read_all())
+
     def sync(self, wait: float = 0.0) -> int:
         """Bootstrap if this replica is empty, else apply what the master has after our
         position (waiting up to ``wait`` seconds for news). Returns changes applied."""
         position = self.position()
         if position is None:
             return self._bootstrap()
+        held = self.key_set()
         answer = self._get(
             "/identity-replica/v1/changes",
-            {"after": position.seq, "limit": BATCH, "wait": wait, "replica": self.name},
+            {
+                "after": position.seq,
+                "limit": BATCH,
+                "wait": wait,
+                "replica": self.name,
+                "keys": held,
+            },
         )
+        if answer.get("keys") and answer["keys"] != held:
+            self._fetch_keys()
         changes = [c for c in answer["changes"] if c["seq"] > position.seq]
         self._record(changes, int(answer["head"]))
         return len(changes)
@@ -103,10 +124,13 @@ class Follower:
                 stop.wait(retry)
 
     def _bootstrap(self) -> int:
-        snapshot = self._get("/identity-replica/v1/snapshot", {})
-        install_snapshot(self.db, self.keys, snapshot)
-        if self._on_keys is not None:
-            self._on_keys()
+        snapshot = self._get(
+            "/identity-replica/v1/snapshot", {"replica": self.name, "public_key": self.node.public}
+        )
+        master_key = str(snapshot["keys"]["master"])  # pinned: later key sets must come from it
+        opened = open_package(snapshot["keys"], self.node, master_key)
+        install_snapshot(self.db, self.keys, snapshot, opened)
+        self._keys_changed()
         now = utcnow()
         seq = int(snapshot["seq"])
         with self.db.session() as session:
@@ -118,11 +142,27 @@ class Follower:
                     master_head=seq,
                     applied_at=now,
                     checked_at=now,
+                    master_public_key=master_key,
                 )
             )
         rows = sum(len(rows) for rows in snapshot["tables"].values())
         log.info("identity replica: installed %d rows at sequence %d", rows, seq)
         return rows
+
+    def _fetch_keys(self) -> None:
+        package = self._get("/identity-replica/v1/keys", {"replica": self.name})
+        with self.db.session() as session:
+            state = session.get(ReplicaState, 1)
+            pinned = state.master_public_key if state is not None else None
+        if not pinned:
+            raise SealError("no master node key pinned: bootstrap this replica again")
+        self.keys.replace_all(open_package(package, self.node, pinned))
+        self._keys_changed()
+        log.info("identity replica: now holds key set %s", package["set"])
+
+    def _keys_changed(self) -> None:
+        if self._on_keys is not None:
+            self._on_keys()
 
     def _record(self, changes: list[dict[str, Any]], head: int) -> None:
         now = utcnow()

@@ -16,6 +16,7 @@ into place, so readers never see a partial key and no key is ever world-readable
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -53,18 +54,29 @@ class KeyRepository:
 
         ``max_active_keys`` counts the staged key, the primary and the secondaries.
         """
-        if max_active_keys < _MIN_ACTIVE_KEYS:
-            raise ValueError(f"max_active_keys must be at least {_MIN_ACTIVE_KEYS}")
-        numbers = sorted(self.read_all())
-        if numbers[0] != STAGED:
-            raise KeyRepositoryError(f"no staged key file {self._file(STAGED)}")
-        new_primary = numbers[-1] + 1
-        staged_tmp = self._write_temp(Fernet.generate_key())
-        os.replace(self._file(STAGED), self._file(new_primary))
-        os.replace(staged_tmp, self._file(STAGED))
-        self._purge([*numbers[1:], new_primary], keep=max_active_keys - 1)
-        self._sync_dir()
+        target = rotated(self.read_all(), max_active_keys)
+        self.replace_all(target)
+        new_primary = max(target)
+        self.stamp(new_primary)
         return new_primary
+
+    def stamp(self, number: int) -> None:
+        """Record now as the moment key ``number`` became primary (its file's mtime)."""
+        os.utime(self._file(number))
+
+    def primary_since(self, number: int) -> float | None:
+        """When key ``number`` became primary (epoch seconds), if its file is here."""
+        try:
+            return self._file(number).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def version(self) -> int:
+        """Changes whenever a key file is added, replaced or removed (the directory's mtime)."""
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     def keys(self) -> list[bytes]:
         """All keys in MultiFernet order: primary first, then descending, staged 0 last."""
@@ -91,12 +103,17 @@ class KeyRepository:
         return keys
 
     def replace_all(self, keys: dict[int, bytes]) -> None:
-        """Make the repository hold exactly ``keys`` (a copy of another site's): new keys are
-        written before any old one is removed, so a reader never finds it empty."""
+        """Make the repository hold exactly ``keys`` (a copy of another site's, or a rotated
+        set). Keys are written highest number first and before any old one is removed, so a
+        reader never finds the repository empty nor a key missing that both sets hold; files
+        already holding their key are left alone (their mtime says when they were promoted).
+        """
         if not keys:
             raise KeyRepositoryError("refusing to replace the key repository with no keys")
-        for number, key in keys.items():
-            self.write_key(number, key)
+        current = self.read_all() if self.exists() else {}
+        for number in sorted(keys, reverse=True):
+            if current.get(number) != keys[number].strip():
+                self.write_key(number, keys[number])
         for number in set(self._key_files()) - set(keys):
             self._file(number).unlink()
 
@@ -128,16 +145,42 @@ class KeyRepository:
             raise
         return Path(name)
 
-    def _purge(self, numbers: list[int], keep: int) -> None:
-        for number in sorted(numbers, reverse=True)[keep:]:
-            self._file(number).unlink()
-
     def _sync_dir(self) -> None:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def rotated(keys: dict[int, bytes], max_active_keys: int) -> dict[int, bytes]:
+    """The key set ``keystone-manage fernet_rotate`` makes of ``keys``: the staged key becomes
+    the primary under the next number, a new key is staged, and the oldest secondaries go so
+    that at most ``max_active_keys`` remain (staged and primary included)."""
+    if max_active_keys < _MIN_ACTIVE_KEYS:
+        raise ValueError(f"max_active_keys must be at least {_MIN_ACTIVE_KEYS}")
+    if STAGED not in keys:
+        raise KeyRepositoryError("no staged key (file 0) to promote")
+    kept = sorted((n for n in keys if n != STAGED), reverse=True)[: max_active_keys - 2]
+    new_primary = max(keys) + 1
+    return {
+        new_primary: keys[STAGED],
+        **{number: keys[number] for number in kept},
+        STAGED: Fernet.generate_key(),
+    }
+
+
+def key_set_id(keys: dict[int, bytes]) -> str:
+    """A short digest naming a key set: equal sets, equal ids; it reveals no key."""
+    digest = hashlib.sha256()
+    for number in sorted(keys):
+        digest.update(b"%d:%s\n" % (number, keys[number].strip()))
+    return digest.hexdigest()[:32]
+
+
+def fingerprint(key: bytes) -> str:
+    """A short digest naming one key (never the key itself)."""
+    return hashlib.sha256(key.strip()).hexdigest()[:16]
 
 
 def _is_key_name(name: str) -> bool:

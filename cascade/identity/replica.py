@@ -2,13 +2,14 @@
 site, then the master's change log applied in order (``apply_changes``); the follower
 (``cascade.identity.follower``) drives both.
 
-The snapshot carries password hashes and key material: it travels only to an admin-authorised
-endpoint, never into a response body a non-admin sees, never into a log.
+The snapshot carries password hashes: it travels only to an admin-authorised endpoint, never
+into a response body a non-admin sees, never into a log. Its keys are sealed for the one site
+that receives them (``cascade.identity.sealing``).
 """
 
 from __future__ import annotations
 
-import base64
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,9 @@ from cascade.db import Database
 from cascade.db.models import IdentityRevision, UTCDateTime
 from cascade.identity import changelog
 from cascade.identity.changelog import REPLICATING, TABLES, table, to_json
-from cascade.identity.keys import KeyRepository
+from cascade.identity.keys import KeyRepository, key_set_id
+from cascade.identity.rotation import KeyPackage
+from cascade.identity.sealing import NodeKey, SealError
 from cascade.identity.store import bump_revision
 
 
@@ -32,8 +35,8 @@ def _from_json(target: Table, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_snapshot(db: Database, keys: KeyRepository) -> dict[str, Any]:
-    """Every identity row and key, and ``seq``: the change log position they include."""
+def export_rows(db: Database) -> dict[str, Any]:
+    """Every identity row, and ``seq``: the change log position they include."""
     with db.session() as session:
         revision = session.scalar(select(IdentityRevision.revision)) or 0
         seq = changelog.head(session)
@@ -44,14 +47,32 @@ def export_snapshot(db: Database, keys: KeyRepository) -> dict[str, Any]:
             ]
             for name in TABLES
         }
-    encoded = {str(n): base64.b64encode(k).decode() for n, k in keys.read_all().items()}
-    return {"revision": revision, "seq": seq, "tables": tables, "keys": encoded}
+    return {"revision": revision, "seq": seq, "tables": tables}
 
 
-def install_snapshot(db: Database, keys: KeyRepository, snapshot: dict[str, Any]) -> None:
-    """Replace this site's identity data and keys by the snapshot's, in one transaction.
-    Keys are installed first, so no token the snapshot's data accepts is refused."""
-    keys.replace_all({int(n): base64.b64decode(k) for n, k in snapshot["keys"].items()})
+def export_snapshot(db: Database, keys: KeyPackage) -> dict[str, Any]:
+    """What a new site starts from: ``export_rows`` and the keys sealed for that site."""
+    return {**export_rows(db), "keys": asdict(keys)}
+
+
+def open_package(package: dict[str, Any], node: NodeKey, master: str) -> dict[int, bytes]:
+    """The keys of a package sealed for this node by ``master`` (its node key); raises
+    SealError when it does not open or is not the set it says."""
+    if package.get("master") != master:
+        raise SealError("the key package was sealed by another master than the one followed")
+    keys = node.unseal(master, str(package.get("bundle", "")))
+    if key_set_id(keys) != package.get("set"):
+        raise SealError("the key package holds another key set than it names")
+    return keys
+
+
+def install_snapshot(
+    db: Database, keys: KeyRepository, snapshot: dict[str, Any], opened: dict[int, bytes]
+) -> None:
+    """Replace this site's identity data and keys (``opened`` from the snapshot's package) by
+    the snapshot's, in one transaction. Keys are installed first, so no token the snapshot's
+    data accepts is refused."""
+    keys.replace_all(opened)
     with db.session() as session:
         session.info[REPLICATING] = True
         for name in reversed(TABLES):

@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 
 from cascade.db.models import Domain, Project, Role, User
 from cascade.errors import BadRequest, Unauthorized
+from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import verify_password
 from cascade.identity.schemas import Auth, AuthScope, DomainRef, ProjectRef, UserRef
 from cascade.identity.snapshot import IdentitySnapshot
@@ -25,6 +26,7 @@ from cascade.identity.token_format import (
 )
 
 DECODE_CACHE_SIZE = 65536
+KEY_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,15 @@ class TokenError(Exception):
 
 
 class TokenService:
-    def __init__(self, formatter: TokenFormatter, lifetime: timedelta) -> None:
+    def __init__(
+        self, formatter: TokenFormatter, lifetime: timedelta, follow: KeyRepository | None = None
+    ) -> None:
         self._formatter = formatter
         self._lifetime = lifetime
+        # Keys rotated or distributed by another process are picked up within a second.
+        self._follow = follow
+        self._keys_version = follow.version() if follow else 0
+        self._keys_checked = time.monotonic()
         # A token's payload never changes, so its decryption is cached (callers present the
         # same token on every request). Expiry and every identity check still run each time.
         self._decode = lru_cache(maxsize=DECODE_CACHE_SIZE)(self._decode_uncached)
@@ -66,12 +74,22 @@ class TokenService:
         self._formatter.reload()
         self._decode.cache_clear()
 
+    def _follow_keys(self) -> None:
+        if self._follow is None or time.monotonic() - self._keys_checked < KEY_CHECK_INTERVAL_S:
+            return
+        self._keys_checked = time.monotonic()
+        version = self._follow.version()
+        if version != self._keys_version:
+            self._keys_version = version
+            self.reload_keys()
+
     def _decode_uncached(self, token_id: str) -> tuple[TokenPayload, datetime]:
         return self._formatter.validate(token_id), self._formatter.issued_at(token_id)
 
     # -- issue -----------------------------------------------------------------------------
 
     def issue(self, auth: Auth, snapshot: IdentitySnapshot) -> AuthContext:
+        self._follow_keys()
         methods: list[str] = list(dict.fromkeys(auth.identity.methods))
         user, parent = self._authenticate(auth, methods, snapshot)
         project, domain = self._resolve_scope(auth.scope, user, snapshot)
@@ -164,6 +182,7 @@ class TokenService:
     # -- validate --------------------------------------------------------------------------
 
     def validate(self, token_id: str, snapshot: IdentitySnapshot) -> AuthContext:
+        self._follow_keys()
         try:
             payload, issued_at = self._decode(token_id)
         except InvalidToken as error:

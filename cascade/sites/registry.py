@@ -3,6 +3,8 @@ with the site's identity URL as that region's identity endpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -11,8 +13,8 @@ from cascade.db import Database
 from cascade.db.models import Endpoint, KeypairCopy, Region, Server, Site
 from cascade.errors import Conflict, NotFound
 from cascade.identity.bootstrap import ensure_identity_endpoints
-from cascade.identity.keys import KeyRepository
 from cascade.identity.replica import export_snapshot
+from cascade.identity.rotation import KeyPackage
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
 from cascade.sites.driver import RetryPolicy, SiteAccess, SiteCallFailed, SiteDriver
@@ -50,11 +52,14 @@ def to_out(site: Site) -> SiteOut:
     )
 
 
+SealKeys = Callable[[str], KeyPackage]  # a node's public key -> the keys sealed for it
+
+
 class SiteRegistry:
-    def __init__(self, db: Database, cipher: CredentialCipher, keys: KeyRepository) -> None:
+    def __init__(self, db: Database, cipher: CredentialCipher, seal_keys: SealKeys) -> None:
         self._db = db
         self._cipher = cipher
-        self._keys = keys
+        self._seal_keys = seal_keys
 
     def register(self, spec: SiteIn, project_id: str) -> SiteOut:
         site = Site(
@@ -86,14 +91,19 @@ class SiteRegistry:
         return to_out(site)
 
     def _fill_identity(self, site: Site, password: str) -> None:
-        """Install Cascade's identity snapshot at the site; on failure, unregister it."""
-        snapshot = export_snapshot(self._db, self._keys)
-        url = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1/snapshot"
+        """Install Cascade's identity snapshot at the site, keys sealed for the site's node
+        key; on failure, unregister it."""
+        base = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1"
         driver = SiteDriver(_access(site, password), REGISTRATION_RETRY)
         try:
+            node_key = driver.call(
+                "read the site's node key",
+                lambda c: c.session.get(base + "/node-key", raise_exc=True).json()["public_key"],
+            )
+            snapshot = export_snapshot(self._db, self._seal_keys(node_key))
             driver.call(
                 "install identity snapshot",
-                lambda c: c.session.put(url, json=snapshot, raise_exc=True),
+                lambda c: c.session.put(base + "/snapshot", json=snapshot, raise_exc=True),
             )
         except SiteCallFailed:
             self.delete(site.id, None)

@@ -12,8 +12,7 @@ import pytest
 
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
 from cascade.db import Database
-from cascade.identity.keys import KeyRepository
-from cascade.identity.replica import export_snapshot
+from cascade.identity.replica import export_rows
 from tests.identity.link import Link
 from tests.identity.test_replica_process import PASSWORD, login, until, validates
 
@@ -21,7 +20,7 @@ from tests.identity.test_replica_process import PASSWORD, login, until, validate
 def identity_rows(data_dir: Path) -> dict[str, object]:
     db = Database(f"sqlite:///{data_dir / 'cascade.db'}")
     try:
-        return export_snapshot(db, KeyRepository(data_dir / "fernet-keys"))["tables"]
+        return export_rows(db)["tables"]
     finally:
         db.dispose()
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cascade.identity.follower import Follower, Master
-from cascade.identity.replica import export_snapshot
+from cascade.identity.replica import export_rows
 from cascade.identity.tokens import TokenError
 from cascade.services import Services, initialize
 from tests.cli.test_cli import cascade
@@ -33,6 +33,7 @@ def follower_of(client: TestClient, replica: Services) -> Follower:
     return Follower(
         replica.db,
         replica.keys,
+        replica.node_key,
         master,
         "site-a",
         http=client,
@@ -41,7 +42,7 @@ def follower_of(client: TestClient, replica: Services) -> Follower:
 
 
 def tables(services: Services) -> dict[str, Any]:
-    return export_snapshot(services.db, services.keys)["tables"]
+    return export_rows(services.db)["tables"]
 
 
 def test_replica_follows_the_master_exactly(
@@ -93,7 +94,13 @@ def test_long_poll_waits_for_news_then_answers_empty(client: TestClient, replica
 
 def test_replication_needs_an_admin(client: TestClient, admin_token: str) -> None:
     tenant = make_tenant(client, admin_token)
-    for path in ("/identity-replica/v1/snapshot", "/identity-replica/v1/changes"):
+    node_key = "A" * 43 + "="
+    for path in (
+        f"/identity-replica/v1/snapshot?replica=site-a&public_key={node_key}",
+        "/identity-replica/v1/changes",
+        "/identity-replica/v1/keys?replica=site-a",
+        "/identity-replica/v1/replicas",
+    ):
         assert client.get(path, headers={"X-Auth-Token": tenant.token}).status_code == 403
         assert client.get(path).status_code == 401
 

@@ -158,7 +158,21 @@ def _baselines(target: Target, rounds: int, seconds: float) -> dict[str, float]:
     }
 
 
-def _login(port: int) -> tuple[str, str, str]:
+def phase_figures(phases: list[Phase]) -> dict[str, Any]:
+    """Rate, p50, p99 and errors of each phase, keyed by its name (and connections if > 1)."""
+    figures: dict[str, Any] = {}
+    for phase in phases:
+        key = f"{phase.name}_per_s" + (
+            "" if phase.connections == 1 else f"_{phase.connections}conn"
+        )
+        figures[key] = round(phase.per_s, 1)
+        figures[key.replace("per_s", "p50_ms")] = round(phase.percentile(50), 3)
+        figures[key.replace("per_s", "p99_ms")] = round(phase.percentile(99), 3)
+        figures[key.replace("per_s", "errors")] = phase.errors
+    return figures
+
+
+def login(port: int) -> tuple[str, str, str]:
     connection = KeepAliveConnection(port)
     reply = connection.json(
         "POST",
@@ -199,14 +213,7 @@ def _report(phases: list[Phase], baselines: dict[str, float], rounds: int) -> di
     console.print(base)
     by_name = {(p.name, p.connections): p for p in phases}
     figures: dict[str, Any] = {"password_hash": f"bcrypt cost {rounds}"}
-    for phase in phases:
-        key = f"{phase.name}_per_s" + (
-            "" if phase.connections == 1 else f"_{phase.connections}conn"
-        )
-        figures[key] = round(phase.per_s, 1)
-        figures[key.replace("per_s", "p50_ms")] = round(phase.percentile(50), 3)
-        figures[key.replace("per_s", "p99_ms")] = round(phase.percentile(99), 3)
-        figures[key.replace("per_s", "errors")] = phase.errors
+    figures.update(phase_figures(phases))
     figures.update({k: round(v, 1) for k, v in baselines.items()})
     validate = by_name.get(("validate", 1))
     if validate:
@@ -221,13 +228,38 @@ def identity(
     rounds: Annotated[int, typer.Option(min=4, max=16, help="bcrypt cost")] = 12,
     connections: Annotated[int, typer.Option(min=2, max=64, help="Concurrent clients")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
+    replica: Annotated[
+        bool,
+        typer.Option(
+            "--replica",
+            help="Replica mode instead: validation at a `cascade identity-replica` process vs "
+            "the master on the same unseen tokens, the time until a write at the master is "
+            "visible at 1 replica process and at N simulated replicas (followers long-polling "
+            "the master from threads of this process), and real Keystone 30 on the same "
+            "machine (cache off and on) when the keystone package is installed",
+        ),
+    ] = False,
+    replicas: Annotated[
+        str, typer.Option(help="--replica: replica counts for visibility (1 = the process)")
+    ] = "1,10,100",
+    changes: Annotated[
+        int, typer.Option(min=1, help="--replica: writes timed per replica count")
+    ] = 5,
+    with_keystone: Annotated[
+        bool, typer.Option("--keystone/--no-keystone", help="--replica: measure real Keystone")
+    ] = True,
 ) -> None:
-    """Tokens issued and validated per second over HTTP, 1 and N connections."""
+    """Tokens issued and validated per second over HTTP, 1 and N connections; with
+    --replica, validation at a site replica, change visibility at 1-100 replicas and real
+    Keystone for comparison."""
+    if replica:
+        _replica_mode(seconds, rounds, connections, replicas, changes, with_keystone, as_json)
+        return
     with tempfile.TemporaryDirectory(prefix="cascade-bench-") as temporary:
         data_dir = Path(temporary)
         env = {"CASCADE_PASSWORD_HASH_ROUNDS": str(rounds), "CASCADE_LOG_LEVEL": "warning"}
         with EmbeddedCascade(data_dir, PASSWORD, env=env) as cascade:
-            token, user_id, project_id = _login(cascade.port)
+            token, user_id, project_id = login(cascade.port)
             target = Target(cascade.port, token, user_id, project_id, str(data_dir / "fernet-keys"))
             phases = []
             plan = [
@@ -242,5 +274,41 @@ def identity(
                 phases.append(_phase(kind, kind, target, count, seconds))
             baselines = _baselines(target, rounds, min(seconds, 2.0))
     figures = _report(phases, baselines, rounds)
+    if as_json:
+        print(json.dumps(figures))
+
+
+def _replica_mode(
+    seconds: float,
+    rounds: int,
+    connections: int,
+    replicas: str,
+    changes: int,
+    with_keystone: bool,
+    as_json: bool,
+) -> None:
+    from cascade.cli.bench import identity_replica
+
+    try:
+        sizes = sorted({int(size) for size in replicas.split(",") if size.strip()})
+    except ValueError:
+        raise typer.BadParameter(
+            "a comma-separated list of counts", param_hint="--replicas"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("counts of at least 1", param_hint="--replicas")
+    with tempfile.TemporaryDirectory(prefix="cascade-bench-replica-") as temporary:
+        env = {"CASCADE_PASSWORD_HASH_ROUNDS": str(rounds), "CASCADE_LOG_LEVEL": "warning"}
+        figures = identity_replica.run(
+            Path(temporary),
+            PASSWORD,
+            env,
+            seconds,
+            connections,
+            sizes,
+            changes,
+            with_keystone,
+            console,
+        )
     if as_json:
         print(json.dumps(figures))
