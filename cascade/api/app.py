@@ -93,6 +93,9 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+GRACEFUL_SHUTDOWN_S = 3
+
+
 def serve(services: Services) -> None:
     """Serve ``create_app(services)`` on the settings' address until stopped."""
     import uvicorn
@@ -104,6 +107,8 @@ def serve(services: Services) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # Replicas' long polls (up to a minute) must not hold a stopping server up.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
 
