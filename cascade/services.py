@@ -77,12 +77,12 @@ class Services:
         """The key set sites should hold, sealed for the node whose public key is given."""
         return rotation.seal_wanted(self.db, self.keys, self.staged_keys, self.node_key, recipient)
 
-    def key_rotation(self) -> rotation.KeyRotation:
+    def key_rotation(self, max_active_keys: int | None = None) -> rotation.KeyRotation:
         return rotation.KeyRotation(
             self.db,
             self.keys,
             self.staged_keys,
-            self.settings.identity_max_active_keys,
+            max_active_keys or self.settings.identity_max_active_keys,
             timedelta(seconds=self.settings.token_expiration),
         )
 

@@ -1,5 +1,5 @@
-"""``/identity-replica/v1``: both ends of identity replication. ``router`` is served where a
-copy of the identity data is held (the site-sim), so the control plane can fill it;
+"""``/identity-replica/v1``: both ends of identity replication. ``router`` is served by a
+site-sim, so the control plane can make its identity a replica of the master's;
 ``replication`` is served by the master: the snapshot a new replica starts from and the
 change log it follows (long poll). Every route needs an admin token."""
 
@@ -11,8 +11,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from cascade.api.deps import Caller, ServicesDep
@@ -21,62 +21,53 @@ from cascade.api.replica_watch import ChangeWatch
 from cascade.db.models import IdentityChange
 from cascade.errors import BadRequest
 from cascade.identity import changelog, rotation
-from cascade.identity.changelog import TABLES
+from cascade.identity.follower import Master
 from cascade.identity.policy import authorize
-from cascade.identity.replica import export_snapshot, install_snapshot, open_package
+from cascade.identity.replica import export_snapshot
 from cascade.identity.sealing import SealError
 from cascade.services import Services
 
+REPLICA_NAME = r"^[A-Za-z0-9_.:-]+$"
 router = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
-AfterInstall = Callable[[], None]
 
 
-class Installed(BaseModel):
-    revision: int
-    rows: int
+class MasterIn(BaseModel):
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048, description="The master")
+    username: str = Field(min_length=1, max_length=255)
+    password: str = Field(min_length=1, max_length=4096)
+    project: str = Field("admin", min_length=1, max_length=255)
+    name: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=REPLICA_NAME,
+        description="This site's name in the master's replica list",
+    )
 
 
-class NodePublicKey(BaseModel):
-    public_key: str
+class Following(BaseModel):
+    master: str
+    seq: int
 
 
-@router.get(
-    "/node-key",
-    response_model=NodePublicKey,
-    summary="This node's public X25519 key: key material sent to it is sealed for it",
-    responses=error_responses(401, 403),
-)
-def node_key(caller: Caller, svc: ServicesDep) -> NodePublicKey:
-    authorize(caller, "admin")
-    return NodePublicKey(public_key=svc.node_key.public)
+FollowMaster = Callable[[Master, str], int]  # the master, this site's name there
 
 
 @router.put(
-    "/snapshot",
-    response_model=Installed,
-    summary="Install an identity snapshot",
-    responses=error_responses(400, 401, 403),
+    "/master",
+    response_model=Following,
+    summary="Make this site's identity a replica of a master's: bootstrap from its snapshot "
+    "now, then follow its change log and key rotations (also after restarts)",
+    responses=error_responses(400, 401, 403, 503),
 )
-def install(
-    snapshot: dict[str, Any] = Body(...), *, caller: Caller, svc: ServicesDep, request: Request
-) -> Installed:
+def follow_master(master: MasterIn, *, caller: Caller, request: Request) -> Following:
     authorize(caller, "admin")
-    package = snapshot.get("keys")
-    if not isinstance(snapshot.get("tables"), dict) or not isinstance(package, dict):
-        raise BadRequest("A snapshot has tables and a key package.")
+    follow: FollowMaster = request.app.state.follow_master
+    url = master.url.rstrip("/")
     try:
-        opened = open_package(package, svc.node_key, str(package.get("master")))
-        install_snapshot(svc.db, svc.keys, snapshot, opened)
+        seq = follow(Master(url, master.username, master.password, master.project), master.name)
     except SealError as error:
-        raise BadRequest(f"Invalid snapshot: {error}") from error
-    except (KeyError, TypeError, ValueError) as error:
-        raise BadRequest(f"Invalid snapshot: {type(error).__name__}: {error}") from error
-    svc.tokens.reload_keys()
-    after: AfterInstall | None = getattr(request.app.state, "after_identity_install", None)
-    if after is not None:
-        after()
-    rows = sum(len(snapshot["tables"].get(name, [])) for name in TABLES)
-    return Installed(revision=int(snapshot.get("revision", 0)), rows=rows)
+        raise BadRequest(f"The master's key package does not open here: {error}") from error
+    return Following(master=url, seq=seq)
 
 
 # --- the master's side: what replicas pull ---------------------------------------------------
@@ -103,7 +94,7 @@ ReplicaName = Annotated[
     Query(
         min_length=1,
         max_length=255,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        pattern=REPLICA_NAME,
         description="The replica's name, as the lag report lists it",
     ),
 ]

@@ -22,7 +22,7 @@ SiteRef = Annotated[str, Path(min_length=1, max_length=255, description="Site na
 
 
 def _registry(svc: ServicesDep) -> SiteRegistry:
-    return SiteRegistry(svc.db, svc.credentials, svc.key_package)
+    return SiteRegistry(svc.db, svc.credentials, svc.settings.effective_public_url)
 
 
 @router.post(

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli import demo_engine
+from cascade.cli import demo_engine, demo_identity
 from cascade.cli.demo_engine import expect
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.errors import CascadeError
@@ -151,11 +151,19 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
             "Start two emulated OpenStack regions", lambda: _start_sites(data_dir, password, stack)
         )
         tour.step(
-            "Register them, filling each site's identity copy",
+            "Register them: each site's identity becomes a replica of Cascade's",
             lambda: _register_sites(client, sites),
         )
         tour.step("One catalog lists every site as a region", lambda: _show_catalog(client))
         tour.step("One login, every site", lambda: _one_login(token, sites))
+        tour.step(
+            "Rotate the Fernet keys: promoted only once every site holds them",
+            lambda: demo_identity.rotate_keys(data_dir, cascade.url, token, sites),
+        )
+        tour.step(
+            "Cut one site off from the master: it keeps validating, then catches up",
+            lambda: demo_identity.cut_one_site_off(data_dir, cascade.url, token, sites),
+        )
         tour.step("An image and a network at each site", lambda: demo_engine.prepare_sites(sites))
         tour.step(
             "Two workers share operations over both sites; one is killed mid-way",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ from cascade.cli.options import DataDir
 from cascade.config import load_settings
 from cascade.errors import BadRequest
 from cascade.identity import changelog
-from cascade.identity.follower import Follower, Master
+from cascade.identity.follower import Follower, Following, Master
 from cascade.identity.rotation import RotationReport, SiteKeys, wanted_key_set
 from cascade.services import Services, initialize
 
@@ -157,19 +156,17 @@ def identity_replica(
     )
     services = Services(settings)
     initialize(services, None)
-    follower = Follower(
-        services.db,
-        services.keys,
-        services.node_key,
-        Master(master_url, username, password, project),
-        name or f"{socket.gethostname()}:{settings.port}",
-        on_keys=services.tokens.reload_keys,
+    following = Following(
+        Follower(
+            services.db,
+            services.keys,
+            services.node_key,
+            Master(master_url, username, password, project),
+            name or f"{socket.gethostname()}:{settings.port}",
+            on_keys=services.tokens.reload_keys,
+        )
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=follower.run, args=(stop,), name="follower", daemon=True)
-    thread.start()
     try:
         serve(services)
     finally:
-        stop.set()
-        thread.join(timeout=15)
+        following.stop()

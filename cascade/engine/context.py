@@ -14,7 +14,9 @@ class EngineContext:
         self.services = services
         self.db = services.db
         self.settings = services.settings
-        self.sites = SiteRegistry(services.db, services.credentials, services.key_package)
+        self.sites = SiteRegistry(
+            services.db, services.credentials, services.settings.effective_public_url
+        )
         self._retry = RetryPolicy(deadline=services.settings.site_call_deadline)
         self._drivers: dict[SiteAccess, SiteDriver] = {}
         self._lock = threading.Lock()

@@ -128,12 +128,14 @@ class ReplicaLag:
 
 
 def note_replica(session: Session, name: str, seq: int, key_set: str | None) -> None:
-    """Record a replica's position as it polls (``seq``: the last change it applied) and the
-    key set it holds."""
+    """Record a registered replica's position as it polls (``seq``: the last change it
+    applied) and the key set it holds."""
     replica = session.get(IdentityReplica, name)
     if replica is None:
-        replica = IdentityReplica(name=name, seq=seq, seen_at=utcnow())
-        session.add(replica)
+        raise NotFound(
+            f"Replica {name!r} is not registered at this master (forgotten, or never "
+            "bootstrapped): it no longer follows. Start it again from an empty data dir."
+        )
     replica.seq, replica.seen_at = seq, utcnow()
     if key_set is not None:
         replica.key_set = key_set

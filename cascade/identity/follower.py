@@ -215,3 +215,19 @@ class Follower:
                 )
             self._token = response.headers["X-Subject-Token"]
         return self._token
+
+
+class Following:
+    """A follower running in a daemon thread until ``stop``."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=follower.run, args=(self._stop,), name=f"follow-{follower.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)

@@ -85,19 +85,21 @@ class NodeKey:
         raw = private.private_bytes(
             _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
-        self._write_private(base64.b64encode(raw))
+        write_private(self.path, base64.b64encode(raw))
         return private
 
-    def _write_private(self, data: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".node-key-", dir=self.path.parent)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(name, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
-            raise
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomically write ``data`` to ``path`` as a 0600 file (never readable by others)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise

@@ -3,18 +3,23 @@ with the site's identity URL as that region's identity endpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Endpoint, KeypairCopy, Region, Server, Site
-from cascade.errors import Conflict, NotFound
-from cascade.identity.bootstrap import ensure_identity_endpoints
-from cascade.identity.replica import export_snapshot
-from cascade.identity.rotation import KeyPackage
+from cascade.db.models import (
+    Endpoint,
+    IdentityReplica,
+    KeypairCopy,
+    Region,
+    Server,
+    Site,
+)
+from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.identity.bootstrap import ensure_endpoints, ensure_identity_endpoints
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
 from cascade.sites.driver import RetryPolicy, SiteAccess, SiteCallFailed, SiteDriver
@@ -52,14 +57,11 @@ def to_out(site: Site) -> SiteOut:
     )
 
 
-SealKeys = Callable[[str], KeyPackage]  # a node's public key -> the keys sealed for it
-
-
 class SiteRegistry:
-    def __init__(self, db: Database, cipher: CredentialCipher, seal_keys: SealKeys) -> None:
+    def __init__(self, db: Database, cipher: CredentialCipher, master_url: str) -> None:
         self._db = db
         self._cipher = cipher
-        self._seal_keys = seal_keys
+        self._master_url = master_url  # where replica sites follow Cascade's identity
 
     def register(self, spec: SiteIn, project_id: str) -> SiteOut:
         site = Site(
@@ -87,27 +89,54 @@ class SiteRegistry:
                 "registered"
             ) from error
         if spec.identity == "replica":
-            self._fill_identity(site, spec.credentials.password)
+            self._make_replica(site, spec.credentials.password)
         return to_out(site)
 
-    def _fill_identity(self, site: Site, password: str) -> None:
-        """Install Cascade's identity snapshot at the site, keys sealed for the site's node
-        key; on failure, unregister it."""
-        base = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1"
+    def _make_replica(self, site: Site, password: str) -> None:
+        """Make the site's identity a replica of Cascade's: its own services join Cascade's
+        catalog in its region, then it bootstraps from Cascade and follows it (with the
+        registration's credentials, which must be Cascade's too). On failure, unregister."""
         driver = SiteDriver(_access(site, password), REGISTRATION_RETRY)
+        follow = {
+            "url": self._master_url,
+            "username": site.username,
+            "password": password,
+            "project": site.site_project_name,
+            "name": site.name,
+        }
+        base = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1"
         try:
-            node_key = driver.call(
-                "read the site's node key",
-                lambda c: c.session.get(base + "/node-key", raise_exc=True).json()["public_key"],
-            )
-            snapshot = export_snapshot(self._db, self._seal_keys(node_key))
+            catalog = driver.call(
+                "read the site's catalog",
+                lambda c: c.session.get(site.identity_url + "/auth/catalog", raise_exc=True),
+            ).json()["catalog"]
+            self._adopt_endpoints(site.region_name, catalog)
             driver.call(
-                "install identity snapshot",
-                lambda c: c.session.put(base + "/snapshot", json=snapshot, raise_exc=True),
+                "make the site follow Cascade's identity",
+                lambda c: c.session.put(base + "/master", json=follow, raise_exc=True),
             )
-        except SiteCallFailed:
+        except (SiteCallFailed, BadRequest):
             self.delete(site.id, None)
             raise
+
+    def _adopt_endpoints(self, region: str, catalog: list[dict[str, Any]]) -> None:
+        """List the site's own services (all but identity) in Cascade's catalog."""
+        found = [
+            (entry["type"], entry["name"], endpoint["url"])
+            for entry in catalog
+            for endpoint in entry["endpoints"]
+            if entry["type"] != "identity" and endpoint.get("region_id") == region
+        ]
+        if not found:
+            regions = sorted({e.get("region_id") for c in catalog for e in c["endpoints"]})
+            raise BadRequest(
+                f"The site's catalog lists no service in region {region!r} (it lists "
+                f"{', '.join(map(str, regions)) or 'none'}): register it under its own region."
+            )
+        with self._db.session() as session:
+            bump_revision(session)
+            for service_type, name, url in found:
+                ensure_endpoints(session, region, service_type, name, url)
 
     def list(self, projects: set[str] | None) -> list[SiteOut]:
         query = select(Site).order_by(Site.name)
@@ -132,6 +161,8 @@ class SiteRegistry:
                     "delete them first."
                 )
             session.execute(delete(KeypairCopy).where(KeypairCopy.site_id == site.id))
+            # A replica site taken out of service: key rotations stop waiting for it.
+            session.execute(delete(IdentityReplica).where(IdentityReplica.name == site.name))
             bump_revision(session)
             session.execute(delete(Endpoint).where(Endpoint.region_id == site.region_name))
             session.execute(delete(Region).where(Region.id == site.region_name))

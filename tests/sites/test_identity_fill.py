@@ -1,9 +1,11 @@
-"""A site registered with ``identity: replica`` gets Cascade's identity copy at registration
-and from then on validates Cascade's tokens locally; if the site cannot take it, the
-registration is refused (502) and nothing is left registered."""
+"""A site registered with ``identity: replica`` becomes a replica of Cascade's identity: its
+own services join Cascade's catalog, it bootstraps from Cascade and follows it (changes within
+a second, key rotations, across its restarts), validating Cascade's tokens locally; if the
+site cannot, the registration is refused (502) and nothing is left registered."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,70 +13,95 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from cascade.cli.embedded import EmbeddedSite, free_port
-from tests.conftest import ADMIN_PASSWORD, login
+from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, free_port
+from tests.cli.test_cli import cascade
+from tests.conftest import ADMIN_PASSWORD
+from tests.identity.test_replica_process import login, until, validates
+
+ENV = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Iterator[EmbeddedCascade]:
+    with EmbeddedCascade(tmp_path / "master", ADMIN_PASSWORD, env=ENV) as server:
+        yield server
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[EmbeddedSite]:
-    site = EmbeddedSite(
-        "site-r", tmp_path / "site-r", ADMIN_PASSWORD, env={"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
-    )
-    with site:
+    sim = EmbeddedSite("site-r", tmp_path / "site-r", ADMIN_PASSWORD, env=ENV, region="RegionR")
+    with sim as site:
         yield site
 
 
-def register(client: TestClient, token: str, url: str) -> httpx.Response:
-    return client.post(
-        "/v1/sites",
-        headers={"X-Auth-Token": token},
-        json={
-            "name": "site-r",
-            "region_name": "RegionR",
-            "identity_url": url,
-            "identity": "replica",
-            "credentials": {
-                "username": "admin",
-                "password": ADMIN_PASSWORD,
-                "project_name": "admin",
-            },
-        },
+def spec(url: str) -> dict[str, object]:
+    return {
+        "name": "site-r",
+        "region_name": "RegionR",
+        "identity_url": url,
+        "identity": "replica",
+        "credentials": {"username": "admin", "password": ADMIN_PASSWORD, "project_name": "admin"},
+    }
+
+
+def add_user(master: EmbeddedCascade, admin: str, name: str) -> None:
+    created = httpx.post(
+        f"{master.url}/identity/v3/users",
+        headers={"X-Auth-Token": admin},
+        json={"user": {"name": name, "password": f"{name}-pw"}},
     )
+    assert created.status_code == 201, created.text
 
 
-def test_replica_site_validates_cascade_tokens(
-    client: TestClient, admin_token: str, sim: EmbeddedSite
+def user_names(url: str, admin: str) -> set[str]:
+    users = httpx.get(f"{url}/identity/v3/users", headers={"X-Auth-Token": admin})
+    return {user["name"] for user in users.json()["users"]} if users.status_code == 200 else set()
+
+
+@pytest.mark.timeout(120)
+def test_a_replica_site_follows_cascade_identity_and_its_key_rotations(
+    master: EmbeddedCascade, sim: EmbeddedSite
 ) -> None:
-    headers = {"X-Auth-Token": admin_token}
-    client.post(
-        "/identity/v3/users",
-        headers=headers,
-        json={"user": {"name": "operator", "password": "operator-pw"}},
-    )
+    admin = login(master.url, "admin", ADMIN_PASSWORD)
+    headers = {"X-Auth-Token": admin}
+    add_user(master, admin, "operator")
     before = httpx.get(f"{sim.url}/compute/v2.1/servers", headers=headers)
     assert before.status_code == 401  # a Cascade token means nothing to the site yet
-    created = register(client, admin_token, sim.auth_url)
+
+    created = httpx.post(f"{master.url}/v1/sites", headers=headers, json=spec(sim.auth_url))
     assert created.status_code == 201, created.text
     assert created.json()["site"]["identity"] == "replica"
     at_site = httpx.get(f"{sim.url}/compute/v2.1/servers", headers=headers)
     assert at_site.status_code == 200, at_site.text
-    users = httpx.get(f"{sim.url}/identity/v3/users", headers=headers).json()["users"]
-    assert "operator" in {u["name"] for u in users}
-    catalog = httpx.get(f"{sim.url}/identity/v3/auth/catalog", headers=headers).json()
-    assert "compute" in {entry["type"] for entry in catalog["catalog"]}
-    fresh = login(client, "admin", ADMIN_PASSWORD, "admin")
-    assert (
-        httpx.get(
-            f"{sim.url}/identity/v3/auth/tokens",
-            headers={"X-Auth-Token": fresh, "X-Subject-Token": fresh},
-        ).status_code
-        == 200
-    )
+    assert "operator" in user_names(sim.url, admin)
+    catalog = httpx.get(f"{master.url}/identity/v3/auth/catalog", headers=headers).json()
+    compute = next(entry for entry in catalog["catalog"] if entry["type"] == "compute")
+    assert {e["region_id"] for e in compute["endpoints"]} == {"RegionR"}  # adopted
+
+    add_user(master, admin, "late")  # followed, not pushed once
+    until(lambda: "late" in user_names(sim.url, admin), timeout=1.0)
+
+    data_dir = str(master.data_dir)
+    rotated = cascade("identity", "rotate-keys", "--timeout", "20", "--data-dir", data_dir)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert "1/1 sites hold" in rotated.stdout
+    fresh = login(master.url, "admin", ADMIN_PASSWORD)
+    until(lambda: validates(sim.url, admin, fresh), timeout=5)  # the new primary's token
+
+    sim.stop()
+    sim.start()  # follows again after a restart
+    add_user(master, admin, "after-restart")
+    until(lambda: "after-restart" in user_names(sim.url, admin), timeout=10)
+
+    deleted = httpx.delete(f"{master.url}/v1/sites/site-r", headers=headers)
+    assert deleted.status_code == 204, deleted.text
+    status = cascade("identity", "status", "--json", "--data-dir", data_dir)
+    assert json.loads(status.stdout.splitlines()[-1])["replicas"] == []
 
 
 def test_unreachable_site_is_not_left_registered(client: TestClient, admin_token: str) -> None:
     dead = f"http://127.0.0.1:{free_port()}/identity/v3"
-    refused = register(client, admin_token, dead)
+    refused = client.post("/v1/sites", headers={"X-Auth-Token": admin_token}, json=spec(dead))
     assert refused.status_code == 502
     assert "site site-r" in refused.json()["error"]["message"]
     listed = client.get("/v1/sites", headers={"X-Auth-Token": admin_token}).json()["sites"]

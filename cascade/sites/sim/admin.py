@@ -43,6 +43,9 @@ class FaultsIn(BaseModel):
     backup_failure_at: float | None = Field(
         None, ge=0, le=1, description="The next backup fails after this fraction of its bytes."
     )
+    cut_from_master: bool | None = Field(
+        None, description="The site's link to the identity master it follows is down."
+    )
 
 
 def _faults_view(site: SiteDep) -> dict[str, Any]:
@@ -53,6 +56,7 @@ def _faults_view(site: SiteDep) -> dict[str, Any]:
         "unavailable": faults.unavailable,
         "quiesce_failures": sorted(faults.quiesce_failures),
         "backup_failure_at": faults.backup_failure_at,
+        "cut_from_master": faults.cut_from_master,
     }
 
 
@@ -76,6 +80,8 @@ def set_faults(body: FaultsIn, caller: Caller, site: SiteDep) -> dict[str, Any]:
         faults.quiesce_failures = set(body.quiesce_failures)
     if "backup_failure_at" in body.model_fields_set:
         faults.backup_failure_at = body.backup_failure_at
+    if body.cut_from_master is not None:
+        faults.cut_from_master = body.cut_from_master
     return _faults_view(site)
 
 

@@ -14,7 +14,6 @@ from cascade.api import errors, replica
 from cascade.api.app import identity_routers
 from cascade.errors import CascadeError
 from cascade.sites.sim import admin, compute, image, network, objects, volume
-from cascade.sites.sim.catalog import register_services
 from cascade.sites.sim.errors import SimError, render, service_of
 from cascade.sites.sim.faults import FaultInjection
 from cascade.sites.sim.site import Site
@@ -31,6 +30,7 @@ def _render(path: str, status: int, message: str, error: CascadeError | None) ->
 def create_site_app(site: Site) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        site.resume_following()
         yield
         site.close()
 
@@ -42,11 +42,7 @@ def create_site_app(site: Site) -> FastAPI:
     )
     volume.recover(site)  # finish or mark work a killed site-sim left mid-flight
     app.state.services = site.identity
-    # After the control plane fills the site's identity copy, list the site's own services
-    # in it again.
-    app.state.after_identity_install = lambda: register_services(
-        site.identity, site.config.region_name, site.config.base_url
-    )
+    app.state.follow_master = site.follow  # PUT /identity-replica/v1/master
     app.state.site = site
     errors.install(app, render=_render)
     app.add_middleware(FaultInjection, faults=site.faults)

@@ -1,6 +1,7 @@
 """Faults injected on demand: latency per service, an error rate per route, the whole site
-answering 503, a named server that fails to quiesce, a backup that fails midway. Turning a
-fault off restores normal service; state is never touched. (An outage in which the site
+answering 503, a named server that fails to quiesce, a backup that fails midway, the site cut
+off from the identity master it follows. Turning a fault off restores normal service; state
+is never touched. (An outage in which the site
 refuses connections is the listener's: ``cascade.sites.sim.listener``.)"""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+import httpx
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,6 +32,7 @@ class Faults:
     unavailable: bool = False  # every service answers 503
     quiesce_failures: set[str] = field(default_factory=set)  # server ids or names
     backup_failure_at: float | None = None  # fraction of the next backup at which it fails
+    cut_from_master: bool = False  # the link to the identity master is down
 
     def clear(self) -> None:
         self.latency.clear()
@@ -37,6 +40,7 @@ class Faults:
         self.unavailable = False
         self.quiesce_failures.clear()
         self.backup_failure_at = None
+        self.cut_from_master = False
 
     def error_for(self, method: str, path: str) -> int | None:
         for rule in self.route_errors:
@@ -44,6 +48,29 @@ class Faults:
             if applies and random.random() < rule.rate:
                 return rule.status
         return None
+
+
+class MasterLink(httpx.HTTPTransport):
+    """The site's outbound link to its identity master: while ``cut_from_master`` holds,
+    requests fail to connect and answers still in flight are lost, as on a cut fibre."""
+
+    def __init__(self, faults: Faults) -> None:
+        super().__init__()
+        self.faults = faults
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._check(request)
+        response = super().handle_request(request)
+        try:
+            self._check(request)
+        except httpx.ConnectError:
+            response.close()
+            raise
+        return response
+
+    def _check(self, request: httpx.Request) -> None:
+        if self.faults.cut_from_master:
+            raise httpx.ConnectError("the link to the identity master is cut", request=request)
 
 
 class FaultInjection:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
+import httpx
+from sqlalchemy import delete
+
 from cascade.config import Settings
+from cascade.db.models import ReplicaState
+from cascade.identity.follower import Follower, Following, Master
+from cascade.identity.sealing import write_private
 from cascade.services import Services, initialize
 from cascade.sites.sim.catalog import register_services
-from cascade.sites.sim.faults import Faults
+from cascade.sites.sim.faults import Faults, MasterLink
 from cascade.sites.sim.state import SimState
 
 
@@ -67,12 +74,61 @@ class Site:
                 password_hash_rounds=config.password_hash_rounds,
             )
         )
+        self._following: Following | None = None
 
     def bootstrap(self) -> None:
-        """Create the site's identity copy (admin user, Fernet keys) and its catalog."""
+        """Create the site's identity copy (admin user, Fernet keys) and its catalog, unless
+        the site follows a master's identity (then its copy is the master's)."""
         password = self.config.admin_password or self.stored_password()
+        if self._master_file.exists():
+            initialize(self.identity, None)  # migrations only: the rows are the master's
+            return
         initialize(self.identity, password)
         register_services(self.identity, self.config.region_name, self.config.base_url)
+
+    # -- following a master's identity -----------------------------------------------------
+
+    @property
+    def _master_file(self) -> Path:
+        return self.config.data_dir / "identity-master.json"
+
+    def follow(self, master: Master, name: str) -> int:
+        """Replace this site's identity by ``master``'s (bootstrap now, so a failure is the
+        caller's answer), then follow its change log and key sets in a thread; remembered
+        (0600) across restarts. Returns the change log position reached."""
+        self.stop_following()
+        with self.identity.db.session() as session:
+            session.execute(delete(ReplicaState))  # start over from the master's snapshot
+        follower = self._follower(master, name)
+        follower.sync()
+        saved = {"master": asdict(master), "name": name}
+        write_private(self._master_file, json.dumps(saved).encode())
+        self._following = Following(follower)
+        position = follower.position()
+        return position.seq if position else 0
+
+    def resume_following(self) -> None:
+        """Follow the master this site followed before it stopped, if any."""
+        if self._master_file.exists() and self._following is None:
+            saved = json.loads(self._master_file.read_text())
+            self._following = Following(self._follower(Master(**saved["master"]), saved["name"]))
+
+    def stop_following(self) -> None:
+        if self._following is not None:
+            self._following.stop()
+            self._following = None
+
+    def _follower(self, master: Master, name: str) -> Follower:
+        identity = self.identity
+        return Follower(
+            identity.db,
+            identity.keys,
+            identity.node_key,
+            master,
+            name,
+            http=httpx.Client(base_url=master.url, timeout=70, transport=MasterLink(self.faults)),
+            on_keys=identity.tokens.reload_keys,
+        )
 
     def stored_password(self) -> str:
         """The site admin's password, generated once and kept in a 0600 file of the data dir."""
@@ -98,5 +154,6 @@ class Site:
         return f"198.18.{octet}.0/24"
 
     def close(self) -> None:
+        self.stop_following()
         self.state.close()
         self.identity.close()
