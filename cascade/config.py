@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         "primary and the secondaries. A rotation that would drop a key which may still have "
         "unexpired tokens (primary less than token_expiration ago) is refused, so rotate at most "
         "every token_expiration / (identity_max_active_keys - 2) seconds.",
+    )
+    identity_rotate_every: int = Field(
+        0,
+        ge=0,
+        le=365 * 86400,
+        description="Seconds between scheduled key rotations run by `cascade up` at the master "
+        "(0: only `cascade identity rotate-keys`). A scheduled rotation that a site blocks is "
+        "logged with that site and retried.",
     )
     identity_master_url: str | None = Field(
         None,
@@ -148,6 +156,17 @@ class Settings(BaseSettings):
     def _divides_the_clock(cls, seconds: int) -> int:
         cron_schedule(seconds)
         return seconds
+
+    @model_validator(mode="after")
+    def _rotation_keeps_live_keys(self) -> Self:
+        every, kept = self.identity_rotate_every, self.identity_max_active_keys - 2
+        if every and every * kept < self.token_expiration:
+            raise ValueError(
+                f"identity_rotate_every ({every} s) x {kept} secondary keys is shorter than "
+                f"token_expiration ({self.token_expiration} s): rotations would drop keys of "
+                "unexpired tokens; rotate less often or raise identity_max_active_keys"
+            )
+        return self
 
     @field_validator("fabric_url")
     @classmethod
