@@ -102,6 +102,10 @@ class IdentityStore:
         self._rounds = password_rounds
         self._master_url = master_url  # set: this is a read-only replica of that master
 
+    def follow(self, master_url: str) -> None:
+        """From now on this copy is a read-only replica of ``master_url``'s."""
+        self._master_url = master_url
+
     def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
         fields = self._hash_password(fields)
         with self._writing(kind.name) as session:

@@ -78,6 +78,13 @@ def test_a_replica_site_follows_cascade_identity_and_its_key_rotations(
     compute = next(entry for entry in catalog["catalog"] if entry["type"] == "compute")
     assert {e["region_id"] for e in compute["endpoints"]} == {"RegionR"}  # adopted
 
+    write = httpx.post(
+        f"{sim.url}/identity/v3/projects",
+        headers=headers,
+        json={"project": {"name": "local", "domain_id": "default"}},
+    )
+    assert write.status_code == 403  # identity writes go to the master
+    assert master.url in write.json()["error"]["message"]
     add_user(master, admin, "late")  # followed, not pushed once
     until(lambda: "late" in user_names(sim.url, admin), timeout=1.0)
 
@@ -92,6 +99,12 @@ def test_a_replica_site_follows_cascade_identity_and_its_key_rotations(
     sim.start()  # follows again after a restart
     add_user(master, admin, "after-restart")
     until(lambda: "after-restart" in user_names(sim.url, admin), timeout=10)
+    again = httpx.post(
+        f"{sim.url}/identity/v3/projects",
+        headers=headers,
+        json={"project": {"name": "local", "domain_id": "default"}},
+    )
+    assert again.status_code == 403  # still, after the restart
 
     deleted = httpx.delete(f"{master.url}/v1/sites/site-r", headers=headers)
     assert deleted.status_code == 204, deleted.text

@@ -103,6 +103,7 @@ class Site:
         follower.sync()
         saved = {"master": asdict(master), "name": name}
         write_private(self._master_file, json.dumps(saved).encode())
+        self.identity.store.follow(master.url)  # identity writes go to the master now
         self._following = Following(follower)
         position = follower.position()
         return position.seq if position else 0
@@ -111,7 +112,9 @@ class Site:
         """Follow the master this site followed before it stopped, if any."""
         if self._master_file.exists() and self._following is None:
             saved = json.loads(self._master_file.read_text())
-            self._following = Following(self._follower(Master(**saved["master"]), saved["name"]))
+            master = Master(**saved["master"])
+            self.identity.store.follow(master.url)
+            self._following = Following(self._follower(master, saved["name"]))
 
     def stop_following(self) -> None:
         if self._following is not None:
