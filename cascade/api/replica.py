@@ -44,7 +44,7 @@ class MasterIn(BaseModel):
     )
 
 
-class Following(BaseModel):
+class FollowingOut(BaseModel):
     master: str
     seq: int
 
@@ -54,12 +54,12 @@ FollowMaster = Callable[[Master, str], int]  # the master, this site's name ther
 
 @router.put(
     "/master",
-    response_model=Following,
+    response_model=FollowingOut,
     summary="Make this site's identity a replica of a master's: bootstrap from its snapshot "
     "now, then follow its change log and key rotations (also after restarts)",
     responses=error_responses(400, 401, 403, 503),
 )
-def follow_master(master: MasterIn, *, caller: Caller, request: Request) -> Following:
+def follow_master(master: MasterIn, *, caller: Caller, request: Request) -> FollowingOut:
     authorize(caller, "admin")
     follow: FollowMaster = request.app.state.follow_master
     url = master.url.rstrip("/")
@@ -67,7 +67,7 @@ def follow_master(master: MasterIn, *, caller: Caller, request: Request) -> Foll
         seq = follow(Master(url, master.username, master.password, master.project), master.name)
     except SealError as error:
         raise BadRequest(f"The master's key package does not open here: {error}") from error
-    return Following(master=url, seq=seq)
+    return FollowingOut(master=url, seq=seq)
 
 
 # --- the master's side: what replicas pull ---------------------------------------------------
