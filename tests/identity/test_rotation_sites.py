@@ -4,35 +4,35 @@ catches up by itself (keys and rows) when its link returns."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from socket import gethostname
 
 import httpx
 import pytest
 
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
+from cascade.config import load_settings
+from cascade.identity.rotation import RotationReport
+from cascade.services import Services
 from tests.identity.link import Link
 from tests.identity.test_partition import identity_rows
 from tests.identity.test_replica_process import PASSWORD, login, until, validates
 
-ENV = {"CASCADE_PASSWORD_HASH_ROUNDS": "4", "CASCADE_IDENTITY_MAX_ACTIVE_KEYS": "8"}
+ENV = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
 
 
-def rotate_keys(master: EmbeddedCascade, *options: str) -> subprocess.CompletedProcess[str]:
-    command = ["identity", "rotate-keys", "--data-dir", str(master.data_dir), *options]
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", *command],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=120,
-        check=False,
-    )
+def rotate_keys(master: EmbeddedCascade, timeout: float, force: bool = False) -> RotationReport:
+    """What `cascade identity rotate-keys` does (tests/identity/test_rotation.py runs the
+    command itself), in this process: five command start-ups would cost seconds."""
+    settings = load_settings(data_dir=master.data_dir, identity_max_active_keys=8)
+    services = Services(settings)
+    try:
+        return services.key_rotation().rotate(timeout, force=force)
+    finally:
+        services.close()
 
 
 @dataclass
@@ -75,16 +75,16 @@ def test_five_rotations_and_a_partition_never_refuse_a_valid_token(tmp_path: Pat
         for thread in threads:
             thread.start()
         try:
-            first = rotate_keys(master, "--timeout", "30")
-            assert first.returncode == 0, first.stdout + first.stderr
+            first = rotate_keys(master, timeout=30)
+            assert first.promoted, first
+            assert not first.forced
             tokens += [login(master.url, "admin", PASSWORD), login(site_a.url, "admin", PASSWORD)]
 
             link.cut()  # site-c is cut off for the next two rotations
             for _ in range(2):
-                forced = rotate_keys(master, "--timeout", "3", "--force")
-                assert forced.returncode == 0, forced.stdout + forced.stderr
-                assert "forced" in forced.stdout
-                assert str(site_c.port) in forced.stdout  # the missing site is named
+                forced = rotate_keys(master, timeout=2, force=True)
+                assert forced.forced
+                assert [site.name for site in forced.missing] == [f"{gethostname()}:{site_c.port}"]
                 tokens.append(login(master.url, "admin", PASSWORD))
             assert validates(site_c.url, admin, admin)  # cut off, still validating
             newest = tokens[-1]  # encrypted with a key site-c has not received
@@ -92,8 +92,9 @@ def test_five_rotations_and_a_partition_never_refuse_a_valid_token(tmp_path: Pat
             link.restore()  # site-c catches up by itself
             until(lambda: validates(site_c.url, admin, newest), timeout=20)
             for _ in range(2):
-                normal = rotate_keys(master, "--timeout", "30")
-                assert normal.returncode == 0, normal.stdout + normal.stderr
+                normal = rotate_keys(master, timeout=30)
+                assert normal.promoted, normal
+                assert not normal.forced
                 tokens.append(login(master.url, "admin", PASSWORD))
             time.sleep(1.0)  # the validators go round the newest tokens too
         finally:
