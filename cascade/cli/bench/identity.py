@@ -248,12 +248,22 @@ def identity(
     with_keystone: Annotated[
         bool, typer.Option("--keystone/--no-keystone", help="--replica: measure real Keystone")
     ] = True,
+    rotations: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="--replica: Fernet key rotations timed with up to 10 simulated replicas "
+            "(the largest --replicas count <= 10, else 10) and the replica process; 0: none",
+        ),
+    ] = 3,
 ) -> None:
     """Tokens issued and validated per second over HTTP, 1 and N connections; with
     --replica, validation at a site replica, change visibility at 1-100 replicas and real
     Keystone for comparison."""
     if replica:
-        _replica_mode(seconds, rounds, connections, replicas, changes, with_keystone, as_json)
+        _replica_mode(
+            seconds, rounds, connections, replicas, changes, with_keystone, rotations, as_json
+        )
         return
     with tempfile.TemporaryDirectory(prefix="cascade-bench-") as temporary:
         data_dir = Path(temporary)
@@ -285,6 +295,7 @@ def _replica_mode(
     replicas: str,
     changes: int,
     with_keystone: bool,
+    rotations: int,
     as_json: bool,
 ) -> None:
     from cascade.cli.bench import identity_replica
@@ -309,6 +320,7 @@ def _replica_mode(
             changes,
             with_keystone,
             console,
+            rotations,
         )
     if as_json:
         print(json.dumps(figures))

@@ -4,25 +4,23 @@
   connections), on tokens neither it nor the master has seen (minted with the master's keys),
   and the master's rate on the very same tokens, for the ratio.
 - Change visibility: the time from a write at the master (a user created) until it is
-  visible at 1 replica (the real process answers ``GET /users/{id}``), and until 10 and 100
-  simulated replicas have all applied it. A simulated replica is a real ``Follower`` (its
-  own SQLite database, key repository and node key, bootstrapped from the master's snapshot)
-  long-polling the master over HTTP from its own thread, as ``cascade identity-replica``
-  does; only the password login is replaced by one shared admin token (no 100 bcrypt hashes).
+  visible at 1 replica (the real process), and until 10 and 100 simulated replicas have all
+  applied it (``cascade.cli.bench.replica_fleet``).
+- Fernet key rotation: R full rotations (staged, installed by every replica, promoted), each
+  timed, with the largest simulated fleet of at most 10 replicas asked for (10 if none is)
+  following the master, plus the replica process, which is registered too and must hold each
+  new set as well; figures ``rotation_{N}_sites_*`` name N, the simulated count. Then tokens
+  the master mints with the new primary must validate at the replica process.
 - Real Keystone 30 on the same machine, one connection, its cache off and on, when the
   ``keystone`` package is importable (``cascade.cli.bench.keystone``).
 """
 
 from __future__ import annotations
 
-import random
-import shutil
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,16 +32,22 @@ from rich.table import Table
 from cascade.cli.bench import keystone
 from cascade.cli.bench.http import KeepAliveConnection
 from cascade.cli.bench.identity import Phase, login, phase_figures
+from cascade.cli.bench.replica_fleet import (
+    TOKENS,
+    Rotations,
+    Simulated,
+    check_new_primary,
+    rotate_keys,
+    simulated_replicas,
+    visible_at_process,
+    visible_at_simulated,
+)
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
-from cascade.db import Database
-from cascade.db.migrate import upgrade
-from cascade.identity.follower import Follower, Master
 from cascade.identity.keys import KeyRepository
-from cascade.identity.sealing import NodeKey
 from cascade.identity.token_format import TokenFormatter, TokenPayload, new_audit_id
 
-TOKENS = "/identity/v3/auth/tokens"
 PREPARED_PER_S = 6000  # tokens minted per second of a one-connection phase
+ROTATION_FLEET = 10  # rotations run with the largest simulated fleet up to this size
 
 
 class Measured:
@@ -111,170 +115,6 @@ def validate(port: int, admin_token: str, pools: list[list[str]], seconds: float
     )
 
 
-# --- change visibility ------------------------------------------------------------------
-
-
-class _Writer:
-    """Writes at the master (a user created per change, without a password so the write is
-    not a bcrypt hash) and reads its change log head."""
-
-    def __init__(self, port: int, admin_token: str) -> None:
-        self._connection = KeepAliveConnection(port)
-        self._token = admin_token
-        self._count = 0
-
-    def create_user(self) -> str:
-        self._count += 1
-        name = f"bench-visible-{self._count}-{random.getrandbits(32):08x}"
-        body = {"user": {"name": name, "domain_id": "default"}}  # no password: no bcrypt
-        reply = self._connection.json(
-            "POST", "/identity/v3/users", self._token, body=body, expect=201
-        )
-        return str(reply.json()["user"]["id"])
-
-    def head(self) -> int:
-        reply = self._connection.json(
-            "GET", "/identity-replica/v1/changes?limit=1&after=0", self._token
-        )
-        return int(reply.json()["head"])
-
-    def close(self) -> None:
-        self._connection.close()
-
-
-def visible_at_process(
-    master_port: int, replica_port: int, admin_token: str, changes: int
-) -> list[float]:
-    """Seconds from a user created at the master until the replica process serves it."""
-    writer = _Writer(master_port, admin_token)
-    reader = KeepAliveConnection(replica_port)
-    headers = {"X-Auth-Token": admin_token}
-    found = []
-    try:
-        for _ in range(changes):
-            time.sleep(random.uniform(0.1, 0.3))  # land anywhere in the master's poll cycle
-            started = time.perf_counter()
-            user_id = writer.create_user()
-            deadline = started + 30
-            while reader.request("GET", f"/identity/v3/users/{user_id}", headers).status != 200:
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"user {user_id} not visible at the replica in 30 s")
-            found.append(time.perf_counter() - started)
-    finally:
-        writer.close()
-        reader.close()
-    return found
-
-
-class _Simulated(Follower):
-    """A follower that logs in with a shared token and notes when it applied each change."""
-
-    def __init__(self, root: Path, template: Path, master: Master, token: str) -> None:
-        root.mkdir(parents=True)
-        shutil.copyfile(template, root / "cascade.db")
-        super().__init__(
-            Database(f"sqlite:///{root / 'cascade.db'}"),
-            KeyRepository(root / "fernet-keys"),
-            NodeKey(root / "node.key"),
-            master,
-            f"bench-{root.name}",
-            http=httpx.Client(base_url=master.url, timeout=70),
-        )
-        self._shared_token = token
-        self.applied: dict[int, float] = {}  # last seq of a batch -> when it committed
-        self.changed = threading.Event()
-
-    def _login(self) -> str:
-        return self._shared_token
-
-    def _record(self, changes: list[dict[str, Any]], head: int) -> None:
-        super()._record(changes, head)
-        if changes:
-            self.applied[int(changes[-1]["seq"])] = time.perf_counter()
-            self.changed.set()
-
-    def reached(self, seq: int) -> float | None:
-        """When this replica's position first reached ``seq``."""
-        times = [at for applied, at in self.applied.items() if applied >= seq]
-        return min(times) if times else None
-
-
-@contextmanager
-def simulated_replicas(
-    root: Path, master_url: str, password: str, token: str, count: int
-) -> Iterator[list[_Simulated]]:
-    """``count`` followers of the master, each in its own thread, bootstrapped and long-polling;
-    stopped (and their threads joined) on exit."""
-    template = root / "template.db"
-    root.mkdir(parents=True, exist_ok=True)
-    schema = Database(f"sqlite:///{template}")
-    upgrade(schema)  # migrate once, copy the file: each replica still has its own database
-    schema.dispose()
-    master = Master(master_url, "admin", password)
-    followers = [_Simulated(root / f"r{i:03d}", template, master, token) for i in range(count)]
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=f.run, args=(stop,), name=f.name, daemon=True) for f in followers
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 120
-        while any(f.position() is None for f in followers):
-            if time.monotonic() > deadline:
-                raise TimeoutError("simulated replicas did not bootstrap in 120 s")
-            time.sleep(0.1)
-        time.sleep(0.5)  # each is now in its long poll
-        yield followers
-    finally:
-        stop.set()
-        try:  # a change ends every long poll at once, so the threads see ``stop``
-            with httpx.Client(base_url=master_url, timeout=10) as client:
-                client.post(
-                    "/identity/v3/users",
-                    json={
-                        "user": {
-                            "name": f"bench-stop-{random.getrandbits(32):08x}",
-                            "domain_id": "default",
-                        }
-                    },
-                    headers={"X-Auth-Token": token},
-                )
-        except httpx.HTTPError:
-            pass
-        for thread in threads:
-            thread.join(timeout=15)
-        for follower in followers:
-            follower.db.dispose()
-
-
-def visible_at_simulated(
-    followers: list[_Simulated], master_port: int, admin_token: str, changes: int
-) -> list[float]:
-    """Seconds from a user created at the master until every follower applied it."""
-    writer = _Writer(master_port, admin_token)
-    found = []
-    try:
-        for _ in range(changes):
-            time.sleep(random.uniform(0.1, 0.3))
-            started = time.perf_counter()
-            writer.create_user()
-            seq = writer.head()
-            deadline = started + 30
-            while True:
-                reached = [f.reached(seq) for f in followers]
-                if all(at is not None for at in reached):
-                    break
-                if time.perf_counter() > deadline:
-                    missing = sum(at is None for at in reached)
-                    raise TimeoutError(f"{missing} replicas did not apply seq {seq} in 30 s")
-                time.sleep(0.005)
-            found.append(max(at for at in reached if at is not None) - started)
-    finally:
-        writer.close()
-    return found
-
-
 # --- real Keystone ----------------------------------------------------------------------
 
 
@@ -333,11 +173,14 @@ def run(
     changes: int,
     with_keystone: bool,
     console: Console,
+    rotations: int = 3,
 ) -> dict[str, Any]:
     """The whole replica mode under ``root``; returns the figures (and prints the tables)."""
     figures: dict[str, Any] = {}
     phases: list[Phase] = []
     visibility: dict[int, list[float]] = {}
+    fleet = max((s for s in sizes if 1 < s <= ROTATION_FLEET), default=ROTATION_FLEET)
+    rotated: Rotations | None = None
     with EmbeddedCascade(root / "master", password, env=env) as master:
         admin, user_id, project_id = login(master.port)
         keys = root / "master" / "fernet-keys"
@@ -364,13 +207,27 @@ def run(
             if 1 in sizes:
                 console.print(f"visibility at 1 replica process, {changes} changes")
                 visibility[1] = visible_at_process(master.port, replica.port, admin, changes)
-        for size in sorted(s for s in sizes if s > 1):
+            if rotations:  # first of the fleets, with the replica process still up: a
+                # rotation waits for every registered replica, stopped ones included
+                console.print(f"starting {fleet} simulated replicas")
+                with simulated_replicas(
+                    root / f"sim-{fleet}", master.url, password, admin, fleet
+                ) as followers:
+                    if fleet in sizes:
+                        visibility[fleet] = _visible(
+                            console, followers, master.port, admin, changes
+                        )
+                    console.print(
+                        f"{rotations} key rotation(s), {fleet} simulated replicas + the process"
+                    )
+                    rotated = rotate_keys(root / "master", fleet, rotations, console.print)
+                check_new_primary(rotated, master.port, replica.port, admin, keys)
+        for size in sorted(s for s in sizes if s > 1 and s not in visibility):
             console.print(f"starting {size} simulated replicas")
             with simulated_replicas(
                 root / f"sim-{size}", master.url, password, admin, size
             ) as followers:
-                console.print(f"visibility at {size} simulated replicas, {changes} changes")
-                visibility[size] = visible_at_simulated(followers, master.port, admin, changes)
+                visibility[size] = _visible(console, followers, master.port, admin, changes)
     figures.update(phase_figures(phases))
     if figures.get("validate_per_s"):
         figures["replica_vs_master_validate_ratio"] = round(
@@ -379,6 +236,8 @@ def run(
     for size, values in visibility.items():
         _stats(f"visible_{size}_replica{'s' if size > 1 else ''}", values, figures)
     figures["visibility_changes"] = changes
+    if rotated is not None:
+        figures.update(rotated.figures())
     if with_keystone:
         why = keystone.unavailable()
         if why:
@@ -395,8 +254,15 @@ def run(
                     if figures.get(key) and ours in figures:
                         name = f"{ours.removesuffix('_per_s')}_vs_{key.removesuffix('_per_s')}"
                         figures[f"{name}_ratio"] = round(figures[ours] / figures[key], 1)
-    _print(console, phases, visibility, figures)
+    _print(console, phases, visibility, rotated, figures)
     return figures
+
+
+def _visible(
+    console: Console, followers: list[Simulated], master_port: int, admin: str, changes: int
+) -> list[float]:
+    console.print(f"visibility at {len(followers)} simulated replicas, {changes} changes")
+    return visible_at_simulated(followers, master_port, admin, changes)
 
 
 def _until_valid(port: int, admin: str, timeout: float = 60.0) -> None:
@@ -417,6 +283,7 @@ def _print(
     console: Console,
     phases: list[Phase],
     visibility: dict[int, list[float]],
+    rotated: Rotations | None,
     figures: dict[str, Any],
 ) -> None:
     table = Table(
@@ -458,3 +325,22 @@ def _print(
             f"{max(values):.3f}",
         )
     console.print(seen)
+    if rotated is not None:
+        keys = Table(
+            "replicas",
+            "rotations",
+            "p50 s",
+            "max s",
+            "held by",
+            "new tokens at process",
+            title="a Fernet key rotation, from its start until promoted",
+        )
+        keys.add_row(
+            f"{rotated.replicas} simulated + process",
+            str(len(rotated.seconds)),
+            f"{statistics.median(rotated.seconds):.3f}",
+            f"{max(rotated.seconds):.3f}",
+            f"{rotated.holding}/{rotated.sites}",
+            f"{rotated.tokens - rotated.token_errors}/{rotated.tokens} valid",
+        )
+        console.print(keys)
