@@ -21,10 +21,12 @@ from cascade.api.replica_watch import ChangeWatch
 from cascade.db.models import IdentityChange
 from cascade.errors import BadRequest
 from cascade.identity import changelog, rotation
+from cascade.identity.bootstrap import ensure_identity_endpoints
 from cascade.identity.follower import Master
 from cascade.identity.policy import authorize
 from cascade.identity.replica import export_snapshot
 from cascade.identity.sealing import SealError
+from cascade.identity.store import bump_revision
 from cascade.services import Services
 
 REPLICA_NAME = r"^[A-Za-z0-9_.:-]+$"
@@ -227,6 +229,28 @@ def list_replicas(caller: Caller, svc: ServicesDep) -> ReplicaList:
             keys=rotation.wanted_key_set(svc.keys, svc.staged_keys),
             replicas=[ReplicaOut(**vars(lag)) for lag in changelog.replicas(session)],
         )
+
+
+class IdentityEndpointIn(BaseModel):
+    region: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+$")
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+
+
+@replication.put(
+    "/replicas/{name}/endpoint",
+    status_code=204,
+    summary="List a replica as its region's identity endpoint in the catalog, so clients at "
+    "its site reach it by region name",
+    responses=error_responses(400, 401, 403, 404),
+)
+def replica_endpoint(
+    name: str, endpoint: IdentityEndpointIn, caller: Caller, svc: ServicesDep
+) -> None:
+    authorize(caller, "admin")
+    rotation.replica_key(svc.db, name)  # a registered replica, or 404
+    with svc.db.session() as session:
+        bump_revision(session)
+        ensure_identity_endpoints(session, endpoint.region, endpoint.url.rstrip("/"))
 
 
 @replication.delete(

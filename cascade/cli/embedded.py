@@ -169,11 +169,17 @@ class EmbeddedReplica(ChildServer):
     name = "cascade identity-replica"
 
     def __init__(
-        self, data_dir: Path, master_url: str, master_password: str, port: int | None = None
+        self,
+        data_dir: Path,
+        master_url: str,
+        master_password: str,
+        port: int | None = None,
+        region: str | None = None,
     ) -> None:
         env = {"CASCADE_MASTER_PASSWORD": master_password}
         super().__init__(data_dir, port, env, data_dir.parent / f"{data_dir.name}.log")
         self.master_url = master_url
+        self.region = region
 
     def command(self) -> list[str]:
         return [
@@ -184,6 +190,7 @@ class EmbeddedReplica(ChildServer):
             str(self.data_dir),
             "--port",
             str(self.port),
+            *(["--region", self.region] if self.region else []),
         ]
 
 

@@ -144,6 +144,17 @@ def identity_replica(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [default 5000]")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="This site's region: the master's catalog then lists this replica as the "
+            "region's identity endpoint (clients select it with --os-region-name)"
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="URL clients reach this replica at [default http://HOST:PORT]"),
+    ] = None,
 ) -> None:
     """Serve a read-only identity replica of MASTER, following its change log."""
     from cascade.api.app import serve
@@ -152,7 +163,11 @@ def identity_replica(
         raise BadRequest("the master's password is needed: set CASCADE_MASTER_PASSWORD")
     master_url = master.rstrip("/")
     settings = load_settings(
-        data_dir=data_dir, host=host, port=port, identity_master_url=master_url
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        public_url=public_url,
+        identity_master_url=master_url,
     )
     services = Services(settings)
     initialize(services, None)
@@ -164,6 +179,7 @@ def identity_replica(
             Master(master_url, username, password, project),
             name or f"{socket.gethostname()}:{settings.port}",
             on_keys=services.tokens.reload_keys,
+            endpoint=(region, f"{settings.effective_public_url}/identity/v3") if region else None,
         )
     )
     try:

@@ -66,6 +66,7 @@ class Follower:
         name: str,
         http: httpx.Client | None = None,
         on_keys: Callable[[], None] | None = None,
+        endpoint: tuple[str, str] | None = None,
     ) -> None:
         self.db = db
         self.keys = keys
@@ -74,6 +75,7 @@ class Follower:
         self.name = name  # how the master lists this replica
         self._http = http or httpx.Client(base_url=master.url, timeout=70)
         self._on_keys = on_keys
+        self._endpoint = endpoint  # (region, identity URL) to list in the master's catalog
         self._token: str | None = None
 
     def position(self) -> Position | None:
@@ -92,7 +94,10 @@ class Follower:
         position (waiting up to ``wait`` seconds for news). Returns changes applied."""
         position = self.position()
         if position is None:
-            return self._bootstrap()
+            rows = self._bootstrap()
+            self._list_endpoint()
+            return rows
+        self._list_endpoint()
         held = self.key_set()
         answer = self._get(
             "/identity-replica/v1/changes",
@@ -149,6 +154,16 @@ class Follower:
         log.info("identity replica: installed %d rows at sequence %d", rows, seq)
         return rows
 
+    def _list_endpoint(self) -> None:
+        """Once per process: be the region's identity endpoint in the master's catalog."""
+        if self._endpoint is None:
+            return
+        region, url = self._endpoint
+        path = f"/identity-replica/v1/replicas/{self.name}/endpoint"
+        self._call("PUT", path, json={"region": region, "url": url})
+        log.info("identity replica: listed as region %s's identity endpoint", region)
+        self._endpoint = None
+
     def _fetch_keys(self) -> None:
         package = self._get("/identity-replica/v1/keys", {"replica": self.name})
         with self.db.session() as session:
@@ -179,10 +194,13 @@ class Follower:
     # --- HTTP ---------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
+        return self._call("GET", path, params=params).json()
+
+    def _call(self, method: str, path: str, **request: Any) -> httpx.Response:
         for attempt in range(2):
             try:
-                response = self._http.get(
-                    path, params=params, headers={"X-Auth-Token": self._login()}
+                response = self._http.request(
+                    method, path, headers={"X-Auth-Token": self._login()}, **request
                 )
             except httpx.HTTPError as error:
                 raise Unavailable(
@@ -191,12 +209,12 @@ class Follower:
             if response.status_code == 401 and attempt == 0:
                 self._token = None  # expired or keys rotated: log in again, once
                 continue
-            if response.status_code != 200:
+            if response.status_code not in (200, 204):
                 raise Unavailable(
                     f"identity master {self.master.url} answered {response.status_code} "
                     f"to {path}: {response.text[:200]}"
                 )
-            return response.json()
+            return response
         raise AssertionError("unreachable")
 
     def _login(self) -> str:

@@ -6,9 +6,10 @@ as in a crash or a site cut off; a graceful stop takes the master several second
 openstacksdk (``GET /v3/auth/tokens`` with ``X-Subject-Token``) validate and use that token
 against the replica alone.
 
-The replica serves the catalog it replicated, whose identity endpoints are the master's URL,
-so the clients are pointed at the replica with ``identity_endpoint_override`` (what a client
-at a cut-off site is configured with), and never fall back to the stopped master.
+The replica runs with ``--region SiteA``: the master's catalog (which the replica serves)
+lists it as that region's identity endpoint, so clients that name the region
+(``--os-region-name``, openstacksdk ``region_name``) use it and never fall back to the
+stopped master, which stays the catalog's identity endpoint of its own region.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
 from tests.identity.test_replica_process import login, until, validates
 
 PASSWORD = "replica-clients-admin-password"
+REGION = "SiteA"
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 
@@ -100,7 +102,7 @@ def test_openstack_clients_validate_and_use_a_master_token_on_the_replica(tmp_pa
     home = tmp_path / "client"
     with (
         EmbeddedCascade(tmp_path / "master", PASSWORD, env=env) as master,
-        EmbeddedReplica(tmp_path / "replica", master.url, PASSWORD) as replica,
+        EmbeddedReplica(tmp_path / "replica", master.url, PASSWORD, region=REGION) as replica,
     ):
         admin = login(master.url, "admin", PASSWORD)
         until(lambda: validates(replica.url, admin, admin), timeout=30)  # bootstrapped
@@ -128,7 +130,7 @@ def test_openstack_clients_validate_and_use_a_master_token_on_the_replica(tmp_pa
             OS_AUTH_TYPE="token",
             OS_TOKEN=token,
             OS_PROJECT_ID=project_id,
-            OS_IDENTITY_ENDPOINT_OVERRIDE=identity,
+            OS_REGION_NAME=REGION,
         )
         # The CLI's token auth is Keystone's token method: the replica rescopes.
         rescoped, project, user, catalog = run_openstack(
@@ -150,7 +152,7 @@ def test_openstack_clients_validate_and_use_a_master_token_on_the_replica(tmp_pa
         conn = openstack.connect(
             auth_type="token",
             auth={"auth_url": identity, "token": token, "project_id": project_id},
-            identity_endpoint_override=identity,
+            region_name=REGION,
             load_yaml_config=False,
             load_envvars=False,
         )
