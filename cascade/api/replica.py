@@ -161,7 +161,7 @@ def keys(caller: Caller, svc: ServicesDep, replica: ReplicaName) -> KeyPackageOu
     response_model=ChangeList,
     summary="Identity changes after a sequence number, in order; waits up to `wait` seconds "
     "for one when there is none yet (long poll)",
-    responses=error_responses(400, 401, 403),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def changes(
     caller: Caller,
