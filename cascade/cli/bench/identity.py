@@ -66,7 +66,7 @@ def _password_body() -> bytes:
     return json.dumps(password_auth("admin", PASSWORD, "admin")).encode()
 
 
-def _token_body(token: str) -> bytes:
+def rescope_body(token: str) -> bytes:
     return json.dumps(
         {
             "auth": {
@@ -120,7 +120,7 @@ def _request(
     if kind == "issue":
         return "POST", path, _password_body(), json_headers, 201
     if kind == "rescope":
-        return "POST", path, _token_body(target.admin_token), json_headers, 201
+        return "POST", path, rescope_body(target.admin_token), json_headers, 201
     headers = {
         "X-Auth-Token": target.admin_token,
         "X-Subject-Token": _fresh_token(formatter, target),

@@ -31,7 +31,7 @@ import httpx
 from cryptography.fernet import Fernet, InvalidToken
 
 from cascade.cli.bench.http import KeepAliveConnection
-from cascade.cli.bench.identity import _token_body
+from cascade.cli.bench.identity import rescope_body
 from cascade.cli.ops import operator_services
 from cascade.db import Database
 from cascade.db.migrate import upgrade
@@ -296,7 +296,7 @@ def check_new_primary(
 def _mint_at(master: KeepAliveConnection, admin_token: str) -> str:
     """A new project token from the master (token method: no bcrypt)."""
     reply = master.request(
-        "POST", TOKENS, {"Content-Type": "application/json"}, _token_body(admin_token)
+        "POST", TOKENS, {"Content-Type": "application/json"}, rescope_body(admin_token)
     )
     if reply.status != 201:
         raise RuntimeError(f"the master answered {reply.status} to a token request")
