@@ -34,6 +34,15 @@ REGION = "SiteA"
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 
+def lists_region_identity(url: str, token: str) -> bool:
+    answer = httpx.get(f"{url}/identity/v3/auth/catalog", headers={"X-Auth-Token": token})
+    return any(
+        entry["type"] == "identity" and endpoint["region_id"] == REGION
+        for entry in answer.json()["catalog"]
+        for endpoint in entry["endpoints"]
+    )
+
+
 def isolated_env(home: Path, auth_url: str, **settings: str) -> dict[str, str]:
     """This process's environment without any OS_* setting, reading no clouds.yaml or
     secure.yaml but two empty ones of its own, plus ``settings``."""
@@ -106,6 +115,9 @@ def test_openstack_clients_validate_and_use_a_master_token_on_the_replica(tmp_pa
     ):
         admin = login(master.url, "admin", PASSWORD)
         until(lambda: validates(replica.url, admin, admin), timeout=30)  # bootstrapped
+        # The replica lists itself as SiteA's identity endpoint at the master just after its
+        # bootstrap; wait until that change is back in its own copy of the catalog.
+        until(lambda: lists_region_identity(replica.url, admin), timeout=10)
 
         password_env = isolated_env(
             home,
