@@ -82,7 +82,7 @@ def test_five_rotations_and_a_partition_never_refuse_a_valid_token(tmp_path: Pat
 
             link.cut()  # site-c is cut off for the next two rotations
             for _ in range(2):
-                forced = rotate_keys(master, timeout=2, force=True)
+                forced = rotate_keys(master, timeout=3, force=True)
                 assert forced.forced
                 assert [site.name for site in forced.missing] == [f"{gethostname()}:{site_c.port}"]
                 tokens.append(login(master.url, "admin", PASSWORD))

@@ -86,7 +86,7 @@ def test_a_replica_site_follows_cascade_identity_and_its_key_rotations(
     assert write.status_code == 403  # identity writes go to the master
     assert master.url in write.json()["error"]["message"]
     add_user(master, admin, "late")  # followed, not pushed once
-    until(lambda: "late" in user_names(sim.url, admin), timeout=1.0)
+    until(lambda: "late" in user_names(sim.url, admin), timeout=3.0)
 
     data_dir = str(master.data_dir)
     rotated = cascade("identity", "rotate-keys", "--timeout", "20", "--data-dir", data_dir)
