@@ -36,6 +36,7 @@ class ChildServer:
 
     health_path = "/"
     name = "server"
+    launcher: tuple[str, ...] = ()  # what the command runs under, e.g. ("ip", "netns", "exec", NS)
 
     def __init__(
         self, data_dir: Path, port: int | None, env: dict[str, str] | None, log_file: Path | None
@@ -58,7 +59,7 @@ class ChildServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "cascade", *self.command()],
+                [*self.launcher, sys.executable, "-m", "cascade", *self.command()],
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
