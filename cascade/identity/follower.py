@@ -27,7 +27,7 @@ import httpx
 from cascade.db import Database
 from cascade.db.models import ReplicaState, utcnow
 from cascade.errors import Unavailable
-from cascade.identity.keys import KeyRepository, key_set_id
+from cascade.identity.keys import KeyRepository
 from cascade.identity.render import password_auth
 from cascade.identity.replica import apply_changes, install_snapshot, open_package
 from cascade.identity.sealing import NodeKey, SealError
@@ -85,10 +85,6 @@ class Follower:
                 return None
             return Position(state.seq, state.master_head, state.applied_at, state.checked_at)
 
-    def key_set(self) -> str:
-        """Id of the Fernet key set this replica holds."""
-        return key_set_id(self.keys.read_all())
-
     def sync(self, wait: float = 0.0) -> int:
         """Bootstrap if this replica is empty, else apply what the master has after our
         position (waiting up to ``wait`` seconds for news). Returns changes applied."""
@@ -98,7 +94,7 @@ class Follower:
             self._list_endpoint()
             return rows
         self._list_endpoint()
-        held = self.key_set()
+        held = self.keys.set_id()
         answer = self._get(
             "/identity-replica/v1/changes",
             {

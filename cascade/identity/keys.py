@@ -37,6 +37,7 @@ class KeyRepository:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._set_id: tuple[int, str] | None = None  # (version, id) last computed
 
     def exists(self) -> bool:
         """True when the directory exists and holds at least one key file."""
@@ -77,6 +78,13 @@ class KeyRepository:
             return self.path.stat().st_mtime_ns
         except FileNotFoundError:
             return 0
+
+    def set_id(self) -> str:
+        """``key_set_id`` of the keys held, re-read only when the repository changed."""
+        version = self.version()
+        if self._set_id is None or self._set_id[0] != version:
+            self._set_id = (version, key_set_id(self.read_all()))
+        return self._set_id[1]
 
     def keys(self) -> list[bytes]:
         """All keys in MultiFernet order: primary first, then descending, staged 0 last."""

@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,12 +56,7 @@ def wanted_keys(keys: KeyRepository, staged: KeyRepository) -> dict[int, bytes]:
 
 def wanted_key_set(keys: KeyRepository, staged: KeyRepository) -> str:
     """The id of ``wanted_keys``: cheap to ask often (re-read only when a repository moved)."""
-    return _set_id(keys.path, keys.version(), staged.path, staged.version())
-
-
-@lru_cache(maxsize=16)
-def _set_id(keys: Path, _keys_version: int, staged: Path, _staged_version: int) -> str:
-    return key_set_id(wanted_keys(KeyRepository(keys), KeyRepository(staged)))
+    return staged.set_id() if staged.exists() else keys.set_id()
 
 
 def replica_key(db: Database, replica: str) -> str:

@@ -12,9 +12,11 @@ import json
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,6 +160,26 @@ def _baselines(target: Target, rounds: int, seconds: float) -> dict[str, float]:
     }
 
 
+def phase_table(
+    title: str, first: str, phases: list[Phase], label: Callable[[Phase], str] = attrgetter("name")
+) -> Table:
+    """One row per phase: rate, percentiles and errors, the first column ``label(phase)``."""
+    table = Table(
+        first, "connections", "requests", "per second", "p50 ms", "p99 ms", "errors", title=title
+    )
+    for phase in phases:
+        table.add_row(
+            label(phase),
+            str(phase.connections),
+            str(phase.requests),
+            f"{phase.per_s:,.1f}",
+            f"{phase.percentile(50):.2f}",
+            f"{phase.percentile(99):.2f}",
+            str(phase.errors),
+        )
+    return table
+
+
 def phase_figures(phases: list[Phase]) -> dict[str, Any]:
     """Rate, p50, p99 and errors of each phase, keyed by its name (and connections if > 1)."""
     figures: dict[str, Any] = {}
@@ -186,27 +208,7 @@ def login(port: int) -> tuple[str, str, str]:
 
 
 def _report(phases: list[Phase], baselines: dict[str, float], rounds: int) -> dict[str, Any]:
-    table = Table(
-        "phase",
-        "connections",
-        "requests",
-        "per second",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        title="cascade bench identity (HTTP on loopback)",
-    )
-    for phase in phases:
-        table.add_row(
-            phase.name,
-            str(phase.connections),
-            str(phase.requests),
-            f"{phase.per_s:,.1f}",
-            f"{phase.percentile(50):.2f}",
-            f"{phase.percentile(99):.2f}",
-            str(phase.errors),
-        )
-    console.print(table)
+    console.print(phase_table("cascade bench identity (HTTP on loopback)", "phase", phases))
     base = Table("in-process baseline", "per second", title="same run, one core")
     for name, value in baselines.items():
         base.add_row(name, f"{value:,.0f}")

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from cascade.cli.bench import keystone
 from cascade.cli.bench.http import KeepAliveConnection
-from cascade.cli.bench.identity import Phase, login, phase_figures
+from cascade.cli.bench.identity import Phase, login, phase_figures, phase_table
 from cascade.cli.bench.replica_fleet import (
     TOKENS,
     Rotations,
@@ -286,26 +286,12 @@ def _print(
     rotated: Rotations | None,
     figures: dict[str, Any],
 ) -> None:
-    table = Table(
+    table = phase_table(
+        "token validation, unseen tokens (HTTP on loopback)",
         "where",
-        "connections",
-        "requests",
-        "per second",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        title="token validation, unseen tokens (HTTP on loopback)",
+        phases,
+        lambda phase: "replica" if phase.name.startswith("replica") else "master",
     )
-    for phase in phases:
-        table.add_row(
-            "replica" if phase.name.startswith("replica") else "master",
-            str(phase.connections),
-            str(phase.requests),
-            f"{phase.per_s:,.1f}",
-            f"{phase.percentile(50):.2f}",
-            f"{phase.percentile(99):.2f}",
-            str(phase.errors),
-        )
     for key, label in (
         ("keystone_validate_per_s", "keystone 30"),
         ("keystone_validate_cached_per_s", "keystone 30 cached"),
