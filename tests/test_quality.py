@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "cascade", "tests"],
-        ["ruff", "format", "--check", "cascade", "tests"],
+        ["ruff", "check", "cascade", "cascade_sim", "tests"],
+        ["ruff", "format", "--check", "cascade", "cascade_sim", "tests"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from cascade.errors import CascadeError
-from cascade.sites.sim.faults import Faults, RouteErrors
-from cascade.sites.sim.site import Site, SiteConfig
+from cascade_sim.faults import Faults, RouteErrors
+from cascade_sim.region import Region, RegionConfig
 
 console = Console()
 
@@ -51,7 +51,7 @@ def apply_fault_flags(
 
 
 def site_sim(
-    name: Annotated[str, typer.Option(help="Site name (also the default region name)")],
+    name: Annotated[str, typer.Option(help="Region name (also the default region name)")],
     data_dir: Annotated[Path, typer.Option(help="Where the site keeps its state")],
     port: Annotated[int, typer.Option(min=1, max=65535)] = 5101,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -61,7 +61,7 @@ def site_sim(
         str | None,
         typer.Option(
             envvar="CASCADE_SITE_ADMIN_PASSWORD",
-            help="Site admin password [default: generated, kept in DATA_DIR/admin-password]",
+            help="Region admin password [default: generated, kept in DATA_DIR/admin-password]",
         ),
     ] = None,
     build_seconds: Annotated[float, typer.Option(min=0, help="Server/volume build time")] = 1.0,
@@ -82,10 +82,10 @@ def site_sim(
     """Serve one emulated OpenStack region (Keystone, Nova, Cinder, Neutron, Glance, Swift)."""
     import uvicorn
 
-    from cascade.sites.sim.app import create_site_app
-    from cascade.sites.sim.listener import ReopenableServer
+    from cascade_sim.app import create_region_app
+    from cascade_sim.listener import ReopenableServer
 
-    config = SiteConfig(
+    config = RegionConfig(
         name=name,
         data_dir=data_dir,
         port=port,
@@ -98,13 +98,13 @@ def site_sim(
     )
     faults = Faults()  # checked before anything is written to the data dir
     apply_fault_flags(faults, latency, error_rate, unavailable, quiesce_failure)
-    site = Site(config, faults)
+    site = Region(config, faults)
     site.bootstrap()
     where = "" if admin_password else f"; admin password in {data_dir / 'admin-password'}"
     console.print(
         f"site {name} (region {config.region_name}) on {config.base_url}, {hosts} hosts{where}"
     )
-    app = create_site_app(site)
+    app = create_region_app(site)
     server = ReopenableServer(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     )

@@ -9,7 +9,7 @@ import pytest
 
 from cascade.cli.site_sim import apply_fault_flags
 from cascade.errors import CascadeError
-from cascade.sites.sim.faults import Faults
+from cascade_sim.faults import Faults
 from tests.cli.test_cli import cascade
 
 

@@ -1,0 +1,172 @@
+"""Nova flavors: a default set seeded on first use, admin-created ones, rendered per
+microversion; and their routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cascade.api.deps import Caller
+from cascade.identity.policy import authorize
+from cascade_sim.common import RegionDep
+from cascade_sim.errors import SimError
+from cascade_sim.microversions import Microversion, NovaVersion
+from cascade_sim.region import Region
+from cascade_sim.state import new_uuid
+
+DEFAULTS = (  # id, name, vcpus, ram MiB, disk GiB
+    ("1", "m1.tiny", 1, 512, 1),
+    ("2", "m1.small", 1, 2048, 20),
+    ("3", "m1.medium", 2, 4096, 40),
+    ("4", "m1.large", 4, 8192, 80),
+)
+GLOBAL = ""  # flavors belong to no project
+router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
+
+
+class FlavorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    ram: int = Field(ge=1)
+    vcpus: int = Field(ge=1)
+    disk: int = Field(ge=0)
+    id: str | None = Field(None, max_length=255)
+    swap: int = Field(0, ge=0)
+    description: str | None = None
+    # Nova's attribute names carry prefixes that are not valid Python names.
+    ephemeral: int = Field(0, ge=0, alias="OS-FLV-EXT-DATA:ephemeral")
+    is_public: bool = Field(True, alias="os-flavor-access:is_public")
+
+
+def _seed(site: Region) -> None:
+    with site.state.lock:
+        if site.state.list("flavor"):
+            return
+        for flavor_id, name, vcpus, ram, disk in DEFAULTS:
+            site.state.put("flavor", _body(flavor_id, name, vcpus, ram, disk), GLOBAL)
+
+
+def _body(
+    flavor_id: str,
+    name: str,
+    vcpus: int,
+    ram: int,
+    disk: int,
+    swap: int = 0,
+    ephemeral: int = 0,
+    is_public: bool = True,
+    description: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": flavor_id,
+        "name": name,
+        "vcpus": vcpus,
+        "ram": ram,
+        "disk": disk,
+        "swap": swap,
+        "ephemeral": ephemeral,
+        "is_public": is_public,
+        "description": description,
+        "extra_specs": {},
+    }
+
+
+def all_flavors(site: Region) -> list[dict[str, Any]]:
+    _seed(site)
+    return sorted(site.state.list("flavor"), key=lambda f: (f["ram"], f["id"]))
+
+
+def get(site: Region, flavor_id: str, status: int = 404) -> dict[str, Any]:
+    _seed(site)
+    flavor = site.state.get("flavor", flavor_id)
+    if flavor is None:
+        flavor = next((f for f in site.state.list("flavor") if f["name"] == flavor_id), None)
+    if flavor is None:
+        raise SimError(status, f"Flavor {flavor_id} could not be found.")
+    return flavor
+
+
+def create(site: Region, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        spec = FlavorIn.model_validate(body.get("flavor"))
+    except ValidationError as error:
+        raise SimError(400, f"Invalid flavor: {error.errors()[0]['msg']}") from error
+    flavor_id = spec.id or new_uuid()
+    if any(f["id"] == flavor_id or f["name"] == spec.name for f in all_flavors(site)):
+        raise SimError(409, f"Flavor with name {spec.name} or id {flavor_id} already exists.")
+    flavor = _body(
+        flavor_id,
+        spec.name,
+        spec.vcpus,
+        spec.ram,
+        spec.disk,
+        spec.swap,
+        spec.ephemeral,
+        spec.is_public,
+        spec.description,
+    )
+    return site.state.put("flavor", flavor, GLOBAL)
+
+
+def render(flavor: dict[str, Any], mv: Microversion) -> dict[str, Any]:
+    body = {
+        "id": flavor["id"],
+        "name": flavor["name"],
+        "vcpus": flavor["vcpus"],
+        "ram": flavor["ram"],
+        "disk": flavor["disk"],
+        "OS-FLV-EXT-DATA:ephemeral": flavor["ephemeral"],
+        "swap": flavor["swap"] if mv >= Microversion(2, 75) else (flavor["swap"] or ""),
+        "rxtx_factor": 1.0,
+        "os-flavor-access:is_public": flavor["is_public"],
+        "OS-FLV-DISABLED:disabled": False,
+        "links": [],
+    }
+    if mv >= Microversion(2, 55):
+        body["description"] = flavor["description"]
+    if mv >= Microversion(2, 61):
+        body["extra_specs"] = flavor["extra_specs"]
+    return body
+
+
+def embedded(flavor: dict[str, Any]) -> dict[str, Any]:
+    """The flavor as embedded in a server body since microversion 2.47."""
+    return {
+        "vcpus": flavor["vcpus"],
+        "ram": flavor["ram"],
+        "disk": flavor["disk"],
+        "ephemeral": flavor["ephemeral"],
+        "swap": flavor["swap"],
+        "original_name": flavor["name"],
+        "extra_specs": flavor["extra_specs"],
+    }
+
+
+@router.get("/flavors", summary="List flavors")
+@router.get("/flavors/detail", summary="List flavors with details")
+def list_flavors(_caller: Caller, site: RegionDep, mv: NovaVersion) -> dict[str, Any]:
+    return {"flavors": [render(f, mv) for f in all_flavors(site)]}
+
+
+@router.get("/flavors/{flavor_id}", summary="Show a flavor")
+def show_flavor(
+    flavor_id: str, _caller: Caller, site: RegionDep, mv: NovaVersion
+) -> dict[str, Any]:
+    return {"flavor": render(get(site, flavor_id), mv)}
+
+
+@router.post("/flavors", summary="Create a flavor (admin)")
+def create_flavor(
+    body: Annotated[dict[str, Any], Body()], caller: Caller, site: RegionDep, mv: NovaVersion
+) -> dict[str, Any]:
+    authorize(caller, "admin")
+    return {"flavor": render(create(site, body), mv)}
+
+
+@router.delete("/flavors/{flavor_id}", status_code=202, summary="Delete a flavor")
+def delete_flavor(flavor_id: str, caller: Caller, site: RegionDep) -> None:
+    authorize(caller, "admin")
+    get(site, flavor_id)
+    site.state.delete("flavor", flavor_id)

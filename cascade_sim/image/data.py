@@ -1,0 +1,184 @@
+"""An image's bytes, under ``<data_dir>/images``: an upload streams to ``<id>.part`` computing
+its md5 ``checksum`` and sha512 ``os_hash_value`` on the way and becomes ``<id>`` once the
+image is active; the interoperable import (``glance-direct``) stages to ``<id>.stage`` first,
+then lands the bytes the same way. ``image_file`` is what the volume service reads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from cascade.identity.tokens import AuthContext
+from cascade_sim.errors import SimError
+from cascade_sim.image.records import mine, store
+from cascade_sim.region import Region
+
+Json = dict[str, Any]
+
+IMPORT_METHODS = ("glance-direct",)
+
+
+@dataclass(frozen=True)
+class Digest:
+    md5: str
+    sha512: str
+    size: int
+
+
+def _image_dir(site: Region) -> Path:
+    directory = site.config.data_dir / "images"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def data_path(site: Region, image_id: str) -> Path:
+    return _image_dir(site) / image_id
+
+
+def stage_path(site: Region, image_id: str) -> Path:
+    return _image_dir(site) / f"{image_id}.stage"
+
+
+def part_path(site: Region, image_id: str) -> Path:
+    return _image_dir(site) / f"{image_id}.part"
+
+
+def remove_files(site: Region, image_id: str) -> None:
+    for path in (data_path, stage_path, part_path):
+        path(site, image_id).unlink(missing_ok=True)
+
+
+def image_file(site: Region, image_id: str) -> Path | None:
+    """The bytes of an active image, or None when it is unknown or has no data."""
+    image = site.state.get("image", image_id)
+    if image is None or image["status"] != "active":
+        return None
+    path = data_path(site, image["id"])
+    return path if path.exists() else None
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip()
+
+
+def _require_octet_stream(request: Request) -> None:
+    given = content_type(request)
+    if given != "application/octet-stream":
+        message = f"Unsupported Content-Type {given!r}: send application/octet-stream."
+        raise SimError(415, message)
+
+
+def _begin(site: Region, caller: AuthContext, image_id: str, allowed: str, status: str) -> None:
+    """Move an image from ``allowed`` status to ``status`` before bytes arrive."""
+    with site.state.lock:
+        image = mine(site, caller, image_id)
+        if image["status"] != allowed:
+            message = f"Image status transition from {image['status']} to {status} is not allowed"
+            raise SimError(409, message)
+        if not (image["disk_format"] and image["container_format"]):
+            message = "Properties disk_format, container_format must be set prior to saving data."
+            raise SimError(400, message)
+        image["status"] = status
+        store(site, image)
+
+
+def _set_status(site: Region, image_id: str, status: str) -> None:
+    with site.state.lock:
+        image = site.state.get("image", image_id)
+        if image is not None:
+            image["status"] = status
+            store(site, image)
+
+
+async def _receive(site: Region, request: Request, image_id: str, target: Path) -> Digest:
+    """Stream the request body to ``target``; on failure the image is queued again."""
+    md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
+    try:
+        with target.open("wb") as handle:
+            async for chunk in request.stream():
+                handle.write(chunk)
+                md5.update(chunk)
+                sha512.update(chunk)
+                size += len(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        _set_status(site, image_id, "queued")
+        raise
+    return Digest(md5.hexdigest(), sha512.hexdigest(), size)
+
+
+async def receive(
+    site: Region,
+    caller: AuthContext,
+    image_id: str,
+    request: Request,
+    status: str,
+    where: Callable[[Region, str], Path],
+) -> tuple[Path, Digest]:
+    """Bytes for a queued image, which is ``status`` while they arrive: the file they are in
+    (``where`` the image's bytes go) and their digest."""
+    _require_octet_stream(request)
+    _begin(site, caller, image_id, "queued", status)
+    target = where(site, image_id)
+    return target, await _receive(site, request, image_id, target)
+
+
+def _still_there(site: Region, image_id: str, source: Path) -> Json:
+    image = site.state.get("image", image_id)
+    if image is None:
+        source.unlink(missing_ok=True)
+        message = (
+            f"Image {image_id} could not be found after upload. "
+            "The image may have been deleted during the upload."
+        )
+        raise SimError(410, message)
+    return image
+
+
+def activate(site: Region, image_id: str, digest: Digest, source: Path) -> None:
+    """The bytes in ``source`` become the image's data, and the image active."""
+    with site.state.lock:
+        image = _still_there(site, image_id, source)
+        source.replace(data_path(site, image_id))
+        image.pop("_staged", None)
+        image.update(
+            status="active",
+            checksum=digest.md5,
+            os_hash_algo="sha512",
+            os_hash_value=digest.sha512,
+            size=digest.size,
+        )
+        store(site, image)
+
+
+def keep_staged(site: Region, image_id: str, digest: Digest, source: Path) -> None:
+    with site.state.lock:
+        image = _still_there(site, image_id, source)
+        image["_staged"] = asdict(digest)
+        store(site, image)
+
+
+def check_import(raw: Any) -> None:
+    allowed = {"method", "stores", "all_stores", "all_stores_must_succeed"}  # one store here
+    method = raw.get("method") if isinstance(raw, dict) and not set(raw) - allowed else None
+    name = method.get("name") if isinstance(method, dict) else None
+    if name not in IMPORT_METHODS:
+        supported = list(IMPORT_METHODS)
+        raise SimError(400, f"Import method {name!r} is not supported; use {supported}.")
+
+
+def staged_digest(site: Region, caller: AuthContext, image_id: str) -> Digest:
+    """The digest of the bytes staged for ``glance-direct``; the image is importing."""
+    with site.state.lock:
+        image = mine(site, caller, image_id)
+        if image["status"] != "uploading" or "_staged" not in image:
+            message = "Image needs to be staged before 'glance-direct' method can be used"
+            raise SimError(409, message)
+        image["status"] = "importing"
+        store(site, image)
+        return Digest(**image["_staged"])

@@ -1,0 +1,238 @@
+"""Nova at the site: flavors, keypairs, hypervisors, microversions, the server lifecycle and
+its state machine (409 as Nova answers), quiesce, volume attachments, ports."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from cascade_sim.region import Region
+from tests.sim.conftest import upload_image
+
+NOVA = "/compute/v2.1"
+
+
+def wait_status(
+    client: TestClient, headers: dict[str, str], server_id: str, status: str, timeout: float = 5.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        server = client.get(f"{NOVA}/servers/{server_id}", headers=headers).json()["server"]
+        if server["status"] == status or time.monotonic() > deadline:
+            assert server["status"] == status, server["status"]
+            return server
+        time.sleep(0.05)
+
+
+def make_network(client: TestClient, headers: dict[str, str]) -> str:
+    net = client.post(
+        "/network/v2.0/networks", headers=headers, json={"network": {"name": "n1"}}
+    ).json()["network"]
+    subnet = client.post(
+        "/network/v2.0/subnets",
+        headers=headers,
+        json={"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/24", "ip_version": 4}},
+    )
+    assert subnet.status_code == 201, subnet.text
+    return str(net["id"])
+
+
+def boot(client: TestClient, headers: dict[str, str], **extra: Any) -> str:
+    spec = {"name": "vm", "flavorRef": "1", "networks": "none", **extra}
+    response = client.post(f"{NOVA}/servers", headers=headers, json={"server": spec})
+    assert response.status_code == 202, response.text
+    return str(response.json()["server"]["id"])
+
+
+def test_version_documents_and_microversions(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    assert site_client.get("/compute/").json()["versions"][0]["id"] == "v2.1"
+    assert site_client.get(NOVA).json()["version"]["version"] == "2.96"
+    latest = site_client.get(
+        f"{NOVA}/flavors/1", headers={**site_headers, "OpenStack-API-Version": "compute latest"}
+    )
+    assert latest.headers["OpenStack-API-Version"] == "compute 2.96"
+    assert "description" in latest.json()["flavor"]
+    old = site_client.get(f"{NOVA}/flavors/1", headers=site_headers)
+    assert "description" not in old.json()["flavor"]
+    too_new = site_client.get(
+        f"{NOVA}/flavors", headers={**site_headers, "OpenStack-API-Version": "compute 3.0"}
+    )
+    assert too_new.status_code == 406
+    bad = site_client.get(
+        f"{NOVA}/flavors", headers={**site_headers, "OpenStack-API-Version": "compute two"}
+    )
+    assert bad.status_code == 400
+    assert "badRequest" in bad.json()
+
+
+def test_flavors_keypairs_hypervisors(
+    site_client: TestClient, site_headers: dict[str, str], site: Region
+) -> None:
+    names = {
+        f["name"]
+        for f in site_client.get(f"{NOVA}/flavors/detail", headers=site_headers).json()["flavors"]
+    }
+    assert {"m1.tiny", "m1.small"} <= names
+    created = site_client.post(
+        f"{NOVA}/os-keypairs", headers=site_headers, json={"keypair": {"name": "k1"}}
+    )
+    assert created.status_code == 200
+    assert created.json()["keypair"]["private_key"].startswith("-----BEGIN OPENSSH")
+    again = site_client.post(
+        f"{NOVA}/os-keypairs", headers=site_headers, json={"keypair": {"name": "k1"}}
+    )
+    assert again.status_code == 409
+    assert "conflictingRequest" in again.json()
+    listed = site_client.get(f"{NOVA}/os-keypairs", headers=site_headers).json()["keypairs"]
+    assert [k["keypair"]["name"] for k in listed] == ["k1"]
+    assert "private_key" not in listed[0]["keypair"]
+    assert site_client.delete(f"{NOVA}/os-keypairs/k1", headers=site_headers).status_code == 202
+    hypervisors = site_client.get(f"{NOVA}/os-hypervisors/detail", headers=site_headers).json()[
+        "hypervisors"
+    ]
+    assert [h["host_ip"] for h in hypervisors] == [h.tunnel_ip for h in site.hosts]
+
+
+def test_server_lifecycle_and_state_machine(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    image = upload_image(site_client, site_headers)
+    server_id = boot(site_client, site_headers, imageRef=image)
+    building = site_client.get(f"{NOVA}/servers/{server_id}", headers=site_headers).json()
+    assert building["server"]["status"] == "BUILD"
+    assert building["server"]["OS-EXT-STS:task_state"] == "spawning"
+    refused = site_client.post(
+        f"{NOVA}/servers/{server_id}/action",
+        headers=site_headers,
+        json={"reboot": {"type": "SOFT"}},
+    )
+    assert refused.status_code == 409
+    assert "vm_state building" in refused.json()["conflictingRequest"]["message"]
+    active = wait_status(site_client, site_headers, server_id, "ACTIVE")
+    assert active["OS-EXT-SRV-ATTR:host"].startswith("site-a-host-")
+    assert active["OS-EXT-STS:power_state"] == 1
+    for action, status in (("os-stop", "SHUTOFF"), ("os-start", "ACTIVE"), ("reboot", "ACTIVE")):
+        body = {action: {"type": "HARD"} if action == "reboot" else None}
+        done = site_client.post(
+            f"{NOVA}/servers/{server_id}/action", headers=site_headers, json=body
+        )
+        assert done.status_code == 202, done.text
+        wait_status(site_client, site_headers, server_id, status)
+    listed = site_client.get(f"{NOVA}/servers/detail?status=ACTIVE", headers=site_headers).json()[
+        "servers"
+    ]
+    assert [s["id"] for s in listed] == [server_id]
+    assert (
+        site_client.delete(f"{NOVA}/servers/{server_id}", headers=site_headers).status_code == 204
+    )
+    assert site_client.get(f"{NOVA}/servers/{server_id}", headers=site_headers).status_code == 404
+
+
+def test_quiesce_freezes_and_fault_fails_it(
+    site_client: TestClient, site_headers: dict[str, str], site: Region
+) -> None:
+    image = upload_image(site_client, site_headers)
+    server_id = boot(site_client, site_headers, imageRef=image, name="db-1")
+    wait_status(site_client, site_headers, server_id, "ACTIVE")
+    action = f"{NOVA}/servers/{server_id}/action"
+    assert site_client.post(action, headers=site_headers, json={"quiesce": None}).status_code == 202
+    assert site.state.get("server", server_id)["_frozen"] is True  # type: ignore[index]
+    assert site_client.post(action, headers=site_headers, json={"quiesce": None}).status_code == 409
+    assert (
+        site_client.post(action, headers=site_headers, json={"unquiesce": None}).status_code == 202
+    )
+    site_client.put("/sim/v1/faults", headers=site_headers, json={"quiesce_failures": ["db-1"]})
+    failed = site_client.post(action, headers=site_headers, json={"quiesce": None})
+    assert failed.status_code == 409
+    assert "injected fault" in failed.json()["conflictingRequest"]["message"]
+    site_client.delete("/sim/v1/faults", headers=site_headers)
+    assert site_client.post(action, headers=site_headers, json={"quiesce": None}).status_code == 202
+
+
+def test_ports_volumes_and_boot_from_volume(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    image = upload_image(site_client, site_headers)
+    network_id = make_network(site_client, site_headers)
+    server_id = boot(
+        site_client,
+        site_headers,
+        networks=[{"uuid": network_id}],
+        block_device_mapping_v2=[
+            {
+                "boot_index": 0,
+                "uuid": image,
+                "source_type": "image",
+                "destination_type": "volume",
+                "volume_size": 1,
+            }
+        ],
+    )
+    server = wait_status(site_client, site_headers, server_id, "ACTIVE")
+    assert [a["addr"] for a in server["addresses"]["n1"]] == ["10.1.0.2"]
+    boot_volume = server["os-extended-volumes:volumes_attached"][0]["id"]
+    shown = site_client.get(f"/volume/v3/volumes/{boot_volume}", headers=site_headers).json()
+    assert shown["volume"]["status"] == "in-use"
+    data = site_client.post(
+        "/volume/v3/volumes", headers=site_headers, json={"volume": {"size": 1, "name": "data"}}
+    ).json()["volume"]
+    deadline = time.monotonic() + 5
+    while (
+        site_client.get(f"/volume/v3/volumes/{data['id']}", headers=site_headers).json()["volume"][
+            "status"
+        ]
+        != "available"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    attached = site_client.post(
+        f"{NOVA}/servers/{server_id}/os-volume_attachments",
+        headers=site_headers,
+        json={"volumeAttachment": {"volumeId": data["id"]}},
+    )
+    assert attached.status_code == 200, attached.text
+    assert attached.json()["volumeAttachment"]["device"] == "/dev/vdb"
+    twice = site_client.post(
+        f"{NOVA}/servers/{server_id}/os-volume_attachments",
+        headers=site_headers,
+        json={"volumeAttachment": {"volumeId": data["id"]}},
+    )
+    assert twice.status_code in (400, 409)
+    detached = site_client.delete(
+        f"{NOVA}/servers/{server_id}/os-volume_attachments/{data['id']}", headers=site_headers
+    )
+    assert detached.status_code == 202
+    assert (
+        site_client.delete(f"{NOVA}/servers/{server_id}", headers=site_headers).status_code == 204
+    )
+    ports = site_client.get(
+        f"/network/v2.0/ports?device_id={server_id}", headers=site_headers
+    ).json()["ports"]
+    assert ports == []
+
+
+def test_bad_requests_are_nova_errors(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    for body in (
+        {},
+        {"server": {}},
+        {"server": {"name": "x"}},
+        {"server": {"name": "x", "flavorRef": "nope", "imageRef": "i"}},
+        {"server": {"name": "x", "flavorRef": "1"}},
+        {"server": {"name": "x", "flavorRef": "1", "imageRef": "missing"}},
+    ):
+        response = site_client.post(f"{NOVA}/servers", headers=site_headers, json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert "badRequest" in response.json()
+    missing = site_client.get(f"{NOVA}/servers/nope", headers=site_headers)
+    assert missing.status_code == 404
+    assert "itemNotFound" in missing.json()
+    unknown_action = site_client.post(
+        f"{NOVA}/servers/nope/action", headers=site_headers, json={"explode": None}
+    )
+    assert unknown_action.status_code == 404
