@@ -9,6 +9,9 @@ line and exits non-zero. Imports nothing from the rest of the package.
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class CascadeError(Exception):
@@ -48,3 +51,16 @@ class Conflict(CascadeError):
 
 class Unavailable(CascadeError):
     status = 503
+
+
+class Internal(CascadeError):
+    """A broken invariant: Cascade's own state is not what its code guarantees."""
+
+    status = 500
+
+
+def present(value: T | None, what: str) -> T:
+    """``value``, which Cascade's own invariants say exists; ``Internal`` naming ``what`` if not."""
+    if value is None:
+        raise Internal(f"{what} is missing")
+    return value

@@ -19,7 +19,7 @@ import httpx
 
 from cascade.db import Database
 from cascade.db.models import Worker
-from cascade.errors import CascadeError
+from cascade.errors import CascadeError, present
 from cascade.sites.driver import SiteAccess
 
 
@@ -68,9 +68,9 @@ class ChildServer:
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        process = present(self._process, f"{self.name}'s process")
         while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise CascadeError(f"{self.name} exited early; see {self.log_file}")
             if self.is_ready():
                 return

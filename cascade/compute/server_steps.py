@@ -19,6 +19,7 @@ from cascade.db.models import Server, Site
 from cascade.engine.context import EngineContext, context
 from cascade.engine.convergence import checker, repair
 from cascade.engine.workflows import Job, StepRun, action, handler, step
+from cascade.errors import present
 from cascade.sites.driver import SiteDriver
 
 TAG = "cascade_id"
@@ -28,8 +29,7 @@ STABLE = ("ACTIVE", "SHUTOFF", "ERROR")
 def _server(server_id: str) -> tuple[Server, SiteDriver]:
     engine = context()
     with engine.db.session() as session:
-        server = session.get(Server, server_id)
-        assert server is not None, f"server {server_id} vanished while an operation held it"
+        server = present(session.get(Server, server_id), f"server {server_id}")
     return server, engine.driver(server.site_id)
 
 
@@ -62,7 +62,6 @@ def ensure_server(_run: StepRun, server_id: str) -> str:
         def create(c: Connection) -> Any:
             flavor = c.compute.find_flavor(server.flavor, ignore_missing=False)
             image = c.image.find_image(server.image, ignore_missing=False)
-            assert image is not None
             networks: Any = "none"
             if server.network:
                 network = c.network.find_network(server.network, ignore_missing=False)
@@ -83,15 +82,14 @@ def ensure_server(_run: StepRun, server_id: str) -> str:
 @action("server.wait")
 def wait_for(_run: StepRun, server_id: str, status: str) -> str:
     server, driver = _server(server_id)
-    assert server.site_server_id is not None
-    return str(driver.wait_for_server(server.site_server_id, status=status).status)
+    site_id = present(server.site_server_id, f"the site's id of server {server_id}")
+    return str(driver.wait_for_server(site_id, status=status).status)
 
 
 @action("server.power")
 def power(run: StepRun, server_id: str, verb: str) -> None:
     server, driver = _server(server_id)
-    assert server.site_server_id is not None
-    site_id = server.site_server_id
+    site_id = present(server.site_server_id, f"the site's id of server {server_id}")
     current = driver.call(f"show server {site_id}", lambda c: c.compute.get_server(site_id))
     if _already_done(run, verb, current):
         return

@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from cascade.db.database import Database
+from cascade.errors import present
 
 
 def _config() -> Config:
@@ -26,8 +27,9 @@ def upgrade(db: Database) -> str:
 
 
 def head() -> str:
-    head_revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head_revision is not None
+    head_revision = present(
+        ScriptDirectory.from_config(_config()).get_current_head(), "the migrations' head"
+    )
     return head_revision
 
 

@@ -20,6 +20,7 @@ from cascade.db.models import ConvergencePass, Site, utcnow
 from cascade.engine.context import EngineContext, context
 from cascade.engine.queue import CONVERGENCE_WORKFLOW
 from cascade.engine.schemas import ConvergencePassOut
+from cascade.errors import present
 from cascade.sites.driver import SiteCallFailed
 
 # (engine context, site) -> (resources checked, repairs made or reported)
@@ -103,8 +104,7 @@ def _check_site(site_id: str) -> tuple[int, list[dict[str, Any]]]:
 @DBOS.step(name="cascade.convergence.close")
 def _close(pass_id: str, checked: int, repairs: list[dict[str, Any]], error: str | None) -> None:
     with context().db.session() as session:
-        record = session.get(ConvergencePass, pass_id)
-        assert record is not None
+        record = present(session.get(ConvergencePass, pass_id), f"convergence pass {pass_id}")
         record.status = "failed" if error else "succeeded"
         record.error = error
         record.checked = checked

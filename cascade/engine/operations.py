@@ -16,7 +16,7 @@ from cascade.db import Database
 from cascade.db.models import Operation, OperationStep, utcnow
 from cascade.engine.queue import OperationQueue, new_operation_id
 from cascade.engine.schemas import OperationOut, ResourceRef, StepOut
-from cascade.errors import Conflict, NotFound
+from cascade.errors import Conflict, NotFound, present
 
 FINISHED = ("succeeded", "failed")
 # Writes the desired state for a new operation; returns (resource type, resource id).
@@ -232,8 +232,7 @@ def step_started(db: Database, operation_id: str, name: str, site: str | None) -
 
 def step_finished(db: Database, operation_id: str, name: str, error: str | None) -> None:
     with db.session() as session:
-        step = session.get(OperationStep, (operation_id, name))
-        assert step is not None
+        step = present(session.get(OperationStep, (operation_id, name)), f"step {name}")
         step.status = "failed" if error else "succeeded"
         step.error = error
         step.finished_at = utcnow()

@@ -26,7 +26,7 @@ import httpx
 
 from cascade.db import Database
 from cascade.db.models import ReplicaState, utcnow
-from cascade.errors import Unavailable
+from cascade.errors import Unavailable, present
 from cascade.identity.keys import KeyRepository
 from cascade.identity.render import password_auth
 from cascade.identity.replica import apply_changes, install_snapshot, open_package
@@ -179,8 +179,7 @@ class Follower:
         now = utcnow()
         with self.db.session() as session:
             apply_changes(session, changes)
-            state = session.get(ReplicaState, 1)
-            assert state is not None, "replica_state vanished under the follower"
+            state = present(session.get(ReplicaState, 1), "the replica's position row")
             if changes:
                 state.seq = int(changes[-1]["seq"])
                 state.applied_at = now

@@ -23,12 +23,14 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from cascade.errors import Internal
+
 STAGED = 0
 _DIR_MODE = 0o700
 _MIN_ACTIVE_KEYS = 2
 
 
-class KeyRepositoryError(Exception):
+class KeyRepositoryError(Internal):
     """The key repository is missing, empty, inconsistent, or holds a malformed key file."""
 
 

@@ -25,12 +25,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from cascade.errors import BadRequest
+
 MAX_AGE_S = 300
 _RAW = serialization.Encoding.Raw
 _INFO = b"cascade identity key bundle v1 for "
 
 
-class SealError(Exception):
+class SealError(BadRequest):
     """A bundle that cannot be opened: wrong peer, tampered with, too old, or malformed."""
 
 

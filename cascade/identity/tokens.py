@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 
 from cascade.db.models import Domain, Project, Role, User
-from cascade.errors import BadRequest, Unauthorized
+from cascade.errors import BadRequest, Unauthorized, present
 from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import verify_password
 from cascade.identity.schemas import Auth, AuthScope, DomainRef, ProjectRef, UserRef
@@ -51,7 +51,7 @@ class AuthContext:
         return "admin" in self.role_names
 
 
-class TokenError(Exception):
+class TokenError(Unauthorized):
     """A token that is not (or no longer) valid; the message says why."""
 
 
@@ -134,7 +134,7 @@ class TokenService:
             if user is not None and password_user.id != user.id:
                 raise Unauthorized("The token and the password belong to different users.")
             user = password_user
-        assert user is not None
+        user = present(user, "the authenticating user")
         return user, parent
 
     @staticmethod
@@ -164,7 +164,8 @@ class TokenService:
             if default and snapshot.effective_roles(user.id, default.id):
                 return default, None
             return None, None
-        assert isinstance(scope, AuthScope)
+        if not isinstance(scope, AuthScope):
+            raise BadRequest("The scope is not a project, domain or system.")
         if scope.system is not None:
             raise BadRequest("System scope is not supported; scope to a project or a domain.")
         if scope.project is not None:

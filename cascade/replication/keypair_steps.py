@@ -26,6 +26,7 @@ from cascade.engine.workflows import (
     require_all,
     step,
 )
+from cascade.errors import present
 from cascade.replication.keypairs import KeypairService
 from cascade.sites.driver import SiteCallFailed
 
@@ -48,8 +49,7 @@ def _at_site(c: Connection, name: str) -> Any:
 
 def _keypair(keypair_id: str) -> Keypair:
     with context().db.session() as session:
-        keypair = session.get(Keypair, keypair_id)
-        assert keypair is not None, f"keypair {keypair_id} vanished while an operation held it"
+        keypair = present(session.get(Keypair, keypair_id), f"keypair {keypair_id}")
         return keypair
 
 

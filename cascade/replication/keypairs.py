@@ -22,7 +22,7 @@ from cascade.db.models import Keypair, KeypairCopy, Site
 from cascade.engine.operations import Operations
 from cascade.engine.schemas import OperationOut
 from cascade.engine.states import StateMachine, declare, transition
-from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.errors import BadRequest, Conflict, NotFound, present
 
 KEYPAIRS = declare(
     StateMachine(
@@ -180,8 +180,7 @@ class KeypairService:
 
         def change(session: Session, operation_id: str) -> tuple[str, str]:
             KEYPAIRS.begin(session, keypair_id, action, operation_id)
-            keypair = session.get(Keypair, keypair_id)
-            assert keypair is not None
+            keypair = present(session.get(Keypair, keypair_id), f"keypair {keypair_id}")
             if action == "sync":
                 plan_copies(session, keypair)
             return "keypair", keypair_id

@@ -42,7 +42,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
-from cascade.errors import BadRequest, Conflict, Unavailable
+from cascade.errors import BadRequest, Conflict, Unavailable, present
 from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
 
 VXLAN_PORT = 4789
@@ -163,8 +163,7 @@ class LinuxDataplane(Dataplane):
                 index = None
         if index is None:
             self._ipr.link("add", ifname=name, kind="vxlan", **{k[5:]: v for k, v in want.items()})
-            index = self._index(name)
-        assert index is not None
+            index = present(self._index(name), f"link {name} just added")
         self._ipr.link("set", index=index, ifalias=alias)
         return index
 
