@@ -27,6 +27,7 @@ def worker(
     """Run operations from the durable queue until stopped (SIGTERM or Ctrl-C)."""
     import cascade.workloads  # noqa: F401 - registers every handler with DBOS
     from cascade.engine.worker import run_worker
+    from cascade.services import Services
 
     settings = load_settings(data_dir=data_dir)
     if settings.database_url is None and not (settings.data_dir / "cascade.db").exists():
@@ -38,4 +39,4 @@ def worker(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    run_worker(settings, executor_id or default_executor_id(), stop)
+    run_worker(Services(settings), executor_id or default_executor_id(), stop)

@@ -14,7 +14,7 @@ from cascade.db import Database
 from cascade.db.models import Operation, Worker, utcnow
 from cascade.engine.convergence import recent_passes
 from cascade.engine.schemas import ClusterOut, InFlight, WorkerOut, WorkerState
-from cascade.services import Services
+from cascade.engine.services import EngineServices
 
 IN_FLIGHT = ("queued", "running")
 
@@ -53,7 +53,7 @@ def in_flight(db: Database) -> InFlight:
     return InFlight(queued=counts["queued"], running=counts["running"])
 
 
-def cluster_status(services: Services) -> ClusterOut:
+def cluster_status(services: EngineServices) -> ClusterOut:
     now = utcnow()
     last = recent_passes(services.db, 1)
     return ClusterOut(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from cascade.services import Services
+from cascade.engine.services import EngineServices
 from cascade.sites.driver import RetryPolicy, SiteAccess, SiteDriver
 from cascade.sites.registry import SiteRegistry
 
 
 class EngineContext:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: EngineServices) -> None:
         self.services = services
         self.db = services.db
         self.settings = services.settings

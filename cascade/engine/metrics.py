@@ -26,9 +26,9 @@ from cascade.db import Database
 from cascade.db.models import Operation
 from cascade.engine.cluster import cluster_status
 from cascade.engine.schemas import ClusterOut
+from cascade.engine.services import EngineServices
 from cascade.identity import changelog
 from cascade.identity.changelog import ReplicaLag
-from cascade.services import Services
 
 log = logging.getLogger("cascade.metrics")
 
@@ -172,19 +172,19 @@ class Families:
 
 class EngineCollector(Collector):
     def __init__(self) -> None:
-        self._sources: list[weakref.ref[Services]] = []
+        self._sources: list[weakref.ref[EngineServices]] = []
         self._lock = threading.Lock()
 
-    def attach(self, services: Services) -> None:
+    def attach(self, services: EngineServices) -> None:
         with self._lock:
             self._sources = [ref for ref in self._sources if ref() not in (None, services)]
             self._sources.append(weakref.ref(services))
 
-    def detach(self, services: Services) -> None:
+    def detach(self, services: EngineServices) -> None:
         with self._lock:
             self._sources = [ref for ref in self._sources if ref() not in (None, services)]
 
-    def current(self) -> Services | None:
+    def current(self) -> EngineServices | None:
         with self._lock:
             for ref in reversed(self._sources):
                 services = ref()
@@ -218,7 +218,7 @@ _registered = False
 _register_lock = threading.Lock()
 
 
-def install(services: Services) -> None:
+def install(services: EngineServices) -> None:
     """Register the collector (once per process) and read ``services`` from now on."""
     global _registered
     with _register_lock:
@@ -228,5 +228,5 @@ def install(services: Services) -> None:
     COLLECTOR.attach(services)
 
 
-def detach(services: Services) -> None:
+def detach(services: EngineServices) -> None:
     COLLECTOR.detach(services)

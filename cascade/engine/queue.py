@@ -15,13 +15,11 @@ from secrets import token_hex
 from typing import Any
 
 from dbos import DBOSClient
-from dbos._serialization import DefaultSerializer
-from dbos._sys_db import SystemDatabase
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cascade.config import Settings
 from cascade.db import Database
+from cascade.engine import dbos_private
 
 APP_NAME = "cascade"
 # Workers only dequeue work of their own version: bump when a workflow changes incompatibly.
@@ -31,7 +29,6 @@ SITE_CALLS_QUEUE = "cascade-site-calls"
 OPERATION_WORKFLOW = "cascade.operation"
 SITE_CALL_WORKFLOW = "cascade.site-call"
 CONVERGENCE_WORKFLOW = "cascade.convergence"
-DBOS_SCHEMA = "dbos"
 
 _last_id = 0
 _id_lock = threading.Lock()
@@ -62,21 +59,9 @@ def queue_settings(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def _schema(db: Database) -> str | None:
-    return DBOS_SCHEMA if db.dialect == "postgresql" else None
-
-
 def prepare(db: Database, settings: Settings) -> None:
     """Create or migrate DBOS's tables and declare the queues (safe to run again)."""
-    system = SystemDatabase.create(
-        system_database_url=db.url,
-        engine_kwargs={},
-        engine=db.engine,
-        schema=_schema(db),
-        serializer=DefaultSerializer(),
-        executor_id=None,
-    )
-    system.run_migrations()
+    dbos_private.create_tables(db)
     client = OperationQueue(db)
     for name, options in queue_settings(settings).items():
         client.client.register_queue(name, **options)
@@ -87,11 +72,10 @@ class OperationQueue:
     transaction, and count what waits."""
 
     def __init__(self, db: Database) -> None:
-        self._engine = db.engine
-        self._schema = _schema(db)
+        self._db = db
         self.client = DBOSClient(
             system_database_engine=db.engine,
-            dbos_system_schema=self._schema or DBOS_SCHEMA,
+            dbos_system_schema=dbos_private.schema_of(db) or dbos_private.DBOS_SCHEMA,
             application_name=APP_NAME,
             retry_connection_errors=False,  # a lost database is an error, not a hang
         )
@@ -109,35 +93,16 @@ class OperationQueue:
             operation_id,
         )
 
-    @property
-    def _workflow_table(self) -> str:
-        return f"{self._schema}.workflow_status" if self._schema else "workflow_status"
-
     def depth(self) -> dict[str, int]:
-        """Queue name -> workflows waiting to be dequeued (one aggregate query)."""
-        table = self._workflow_table
-        query = text(
-            f"SELECT queue_name, count(*) FROM {table} "  # noqa: S608 - constant table name
-            "WHERE status = 'ENQUEUED' AND queue_name IN (:operations, :site_calls) "
-            "GROUP BY queue_name"
-        )
-        counts = dict.fromkeys((OPERATIONS_QUEUE, SITE_CALLS_QUEUE), 0)
-        with self._engine.connect() as connection:
-            rows = connection.execute(
-                query, {"operations": OPERATIONS_QUEUE, "site_calls": SITE_CALLS_QUEUE}
-            )
-            counts.update({name: int(count) for name, count in rows})
-        return counts
+        """Queue name -> workflows waiting to be dequeued."""
+        return dbos_private.queue_depth(self._db, (OPERATIONS_QUEUE, SITE_CALLS_QUEUE))
 
     def pending_executors(self) -> set[str]:
-        """Executor ids that hold PENDING workflows of this application."""
-        table = self._workflow_table
-        query = text(
-            f"SELECT DISTINCT executor_id FROM {table} "  # noqa: S608 - constant table name
-            "WHERE status = 'PENDING' AND application_version = :version"
+        """Executor ids that hold PENDING workflows of this release."""
+        pending = self.client.list_workflows(
+            status="PENDING", app_version=APP_VERSION, load_input=False, load_output=False
         )
-        with self._engine.connect() as connection:
-            return {row[0] for row in connection.execute(query, {"version": APP_VERSION})}
+        return {workflow.executor_id for workflow in pending if workflow.executor_id}
 
     def close(self) -> None:
         self.client.destroy()

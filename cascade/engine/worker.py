@@ -13,18 +13,19 @@ import threading
 
 from dbos import DBOS
 
-from cascade.config import Settings, cron_schedule
-from cascade.engine import convergence
+from cascade.config import cron_schedule
+from cascade.engine import convergence, dbos_private
 from cascade.engine.context import EngineContext, install
+from cascade.engine.dbos_private import DBOS_SCHEMA
 from cascade.engine.membership import Membership
-from cascade.engine.queue import APP_NAME, APP_VERSION, DBOS_SCHEMA, queue_settings
-from cascade.services import Services
+from cascade.engine.queue import APP_NAME, APP_VERSION, queue_settings
+from cascade.engine.services import EngineServices
 
 log = logging.getLogger("cascade.worker")
 CONVERGENCE_SCHEDULE = "cascade-convergence"
 
 
-def _launch(services: Services, executor_id: str) -> None:
+def _launch(services: EngineServices, executor_id: str) -> None:
     settings = services.settings
     DBOS(
         config={
@@ -54,19 +55,20 @@ def _launch(services: Services, executor_id: str) -> None:
     )
 
 
-def _resume_orphans(services: Services, membership: Membership) -> None:
+def _resume_orphans(services: EngineServices, membership: Membership) -> None:
     """Hand back workflows pending under an executor that is not alive: one declared dead
     that dequeued more before it noticed, or one that never joined the table."""
     orphaned = services.queue.pending_executors() - membership.alive()
     if orphaned and membership.may_judge():
-        resumed = DBOS._recover_pending_workflows(sorted(orphaned))
+        resumed = dbos_private.resume_on_their_queues(sorted(orphaned))
         if resumed:
-            log.warning("resumed %d workflows of gone workers %s", len(resumed), sorted(orphaned))
+            log.warning("resumed %d workflows of gone workers %s", resumed, sorted(orphaned))
 
 
-def run_worker(settings: Settings, executor_id: str, stop: threading.Event) -> None:
-    """Work until ``stop`` is set or another worker declares this one dead."""
-    services = Services(settings)
+def run_worker(services: EngineServices, executor_id: str, stop: threading.Event) -> None:
+    """Work until ``stop`` is set or another worker declares this one dead; closes
+    ``services`` when it leaves."""
+    settings = services.settings
     install(EngineContext(services))
     membership = Membership(services.db, executor_id, settings.worker_dead_after)
     membership.join()
@@ -79,8 +81,8 @@ def run_worker(settings: Settings, executor_id: str, stop: threading.Event) -> N
                 log.error("worker %s was declared dead by another worker; stopping", executor_id)
                 os._exit(3)
             for dead in membership.reap():
-                resumed = DBOS._recover_pending_workflows([dead])
-                log.warning("worker %s is gone: resumed %d workflows", dead, len(resumed))
+                resumed = dbos_private.resume_on_their_queues([dead])
+                log.warning("worker %s is gone: resumed %d workflows", dead, resumed)
             _resume_orphans(services, membership)
     finally:
         # Let running workflows finish first; whatever is left, live workers resume at once.
