@@ -83,9 +83,10 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=365 * 86400,
-        description="Seconds between scheduled key rotations run by `cascade up` at the master "
-        "(0: only `cascade identity rotate-keys`). A scheduled rotation that a site blocks is "
-        "logged with that site and retried.",
+        description="Seconds between scheduled key rotations at the master, run once per "
+        "cluster by its workers (`cascade up --workers N`, `cascade worker` with the master's "
+        "data dir); 0: only `cascade identity rotate-keys`. A scheduled rotation that a site "
+        "blocks is logged with that site and tried again at a later tick.",
     )
     identity_master_url: str | None = Field(
         None,

@@ -1,10 +1,9 @@
 """The FastAPI application: every router, the error model, request metrics, the engine's
-metrics collector, the process's fabric controller (started and stopped by the lifespan,
-on ``app.state.fabric``) and, when configured, scheduled key rotation."""
+metrics collector and the process's fabric controller (started and stopped by the lifespan,
+on ``app.state.fabric``)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,6 @@ from cascade.api import (
     health,
     identity_auth,
     identity_resources,
-    key_schedule,
     keypairs,
     operations,
     replica,
@@ -58,14 +56,9 @@ def create_app(services: Services) -> FastAPI:
         state = application.state
         previous = getattr(state, "fabric", None)
         state.fabric = controller
-        schedule = None
-        if services.settings.identity_rotate_every:
-            schedule = asyncio.create_task(key_schedule.rotate_on_schedule(services))
         try:
             yield
         finally:
-            if schedule is not None:
-                schedule.cancel()
             if state.fabric is controller:
                 state.fabric = previous
             await fabric.stop_controller(controller)

@@ -29,6 +29,7 @@ SITE_CALLS_QUEUE = "cascade-site-calls"
 OPERATION_WORKFLOW = "cascade.operation"
 SITE_CALL_WORKFLOW = "cascade.site-call"
 CONVERGENCE_WORKFLOW = "cascade.convergence"
+KEY_ROTATION_WORKFLOW = "cascade.key-rotation"
 
 _last_id = 0
 _id_lock = threading.Lock()

@@ -1,5 +1,5 @@
 """What the engine needs from its process: the settings, the database, the queue client, the
-operations service and the site credential cipher.
+operations service, the site credential cipher and (for scheduled rotation) the key repository.
 
 A structural interface, so the engine names what it uses without importing the composition
 root (``cascade.services.Services`` satisfies it; so would a worker's smaller assembly).
@@ -13,6 +13,8 @@ from cascade.config import Settings
 from cascade.db import Database
 from cascade.engine.operations import Operations
 from cascade.engine.queue import OperationQueue
+from cascade.identity.keys import KeyRepository
+from cascade.identity.rotation import KeyRotation
 from cascade.sites.credentials import CredentialCipher
 
 
@@ -31,5 +33,10 @@ class EngineServices(Protocol):
 
     @property
     def credentials(self) -> CredentialCipher: ...
+
+    @property
+    def keys(self) -> KeyRepository: ...
+
+    def key_rotation(self) -> KeyRotation: ...
 
     def close(self) -> None: ...

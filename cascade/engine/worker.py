@@ -13,8 +13,7 @@ import threading
 
 from dbos import DBOS
 
-from cascade.config import cron_schedule
-from cascade.engine import convergence, dbos_private
+from cascade.engine import dbos_private, schedules
 from cascade.engine.context import EngineContext, install
 from cascade.engine.dbos_private import DBOS_SCHEMA
 from cascade.engine.membership import Membership
@@ -22,7 +21,6 @@ from cascade.engine.queue import APP_NAME, APP_VERSION, queue_settings
 from cascade.engine.services import EngineServices
 
 log = logging.getLogger("cascade.worker")
-CONVERGENCE_SCHEDULE = "cascade-convergence"
 
 
 def _launch(services: EngineServices, executor_id: str) -> None:
@@ -44,15 +42,7 @@ def _launch(services: EngineServices, executor_id: str) -> None:
     DBOS.launch()
     for name, options in queue_settings(settings).items():
         DBOS.register_queue(name, **options)
-    DBOS.apply_schedules(
-        [
-            {
-                "schedule_name": CONVERGENCE_SCHEDULE,
-                "workflow_fn": convergence.convergence_pass,
-                "schedule": cron_schedule(settings.convergence_interval),
-            }
-        ]
-    )
+    schedules.apply(settings)
 
 
 def _resume_orphans(services: EngineServices, membership: Membership) -> None:

@@ -232,3 +232,10 @@ def _refused_by(session: Session, held: str | None, target: dict[int, bytes]) ->
         "master and at sites holding the new set, until it catches up; tokens issued before "
         "stay valid there"
     )
+
+
+def due_in(keys: KeyRepository, every: float) -> float:
+    """Seconds until the primary key is ``every`` seconds old (0 when due): a rotation is due
+    that long after the primary's promotion, so restarts do not rotate more often."""
+    promoted = keys.primary_since(max(keys.read_all())) or time.time()
+    return max(0.0, promoted + every - time.time())

@@ -1,4 +1,5 @@
-"""Scheduled key rotation: ``cascade up`` rotates every ``identity_rotate_every`` seconds,
+"""Scheduled key rotation: the workers of ``cascade up --workers 1`` rotate every
+``identity_rotate_every`` seconds on the engine's once-per-cluster schedule,
 each rotation reaching the replica before it is promoted, and refuses a schedule that would
 drop the keys of unexpired tokens."""
 
@@ -24,7 +25,7 @@ def test_the_master_rotates_on_schedule_and_the_replica_keeps_up(tmp_path: Path)
         "CASCADE_IDENTITY_MAX_ACTIVE_KEYS": "32",  # 2 s x 30 secondaries covers 60 s tokens
     }
     with (
-        EmbeddedCascade(tmp_path / "master", PASSWORD, env=env) as master,
+        EmbeddedCascade(tmp_path / "master", PASSWORD, env=env, workers=1) as master,
         EmbeddedReplica(tmp_path / "replica", master.url, PASSWORD) as replica,
     ):
         admin = login(master.url, "admin", PASSWORD)
