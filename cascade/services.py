@@ -18,7 +18,7 @@ from cascade.fabric.goal import GoalStore
 from cascade.identity import changelog, rotation
 from cascade.identity.bootstrap import BootstrapResult, bootstrap
 from cascade.identity.keys import KeyRepository
-from cascade.identity.rotation import KeyPackage
+from cascade.identity.master import ReplicationMaster
 from cascade.identity.sealing import NodeKey
 from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
 from cascade.identity.store import IdentityStore
@@ -73,9 +73,10 @@ class Services:
         """The network fabric's goal state: hosts, networks, ports and their revisions."""
         return GoalStore(self.db)
 
-    def key_package(self, recipient: str) -> KeyPackage:
-        """The key set sites should hold, sealed for the node whose public key is given."""
-        return rotation.seal_wanted(self.db, self.keys, self.staged_keys, self.node_key, recipient)
+    @cached_property
+    def replication_master(self) -> ReplicationMaster:
+        """The master's side of identity replication: what replicas pull."""
+        return ReplicationMaster(self.db, self.keys, self.staged_keys, self.node_key)
 
     def key_rotation(self, max_active_keys: int | None = None) -> rotation.KeyRotation:
         return rotation.KeyRotation(

@@ -13,21 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
-from cascade.api.replica_watch import ChangeWatch
-from cascade.db.models import IdentityChange
 from cascade.errors import BadRequest
-from cascade.identity import changelog, rotation
-from cascade.identity.bootstrap import ensure_identity_endpoints
 from cascade.identity.follower import Master
 from cascade.identity.policy import authorize
-from cascade.identity.replica import export_snapshot
 from cascade.identity.sealing import SealError
-from cascade.identity.store import bump_revision
-from cascade.services import Services
 
 REPLICA_NAME = r"^[A-Za-z0-9_.:-]+$"
 router = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
@@ -132,13 +124,7 @@ def snapshot(
     ],
 ) -> dict[str, Any]:
     authorize(caller, "admin")
-    with svc.db.session() as session:
-        rotation.register(session, replica, public_key, changelog.head(session))
-    try:
-        package = svc.key_package(public_key)
-    except SealError as error:
-        raise BadRequest(str(error)) from error
-    return export_snapshot(svc.db, package)
+    return svc.replication_master.register(replica, public_key)
 
 
 @replication.get(
@@ -149,11 +135,7 @@ def snapshot(
 )
 def keys(caller: Caller, svc: ServicesDep, replica: ReplicaName) -> KeyPackageOut:
     authorize(caller, "admin")
-    try:
-        package = svc.key_package(rotation.replica_key(svc.db, replica))
-    except SealError as error:
-        raise BadRequest(str(error)) from error
-    return KeyPackageOut(**asdict(package))
+    return KeyPackageOut(**asdict(svc.replication_master.package_for(replica)))
 
 
 @replication.get(
@@ -173,30 +155,19 @@ async def changes(
     wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for news")] = 0,
     replica: ReplicaName | None = None,
     keys: KeySetId = None,
-    *,
-    request: Request,
 ) -> ChangeList:
     """News is a change after ``after``, or a key set other than ``keys`` to hold."""
     authorize(caller, "admin")
+    master = svc.replication_master
     if replica is not None:
-        await asyncio.to_thread(_note, svc, replica, after, keys)
-    found = await asyncio.to_thread(_changes_after, svc, after, limit)
-    if found.changes or (keys is not None and found.keys != keys) or not wait:
-        return found
-    await _watch(request, svc).wait(after, keys, wait)
-    return await asyncio.to_thread(_changes_after, svc, after, limit)
-
-
-def _watch(request: Request, svc: Services) -> ChangeWatch:
-    watch: ChangeWatch | None = getattr(request.app.state, "identity_change_watch", None)
-    if watch is None:
-        watch = request.app.state.identity_change_watch = ChangeWatch(svc)
-    return watch
-
-
-def _note(svc: Services, replica: str, after: int, key_set: str | None) -> None:
-    with svc.db.session() as session:
-        changelog.note_replica(session, replica, after, key_set)
+        await asyncio.to_thread(master.note, replica, after, keys)
+    found = await asyncio.to_thread(master.changes_after, after, limit)
+    if not (found.changes or (keys is not None and found.keys != keys) or not wait):
+        await master.wait(after, keys, wait)
+        found = await asyncio.to_thread(master.changes_after, after, limit)
+    return ChangeList(
+        head=found.head, changes=[ChangeOut(**asdict(c)) for c in found.changes], keys=found.keys
+    )
 
 
 class ReplicaOut(BaseModel):
@@ -223,12 +194,12 @@ class ReplicaList(BaseModel):
 )
 def list_replicas(caller: Caller, svc: ServicesDep) -> ReplicaList:
     authorize(caller, "admin")
-    with svc.db.session() as session:
-        return ReplicaList(
-            head=changelog.head(session),
-            keys=rotation.wanted_key_set(svc.keys, svc.staged_keys),
-            replicas=[ReplicaOut(**vars(lag)) for lag in changelog.replicas(session)],
-        )
+    report = svc.replication_master.report()
+    return ReplicaList(
+        head=report.head,
+        keys=report.keys,
+        replicas=[ReplicaOut(**vars(lag)) for lag in report.replicas],
+    )
 
 
 class IdentityEndpointIn(BaseModel):
@@ -247,10 +218,7 @@ def replica_endpoint(
     name: str, endpoint: IdentityEndpointIn, caller: Caller, svc: ServicesDep
 ) -> None:
     authorize(caller, "admin")
-    rotation.replica_key(svc.db, name)  # a registered replica, or 404
-    with svc.db.session() as session:
-        bump_revision(session)
-        ensure_identity_endpoints(session, endpoint.region, endpoint.url.rstrip("/"))
+    svc.replication_master.list_endpoint(name, endpoint.region, endpoint.url)
 
 
 @replication.delete(
@@ -261,20 +229,4 @@ def replica_endpoint(
 )
 def forget_replica(name: str, caller: Caller, svc: ServicesDep) -> None:
     authorize(caller, "admin")
-    with svc.db.session() as session:
-        changelog.forget_replica(session, name)
-
-
-def _changes_after(svc: Services, after: int, limit: int) -> ChangeList:
-    with svc.db.session() as session:
-        rows = session.scalars(
-            select(IdentityChange)
-            .where(IdentityChange.seq > after)
-            .order_by(IdentityChange.seq)
-            .limit(limit)
-        ).all()
-        return ChangeList(
-            head=changelog.head(session),
-            changes=[ChangeOut(seq=r.seq, table=r.table, key=r.key, row=r.row) for r in rows],
-            keys=rotation.wanted_key_set(svc.keys, svc.staged_keys),
-        )
+    svc.replication_master.forget(name)

@@ -1,4 +1,4 @@
-"""One watcher of the identity change log per API process: however many replicas long-poll
+"""One watcher of the identity change log per serving process: however many replicas long-poll
 ``/identity-replica/v1/changes``, the process looks at the log's head and at the key set
 replicas should hold once per ``POLL_S``, and wakes every waiter that has news.
 
@@ -14,16 +14,18 @@ import contextlib
 
 from sqlalchemy import func, select
 
+from cascade.db import Database
 from cascade.db.models import IdentityChange
+from cascade.identity.keys import KeyRepository
 from cascade.identity.rotation import wanted_key_set
-from cascade.services import Services
 
 POLL_S = 0.1  # <= 0.1 s added to a change's trip to a waiting replica
 
 
 class ChangeWatch:
-    def __init__(self, svc: Services) -> None:
-        self._svc = svc
+    def __init__(self, db: Database, keys: KeyRepository, staged: KeyRepository) -> None:
+        self._db = db
+        self._keys_of = (keys, staged)
         self._news = asyncio.Condition()
         self._head = -1  # unknown until the first look
         self._keys = ""
@@ -60,6 +62,6 @@ class ChangeWatch:
             self._task = None
 
     def _look(self) -> tuple[int, str]:
-        with self._svc.db.session() as session:
+        with self._db.session() as session:
             head = session.scalar(select(func.max(IdentityChange.seq))) or 0
-        return int(head), wanted_key_set(self._svc.keys, self._svc.staged_keys)
+        return int(head), wanted_key_set(*self._keys_of)
