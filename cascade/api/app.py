@@ -29,6 +29,7 @@ from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
 from cascade.engine import metrics
 from cascade.errors import Unavailable
+from cascade.fabric.controller import start_controller, stop_controller
 from cascade.services import Services
 
 log = logging.getLogger("cascade.api")
@@ -47,7 +48,7 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         try:
-            controller = await fabric.start_controller(services)
+            controller = await start_controller(services.fabric, services.settings.fabric_url)
         except Unavailable as error:
             log.error("cannot start the fabric controller: %s", error.message)
             raise
@@ -61,7 +62,7 @@ def create_app(services: Services) -> FastAPI:
         finally:
             if state.fabric is controller:
                 state.fabric = previous
-            await fabric.stop_controller(controller)
+            await stop_controller(controller)
         metrics.detach(services)
         services.close()
 

@@ -34,10 +34,7 @@ from cascade.fabric.schemas import (
     PortOut,
     PortRemoved,
 )
-from cascade.fabric.transports.base import Transport
-from cascade.fabric.transports.memory import MemoryTransport
 from cascade.identity.policy import authorize
-from cascade.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -61,34 +58,6 @@ Wait = Annotated[
 
 
 # --- the process's controller ---------------------------------------------------------------
-
-
-async def open_transport(url: str) -> Transport:
-    """The bus ``fabric_url`` names: the in-process one, or a NATS connection (failing fast
-    with ``Unavailable`` when the server cannot be reached)."""
-    if url == "memory":
-        return MemoryTransport()
-    from cascade.fabric.transports.nats import NatsTransport
-
-    return await NatsTransport.connect(url, name="cascade-api")
-
-
-async def start_controller(services: Services) -> FabricController:
-    transport = await open_transport(services.settings.fabric_url)
-    started = FabricController(services.fabric, transport)
-    try:
-        await started.start()
-    except BaseException:
-        await transport.close()
-        raise
-    return started
-
-
-async def stop_controller(controller: FabricController) -> None:
-    try:
-        await controller.close()
-    finally:
-        await controller.transport.close()
 
 
 async def controller(request: Request) -> FabricController:

@@ -142,7 +142,7 @@ def _check_fabric(url: str) -> None:
         return
     import asyncio
 
-    from cascade.api.fabric import open_transport
+    from cascade.fabric.transports import open_transport
 
     async def probe() -> None:
         transport = await open_transport(url)

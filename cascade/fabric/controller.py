@@ -20,6 +20,7 @@ from cascade.fabric import messages
 from cascade.fabric.addressing import shared_subject
 from cascade.fabric.goal import Change, GoalStore, Outgoing
 from cascade.fabric.messages import Ack
+from cascade.fabric.transports import open_transport
 from cascade.fabric.transports.base import Message, Subscription, Transport
 
 log = logging.getLogger(__name__)
@@ -200,3 +201,24 @@ class FabricController:
                 seen = lagging
             except Exception:
                 log.exception("fabric: nudging lagging hosts failed")
+
+
+async def start_controller(goal: GoalStore, fabric_url: str) -> FabricController:
+    """A started controller on the bus ``fabric_url`` names (the transport closed again if
+    the start fails)."""
+    transport = await open_transport(fabric_url)
+    started = FabricController(goal, transport)
+    try:
+        await started.start()
+    except BaseException:
+        await transport.close()
+        raise
+    return started
+
+
+async def stop_controller(controller: FabricController) -> None:
+    """Stop ``controller`` and close its transport."""
+    try:
+        await controller.close()
+    finally:
+        await controller.transport.close()
