@@ -12,6 +12,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from cascade.errors import Unauthorized
+from cascade.identity.services import IdentityServices
 from cascade.identity.tokens import AuthContext, TokenError
 from cascade.services import Services
 
@@ -20,16 +21,25 @@ _token_header = APIKeyHeader(
 )
 
 
+async def identity_services(request: Request) -> IdentityServices:
+    """The process's identity: what Keystone routes need (Cascade's app or an emulated
+    region's)."""
+    found: IdentityServices = request.app.state.services
+    return found
+
+
 async def services(request: Request) -> Services:
+    """The whole control plane's services (Cascade's own app only)."""
     found: Services = request.app.state.services
     return found
 
 
+IdentityDep = Annotated[IdentityServices, Depends(identity_services)]
 ServicesDep = Annotated[Services, Depends(services)]
 
 
 async def caller(
-    svc: ServicesDep, token: Annotated[str | None, Security(_token_header)]
+    svc: IdentityDep, token: Annotated[str | None, Security(_token_header)]
 ) -> AuthContext:
     if not token:
         raise Unauthorized(

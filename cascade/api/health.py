@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from cascade import __version__
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.errors import Unavailable
 
@@ -30,7 +30,7 @@ class Health(BaseModel):
     summary="Liveness and database reachability",
     responses=error_responses(503),
 )
-def health(svc: ServicesDep) -> Health:
+def health(svc: IdentityDep) -> Health:
     started = time.perf_counter()
     try:
         with svc.db.engine.connect() as connection:

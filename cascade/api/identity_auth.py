@@ -8,13 +8,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.errors import Forbidden, NotFound
 from cascade.identity import render
 from cascade.identity.schemas import AuthRequest, CatalogResponse, ProjectList, TokenResponse
+from cascade.identity.services import IdentityServices
 from cascade.identity.tokens import AuthContext, TokenError
-from cascade.services import Services
 
 router = APIRouter(prefix="/identity/v3/auth", tags=["identity: auth"])
 
@@ -25,7 +25,7 @@ NoCatalog = Annotated[
 
 
 def _token_response(
-    ctx: AuthContext, svc: Services, nocatalog: str | None, status: int
+    ctx: AuthContext, svc: IdentityServices, nocatalog: str | None, status: int
 ) -> Response:
     body = render.token_body(ctx, svc.identity.cached(), with_catalog=nocatalog is None)
     return Response(
@@ -36,7 +36,7 @@ def _token_response(
     )
 
 
-def _subject(caller: AuthContext, svc: Services, subject_token: str) -> AuthContext:
+def _subject(caller: AuthContext, svc: IdentityServices, subject_token: str) -> AuthContext:
     try:
         subject = svc.tokens.validate(subject_token, svc.identity.cached())
     except TokenError as error:
@@ -59,7 +59,7 @@ _TOKEN_HEADERS = {"X-Subject-Token": {"schema": {"type": "string"}, "description
     },
     summary="Authenticate and issue a token",
 )
-def issue_token(body: AuthRequest, svc: ServicesDep, nocatalog: NoCatalog = None) -> Response:
+def issue_token(body: AuthRequest, svc: IdentityDep, nocatalog: NoCatalog = None) -> Response:
     ctx = svc.tokens.issue(body.auth, svc.snapshot())
     return _token_response(ctx, svc, nocatalog, 201)
 
@@ -74,7 +74,7 @@ def issue_token(body: AuthRequest, svc: ServicesDep, nocatalog: NoCatalog = None
     summary="Validate a token",
 )
 async def validate_token(
-    caller: Caller, svc: ServicesDep, subject_token: SubjectToken, nocatalog: NoCatalog = None
+    caller: Caller, svc: IdentityDep, subject_token: SubjectToken, nocatalog: NoCatalog = None
 ) -> Response:
     return _token_response(_subject(caller, svc, subject_token), svc, nocatalog, 200)
 
@@ -85,7 +85,7 @@ async def validate_token(
     responses={200: {"description": "Token is valid"}, **error_responses(400, 401, 403, 404)},
     summary="Check a token",
 )
-async def check_token(caller: Caller, svc: ServicesDep, subject_token: SubjectToken) -> Response:
+async def check_token(caller: Caller, svc: IdentityDep, subject_token: SubjectToken) -> Response:
     _subject(caller, svc, subject_token)
     return Response(status_code=200)
 
@@ -96,7 +96,7 @@ async def check_token(caller: Caller, svc: ServicesDep, subject_token: SubjectTo
     responses={204: {"description": "Token revoked"}, **error_responses(400, 401, 403, 404)},
     summary="Revoke a token",
 )
-def revoke_token(caller: Caller, svc: ServicesDep, subject_token: SubjectToken) -> Response:
+def revoke_token(caller: Caller, svc: IdentityDep, subject_token: SubjectToken) -> Response:
     subject = _subject(caller, svc, subject_token)
     svc.store.revoke(subject.issued_at, audit_id=subject.payload.audit_ids[0])
     return Response(status_code=204)
@@ -112,7 +112,7 @@ def _links(request: Request) -> dict[str, Any]:
     responses=error_responses(401),
     summary="Projects the caller can scope to",
 )
-def my_projects(caller: Caller, svc: ServicesDep, request: Request) -> dict[str, Any]:
+def my_projects(caller: Caller, svc: IdentityDep, request: Request) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/") + "/identity"
     snapshot = svc.identity.cached()
     projects = [p for p in snapshot.projects_of(caller.user.id) if p.enabled]
@@ -125,7 +125,7 @@ def my_projects(caller: Caller, svc: ServicesDep, request: Request) -> dict[str,
     responses=error_responses(401, 403),
     summary="The service catalog",
 )
-def my_catalog(caller: Caller, svc: ServicesDep, request: Request) -> dict[str, Any]:
+def my_catalog(caller: Caller, svc: IdentityDep, request: Request) -> dict[str, Any]:
     if caller.project is None and caller.domain is None:
         raise Forbidden("A scoped token is required to read the catalog.")
     return {

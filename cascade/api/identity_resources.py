@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, create_model
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.errors import NotFound
 from cascade.identity import render, schemas
@@ -211,7 +211,7 @@ def _crud_router(res: Resource) -> APIRouter:
     def create(
         body: create_body,  # type: ignore[valid-type]
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
         request: Request,
     ) -> dict[str, Any]:
         authorize(caller, "admin")
@@ -229,7 +229,7 @@ def _crud_router(res: Resource) -> APIRouter:
     )
     def list_all(
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
         request: Request,
         query: Annotated[filter_model, Query()],  # type: ignore[valid-type]
     ) -> dict[str, Any]:
@@ -248,7 +248,7 @@ def _crud_router(res: Resource) -> APIRouter:
         responses=error_responses(401, 403, 404),
     )
     def show(
-        row_id: ResourceId, caller: Caller, svc: ServicesDep, request: Request
+        row_id: ResourceId, caller: Caller, svc: IdentityDep, request: Request
     ) -> dict[str, Any]:
         row = _row(svc, row_id)
         if not res.may_read(caller, row):
@@ -265,7 +265,7 @@ def _crud_router(res: Resource) -> APIRouter:
         row_id: ResourceId,
         body: patch_body,  # type: ignore[valid-type]
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
         request: Request,
     ) -> dict[str, Any]:
         authorize(caller, "admin")
@@ -279,7 +279,7 @@ def _crud_router(res: Resource) -> APIRouter:
         summary=f"Delete a {res.singular}",
         responses=error_responses(401, 403, 404, 409),
     )
-    def remove(row_id: ResourceId, caller: Caller, svc: ServicesDep) -> Response:
+    def remove(row_id: ResourceId, caller: Caller, svc: IdentityDep) -> Response:
         authorize(caller, "admin")
         svc.store.delete(res.kind, row_id)
         return Response(status_code=204)
@@ -304,7 +304,7 @@ def _assignment_router(target_type: str) -> APIRouter:
         target_id: ResourceId,
         user_id: ResourceId,
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
         request: Request,
     ) -> dict[str, Any]:
         if caller.user.id != user_id:
@@ -325,7 +325,7 @@ def _assignment_router(target_type: str) -> APIRouter:
         user_id: ResourceId,
         role_id: ResourceId,
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
     ) -> Response:
         authorize(caller, "admin")
         svc.store.set_assignment(user_id, target_type, target_id, role_id, present=True)
@@ -342,7 +342,7 @@ def _assignment_router(target_type: str) -> APIRouter:
         user_id: ResourceId,
         role_id: ResourceId,
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
     ) -> Response:
         if caller.user.id != user_id:
             authorize(caller, "admin")
@@ -361,7 +361,7 @@ def _assignment_router(target_type: str) -> APIRouter:
         user_id: ResourceId,
         role_id: ResourceId,
         caller: Caller,
-        svc: ServicesDep,
+        svc: IdentityDep,
     ) -> Response:
         authorize(caller, "admin")
         svc.store.set_assignment(user_id, target_type, target_id, role_id, present=False)
@@ -381,7 +381,7 @@ extras = APIRouter(prefix=PREFIX, tags=["identity: role assignments"])
 )
 def list_assignments(
     caller: Caller,
-    svc: ServicesDep,
+    svc: IdentityDep,
     request: Request,
     user_id: Annotated[str | None, Query(alias="user.id", max_length=64)] = None,
     project_id: Annotated[str | None, Query(alias="scope.project.id", max_length=64)] = None,
@@ -414,7 +414,7 @@ def list_assignments(
     responses=error_responses(401, 403),
 )
 def user_projects(
-    user_id: ResourceId, caller: Caller, svc: ServicesDep, request: Request
+    user_id: ResourceId, caller: Caller, svc: IdentityDep, request: Request
 ) -> dict[str, Any]:
     if caller.user.id != user_id:
         authorize(caller, "admin")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.errors import BadRequest
 from cascade.identity.follower import Master
@@ -117,7 +117,7 @@ class KeyPackageOut(BaseModel):
 )
 def snapshot(
     caller: Caller,
-    svc: ServicesDep,
+    svc: IdentityDep,
     replica: ReplicaName,
     public_key: Annotated[
         str, Query(min_length=40, max_length=64, description="The replica's X25519 node key")
@@ -133,7 +133,7 @@ def snapshot(
     summary="The Fernet key set the replica should hold, sealed for its node key",
     responses=error_responses(400, 401, 403, 404),
 )
-def keys(caller: Caller, svc: ServicesDep, replica: ReplicaName) -> KeyPackageOut:
+def keys(caller: Caller, svc: IdentityDep, replica: ReplicaName) -> KeyPackageOut:
     authorize(caller, "admin")
     return KeyPackageOut(**asdict(svc.replication_master.package_for(replica)))
 
@@ -147,7 +147,7 @@ def keys(caller: Caller, svc: ServicesDep, replica: ReplicaName) -> KeyPackageOu
 )
 async def changes(
     caller: Caller,
-    svc: ServicesDep,
+    svc: IdentityDep,
     after: Annotated[
         int, Query(ge=0, le=2**63 - 1, description="Last sequence number applied")
     ] = 0,
@@ -192,7 +192,7 @@ class ReplicaList(BaseModel):
     "has not, and the age of the oldest of those",
     responses=error_responses(400, 401, 403),
 )
-def list_replicas(caller: Caller, svc: ServicesDep) -> ReplicaList:
+def list_replicas(caller: Caller, svc: IdentityDep) -> ReplicaList:
     authorize(caller, "admin")
     report = svc.replication_master.report()
     return ReplicaList(
@@ -215,7 +215,7 @@ class IdentityEndpointIn(BaseModel):
     responses=error_responses(400, 401, 403, 404),
 )
 def replica_endpoint(
-    name: str, endpoint: IdentityEndpointIn, caller: Caller, svc: ServicesDep
+    name: str, endpoint: IdentityEndpointIn, caller: Caller, svc: IdentityDep
 ) -> None:
     authorize(caller, "admin")
     svc.replication_master.list_endpoint(name, endpoint.region, endpoint.url)
@@ -227,6 +227,6 @@ def replica_endpoint(
     summary="Forget a replica (a site taken out of service): rotations stop waiting for it",
     responses=error_responses(401, 403, 404),
 )
-def forget_replica(name: str, caller: Caller, svc: ServicesDep) -> None:
+def forget_replica(name: str, caller: Caller, svc: IdentityDep) -> None:
     authorize(caller, "admin")
     svc.replication_master.forget(name)
