@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
-import httpx
 from fastapi.responses import JSONResponse
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ConnectionError as RequestsConnectionError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cascade_sim.errors import render, service_of
@@ -50,27 +53,28 @@ class Faults:
         return None
 
 
-class MasterLink(httpx.HTTPTransport):
-    """The site's outbound link to its identity master: while ``cut_from_master`` holds,
-    requests fail to connect and answers still in flight are lost, as on a cut fibre."""
+class MasterLink(HTTPAdapter):
+    """The site's outbound link to its identity master (mounted on the follower's session):
+    while ``cut_from_master`` holds, requests fail to connect and answers still in flight
+    are lost, as on a cut fibre."""
 
     def __init__(self, faults: Faults) -> None:
         super().__init__()
         self.faults = faults
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         self._check(request)
-        response = super().handle_request(request)
+        response = super().send(request, *args, **kwargs)
         try:
             self._check(request)
-        except httpx.ConnectError:
+        except RequestsConnectionError:
             response.close()
             raise
         return response
 
-    def _check(self, request: httpx.Request) -> None:
+    def _check(self, request: PreparedRequest) -> None:
         if self.faults.cut_from_master:
-            raise httpx.ConnectError("the link to the identity master is cut", request=request)
+            raise RequestsConnectionError("the link to the identity master is cut", request=request)
 
 
 class FaultInjection:

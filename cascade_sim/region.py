@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-import httpx
 from sqlalchemy import delete
 
 from cascade.config import Settings
@@ -129,8 +128,8 @@ class Region:
             identity.node_key,
             master,
             name,
-            http=httpx.Client(base_url=master.url, timeout=70, transport=MasterLink(self.faults)),
             on_keys=identity.tokens.reload_keys,
+            link=MasterLink(self.faults),
         )
 
     def stored_password(self) -> str:

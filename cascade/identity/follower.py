@@ -11,6 +11,12 @@ it covers, so after any interruption (the process killed, the master unreachable
 cut) it resumes from the last change it applied: nothing is applied twice or skipped.
 Changes arrive in sequence order; any at or below the position (a repeated answer) are
 dropped.
+
+Every call to the master goes through a keystoneauth1 session: a v3 password login at the
+master's ``/identity/v3`` (the session logs in again by itself when a token is refused, say
+after a key rotation), the ``/identity-replica/v1`` routes at absolute URLs, a long-poll read
+timeout. An unreachable master is retried with Cascade's one backoff (``cascade.retry``,
+1 s doubling to 30 s) while the replica keeps serving what it has.
 """
 
 from __future__ import annotations
@@ -22,18 +28,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+import requests
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+from keystoneauth1.plugin import BaseAuthPlugin
 
 from cascade.db import Database
 from cascade.db.models import ReplicaState, utcnow
 from cascade.errors import Unavailable, present
 from cascade.identity.keys import KeyRepository
-from cascade.identity.render import password_auth
 from cascade.identity.replica import apply_changes, install_snapshot, open_package
 from cascade.identity.sealing import NodeKey, SealError
+from cascade.retry import Backoff, until_stopped
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+READ_TIMEOUT = 70.0  # seconds: longer than the longest long poll the master serves (60 s)
+MASTER_BACKOFF = Backoff(first=1.0, cap=30.0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,32 @@ class Master:
     username: str
     password: str
     project: str = "admin"
+
+    def login(self) -> v3.Password:
+        """The keystoneauth1 plugin that logs in at the master (users and projects in the
+        default domain, as Cascade's admin is)."""
+        return v3.Password(
+            auth_url=f"{self.url}/identity/v3",
+            username=self.username,
+            password=self.password,
+            project_name=self.project,
+            user_domain_id="default",
+            project_domain_id="default",
+        )
+
+
+def master_session(
+    master: Master,
+    auth: BaseAuthPlugin | None = None,
+    link: requests.adapters.BaseAdapter | None = None,
+) -> ks_session.Session:
+    """A keystoneauth1 session for the master: ``auth`` (default: its password login), every
+    request sent through ``link`` (default: requests' own HTTP adapter)."""
+    http = requests.Session()
+    if link is not None:
+        http.mount("http://", link)
+        http.mount("https://", link)
+    return ks_session.Session(auth=auth or master.login(), session=http, timeout=READ_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -64,19 +102,21 @@ class Follower:
         node: NodeKey,
         master: Master,
         name: str,
-        http: httpx.Client | None = None,
         on_keys: Callable[[], None] | None = None,
         endpoint: tuple[str, str] | None = None,
+        link: requests.adapters.BaseAdapter | None = None,
+        auth: BaseAuthPlugin | None = None,
     ) -> None:
+        """``link`` carries every request to the master (a site-sim's can be cut); ``auth``
+        replaces the password login (the replica bench shares one token)."""
         self.db = db
         self.keys = keys
         self.node = node
         self.master = master
         self.name = name  # how the master lists this replica
-        self._http = http or httpx.Client(base_url=master.url, timeout=70)
+        self._session = master_session(master, auth, link)
         self._on_keys = on_keys
         self._endpoint = endpoint  # (region, identity URL) to list in the master's catalog
-        self._token: str | None = None
 
     def position(self) -> Position | None:
         with self.db.session() as session:
@@ -111,18 +151,12 @@ class Follower:
         self._record(changes, int(answer["head"]))
         return len(changes)
 
-    def run(self, stop: threading.Event, wait: float = 10.0, retry: float = 1.0) -> None:
-        """Follow until ``stop`` is set; an unreachable master is retried every ``retry`` s
-        while this replica keeps serving what it has."""
+    def run(self, stop: threading.Event, wait: float = 10.0) -> None:
+        """Follow until ``stop`` is set. A failed poll (an unreachable master, a bad answer, a
+        local database error) is retried with ``MASTER_BACKOFF`` while this replica keeps
+        serving what it has; the first poll that works resets the backoff."""
         while not stop.is_set():
-            try:
-                self.sync(wait)
-            except Unavailable as error:
-                log.warning("identity replica: %s; retrying in %.0f s", error, retry)
-                stop.wait(retry)
-            except Exception:  # a bad answer or a local database error: keep following
-                log.exception("identity replica: sync failed; retrying in %.0f s", retry)
-                stop.wait(retry)
+            until_stopped(MASTER_BACKOFF, stop, lambda: self.sync(wait), _log_retry)
 
     def _bootstrap(self) -> int:
         snapshot = self._get(
@@ -191,43 +225,28 @@ class Follower:
     def _get(self, path: str, params: dict[str, Any]) -> Any:
         return self._call("GET", path, params=params).json()
 
-    def _call(self, method: str, path: str, **request: Any) -> httpx.Response:
-        for attempt in range(2):
-            try:
-                response = self._http.request(
-                    method, path, headers={"X-Auth-Token": self._login()}, **request
-                )
-            except httpx.HTTPError as error:
-                raise Unavailable(
-                    f"identity master {self.master.url} unreachable: {error}"
-                ) from None
-            if response.status_code == 401 and attempt == 0:
-                self._token = None  # expired or keys rotated: log in again, once
-                continue
-            if response.status_code not in (200, 204):
-                raise Unavailable(
-                    f"identity master {self.master.url} answered {response.status_code} "
-                    f"to {path}: {response.text[:200]}"
-                )
-            return response
-        raise AssertionError("unreachable")
+    def _call(self, method: str, path: str, **request: Any) -> requests.Response:
+        """``method`` on the master's ``path``, logged in (again after a 401, by the session);
+        any failure is ``Unavailable`` naming the master."""
+        try:
+            response: requests.Response = self._session.request(
+                self.master.url + path, method, **request
+            )
+        except ks_exceptions.HttpError as error:
+            raise Unavailable(
+                f"identity master {self.master.url} answered {error.http_status} to {path}: "
+                f"{error.details or error.message}"
+            ) from None
+        except ks_exceptions.ClientException as error:
+            raise Unavailable(f"identity master {self.master.url} unreachable: {error}") from None
+        return response
 
-    def _login(self) -> str:
-        if self._token is None:
-            body = password_auth(self.master.username, self.master.password, self.master.project)
-            try:
-                response = self._http.post("/identity/v3/auth/tokens", json=body)
-            except httpx.HTTPError as error:
-                raise Unavailable(
-                    f"identity master {self.master.url} unreachable: {error}"
-                ) from None
-            if response.status_code != 201:
-                raise Unavailable(
-                    f"identity master {self.master.url} refused the replica's login "
-                    f"({response.status_code})"
-                )
-            self._token = response.headers["X-Subject-Token"]
-        return self._token
+
+def _log_retry(error: BaseException, delay: float) -> None:
+    if isinstance(error, Unavailable):
+        log.warning("identity replica: %s; retrying in %.0f s", error, delay)
+    else:  # a bad answer or a local database error: keep following
+        log.error("identity replica: sync failed; retrying in %.0f s", delay, exc_info=error)
 
 
 class Following:

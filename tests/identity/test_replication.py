@@ -18,6 +18,7 @@ from cascade.identity.tokens import TokenError
 from cascade.services import Services, initialize
 from tests.cli.test_cli import cascade
 from tests.conftest import ADMIN_PASSWORD, make_settings, make_tenant
+from tests.identity.in_process import InProcess
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def replica(tmp_path: Path) -> Iterator[Services]:
     services.close()
 
 
-def follower_of(client: TestClient, replica: Services) -> Follower:
+def follower_of(client: TestClient, replica: Services, link: InProcess | None = None) -> Follower:
     master = Master(str(client.base_url), "admin", ADMIN_PASSWORD)
     return Follower(
         replica.db,
@@ -36,8 +37,8 @@ def follower_of(client: TestClient, replica: Services) -> Follower:
         replica.node_key,
         master,
         "site-a",
-        http=client,
         on_keys=replica.tokens.reload_keys,
+        link=link or InProcess(client),
     )
 
 
@@ -90,6 +91,29 @@ def test_long_poll_waits_for_news_then_answers_empty(client: TestClient, replica
     started = time.monotonic()
     assert follower.sync(wait=0.3) == 0
     assert time.monotonic() - started >= 0.3
+
+
+def test_a_refused_token_is_replaced_by_a_new_login(
+    client: TestClient, admin_token: str, replica: Services
+) -> None:
+    link = InProcess(client)
+    follower = follower_of(client, replica, link)
+    follower.sync()
+    refused = link.sent[-1].headers["X-Auth-Token"]
+    revoked = client.delete(
+        "/identity/v3/auth/tokens",
+        headers={"X-Auth-Token": admin_token, "X-Subject-Token": refused},
+    )
+    assert revoked.status_code == 204, revoked.text
+    make_tenant(client, admin_token)
+    assert follower.sync() > 0  # refused once (401), logged in again, answered
+    statuses = [(r.method, r.path_url.split("?")[0]) for r in link.sent[-3:]]
+    assert statuses == [
+        ("GET", "/identity-replica/v1/changes"),
+        ("POST", "/identity/v3/auth/tokens"),
+        ("GET", "/identity-replica/v1/changes"),
+    ]
+    assert link.sent[-1].headers["X-Auth-Token"] != refused
 
 
 def test_replication_needs_an_admin(client: TestClient, admin_token: str) -> None:

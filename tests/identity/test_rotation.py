@@ -22,6 +22,7 @@ from cascade.identity.tokens import TokenError
 from cascade.services import Services, initialize
 from tests.cli.test_cli import cascade
 from tests.conftest import ADMIN_PASSWORD, login, make_settings, make_tenant
+from tests.identity.in_process import InProcess
 
 
 @pytest.fixture
@@ -46,8 +47,8 @@ def sites(tmp_path: Path, client: TestClient) -> Iterator[dict[str, tuple[Servic
             replica.node_key,
             Master(str(client.base_url), "admin", ADMIN_PASSWORD),
             name,
-            http=client,
             on_keys=replica.tokens.reload_keys,
+            link=InProcess(client),
         )
         follower.sync()  # bootstrap
         follower.sync()  # first poll: the master learns which key set it holds

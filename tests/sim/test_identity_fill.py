@@ -1,11 +1,13 @@
 """A site registered with ``identity: replica`` becomes a replica of Cascade's identity: its
 own services join Cascade's catalog, it bootstraps from Cascade and follows it (changes within
-a second, key rotations, across its restarts), validating Cascade's tokens locally; if the
-site cannot, the registration is refused (502) and nothing is left registered."""
+a second, none while its link to Cascade is cut, key rotations, across its restarts),
+validating Cascade's tokens locally; if the site cannot, the registration is refused (502)
+and nothing is left registered."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +60,13 @@ def user_names(url: str, admin: str) -> set[str]:
     return {user["name"] for user in users.json()["users"]} if users.status_code == 200 else set()
 
 
+def cut_from_master(sim: EmbeddedSite, admin: str, cut: bool) -> None:
+    answer = httpx.put(
+        f"{sim.url}/sim/v1/faults", json={"cut_from_master": cut}, headers={"X-Auth-Token": admin}
+    )
+    assert answer.status_code == 200, answer.text
+
+
 @pytest.mark.timeout(120)
 def test_a_replica_site_follows_cascade_identity_and_its_key_rotations(
     master: EmbeddedCascade, sim: EmbeddedSite
@@ -87,6 +96,13 @@ def test_a_replica_site_follows_cascade_identity_and_its_key_rotations(
     assert master.url in write.json()["error"]["message"]
     add_user(master, admin, "late")  # followed, not pushed once
     until(lambda: "late" in user_names(sim.url, admin), timeout=3.0)
+
+    cut_from_master(sim, admin, cut=True)  # the answer to the poll in flight is lost too
+    add_user(master, admin, "while-cut")
+    time.sleep(2.0)
+    assert "while-cut" not in user_names(sim.url, admin)
+    cut_from_master(sim, admin, cut=False)
+    until(lambda: "while-cut" in user_names(sim.url, admin), timeout=15.0)  # within the backoff
 
     data_dir = str(master.data_dir)
     rotated = cascade("identity", "rotate-keys", "--timeout", "20", "--data-dir", data_dir)
