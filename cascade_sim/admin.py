@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
+from cascade.api.keystone import Caller
+from cascade.identity import authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.faults import RouteErrors

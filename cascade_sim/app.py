@@ -10,8 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cascade import __version__
-from cascade.api import errors, replica
-from cascade.api.app import identity_routers
+from cascade.api.keystone import keystone_body, serve_keystone
 from cascade.errors import CascadeError
 from cascade_sim import admin, compute, image, network, objects, volume
 from cascade_sim.errors import SimError, render, service_of
@@ -22,7 +21,7 @@ from cascade_sim.region import Region
 def _render(path: str, status: int, message: str, error: CascadeError | None) -> Any:
     service = service_of(path)
     if service in ("identity", "sim", ""):
-        return errors.keystone_body(path, status, message, error)
+        return keystone_body(path, status, message, error)
     neutron_type = error.neutron_type if isinstance(error, SimError) else None
     return render(service, status, message, neutron_type)
 
@@ -41,14 +40,10 @@ def create_region_app(site: Region) -> FastAPI:
         lifespan=lifespan,
     )
     volume.recover(site)  # finish or mark work a killed site-sim left mid-flight
-    app.state.services = site.identity
-    app.state.follow_master = site.follow  # PUT /identity-replica/v1/master
     app.state.site = site
-    errors.install(app, render=_render)
+    serve_keystone(app, site.identity, follow_master=site.follow, render=_render)
     app.add_middleware(FaultInjection, faults=site.faults)
     for router in (
-        *identity_routers(),
-        replica.router,
         *compute.routers(),
         *network.routers(),
         *volume.routers(),

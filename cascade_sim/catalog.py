@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from cascade.identity.bootstrap import ensure_endpoints
-from cascade.identity.store import bump_revision
-from cascade.services import Services
+from cascade.identity import IdentityServices
 
 # (catalog type, name, path under the site's base URL)
 SERVICES = (
@@ -16,8 +14,7 @@ SERVICES = (
 )
 
 
-def register_services(identity: Services, region: str, base_url: str) -> None:
-    with identity.db.session() as session:
-        bump_revision(session)
-        for service_type, name, path in SERVICES:
-            ensure_endpoints(session, region, service_type, name, base_url + path)
+def register_services(identity: IdentityServices, region: str, base_url: str) -> None:
+    identity.list_endpoints(
+        region, [(service_type, name, base_url + path) for service_type, name, path in SERVICES]
+    )

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region

@@ -16,15 +16,13 @@ from cascade.api import (
     errors,
     fabric,
     health,
-    identity_auth,
-    identity_resources,
     keypairs,
     operations,
     replica,
     servers,
     sites,
-    versions,
 )
+from cascade.api.keystone import identity_routers
 from cascade.api.routes import RouteTable, StrictQuery
 from cascade.api.telemetry import RequestMetrics
 from cascade.engine import metrics
@@ -33,11 +31,6 @@ from cascade.fabric.controller import start_controller, stop_controller
 from cascade.services import Services
 
 log = logging.getLogger("cascade.api")
-
-
-def identity_routers() -> list[APIRouter]:
-    """Keystone-compatible identity: served by Cascade and by every emulated site."""
-    return [versions.router, identity_auth.router, *identity_resources.routers()]
 
 
 def create_app(services: Services) -> FastAPI:

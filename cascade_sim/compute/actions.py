@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.common import RegionDep
 from cascade_sim.compute.records import load, schedule, set_status
 from cascade_sim.errors import SimError

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim import volume
 from cascade_sim.common import RegionDep, project_of
 from cascade_sim.compute.records import attach_volume, load

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
+from cascade.api.keystone import Caller
+from cascade.identity import authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.microversions import Microversion, NovaVersion

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
+from cascade.api.keystone import Caller
+from cascade.identity import authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.compute.records import servers_per_host
 from cascade_sim.region import Region

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim import network, volume
 from cascade_sim.common import found, public
 from cascade_sim.compute import flavors as flavor_catalog

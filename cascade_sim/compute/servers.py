@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
-from cascade.identity.tokens import AuthContext
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext, authorize
 from cascade_sim import image, network, volume
 from cascade_sim.common import RegionDep, project_of
 from cascade_sim.compute import flavors as flavor_catalog

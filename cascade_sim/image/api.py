@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.common import RegionDep, public
 from cascade_sim.errors import SimError
 from cascade_sim.image import data, listing, records

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim.common import project_of
 from cascade_sim.errors import SimError
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim.errors import SimError
 from cascade_sim.image.records import mine, store
 from cascade_sim.region import Region

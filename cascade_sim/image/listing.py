@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim.common import project_of, public
 from cascade_sim.errors import SimError
 from cascade_sim.image.attributes import VISIBILITIES

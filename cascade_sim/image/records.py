@@ -7,7 +7,7 @@ import copy
 import uuid
 from typing import Any
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim.common import project_of, public
 from cascade_sim.errors import SimError
 from cascade_sim.image.attributes import CORE, READ_ONLY, checked, guard, invalid

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim.common import project_of
 from cascade_sim.errors import SimError
 from cascade_sim.network import checks

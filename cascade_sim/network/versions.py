@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Request
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.network.errors import error
 from cascade_sim.network.kinds import PREFIX, Json, Kind
 

@@ -11,9 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Response
 from pydantic import Field
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
-from cascade.identity.tokens import AuthContext
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext, authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.microversions import Microversion

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from cascade.api.deps import Caller
-from cascade.identity.tokens import AuthContext
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep, project_of, public, visible
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from cascade.api.deps import Caller
-from cascade.identity.tokens import AuthContext
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region

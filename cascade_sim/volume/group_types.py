@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
+from cascade.api.keystone import Caller
+from cascade.identity import authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.microversions import Microversion

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import Field
 
-from cascade.api.deps import Caller
-from cascade.identity.tokens import AuthContext
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep, project_of, public
 from cascade_sim.errors import SimError
 from cascade_sim.microversions import Microversion

@@ -10,8 +10,8 @@ import os
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.api.deps import Caller
-from cascade.identity.policy import authorize
+from cascade.api.keystone import Caller
+from cascade.identity import authorize
 from cascade_sim.common import RegionDep, project_of
 from cascade_sim.errors import SimError
 from cascade_sim.volume.bodies import Metadata, Strict, Text

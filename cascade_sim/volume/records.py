@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from cascade.identity.tokens import AuthContext
+from cascade.identity import AuthContext
 from cascade_sim.common import found, project_of
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region

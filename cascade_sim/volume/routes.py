@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.errors import SimError
 from cascade_sim.volume.actions import volume_actions
 from cascade_sim.volume.backups import backups

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.common import RegionDep, public
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from cascade.api.deps import Caller
+from cascade.api.keystone import Caller
 from cascade_sim.errors import SimError
 from cascade_sim.volume.records import Json
 

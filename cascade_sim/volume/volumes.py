@@ -10,8 +10,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.api.deps import Caller
-from cascade.identity.tokens import AuthContext
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep, project_of, public
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region
