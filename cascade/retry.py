@@ -43,7 +43,7 @@ class Backoff:
 
     def strategy(self) -> wait_exponential_jitter:
         """The delays as tenacity's wait strategy."""
-        return wait_exponential_jitter(initial=self.first, max=self.cap, jitter=self.first)
+        return wait_exponential_jitter(multiplier=self.first, max=self.cap, jitter=self.first)
 
 
 class _Stopped(Exception):  # control flow inside until_stopped, never raised out of it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from cascade.engine.services import EngineServices
-from cascade.sites.driver import RetryPolicy, SiteAccess, SiteDriver
+from cascade.sites.driver import SiteAccess, SiteDriver
 from cascade.sites.registry import SiteRegistry
 
 
@@ -17,7 +17,7 @@ class EngineContext:
         self.sites = SiteRegistry(
             services.db, services.credentials, services.settings.effective_public_url
         )
-        self._retry = RetryPolicy(deadline=services.settings.site_call_deadline)
+        self._deadline = services.settings.site_call_deadline
         self._drivers: dict[SiteAccess, SiteDriver] = {}
         self._lock = threading.Lock()
 
@@ -27,7 +27,7 @@ class EngineContext:
         with self._lock:
             driver = self._drivers.get(access)
             if driver is None:
-                driver = self._drivers[access] = SiteDriver(access, self._retry)
+                driver = self._drivers[access] = SiteDriver(access, self._deadline)
             return driver
 
 

@@ -3,14 +3,13 @@
 Built on openstacksdk (a ``Connection`` over a keystoneauth1 session per site); no
 hand-written HTTP. Nova's quiesce/unquiesce actions, which openstacksdk lacks, are added here
 as a ``Server`` subclass, the way openstacksdk resources are extended. Transient failures
-(connection errors, 5xx, 409 "in progress") are retried with backoff until a deadline;
-anything else raises ``SiteCallFailed`` naming the site, the call and the reason.
+(connection errors, 5xx, 409 "in progress") are retried with Cascade's one backoff
+(``cascade.retry``) until the call's deadline; anything else, or the last failure, raises
+``SiteCallFailed`` naming the site, the call and the reason.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,9 +22,12 @@ from openstack.compute.v2.server import Server
 from openstack.connection import Connection
 
 from cascade.errors import CascadeError
+from cascade.retry import Backoff, until_deadline
 
 T = TypeVar("T")
 IN_PROGRESS_HINTS = ("in progress", "task_state", "while it is in")
+SITE_BACKOFF = Backoff(first=0.2, cap=3.0)
+DEFAULT_DEADLINE = 30.0  # seconds; the engine uses the setting site_call_deadline
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,6 @@ class SiteAccess:
 
     def __repr__(self) -> str:  # never show the password
         return f"SiteAccess({self.name!r}, region={self.region!r}, auth_url={self.auth_url!r})"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    deadline: float = 30.0
-    first_delay: float = 0.2
-    max_delay: float = 3.0
 
 
 class SiteCallFailed(CascadeError):
@@ -75,7 +70,7 @@ class QuiescableServer(Server):
         self._action(session, {"unquiesce": None})
 
 
-def _http_status(error: Exception) -> int | None:
+def _http_status(error: BaseException) -> int | None:
     """The HTTP status of an openstacksdk or keystoneauth1 error, if it is one."""
     if isinstance(error, sdk_exceptions.HttpException):
         return error.status_code or 0
@@ -84,7 +79,7 @@ def _http_status(error: Exception) -> int | None:
     return None
 
 
-def is_transient(error: Exception) -> bool:
+def is_transient(error: BaseException) -> bool:
     if isinstance(error, ks_exceptions.ConnectFailure | ks_exceptions.ConnectTimeout):
         return True
     status = _http_status(error)
@@ -106,9 +101,9 @@ def _describe(error: Exception) -> tuple[str, int | None]:
 
 
 class SiteDriver:
-    def __init__(self, access: SiteAccess, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, access: SiteAccess, deadline: float = DEFAULT_DEADLINE) -> None:
         self.access = access
-        self.retry = retry or RetryPolicy()
+        self.deadline = deadline  # seconds a call keeps retrying transient failures
         auth = v3.Password(
             auth_url=access.auth_url,
             username=access.username,
@@ -123,17 +118,13 @@ class SiteDriver:
 
     def call(self, what: str, action: Callable[[Connection], T]) -> T:
         """Run ``action`` against the site, retrying transient failures until the deadline."""
-        deadline = time.monotonic() + self.retry.deadline
-        delay = self.retry.first_delay
-        while True:
-            try:
-                return action(self.connection)
-            except Exception as error:  # classified below; nothing is swallowed
-                reason, status = _describe(error)
-                if not is_transient(error) or time.monotonic() + delay > deadline:
-                    raise SiteCallFailed(self.access.name, what, reason, status) from error
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, self.retry.max_delay)
+        try:
+            return until_deadline(
+                SITE_BACKOFF, self.deadline, is_transient, lambda: action(self.connection)
+            )
+        except Exception as error:  # the failure that ended the call; nothing is swallowed
+            reason, status = _describe(error)
+            raise SiteCallFailed(self.access.name, what, reason, status) from error
 
     # -- compute ----------------------------------------------------------------------------
 

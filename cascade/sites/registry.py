@@ -1,5 +1,9 @@
 """Register, list, show and delete sites. A site is also a region of the identity catalog,
-with the site's identity URL as that region's identity endpoint."""
+with the site's identity URL as that region's identity endpoint.
+
+Registering a site with ``identity: replica`` talks to it through the site driver
+(openstacksdk over keystoneauth1): its catalog comes with the token, its identity endpoint from
+that catalog, and the follow request goes to the replica API served beside that endpoint."""
 
 from __future__ import annotations
 
@@ -22,11 +26,18 @@ from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.identity.bootstrap import ensure_endpoints, ensure_identity_endpoints
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
-from cascade.sites.driver import RetryPolicy, SiteAccess, SiteCallFailed, SiteDriver
+from cascade.sites.driver import SiteAccess, SiteCallFailed, SiteDriver
 from cascade.sites.schemas import SiteIn, SiteOut
 
 # Registration answers a person: retry a flaky site briefly, not for the driver's 30 s.
-REGISTRATION_RETRY = RetryPolicy(deadline=5.0)
+REGISTRATION_DEADLINE = 5.0
+REPLICA_API = "/identity-replica/v1"  # beside a Cascade identity's /identity/v3
+
+
+def replica_api(identity_endpoint: str) -> str:
+    """Where a site whose identity is Cascade's code takes follow requests: beside its
+    identity API (no catalog lists this Cascade-only API as a service)."""
+    return identity_endpoint.rstrip("/").rsplit("/identity", 1)[0] + REPLICA_API
 
 
 def _access(site: Site, password: str) -> SiteAccess:
@@ -39,6 +50,21 @@ def _access(site: Site, password: str) -> SiteAccess:
         project_name=site.site_project_name,
         user_domain_name=site.user_domain_name,
         project_domain_name=site.user_domain_name,
+    )
+
+
+def _ask_to_follow(driver: SiteDriver, region: str, follow: dict[str, str]) -> None:
+    """Send the follow request to the replica API beside the identity endpoint the site's
+    catalog lists for its region."""
+    identity = driver.call(
+        "find the site's identity endpoint",
+        lambda c: c.session.get_endpoint(service_type="identity", region_name=region),
+    )
+    if identity is None:
+        raise BadRequest(f"The site's catalog lists no identity endpoint in region {region!r}.")
+    driver.call(
+        "make the site follow Cascade's identity",
+        lambda c: c.session.put(replica_api(identity) + "/master", json=follow, raise_exc=True),
     )
 
 
@@ -96,7 +122,7 @@ class SiteRegistry:
         """Make the site's identity a replica of Cascade's: its own services join Cascade's
         catalog in its region, then it bootstraps from Cascade and follows it (with the
         registration's credentials, which must be Cascade's too). On failure, unregister."""
-        driver = SiteDriver(_access(site, password), REGISTRATION_RETRY)
+        driver = SiteDriver(_access(site, password), REGISTRATION_DEADLINE)
         follow = {
             "url": self._master_url,
             "username": site.username,
@@ -104,17 +130,10 @@ class SiteRegistry:
             "project": site.site_project_name,
             "name": site.name,
         }
-        base = site.identity_url.rsplit("/identity", 1)[0] + "/identity-replica/v1"
         try:
-            catalog = driver.call(
-                "read the site's catalog",
-                lambda c: c.session.get(site.identity_url + "/auth/catalog", raise_exc=True),
-            ).json()["catalog"]
+            catalog = driver.call("read the site's catalog", lambda c: c.service_catalog)
             self._adopt_endpoints(site.region_name, catalog)
-            driver.call(
-                "make the site follow Cascade's identity",
-                lambda c: c.session.put(base + "/master", json=follow, raise_exc=True),
-            )
+            _ask_to_follow(driver, site.region_name, follow)
         except (SiteCallFailed, BadRequest):
             self.delete(site.id, None)
             raise
