@@ -19,7 +19,7 @@ from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.errors import NotFound, Unavailable
 from cascade.fabric.controller import FabricController
-from cascade.fabric.goal import Change, PortSpec
+from cascade.fabric.goal import GoalChange, PortSpec
 from cascade.fabric.schemas import (
     NAME_PATTERN,
     HostEnvelope,
@@ -70,7 +70,7 @@ async def controller(request: Request) -> FabricController:
 Controller = Annotated[FabricController, Depends(controller)]
 
 
-async def _settle(fabric: FabricController, change: Change, wait: float) -> int:
+async def _settle(fabric: FabricController, change: GoalChange, wait: float) -> int:
     await fabric.publish(change)
     if wait > 0:
         pending = await fabric.wait(change, wait)

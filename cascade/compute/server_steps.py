@@ -18,7 +18,7 @@ from cascade.compute.servers import ServerService
 from cascade.db.models import Server, Site
 from cascade.engine.context import EngineContext, context
 from cascade.engine.convergence import checker, repair
-from cascade.engine.workflows import Job, StepRun, action, handler, step
+from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 from cascade.errors import present
 from cascade.sites.driver import SiteDriver
 
@@ -53,7 +53,7 @@ def _record_site_id(server_id: str, site_server_id: str | None) -> None:
             server.error = None
 
 
-@action("server.ensure")
+@step_function("server.ensure")
 def ensure_server(_run: StepRun, server_id: str) -> str:
     server, driver = _server(server_id)
     found = _find_at_site(driver, server)
@@ -79,14 +79,14 @@ def ensure_server(_run: StepRun, server_id: str) -> str:
     return str(found.id)
 
 
-@action("server.wait")
+@step_function("server.wait")
 def wait_for(_run: StepRun, server_id: str, status: str) -> str:
     server, driver = _server(server_id)
     site_id = present(server.site_server_id, f"the site's id of server {server_id}")
     return str(driver.wait_for_server(site_id, status=status).status)
 
 
-@action("server.power")
+@step_function("server.power")
 def power(run: StepRun, server_id: str, verb: str) -> None:
     server, driver = _server(server_id)
     site_id = present(server.site_server_id, f"the site's id of server {server_id}")
@@ -114,7 +114,7 @@ def _already_done(run: StepRun, verb: str, current: Any) -> bool:
     return changed >= run.first_started_at.replace(microsecond=0)
 
 
-@action("server.remove")
+@step_function("server.remove")
 def remove_server(_run: StepRun, server_id: str) -> None:
     server, driver = _server(server_id)
     found = _find_at_site(driver, server)

@@ -81,7 +81,7 @@ class ServerService:
     ) -> tuple[str, str]:
         """Accept a create; returns (server id, operation id)."""
 
-        def change(session: Session, operation_id: str) -> tuple[str, str]:
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
             site = place(session, spec, projects)
             server = Server(
                 name=spec.name,
@@ -102,7 +102,7 @@ class ServerService:
             kind="server.create",
             project_id=project_id,
             request=request,
-            change=change,
+            write=write,
             idempotency_key=key,
         )
         return operation.resource_id, operation.id
@@ -110,7 +110,7 @@ class ServerService:
     def act(self, server_id: str, action: str, project_id: str, key: str | None) -> str:
         """Accept reboot, stop, start, delete or recreate on a server; returns the operation id."""
 
-        def change(session: Session, operation_id: str) -> tuple[str, str]:
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
             SERVERS.begin(session, server_id, action, operation_id)
             return "server", server_id
 
@@ -118,7 +118,7 @@ class ServerService:
             kind=f"server.{action}",
             project_id=project_id,
             request={"server": server_id},
-            change=change,
+            write=write,
             idempotency_key=key,
         )
         return operation.id

@@ -20,7 +20,7 @@ from cascade.errors import Conflict, NotFound, present
 
 FINISHED = ("succeeded", "failed")
 # Writes the desired state for a new operation; returns (resource type, resource id).
-Change = Callable[[Session, str], tuple[str, str]]
+DesiredWrite = Callable[[Session, str], tuple[str, str]]
 
 
 def request_hash(request: dict[str, Any]) -> str:
@@ -38,11 +38,12 @@ class Operations:
         kind: str,
         project_id: str,
         request: dict[str, Any],
-        change: Change,
+        write: DesiredWrite,
         idempotency_key: str | None = None,
     ) -> Operation:
-        """Apply ``change`` and enqueue the operation, all in one transaction. A request that
-        repeats an earlier one's ``Idempotency-Key`` gets that operation back, run once."""
+        """Write the desired state (``write``) and enqueue the operation, all in one
+        transaction. A request that repeats an earlier one's ``Idempotency-Key`` gets that
+        operation back, run once."""
         digest = request_hash({"kind": kind, **request})
         if idempotency_key is not None:
             earlier = self._earlier(project_id, idempotency_key, digest)
@@ -51,7 +52,7 @@ class Operations:
         try:
             with self._db.session() as session:
                 operation_id = new_operation_id()
-                resource_type, resource_id = change(session, operation_id)
+                resource_type, resource_id = write(session, operation_id)
                 operation = Operation(
                     id=operation_id,
                     kind=kind,

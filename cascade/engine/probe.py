@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from cascade.engine.operations import Operations
-from cascade.engine.workflows import Job, StepRun, action, handler, step
+from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 
 KIND = "engine.probe"
 
@@ -14,15 +14,15 @@ KIND = "engine.probe"
 def submit(operations: Operations, project_id: str, key: str | None = None) -> str:
     """Accept a probe; returns its operation id."""
 
-    def change(_session: Session, operation_id: str) -> tuple[str, str]:
+    def write(_session: Session, operation_id: str) -> tuple[str, str]:
         return "probe", operation_id
 
     return operations.accept(
-        kind=KIND, project_id=project_id, request={}, change=change, idempotency_key=key
+        kind=KIND, project_id=project_id, request={}, write=write, idempotency_key=key
     ).id
 
 
-@action("engine.nothing")
+@step_function("engine.nothing")
 def nothing(_run: StepRun) -> None:
     return None
 

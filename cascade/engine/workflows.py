@@ -43,7 +43,7 @@ class Job:
 
 @dataclass(frozen=True)
 class StepRun:
-    """What an action learns about its own run: a step re-run after a crash has attempt > 1
+    """What a step function learns about its own run: a step re-run after a crash has attempt > 1
     and the time its first attempt began, to tell whether that attempt reached the site."""
 
     operation_id: str
@@ -55,7 +55,7 @@ class StepRun:
 class SiteCall:
     label: str
     site: str
-    action: str
+    function: str  # a step function's registered name
     args: tuple[Any, ...]
 
 
@@ -65,7 +65,7 @@ class StepFailed(Exception):
 
 Handler = Callable[[Job], dict[str, Any] | None]
 _handlers: dict[str, Handler] = {}
-_actions: dict[str, Callable[..., Any]] = {}
+_step_functions: dict[str, Callable[..., Any]] = {}
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
@@ -76,9 +76,12 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def action(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def step_function(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a step's body under ``name``: recorded steps name what they run, so a
+    workflow resumed on another worker finds it."""
+
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
-        _actions[name] = function
+        _step_functions[name] = function
         return function
 
     return register
@@ -119,20 +122,20 @@ def _finish(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
         mark_finished(session, job.operation_id, str(DBOS.executor_id), result, error)
 
 
-def step(job: Job, label: str, site: str | None, action_name: str, *args: Any) -> Any:
+def step(job: Job, label: str, site: str | None, function_name: str, *args: Any) -> Any:
     """Run one recorded step of ``job``; raises StepFailed if it fails for good."""
-    return _run_step(job.operation_id, label, site, action_name, args)
+    return _run_step(job.operation_id, label, site, function_name, args)
 
 
 @DBOS.step(name="cascade.step")
 def _run_step(
-    operation_id: str, label: str, site: str | None, action_name: str, args: tuple[Any, ...]
+    operation_id: str, label: str, site: str | None, function_name: str, args: tuple[Any, ...]
 ) -> Any:
     db = context().db
     record = step_started(db, operation_id, label, site)
     run = StepRun(operation_id, record.attempts, record.started_at)
     try:
-        value = _actions[action_name](run, *args)
+        value = _step_functions[function_name](run, *args)
     except SiteCallFailed as failure:
         step_finished(db, operation_id, label, failure.message)
         raise StepFailed(failure.message) from None
@@ -147,10 +150,10 @@ def _run_step(
 
 @DBOS.workflow(name=SITE_CALL_WORKFLOW)
 def _site_call(
-    operation_id: str, label: str, site: str, action_name: str, args: tuple[Any, ...]
+    operation_id: str, label: str, site: str, function_name: str, args: tuple[Any, ...]
 ) -> dict[str, Any]:
     try:
-        return {"ok": True, "value": _run_step(operation_id, label, site, action_name, args)}
+        return {"ok": True, "value": _run_step(operation_id, label, site, function_name, args)}
     except StepFailed as failure:
         return {"ok": False, "error": str(failure)}
 
@@ -167,7 +170,7 @@ def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
                     job.operation_id,
                     call.label,
                     call.site,
-                    call.action,
+                    call.function,
                     call.args,
                 )
             )

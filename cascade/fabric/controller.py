@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from cascade.errors import CascadeError
 from cascade.fabric import messages
 from cascade.fabric.addressing import shared_subject
-from cascade.fabric.goal import Change, GoalStore, Outgoing
+from cascade.fabric.goal import GoalChange, GoalStore, Outgoing
 from cascade.fabric.messages import Ack
 from cascade.fabric.transports import open_transport
 from cascade.fabric.transports.base import Message, Subscription, Transport
@@ -35,7 +35,7 @@ Acks = dict[str, Ack]
 class _Waiter:
     """Counts the acknowledgements that show one change applied, as they arrive."""
 
-    def __init__(self, change: Change) -> None:
+    def __init__(self, change: GoalChange) -> None:
         self.change = change
         self.acked: set[str] = set()
         self.host_done = change.host is None
@@ -104,14 +104,14 @@ class FabricController:
                 await task
         await self.flush()
 
-    async def publish(self, outgoing: Change | Iterable[Outgoing]) -> None:
-        items = outgoing.outgoing if isinstance(outgoing, Change) else outgoing
+    async def publish(self, outgoing: GoalChange | Iterable[Outgoing]) -> None:
+        items = outgoing.outgoing if isinstance(outgoing, GoalChange) else outgoing
         for item in items:
             await self.transport.publish(item.subject, item.data)
             self.sent_messages += 1
             self.sent_bytes += len(item.data)
 
-    async def wait(self, change: Change, timeout: float, recheck: float = 1.0) -> int:
+    async def wait(self, change: GoalChange, timeout: float, recheck: float = 1.0) -> int:
         """Wait until every host affected by ``change`` applied it; return how many have not
         (0 when converged) once done or after ``timeout`` seconds.
 
@@ -138,7 +138,7 @@ class FabricController:
         await self.flush()
         return await asyncio.to_thread(self.goal.tracking.pending, change)
 
-    async def _settled_in_db(self, change: Change, recheck: float) -> None:
+    async def _settled_in_db(self, change: GoalChange, recheck: float) -> None:
         while True:
             await asyncio.sleep(recheck)
             await self.flush()

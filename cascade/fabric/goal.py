@@ -57,7 +57,7 @@ class Outgoing:
 
 
 @dataclass
-class Change:
+class GoalChange:
     """What one goal-state change sends, and the revisions affected hosts must reach."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
@@ -182,7 +182,7 @@ class GoalStore:
                 raise Conflict(f"network {network_id} still has {ports} ports")
             session.delete(network)
 
-    def add_port(self, spec: PortSpec) -> Change:
+    def add_port(self, spec: PortSpec) -> GoalChange:
         """Record a port and bump its network's and host's revisions, in one transaction.
 
         Core statements rather than ORM objects: this is the latency of every port that
@@ -224,7 +224,7 @@ class GoalStore:
             f"mac {spec.mac} or ip {spec.ip} is already used on network {spec.network_id}"
         )
 
-    def remove_port(self, port_id: str) -> Change:
+    def remove_port(self, port_id: str) -> GoalChange:
         with self._db.engine.begin() as conn:
             port = conn.execute(
                 select(PORTS.c.network_id, PORTS.c.host, PORTS.c.mac, PORTS.c.ip).where(
@@ -253,7 +253,7 @@ class GoalStore:
         entry: list[Any] | None,
         vtep: str,
         table_vni: int | None = None,
-    ) -> Change:
+    ) -> GoalChange:
         """Bump revisions and build the messages: a port added (``entry``, the port as its
         host gets it) or removed (``entry`` None).
 
@@ -299,7 +299,7 @@ class GoalStore:
             pages = self._encode_pages(spec.network_id, net_rev, table_vni, table)
             host_body["tf"] = [spec.network_id]
         unicast = host_subject(spec.host)
-        return Change(
+        return GoalChange(
             outgoing=[
                 Outgoing(unicast, messages.unicast(spec.host, messages.encode(host_body))),
                 *(Outgoing(unicast, messages.unicast(spec.host, page)) for page in pages),

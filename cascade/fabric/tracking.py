@@ -18,7 +18,7 @@ from cascade.fabric import bulk
 from cascade.fabric.messages import Ack
 
 if TYPE_CHECKING:
-    from cascade.fabric.goal import Change
+    from cascade.fabric.goal import GoalChange
 
 HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
 NETWORKS: Table = FabricNetwork.__table__  # type: ignore[assignment]
@@ -65,7 +65,7 @@ class Tracking:
             behind_net = behind_net.where(MEMBERS.c.host.in_(wanted))
         return union(behind_self, behind_net)
 
-    def pending(self, change: Change) -> int:
+    def pending(self, change: GoalChange) -> int:
         """How many hosts affected by ``change`` have not yet applied it."""
         with self._db.session() as session:
             count = 0

@@ -41,7 +41,7 @@ TABLES = (
 )
 REPLICATING = "cascade.identity.replicating"
 
-Change = tuple[str, dict[str, Any], dict[str, Any] | None]  # table, key, row (None: deleted)
+RowChange = tuple[str, dict[str, Any], dict[str, Any] | None]  # table, key, row (None: deleted)
 
 
 def table(name: str) -> Table:
@@ -73,13 +73,13 @@ def _logged(session: Session) -> bool:
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
     if not _logged(session):
         return
-    written: list[Change] = []
+    written: list[RowChange] = []
     for obj in (*session.new, *session.dirty):
         name = obj.__table__.name
         if name in TABLES and (obj in session.new or session.is_modified(obj)):
             row = row_of(obj)
             written.append((name, key_of(name, row), row))
-    deleted: list[Change] = []
+    deleted: list[RowChange] = []
     for obj in session.deleted:
         name = obj.__table__.name
         if name in TABLES:
@@ -104,7 +104,7 @@ def _before_bulk_delete(state: ORMExecuteState) -> None:
     _log(state.session, [(target.name, {c.name: r[c.name] for c in keys}, None) for r in found])
 
 
-def _log(session: Session, changes: list[Change]) -> None:
+def _log(session: Session, changes: list[RowChange]) -> None:
     if not changes:
         return
     connection = session.connection()

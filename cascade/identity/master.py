@@ -27,7 +27,7 @@ from cascade.identity.watch import ChangeWatch
 
 
 @dataclass(frozen=True)
-class Change:
+class LogEntry:
     """One logged identity row write (``row`` None: deleted)."""
 
     seq: int
@@ -37,9 +37,9 @@ class Change:
 
 
 @dataclass(frozen=True)
-class ChangePage:
+class LogPage:
     head: int
-    changes: list[Change]
+    changes: list[LogEntry]
     keys: str  # id of the key set replicas should hold
 
 
@@ -76,7 +76,7 @@ class ReplicationMaster:
     def package_for(self, replica: str) -> rotation.KeyPackage:
         return self.key_package(rotation.replica_key(self._db, replica))
 
-    def changes_after(self, after: int, limit: int) -> ChangePage:
+    def changes_after(self, after: int, limit: int) -> LogPage:
         with self._db.session() as session:
             rows = session.scalars(
                 select(IdentityChange)
@@ -84,9 +84,9 @@ class ReplicationMaster:
                 .order_by(IdentityChange.seq)
                 .limit(limit)
             ).all()
-            return ChangePage(
+            return LogPage(
                 head=changelog.head(session),
-                changes=[Change(r.seq, r.table, r.key, r.row) for r in rows],
+                changes=[LogEntry(r.seq, r.table, r.key, r.row) for r in rows],
                 keys=self.wanted_keys(),
             )
 

@@ -20,11 +20,11 @@ from cascade.engine.workflows import (
     Job,
     SiteCall,
     StepRun,
-    action,
     fan_out,
     handler,
     require_all,
     step,
+    step_function,
 )
 from cascade.errors import present
 from cascade.replication.keypairs import KeypairService
@@ -53,7 +53,7 @@ def _keypair(keypair_id: str) -> Keypair:
         return keypair
 
 
-@action("keypair.import")
+@step_function("keypair.import")
 def import_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
     keypair = _keypair(keypair_id)
     engine = context()
@@ -78,7 +78,7 @@ def import_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
     _set_copy(keypair_id, site_id, "present", None)
 
 
-@action("keypair.remove")
+@step_function("keypair.remove")
 def remove_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
     name = _keypair(keypair_id).name
     _set_copy(keypair_id, site_id, "deleting", None)
@@ -87,7 +87,7 @@ def remove_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
     )
 
 
-@action("keypair.copies")
+@step_function("keypair.copies")
 def copies(_run: StepRun, keypair_id: str) -> list[tuple[str, str]]:
     """(site id, site name) for every copy of the keypair."""
     with context().db.session() as session:
@@ -100,10 +100,10 @@ def copies(_run: StepRun, keypair_id: str) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in rows]
 
 
-def _everywhere(job: Job, verb: str, action_name: str) -> dict[str, Any]:
+def _everywhere(job: Job, verb: str, function_name: str) -> dict[str, Any]:
     sites = step(job, "find the sites", None, "keypair.copies", job.resource_id)
     calls = [
-        SiteCall(f"{verb} at {site_name}", site_name, action_name, (job.resource_id, site_id))
+        SiteCall(f"{verb} at {site_name}", site_name, function_name, (job.resource_id, site_id))
         for site_id, site_name in sites
     ]
     outcomes = fan_out(job, calls)

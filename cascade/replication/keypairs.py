@@ -144,7 +144,7 @@ class KeypairService:
     def create(self, spec: KeypairIn, project_id: str, key: str | None) -> tuple[str, str]:
         """Accept a create; returns (keypair id, operation id)."""
 
-        def change(session: Session, operation_id: str) -> tuple[str, str]:
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
             if not project_sites(session, project_id):
                 raise BadRequest("The project has no site to put the keypair at.")
             taken = session.scalar(
@@ -170,7 +170,7 @@ class KeypairService:
             kind="keypair.create",
             project_id=project_id,
             request=spec.model_dump(),
-            change=change,
+            write=write,
             idempotency_key=key,
         )
         return operation.resource_id, operation.id
@@ -178,7 +178,7 @@ class KeypairService:
     def act(self, keypair_id: str, action: str, project_id: str, key: str | None) -> str:
         """Accept a sync or delete of a keypair; returns the operation id."""
 
-        def change(session: Session, operation_id: str) -> tuple[str, str]:
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
             KEYPAIRS.begin(session, keypair_id, action, operation_id)
             keypair = present(session.get(Keypair, keypair_id), f"keypair {keypair_id}")
             if action == "sync":
@@ -189,6 +189,6 @@ class KeypairService:
             kind=f"keypair.{action}",
             project_id=project_id,
             request={"keypair": keypair_id},
-            change=change,
+            write=write,
             idempotency_key=key,
         ).id

@@ -21,7 +21,7 @@ import pytest
 from cascade.fabric.controller import FabricController
 from cascade.fabric.dataplane.base import Neighbour
 from cascade.fabric.dataplane.linux import LinuxDataplane
-from cascade.fabric.goal import Change, GoalStore, PortSpec
+from cascade.fabric.goal import GoalChange, GoalStore, PortSpec
 from cascade.fabric.transports.nats import NatsTransport
 from tests.conftest import require_service
 from tests.fabric.fleet_helpers import expected, goal_store
@@ -109,7 +109,7 @@ async def until_ready(goal: GoalStore, agents: Agents, names: list[str]) -> None
         await asyncio.sleep(0.1)
 
 
-async def converged(controller: FabricController, change: Change, agents: Agents) -> None:
+async def converged(controller: FabricController, change: GoalChange, agents: Agents) -> None:
     left = await controller.wait(change, CONVERGE)
     assert left == 0, f"{left} hosts never applied {change}:\n{agents.output()}"
 
