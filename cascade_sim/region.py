@@ -11,13 +11,15 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy import delete
-
 from cascade.config import Settings
-from cascade.db.models import ReplicaState
-from cascade.identity.follower import Follower, Following, Master
-from cascade.identity.sealing import write_private
-from cascade.services import Services, initialize
+from cascade.identity import (
+    Follower,
+    Following,
+    IdentityServices,
+    Master,
+    initialize_identity,
+    write_private,
+)
 from cascade_sim.catalog import register_services
 from cascade_sim.faults import Faults, MasterLink
 from cascade_sim.state import SimState
@@ -63,7 +65,7 @@ class Region:
         self.config = config
         self.state = SimState(config.data_dir)
         self.faults = faults or Faults()
-        self.identity = Services(
+        self.identity = IdentityServices(
             Settings(
                 data_dir=config.data_dir / "identity",
                 database_url=f"sqlite:///{(config.data_dir / 'identity' / 'cascade.db').resolve()}",
@@ -80,9 +82,9 @@ class Region:
         the site follows a master's identity (then its copy is the master's)."""
         password = self.config.admin_password or self.stored_password()
         if self._master_file.exists():
-            initialize(self.identity, None)  # migrations only: the rows are the master's
+            initialize_identity(self.identity, None)  # migrations only: the rows are the master's
             return
-        initialize(self.identity, password)
+        initialize_identity(self.identity, password)
         register_services(self.identity, self.config.region_name, self.config.base_url)
 
     # -- following a master's identity -----------------------------------------------------
@@ -96,8 +98,7 @@ class Region:
         caller's answer), then follow its change log and key sets in a thread; remembered
         (0600) across restarts. Returns the change log position reached."""
         self.stop_following()
-        with self.identity.db.session() as session:
-            session.execute(delete(ReplicaState))  # start over from the master's snapshot
+        self.identity.forget_master_position()  # start over from the master's snapshot
         follower = self._follower(master, name)
         follower.sync()
         saved = {"master": asdict(master), "name": name}

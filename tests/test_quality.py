@@ -1,4 +1,5 @@
-"""The suite includes the linters: ruff (lint and format) and mypy --strict on the package."""
+"""The suite includes the linters: ruff (lint and format), mypy --strict on the packages, and
+lint-imports, which checks the layering of docs/architecture.md (contracts in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "cascade", "cascade_sim", "tests"],
-        ["ruff", "format", "--check", "cascade", "cascade_sim", "tests"],
-        ["mypy"],
+        [sys.executable, "-m", "ruff", "check", "cascade", "cascade_sim", "tests"],
+        [sys.executable, "-m", "ruff", "format", "--check", "cascade", "cascade_sim", "tests"],
+        [sys.executable, "-m", "mypy"],
+        [str(Path(sys.executable).with_name("lint-imports"))],  # a script, no __main__
     ],
-    ids=["ruff-check", "ruff-format", "mypy-strict"],
+    ids=["ruff-check", "ruff-format", "mypy-strict", "import-contracts"],
 )
 def test_quality_gate(command: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", *command],
+        command,
         cwd=ROOT,
         capture_output=True,
         text=True,
