@@ -36,9 +36,12 @@ def _project(caller: AuthContext, need: Need) -> str:
     return caller.project.id
 
 
+def _service(svc: Services) -> keypairs.KeypairService:
+    return keypairs.KeypairService(svc.db, svc.operations)
+
+
 def _show(svc: Services, name_or_id: str, project_id: str) -> KeypairOut:
-    with svc.db.session() as session:
-        return keypairs.to_out(session, keypairs.find(session, name_or_id, project_id))
+    return _service(svc).show(name_or_id, project_id)
 
 
 def _accepted(
@@ -66,9 +69,7 @@ def create_keypair(
     idempotency_key: IdempotencyKey = None,
 ) -> KeypairAccepted:
     project_id = _project(caller, "member")
-    _, operation_id = keypairs.KeypairService(svc.operations).create(
-        body, project_id, idempotency_key
-    )
+    _, operation_id = _service(svc).create(body, project_id, idempotency_key)
     return _accepted(svc, response, project_id, body.name, operation_id)
 
 
@@ -80,8 +81,7 @@ def create_keypair(
 )
 def list_keypairs(caller: Caller, svc: ServicesDep) -> KeypairList:
     project_id = _project(caller, "reader")
-    with svc.db.session() as session:
-        return KeypairList(keypairs=keypairs.listing(session, project_id))
+    return KeypairList(keypairs=_service(svc).list(project_id))
 
 
 @router.get(
@@ -110,7 +110,5 @@ def delete_keypair(
 ) -> KeypairAccepted:
     project_id = _project(caller, "member")
     found = _show(svc, name, project_id)
-    operation_id = keypairs.KeypairService(svc.operations).act(
-        found.id, "delete", project_id, idempotency_key
-    )
+    operation_id = _service(svc).act(found.id, "delete", project_id, idempotency_key)
     return _accepted(svc, response, project_id, name, operation_id)

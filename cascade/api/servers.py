@@ -32,13 +32,11 @@ ServerRef = Annotated[str, Path(min_length=1, max_length=64, description="Server
 
 
 def _service(svc: Services) -> servers.ServerService:
-    return servers.ServerService(svc.operations)
+    return servers.ServerService(svc.db, svc.operations)
 
 
 def _show(svc: Services, server_id: str, projects: set[str] | None) -> ServerOut:
-    with svc.db.session() as session:
-        server, site = servers.find(session, server_id, projects)
-        return servers.to_out(server, site)
+    return _service(svc).show(server_id, projects)
 
 
 def _accepted(
@@ -86,8 +84,7 @@ def list_servers(
     svc: ServicesDep,
     site: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
 ) -> ServerList:
-    with svc.db.session() as session:
-        return ServerList(servers=servers.listing(session, visible_projects(caller), site))
+    return ServerList(servers=_service(svc).list(visible_projects(caller), site))
 
 
 @router.get(

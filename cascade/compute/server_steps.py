@@ -204,7 +204,7 @@ def _converge(engine: EngineContext, server: Server, found: Any) -> list[tuple[s
         drift = f"server {server.site_server_id} is gone from the site"
         if engine.settings.convergence_policy == "report":
             return [(drift, "marked MISSING")]
-        operation_id = ServerService(engine.services.operations).act(
+        operation_id = ServerService(engine.db, engine.services.operations).act(
             server.id, "recreate", server.project_id, None
         )
         return [(drift, f"recreating: operation {operation_id}")]

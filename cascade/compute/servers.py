@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cascade.compute.schemas import ServerIn, ServerOut
+from cascade.db import Database
 from cascade.db.models import Server, Site
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
@@ -73,8 +74,20 @@ def place(session: Session, spec: ServerIn, projects: set[str] | None) -> Site:
 
 
 class ServerService:
-    def __init__(self, operations: Operations) -> None:
+    def __init__(self, db: Database, operations: Operations) -> None:
+        self._db = db
         self._operations = operations
+
+    def show(self, server_id: str, projects: set[str] | None) -> ServerOut:
+        """The server, if one of ``projects`` (None: any) holds it; else 404."""
+        with self._db.session() as session:
+            server, site = find(session, server_id, projects)
+            return to_out(server, site)
+
+    def list(self, projects: set[str] | None, site: str | None) -> list[ServerOut]:
+        """Servers of ``projects`` (None: all), at one site (name or id) or every site."""
+        with self._db.session() as session:
+            return listing(session, projects, site)
 
     def create(
         self, spec: ServerIn, project_id: str, projects: set[str] | None, key: str | None

@@ -142,7 +142,7 @@ def check_keypairs(engine: EngineContext, site: Site) -> tuple[int, list[dict[st
     for keypair in wanted:
         if keypair.name in present:
             continue
-        operation_id = KeypairService(engine.services.operations).act(
+        operation_id = KeypairService(engine.db, engine.services.operations).act(
             keypair.id, "sync", keypair.project_id, None
         )
         drift = f"keypair {keypair.name} is not at the site"

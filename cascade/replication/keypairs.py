@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cascade.db import Database
 from cascade.db.models import Keypair, KeypairCopy, Site
 from cascade.engine.operations import Operations
 from cascade.engine.schemas import OperationOut
@@ -138,8 +139,17 @@ def find(session: Session, name: str, project_id: str) -> Keypair:
 
 
 class KeypairService:
-    def __init__(self, operations: Operations) -> None:
+    def __init__(self, db: Database, operations: Operations) -> None:
+        self._db = db
         self._operations = operations
+
+    def show(self, name: str, project_id: str) -> KeypairOut:
+        with self._db.session() as session:
+            return to_out(session, find(session, name, project_id))
+
+    def list(self, project_id: str) -> list[KeypairOut]:
+        with self._db.session() as session:
+            return listing(session, project_id)
 
     def create(self, spec: KeypairIn, project_id: str, key: str | None) -> tuple[str, str]:
         """Accept a create; returns (keypair id, operation id)."""
