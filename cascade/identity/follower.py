@@ -246,9 +246,9 @@ class Follower:
 
 def _log_retry(error: BaseException, delay: float) -> None:
     if isinstance(error, Unavailable):
-        log.warning("identity replica: %s; retrying in %.0f s", error, delay)
+        log.warning("identity replica: %s; retrying in %.1f s", error, delay)
     else:  # a bad answer or a local database error: keep following
-        log.error("identity replica: sync failed; retrying in %.0f s", delay, exc_info=error)
+        log.error("identity replica: sync failed; retrying in %.1f s", delay, exc_info=error)
 
 
 class Following:
