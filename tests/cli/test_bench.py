@@ -21,8 +21,17 @@ import pytest
             ["site", "--seconds", "0.5", "--backup-mib", "8"],
             {"calls_per_s", "backup_mb_per_s", "restore_mb_per_s", "baseline_copy_fsync_mb_per_s"},
         ),
+        (
+            ["clients", "--seconds", "0.5", "--rounds", "4", "--probes", "20", "--no-keystone"],
+            {
+                "validate_raw_per_s",
+                "validate_keystoneauth_per_s",
+                "submit_probes_keystoneauth_per_s",
+                "server_create_delete_raw_per_s",
+            },
+        ),
     ],
-    ids=["identity", "site"],
+    ids=["identity", "site", "clients"],
 )
 def test_bench_prints_json_last(args: list[str], keys: set[str]) -> None:
     done = subprocess.run(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import typer
 
-from cascade.cli.bench import engine, fabric, identity, site
+from cascade.cli.bench import clients, engine, fabric, identity, site
 
 app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
+app.command("clients")(clients.clients)
 app.command("engine")(engine.engine)
 app.command("fabric")(fabric.fabric)
 app.command("identity")(identity.identity)

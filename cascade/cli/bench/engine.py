@@ -26,6 +26,7 @@ from secrets import token_hex
 from typing import Annotated, Any
 
 import typer
+from keystoneauth1 import session as ks_session
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, func, insert, select, update
@@ -33,13 +34,18 @@ from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from cascade.cli.bench.http import KeepAliveConnection, percentile
+from cascade.cli.bench.http import (
+    Client,
+    SessionClient,
+    login,
+    password_auth_plugin,
+    percentile,
+)
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker
 from cascade.db import Database
 from cascade.db.models import Operation, utcnow
 from cascade.engine.queue import OperationQueue
 from cascade.errors import CascadeError
-from cascade.identity.render import password_auth
 from cascade.sites.driver import SiteDriver
 
 console = Console()
@@ -68,8 +74,7 @@ class Deployment:
     data_dir: Path
     db: Database
     env: dict[str, str]
-    port: int
-    token: str
+    api: SessionClient  # Cascade's URL through a keystoneauth1 session logged in as the admin
     stack: ExitStack
     workers: list[EmbeddedWorker] = field(default_factory=list)
 
@@ -80,23 +85,34 @@ class Deployment:
             self.workers.append(worker)
             worker.start(timeout=60)
 
-    def in_parallel(self, items: list[Any], call: Callable[..., Any]) -> list[Any]:
-        """``call(connection, token, item)`` for every item from CLIENTS threads, each with
-        its own keep-alive connection; results in the order of ``items``."""
+    def client(self) -> SessionClient:
+        """A keystoneauth1 session of its own (one keep-alive connection) with the admin's
+        login, which is shared: no new login."""
+        return SessionClient(ks_session.Session(auth=self.api.session.auth), self.api.base_url)
 
-        def run(chunk: list[Any]) -> list[Any]:
-            connection = KeepAliveConnection(self.port)
-            try:
-                return [call(connection, self.token, item) for item in chunk]
-            finally:
-                connection.close()
+    def in_parallel(self, items: list[Any], call: Callable[[Client, Any], Any]) -> list[Any]:
+        return in_parallel(self.client, items, call)
 
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            done = list(pool.map(run, [items[index::CLIENTS] for index in range(CLIENTS)]))
-        results: list[Any] = [None] * len(items)
-        for index, chunk in enumerate(done):
-            results[index::CLIENTS] = chunk
-        return results
+
+def in_parallel(
+    connect: Callable[[], Client], items: list[Any], call: Callable[[Client, Any], Any]
+) -> list[Any]:
+    """``call(client, item)`` for every item from CLIENTS threads, each with its own client
+    from ``connect``; results in the order of ``items``."""
+
+    def run(chunk: list[Any]) -> list[Any]:
+        client = connect()
+        try:
+            return [call(client, item) for item in chunk]
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        done = list(pool.map(run, [items[index::CLIENTS] for index in range(CLIENTS)]))
+    results: list[Any] = [None] * len(items)
+    for index, chunk in enumerate(done):
+        results[index::CLIENTS] = chunk
+    return results
 
 
 def _worker_counts(text: str) -> list[int]:
@@ -141,14 +157,6 @@ def _fresh_database(server_url: str | None, data_dir: Path, stack: ExitStack) ->
     return server.set(database=name).render_as_string(hide_password=False)
 
 
-def _call(port: int, method: str, path: str, token: str | None, body: Any, expect: int) -> Any:
-    connection = KeepAliveConnection(port)
-    try:
-        return connection.json(method, path, token, body, expect)
-    finally:
-        connection.close()
-
-
 @contextmanager
 def _deployment(
     server_url: str | None, site: EmbeddedSite | None, concurrency: int | None = None
@@ -162,17 +170,16 @@ def _deployment(
         env["CASCADE_LOG_LEVEL"] = "warning"
         if concurrency is not None:
             env["CASCADE_WORKER_CONCURRENCY"] = str(concurrency)
-        port = stack.enter_context(EmbeddedCascade(data_dir, PASSWORD, env=env)).port
+        cascade_url = stack.enter_context(EmbeddedCascade(data_dir, PASSWORD, env=env)).url
         db = Database(url)
         stack.callback(db.dispose)
-        login = password_auth("admin", PASSWORD, "admin")
-        token = _call(port, "POST", "/identity/v3/auth/tokens", None, login, 201)
-        deployment = Deployment(data_dir, db, env, port, token.headers["x-subject-token"], stack)
+        session = login(password_auth_plugin(f"{cascade_url}/identity/v3", PASSWORD))
+        deployment = Deployment(data_dir, db, env, SessionClient(session, cascade_url), stack)
         if site is not None:
             credentials = {"username": "admin", "password": PASSWORD, "project_name": "admin"}
             body: dict[str, Any] = {"name": site.site_name, "region_name": site.region}
             body.update(identity_url=site.auth_url, credentials=credentials)
-            _call(port, "POST", "/v1/sites", deployment.token, body, 201)
+            deployment.api.call("POST", "/v1/sites", body, 201)
         yield deployment
 
 
@@ -189,15 +196,14 @@ def _start_site(root: Path, name: str, build_seconds: float, stack: ExitStack) -
     return site
 
 
-def _submit(connection: KeepAliveConnection, token: str, request: Request) -> str:
+def submit(client: Client, request: Request) -> str:
     path, body = request
-    operation_id: str = connection.json("POST", path, token, body, 202).json()["operation"]["id"]
-    return operation_id
+    return str(client.call("POST", path, body, 202)["operation"]["id"])
 
 
-def _fetch(connection: KeepAliveConnection, token: str, operation_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = connection.json("GET", f"/v1/operations/{operation_id}", token).json()
-    return found["operation"]  # type: ignore[no-any-return]
+def _fetch(client: Client, operation_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.call("GET", f"/v1/operations/{operation_id}")["operation"]
+    return found
 
 
 def _unfinished(db: Database, kind: str) -> int:
@@ -222,7 +228,7 @@ def _wait_done(deployment: Deployment, kind: str) -> None:
 def _batch(deployment: Deployment, kind: str, requests: list[Request]) -> Batch:
     """Submit every request as fast as the clients can, wait for all, measure."""
     started = time.perf_counter()
-    ids = deployment.in_parallel(requests, _submit)
+    ids = deployment.in_parallel(requests, submit)
     submit_per_s = len(ids) / (time.perf_counter() - started)
     _wait_done(deployment, kind)
     operations = deployment.in_parallel(ids, _fetch)
@@ -296,7 +302,7 @@ def _recovery(server_url: str | None, root: Path) -> tuple[float, int, int]:
         deployment.start_workers(2)
         queue = OperationQueue(deployment.db)
         stack.callback(queue.close)
-        deployment.in_parallel(_servers("slow", "recover", RECOVERY_OPS), _submit)
+        deployment.in_parallel(_servers("slow", "recover", RECOVERY_OPS), submit)
         victim, ids = _victim(deployment, queue)
         victim.kill()
         killed = time.monotonic()

@@ -21,17 +21,24 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from cascade.cli.bench import keystone
-from cascade.cli.bench.http import KeepAliveConnection
-from cascade.cli.bench.identity import Phase, login, phase_figures, phase_table
+from cascade.cli.bench.http import (
+    Client,
+    KeepAliveConnection,
+    SessionClient,
+    connect,
+    login,
+    password_auth_plugin,
+)
+from cascade.cli.bench.identity import Phase, admin_login, phase_figures, phase_table
 from cascade.cli.bench.replica_fleet import (
     TOKENS,
     Rotations,
@@ -43,6 +50,7 @@ from cascade.cli.bench.replica_fleet import (
     visible_at_simulated,
 )
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
+from cascade.errors import CascadeError
 from cascade.identity.keys import KeyRepository
 from cascade.identity.token_format import TokenFormatter, TokenPayload, new_audit_id
 
@@ -60,7 +68,8 @@ class Measured:
 def _validate_loop(
     port: int, admin_token: str, tokens: list[str], seconds: float
 ) -> tuple[list[float], int, float]:
-    """Validate ``tokens`` in order (each once) until they run out or ``seconds`` pass."""
+    """Validate ``tokens`` in order (each once) until they run out or ``seconds`` pass, on the
+    raw client: validation is one of the ``RAW_LOOPS``."""
     connection = KeepAliveConnection(port)
     latencies: list[float] = []
     errors = 0
@@ -119,40 +128,10 @@ def validate(port: int, admin_token: str, pools: list[list[str]], seconds: float
 
 
 def keystone_rate(cached: bool, seconds: float, note: Callable[[str], None]) -> float:
-    """Validations per second of one password-issued token at a real Keystone, repeated over
-    one keep-alive connection (at least 3 requests however slow it is)."""
+    """Validations per second at a real Keystone, its cache on or off."""
     with keystone.KeystoneServer(cached) as server:
         note(f"keystone (cache {'on' if cached else 'off'}) up on port {server.port}")
-        connection = KeepAliveConnection(server.port)
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": "admin",
-                            "domain": {"id": "default"},
-                            "password": keystone.PASSWORD,
-                        }
-                    },
-                },
-                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-            }
-        }
-        token = connection.json("POST", "/v3/auth/tokens", body=body, expect=201).headers[
-            "x-subject-token"
-        ]
-        headers = {"X-Auth-Token": token, "X-Subject-Token": token}
-        count = 0
-        started = time.perf_counter()
-        while count < 3 or time.perf_counter() - started < seconds:
-            reply = connection.request("GET", "/v3/auth/tokens", headers)
-            if reply.status != 200:
-                raise RuntimeError(f"keystone answered {reply.status}: {reply.body[:200]!r}")
-            count += 1
-        elapsed = time.perf_counter() - started
-        connection.close()
-    return count / elapsed
+        return keystone.validations_per_s(server, seconds)
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -182,10 +161,13 @@ def run(
     fleet = max((s for s in sizes if 1 < s <= ROTATION_FLEET), default=ROTATION_FLEET)
     rotated: Rotations | None = None
     with EmbeddedCascade(root / "master", password, env=env) as master:
-        admin, user_id, project_id = login(master.port)
+        session = login(password_auth_plugin(f"{master.url}/identity/v3", password))
+        admin, user_id, project_id = admin_login(session)
+        at_master = SessionClient(session, master.url)
         keys = root / "master" / "fernet-keys"
         with EmbeddedReplica(root / "replica", master.url, password) as replica:
-            _until_valid(replica.port, admin)
+            at_replica = connect(replica.port, raw=False)  # explicit tokens: no login there
+            _until_valid(at_replica, admin)
             per_pool = int(seconds * PREPARED_PER_S)
             shared = mint(keys, user_id, project_id, per_pool)
             plan = [
@@ -206,28 +188,26 @@ def run(
                 )
             if 1 in sizes:
                 console.print(f"visibility at 1 replica process, {changes} changes")
-                visibility[1] = visible_at_process(master.port, replica.port, admin, changes)
+                visibility[1] = visible_at_process(at_master, at_replica, admin, changes)
             if rotations:  # first of the fleets, with the replica process still up: a
                 # rotation waits for every registered replica, stopped ones included
                 console.print(f"starting {fleet} simulated replicas")
                 with simulated_replicas(
-                    root / f"sim-{fleet}", master.url, password, admin, fleet
+                    root / f"sim-{fleet}", at_master, password, admin, fleet
                 ) as followers:
                     if fleet in sizes:
-                        visibility[fleet] = _visible(
-                            console, followers, master.port, admin, changes
-                        )
+                        visibility[fleet] = _visible(console, followers, at_master, changes)
                     console.print(
                         f"{rotations} key rotation(s), {fleet} simulated replicas + the process"
                     )
                     rotated = rotate_keys(root / "master", fleet, rotations, console.print)
-                check_new_primary(rotated, master.port, replica.port, admin, keys)
+                check_new_primary(rotated, at_master, at_replica, admin, keys)
         for size in sorted(s for s in sizes if s > 1 and s not in visibility):
             console.print(f"starting {size} simulated replicas")
             with simulated_replicas(
-                root / f"sim-{size}", master.url, password, admin, size
+                root / f"sim-{size}", at_master, password, admin, size
             ) as followers:
-                visibility[size] = _visible(console, followers, master.port, admin, changes)
+                visibility[size] = _visible(console, followers, at_master, changes)
     figures.update(phase_figures(phases))
     if figures.get("validate_per_s"):
         figures["replica_vs_master_validate_ratio"] = round(
@@ -259,24 +239,22 @@ def run(
 
 
 def _visible(
-    console: Console, followers: list[Simulated], master_port: int, admin: str, changes: int
+    console: Console, followers: list[Simulated], master: SessionClient, changes: int
 ) -> list[float]:
     console.print(f"visibility at {len(followers)} simulated replicas, {changes} changes")
-    return visible_at_simulated(followers, master_port, admin, changes)
+    return visible_at_simulated(followers, master, changes)
 
 
-def _until_valid(port: int, admin: str, timeout: float = 60.0) -> None:
+def _until_valid(replica: Client, admin: str, timeout: float = 60.0) -> None:
     """Wait until the replica bootstrapped (it validates the master's admin token)."""
     deadline = time.monotonic() + timeout
     headers = {"X-Auth-Token": admin, "X-Subject-Token": admin}
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{TOKENS}", headers=headers).status_code == 200:
+        with suppress(CascadeError):  # not listening yet
+            if replica.request("GET", TOKENS, headers).status == 200:
                 return
-        except httpx.HTTPError:
-            pass
         time.sleep(0.1)
-    raise TimeoutError(f"the replica did not bootstrap in {timeout:.0f} s")
+    raise CascadeError(f"the replica did not bootstrap in {timeout:.0f} s")
 
 
 def _print(

@@ -22,19 +22,19 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cryptography.fernet import Fernet, InvalidToken
+from keystoneauth1 import token_endpoint
 
-from cascade.cli.bench.http import KeepAliveConnection
-from cascade.cli.bench.identity import rescope_body
+from cascade.cli.bench.http import Client, SessionClient, rescoped
 from cascade.cli.ops import operator_services
 from cascade.db import Database
 from cascade.db.migrate import upgrade
+from cascade.errors import CascadeError
 from cascade.identity.follower import Follower, Master
 from cascade.identity.keys import KeyRepository
 from cascade.identity.sealing import NodeKey
@@ -42,55 +42,28 @@ from cascade.identity.sealing import NodeKey
 TOKENS = "/identity/v3/auth/tokens"
 
 
-class Writer:
-    """Writes at the master (a user created per change, without a password so the write is
-    not a bcrypt hash) and reads its change log head."""
-
-    def __init__(self, port: int, admin_token: str) -> None:
-        self._connection = KeepAliveConnection(port)
-        self._token = admin_token
-        self._count = 0
-
-    def create_user(self) -> str:
-        self._count += 1
-        name = f"bench-visible-{self._count}-{random.getrandbits(32):08x}"
-        body = {"user": {"name": name, "domain_id": "default"}}  # no password: no bcrypt
-        reply = self._connection.json(
-            "POST", "/identity/v3/users", self._token, body=body, expect=201
-        )
-        return str(reply.json()["user"]["id"])
-
-    def head(self) -> int:
-        reply = self._connection.json(
-            "GET", "/identity-replica/v1/changes?limit=1&after=0", self._token
-        )
-        return int(reply.json()["head"])
-
-    def close(self) -> None:
-        self._connection.close()
+def create_user(master: SessionClient) -> str:
+    """A user created at the master, without a password so the write is not a bcrypt hash."""
+    name = f"bench-visible-{random.getrandbits(48):012x}"
+    body = {"user": {"name": name, "domain_id": "default"}}
+    return str(master.call("POST", "/identity/v3/users", body, 201)["user"]["id"])
 
 
 def visible_at_process(
-    master_port: int, replica_port: int, admin_token: str, changes: int
+    master: SessionClient, replica: Client, admin_token: str, changes: int
 ) -> list[float]:
     """Seconds from a user created at the master until the replica process serves it."""
-    writer = Writer(master_port, admin_token)
-    reader = KeepAliveConnection(replica_port)
     headers = {"X-Auth-Token": admin_token}
     found = []
-    try:
-        for _ in range(changes):
-            time.sleep(random.uniform(0.1, 0.3))  # land anywhere in the master's poll cycle
-            started = time.perf_counter()
-            user_id = writer.create_user()
-            deadline = started + 30
-            while reader.request("GET", f"/identity/v3/users/{user_id}", headers).status != 200:
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"user {user_id} not visible at the replica in 30 s")
-            found.append(time.perf_counter() - started)
-    finally:
-        writer.close()
-        reader.close()
+    for _ in range(changes):
+        time.sleep(random.uniform(0.1, 0.3))  # land anywhere in the master's poll cycle
+        started = time.perf_counter()
+        user_id = create_user(master)
+        deadline = started + 30
+        while replica.request("GET", f"/identity/v3/users/{user_id}", headers).status != 200:
+            if time.perf_counter() > deadline:
+                raise CascadeError(f"user {user_id} not visible at the replica in 30 s")
+        found.append(time.perf_counter() - started)
     return found
 
 
@@ -106,14 +79,10 @@ class Simulated(Follower):
             NodeKey(root / "node.key"),
             master,
             f"bench-{root.name}",
-            http=httpx.Client(base_url=master.url, timeout=70),
+            auth=token_endpoint.Token(None, token),
         )
-        self._shared_token = token
         self.applied: dict[int, float] = {}  # last seq of a batch -> when it committed
         self.changed = threading.Event()
-
-    def _login(self) -> str:
-        return self._shared_token
 
     def _record(self, changes: list[dict[str, Any]], head: int) -> None:
         super()._record(changes, head)
@@ -129,7 +98,7 @@ class Simulated(Follower):
 
 @contextmanager
 def simulated_replicas(
-    root: Path, master_url: str, password: str, token: str, count: int
+    root: Path, master: SessionClient, password: str, token: str, count: int
 ) -> Iterator[list[Simulated]]:
     """``count`` followers of the master, each in its own thread, bootstrapped and long-polling;
     stopped (and their threads joined) on exit."""
@@ -138,8 +107,8 @@ def simulated_replicas(
     schema = Database(f"sqlite:///{template}")
     upgrade(schema)  # migrate once, copy the file: each replica still has its own database
     schema.dispose()
-    master = Master(master_url, "admin", password)
-    followers = [Simulated(root / f"r{i:03d}", template, master, token) for i in range(count)]
+    followed = Master(master.base_url, "admin", password)
+    followers = [Simulated(root / f"r{i:03d}", template, followed, token) for i in range(count)]
     stop = threading.Event()
     threads = [
         threading.Thread(target=f.run, args=(stop,), name=f.name, daemon=True) for f in followers
@@ -150,26 +119,14 @@ def simulated_replicas(
         deadline = time.monotonic() + 120
         while any(f.position() is None for f in followers):
             if time.monotonic() > deadline:
-                raise TimeoutError("simulated replicas did not bootstrap in 120 s")
+                raise CascadeError("simulated replicas did not bootstrap in 120 s")
             time.sleep(0.1)
         time.sleep(0.5)  # each is now in its long poll
         yield followers
     finally:
         stop.set()
-        try:  # a change ends every long poll at once, so the threads see ``stop``
-            with httpx.Client(base_url=master_url, timeout=10) as client:
-                client.post(
-                    "/identity/v3/users",
-                    json={
-                        "user": {
-                            "name": f"bench-stop-{random.getrandbits(32):08x}",
-                            "domain_id": "default",
-                        }
-                    },
-                    headers={"X-Auth-Token": token},
-                )
-        except httpx.HTTPError:
-            pass
+        with suppress(CascadeError):  # a change ends every long poll at once, so the
+            create_user(master)  # threads see ``stop``
         for thread in threads:
             thread.join(timeout=15)
         for follower in followers:
@@ -177,29 +134,25 @@ def simulated_replicas(
 
 
 def visible_at_simulated(
-    followers: list[Simulated], master_port: int, admin_token: str, changes: int
+    followers: list[Simulated], master: SessionClient, changes: int
 ) -> list[float]:
     """Seconds from a user created at the master until every follower applied it."""
-    writer = Writer(master_port, admin_token)
     found = []
-    try:
-        for _ in range(changes):
-            time.sleep(random.uniform(0.1, 0.3))
-            started = time.perf_counter()
-            writer.create_user()
-            seq = writer.head()
-            deadline = started + 30
-            while True:
-                reached = [f.reached(seq) for f in followers]
-                if all(at is not None for at in reached):
-                    break
-                if time.perf_counter() > deadline:
-                    missing = sum(at is None for at in reached)
-                    raise TimeoutError(f"{missing} replicas did not apply seq {seq} in 30 s")
-                time.sleep(0.005)
-            found.append(max(at for at in reached if at is not None) - started)
-    finally:
-        writer.close()
+    for _ in range(changes):
+        time.sleep(random.uniform(0.1, 0.3))
+        started = time.perf_counter()
+        create_user(master)
+        seq = int(master.call("GET", "/identity-replica/v1/changes?limit=1&after=0")["head"])
+        deadline = started + 30
+        while True:
+            reached = [f.reached(seq) for f in followers]
+            if all(at is not None for at in reached):
+                break
+            if time.perf_counter() > deadline:
+                missing = sum(at is None for at in reached)
+                raise CascadeError(f"{missing} replicas did not apply seq {seq} in 30 s")
+            time.sleep(0.005)
+        found.append(max(at for at in reached if at is not None) - started)
     return found
 
 
@@ -248,7 +201,7 @@ def rotate_keys(
             elapsed = time.perf_counter() - started
             if not report.promoted or report.missing:
                 missing = ", ".join(site.name for site in report.missing)
-                raise RuntimeError(f"rotation {number} not promoted in 30 s; missing: {missing}")
+                raise CascadeError(f"rotation {number} not promoted in 30 s; missing: {missing}")
             done.seconds.append(elapsed)
             done.sites = min(done.sites or report.sites, report.sites)
             done.holding = min(done.holding or len(report.holding), len(report.holding))
@@ -261,46 +214,28 @@ def rotate_keys(
 
 def check_new_primary(
     done: Rotations,
-    master_port: int,
-    replica_port: int,
+    master: SessionClient,
+    replica: Client,
     admin_token: str,
     master_keys: Path,
     count: int = 20,
 ) -> None:
     """Wait until the master API mints with the new primary key (it follows its key
-    repository by itself, within 1 s), then validate ``count`` tokens it mints there at the
-    replica process, counting refusals."""
+    repository by itself, within 1 s), then validate ``count`` tokens it mints there (token
+    method: no bcrypt) at the replica process, counting refusals."""
     keys = KeyRepository(master_keys).read_all()
     primary = Fernet(keys[max(keys)])
-    master = KeepAliveConnection(master_port)
-    replica = KeepAliveConnection(replica_port)
+    auth_url = f"{master.base_url}/identity/v3"
     started = time.perf_counter()
-    try:
-        while not _encrypted_with(primary, _mint_at(master, admin_token)):
-            if time.perf_counter() - started > 10:
-                raise TimeoutError("the master did not mint with the new primary key in 10 s")
-            time.sleep(0.02)
-        done.master_pickup_s = time.perf_counter() - started
-        for _ in range(count):
-            headers = {
-                "X-Auth-Token": admin_token,
-                "X-Subject-Token": _mint_at(master, admin_token),
-            }
-            done.tokens += 1
-            done.token_errors += replica.request("GET", TOKENS, headers).status != 200
-    finally:
-        master.close()
-        replica.close()
-
-
-def _mint_at(master: KeepAliveConnection, admin_token: str) -> str:
-    """A new project token from the master (token method: no bcrypt)."""
-    reply = master.request(
-        "POST", TOKENS, {"Content-Type": "application/json"}, rescope_body(admin_token)
-    )
-    if reply.status != 201:
-        raise RuntimeError(f"the master answered {reply.status} to a token request")
-    return reply.headers["x-subject-token"]
+    while not _encrypted_with(primary, rescoped(auth_url, admin_token)):
+        if time.perf_counter() - started > 10:
+            raise CascadeError("the master did not mint with the new primary key in 10 s")
+        time.sleep(0.02)
+    done.master_pickup_s = time.perf_counter() - started
+    for _ in range(count):
+        headers = {"X-Auth-Token": admin_token, "X-Subject-Token": rescoped(auth_url, admin_token)}
+        done.tokens += 1
+        done.token_errors += replica.request("GET", TOKENS, headers).status != 200
 
 
 def _encrypted_with(key: Fernet, token: str) -> bool:

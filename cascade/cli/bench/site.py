@@ -1,6 +1,10 @@
 """``cascade bench site``: API calls per second of one site-sim (server create+delete, volume
 create+delete, port create) and bytes per second of a backup and a restore, against in-process
-baselines measured in the same run (a file copy with fsync, sha256 of the same bytes)."""
+baselines measured in the same run (a file copy with fsync, sha256 of the same bytes).
+
+Every call goes through keystoneauth1, the timed loops included: the site's answer, not the
+library, is most of each call's time (``cascade bench clients``; docs/benchmarks.md,
+"Benchmark HTTP clients")."""
 
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.bench.http import KeepAliveConnection
+from cascade.cli.bench.http import Client, SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedSite
-from cascade.identity.render import password_auth
+from cascade.errors import CascadeError
 
 console = Console()
 PASSWORD = "bench-site-password"  # noqa: S105 - a throwaway site's password
@@ -29,21 +33,15 @@ WRITE_CHUNK = 8 * MIB
 
 
 class SiteClient:
-    """A logged-in keep-alive connection to one site-sim."""
+    """One site-sim's admin through a keystoneauth1 session (v3 password login)."""
 
     def __init__(self, port: int, password: str = PASSWORD) -> None:
-        self.http = KeepAliveConnection(port)
-        reply = self.http.json(
-            "POST",
-            "/identity/v3/auth/tokens",
-            body=password_auth("admin", password, "admin"),
-            expect=201,
-        )
-        self.token = reply.headers["x-subject-token"]
+        url = f"http://127.0.0.1:{port}"
+        self.http = SessionClient(login(password_auth_plugin(f"{url}/identity/v3", password)), url)
+        self.token = token(self.http.session)
 
     def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        reply = self.http.json(method, path, self.token, body, expect)
-        return reply.json() if reply.body else None
+        return self.http.call(method, path, body, expect)
 
     def wait(self, path: str, key: str, field: str, wanted: str, timeout: float = 600) -> Any:
         deadline = time.monotonic() + timeout
@@ -52,7 +50,7 @@ class SiteClient:
             if found[field] == wanted:
                 return found
             if found[field] == "error" or time.monotonic() > deadline:
-                raise RuntimeError(f"{path}: {field} is {found[field]}, wanted {wanted}")
+                raise CascadeError(f"{path}: {field} is {found[field]}, wanted {wanted}")
             time.sleep(0.05)
 
 
@@ -66,18 +64,20 @@ def _loop(seconds: float, calls_per_iteration: int, action: Callable[[], None]) 
     return count / (time.perf_counter() - started)
 
 
-def _api_rates(client: SiteClient, seconds: float) -> dict[str, float]:
+def fixtures(client: SiteClient) -> tuple[str, str]:
+    """An image and a network with a subnet for the API loops: their ids."""
     image = client.call(
         "POST",
         "/image/v2/images",
         {"name": "bench", "disk_format": "raw", "container_format": "bare"},
         201,
     )
-    client.http.request(
+    client.http.send(
         "PUT",
         f"/image/v2/images/{image['id']}/file",
-        {"X-Auth-Token": client.token, "Content-Type": "application/octet-stream"},
-        b"x" * 4096,
+        expect=204,
+        headers={"Content-Type": "application/octet-stream"},
+        data=b"x" * 4096,
     )
     net = client.call("POST", "/network/v2.0/networks", {"network": {"name": "bench"}}, 201)
     client.call(
@@ -86,6 +86,11 @@ def _api_rates(client: SiteClient, seconds: float) -> dict[str, float]:
         {"subnet": {"network_id": net["network"]["id"], "cidr": "10.0.0.0/16", "ip_version": 4}},
         201,
     )
+    return image["id"], net["network"]["id"]
+
+
+def api_rates(client: Client, image_id: str, network_id: str, seconds: float) -> dict[str, float]:
+    """Calls per second of each timed loop, through ``client`` (logged in as the admin)."""
 
     def server() -> None:
         created = client.call(
@@ -95,7 +100,7 @@ def _api_rates(client: SiteClient, seconds: float) -> dict[str, float]:
                 "server": {
                     "name": "bench",
                     "flavorRef": "1",
-                    "imageRef": image["id"],
+                    "imageRef": image_id,
                     "networks": "none",
                 }
             },
@@ -108,9 +113,7 @@ def _api_rates(client: SiteClient, seconds: float) -> dict[str, float]:
         client.call("DELETE", f"/volume/v3/volumes/{created['volume']['id']}", expect=202)
 
     def port() -> None:
-        client.call(
-            "POST", "/network/v2.0/ports", {"port": {"network_id": net["network"]["id"]}}, 201
-        )
+        client.call("POST", "/network/v2.0/ports", {"port": {"network_id": network_id}}, 201)
 
     return {
         "server_create_delete_calls_per_s": _loop(seconds, 2, server),
@@ -124,14 +127,13 @@ def _fill(client: SiteClient, volume_id: str, size: int) -> str:
     for offset in range(0, size, WRITE_CHUNK):
         chunk = os.urandom(min(WRITE_CHUNK, size - offset))
         digest.update(chunk)
-        reply = client.http.request(
+        client.http.send(
             "PUT",
             f"/sim/v1/volumes/{volume_id}/data?offset={offset}",
-            {"X-Auth-Token": client.token, "Content-Type": "application/octet-stream"},
-            chunk,
+            expect=204,
+            headers={"Content-Type": "application/octet-stream"},
+            data=chunk,
         )
-        if reply.status >= 300:
-            raise RuntimeError(f"writing volume {volume_id} answered {reply.status}")
     return digest.hexdigest()
 
 
@@ -156,7 +158,7 @@ def _backup_rates(client: SiteClient, size_mib: int) -> dict[str, float]:
     original = client.call("GET", f"/sim/v1/volumes/{volume['id']}/checksum")
     copy = client.call("GET", f"/sim/v1/volumes/{restored['volume_id']}/checksum")
     if original != copy:
-        raise RuntimeError("restored volume differs from the original")
+        raise CascadeError("restored volume differs from the original")
     # Rates are of the data in the volume: its holes are neither read nor stored.
     return {
         "backup_mb_per_s": size_mib / backup_seconds,
@@ -199,10 +201,9 @@ def site(
         with EmbeddedSite("bench", work / "site", PASSWORD, args=args) as sim:
             client = SiteClient(sim.port)
             console.print(f"API calls for {seconds:g} s per phase")
-            figures: dict[str, Any] = _api_rates(client, seconds)
+            figures: dict[str, Any] = api_rates(client.http, *fixtures(client), seconds)
             console.print(f"backup and restore of a {backup_mib} MiB volume")
             figures.update(_backup_rates(client, backup_mib))
-            client.http.close()
         figures.update(_baselines(work, backup_mib))
     rates = [v for k, v in figures.items() if k.endswith("calls_per_s")]
     figures["calls_per_s"] = sum(rates) / len(rates)
