@@ -1,6 +1,7 @@
 """``cascade demo``: a guided tour of what Cascade does today, on an embedded Cascade.
 
-Each later capability adds its step here.
+Each later capability adds its step here. Every call, to Cascade's identity, its ``/v1`` API
+or a site, goes through one keystoneauth1 session logged in once (v3 password).
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
+from keystoneauth1 import session as ks_session
 from rich.console import Console
 from rich.table import Table
 
 from cascade.cli import demo_engine, demo_identity
-from cascade.cli.demo_engine import expect
+from cascade.cli.bench.http import SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
-from cascade.errors import CascadeError
-from cascade.identity.render import password_auth
+from cascade.errors import CascadeError, Unauthorized, present
 
 console = Console()
 
@@ -42,19 +42,21 @@ class Tour:
         return result
 
 
-def _login(client: httpx.Client, password: str) -> str:
-    body = password_auth("admin", password, "admin")
-    response = client.post("/identity/v3/auth/tokens", json=body)
-    if response.status_code == 401:
-        raise CascadeError("admin login refused: set CASCADE_ADMIN_PASSWORD to this data dir's")
-    token_body = expect(response, 201)["token"]
+def _login(url: str, password: str) -> SessionClient:
+    auth = password_auth_plugin(f"{url}/identity/v3", password)
+    try:
+        session = login(auth)
+    except Unauthorized:
+        raise CascadeError(
+            "admin login refused: set CASCADE_ADMIN_PASSWORD to this data dir's"
+        ) from None
+    access = auth.get_access(session)
     console.print(
-        f"logged in as [bold]{token_body['user']['name']}[/bold] on project "
-        f"[bold]{token_body['project']['name']}[/bold], roles "
-        f"{', '.join(r['name'] for r in token_body['roles'])}, "
-        f"token expires {token_body['expires_at']}"
+        f"logged in as [bold]{access.username}[/bold] on project "
+        f"[bold]{access.project_name}[/bold], roles {', '.join(access.role_names or [])}, "
+        f"token expires {present(access.expires, 'the token expiry').isoformat()}"
     )
-    return str(response.headers["X-Subject-Token"])
+    return SessionClient(session, url)
 
 
 def _start_sites(data_dir: Path, password: str, stack: ExitStack) -> list[EmbeddedSite]:
@@ -74,7 +76,7 @@ def _start_sites(data_dir: Path, password: str, stack: ExitStack) -> list[Embedd
     return sites
 
 
-def _register_sites(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
+def _register_sites(api: SessionClient, sites: list[EmbeddedSite]) -> None:
     for site in sites:
         name, region = site.site_name, site.region
         spec = {
@@ -88,22 +90,19 @@ def _register_sites(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
                 "project_name": "admin",
             },
         }
-        response = client.post("/v1/sites", json=spec)
-        expect(response, 201, 409)
+        reply = api.send("POST", "/v1/sites", spec, expect=(201, 409))
         console.print(
             f"site {name} in region {region}: "
-            f"{'registered' if response.status_code == 201 else 'already registered'}"
+            f"{'registered' if reply.status == 201 else 'already registered'}"
         )
 
 
-def _one_login(token: str, sites: list[EmbeddedSite]) -> None:
+def _one_login(api: SessionClient, sites: list[EmbeddedSite]) -> None:
     """Each site validates Cascade's token against its own identity copy, without the centre."""
     for site in sites:
-        response = httpx.get(
-            f"{site.url}/identity/v3/auth/tokens",
-            headers={"X-Auth-Token": token, "X-Subject-Token": token},
-        )
-        body = expect(response, 200)["token"]
+        subject = {"X-Subject-Token": token(api.session)}
+        reply = api.at(site.url).send("GET", "/identity/v3/auth/tokens", headers=subject)
+        body = reply.json()["token"]
         console.print(
             f"{site.site_name} validated Cascade's token locally: user "
             f"{body['user']['name']}, project {body['project']['name']}, roles "
@@ -111,8 +110,8 @@ def _one_login(token: str, sites: list[EmbeddedSite]) -> None:
         )
 
 
-def _show_catalog(client: httpx.Client) -> None:
-    catalog = expect(client.get("/identity/v3/auth/catalog"), 200)["catalog"]
+def _show_catalog(api: SessionClient) -> None:
+    catalog = api.call("GET", "/identity/v3/auth/catalog")["catalog"]
     table = Table("service", "region", "interface", "url")
     for entry in catalog:
         for endpoint in entry["endpoints"]:
@@ -122,14 +121,13 @@ def _show_catalog(client: httpx.Client) -> None:
     console.print(table)
 
 
-def _bad_token(client: httpx.Client) -> None:
-    response = client.get("/v1/sites", headers={"X-Auth-Token": "not-a-token"})
-    message = expect(response, 401)["error"]["message"]
-    console.print(f"a forged token gets {response.status_code}: {message}")
-    response = client.get("/v1/sites", headers={"X-Auth-Token": ""})
-    console.print(
-        f"no token gets {response.status_code}: {expect(response, 401)['error']['message']}"
-    )
+def _bad_token(api: SessionClient) -> None:
+    anonymous = SessionClient(ks_session.Session(), api.base_url)  # no login: no token added
+    forged = {"X-Auth-Token": "not-a-token"}
+    reply = anonymous.send("GET", "/v1/sites", expect=401, headers=forged)
+    console.print(f"a forged token gets {reply.status}: {reply.json()['error']['message']}")
+    reply = anonymous.send("GET", "/v1/sites", expect=401)
+    console.print(f"no token gets {reply.status}: {reply.json()['error']['message']}")
 
 
 def _run(data_dir: Path, keep: bool, port: int | None) -> None:
@@ -142,35 +140,33 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
             lambda: stack.enter_context(cascade),
         )
         console.print(f"serving {cascade.url} from {data_dir}")
-        client = stack.enter_context(httpx.Client(base_url=cascade.url, timeout=30))
-        token = tour.step(
-            "Log in once (Keystone password method)", lambda: _login(client, password)
+        api = tour.step(
+            "Log in once (Keystone password method)", lambda: _login(cascade.url, password)
         )
-        client.headers["X-Auth-Token"] = token
         sites = tour.step(
             "Start two emulated OpenStack regions", lambda: _start_sites(data_dir, password, stack)
         )
         tour.step(
             "Register them: each site's identity becomes a replica of Cascade's",
-            lambda: _register_sites(client, sites),
+            lambda: _register_sites(api, sites),
         )
-        tour.step("One catalog lists every site as a region", lambda: _show_catalog(client))
-        tour.step("One login, every site", lambda: _one_login(token, sites))
+        tour.step("One catalog lists every site as a region", lambda: _show_catalog(api))
+        tour.step("One login, every site", lambda: _one_login(api, sites))
         tour.step(
             "Rotate the Fernet keys: promoted only once every site holds them",
-            lambda: demo_identity.rotate_keys(data_dir, cascade.url, token, sites),
+            lambda: demo_identity.rotate_keys(data_dir, api, sites),
         )
         tour.step(
             "Cut one site off from the master: it keeps validating, then catches up",
-            lambda: demo_identity.cut_one_site_off(data_dir, cascade.url, token, sites),
+            lambda: demo_identity.cut_one_site_off(data_dir, api, sites),
         )
         tour.step("An image and a network at each site", lambda: demo_engine.prepare_sites(sites))
         tour.step(
             "Two workers share operations over both sites; one is killed mid-way",
-            lambda: demo_engine.share_work(client, sites),
+            lambda: demo_engine.share_work(api, sites),
         )
-        tour.step("Servers across sites, one list", lambda: demo_engine.list_servers(client))
-        tour.step("A bad token is refused", lambda: _bad_token(client))
+        tour.step("Servers across sites, one list", lambda: demo_engine.list_servers(api))
+        tour.step("A bad token is refused", lambda: _bad_token(api))
         summary = Table("step", "seconds", title="Cascade demo: summary")
         for title, seconds in tour.timings:
             summary.add_row(title, f"{seconds:.3f}")

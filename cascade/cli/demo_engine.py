@@ -9,12 +9,12 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from rich.console import Console
 from rich.table import Table
 
+from cascade.cli.bench.http import SessionClient
 from cascade.cli.embedded import EmbeddedSite
 from cascade.errors import CascadeError
 from cascade.sites.driver import SiteDriver
@@ -22,15 +22,6 @@ from cascade.sites.driver import SiteDriver
 console = Console()
 DEMO_IMAGE = b"cascade demo image " * 4096  # 76 KiB of real bytes
 SERVERS_PER_SITE = 3
-
-
-def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
-    if response.status_code not in statuses:
-        raise CascadeError(
-            f"{response.request.method} {response.request.url.path} answered "
-            f"{response.status_code}: {response.text[:200]}"
-        )
-    return response.json() if response.content else {}
 
 
 def prepare_sites(sites: list[EmbeddedSite]) -> None:
@@ -59,14 +50,14 @@ def _prepare(driver: SiteDriver) -> None:
     )
 
 
-def _submit(client: httpx.Client, sites: list[EmbeddedSite]) -> list[str]:
+def _submit(api: SessionClient, sites: list[EmbeddedSite]) -> list[str]:
     key = ed25519.Ed25519PrivateKey.generate().public_key()
     public_key = key.public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     ).decode()
     operations = []
     body = {"name": f"demo-key-{int(time.time())}", "public_key": public_key}
-    operations.append(expect(client.post("/v1/keypairs", json=body), 202)["operation"]["id"])
+    operations.append(api.call("POST", "/v1/keypairs", body, 202)["operation"]["id"])
     for index in range(SERVERS_PER_SITE):
         for site in sites:
             spec = {
@@ -76,8 +67,7 @@ def _submit(client: httpx.Client, sites: list[EmbeddedSite]) -> list[str]:
                 "image": "demo-image",
                 "network": "demo-net",
             }
-            accepted = expect(client.post("/v1/servers", json=spec), 202)
-            operations.append(accepted["operation"]["id"])
+            operations.append(api.call("POST", "/v1/servers", spec, 202)["operation"]["id"])
     console.print(
         f"accepted {len(operations)} operations (1 keypair at every site, "
         f"{SERVERS_PER_SITE} servers per site), each answered 202 at once"
@@ -85,14 +75,14 @@ def _submit(client: httpx.Client, sites: list[EmbeddedSite]) -> list[str]:
     return operations
 
 
-def _kill_a_busy_worker(client: httpx.Client) -> str:
+def _kill_a_busy_worker(api: SessionClient) -> str:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        running = expect(client.get("/v1/operations", params={"status": "running"}), 200)
-        busy = Counter(op["executor_id"] for op in running["operations"] if op["executor_id"])
+        running = api.call("GET", "/v1/operations?status=running")["operations"]
+        busy = Counter(op["executor_id"] for op in running if op["executor_id"])
         if busy:
             victim = busy.most_common(1)[0][0]
-            workers = expect(client.get("/v1/cluster"), 200)["workers"]
+            workers = api.call("GET", "/v1/cluster")["workers"]
             pid = next(w["pid"] for w in workers if w["executor_id"] == victim)
             os.kill(pid, signal.SIGKILL)
             console.print(
@@ -104,13 +94,11 @@ def _kill_a_busy_worker(client: httpx.Client) -> str:
     raise CascadeError("no worker picked up the demo's operations within 10 s")
 
 
-def _wait_all(client: httpx.Client, operations: list[str]) -> list[dict[str, Any]]:
+def _wait_all(api: SessionClient, operations: list[str]) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 120
     with console.status("waiting for every operation") as status:
         while True:
-            done = [
-                expect(client.get(f"/v1/operations/{op}"), 200)["operation"] for op in operations
-            ]
+            done = [api.call("GET", f"/v1/operations/{op}")["operation"] for op in operations]
             finished = [op for op in done if op["status"] in ("succeeded", "failed")]
             status.update(f"{len(finished)}/{len(done)} operations finished")
             if len(finished) == len(done):
@@ -139,8 +127,8 @@ def _show(done: list[dict[str, Any]], victim: str) -> None:
     console.print(f"every operation succeeded although worker {victim} was killed mid-way")
 
 
-def _count_at_sites(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
-    wanted = {s["id"] for s in expect(client.get("/v1/servers"), 200)["servers"]}
+def _count_at_sites(api: SessionClient, sites: list[EmbeddedSite]) -> None:
+    wanted = {s["id"] for s in api.call("GET", "/v1/servers")["servers"]}
     held: Counter[str] = Counter()
     for site in sites:
         servers = SiteDriver(site.access()).call(
@@ -153,16 +141,16 @@ def _count_at_sites(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
     console.print(f"{len(wanted)} servers in Cascade, exactly one of each at its site")
 
 
-def share_work(client: httpx.Client, sites: list[EmbeddedSite]) -> None:
-    operations = _submit(client, sites)
-    victim = _kill_a_busy_worker(client)
-    done = _wait_all(client, operations)
+def share_work(api: SessionClient, sites: list[EmbeddedSite]) -> None:
+    operations = _submit(api, sites)
+    victim = _kill_a_busy_worker(api)
+    done = _wait_all(api, operations)
     _show(done, victim)
-    _count_at_sites(client, sites)
+    _count_at_sites(api, sites)
 
 
-def list_servers(client: httpx.Client) -> None:
+def list_servers(api: SessionClient) -> None:
     table = Table("site", "server", "status", "site server id", title="Servers across sites")
-    for server in expect(client.get("/v1/servers"), 200)["servers"]:
+    for server in api.call("GET", "/v1/servers")["servers"]:
         table.add_row(server["site"], server["name"], server["status"], server["site_server_id"])
     console.print(table)
