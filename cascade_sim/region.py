@@ -103,7 +103,7 @@ class Region:
         follower.sync()
         saved = {"master": asdict(master), "name": name}
         write_private(self._master_file, json.dumps(saved).encode())
-        self.identity.store.follow(master.url)  # identity writes go to the master now
+        self.identity.store.become_replica_of(master.url)  # identity writes go to the master now
         self._following = Following(follower)
         position = follower.position()
         return position.seq if position else 0
@@ -113,7 +113,7 @@ class Region:
         if self._master_file.exists() and self._following is None:
             saved = json.loads(self._master_file.read_text())
             master = Master(**saved["master"])
-            self.identity.store.follow(master.url)
+            self.identity.store.become_replica_of(master.url)
             self._following = Following(self._follower(master, saved["name"]))
 
     def stop_following(self) -> None:

@@ -79,7 +79,7 @@ def create_app(services: Services) -> FastAPI:
         operations.router,
         operations.probes,
         cluster.router,
-        replica.replication,
+        replica.feed,
         fabric.router,
         health.router,
     )

@@ -1,6 +1,6 @@
 """``/identity-replica/v1``: both ends of identity replication. ``router`` is served by a
 site-sim, so the control plane can make its identity a replica of the master's;
-``replication`` is served by the master: the snapshot a new replica starts from and the
+``feed`` is served by the master: the snapshot a new replica starts from and the
 change log it follows (long poll). Every route needs an admin token."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def follow_master(master: MasterIn, *, caller: Caller, request: Request) -> Foll
 
 # --- the master's side: what replicas pull ---------------------------------------------------
 
-replication = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
+feed = APIRouter(prefix="/identity-replica/v1", tags=["identity replica"])
 MAX_CHANGES = 5000
 
 
@@ -108,7 +108,7 @@ class KeyPackageOut(BaseModel):
     bundle: str
 
 
-@replication.get(
+@feed.get(
     "/snapshot",
     summary="Register a replica (its node key) and export every identity row, the Fernet "
     "keys sealed for it, and the change log position the rows include (admin; carries "
@@ -124,10 +124,10 @@ def snapshot(
     ],
 ) -> dict[str, Any]:
     authorize(caller, "admin")
-    return svc.replication_master.register(replica, public_key)
+    return svc.replica_feed.register(replica, public_key)
 
 
-@replication.get(
+@feed.get(
     "/keys",
     response_model=KeyPackageOut,
     summary="The Fernet key set the replica should hold, sealed for its node key",
@@ -135,10 +135,10 @@ def snapshot(
 )
 def keys(caller: Caller, svc: IdentityDep, replica: ReplicaName) -> KeyPackageOut:
     authorize(caller, "admin")
-    return KeyPackageOut(**asdict(svc.replication_master.package_for(replica)))
+    return KeyPackageOut(**asdict(svc.replica_feed.package_for(replica)))
 
 
-@replication.get(
+@feed.get(
     "/changes",
     response_model=ChangeList,
     summary="Identity changes after a sequence number, in order; waits up to `wait` seconds "
@@ -158,7 +158,7 @@ async def changes(
 ) -> ChangeList:
     """News is a change after ``after``, or a key set other than ``keys`` to hold."""
     authorize(caller, "admin")
-    master = svc.replication_master
+    master = svc.replica_feed
     if replica is not None:
         await asyncio.to_thread(master.note, replica, after, keys)
     found = await asyncio.to_thread(master.changes_after, after, limit)
@@ -185,7 +185,7 @@ class ReplicaList(BaseModel):
     replicas: list[ReplicaOut]
 
 
-@replication.get(
+@feed.get(
     "/replicas",
     response_model=ReplicaList,
     summary="Replicas following the change log: the last change each applied, how many it "
@@ -194,7 +194,7 @@ class ReplicaList(BaseModel):
 )
 def list_replicas(caller: Caller, svc: IdentityDep) -> ReplicaList:
     authorize(caller, "admin")
-    report = svc.replication_master.report()
+    report = svc.replica_feed.report()
     return ReplicaList(
         head=report.head,
         keys=report.keys,
@@ -207,7 +207,7 @@ class IdentityEndpointIn(BaseModel):
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
 
 
-@replication.put(
+@feed.put(
     "/replicas/{name}/endpoint",
     status_code=204,
     summary="List a replica as its region's identity endpoint in the catalog, so clients at "
@@ -218,10 +218,10 @@ def replica_endpoint(
     name: str, endpoint: IdentityEndpointIn, caller: Caller, svc: IdentityDep
 ) -> None:
     authorize(caller, "admin")
-    svc.replication_master.list_endpoint(name, endpoint.region, endpoint.url)
+    svc.replica_feed.list_endpoint(name, endpoint.region, endpoint.url)
 
 
-@replication.delete(
+@feed.delete(
     "/replicas/{name}",
     status_code=204,
     summary="Forget a replica (a site taken out of service): rotations stop waiting for it",
@@ -229,4 +229,4 @@ def replica_endpoint(
 )
 def forget_replica(name: str, caller: Caller, svc: IdentityDep) -> None:
     authorize(caller, "admin")
-    svc.replication_master.forget(name)
+    svc.replica_feed.forget(name)

@@ -50,7 +50,7 @@ class ReplicaReport:
     replicas: list[ReplicaLag]
 
 
-class ReplicationMaster:
+class ReplicaFeed:
     def __init__(
         self, db: Database, keys: KeyRepository, staged: KeyRepository, node: NodeKey
     ) -> None:

@@ -1,6 +1,6 @@
 """One process's identity, built once from the settings: the database (every identity write
 logged for replicas), the Fernet key repositories, the read model, the store, the token
-service, the node key, the master's replication side and key rotation.
+service, the node key, the feed replicas pull from a master, and key rotation.
 
 Cascade's own process builds on it (``cascade.services.Services`` adds the engine, the fabric
 and site credentials); an emulated region (``cascade_sim``) uses it alone for its Keystone.
@@ -21,7 +21,7 @@ from cascade.db.models import ReplicaState
 from cascade.identity import changelog, rotation
 from cascade.identity.bootstrap import BootstrapResult, bootstrap, ensure_endpoints
 from cascade.identity.keys import KeyRepository
-from cascade.identity.master import ReplicationMaster
+from cascade.identity.master import ReplicaFeed
 from cascade.identity.sealing import NodeKey
 from cascade.identity.snapshot import IdentityCache, IdentitySnapshot
 from cascade.identity.store import IdentityStore, bump_revision
@@ -54,7 +54,7 @@ class IdentityServices:
     def tokens(self) -> TokenService:
         formatter = TokenFormatter(self.keys)
         lifetime = timedelta(seconds=self.settings.token_expiration)
-        return TokenService(formatter, lifetime, follow=self.keys)
+        return TokenService(formatter, lifetime, watch_keys=self.keys)
 
     @cached_property
     def node_key(self) -> NodeKey:
@@ -62,9 +62,9 @@ class IdentityServices:
         return NodeKey(self.settings.data_dir / "node-key")
 
     @cached_property
-    def replication_master(self) -> ReplicationMaster:
+    def replica_feed(self) -> ReplicaFeed:
         """The master's side of identity replication: what replicas pull."""
-        return ReplicationMaster(self.db, self.keys, self.staged_keys, self.node_key)
+        return ReplicaFeed(self.db, self.keys, self.staged_keys, self.node_key)
 
     def key_rotation(self, max_active_keys: int | None = None) -> rotation.KeyRotation:
         return rotation.KeyRotation(

@@ -102,7 +102,7 @@ class IdentityStore:
         self._rounds = password_rounds
         self._master_url = master_url  # set: this is a read-only replica of that master
 
-    def follow(self, master_url: str) -> None:
+    def become_replica_of(self, master_url: str) -> None:
         """From now on this copy is a read-only replica of ``master_url``'s."""
         self._master_url = master_url
 

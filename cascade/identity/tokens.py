@@ -57,13 +57,16 @@ class TokenError(Unauthorized):
 
 class TokenService:
     def __init__(
-        self, formatter: TokenFormatter, lifetime: timedelta, follow: KeyRepository | None = None
+        self,
+        formatter: TokenFormatter,
+        lifetime: timedelta,
+        watch_keys: KeyRepository | None = None,
     ) -> None:
         self._formatter = formatter
         self._lifetime = lifetime
         # Keys rotated or distributed by another process are picked up within a second.
-        self._follow = follow
-        self._keys_version = follow.version() if follow else 0
+        self._watched_keys = watch_keys
+        self._keys_version = watch_keys.version() if watch_keys else 0
         self._keys_checked = time.monotonic()
         # A token's payload never changes, so its decryption is cached (callers present the
         # same token on every request). Expiry and every identity check still run each time.
@@ -75,10 +78,13 @@ class TokenService:
         self._decode.cache_clear()
 
     def _follow_keys(self) -> None:
-        if self._follow is None or time.monotonic() - self._keys_checked < KEY_CHECK_INTERVAL_S:
+        if (
+            self._watched_keys is None
+            or time.monotonic() - self._keys_checked < KEY_CHECK_INTERVAL_S
+        ):
             return
         self._keys_checked = time.monotonic()
-        version = self._follow.version()
+        version = self._watched_keys.version()
         if version != self._keys_version:
             self._keys_version = version
             self.reload_keys()
