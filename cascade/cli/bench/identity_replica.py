@@ -11,8 +11,11 @@
   following the master, plus the replica process, which is registered too and must hold each
   new set as well; figures ``rotation_{N}_sites_*`` name N, the simulated count. Then tokens
   the master mints with the new primary must validate at the replica process.
-- Real Keystone 30 on the same machine, one connection, its cache off and on, when the
-  ``keystone`` package is importable (``cascade.cli.bench.keystone``).
+- Real Keystone 30 on the same machine, one keystoneauth1 connection, its cache off and on,
+  when the ``keystone`` package is importable (``cascade.cli.bench.keystone``).
+
+Validation is timed through the raw keep-alive client (keystoneauth1 would cap it); every
+other call goes through keystoneauth1.
 """
 
 from __future__ import annotations

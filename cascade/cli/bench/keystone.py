@@ -150,8 +150,8 @@ def _tail(path: Path) -> str:
 def validations_per_s(server: KeystoneServer, seconds: float, raw: bool = False) -> float:
     """Validations per second of one password-issued token at ``server``, repeated over one
     keep-alive connection for ``seconds`` (at least 3 requests however slow it is): through
-    keystoneauth1, which costs Keystone's rate little (``cascade bench clients``), or the
-    raw client."""
+    keystoneauth1, or the raw client, which waits for a delayed ACK on every answer this
+    server writes in two pieces (``cascade bench clients`` compares them)."""
     admin = token(login(password_auth_plugin(f"{server.url}/v3", PASSWORD)))
     connection = connect(server.port, raw)
     headers = {"X-Auth-Token": admin, "X-Subject-Token": admin}
