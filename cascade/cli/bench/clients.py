@@ -1,11 +1,12 @@
 """``cascade bench clients``: whether a client library would be what a benchmark measures.
 
-Every timed loop of the other benches, run in this process against the same servers in one
-run, through the raw ``KeepAliveConnection`` and through keystoneauth1 (a ``Session``, whose
-requests session keeps the connection alive): token validation (unseen tokens), token-method
-issue and password issue at Cascade; probe submission at Cascade's ``/v1`` from the engine
-bench's client threads; server create+delete, volume create+delete and port create at a
-site-sim; and, with ``--keystone``, validation at real Keystone with its cache on.
+Every timed loop of the other benches, run in this process in one run through the raw
+``KeepAliveConnection`` and through keystoneauth1 (a ``Session``, whose requests session keeps
+the connection alive): token validation (unseen tokens), token-method issue and password
+issue at one Cascade; probe submission at its ``/v1`` from the engine bench's client
+threads; server create+delete, volume create+delete and port create at a site-sim (a fresh
+one for each client and pair, as ``cascade bench site`` starts one); and, with
+``--keystone``, validation at one real Keystone with its cache on.
 
 Each loop runs in ``--repeats`` pairs (raw first, then keystoneauth1 first, in turn) and its
 ratio is the median of its pairs' ratios, so a shared machine's drift and state that grows as
@@ -77,18 +78,25 @@ def _submit_loop(
             rates.setdefault("submit_probes", {}).setdefault(client, []).append(rate)
 
 
-def _site_loops(sim: EmbeddedSite, seconds: float, repeats: int, rates: Rates) -> None:
-    admin = site.SiteClient(sim.port, PASSWORD)
-    ids = site.fixtures(admin)
+def _site_loops(root: Path, seconds: float, repeats: int, rates: Rates) -> None:
+    """The site bench's loops, each client of each pair on a fresh site-sim as that bench
+    runs them: a sim's server creates slow down as ports accumulate (290/s fresh, 81/s after
+    ~1,200 ports here), which would weigh on whichever client came later."""
+    args = ["--build-seconds", "0", "--hosts", "4"]
     for repeat in range(repeats):
         for client in _order(repeat):
-            console.print(f"site API loops through {client} for {seconds:g} s each")
-            # a new raw connection each round: the server closes one idle for 5 s
-            used = KeepAliveConnection(sim.port, admin.token) if client == "raw" else admin.http
-            for key, rate in site.api_rates(used, *ids, seconds).items():
-                loop = key.removesuffix("_calls_per_s")
-                rates.setdefault(loop, {}).setdefault(client, []).append(rate)
-            used.close()
+            name = f"site-{repeat}-{client}"
+            with EmbeddedSite(name, root / name, PASSWORD, args=args) as sim:
+                admin = site.SiteClient(sim.port, PASSWORD)
+                ids = site.fixtures(admin)
+                console.print(f"site API loops through {client} for {seconds:g} s each")
+                used: Client = admin.http
+                if client == "raw":
+                    used = KeepAliveConnection(sim.port, admin.token)
+                for key, rate in site.api_rates(used, *ids, seconds).items():
+                    loop = key.removesuffix("_calls_per_s")
+                    rates.setdefault(loop, {}).setdefault(client, []).append(rate)
+                used.close()
 
 
 def _keystone_loop(seconds: float, repeats: int, rates: Rates) -> None:
@@ -182,9 +190,7 @@ def clients(
                 ),
             }
             _submit_loop(connect, probes, repeats, rates)
-        args = ["--build-seconds", "0", "--hosts", "4"]
-        with EmbeddedSite("bench", root / "site", PASSWORD, args=args, env=env) as sim:
-            _site_loops(sim, seconds, repeats, rates)
+        _site_loops(root, seconds, repeats, rates)
     if with_keystone:
         why = keystone.unavailable()
         if why:
