@@ -81,7 +81,7 @@ def _submit_loop(
 def _site_loops(root: Path, seconds: float, repeats: int, rates: Rates) -> None:
     """The site bench's loops, each client of each pair on a fresh site-sim as that bench
     runs them: a sim's server creates slow down as ports accumulate (290/s fresh, 81/s after
-    ~1,200 ports here), which would weigh on whichever client came later."""
+    ~1,000 ports here), which would weigh on whichever client came later."""
     args = ["--build-seconds", "0", "--hosts", "4"]
     for repeat in range(repeats):
         for client in _order(repeat):
