@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.cli import demo_engine, demo_identity
-from cascade.cli.bench.http import SessionClient, login, password_auth_plugin, token
+from cascade.cli.clients import SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.errors import CascadeError, Unauthorized, present
 

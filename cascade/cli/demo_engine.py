@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.bench.http import SessionClient
+from cascade.cli.clients import SessionClient
 from cascade.cli.embedded import EmbeddedSite
 from cascade.errors import CascadeError
 from cascade.sites.driver import SiteDriver

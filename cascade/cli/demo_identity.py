@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.bench.http import SessionClient, rescoped, token
+from cascade.cli.clients import SessionClient, rescoped, token
 from cascade.cli.embedded import EmbeddedSite
 from cascade.cli.ops import operator_services
 from cascade.errors import CascadeError

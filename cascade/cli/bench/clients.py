@@ -32,14 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.cli.bench import engine, identity, keystone, site
-from cascade.cli.bench.http import (
-    RAW_LOOPS,
-    Client,
-    KeepAliveConnection,
-    SessionClient,
-    login,
-    password_auth_plugin,
-)
+from cascade.cli.bench.http import RAW_LOOPS, KeepAliveConnection
+from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.errors import CascadeError
 

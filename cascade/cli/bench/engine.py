@@ -34,13 +34,8 @@ from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from cascade.cli.bench.http import (
-    Client,
-    SessionClient,
-    login,
-    password_auth_plugin,
-    percentile,
-)
+from cascade.cli.bench.http import percentile
+from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker
 from cascade.db import Database
 from cascade.db.models import Operation, utcnow

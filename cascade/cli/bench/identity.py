@@ -30,15 +30,8 @@ from keystoneauth1 import session as ks_session
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.bench.http import (
-    RAW_LOOPS,
-    connect,
-    login,
-    password_auth_plugin,
-    per_second,
-    percentile,
-    token,
-)
+from cascade.cli.bench.http import RAW_LOOPS, connect, per_second, percentile
+from cascade.cli.clients import login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedCascade
 from cascade.errors import present
 from cascade.identity.keys import KeyRepository

@@ -33,14 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.cli.bench import keystone
-from cascade.cli.bench.http import (
-    Client,
-    KeepAliveConnection,
-    SessionClient,
-    connect,
-    login,
-    password_auth_plugin,
-)
+from cascade.cli.bench.http import KeepAliveConnection, connect
 from cascade.cli.bench.identity import Phase, admin_login, phase_figures, phase_table
 from cascade.cli.bench.replica_fleet import (
     TOKENS,
@@ -52,6 +45,7 @@ from cascade.cli.bench.replica_fleet import (
     visible_at_process,
     visible_at_simulated,
 )
+from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
 from cascade.errors import CascadeError
 from cascade.identity.keys import KeyRepository

@@ -24,7 +24,8 @@ from typing import Self
 
 from keystoneauth1 import session as ks_session
 
-from cascade.cli.bench.http import SessionClient, connect, login, password_auth_plugin, token
+from cascade.cli.bench.http import connect
+from cascade.cli.clients import SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import free_port
 from cascade.errors import CascadeError
 

@@ -30,7 +30,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from keystoneauth1 import token_endpoint
 
-from cascade.cli.bench.http import Client, SessionClient, rescoped
+from cascade.cli.clients import Client, SessionClient, rescoped
 from cascade.cli.ops import operator_services
 from cascade.db import Database
 from cascade.db.migrate import upgrade

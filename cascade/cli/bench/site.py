@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli.bench.http import Client, SessionClient, login, password_auth_plugin, token
+from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedSite
 from cascade.errors import CascadeError
 
