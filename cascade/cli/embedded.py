@@ -15,12 +15,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import httpx
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
 
 from cascade.db import Database
 from cascade.db.models import Worker
 from cascade.errors import CascadeError, present
 from cascade.sites.driver import SiteAccess
+
+# Readiness probes of the children: unauthenticated GETs (version documents, /v1/health).
+_PROBE = ks_session.Session()
 
 
 def free_port() -> int:
@@ -80,9 +84,10 @@ class ChildServer:
 
     def is_ready(self) -> bool:
         try:
-            return httpx.get(self.url + self.health_path, timeout=1).status_code == 200
-        except httpx.HTTPError:
+            answer = _PROBE.get(self.url + self.health_path, raise_exc=False, timeout=1)
+        except ks_exceptions.ClientException:  # refused, reset, timed out
             return False
+        return bool(answer.status_code == 200)
 
     @property
     def pid(self) -> int | None:
