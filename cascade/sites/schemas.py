@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -18,11 +18,19 @@ class SiteCredentials(BaseModel):
     user_domain_name: str = Field("Default", min_length=1, max_length=255)
 
 
+URL = r"^https?://[^\s]+$"
+
+
 class SiteIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(pattern=SITE_NAME, description="Lower-case letters, digits and dashes.")
     region_name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+$")
-    identity_url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")
+    identity_url: str = Field(
+        min_length=8,
+        max_length=2048,
+        pattern=URL,
+        description="The site's Keystone v3 URL (e.g. http://site:5000/v3).",
+    )
     credentials: SiteCredentials
     identity: Literal["own", "replica"] = Field(
         "own",
@@ -31,6 +39,27 @@ class SiteIn(BaseModel):
         "Cascade's tokens locally. The credentials authorise that copy at the site, and are valid "
         "afterwards only if Cascade has the same user.",
     )
+
+
+class SitePatch(BaseModel):
+    """New credentials and/or identity URL for a site, checked at the site before they are
+    stored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    identity_url: str | None = Field(
+        None,
+        min_length=8,
+        max_length=2048,
+        pattern=URL,
+        description="The site's Keystone v3 URL, if it moved.",
+    )
+    credentials: SiteCredentials | None = Field(None, description="The whole credential set.")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.identity_url is None and self.credentials is None:
+            raise ValueError("give identity_url, credentials or both")
+        return self
 
 
 class SiteOut(BaseModel):
@@ -52,3 +81,13 @@ class SiteEnvelope(BaseModel):
 
 class SiteList(BaseModel):
     sites: list[SiteOut]
+
+
+class SiteRemoved(BaseModel):
+    """What a forced delete made Cascade forget."""
+
+    site: str
+    reason: str = Field(description="Why the site could not be used.")
+    servers: list[str] = Field(description="Ids of Cascade's servers there, now ERROR.")
+    keypair_copies: int = Field(description="Keypair copies there Cascade forgot.")
+    message: str
