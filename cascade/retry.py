@@ -3,7 +3,8 @@
 Owns how Cascade waits between attempts (``Backoff``: exponential from ``first`` seconds,
 doubling, jittered by up to ``first``, never more than ``cap``) and the two ways it keeps
 trying: ``until_deadline`` (retry what a predicate calls transient while the next attempt
-would still start before a deadline, then raise the last error as it is) and
+would still start before a deadline, then raise the last error as it is; given a stop event,
+a stop cuts the wait short and raises ``Interrupted`` instead of trying again) and
 ``until_stopped`` (retry any failure until it succeeds or an event is set). Its users: the
 site driver (transient site failures, to the call's deadline), the identity follower (an
 unreachable master, backing off up to a cap for as long as the replica runs) and the worker
@@ -15,6 +16,7 @@ Imports nothing from the package but ``cascade.errors``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -46,6 +48,12 @@ class Backoff:
         return wait_exponential_jitter(multiplier=self.first, max=self.cap, jitter=self.first)
 
 
+class Interrupted(BaseException):  # like KeyboardInterrupt: not an error
+    """The process is stopping: no more attempts. Not a failure of the call, so it is a
+    BaseException that no ``except Exception`` turns into one; the caller (a worker's step)
+    leaves the work unrecorded, for another process to resume."""
+
+
 class _Stopped(Exception):  # control flow inside until_stopped, never raised out of it
     """The stop event was set before an attempt: no more attempts."""
 
@@ -55,17 +63,31 @@ def until_deadline(
     deadline: float,
     transient: Callable[[BaseException], bool],
     action: Callable[[], T],
+    stop: threading.Event | None = None,
 ) -> T:
     """``action()``, retried with ``backoff`` while it fails transiently and the next attempt
     would start within ``deadline`` seconds of the first; any other failure, or the last one,
-    is raised as it is."""
+    is raised as it is. Once ``stop`` is set, no attempt starts: ``Interrupted``."""
+
+    def attempt() -> T:
+        if stop is not None and stop.is_set():
+            raise Interrupted
+        return action()
+
+    def sleep(seconds: float) -> None:
+        if stop is not None:
+            stop.wait(seconds)  # a stop cuts the wait short; the next attempt then ends it
+        else:
+            time.sleep(seconds)
+
     retrying = Retrying(
         wait=backoff.strategy(),
         stop=stop_before_delay(deadline),
         retry=retry_if_exception(transient),
+        sleep=sleep,
         reraise=True,
     )
-    return retrying(action)
+    return retrying(attempt)
 
 
 def until_stopped(

@@ -1,4 +1,6 @@
-"""What a worker's steps reach: the process's services and one site driver per site."""
+"""What a worker's steps reach: the process's services, one site driver per site, and the
+worker's stop event (set once it is stopping: site calls then make no more attempts and the
+steps waiting on them are parked, unrecorded, until the process exits)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from cascade.sites.registry import SiteRegistry
 
 
 class EngineContext:
-    def __init__(self, services: EngineServices) -> None:
+    def __init__(self, services: EngineServices, stopping: threading.Event | None = None) -> None:
         self.services = services
         self.db = services.db
         self.settings = services.settings
+        self.stopping = stopping or threading.Event()
         self.sites = SiteRegistry(
             services.db, services.credentials, services.settings.effective_public_url
         )
@@ -27,8 +30,16 @@ class EngineContext:
         with self._lock:
             driver = self._drivers.get(access)
             if driver is None:
-                driver = self._drivers[access] = SiteDriver(access, self._deadline)
+                driver = SiteDriver(access, self._deadline, self.stopping)
+                self._drivers[access] = driver
             return driver
+
+
+def park() -> None:
+    """Block this thread until the process exits: a step interrupted by the worker's stop must
+    record no outcome (DBOS would replay a recorded failure), so that the worker that resumes
+    the workflow runs the step again."""
+    threading.Event().wait()
 
 
 _context: EngineContext | None = None

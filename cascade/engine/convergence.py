@@ -17,10 +17,11 @@ from dbos import DBOS
 from sqlalchemy import select
 
 from cascade.db.models import ConvergencePass, Site, utcnow
-from cascade.engine.context import EngineContext, context
+from cascade.engine.context import EngineContext, context, park
 from cascade.engine.queue import CONVERGENCE_WORKFLOW
 from cascade.engine.schemas import ConvergencePassOut
 from cascade.errors import present
+from cascade.retry import Interrupted
 from cascade.sites.driver import SiteCallFailed
 
 # (engine context, site) -> (resources checked, repairs made or reported)
@@ -91,6 +92,9 @@ def _check_site(site_id: str) -> tuple[int, list[dict[str, Any]]]:
     for check in _checkers:
         try:
             site_checked, site_repairs = check(engine, site)
+        except Interrupted:  # the worker is stopping: the pass is resumed elsewhere
+            park()
+            raise
         except SiteCallFailed as failure:
             repairs.append(
                 repair("site", site.id, site.name, failure.message, "none: retried next pass")

@@ -7,13 +7,18 @@ these; check each when moving the pin).
 - ``resume_on_their_queues``: a dead worker's PENDING workflows go back to the queue and
   partition they came from. The public ``resume_workflow`` starts a workflow at once, outside
   its queue, which would break per-resource order and the queues' concurrency limits.
+- ``stop_dequeuing`` and ``active_workflows``: a stopping worker takes no more work and gives
+  what runs a short grace, then leaves without ``DBOS.destroy`` (which waits in whole seconds,
+  joins every background thread for up to 10 s each, and pulls the system database from under
+  workflows still running, each then failing with a traceback). What it leaves PENDING is
+  resumed by a live worker, as after a crash.
 - ``queue_depth``: a count per queue is one aggregate query on ``workflow_status``; the
   public listing would bring every queued row back to Python to count it.
 """
 
 from __future__ import annotations
 
-from dbos import DBOS
+from dbos import DBOS, _dbos
 from dbos._serialization import DefaultSerializer
 from dbos._sys_db import SystemDatabase
 from sqlalchemy import text
@@ -45,6 +50,21 @@ def resume_on_their_queues(executor_ids: list[str]) -> int:
     """Hand the PENDING workflows of ``executor_ids`` back to their queues (inside a launched
     DBOS); returns how many."""
     return len(DBOS._recover_pending_workflows(executor_ids))
+
+
+def stop_dequeuing() -> None:
+    """Stop the launched DBOS's background threads (queue polling, schedules, recovery): no
+    new workflow starts here; those running go on."""
+    instance = _dbos._dbos_global_instance
+    if instance is not None:
+        for event in instance.background_thread_stop_events:
+            event.set()
+
+
+def active_workflows() -> int:
+    """How many workflows run in this process now."""
+    instance = _dbos._dbos_global_instance
+    return 0 if instance is None else len(instance._active_workflows_set.activeList())
 
 
 def queue_depth(db: Database, queues: tuple[str, ...]) -> dict[str, int]:

@@ -3,13 +3,23 @@
 It launches DBOS over Cascade's database with its own executor id, listens to the operation
 and site-call queues, keeps the convergence schedule declared (DBOS fires each tick once per
 cluster), beats its heart, and resumes the workflows of workers that died.
+
+Stopping (SIGINT/SIGTERM) takes at most about ``GRACE`` seconds whatever the worker waits on:
+site calls make no more attempts (the engine context's stop event), no new workflow starts,
+running ones get the grace to finish, then the worker leaves the cluster and the process ends
+at once. Whatever was still running stays PENDING in DBOS under this worker's id; leaving
+marks it stopped, so a live worker resumes that work at once (or this one, restarted with
+its id), exactly as after a crash: nothing is lost and no half-finished step is recorded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
+import time
+from typing import NoReturn
 
 from dbos import DBOS
 
@@ -21,6 +31,7 @@ from cascade.engine.queue import APP_NAME, APP_VERSION, queue_settings
 from cascade.engine.services import EngineServices
 
 log = logging.getLogger("cascade.worker")
+GRACE = 1.0  # seconds running workflows may take to finish once the worker is stopping
 
 
 def _launch(services: EngineServices, executor_id: str) -> None:
@@ -55,11 +66,11 @@ def _resume_orphans(services: EngineServices, membership: Membership) -> None:
             log.warning("resumed %d workflows of gone workers %s", resumed, sorted(orphaned))
 
 
-def run_worker(services: EngineServices, executor_id: str, stop: threading.Event) -> None:
-    """Work until ``stop`` is set or another worker declares this one dead; closes
-    ``services`` when it leaves."""
+def run_worker(services: EngineServices, executor_id: str, stop: threading.Event) -> NoReturn:
+    """Work until ``stop`` is set or another worker declares this one dead, then end the
+    process (threads parked on interrupted steps must not outlive it)."""
     settings = services.settings
-    install(EngineContext(services))
+    install(EngineContext(services, stop))
     membership = Membership(services.db, executor_id, settings.worker_dead_after)
     membership.join()
     _launch(services, executor_id)
@@ -69,13 +80,38 @@ def run_worker(services: EngineServices, executor_id: str, stop: threading.Event
             if not membership.beat():
                 # Peers already run this worker's workflows: stop at once, finish nothing.
                 log.error("worker %s was declared dead by another worker; stopping", executor_id)
-                os._exit(3)
+                _exit(3)
             for dead in membership.reap():
                 resumed = dbos_private.resume_on_their_queues([dead])
                 log.warning("worker %s is gone: resumed %d workflows", dead, resumed)
             _resume_orphans(services, membership)
     finally:
-        # Let running workflows finish first; whatever is left, live workers resume at once.
-        DBOS.destroy(workflow_completion_timeout_sec=5)
-        membership.leave()
-        services.close()
+        stop.set()  # also when the loop failed: site calls stop, steps park
+        _leave(membership)
+    _exit(0)
+
+
+def _leave(membership: Membership) -> None:
+    """Take no more work, give running workflows ``GRACE`` to finish, leave the cluster."""
+    dbos_private.stop_dequeuing()
+    deadline = time.monotonic() + GRACE
+    while dbos_private.active_workflows() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = dbos_private.active_workflows()
+    membership.leave()
+    if left:
+        log.info(
+            "worker %s stopped; %d running workflows are left for a live worker to resume",
+            membership.executor_id,
+            left,
+        )
+    else:
+        log.info("worker %s stopped", membership.executor_id)
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process now, logs flushed: no thread (a parked step, DBOS's) runs on."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -18,10 +18,11 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from cascade.engine.context import context
+from cascade.engine.context import context, park
 from cascade.engine.operations import mark_finished, mark_running, step_finished, step_started
 from cascade.engine.queue import OPERATION_WORKFLOW, SITE_CALL_WORKFLOW, SITE_CALLS_QUEUE
 from cascade.engine.states import machine_for
+from cascade.retry import Interrupted
 from cascade.sites.driver import SiteCallFailed
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,9 @@ def _run_step(
     run = StepRun(operation_id, record.attempts, record.started_at)
     try:
         value = _step_functions[function_name](run, *args)
+    except Interrupted:  # the worker is stopping: no outcome, the resuming worker re-runs it
+        park()
+        raise
     except SiteCallFailed as failure:
         step_finished(db, operation_id, label, failure.message)
         raise StepFailed(failure.message) from None

@@ -5,11 +5,13 @@ hand-written HTTP. Nova's quiesce/unquiesce actions, which openstacksdk lacks, a
 as a ``Server`` subclass, the way openstacksdk resources are extended. Transient failures
 (connection errors, 5xx, 409 "in progress") are retried with Cascade's one backoff
 (``cascade.retry``) until the call's deadline; anything else, or the last failure, raises
-``SiteCallFailed`` naming the site, the call and the reason.
+``SiteCallFailed`` naming the site, the call and the reason. A driver given a stop event (a
+worker's) makes no attempt once it is set: ``cascade.retry.Interrupted``, not a failure.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -101,9 +103,15 @@ def _describe(error: Exception) -> tuple[str, int | None]:
 
 
 class SiteDriver:
-    def __init__(self, access: SiteAccess, deadline: float = DEFAULT_DEADLINE) -> None:
+    def __init__(
+        self,
+        access: SiteAccess,
+        deadline: float = DEFAULT_DEADLINE,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.access = access
         self.deadline = deadline  # seconds a call keeps retrying transient failures
+        self.stop = stop  # once set, no more attempts (the process is stopping)
         auth = v3.Password(
             auth_url=access.auth_url,
             username=access.username,
@@ -120,7 +128,11 @@ class SiteDriver:
         """Run ``action`` against the site, retrying transient failures until the deadline."""
         try:
             return until_deadline(
-                SITE_BACKOFF, self.deadline, is_transient, lambda: action(self.connection)
+                SITE_BACKOFF,
+                self.deadline,
+                is_transient,
+                lambda: action(self.connection),
+                self.stop,
             )
         except Exception as error:  # the failure that ended the call; nothing is swallowed
             reason, status = _describe(error)
