@@ -169,6 +169,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - ValueError when not a number within 0..65535
+        except ValueError as error:
+            raise ValueError(f"must be an http(s)://host[:port][/path] URL, got {url!r}") from error
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"must be an http(s)://host[:port][/path] URL, got {url!r}")
+        return url
+
     @field_validator("fabric_url")
     @classmethod
     def _fabric_bus(cls, url: str) -> str:
@@ -219,6 +233,16 @@ def cron_schedule(seconds: int) -> str:
     if seconds % 60 == 0 and 60 % (seconds // 60) == 0:
         return f"0 */{seconds // 60} * * * *"
     raise ValueError(f"{seconds} s does not divide a minute or, in whole minutes, an hour")
+
+
+def config_file(data_dir: Path) -> Path:
+    """The TOML file the settings of ``data_dir`` are read from: ``CASCADE_CONFIG``, else
+    ``<data dir>/cascade.toml``."""
+    token = _data_dir_override.set(data_dir)
+    try:
+        return _toml_path()
+    finally:
+        _data_dir_override.reset(token)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -129,3 +129,24 @@ def _ensure(session: Session, model: type[T], where: object, **fields: object) -
         session.add(row)
         session.flush()
     return row
+
+
+def move_identity_endpoint(db: Database, region: str, url: str) -> str | None:
+    """Make ``url`` Cascade's identity endpoint in ``region`` (``cascade up`` keeps it at the
+    effective public URL, so clients follow the catalog to where the server answers).
+    Returns the public URL it replaced, or None when it was already ``url``."""
+    with db.session() as session:
+        current = session.scalar(
+            select(Endpoint.url)
+            .join(Service, Service.id == Endpoint.service_id)
+            .where(
+                Service.type == "identity",
+                Endpoint.region_id == region,
+                Endpoint.interface == "public",
+            )
+        )
+        if current == url:
+            return None
+        bump_revision(session)
+        ensure_identity_endpoints(session, region, url)
+        return current or "none"

@@ -1,4 +1,6 @@
-"""The ``cascade`` command: init is safe to repeat, keys are private, errors are one line."""
+"""The ``cascade`` command: init is safe to repeat, keys are private, errors are one line
+(bad input, a missing, empty or broken data dir, a busy port), and the catalog lists
+Cascade's identity where the server is reached (checked with the real ``openstack`` CLI)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from cascade.cli.embedded import EmbeddedCascade, free_port
 from cascade.db.migrate import head
+
+OPENSTACK = Path(sys.executable).parent / "openstack"
+PASSWORD = "catalog-admin-password"
 
 
 def cascade(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -59,6 +65,7 @@ def test_admin_password_from_environment(tmp_path: Path) -> None:
         (("init",), {"CASCADE_PASSWORD_HASH_ROUNDS": "99"}, "password_hash_rounds"),
         (("init",), {"CASCADE_DATABASE_URL": "mysql://x/y"}, "unsupported database"),
         (("up", "--data-dir", "/nonexistent/cascade"), {}, "not initialised"),
+        (("init", "--public-url", "not a url"), {}, "public_url"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(
@@ -74,3 +81,70 @@ def test_bad_input_is_one_line_and_non_zero(
     assert lines[0].startswith("cascade: ")
     assert fragment in lines[0]
     assert "Traceback" not in done.stderr
+
+
+class UpOnly(EmbeddedCascade):
+    """``cascade up`` on a data dir the test initialised itself (with other settings)."""
+
+    def prepare(self) -> None:
+        """Nothing: ``cascade init`` ran before, as the test wanted it."""
+
+
+def openstack(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``openstack`` CLI as Cascade's admin, logging in at ``url``."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("OS_")}
+    return subprocess.run(
+        [
+            str(OPENSTACK),
+            "--os-auth-url",
+            f"{url}/identity/v3",
+            "--os-identity-api-version",
+            "3",
+            "--os-username",
+            "admin",
+            "--os-password",
+            PASSWORD,
+            "--os-project-name",
+            "admin",
+            "--os-user-domain-name",
+            "Default",
+            "--os-project-domain-name",
+            "Default",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("how", ["port", "env-public-url", "init-public-url"])
+@pytest.mark.timeout(180)
+def test_the_catalog_follows_where_the_server_is_reached(tmp_path: Path, how: str) -> None:
+    data, port = tmp_path / "d", free_port()
+    public = f"http://localhost:{port}"
+    init_args = ["--public-url", public] if how == "init-public-url" else []
+    done = cascade(
+        "init", "--data-dir", str(data), *init_args, env={"CASCADE_ADMIN_PASSWORD": PASSWORD}
+    )
+    assert done.returncode == 0, done.stderr
+    env = {"CASCADE_PUBLIC_URL": public} if how == "env-public-url" else {}
+    expected = (f"http://127.0.0.1:{port}" if how == "port" else public) + "/identity/v3"
+    with UpOnly(data, PASSWORD, port=port, env=env) as server:
+        projects = openstack(server.url, "project", "list", "-f", "value", "-c", "Name")
+        assert projects.returncode == 0, projects.stderr
+        assert "admin" in projects.stdout.split()
+        catalog = openstack(server.url, "catalog", "list", "-f", "json")
+        assert catalog.returncode == 0, catalog.stderr
+        assert expected in catalog.stdout
+        assert ":5000" not in catalog.stdout
+    moved = [line for line in server.log_file.read_text().splitlines() if "catalog:" in line]
+    if how == "init-public-url":
+        assert moved == []  # init listed it already, and up remembered it
+    else:
+        assert moved == [
+            f"catalog: identity endpoint of region RegionOne is now {expected} "
+            "(was http://127.0.0.1:5000/identity/v3)"
+        ]
