@@ -1,9 +1,10 @@
-"""Server actions: reboot, stop and start (timed transitions, refused with 409 in the states
-Nova refuses them in) and quiesce/unquiesce (a frozen server's volumes refuse writes)."""
+"""Server actions: reboot (soft or hard), stop, start, pause, unpause, suspend and resume
+(timed transitions, refused with 409 in the vm_states Nova refuses them in, and while another
+task is in progress) and quiesce/unquiesce (a frozen server's volumes refuse writes)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Body
 
@@ -16,11 +17,32 @@ from cascade_sim.region import Region
 router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
 
 
-# action -> (statuses it is allowed from, transient status, task_state, final status)
-ACTIONS: dict[str, tuple[frozenset[str], str, str, str]] = {
-    "reboot": (frozenset({"ACTIVE", "SHUTOFF"}), "REBOOT", "rebooting", "ACTIVE"),
-    "os-stop": (frozenset({"ACTIVE"}), "ACTIVE", "powering-off", "SHUTOFF"),
-    "os-start": (frozenset({"SHUTOFF"}), "SHUTOFF", "powering-on", "ACTIVE"),
+class Transition(NamedTuple):
+    """An action Nova accepts from ``allowed`` statuses: ``transient`` with ``task`` while it
+    runs, then ``final``."""
+
+    allowed: frozenset[str]
+    transient: str
+    task: str
+    final: str
+
+
+# As nova.compute.api's check_instance_state: soft reboot from ACTIVE only, hard reboot also
+# from SHUTOFF, PAUSED, SUSPENDED and ERROR; stop from ACTIVE or ERROR; start from SHUTOFF.
+SOFT_REBOOT = Transition(frozenset({"ACTIVE"}), "REBOOT", "rebooting", "ACTIVE")
+HARD_REBOOT = Transition(
+    frozenset({"ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR"}),
+    "HARD_REBOOT",
+    "rebooting_hard",
+    "ACTIVE",
+)
+ACTIONS: dict[str, Transition] = {
+    "os-stop": Transition(frozenset({"ACTIVE", "ERROR"}), "ACTIVE", "powering-off", "SHUTOFF"),
+    "os-start": Transition(frozenset({"SHUTOFF"}), "SHUTOFF", "powering-on", "ACTIVE"),
+    "pause": Transition(frozenset({"ACTIVE"}), "ACTIVE", "pausing", "PAUSED"),
+    "unpause": Transition(frozenset({"PAUSED"}), "PAUSED", "unpausing", "ACTIVE"),
+    "suspend": Transition(frozenset({"ACTIVE"}), "ACTIVE", "suspending", "SUSPENDED"),
+    "resume": Transition(frozenset({"SUSPENDED"}), "SUSPENDED", "resuming", "ACTIVE"),
 }
 
 
@@ -30,10 +52,12 @@ def server_action(
 ) -> None:
     if len(body) != 1:
         raise SimError(400, "An action body has exactly one key, the action's name.")
-    action = next(iter(body))
+    action, argument = next(iter(body.items()))
     server = load(site, caller, server_id)
-    if action in ACTIONS:
-        _lifecycle(site, server, action)
+    if action == "reboot":
+        _lifecycle(site, server, action, _reboot(argument))
+    elif action in ACTIONS:
+        _lifecycle(site, server, action, ACTIONS[action])
     elif action in ("quiesce", "unquiesce"):
         _freeze(site, server, action == "quiesce")
     else:
@@ -41,26 +65,49 @@ def server_action(
     site.state.put("server", server, server["_project_id"])
 
 
-def _lifecycle(site: Region, server: dict[str, Any], action: str) -> None:
-    allowed, transient, task, final = ACTIONS[action]
-    if server["status"] not in allowed or server.get("_pending"):
-        raise SimError(
-            409,
-            f"Cannot '{action}' instance {server['id']} while it is in "
-            f"vm_state {server['OS-EXT-STS:vm_state']}",
-        )
-    set_status(server, transient, task)
-    schedule(server, final, site.config.build_seconds)
+def _reboot(argument: Any) -> Transition:
+    kind = argument.get("type") if isinstance(argument, dict) else None
+    if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
+        raise SimError(400, "Invalid input for field/attribute type: it must be SOFT or HARD.")
+    return SOFT_REBOOT if kind.upper() == "SOFT" else HARD_REBOOT
+
+
+def _refused(server: dict[str, Any], action: str) -> SimError:
+    return SimError(
+        409,
+        f"Cannot '{action}' instance {server['id']} while it is in "
+        f"vm_state {server['OS-EXT-STS:vm_state']}",
+    )
+
+
+def _busy(server: dict[str, Any], action: str) -> SimError:
+    return SimError(
+        409,
+        f"Cannot '{action}' instance {server['id']} while it is in "
+        f"task_state {server['OS-EXT-STS:task_state']}",
+    )
+
+
+def _vm_status(server: dict[str, Any]) -> str:
+    """The status its vm_state stands for: a rebooting server is still ACTIVE."""
+    return "ACTIVE" if server["status"] in ("REBOOT", "HARD_REBOOT") else str(server["status"])
+
+
+def _lifecycle(site: Region, server: dict[str, Any], action: str, step: Transition) -> None:
+    if _vm_status(server) not in step.allowed:
+        raise _refused(server, action)
+    if server.get("_pending"):
+        raise _busy(server, action)
+    set_status(server, step.transient, step.task)
+    schedule(server, step.final, site.config.build_seconds)
 
 
 def _freeze(site: Region, server: dict[str, Any], freeze: bool) -> None:
     name = "quiesce" if freeze else "unquiesce"
-    if server["status"] != "ACTIVE" or server.get("_pending"):
-        raise SimError(
-            409,
-            f"Cannot '{name}' instance {server['id']} while it is in "
-            f"vm_state {server['OS-EXT-STS:vm_state']}",
-        )
+    if _vm_status(server) != "ACTIVE":
+        raise _refused(server, name)
+    if server.get("_pending"):
+        raise _busy(server, name)
     if server["_frozen"] == freeze:
         raise SimError(
             409,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cascade.api.keystone import Caller
 from cascade_sim import volume
 from cascade_sim.common import RegionDep, project_of
-from cascade_sim.compute.records import attach_volume, load
+from cascade_sim.compute.records import attach_volume, device_of, load, next_device
 from cascade_sim.errors import SimError
 
 router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
@@ -35,8 +35,8 @@ def list_attachments(server_id: str, caller: Caller, site: RegionDep) -> dict[st
     server = load(site, caller, server_id)
     return {
         "volumeAttachments": [
-            _attachment_view(server, a["id"], f"/dev/vd{chr(ord('a') + i)}")
-            for i, a in enumerate(server["os-extended-volumes:volumes_attached"])
+            _attachment_view(server, a["id"], device_of(server, a["id"]))
+            for a in server["os-extended-volumes:volumes_attached"]
         ]
     }
 
@@ -46,14 +46,13 @@ def attach(
     server_id: str, body: VolumeAttachmentBody, caller: Caller, site: RegionDep
 ) -> dict[str, Any]:
     server = load(site, caller, server_id)
-    if server["status"] not in ("ACTIVE", "SHUTOFF"):
+    if server["status"] not in ("ACTIVE", "SHUTOFF", "PAUSED"):
         raise SimError(
             409,
             f"Cannot 'attach_volume' instance {server_id} while it is in "
             f"vm_state {server['OS-EXT-STS:vm_state']}",
         )
-    count = len(server["os-extended-volumes:volumes_attached"])
-    device = body.volumeAttachment.device or f"/dev/vd{chr(ord('a') + count)}"
+    device = next_device(server, body.volumeAttachment.device)
     project = None if caller.is_admin else project_of(caller)
     return {
         "volumeAttachment": attach_volume(
@@ -74,4 +73,5 @@ def detach(server_id: str, volume_id: str, caller: Caller, site: RegionDep) -> N
         raise SimError(404, f"Volume {volume_id} is not attached to instance {server_id}.")
     volume.detach_volume(site, volume_id, server_id)
     server["os-extended-volumes:volumes_attached"] = [a for a in attached if a["id"] != volume_id]
+    server.get("_devices", {}).pop(volume_id, None)
     site.state.put("server", server, server["_project_id"])

@@ -1,16 +1,20 @@
-"""Availability zones and hypervisors: the site's simulated compute hosts."""
+"""Availability zones, hypervisors and compute services: the site's simulated compute hosts
+(one ``nova-compute`` each) and its controller (``nova-scheduler``, ``nova-conductor``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from cascade.api.keystone import Caller
 from cascade.identity import authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.compute.records import servers_per_host
+from cascade_sim.microversions import Microversion, NovaVersion
 from cascade_sim.region import Region
+from cascade_sim.state import now_iso
 
 router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
 
@@ -56,3 +60,55 @@ def hypervisors(request: Request, caller: Caller, site: RegionDep) -> dict[str, 
     authorize(caller, "admin")
     running = servers_per_host(site) if request.url.path.endswith("/detail") else None
     return {"hypervisors": [_hypervisor(site, i, running) for i in range(len(site.hosts))]}
+
+
+def _services(site: Region) -> list[tuple[str, str, str]]:
+    """(binary, host, zone) of every service the region runs."""
+    controller = f"{site.config.name}-controller"
+    return [
+        ("nova-scheduler", controller, "internal"),
+        ("nova-conductor", controller, "internal"),
+        *(("nova-compute", host.name, "nova") for host in site.hosts),
+    ]
+
+
+def _service(
+    site: Region, index: int, binary: str, host: str, zone: str, mv: Microversion
+) -> dict[str, Any]:
+    uuids = mv >= Microversion(2, 53)  # service ids are UUIDs from 2.53 on
+    service_id: str | int = (
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"{site.config.name}/{binary}/{host}"))
+        if uuids
+        else index + 1
+    )
+    body: dict[str, Any] = {
+        "id": service_id,
+        "binary": binary,
+        "host": host,
+        "zone": zone,
+        "status": "enabled",
+        "state": "up",
+        "updated_at": now_iso(),
+        "disabled_reason": None,
+    }
+    if mv >= Microversion(2, 11):
+        body["forced_down"] = False
+    return body
+
+
+@router.get("/os-services", summary="Compute services (admin)")
+def services(
+    caller: Caller,
+    site: RegionDep,
+    mv: NovaVersion,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+    binary: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, Any]:
+    authorize(caller, "admin")
+    return {
+        "services": [
+            _service(site, index, service_binary, service_host, zone, mv)
+            for index, (service_binary, service_host, zone) in enumerate(_services(site))
+            if host in (None, service_host) and binary in (None, service_binary)
+        ]
+    }

@@ -10,6 +10,7 @@ from cascade.identity import AuthContext
 from cascade_sim import network, volume
 from cascade_sim.common import found, public
 from cascade_sim.compute import flavors as flavor_catalog
+from cascade_sim.errors import SimError
 from cascade_sim.microversions import Microversion
 from cascade_sim.region import Region
 from cascade_sim.state import now_iso
@@ -18,6 +19,9 @@ STATES: dict[str, tuple[str, int]] = {  # status -> (vm_state, power_state)
     "BUILD": ("building", 0),
     "ACTIVE": ("active", 1),
     "REBOOT": ("active", 1),
+    "HARD_REBOOT": ("active", 1),
+    "PAUSED": ("paused", 3),
+    "SUSPENDED": ("suspended", 4),
     "SHUTOFF": ("stopped", 4),
     "ERROR": ("error", 0),
 }
@@ -118,5 +122,28 @@ def attach_volume(
     server["os-extended-volumes:volumes_attached"].append(
         {"id": volume_id, "delete_on_termination": delete_on_termination}
     )
+    server.setdefault("_devices", {})[volume_id] = device
     site.state.put("server", server, server["_project_id"])
     return attachment
+
+
+def device_of(server: dict[str, Any], volume_id: str) -> str:
+    """The device name a volume was attached as."""
+    devices: dict[str, str] = server.get("_devices", {})
+    return devices.get(volume_id, "")
+
+
+def next_device(server: dict[str, Any], wanted: str | None = None) -> str:
+    """The device the next attached volume gets, as libvirt names them: the first free
+    ``/dev/vdX`` after the image's local root disk (``/dev/vda``) and every attached volume;
+    a requested name is kept if it is free."""
+    used = set(server.get("_devices", {}).values())
+    if server.get("image"):
+        used.add("/dev/vda")
+    if wanted and wanted not in used:
+        return wanted
+    letters = (chr(code) for code in range(ord("a"), ord("z") + 1))
+    free = next((f"/dev/vd{letter}" for letter in letters if f"/dev/vd{letter}" not in used), None)
+    if free is None:
+        raise SimError(400, f"No free device name left on instance {server['id']}.")
+    return free

@@ -19,6 +19,7 @@ from cascade_sim.compute.records import (
     attach_volume,
     links,
     load,
+    next_device,
     place,
     render,
     schedule,
@@ -111,6 +112,7 @@ def create_server(
         "_flavor": flavor,
         "_frozen": False,
         "_pending": None,
+        "_devices": {},
     }
     set_status(server, "BUILD", "spawning")
     site.state.put("server", server, project)
@@ -147,9 +149,10 @@ def _check_boot_source(site: Region, spec: ServerCreate) -> None:
 def _attach_networks(
     site: Region, server: dict[str, Any], spec: ServerCreate, project: str
 ) -> None:
-    if not isinstance(spec.networks, list):
+    if spec.networks == "none":
         return
-    for requested in spec.networks:
+    requests = spec.networks if isinstance(spec.networks, list) else _automatic(site, spec, project)
+    for requested in requests:
         kwargs = {
             "device_id": server["id"],
             "device_owner": "compute:nova",
@@ -161,6 +164,27 @@ def _attach_networks(
             network.create_port(site, project, requested.uuid, **kwargs)
         else:
             raise SimError(400, "Each networks entry needs a uuid or a port.")
+
+
+def _automatic(site: Region, spec: ServerCreate, project: str) -> list[NetworkRequest]:
+    """Nova's choice when no network is named: the project's only usable network (its own or
+    a shared one). None at all: ``auto`` fails (this region offers no auto-allocated
+    topology), an absent ``networks`` (before microversion 2.37) boots unplugged; more than
+    one: ambiguous."""
+    usable = network.usable_networks(site, project)
+    if len(usable) > 1:
+        raise SimError(
+            409, "Multiple possible networks found, use a Network ID to be more specific."
+        )
+    if usable:
+        return [NetworkRequest(uuid=usable[0], port=None, fixed_ip=None)]
+    if spec.networks == "auto":
+        raise SimError(
+            400,
+            f"Unable to automatically allocate a network for project {project}: "
+            "no network is available to it and this region has no auto-allocated topology.",
+        )
+    return []
 
 
 def _attach_boot_volumes(
@@ -181,7 +205,7 @@ def _attach_boot_volumes(
             site,
             server,
             volume_id,
-            f"/dev/vd{chr(ord('a') + index)}",
+            next_device(server),
             project,
             device.delete_on_termination,
         )

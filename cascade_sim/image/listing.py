@@ -1,9 +1,11 @@
-"""Listing images as Glance does: its default visibility, filters on any attribute, ``tag``,
-``size_min``/``size_max``, ``os_hidden``, sorting (``sort`` or ``sort_key``/``sort_dir``,
-newest first by default) and ``limit``/``marker`` with ``first`` and ``next`` links."""
+"""Listing images as Glance does: its default visibility, filters on any attribute (one value
+or an ``in:`` list, ``id=in:a,b``), ``tag``, ``size_min``/``size_max``, ``os_hidden``,
+sorting (``sort`` or ``sort_key``/``sort_dir``, newest first by default) and
+``limit``/``marker`` with ``first`` and ``next`` links."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -51,6 +53,23 @@ def _same(value: Any, text: str) -> bool:
     return value is not None and str(value) == text
 
 
+def _matches(value: Any, text: str) -> bool:
+    """Glance's filter value: ``in:a,b,"c,d"`` (any of them) or one exact value."""
+    if not text.startswith("in:"):
+        return _same(value, text)
+    return any(_same(value, choice) for choice in _choices(text[3:]))
+
+
+def _choices(text: str) -> list[str]:
+    """The comma-separated values of an ``in:`` filter; a value in double quotes may hold
+    commas."""
+    try:
+        row = next(csv.reader([text], skipinitialspace=True))
+    except csv.Error as error:
+        raise SimError(400, f"Invalid filter value {text!r}: {error}") from None
+    return [choice for choice in row if choice]
+
+
 def _number(query: Query, key: str) -> int | None:
     if key not in query:
         return None
@@ -73,7 +92,7 @@ def _passes(image: Json, query: Query) -> bool:
     if image["os_hidden"] != hidden or not set(query.get("tag", [])) <= set(image["tags"]):
         return False
     others = {key: values for key, values in query.items() if key not in LIST_CONTROLS}
-    matches = all(_same(image.get(key), values[-1]) for key, values in others.items())
+    matches = all(_matches(image.get(key), values[-1]) for key, values in others.items())
     return matches and _within_size(image, query)
 
 

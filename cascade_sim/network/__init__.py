@@ -30,6 +30,15 @@ from cascade_sim.network.nova import (
     network_name,
     ports_of,
     unbind_ports,
+    usable_networks,
 )
 
-__all__ = ["bind_port", "create_port", "network_name", "ports_of", "routers", "unbind_ports"]
+__all__ = [
+    "bind_port",
+    "create_port",
+    "network_name",
+    "ports_of",
+    "routers",
+    "unbind_ports",
+    "usable_networks",
+]

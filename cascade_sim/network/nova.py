@@ -73,6 +73,18 @@ def ports_of(site: Region, device_id: str) -> list[dict[str, Any]]:
     return [public(port) for port in ports_where(site, device_id=device_id)]
 
 
+def usable_networks(site: Region, project_id: str) -> list[str]:
+    """Ids of the networks Nova may plug a server of the project into without being told
+    which: the project's own and the shared ones (not external ones), as Nova's
+    ``_get_available_networks`` finds them."""
+    return sorted(
+        str(network["id"])
+        for network in site.state.list("network")
+        if (network["_project_id"] == project_id or network["shared"])
+        and not network["router:external"]
+    )
+
+
 def network_name(site: Region, network_id: str) -> str:
     network = site.state.get("network", network_id)
     if network is None:

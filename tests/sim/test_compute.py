@@ -236,3 +236,122 @@ def test_bad_requests_are_nova_errors(
         f"{NOVA}/servers/nope/action", headers=site_headers, json={"explode": None}
     )
     assert unknown_action.status_code == 404
+
+
+def active_server(client: TestClient, headers: dict[str, str]) -> str:
+    """An ACTIVE server booted from an image (its root disk is the local /dev/vda)."""
+    server_id = boot(client, headers, imageRef=upload_image(client, headers))
+    wait_status(client, headers, server_id, "ACTIVE")
+    return server_id
+
+
+def act(client: TestClient, headers: dict[str, str], server_id: str, body: Any) -> int:
+    answer = client.post(f"{NOVA}/servers/{server_id}/action", headers=headers, json=body)
+    return answer.status_code
+
+
+def test_actions_follow_novas_vm_state_rules(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    server_id = active_server(site_client, site_headers)
+    soft, hard = {"reboot": {"type": "SOFT"}}, {"reboot": {"type": "HARD"}}
+    assert act(site_client, site_headers, server_id, {"os-start": None}) == 409
+    assert act(site_client, site_headers, server_id, {"reboot": {"type": "gentle"}}) == 400
+    assert act(site_client, site_headers, server_id, {"os-stop": None}) == 202
+    assert act(site_client, site_headers, server_id, {"os-stop": None}) == 409  # task running
+    wait_status(site_client, site_headers, server_id, "SHUTOFF")
+    refused = site_client.post(
+        f"{NOVA}/servers/{server_id}/action", headers=site_headers, json=soft
+    )
+    assert refused.status_code == 409
+    assert "vm_state stopped" in refused.json()["conflictingRequest"]["message"]
+    for body in ({"os-stop": None}, {"pause": None}, {"suspend": None}, {"quiesce": None}):
+        assert act(site_client, site_headers, server_id, body) == 409, body
+    assert act(site_client, site_headers, server_id, hard) == 202  # hard reboot starts it
+    wait_status(site_client, site_headers, server_id, "ACTIVE")
+    assert act(site_client, site_headers, server_id, {"pause": None}) == 202
+    paused = wait_status(site_client, site_headers, server_id, "PAUSED")
+    assert paused["OS-EXT-STS:vm_state"] == "paused"
+    assert act(site_client, site_headers, server_id, soft) == 409
+    assert act(site_client, site_headers, server_id, {"unpause": None}) == 202
+    wait_status(site_client, site_headers, server_id, "ACTIVE")
+    assert act(site_client, site_headers, server_id, {"suspend": None}) == 202
+    wait_status(site_client, site_headers, server_id, "SUSPENDED")
+    assert act(site_client, site_headers, server_id, {"resume": None}) == 202
+    wait_status(site_client, site_headers, server_id, "ACTIVE")
+    assert act(site_client, site_headers, server_id, soft) == 202
+
+
+def available_volume(client: TestClient, headers: dict[str, str], name: str) -> str:
+    made = client.post(
+        "/volume/v3/volumes", headers=headers, json={"volume": {"size": 1, "name": name}}
+    ).json()["volume"]
+    deadline = time.monotonic() + 10
+    while (
+        client.get(f"/volume/v3/volumes/{made['id']}", headers=headers).json()["volume"]["status"]
+        != "available"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return str(made["id"])
+
+
+def test_attached_devices_follow_the_attachment_order(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    server_id = active_server(site_client, site_headers)
+    attachments = f"{NOVA}/servers/{server_id}/os-volume_attachments"
+    devices = {}
+    for name in ("first", "second", "third"):
+        volume_id = available_volume(site_client, site_headers, name)
+        answer = site_client.post(
+            attachments, headers=site_headers, json={"volumeAttachment": {"volumeId": volume_id}}
+        )
+        assert answer.status_code == 200, answer.text
+        devices[name] = (volume_id, answer.json()["volumeAttachment"]["device"])
+    assert [device for _id, device in devices.values()] == ["/dev/vdb", "/dev/vdc", "/dev/vdd"]
+    listed = site_client.get(attachments, headers=site_headers).json()["volumeAttachments"]
+    assert {a["volumeId"]: a["device"] for a in listed} == dict(devices.values())
+    second = devices["second"][0]
+    assert site_client.delete(f"{attachments}/{second}", headers=site_headers).status_code == 202
+    again = site_client.post(
+        attachments,
+        headers=site_headers,
+        json={"volumeAttachment": {"volumeId": available_volume(site_client, site_headers, "4")}},
+    )
+    assert again.json()["volumeAttachment"]["device"] == "/dev/vdc"  # the freed name
+
+
+def test_networks_auto_as_nova_does(site_client: TestClient, site_headers: dict[str, str]) -> None:
+    image = upload_image(site_client, site_headers)
+    spec = {"name": "auto-vm", "flavorRef": "1", "imageRef": image, "networks": "auto"}
+    none = site_client.post(f"{NOVA}/servers", headers=site_headers, json={"server": spec})
+    assert none.status_code == 400, none.text
+    assert "automatically allocate" in none.json()["badRequest"]["message"]
+    network_id = make_network(site_client, site_headers)
+    server_id = boot(site_client, site_headers, **spec)
+    server = wait_status(site_client, site_headers, server_id, "ACTIVE")
+    assert [a["addr"] for a in server["addresses"]["n1"]] == ["10.1.0.2"]
+    ports = site_client.get(f"/network/v2.0/ports?device_id={server_id}", headers=site_headers)
+    assert [p["network_id"] for p in ports.json()["ports"]] == [network_id]
+    make_network(site_client, site_headers)
+    ambiguous = site_client.post(f"{NOVA}/servers", headers=site_headers, json={"server": spec})
+    assert ambiguous.status_code == 409, ambiguous.text
+    assert "Multiple possible networks" in ambiguous.json()["conflictingRequest"]["message"]
+
+
+def test_compute_services(
+    site_client: TestClient, site_headers: dict[str, str], site: Region
+) -> None:
+    latest = {**site_headers, "OpenStack-API-Version": "compute 2.53"}
+    services = site_client.get(f"{NOVA}/os-services", headers=latest).json()["services"]
+    computes = [s for s in services if s["binary"] == "nova-compute"]
+    assert sorted(s["host"] for s in computes) == sorted(h.name for h in site.hosts)
+    assert {s["binary"] for s in services} == {"nova-compute", "nova-scheduler", "nova-conductor"}
+    assert all(s["state"] == "up" and s["status"] == "enabled" for s in services)
+    assert len({s["id"] for s in services}) == len(services)
+    host = site.hosts[0].name
+    one = site_client.get(f"{NOVA}/os-services?host={host}&binary=nova-compute", headers=latest)
+    assert [s["host"] for s in one.json()["services"]] == [host]
+    old = site_client.get(f"{NOVA}/os-services", headers=site_headers).json()["services"]
+    assert isinstance(old[0]["id"], int)

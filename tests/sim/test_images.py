@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from cascade_sim import image as glance
 from cascade_sim.region import Region
 from tests.conftest import Tenant, make_tenant
+from tests.sim.conftest import upload_image
 
 IMAGES = "/image/v2/images"
 PATCH = "application/openstack-images-v2.1-json-patch"
@@ -356,3 +357,16 @@ def test_bad_input_answers_glance_errors(site_client: TestClient, site_headers: 
         400,
     )
     assert site_client.get(IMAGES).status_code == 401
+
+
+def test_id_in_filter(site_client: TestClient, site_headers: dict[str, str]) -> None:
+    ids = [upload_image(site_client, site_headers) for _ in range(3)]
+    wanted = sorted(ids[:2])
+    listed = site_client.get(f"/image/v2/images?id=in:{','.join(wanted)}", headers=site_headers)
+    assert listed.status_code == 200, listed.text
+    assert sorted(i["id"] for i in listed.json()["images"]) == wanted
+    quoted = site_client.get(f'/image/v2/images?id=in:"{ids[2]}"', headers=site_headers)
+    assert [i["id"] for i in quoted.json()["images"]] == [ids[2]]
+    assert (
+        site_client.get("/image/v2/images?id=in:nope", headers=site_headers).json()["images"] == []
+    )

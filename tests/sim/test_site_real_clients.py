@@ -37,7 +37,7 @@ def driver(sim: EmbeddedSite) -> SiteDriver:
     return SiteDriver(sim.access())
 
 
-def openstack(sim: EmbeddedSite, *args: str, parse: bool = True) -> Any:
+def run_openstack(sim: EmbeddedSite, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "OS_AUTH_URL": sim.auth_url,
@@ -50,10 +50,13 @@ def openstack(sim: EmbeddedSite, *args: str, parse: bool = True) -> Any:
         "OS_REGION_NAME": "RegionA",
         "OS_INTERFACE": "public",
     }
-    command = [OPENSTACK, *args, *(["-f", "json"] if parse else [])]
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=180, check=False
+    return subprocess.run(
+        [OPENSTACK, *args], env=env, capture_output=True, text=True, timeout=180, check=False
     )
+
+
+def openstack(sim: EmbeddedSite, *args: str, parse: bool = True) -> Any:
+    done = run_openstack(sim, *args, *(["-f", "json"] if parse else []))
     assert done.returncode == 0, f"{' '.join(args)}: {done.stderr}"
     return json.loads(done.stdout) if parse else done.stdout
 
@@ -173,3 +176,53 @@ def test_driver_names_the_site_and_call_on_permanent_errors(driver: SiteDriver) 
     assert failure.value.site == "site-a"
     assert failure.value.http_status == 404
     assert "show server nope" in str(failure.value)
+
+
+def openstack_fails(sim: EmbeddedSite, *args: str) -> str:
+    """Run a command that must fail; its stderr."""
+    done = run_openstack(sim, *args)
+    assert done.returncode != 0, done.stdout
+    return done.stderr
+
+
+def test_openstack_cli_everyday_answers(sim: EmbeddedSite, tmp_path: Path) -> None:
+    """What a CLI user sees at once: the Image column, compute services, Nova's 409 for an
+    action in the wrong state, device names in attachment order, role assignment names."""
+    image_file = tmp_path / "everyday.raw"
+    image_file.write_bytes(IMAGE_BYTES)
+    image = openstack(sim, "image", "create", "--file", str(image_file), "everyday-image")
+    net = openstack(sim, "network", "create", "everyday-net")
+    openstack(
+        sim, "subnet", "create", "--network", net["id"], "--subnet-range", "10.30.0.0/24",
+        "everyday-subnet",
+    )  # fmt: skip
+    server = openstack(
+        sim, "server", "create", "--flavor", "m1.tiny", "--image", image["id"],
+        "--network", net["id"], "--wait", "everyday-vm",
+    )  # fmt: skip
+    listed = {s["Name"]: s for s in openstack(sim, "server", "list")}
+    assert listed["everyday-vm"]["Image"] == "everyday-image"
+    services = openstack(sim, "compute", "service", "list")
+    assert "nova-compute" in {s["Binary"] for s in services}
+    assert {s["State"] for s in services} == {"up"}
+    openstack(sim, "server", "stop", server["id"], parse=False)
+    deadline = time.monotonic() + 60
+    while openstack(sim, "server", "show", server["id"])["status"] != "SHUTOFF":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    refused = openstack_fails(sim, "server", "reboot", "--soft", server["id"])
+    assert "409" in refused
+    assert "vm_state stopped" in refused
+    devices = []
+    for name in ("everyday-vol-1", "everyday-vol-2"):
+        volume = openstack(sim, "volume", "create", "--size", "1", name)
+        while openstack(sim, "volume", "show", volume["id"])["status"] != "available":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        attached = openstack(sim, "server", "add", "volume", server["id"], volume["id"])
+        devices.append(attached["Device"])
+    assert devices == ["/dev/vdb", "/dev/vdc"]
+    assignments = openstack(sim, "role", "assignment", "list", "--names", "--user", "admin")
+    assert {"admin@Default"} == {a["User"] for a in assignments}
+    assert "admin@Default" in {a["Project"] for a in assignments}
+    assert "admin" in {a["Role"] for a in assignments}
