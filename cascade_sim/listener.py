@@ -1,11 +1,31 @@
-"""Serving a site-sim over a socket that can be closed and reopened: an outage in which the
-whole site refuses connections (a fibre cut, a site down) and then comes back, state intact."""
+"""Serving a site-sim: its listening socket, bound before anything says the site is serving
+(a busy port is one clear error, not a banner followed by a bind failure), and a server whose
+socket can be closed and reopened: an outage in which the whole site refuses connections (a
+fibre cut, a site down) and then comes back, state intact."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import uvicorn
+
+from cascade.errors import Conflict
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds one), ready to hand to the server;
+    a port in use or an address that cannot be bound is a ``Conflict`` naming it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise Conflict(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    listener.set_inheritable(True)
+    return listener
 
 
 class ReopenableServer(uvicorn.Server):

@@ -83,7 +83,7 @@ def site_sim(
     import uvicorn
 
     from cascade_sim.app import create_region_app
-    from cascade_sim.listener import ReopenableServer
+    from cascade_sim.listener import ReopenableServer, bind
 
     config = RegionConfig(
         name=name,
@@ -98,6 +98,7 @@ def site_sim(
     )
     faults = Faults()  # checked before anything is written to the data dir
     apply_fault_flags(faults, latency, error_rate, unavailable, quiesce_failure)
+    listener = bind(host, port)  # a busy port fails here, before the data dir or any banner
     site = Region(config, faults)
     site.bootstrap()
     where = "" if admin_password else f"; admin password in {data_dir / 'admin-password'}"
@@ -109,4 +110,4 @@ def site_sim(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     )
     app.state.server = server  # lets /sim/v1/outage close and reopen the listening socket
-    server.run()
+    server.run(sockets=[listener])

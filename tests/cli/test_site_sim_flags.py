@@ -3,6 +3,7 @@ line and a non-zero exit."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -40,4 +41,23 @@ def test_bad_flag_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     done = cascade("site-sim", "--name", "x", "--data-dir", str(data_dir), "--latency", "oops")
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == ["cascade: --latency takes KEY=VALUE, got 'oops'"]
+    assert not data_dir.exists()
+
+
+def test_busy_port_is_one_line_before_any_banner(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data_dir = tmp_path / "site"
+        done = cascade(
+            "site-sim", "--name", "x", "--data-dir", str(data_dir), "--port", str(port),
+            env={"CASCADE_SITE_ADMIN_PASSWORD": "pw"},
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stdout == ""  # no banner: nothing claimed to be serving
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"127.0.0.1:{port}" in lines[0]
+    assert "in use" in lines[0]
     assert not data_dir.exists()
