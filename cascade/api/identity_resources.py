@@ -1,5 +1,6 @@
 """Keystone ``/identity/v3`` resources: domains, projects, users, roles, regions, services,
-endpoints (one CRUD router factory for all seven) and role assignments.
+endpoints (one CRUD router factory for all seven) and role assignments (Keystone's filters,
+``include_names`` and ``effective``).
 
 Writes need ``admin``. Reads: the catalog resources (regions, services, endpoints) and roles
 are visible to any valid token; a domain, project or user is visible to an admin and to the
@@ -21,7 +22,7 @@ from cascade.api.errors import error_responses
 from cascade.errors import NotFound
 from cascade.identity import render, schemas
 from cascade.identity.policy import authorize
-from cascade.identity.snapshot import IdentitySnapshot
+from cascade.identity.snapshot import IMPLIED_ROLES, IdentitySnapshot
 from cascade.identity.store import (
     DOMAIN,
     ENDPOINT,
@@ -373,10 +374,111 @@ def _assignment_router(target_type: str) -> APIRouter:
 extras = APIRouter(prefix=PREFIX, tags=["identity: role assignments"])
 
 
+class NamedAssignment(BaseModel):
+    """A role assignment as Keystone renders it, with names when ``include_names`` asks."""
+
+    role: dict[str, Any]
+    user: dict[str, Any]
+    scope: dict[str, dict[str, Any]]
+    links: dict[str, str]
+
+
+class NamedAssignmentList(BaseModel):
+    role_assignments: list[NamedAssignment]
+    links: schemas.Links
+
+
+def _flag(value: str | None) -> bool:
+    """Keystone's query flags: present (``?effective``, ``=true``, ``=1``) unless 0/false."""
+    return value is not None and value.lower() not in ("0", "false")
+
+
+def _domain_ref(snapshot: IdentitySnapshot, domain_id: str) -> dict[str, str]:
+    found = snapshot.domains.get(domain_id)
+    return {"id": domain_id, "name": found.name if found else ""}
+
+
+def _named(snapshot: IdentitySnapshot, kind: str, row_id: str) -> dict[str, Any]:
+    """``{"id", "name"}`` of a user, project, domain or role, and the domain of a user or
+    project (Keystone's ``include_names`` shape)."""
+    tables: dict[str, dict[str, Any]] = {
+        "user": snapshot.users,
+        "project": snapshot.projects,
+        "domain": snapshot.domains,
+        "role": snapshot.roles,
+    }
+    row = tables[kind].get(row_id)
+    ref: dict[str, Any] = {"id": row_id, "name": row.name if row else ""}
+    if kind in ("user", "project") and row is not None:
+        ref["domain"] = _domain_ref(snapshot, row.domain_id)
+    return ref
+
+
+@dataclass(frozen=True)
+class _Grant:
+    user_id: str
+    target_type: str
+    target_id: str
+    role_id: str
+    prior_role_id: str | None = None  # the assigned role this one is implied by (effective)
+
+
+def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
+    """Every assignment; ``effective``: with the roles each assigned role implies (once per
+    user, target and role), as Keystone expands them."""
+    direct = [
+        _Grant(a.user_id, a.target_type, a.target_id, a.role_id) for a in snapshot.assignments
+    ]
+    if not effective:
+        return direct
+    held = {(g.user_id, g.target_id, g.role_id) for g in direct}
+    implied: list[_Grant] = []
+    for grant in direct:
+        prior = snapshot.roles.get(grant.role_id)
+        for name in IMPLIED_ROLES.get(prior.name if prior else "", ()):
+            role = snapshot.role_by_name(name)
+            if role is None or (grant.user_id, grant.target_id, role.id) in held:
+                continue
+            held.add((grant.user_id, grant.target_id, role.id))
+            implied.append(
+                _Grant(grant.user_id, grant.target_type, grant.target_id, role.id, grant.role_id)
+            )
+    return direct + implied
+
+
+def _render_grant(
+    snapshot: IdentitySnapshot, grant: _Grant, base: str, names: bool
+) -> dict[str, Any]:
+    assigned = grant.prior_role_id or grant.role_id
+    links = {
+        "assignment": f"{base}/v3/{grant.target_type}s/{grant.target_id}/users/"
+        f"{grant.user_id}/roles/{assigned}"
+    }
+    if grant.prior_role_id:
+        links["prior_role"] = f"{base}/v3/roles/{grant.prior_role_id}"
+    if not names:
+        return {
+            "role": {"id": grant.role_id},
+            "user": {"id": grant.user_id},
+            "scope": {grant.target_type: {"id": grant.target_id}},
+            "links": links,
+        }
+    return {
+        "role": _named(snapshot, "role", grant.role_id),
+        "user": _named(snapshot, "user", grant.user_id),
+        "scope": {grant.target_type: _named(snapshot, grant.target_type, grant.target_id)},
+        "links": links,
+    }
+
+
+AssignmentFilter = Annotated[str | None, Query(max_length=64)]
+
+
 @extras.get(
     "/role_assignments",
-    response_model=schemas.RoleAssignmentList,
-    summary="List role assignments",
+    response_model=NamedAssignmentList,
+    summary="List role assignments (``include_names``: with names; ``effective``: with the "
+    "roles assignments imply)",
     responses=error_responses(400, 401, 403),
 )
 def list_assignments(
@@ -385,24 +487,25 @@ def list_assignments(
     request: Request,
     user_id: Annotated[str | None, Query(alias="user.id", max_length=64)] = None,
     project_id: Annotated[str | None, Query(alias="scope.project.id", max_length=64)] = None,
+    domain_id: Annotated[str | None, Query(alias="scope.domain.id", max_length=64)] = None,
+    role_id: Annotated[str | None, Query(alias="role.id", max_length=64)] = None,
+    include_names: AssignmentFilter = None,
+    effective: AssignmentFilter = None,
 ) -> dict[str, Any]:
     if user_id is None or user_id != caller.user.id:
         authorize(caller, "admin")
     snapshot = svc.identity.cached()
     base = _base(request)
+    wanted = {"project": project_id, "domain": domain_id}
     found = [
-        {
-            "role": {"id": a.role_id},
-            "user": {"id": a.user_id},
-            "scope": {a.target_type: {"id": a.target_id}},
-            "links": {
-                "assignment": f"{base}/v3/{a.target_type}s/{a.target_id}/users/"
-                f"{a.user_id}/roles/{a.role_id}"
-            },
-        }
-        for a in snapshot.assignments
-        if (user_id is None or a.user_id == user_id)
-        and (project_id is None or a.target_id == project_id)
+        _render_grant(snapshot, grant, base, _flag(include_names))
+        for grant in _grants(snapshot, _flag(effective))
+        if user_id in (None, grant.user_id)
+        and role_id in (None, grant.role_id)
+        and all(
+            target in (None, grant.target_id) and (target is None or kind == grant.target_type)
+            for kind, target in wanted.items()
+        )
     ]
     return {"role_assignments": found, "links": _links(request)}
 

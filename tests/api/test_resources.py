@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -109,6 +111,39 @@ def test_filters(client: TestClient, admin: dict[str, str]) -> None:
 def test_role_assignments_listing(client: TestClient, admin: dict[str, str]) -> None:
     found = client.get(f"{V3}/role_assignments", headers=admin).json()["role_assignments"]
     assert any("project" in a["scope"] for a in found)
+
+
+def _one(client: TestClient, admin: dict[str, str], kind: str, name: str) -> dict[str, Any]:
+    rows = client.get(f"{V3}/{kind}?name={name}", headers=admin).json()[kind]
+    assert len(rows) == 1, rows
+    return dict(rows[0])
+
+
+def test_role_assignments_with_names_and_effective(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    user, project = _one(client, admin, "users", "admin"), _one(client, admin, "projects", "admin")
+    role = _one(client, admin, "roles", "admin")
+    query = f"user.id={user['id']}&scope.project.id={project['id']}&role.id={role['id']}"
+    named = client.get(f"{V3}/role_assignments?{query}&include_names=True", headers=admin)
+    assert named.status_code == 200, named.text
+    [assignment] = named.json()["role_assignments"]
+    assert assignment["role"] == {"id": role["id"], "name": "admin"}
+    default = {"id": "default", "name": "Default"}
+    assert assignment["user"] == {"id": user["id"], "name": "admin", "domain": default}
+    assert assignment["scope"] == {
+        "project": {"id": project["id"], "name": "admin", "domain": default}
+    }
+    plain = client.get(f"{V3}/role_assignments?{query}", headers=admin).json()
+    assert plain["role_assignments"][0]["user"] == {"id": user["id"]}
+    # admin implies member implies reader (bootstrap): effective lists the implied roles too
+    mine = f"{V3}/role_assignments?user.id={user['id']}&scope.project.id={project['id']}"
+    direct = client.get(mine, headers=admin).json()["role_assignments"]
+    effective = client.get(f"{mine}&effective&include_names", headers=admin).json()
+    names = {a["role"]["name"] for a in effective["role_assignments"]}
+    assert {"admin", "member", "reader"} <= names
+    assert len(effective["role_assignments"]) > len(direct)
+    assert any("prior_role" in a["links"] for a in effective["role_assignments"])
 
 
 def test_invalid_bodies_are_400_not_422(client: TestClient, admin: dict[str, str]) -> None:
