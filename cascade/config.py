@@ -8,6 +8,7 @@ Imports nothing from the rest of the package.
 from __future__ import annotations
 
 import os
+import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -251,5 +252,7 @@ def load_settings(**overrides: Any) -> Settings:
     token = _data_dir_override.set(Path(given["data_dir"]) if "data_dir" in given else None)
     try:
         return Settings(**given)
+    except tomllib.TOMLDecodeError as error:  # name the file: the parser does not
+        raise tomllib.TOMLDecodeError(f"{_toml_path()}: {error}") from error
     finally:
         _data_dir_override.reset(token)

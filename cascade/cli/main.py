@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -77,6 +78,8 @@ def require_initialised(settings: Settings) -> None:
     """One line naming what is missing when the data dir is not what ``cascade init`` made."""
     where = settings.data_dir
     run_init = f"run 'cascade init --data-dir {where}' first"
+    if where.exists() and not where.is_dir():
+        raise CascadeError(f"data dir {where} is not a directory")
     if not where.is_dir():
         raise CascadeError(f"data dir {where} is not initialised (it does not exist): {run_init}")
     needed = [settings.key_repository, where / "credential.key"]
@@ -172,6 +175,7 @@ def up(
     _check_port(settings.host, settings.port)
     _check_fabric(settings.fabric_url)
     services = Services(settings)
+    _check_state(services)
     _follow_public_url(services)
     supervisor = Supervisor(workers, settings.data_dir, settings.data_dir / "logs")
     supervisor.start()
@@ -195,6 +199,21 @@ def _check_port(host: str, port: int) -> None:
         except OSError as error:
             reason = error.strerror or str(error)
             raise CascadeError(f"cannot listen on {host}:{port}: {reason}") from error
+
+
+def _check_state(services: Services) -> None:
+    """Fail in one line, before serving, on a data dir whose keys or schema are unusable
+    (they are otherwise read at the first request)."""
+    from cascade.db.migrate import current, head
+
+    services.keys.read_all()  # KeyRepositoryError names the missing or malformed key
+    services.credentials.check()
+    at, newest = current(services.db), head()
+    if at != newest:
+        raise CascadeError(
+            f"the database is at revision {at}, this Cascade needs {newest}: run "
+            f"'cascade db upgrade --data-dir {services.settings.data_dir}'"
+        )
 
 
 def _follow_public_url(services: Services) -> None:
@@ -252,6 +271,9 @@ def main() -> None:
         cause = str(getattr(error, "orig", None) or error).splitlines()[0]
         print(f"cascade: database error: {cause}", file=sys.stderr)
         sys.exit(1)
+    except tomllib.TOMLDecodeError as error:
+        print(f"cascade: the settings file is not valid TOML: {error}", file=sys.stderr)
+        sys.exit(2)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from cascade.errors import Internal
+
 
 class CredentialCipher:
     def __init__(self, key_file: Path) -> None:
@@ -25,8 +27,17 @@ class CredentialCipher:
     def _cipher(self) -> Fernet:
         if self._fernet is None:
             self.ensure_key()
-            self._fernet = Fernet(self._key_file.read_bytes().strip())
+            try:
+                self._fernet = Fernet(self._key_file.read_bytes().strip())
+            except ValueError as error:
+                raise Internal(f"credential key {self._key_file} is not a Fernet key") from error
         return self._fernet
+
+    def check(self) -> None:
+        """Raise ``Internal`` naming the key file unless it exists and holds a Fernet key."""
+        if not self._key_file.exists():
+            raise Internal(f"credential key {self._key_file} does not exist")
+        self._cipher()
 
     def encrypt(self, secret: str) -> bytes:
         return self._cipher().encrypt(secret.encode())

@@ -5,6 +5,8 @@ Cascade's identity where the server is reached (checked with the real ``openstac
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -19,15 +21,27 @@ OPENSTACK = Path(sys.executable).parent / "openstack"
 PASSWORD = "catalog-admin-password"
 
 
-def cascade(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cascade(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cascade`` (a command that should have ended serves until killed at ``timeout``)."""
     return subprocess.run(
         [sys.executable, "-m", "cascade", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "CASCADE_PASSWORD_HASH_ROUNDS": "4", **(env or {})},
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cascade: ")
+    assert fragment in lines[0]
 
 
 def test_init_twice_is_safe_and_keys_are_private(tmp_path: Path) -> None:
@@ -74,13 +88,81 @@ def test_bad_input_is_one_line_and_non_zero(
     given = list(args)
     if args[0] == "init":
         given += ["--data-dir", str(tmp_path)]
-    done = cascade(*given, env=env)
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("cascade: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in done.stderr
+    assert_one_line_error(cascade(*given, env=env), fragment)
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir ``cascade init`` made, copied by the tests that break it."""
+    data = tmp_path_factory.mktemp("template") / "data"
+    done = cascade("init", "--data-dir", str(data), env={"CASCADE_ADMIN_PASSWORD": PASSWORD})
+    assert done.returncode == 0, done.stderr
+    return data
+
+
+def _broken(kind: str, data: Path, template: Path) -> None:
+    """Make ``data`` a data dir of the given kind."""
+    if kind == "empty":
+        data.mkdir()
+    elif kind == "file":
+        data.write_text("not a directory")
+    elif kind != "missing":
+        shutil.copytree(template, data)
+    if kind == "bad-db":
+        (data / "cascade.db").write_text("not a database")
+    elif kind == "no-keys":
+        for key in (data / "fernet-keys").iterdir():
+            key.unlink()
+    elif kind == "bad-key":
+        (data / "fernet-keys" / "1").write_text("garbage")
+    elif kind == "bad-toml":
+        (data / "cascade.toml").write_text("port = [")
+
+
+@pytest.mark.parametrize(
+    ("kind", "command", "fragment"),
+    [
+        ("missing", "db upgrade", "is not initialised (it does not exist)"),
+        ("missing", "up", "is not initialised (it does not exist)"),
+        ("missing", "status", "not initialised"),
+        ("empty", "db upgrade", "not initialised (no fernet-keys, credential.key, cascade.db)"),
+        ("empty", "up", "not initialised (no fernet-keys"),
+        ("empty", "status", "not initialised"),
+        ("file", "init", "File exists"),
+        ("file", "db upgrade", "is not a directory"),
+        ("file", "up", "is not a directory"),
+        ("bad-db", "db upgrade", "database error: file is not a database"),
+        ("bad-db", "up", "database error: file is not a database"),
+        ("bad-db", "status", "database error: file is not a database"),
+        ("no-keys", "up", "holds no keys"),
+        ("bad-key", "up", "malformed Fernet key in"),
+        ("bad-toml", "init", "cascade.toml: Invalid value"),
+        ("bad-toml", "db upgrade", "not valid TOML"),
+        ("bad-toml", "up", "not valid TOML"),
+    ],
+)
+def test_a_missing_or_broken_data_dir_is_one_line(
+    tmp_path: Path, initialised: Path, kind: str, command: str, fragment: str
+) -> None:
+    data = tmp_path / "data"
+    _broken(kind, data, initialised)
+    port = ["--port", str(free_port())] if command == "up" else []
+    done = cascade(*command.split(), "--data-dir", str(data), *port, timeout=30)
+    assert_one_line_error(done, fragment)
+    assert done.stdout == ""
+
+
+def test_a_busy_port_is_one_line_before_anything_starts(tmp_path: Path, initialised: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(initialised, data)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = cascade("up", "--data-dir", str(data), "--port", str(port), "--workers", "1")
+    assert_one_line_error(done, f"cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert done.stdout == ""  # no banner, no catalog change announced
+    assert not (data / "logs").exists()  # no worker was started
 
 
 class UpOnly(EmbeddedCascade):
