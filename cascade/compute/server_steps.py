@@ -169,7 +169,8 @@ def delete(job: Job) -> dict[str, Any]:
 @checker
 def check_servers(engine: EngineContext, site: Site) -> tuple[int, list[dict[str, Any]]]:
     """Compare the site's servers with Cascade's: mark the missing (and recreate them, by
-    policy), take up status changed at the site, report servers Cascade does not know."""
+    policy), take up status changed at the site, report servers Cascade does not know. Only
+    what existed is repaired: a server whose create never reached the site is left in ERROR."""
     at_site = engine.driver(site.id).call(
         "list servers", lambda c: list(c.compute.servers(details=True))
     )
@@ -198,6 +199,10 @@ def check_servers(engine: EngineContext, site: Site) -> tuple[int, list[dict[str
 
 
 def _converge(engine: EngineContext, server: Server, found: Any) -> list[tuple[str, str]]:
+    if found is None and server.site_server_id is None:
+        # Never reached its site (its create failed before the site made it): it stays ERROR
+        # with that failure as its error; there is nothing at the site to repair.
+        return []
     if found is None:
         if server.status == "MISSING" or not _set_status(engine, server, "MISSING"):
             return []

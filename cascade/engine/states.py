@@ -63,21 +63,31 @@ class StateMachine:
         )
 
     def finish(
-        self, session: Session, resource_id: str, action: str, operation_id: str, ok: bool
+        self,
+        session: Session,
+        resource_id: str,
+        action: str,
+        operation_id: str,
+        error: str | None,
     ) -> None:
-        """Leave the "during" state: to "done" on success, ERROR on failure. A resource that a
-        later operation has taken over (delete queued behind create) is left to that one."""
+        """Leave the "during" state: to "done" on success, ERROR on failure (with the failed
+        operation's error in the resource's ``error`` column, where it has one; a success
+        clears it). A resource that a later operation has taken over (delete queued behind
+        create) is left to that one."""
         rule = self.transitions[action]
         model = self.model
         mine = (model.id == resource_id, model.task_operation_id == operation_id)
-        if ok and rule.done is None:
+        if error is None and rule.done is None:
             session.execute(delete(model).where(*mine).execution_options(synchronize_session=False))
             return
+        values: dict[str, Any] = {
+            "status": ERROR if error else rule.done,
+            "task_operation_id": None,
+        }
+        if hasattr(model, "error"):
+            values["error"] = error
         session.execute(
-            update(model)
-            .where(*mine)
-            .values(status=rule.done if ok else ERROR, task_operation_id=None)
-            .execution_options(synchronize_session=False)
+            update(model).where(*mine).values(**values).execution_options(synchronize_session=False)
         )
 
 

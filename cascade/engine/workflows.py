@@ -119,7 +119,7 @@ def _finish(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
     machine = machine_for(job.resource_type)
     with context().db.session() as session:
         if machine is not None:
-            machine.finish(session, job.resource_id, job.action, job.operation_id, ok=error is None)
+            machine.finish(session, job.resource_id, job.action, job.operation_id, error)
         mark_finished(session, job.operation_id, str(DBOS.executor_id), result, error)
 
 

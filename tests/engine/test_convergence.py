@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -64,9 +65,10 @@ def test_pass_repairs_servers_changed_behind_cascades_back(
             "succeeded"
         )
 
-    def shown(accepted: dict[str, object]) -> dict[str, str]:
-        server = accepted["server"]
-        return client.get(f"/v1/servers/{server['id']}", headers=headers).json()["server"]  # type: ignore[index]
+    def shown(accepted: dict[str, Any]) -> dict[str, str]:
+        server_id = accepted["server"]["id"]
+        found: dict[str, str] = client.get(f"/v1/servers/{server_id}", headers=headers).json()
+        return found["server"]  # type: ignore[return-value]
 
     site = SiteDriver(two_sites[0].access())
     old_id = shown(gone)["site_server_id"]
@@ -83,8 +85,49 @@ def test_pass_repairs_servers_changed_behind_cascades_back(
         for listed in client.get("/v1/convergence", headers=headers).json()["passes"]
         for repair in listed["repairs"]
     ]
-    gone_id, stopped_id = gone["server"]["id"], stopped["server"]["id"]  # type: ignore[index]
+    gone_id, stopped_id = gone["server"]["id"], stopped["server"]["id"]
     assert any(r["resource"]["id"] == gone_id and "recreating" in r["action"] for r in repairs)
     assert any(r["resource"]["id"] == stopped_id and "SHUTOFF" in r["drift"] for r in repairs)
     at_site = site.call("list", lambda c: list(c.compute.servers(details=True)))
     assert Counter(s.metadata.get("cascade_id") for s in at_site) == {gone_id: 1, stopped_id: 1}
+
+
+def test_a_server_that_never_reached_its_site_is_error_and_left_alone(
+    client: TestClient,
+    admin_token: str,
+    services: Services,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    start_worker("w1", CASCADE_CONVERGENCE_INTERVAL="1")
+    headers = {"X-Auth-Token": admin_token}
+    accepted = create_server(client, admin_token, "never", site="site-a", image="no-such-image")
+    server_id = accepted["server"]["id"]
+    failed = wait_operation(client, admin_token, accepted["operation"]["id"])
+    assert failed["status"] == "failed", failed
+    assert "no-such-image" in failed["error"], failed
+
+    shown = client.get(f"/v1/servers/{server_id}", headers=headers).json()["server"]
+    assert shown["status"] == "ERROR"
+    assert shown["site_server_id"] is None
+    assert shown["error"] == failed["error"]
+
+    failed_at = failed["finished_at"]
+    _wait_for(
+        lambda: len([p for p in _passes(services) if p.finished_at and _after(p, failed_at)]) >= 3,
+        timeout=30,
+    )
+    passes = [p for p in _passes(services) if p.finished_at and _after(p, failed_at)]
+    assert all(p.status == "succeeded" for p in passes), [p.error for p in passes]
+    assert not [r for p in passes for r in p.repairs if r["resource"]["id"] == server_id], (
+        "convergence acted on a server that never existed at its site"
+    )
+    operations = services.operations.list(None, resource_id=server_id, limit=10)
+    assert [o.kind for o in operations] == ["server.create"]
+    again = client.get(f"/v1/servers/{server_id}", headers=headers).json()["server"]
+    assert again["status"] == "ERROR"
+    assert again["error"] == failed["error"]
+
+
+def _after(record: ConvergencePass, iso: str) -> bool:
+    return record.started_at > datetime.fromisoformat(iso.replace("Z", "+00:00"))
