@@ -1,8 +1,11 @@
 """The worker side of keypairs: import or remove the key at every site, one child workflow
 per site in parallel; each site's outcome lands in its copy row and in the operation.
 
-Import is idempotent: a key already at the site with the same public key counts as done; a
-different key under the same name is reported, never overwritten.
+Keys at a site are told apart by fingerprint (Nova's, which the site reports), never by name
+alone. Import is idempotent: a key already at the site with Cascade's fingerprint counts as
+done; a different key under the same name is a conflict (the site's copy says so, with both
+fingerprints), never overwritten. Delete removes a site's key only if its fingerprint is
+Cascade's; a different key of that name is left where it is, and the result says so.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from cascade.engine.workflows import (
     step_function,
 )
 from cascade.errors import present
-from cascade.replication.keypairs import KeypairService
+from cascade.replication.keypairs import KeypairService, fingerprint
 from cascade.sites.driver import SiteCallFailed
 
 
@@ -53,38 +56,58 @@ def _keypair(keypair_id: str) -> Keypair:
         return keypair
 
 
+def _conflict(name: str, theirs: str, ours: str) -> str:
+    return (
+        f"conflict: a different key named {name} is at the site (fingerprint {theirs}, "
+        f"Cascade's is {ours}); it is left as it is"
+    )
+
+
 @step_function("keypair.import")
 def import_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
     keypair = _keypair(keypair_id)
-    engine = context()
-    driver = engine.driver(site_id)
+    ours = fingerprint(keypair.public_key)
+    driver = context().driver(site_id)
+    what = f"import keypair {keypair.name}"
 
-    def ensure(c: Connection) -> None:
+    def ensure(c: Connection) -> str:
+        """The fingerprint of the key now under the name at the site."""
         found = _at_site(c, keypair.name)
         if found is None:
             c.compute.create_keypair(name=keypair.name, public_key=keypair.public_key)
-        elif found.public_key.strip() != keypair.public_key:
-            raise SiteCallFailed(
-                driver.access.name,
-                f"import keypair {keypair.name}",
-                "a different key with this name is already at the site",
-            )
+            return ours
+        return str(found.fingerprint)
 
     try:
-        driver.call(f"import keypair {keypair.name}", ensure)
+        theirs = driver.call(what, ensure)
     except SiteCallFailed as failure:
         _set_copy(keypair_id, site_id, "error", failure.message)
         raise
+    if theirs != ours:
+        conflict = _conflict(keypair.name, theirs, ours)
+        _set_copy(keypair_id, site_id, "conflict", conflict)
+        raise SiteCallFailed(driver.access.name, what, conflict)
     _set_copy(keypair_id, site_id, "present", None)
 
 
 @step_function("keypair.remove")
-def remove_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
-    name = _keypair(keypair_id).name
+def remove_keypair(_run: StepRun, keypair_id: str, site_id: str) -> str:
+    """Delete Cascade's key at the site; returns "removed", "absent" or why it was kept."""
+    keypair = _keypair(keypair_id)
+    ours = fingerprint(keypair.public_key)
     _set_copy(keypair_id, site_id, "deleting", None)
-    context().driver(site_id).call(
-        f"delete keypair {name}", lambda c: c.compute.delete_keypair(name, ignore_missing=True)
-    )
+    driver = context().driver(site_id)
+
+    def remove(c: Connection) -> str:
+        found = _at_site(c, keypair.name)
+        if found is None:
+            return "absent"
+        if found.fingerprint != ours:
+            return _conflict(keypair.name, found.fingerprint, ours)
+        c.compute.delete_keypair(keypair.name, ignore_missing=True)
+        return "removed"
+
+    return driver.call(f"delete keypair {keypair.name}", remove)
 
 
 @step_function("keypair.copies")
@@ -108,7 +131,12 @@ def _everywhere(job: Job, verb: str, function_name: str) -> dict[str, Any]:
     ]
     outcomes = fan_out(job, calls)
     require_all(outcomes)
-    return {"sites": sorted(outcomes)}
+    kept = {
+        site: outcome["value"]
+        for site, outcome in outcomes.items()
+        if outcome["value"] not in (None, "removed", "absent")
+    }
+    return {"sites": sorted(outcomes), **({"kept": kept} if kept else {})}
 
 
 @handler("keypair.create")
@@ -124,29 +152,45 @@ def delete(job: Job) -> dict[str, Any]:
 
 @checker
 def check_keypairs(engine: EngineContext, site: Site) -> tuple[int, list[dict[str, Any]]]:
-    """Keypairs of the site's project that are not at the site (deleted behind Cascade's
-    back, or the site is new) are imported again by a ``keypair.sync`` operation."""
+    """Compare the site's keys with the project's by fingerprint: a keypair missing at the
+    site (deleted behind Cascade's back, or the site is new) is imported again by a
+    ``keypair.sync`` operation; a different key under its name is a conflict, marked on the
+    site's copy and reported when first seen (never overwritten); a copy in conflict whose
+    site key is Cascade's again is present."""
     with engine.db.session() as session:
         wanted = session.scalars(
             select(Keypair).where(
                 Keypair.project_id == site.project_id, Keypair.task_operation_id.is_(None)
             )
         ).all()
+        copies = {
+            copy.keypair_id: copy.status
+            for copy in session.scalars(select(KeypairCopy).where(KeypairCopy.site_id == site.id))
+        }
     if not wanted:
         return 0, []
-    present = {
-        k.name
+    at_site = {
+        k.name: k.fingerprint
         for k in engine.driver(site.id).call("list keypairs", lambda c: list(c.compute.keypairs()))
     }
     repairs = []
     for keypair in wanted:
-        if keypair.name in present:
+        theirs, ours = at_site.get(keypair.name), fingerprint(keypair.public_key)
+        if theirs is None:
+            operation_id = KeypairService(engine.db, engine.services.operations).act(
+                keypair.id, "sync", keypair.project_id, None
+            )
+            drift = f"keypair {keypair.name} is not at the site"
+            action = f"syncing: operation {operation_id}"
+        elif theirs != ours and copies.get(keypair.id) != "conflict":
+            drift = _conflict(keypair.name, theirs, ours)
+            action = "marked conflict"
+            _set_copy(keypair.id, site.id, "conflict", drift)
+        elif theirs == ours and copies.get(keypair.id) == "conflict":
+            drift = f"keypair {keypair.name} at the site is Cascade's again"
+            action = "marked present"
+            _set_copy(keypair.id, site.id, "present", None)
+        else:
             continue
-        operation_id = KeypairService(engine.db, engine.services.operations).act(
-            keypair.id, "sync", keypair.project_id, None
-        )
-        drift = f"keypair {keypair.name} is not at the site"
-        repairs.append(
-            repair("keypair", keypair.id, site.name, drift, f"syncing: operation {operation_id}")
-        )
+        repairs.append(repair("keypair", keypair.id, site.name, drift, action))
     return len(wanted), repairs

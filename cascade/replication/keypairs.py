@@ -54,7 +54,10 @@ class KeypairIn(BaseModel):
 
 
 class CopyOut(BaseModel):
-    status: str = Field(description="pending, present, error or deleting")
+    status: str = Field(
+        description="pending, present, conflict (a different key of that name is at the "
+        "site: see error), error or deleting"
+    )
     error: str | None
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
+from openstack import exceptions as sdk_exceptions
 
 from cascade.cli.embedded import EmbeddedSite, EmbeddedWorker
 from cascade.config import Settings
@@ -135,3 +138,22 @@ def create_server(
     assert response.status_code == 202, response.text
     accepted: dict[str, Any] = response.json()
     return accepted
+
+
+def public_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
+
+
+def at_site(site: EmbeddedSite, name: str) -> str | None:
+    """The fingerprint the site reports for its key ``name`` (None: no such key)."""
+
+    def look(c: Any) -> str | None:
+        try:
+            return str(c.compute.get_keypair(name).fingerprint)
+        except sdk_exceptions.NotFoundException:
+            return None
+
+    return SiteDriver(site.access()).call(f"show keypair {name}", look)

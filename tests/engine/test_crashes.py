@@ -87,8 +87,8 @@ def test_sigkilled_workers_lose_nothing(
     assert {s["id"] for s in listed} == kept
     assert all(s["status"] == "ACTIVE" for s in listed)
     at_sites: Counter[str] = Counter()
-    for site in two_sites:
-        servers = SiteDriver(site.access()).call(
+    for embedded in two_sites:
+        servers = SiteDriver(embedded.access()).call(
             "list", lambda c: list(c.compute.servers(details=True))
         )
         at_sites.update(s.metadata.get("cascade_id") for s in servers)

@@ -7,24 +7,22 @@ from __future__ import annotations
 import time
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 
 from cascade.cli.embedded import EmbeddedSite
 from cascade.identity.render import password_auth
+from cascade.replication.keypairs import fingerprint
 from tests.conftest import ADMIN_PASSWORD
-from tests.engine.conftest import WorkerFactory, create_server, wait_operation
+from tests.engine.conftest import (
+    WorkerFactory,
+    at_site,
+    create_server,
+    public_key,
+    wait_operation,
+)
 
 DEADLINE = "3"
 OUTAGE_SECONDS = 7
-
-
-def _public_key() -> str:
-    key = ed25519.Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
 
 
 def _outage(site: EmbeddedSite, seconds: float) -> None:
@@ -49,8 +47,9 @@ def test_a_down_site_fails_its_part_only_and_is_repaired_later(
     headers = {"X-Auth-Token": admin_token}
     _outage(two_sites[1], OUTAGE_SECONDS)
     down_since = time.monotonic()
+    key = public_key()
     keypair = client.post(
-        "/v1/keypairs", headers=headers, json={"name": "ops-key", "public_key": _public_key()}
+        "/v1/keypairs", headers=headers, json={"name": "ops-key", "public_key": key}
     )
     assert keypair.status_code == 202, keypair.text
     server = create_server(client, admin_token, "unaffected", site="site-a")
@@ -69,12 +68,16 @@ def test_a_down_site_fails_its_part_only_and_is_repaired_later(
     assert shown["status"] == "ERROR"
     assert shown["sites"]["site-a"]["status"] == "present"
     assert shown["sites"]["site-b"]["status"] == "error"
+    assert at_site(two_sites[0], "ops-key") == fingerprint(key)
 
     deadline = time.monotonic() + 40
     while shown["sites"]["site-b"]["status"] != "present" or shown["status"] != "ACTIVE":
         assert time.monotonic() < deadline, f"site-b never repaired: {shown}"
         time.sleep(0.5)
         shown = client.get("/v1/keypairs/ops-key", headers=headers).json()["keypair"]
+    # The key is at every site: asked of the sites themselves, not of Cascade's record.
+    for site in two_sites:
+        assert at_site(site, "ops-key") == fingerprint(key), site.site_name
 
     removed = client.delete("/v1/keypairs/ops-key", headers=headers)
     assert removed.status_code == 202, removed.text
@@ -82,3 +85,5 @@ def test_a_down_site_fails_its_part_only_and_is_repaired_later(
     assert done["status"] == "succeeded", done
     assert done["sites"] == {"site-a": "succeeded", "site-b": "succeeded"}
     assert client.get("/v1/keypairs/ops-key", headers=headers).status_code == 404
+    for site in two_sites:
+        assert at_site(site, "ops-key") is None, site.site_name

@@ -75,7 +75,7 @@ def test_a_worker_that_keeps_dying_is_restarted_with_growing_waits(
             time.sleep(0.1)
     finally:
         workers.stop()
-    waits = [float(record.args[1]) for record in caplog.records[:3]]  # type: ignore[index]
+    waits = [float(record.args[1]) for record in caplog.records[:3]]  # type: ignore[index,arg-type]
     assert 0.1 <= waits[0] <= 0.2
     assert 0.2 <= waits[1] <= 0.3
     assert waits[2] == 0.4  # capped
