@@ -9,6 +9,11 @@ message from the controller makes it resync whatever trails and acknowledge agai
 repairs lost messages and lost acknowledgements alike. On start it asks for its host
 snapshot and reconciles the dataplane to it, removing whatever the goal no longer holds,
 so an agent killed mid-stream converges to exactly the goal state after a restart.
+
+Each change it applies to the dataplane is one INFO line (a port set or removed, a network
+joined or left, a neighbour delta or table, a snapshot reconciled). Every acknowledgement
+says whether the dataplane enforces the ports' security rules (``e``), so the control plane
+never counts rules as applied where nothing enforces them.
 """
 
 from __future__ import annotations
@@ -133,6 +138,12 @@ class Agent:
             await self._leave(network_id)
         self.revision = body["r"]
         self._asked.pop(HOST_KEY, None)
+        log.info(
+            "%s: host snapshot at revision %d applied: %d ports",
+            self.host,
+            self.revision,
+            len(goal),
+        )
         await self._drain_host()
         await self._ack()
 
@@ -152,6 +163,10 @@ class Agent:
             upserts = messages.neighbours(body["up"])
             self.dataplane.update_neighbours(network_id, upserts, body["rm"])
             have = self.networks[network_id] = body["r"]
+            log.info(
+                "%s: network %s at revision %d: %d neighbours set, %d removed",
+                self.host, network_id, have, len(upserts), len(body["rm"]),
+            )  # fmt: skip
             applied = True
         for stale in [r for r in held if r <= have]:
             del held[stale]
@@ -190,6 +205,10 @@ class Agent:
         self.dataplane.replace_neighbours(network_id, table)
         self.networks[network_id] = revision
         self._asked.pop(network_id, None)
+        log.info(
+            "%s: network %s table at revision %d: %d neighbours",
+            self.host, network_id, revision, len(table),
+        )  # fmt: skip
 
     async def _goal(self, body: messages.Body) -> None:
         if body["r"] > self.revision:
@@ -204,12 +223,21 @@ class Agent:
     async def _set_port(self, port: LocalPort, table_follows: bool = False) -> None:
         if port.network_id not in self.networks:
             await self._join(port.network_id, port.vni, table_follows)
-        self.dataplane.set_port(port)
-        self.ports[port.port_id] = port
+        self.dataplane.set_port(port)  # again even if unchanged: repairs what drifted
+        changed, self.ports[port.port_id] = self.ports.get(port.port_id) != port, port
+        if not changed:
+            return
+        unenforced = port.security_rules and not self.dataplane.enforces_rules
+        log.info(
+            "%s: port %s set on network %s (%s %s%s)",
+            self.host, port.port_id, port.network_id, port.mac, port.ip,
+            f", {len(port.security_rules)} security rules NOT enforced" if unenforced else "",
+        )  # fmt: skip
 
     async def _remove_port(self, port_id: str) -> None:
         port = self.ports.pop(port_id, None)
         self.dataplane.remove_port(port_id)
+        log.info("%s: port %s removed", self.host, port_id)
         if port is not None and not any(
             p.network_id == port.network_id for p in self.ports.values()
         ):
@@ -221,6 +249,7 @@ class Agent:
         ``resync_after``) or is asked for now."""
         self.dataplane.ensure_network(network_id, vni)
         self.networks[network_id] = 0
+        log.info("%s: joined network %s (VNI %d)", self.host, network_id, vni)
         self._subs[network_id] = await self.transport.subscribe(
             network_subject(network_id), self._on_multicast
         )
@@ -235,6 +264,7 @@ class Agent:
             await sub.unsubscribe()
         self.dataplane.remove_network(network_id)
         self.networks.pop(network_id, None)
+        log.info("%s: left network %s", self.host, network_id)
         self._held_net.pop(network_id, None)
         self._pages.pop(network_id, None)
         self._asked.pop(network_id, None)
@@ -257,4 +287,6 @@ class Agent:
         if self.revision < 0:
             return
         body = {"h": self.host, "s": time.time_ns(), "r": self.revision, "n": self.networks}
+        if self.dataplane.enforces_rules:  # absent: rules are not enforced (every agent today)
+            body["e"] = 1
         await self.transport.publish(ACK_SUBJECT, messages.encode(body))

@@ -59,7 +59,7 @@ def merge_ack(acks: Acks, body: messages.Body) -> None:
     as behind even though an older acknowledgement had it up to date."""
     known = acks.get(body["h"])
     if known is None or body["s"] > known.sequence:
-        acks[body["h"]] = Ack(body["s"], body["r"], body["n"])
+        acks[body["h"]] = Ack(body["s"], body["r"], body["n"], bool(body.get("e", 0)))
 
 
 class FabricController:

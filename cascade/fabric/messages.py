@@ -15,8 +15,11 @@ comparison instead of decoding them. Types:
 
 Agents send, on shared subjects consumed by the controllers' queue group, ``ack``
 (``h`` host, ``s`` the agent's clock in ns, ``r`` applied host revision, ``n`` {network:
-applied revision} for every network it is on, 0 while it awaits the table) and ``sync``
-requests (``h`` host, ``n`` a network id, or absent for the host's own snapshot).
+applied revision} for every network it is on, 0 while it awaits the table, and ``e``: 1 when
+its dataplane enforces the ports' security rules, absent when it does not, so that today's
+acknowledgements carry no extra byte and an agent that predates the flag is never taken to
+enforce rules) and ``sync`` requests (``h`` host, ``n`` a network id, or absent for the
+host's own snapshot).
 
 A port travels as ``[id, network, vni, mac, ip/prefix, rules]``, a neighbour as
 ``[port id, mac, ip, vtep]``.
@@ -73,8 +76,10 @@ def neighbours(entries: list[list[str]]) -> dict[str, Neighbour]:
 
 
 class Ack(NamedTuple):
-    """What an agent last said it holds: its host revision and each network's."""
+    """What an agent last said it holds: its host revision and each network's, and whether
+    its dataplane enforces security rules."""
 
     sequence: int  # the agent's clock in ns: a later acknowledgement replaces an earlier
     revision: int
     networks: dict[str, int]
+    enforces_rules: bool = False

@@ -12,8 +12,9 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,16 +68,19 @@ class Agents:
         return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')}" for log in self.logs)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, then SIGKILL after 5 s; return the exit status."""
+def stop(
+    proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM, grace: float = 5.0
+) -> tuple[int, float]:
+    """Send ``signum``, SIGKILL after ``grace`` seconds; (exit status, seconds to exit)."""
+    started = time.monotonic()
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         try:
-            proc.wait(5)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return proc.returncode
+    return proc.returncode, time.monotonic() - started
 
 
 @contextmanager
@@ -88,6 +92,19 @@ def agent_processes(tmp_path: Path, names: list[str], hosts: list[Host]) -> Iter
         for proc in agents.procs.values():
             stop(proc)
         print(agents.output())  # shown by pytest when the test fails
+
+
+@asynccontextmanager
+async def control_plane(goal: GoalStore, suffix: str) -> AsyncIterator[FabricController]:
+    """A started controller on NATS for the goal store; closed on exit."""
+    transport = await NatsTransport.connect(NATS_URL, name=f"cascade-test-{suffix}")
+    controller = FabricController(goal, transport, flush_interval=0.02, nudge_after=0.5)
+    try:
+        await controller.start()
+        yield controller
+    finally:
+        await controller.close()
+        await transport.close()
 
 
 def fresh_fabric(count: int) -> tuple[str, list[str]]:
@@ -185,10 +202,7 @@ def test_vms_ping_over_vxlan_and_removed_ports_disappear(tmp_path: Path) -> None
     db, goal = goal_store(tmp_path)
 
     async def run(hosts: list[Host], agents: Agents) -> None:
-        transport = await NatsTransport.connect(NATS_URL, name=f"cascade-test-{suffix}")
-        controller = FabricController(goal, transport, flush_interval=0.02, nudge_after=0.5)
-        try:
-            await controller.start()
+        async with control_plane(goal, suffix) as controller:
             for i in range(2):
                 agents.start(i)
             await until_ready(goal, agents, names)
@@ -226,10 +240,7 @@ def test_vms_ping_over_vxlan_and_removed_ports_disappear(tmp_path: Path) -> None
                 host1.close()
             agents.check_alive()
             for proc in agents.procs.values():
-                assert stop(proc) == 0  # a SIGTERMed agent exits cleanly
-        finally:
-            await controller.close()
-            await transport.close()
+                assert stop(proc)[0] == 0  # a SIGTERMed agent exits cleanly
 
     try:
         goal.register_host(names[0], "10.213.0.1")
@@ -263,10 +274,7 @@ def test_sigkilled_agent_resyncs_to_exactly_the_goal(tmp_path: Path) -> None:
     db, goal = goal_store(tmp_path)
 
     async def run(hosts: list[Host], agents: Agents) -> None:
-        transport = await NatsTransport.connect(NATS_URL, name=f"cascade-test-{suffix}")
-        controller = FabricController(goal, transport, flush_interval=0.02, nudge_after=0.5)
-        try:
-            await controller.start()
+        async with control_plane(goal, suffix) as controller:
             for i in range(2):
                 agents.start(i)
             await until_ready(goal, agents, names)
@@ -333,10 +341,7 @@ def test_sigkilled_agent_resyncs_to_exactly_the_goal(tmp_path: Path) -> None:
                 plane0.close()
                 plane1.close()
             for proc in agents.procs.values():
-                assert stop(proc) == 0
-        finally:
-            await controller.close()
-            await transport.close()
+                assert stop(proc)[0] == 0
 
     try:
         goal.register_host(names[0], "10.213.0.1")
@@ -347,4 +352,66 @@ def test_sigkilled_agent_resyncs_to_exactly_the_goal(tmp_path: Path) -> None:
             assert [h.vtep for h in hosts] == ["10.213.0.1", "10.213.0.2"]
             asyncio.run(run(hosts, agents))
     finally:
+        db.dispose()
+
+
+@pytest.mark.timeout(120)
+def test_agent_creates_its_namespace_logs_changes_and_removes_only_what_it_made(
+    tmp_path: Path,
+) -> None:
+    require_netns()
+    require_service("NATS", 4222)
+    suffix, names = fresh_fabric(2)
+    network, vni = f"net-{suffix}", random.randint(1000, 9000)
+    fresh = Host(f"ch-new-{suffix}", "10.213.0.9")  # no such namespace yet: the agent makes it
+    a = PortSpec(f"a-{suffix}", network, names[0], "02:00:00:00:0d:01", "10.88.0.1")
+    b = PortSpec(f"b-{suffix}", network, names[1], "02:00:00:00:0d:02", "10.88.0.2")
+    db, goal = goal_store(tmp_path)
+
+    async def run(agents: Agents) -> None:
+        async with control_plane(goal, suffix) as controller:
+            for i in range(2):
+                agents.start(i)
+            await until_ready(goal, agents, names)
+            for change in [goal.add_port(a), goal.add_port(b)]:
+                await controller.publish(change)
+                await converged(controller, change, agents)
+
+    try:
+        goal.register_host(names[0], "10.213.0.1")
+        goal.register_host(names[1], fresh.vtep)
+        goal.create_network(network, vni, "10.88.0.0/24")
+        with underlay(1) as hosts, agent_processes(tmp_path, names, [hosts[0], fresh]) as agents:
+            assert fresh.netns not in namespaces()
+            asyncio.run(run(agents))
+            plane = LinuxDataplane(fresh.netns, fresh.vtep)
+            try:
+                assert set(plane.ports()) == {b.id}
+                vm_b = plane.vm_namespace(b.id)
+            finally:
+                plane.close()
+            vm_a = LinuxDataplane(hosts[0].netns, hosts[0].vtep)
+            try:
+                vm_a_name = vm_a.vm_namespace(a.id)
+            finally:
+                vm_a.close()
+            assert {fresh.netns, vm_b, vm_a_name} <= namespaces()
+            for i in range(2):
+                status, seconds = stop(agents.procs[i], signal.SIGINT, grace=10)
+                assert status == 0, agents.output()
+                assert seconds < 5, f"agent {i} took {seconds:.1f} s to stop"
+            output = agents.output()
+            assert "Traceback" not in output, output
+            assert f"created network namespace {fresh.netns}" in output
+            assert f"port {b.id} set on network {network}" in output
+            assert f"port {a.id} set on network {network}" in output
+            assert f"joined network {network}" in output
+            left = namespaces()
+            assert fresh.netns not in left  # it created it: removed, with its VM namespace
+            assert vm_b not in left
+            assert hosts[0].netns in left  # it was there before: kept, as programmed
+            assert vm_a_name in left
+    finally:  # underlay's exit removed every VM namespace that appeared; this one is ours
+        if fresh.netns in namespaces():
+            subprocess.run(["ip", "netns", "del", fresh.netns], capture_output=True, check=False)
         db.dispose()

@@ -41,6 +41,9 @@ class Dataplane(abc.ABC):
     """What an agent programs. ``local_vtep`` is this host's own tunnel endpoint."""
 
     local_vtep: str
+    # Whether the dataplane enforces ports' security rules. None does yet: their agents say
+    # so in every acknowledgement, and the API reports those hosts as not converged for rules.
+    enforces_rules: bool = False
 
     @abc.abstractmethod
     def ensure_network(self, network_id: str, vni: int) -> None:
@@ -83,3 +86,8 @@ class Dataplane(abc.ABC):
     def close(self) -> None:
         """Release resources (sockets); the programmed state stays."""
         return None
+
+    def shutdown(self) -> None:
+        """An agent stops: release resources and remove what this dataplane made for itself
+        to run in (nothing by default; the Linux one removes a namespace it created)."""
+        self.close()

@@ -14,8 +14,13 @@ kernel keeps no port ids for neighbours: this object remembers the tables it wro
 fresh object reports remote neighbours keyed ``"mac:" + MAC`` (neighbours on the local VTEP
 have no kernel entry and are not reported; neighbours of a network absent here are
 ignored). ``replace_neighbours`` compares the goal with the kernel, not with memory: it is
-what a restarted agent calls. Security rules are not enforced by this dataplane;
-``ports()`` returns them empty.
+what a restarted agent calls. Security rules are not enforced by this dataplane
+(``enforces_rules`` is False, and its agent says so in every acknowledgement); ``ports()``
+returns them empty.
+
+With ``create=True`` a missing host namespace is created; ``shutdown()`` then removes it,
+with the VM namespaces of its ports, and nothing else (a namespace that existed before is
+left as it is, with everything programmed in it, for the next agent to reconcile).
 
 pyroute2's synchronous ``IPRoute`` drives a private asyncio loop with
 ``run_until_complete``, which cannot run on a thread whose own loop is running, and the
@@ -108,21 +113,44 @@ def _on_worker(
     return call
 
 
+def _create_namespace(name: str) -> bool:
+    """Create the named network namespace unless it exists; whether it was created here."""
+    if name in netns.listnetns():
+        return False
+    try:
+        netns.create(name)
+    except FileExistsError:  # another process made it in between: not ours
+        return False
+    return True
+
+
 class LinuxDataplane(Dataplane):
-    def __init__(self, netns: str, local_vtep: str) -> None:
+    enforces_rules = False  # no filtering is programmed (yet): said in every acknowledgement
+
+    def __init__(self, netns: str, local_vtep: str, create: bool = False) -> None:
         self.netns = netns
         self.local_vtep = local_vtep
+        self.created_namespace = False  # whether this object created ``netns`` (and removes it)
         self._closed = False
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"netlink-{netns}")
         self._worker_id = self._worker.submit(threading.get_ident).result()
         try:
+            if create:
+                self.created_namespace = self._worker.submit(_create_namespace, netns).result()
             self._ipr: Any = self._worker.submit(IPRoute, netns=netns, flags=0).result()
         except BaseException as error:
             self._worker.shutdown()
+            self._remove_namespace()
             if isinstance(error, OSError):
                 raise Unavailable(f"network namespace {netns!r}: {error}") from error
             raise
         self._tables: dict[str, dict[str, Neighbour]] = {}
+
+    def _remove_namespace(self) -> None:
+        if self.created_namespace:
+            with suppress(FileNotFoundError):
+                netns.remove(self.netns)
+            self.created_namespace = False
 
     # -- names ------------------------------------------------------------------------------
 
@@ -380,6 +408,17 @@ class LinuxDataplane(Dataplane):
             self._worker.submit(self._ipr.close).result()
         finally:
             self._worker.shutdown()
+
+    def shutdown(self) -> None:
+        """Close; if this object created the host namespace, remove it and its ports' VM
+        namespaces (deleting the host namespace takes its bridges, tunnels and veths)."""
+        try:
+            if self.created_namespace and not self._closed:
+                for port_id in self.ports():
+                    self.remove_port(port_id)
+        finally:
+            self.close()
+            self._remove_namespace()
 
 
 def _configure_vm(vm: Any, mac: str, address: ipaddress.IPv4Interface) -> None:

@@ -19,6 +19,8 @@ EMPTY: immutables.Map[str, Neighbour] = immutables.Map()
 
 
 class MemoryDataplane(Dataplane):
+    enforces_rules = False  # it keeps ports' rules but filters nothing
+
     def __init__(self, local_vtep: str) -> None:
         self.local_vtep = local_vtep
         self._vnis: dict[str, int] = {}
