@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     port: int = Field(5000, ge=1, le=65535, description="Port `cascade up` listens on.")
     public_url: str | None = Field(
         None,
-        description="Base URL clients reach the API at, used in the identity catalog. "
+        description="Base URL clients reach the API at (http or https, no query). `cascade up` "
+        "keeps Cascade's identity endpoint in the catalog at <public_url>/identity/v3 and says "
+        "so when it moves it; `cascade init --public-url` writes it to the data dir's "
+        "cascade.toml. Every API process of one deployment must use the same. "
         "Default: http://<host>:<port>.",
     )
     region: str = Field("RegionOne", description="Region name of Cascade's own identity endpoint.")
