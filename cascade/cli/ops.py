@@ -1,8 +1,9 @@
 """``cascade op list | show | wait``: operations as the operator sees them, read straight from
 the database where Cascade runs (like ``cascade init``), across every project.
 
-``wait`` follows an operation with a live progress view and exits 0 if it succeeded, 1 if it
-failed (its error on one line) and 2 if it was still going at the timeout.
+``wait`` follows an operation with a live progress view (steps succeeded and failed, and
+whether any worker is alive to run it) and exits 0 if it succeeded, 1 if it failed (its error
+on one line) and 2 if it was still going at the timeout (saying why, when no worker is alive).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.text import Text
 
 from cascade.cli.options import DataDir
 from cascade.config import load_settings
+from cascade.engine.cluster import live_workers
 from cascade.engine.schemas import OperationOut
 from cascade.errors import CascadeError
 from cascade.services import Services
@@ -175,38 +177,67 @@ def show(operation_id: OperationId, data_dir: DataDir = None) -> None:
     console.print(steps_table(operation) if operation.steps else "no steps yet")
 
 
-def progress_view(operation: OperationOut, elapsed: float) -> RenderableType:
-    """Status, steps done of those begun so far (a bar), time waited, and per-site status."""
+def serving_note(svc: Services, operation: OperationOut) -> str | None:
+    """Why an operation in flight may not move: no live worker, or its worker is gone."""
+    if operation.status not in ("queued", "running"):
+        return None
+    live = {worker.executor_id for worker in live_workers(svc)}
+    if not live:
+        return (
+            "no worker is alive (none has beaten its heart in the last "
+            f"{svc.settings.worker_dead_after:g} s): nothing runs this operation until one "
+            "starts ('cascade worker' or 'cascade up --workers N')"
+        )
+    if operation.status == "running" and operation.executor_id not in live:
+        return f"its worker {operation.executor_id} is gone; a live worker resumes it"
+    return None
+
+
+def progress_view(operation: OperationOut, elapsed: float, note: str | None) -> RenderableType:
+    """Status, steps succeeded and failed of those begun so far (a bar), time waited, why it
+    may be stuck, and per-site status."""
     total = len(operation.steps)
-    done = sum(1 for step in operation.steps if step.status != "running")
+    succeeded = sum(1 for step in operation.steps if step.status == "succeeded")
+    failed = sum(1 for step in operation.steps if step.status == "failed")
     title = Text.assemble(
         ("operation ", "bold"), operation.id, "  ", operation.kind, "  ", styled(operation.status)
     )
+    counts = f"{succeeded}/{total} steps succeeded" + (f", {failed} failed" if failed else "")
     progress = Table.grid(padding=(0, 1))
     progress.add_row(
-        ProgressBar(total=max(total, 1), completed=done, width=30),
-        Text(f"{done}/{total} steps done"),
+        ProgressBar(
+            total=max(total, 1),
+            completed=succeeded + failed,
+            width=30,
+            complete_style="red" if failed else "bar.complete",
+            finished_style="red" if failed else "bar.finished",
+        ),
+        Text(counts, style="red" if failed else ""),
         Text(f"{elapsed:.1f} s", style="dim"),
     )
-    if not operation.sites:
-        return Group(title, progress)
-    sites = Table("site", "status", box=box.SIMPLE_HEAD)
-    for site, status in sorted(operation.sites.items()):
-        sites.add_row(site, styled(status))
-    return Group(title, progress, sites)
+    parts: list[RenderableType] = [title, progress]
+    if note:
+        parts.append(Text(note, style="yellow"))
+    if operation.sites:
+        sites = Table("site", "status", box=box.SIMPLE_HEAD)
+        for site, status in sorted(operation.sites.items()):
+            sites.add_row(site, styled(status))
+        parts.append(sites)
+    return Group(*parts)
 
 
 def follow(
     svc: Services, operation_id: str, timeout: float | None, console: Console
-) -> OperationOut:
+) -> tuple[OperationOut, str | None]:
     """Poll the operation until it ends or ``timeout`` passes; a live view on a terminal, the
-    last view only when stdout is piped."""
+    last view only when stdout is piped. Returns it and why it may be stuck (None: nothing)."""
     started = time.monotonic()
     operation = svc.operations.get(operation_id, None)
+    note = serving_note(svc, operation)
     with ExitStack() as stack:
         live = (
             stack.enter_context(
-                Live(progress_view(operation, 0.0), console=console, auto_refresh=False)
+                Live(progress_view(operation, 0.0, note), console=console, auto_refresh=False)
             )
             if console.is_terminal
             else None
@@ -217,11 +248,13 @@ def follow(
                 break
             time.sleep(POLL_SECONDS if left is None else min(POLL_SECONDS, left))
             operation = svc.operations.get(operation_id, None)
+            note = serving_note(svc, operation)
             if live is not None:
-                live.update(progress_view(operation, time.monotonic() - started), refresh=True)
+                view = progress_view(operation, time.monotonic() - started, note)
+                live.update(view, refresh=True)
     if live is None:
-        console.print(progress_view(operation, time.monotonic() - started))
-    return operation
+        console.print(progress_view(operation, time.monotonic() - started, note))
+    return operation, note
 
 
 @app.command("wait")
@@ -235,12 +268,13 @@ def wait(
     """Follow an operation until it ends: exit 0 if it succeeded, 1 if it failed, 2 on timeout."""
     console = output()
     with operator_services(data_dir) as svc:
-        operation = follow(svc, operation_id, timeout, console)
+        operation, note = follow(svc, operation_id, timeout, console)
     if operation.status == "failed":
         raise CascadeError(f"operation {operation.id} failed: {one_line(operation.error or '')}")
     if operation.status != "succeeded":
+        why = f": {note}" if note else ""
         print(
-            f"cascade: operation {operation.id} still {operation.status} after {timeout} s",
+            f"cascade: operation {operation.id} still {operation.status} after {timeout} s{why}",
             file=sys.stderr,
         )
         raise typer.Exit(2)

@@ -1,6 +1,7 @@
 """``cascade status``: the cluster as ``GET /v1/cluster`` shows it, read from the database:
-workers and their last heartbeat, queue depth, operations in flight, the last convergence
-pass and how many repairs it made."""
+workers and their last heartbeat (an alive worker whose heart stopped shows as silent), queue
+depth, operations in flight, the last convergence pass (interrupted, or resumed by whom, when
+its worker is gone) and how many repairs it made."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from rich.text import Text
 from cascade.cli.ops import operator_services, output, seconds, when
 from cascade.cli.options import DataDir
 from cascade.engine.cluster import cluster_status
-from cascade.engine.schemas import ClusterOut, ConvergencePassOut
+from cascade.engine.schemas import ClusterOut, ConvergencePassOut, WorkerOut
 
-STATE_STYLE = {"alive": "green", "stopped": "yellow", "recovered": "red"}
+STATE_STYLE = {"alive": "green", "silent": "red", "stopped": "yellow", "recovered": "red"}
 
 
 def workers_table(cluster: ClusterOut) -> Table:
@@ -23,7 +24,7 @@ def workers_table(cluster: ClusterOut) -> Table:
             worker.executor_id,
             worker.host,
             str(worker.pid),
-            Text(worker.state, style=STATE_STYLE.get(worker.state, "")),
+            Text(_state(worker), style=STATE_STYLE.get(_state(worker), "")),
             when(worker.started_at),
             f"{seconds(worker.heartbeat_age_s)} ago",
             worker.recovered_by or "-",
@@ -31,12 +32,19 @@ def workers_table(cluster: ClusterOut) -> Table:
     return table
 
 
+def _state(worker: WorkerOut) -> str:
+    """alive, or silent for one whose row says alive but whose heart stopped."""
+    return "silent" if worker.state == "alive" and not worker.live else worker.state
+
+
 def describe_pass(last: ConvergencePassOut | None) -> str:
     if last is None:
         return "none yet"
+    note = f" ({last.note})" if last.note else ""
     return (
-        f"{last.id} {last.status}, scheduled {when(last.scheduled_for)} on {last.executor_id}, "
-        f"took {seconds(_took(last))}, checked {last.checked}, repairs {len(last.repairs)}"
+        f"{last.id} {last.status}{note}, scheduled {when(last.scheduled_for)} on "
+        f"{last.executor_id}, took {seconds(_took(last))}, checked {last.checked}, "
+        f"repairs {len(last.repairs)}"
     )
 
 
@@ -52,7 +60,7 @@ def status(data_dir: DataDir = None) -> None:
     with operator_services(data_dir) as svc:
         cluster = cluster_status(svc)
     console = output()
-    alive = sum(1 for worker in cluster.workers if worker.state == "alive")
+    alive = sum(1 for worker in cluster.workers if worker.live)
     console.print(f"[bold]workers[/bold]      {alive} alive of {len(cluster.workers)} known")
     if cluster.workers:
         console.print(workers_table(cluster))

@@ -158,7 +158,7 @@ class Families:
             self.operations.add_metric([state], count)
         for worker in status.workers:
             self.heartbeat_age.add_metric([worker.executor_id], worker.heartbeat_age_s)
-            self.alive.add_metric([worker.executor_id], float(worker.state == "alive"))
+            self.alive.add_metric([worker.executor_id], float(worker.live))
         for kind in durations:
             buckets = [
                 (str(bound), float(count))  # bounds are floats: '0.05', '1.0'

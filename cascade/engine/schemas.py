@@ -62,7 +62,13 @@ class ConvergencePassOut(BaseModel):
     id: str
     scheduled_for: datetime
     executor_id: str = Field(description="The worker that ran the pass")
-    status: Literal["running", "succeeded", "failed"]
+    status: Literal["running", "interrupted", "succeeded", "failed"] = Field(
+        description="interrupted: it was running on a worker that is gone and no live worker "
+        "has resumed it yet (see note)"
+    )
+    note: str | None = Field(
+        None, description="For a pass whose worker is gone: whether and by whom it was resumed"
+    )
     checked: int = Field(description="Resources compared with their site")
     repairs: list[RepairOut]
     error: str | None = Field(description="Why the pass stopped early, if it did")
@@ -88,6 +94,10 @@ class WorkerOut(BaseModel):
     started_at: datetime
     heartbeat_at: datetime
     heartbeat_age_s: float = Field(description="Seconds since its last heartbeat")
+    live: bool = Field(
+        description="alive and beating: its last heartbeat is younger than worker_dead_after "
+        "(an alive worker silent for longer is dead, not yet declared so)"
+    )
     recovered_by: str | None = Field(description="The worker that resumed its work, if any")
     recovered_at: datetime | None
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from cascade.api.app import create_app
 from cascade.cli.main import app as cli
 from cascade.config import Settings
-from cascade.db.models import ConvergencePass, Operation, Worker, utcnow
+from cascade.db.models import ConvergencePass, Operation, OperationStep, Worker, utcnow
 from cascade.engine.metrics import COLLECTOR
 from cascade.services import Services
 from tests.conftest import make_settings, make_tenant
@@ -110,6 +110,9 @@ def test_metrics_count_queued_operations(client: TestClient, admin_token: str) -
     text = client.get("/metrics", headers={"X-Auth-Token": admin_token}).text
     for name in ENGINE_METRICS:
         assert f"# TYPE {name} " in text, name
+    samples = scrape(client, admin_token)
+    assert sample(samples, "cascade_queue_depth", queue="cascade-operations") == 0
+    assert sample(samples, "cascade_operations", status="queued") == 0
     submit_probe(client, admin_token)
     samples = scrape(client, admin_token)
     assert sample(samples, "cascade_queue_depth", queue="cascade-operations") == 1
@@ -117,6 +120,10 @@ def test_metrics_count_queued_operations(client: TestClient, admin_token: str) -
     assert sample(samples, "cascade_operations", status="queued") == 1
     assert sample(samples, "cascade_operations", status="running") == 0
     assert sample(samples, "cascade_engine_metrics_up") == 1
+    submit_probe(client, admin_token)
+    samples = scrape(client, admin_token)
+    assert sample(samples, "cascade_queue_depth", queue="cascade-operations") == 2
+    assert sample(samples, "cascade_operations", status="queued") == 2
 
 
 def test_collector_reads_the_newest_open_app(
@@ -172,9 +179,14 @@ def test_cluster_shows_workers_and_their_heartbeat_age(
     assert body["queue_depth"] == {"cascade-operations": 0, "cascade-site-calls": 0}
     assert body["in_flight"] == {"queued": 0, "running": 0}
     assert body["last_convergence"] is None
+    assert worker["live"] is False  # its row says alive, its heart stopped 90 s ago
+    add_worker(services, "w-new", silent_for=0)
     samples = scrape(client, admin_token)
-    assert sample(samples, "cascade_worker_heartbeat_age_seconds", executor_id="w-old") >= 90
-    assert sample(samples, "cascade_worker_alive", executor_id="w-old") == 1
+    age = sample(samples, "cascade_worker_heartbeat_age_seconds", executor_id="w-old")
+    assert 90 <= age < 120
+    assert sample(samples, "cascade_worker_heartbeat_age_seconds", executor_id="w-new") < 30
+    assert sample(samples, "cascade_worker_alive", executor_id="w-old") == 0
+    assert sample(samples, "cascade_worker_alive", executor_id="w-new") == 1
 
 
 def test_cluster_and_convergence_are_for_admins(client: TestClient, admin_token: str) -> None:
@@ -233,6 +245,12 @@ def test_op_list_show_and_wait_timeout(
 
     waited = runner.invoke(cli, ["op", "wait", queued, "--timeout", "1", *data_dir])
     assert waited.exit_code == 2, waited.output
+    assert f"operation {queued} still queued after 1.0 s: no worker is alive" in waited.output
+    add_worker(services, "w-serving", silent_for=0)
+    served = runner.invoke(cli, ["op", "wait", queued, "--timeout", "1", *data_dir])
+    assert served.exit_code == 2, served.output
+    assert f"operation {queued} still queued after 1.0 s" in served.output
+    assert "no worker is alive" not in served.output
     succeeded = runner.invoke(cli, ["op", "wait", done, *data_dir])
     assert succeeded.exit_code == 0, succeeded.output
     assert f"operation {done} succeeded" in succeeded.output
@@ -276,3 +294,74 @@ def test_op_errors_are_one_line(
     assert waited.stderr.strip().splitlines() == [
         f"cascade: operation {failed} failed: site-a down: connection refused"
     ]
+
+
+def add_steps(services: Services, operation_id: str, *outcomes: str | None) -> None:
+    """Steps of an operation as a worker records them: None succeeded, a text failed."""
+    now = utcnow()
+    with services.db.session() as session:
+        for index, error in enumerate(outcomes):
+            session.add(
+                OperationStep(
+                    operation_id=operation_id,
+                    name=f"step {index}",
+                    site="site-a",
+                    status="failed" if error else "succeeded",
+                    attempts=1,
+                    error=error,
+                    started_at=now,
+                    finished_at=now,
+                )
+            )
+
+
+def test_op_wait_shows_failed_steps_as_failed(
+    client: TestClient, admin_token: str, services: Services, settings: Settings
+) -> None:
+    failed = submit_probe(client, admin_token)
+    add_steps(services, failed, None, "site-a: create failed")
+    finish(services, failed, took=0.5, error="site-a: create failed")
+    waited = cascade("op", "wait", failed, "--data-dir", str(settings.data_dir))
+    assert waited.returncode == 1
+    assert "1/2 steps succeeded, 1 failed" in waited.stdout, waited.stdout
+    assert "2/2" not in waited.stdout
+
+    ok = submit_probe(client, admin_token)
+    add_steps(services, ok, None, None)
+    finish(services, ok, took=0.5)
+    waited = cascade("op", "wait", ok, "--data-dir", str(settings.data_dir))
+    assert waited.returncode == 0, waited.stderr
+    assert "2/2 steps succeeded" in waited.stdout
+    assert "failed" not in waited.stdout
+
+
+def test_a_pass_left_running_by_a_gone_worker_is_not_shown_running(
+    client: TestClient, admin_token: str, services: Services, settings: Settings
+) -> None:
+    add_worker(services, "w-conv", silent_for=600)  # died; nobody declared it dead
+    record = add_pass(services, "pass-orphan")
+    with services.db.session() as session:
+        orphan = session.get(ConvergencePass, record.id)
+        assert orphan is not None
+        orphan.status, orphan.finished_at = "running", None
+    headers = {"X-Auth-Token": admin_token}
+
+    last = client.get("/v1/cluster", headers=headers).json()["last_convergence"]
+    assert last["status"] == "interrupted", last
+    assert "w-conv is gone" in last["note"]
+    shown = CliRunner().invoke(cli, ["status", "--data-dir", str(settings.data_dir)])
+    assert "pass-orphan interrupted" in shown.output, shown.output
+    assert "0 alive of 1 known" in shown.output
+    assert "silent" in shown.output
+
+    # Declared dead and its work taken over by a live worker: running, resumed by that one.
+    add_worker(services, "w-heir", silent_for=0)
+    with services.db.session() as session:
+        gone = session.get(Worker, "w-conv")
+        assert gone is not None
+        gone.state, gone.recovered_by = "recovered", "w-heir"
+    last = client.get("/v1/cluster", headers=headers).json()["last_convergence"]
+    assert last["status"] == "running", last
+    assert last["note"] == "worker w-conv is gone; resumed by w-heir"
+    shown = CliRunner().invoke(cli, ["status", "--data-dir", str(settings.data_dir)])
+    assert "pass-orphan running (worker w-conv is gone; resumed by w-heir)" in shown.output
