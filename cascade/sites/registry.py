@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 REGISTRATION_DEADLINE = 5.0
 REPLICA_API = "/identity-replica/v1"  # beside a Cascade identity's /identity/v3
 REMOVED = "removed"  # identity_mode of a site forced out (kept for its servers' records)
+# The sites Cascade may place on, check and copy to: every one not forced out.
+IN_SERVICE = Site.identity_mode != REMOVED
 # What Cascade drives at a site, and the catalog types that provide each.
 REQUIRED_SERVICES = {
     "compute": ("compute",),
@@ -260,7 +262,9 @@ class SiteRegistry:
 
     def update(self, name_or_id: str, change: SitePatch, projects: set[str] | None) -> SiteOut:
         """New credentials or identity URL, checked at the site as at registration before
-        anything is stored; the region's identity endpoint follows the URL."""
+        anything is stored; the region's identity endpoint follows the URL. A replica site
+        is not asked to follow again: this changes how Cascade reaches it, not how it
+        reaches Cascade."""
         with self._db.session() as session:
             site = self._find(session, name_or_id, projects)
             known = SiteCredentials(
@@ -273,26 +277,28 @@ class SiteRegistry:
         credentials = change.credentials or known
         url = change.identity_url or site.identity_url
         access = _spec_access(site.name, site.region_name, url, credentials)
-        driver, catalog = contact(access)
-        if site.identity_mode == "replica":
-            self._follow(access, driver)
+        _driver, catalog = contact(access)
+        updated = self._store_access(site.id, access)
+        if site.identity_mode == "replica":  # it already follows Cascade: its endpoints may move
+            self._adopt_endpoints(site.region_name, catalog)
+        return updated
+
+    def _store_access(self, site_id: str, access: SiteAccess) -> SiteOut:
+        """Store checked credentials and URL; the region's identity endpoint follows."""
         with self._db.session() as session:
-            stored = self._find(session, site.id, None)
+            stored = self._find(session, site_id, None)
             stored.identity_url = access.auth_url
-            stored.username = credentials.username
-            stored.user_domain_name = credentials.user_domain_name
-            stored.site_project_name = credentials.project_name
-            stored.credential = self._cipher.encrypt(credentials.password)
+            stored.username = access.username
+            stored.user_domain_name = access.user_domain_name
+            stored.site_project_name = access.project_name
+            stored.credential = self._cipher.encrypt(access.password)
             bump_revision(session)
             ensure_identity_endpoints(session, stored.region_name, stored.identity_url)
-            if stored.identity_mode == "replica":
-                for service_type, name, endpoint_url in _adopted(stored.region_name, catalog):
-                    ensure_endpoints(session, stored.region_name, service_type, name, endpoint_url)
             session.flush()
             return to_out(stored)
 
     def list(self, projects: set[str] | None) -> list[SiteOut]:
-        query = select(Site).where(Site.identity_mode != REMOVED).order_by(Site.name)
+        query = select(Site).where(IN_SERVICE).order_by(Site.name)
         if projects is not None:
             query = query.where(Site.project_id.in_(projects))
         with self._db.session() as session:
