@@ -77,10 +77,10 @@ def test_a_different_key_at_a_site_is_a_conflict_and_delete_leaves_it(
     assert removed.status_code == 202, removed.text
     done = wait_operation(client, admin_token, removed.json()["operation"]["id"])
     assert done["status"] == "succeeded", done
-    assert "conflict" in done["result"]["kept"]["site-b"], done["result"]
-    assert "site-a" not in done["result"]["kept"]
     assert at_site(site_a, "shared") is None
     assert at_site(site_b, "shared") == fingerprint(theirs), "delete removed a key not Cascade's"
+    assert "conflict" in done["result"]["kept"]["site-b"], done["result"]
+    assert "site-a" not in done["result"]["kept"]
 
 
 def test_convergence_compares_fingerprints(
