@@ -54,6 +54,16 @@ REQUIRED_SERVICES = {
 }
 
 
+class SiteRemoved(SiteCallFailed):
+    """A call to a site that was forced out: a failed site call (convergence and steps
+    report it like any other, naming the site), answered 409 if it reaches the API."""
+
+    status = 409
+
+    def __init__(self, site: str) -> None:
+        super().__init__(site, "reach the site", "it was removed from Cascade by force")
+
+
 def replica_api(identity_endpoint: str) -> str:
     """Where a site whose identity is Cascade's code takes follow requests: beside its
     identity API (no catalog lists this Cascade-only API as a service)."""
@@ -368,7 +378,7 @@ class SiteRegistry:
         with self._db.session() as session:
             site = self._find(session, name_or_id, projects, removed=True)
             if site.identity_mode == REMOVED:
-                raise Conflict(f"site {site.name} was removed from Cascade by force")
+                raise SiteRemoved(site.name)
             return _access(site, self._cipher.decrypt(site.credential))
 
     @staticmethod

@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 
 from cascade.cli.embedded import EmbeddedSite, free_port
 from cascade.db.models import Region, Site
-from cascade.errors import Conflict, present
+from cascade.errors import present
 from cascade.services import Services
 from cascade.sites.driver import SiteCallFailed, SiteDriver
-from cascade.sites.registry import SiteRegistry
+from cascade.sites.registry import SiteRegistry, SiteRemoved
 from tests.conftest import make_tenant
 from tests.sim.conftest import SITE_ADMIN_PASSWORD
 from tests.site_server import ThreadedSite, threaded_site
@@ -248,5 +248,5 @@ def test_a_dead_site_is_forced_out_and_its_servers_are_marked(
     with services.db.session() as session:
         assert session.get(Region, sim.region) is None
     assert server["site"].startswith("edge-2-removed-")  # the record its servers keep
-    with pytest.raises(Conflict, match="removed from Cascade by force"):
+    with pytest.raises(SiteRemoved, match="removed from Cascade by force"):
         registry(services).access(server["site"])  # what a worker's step would get
