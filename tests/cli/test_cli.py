@@ -230,3 +230,15 @@ def test_the_catalog_follows_where_the_server_is_reached(tmp_path: Path, how: st
             f"catalog: identity endpoint of region RegionOne is now {expected} "
             "(was http://127.0.0.1:5000/identity/v3)"
         ]
+
+
+def test_init_public_url_is_remembered_beside_other_settings(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "cascade.toml").write_text('region = "Paris"\npublic_url = "http://old:1"\n')
+    for url in ("https://cascade.example", "https://cascade.example:8443/api"):
+        done = cascade("init", "--data-dir", str(data), "--public-url", url)
+        assert done.returncode == 0, done.stderr
+        assert f"identity      {url}/identity/v3 (in the catalog)" in done.stdout
+    settings = (data / "cascade.toml").read_text().splitlines()
+    assert settings == ['region = "Paris"', 'public_url = "https://cascade.example:8443/api"']
