@@ -3,8 +3,11 @@ host's agent has applied its goal state.
 
 A port change is committed, then published through the process's ``FabricController``;
 with ``?wait=N`` the answer comes once every affected host acknowledged it or after N
-seconds, saying how many had not (``pending_hosts``, 0 when converged). ``GoalStore`` calls
-are synchronous database work and run in a thread, off the event loop.
+seconds, saying how many had not (``pending_hosts``, 0 when converged). Acknowledged is not
+enforced: a port with security rules on a host whose dataplane does not enforce them (every
+dataplane today) is answered with ``rules_enforced: false``, and hosts are listed with the
+same truth. ``GoalStore`` calls are synchronous database work and run in a thread, off the
+event loop.
 """
 
 from __future__ import annotations
@@ -116,7 +119,13 @@ async def list_hosts(
     tracking = svc.fabric.tracking
     hosts = await asyncio.to_thread(tracking.hosts, lagging, limit)
     converged, behind = await asyncio.to_thread(tracking.counts)
-    return HostList(hosts=[HostOut(**host) for host in hosts], converged=converged, lagging=behind)
+    unenforced = await asyncio.to_thread(tracking.rules_not_enforced)
+    return HostList(
+        hosts=[HostOut(**host) for host in hosts],
+        converged=converged,
+        lagging=behind,
+        rules_not_enforced=unenforced,
+    )
 
 
 # --- networks -------------------------------------------------------------------------------
@@ -166,6 +175,9 @@ async def add_port(
     spec = PortSpec(body.id, body.network_id, body.host, body.mac, body.ip, rules)
     change = await asyncio.to_thread(svc.fabric.add_port, spec)
     pending = await _settle(fabric, change, wait)
+    unenforced = 0
+    if rules:
+        unenforced = await asyncio.to_thread(svc.fabric.tracking.rules_not_enforced, [body.host])
     return PortAdded(
         port=PortOut(
             id=body.id,
@@ -178,6 +190,8 @@ async def add_port(
         network_revision=change.network_revision,
         host_revision=change.host_revision,
         pending_hosts=pending,
+        rules_enforced=not rules or (not unenforced and pending == 0),
+        hosts_not_enforcing_rules=unenforced,
     )
 
 

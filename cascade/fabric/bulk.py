@@ -22,18 +22,22 @@ from cascade.db.models import FabricHost, FabricPort, UTCDateTime
 from cascade.fabric.messages import Ack
 
 # A host's acknowledgement is taken only if it is newer than the one recorded (``ack_seq``,
-# the agent's clock); its networks then replace the host's recorded ones, and networks the
-# host is on but did not list (it dropped one and is fetching it again) fall back to 0.
+# the agent's clock), with whether its dataplane enforces security rules; its networks then
+# replace the host's recorded ones, and networks the host is on but did not list (it dropped
+# one and is fetching it again) fall back to 0.
 _HOSTS = {
     "sqlite": """
-        UPDATE fabric_hosts SET applied_revision = a.r, ack_seq = a.s, acked_at = :t
+        UPDATE fabric_hosts
+        SET applied_revision = a.r, ack_seq = a.s, acked_at = :t, rules_enforced = a.e
         FROM (SELECT json_extract(value, '$.h') AS h, json_extract(value, '$.r') AS r,
-                     json_extract(value, '$.s') AS s FROM json_each(:doc)) AS a
+                     json_extract(value, '$.s') AS s, json_extract(value, '$.e') AS e
+              FROM json_each(:doc)) AS a
         WHERE fabric_hosts.name = a.h
           AND (fabric_hosts.ack_seq IS NULL OR fabric_hosts.ack_seq < a.s)""",
     "postgresql": """
-        UPDATE fabric_hosts SET applied_revision = a.r, ack_seq = a.s, acked_at = :t
-        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, r integer, s bigint)
+        UPDATE fabric_hosts
+        SET applied_revision = a.r, ack_seq = a.s, acked_at = :t, rules_enforced = a.e
+        FROM json_to_recordset(CAST(:doc AS json)) AS a(h text, r integer, s bigint, e boolean)
         WHERE fabric_hosts.name = a.h
           AND (fabric_hosts.ack_seq IS NULL OR fabric_hosts.ack_seq < a.s)""",
 }
@@ -68,7 +72,9 @@ _MEMBERS = {
 
 def record_acks(session: Session, dialect: str, acks: dict[str, Ack], now: datetime) -> None:
     """Record each host's acknowledgement unless a newer one is already recorded."""
-    hosts = [{"h": h, "s": a.sequence, "r": a.revision} for h, a in acks.items()]
+    hosts = [
+        {"h": h, "s": a.sequence, "r": a.revision, "e": a.enforces_rules} for h, a in acks.items()
+    ]
     nets = [
         {"h": h, "s": a.sequence, "n": n, "r": r}
         for h, a in acks.items()

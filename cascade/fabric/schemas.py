@@ -31,8 +31,20 @@ class HostOut(BaseModel):
     revision: int = Field(description="The host's goal revision.")
     applied_revision: int = Field(description="The host revision its agent acknowledged.")
     networks_behind: int = Field(description="Networks whose table the agent has not caught up.")
-    converged: bool
+    converged: bool = Field(
+        description="The agent applied the host's goal revision and every network's table."
+    )
     acked_at: datetime | None = Field(description="The agent's last acknowledgement.")
+    enforces_rules: bool = Field(
+        description="The agent's last acknowledgement said its dataplane enforces security "
+        "rules (no dataplane does yet)."
+    )
+    ports_with_rules: int = Field(description="The host's ports that carry security rules.")
+    rules_enforced: bool = Field(
+        description="The security rules of the host's ports are in force: it has none, or its "
+        "dataplane enforces them and it converged. False: converged or not, its rules are not "
+        "applied."
+    )
 
 
 class HostEnvelope(BaseModel):
@@ -43,6 +55,10 @@ class HostList(BaseModel):
     hosts: list[HostOut]
     converged: int = Field(description="Converged hosts, among all of them.")
     lagging: int = Field(description="Hosts behind their goal, among all of them.")
+    rules_not_enforced: int = Field(
+        description="Hosts, among all of them, holding ports with security rules that their "
+        "dataplane does not enforce: not converged for rules."
+    )
 
 
 class NetworkIn(BaseModel):
@@ -128,3 +144,11 @@ class PortRemoved(BaseModel):
 
 class PortAdded(PortRemoved):
     port: PortOut
+    rules_enforced: bool = Field(
+        description="The port's security rules are in force at its host (true when it has "
+        "none). Acknowledged is not enforced: false while its host's dataplane cannot enforce "
+        "rules, even with pending_hosts 0."
+    )
+    hosts_not_enforcing_rules: int = Field(
+        description="Hosts of the change holding this port's rules without enforcing them."
+    )

@@ -3,6 +3,12 @@
 Agents' acknowledgements are written in batches (``bulk.record_acks``); every question
 about convergence is a query comparing applied with goal revisions: which hosts lag, how
 many hosts a change has yet to reach, and each host's status for operators.
+
+Revisions say what an agent applied, not what its dataplane can do: a host whose agent
+acknowledged everything but said its dataplane does not enforce security rules (every
+dataplane today) is converged for its ports and tables, and *not* for the rules of its
+ports that carry any; ``rules_not_enforced`` counts those hosts, and each host's status
+says so.
 """
 
 from __future__ import annotations
@@ -10,10 +16,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CompoundSelect, Table, and_, func, select, union
+from sqlalchemy import (
+    Boolean,
+    CompoundSelect,
+    Subquery,
+    Table,
+    and_,
+    func,
+    literal_column,
+    select,
+    union,
+)
 
 from cascade.db import Database
-from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, utcnow
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
 from cascade.fabric import bulk
 from cascade.fabric.messages import Ack
 
@@ -23,6 +39,20 @@ if TYPE_CHECKING:
 HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
 NETWORKS: Table = FabricNetwork.__table__  # type: ignore[assignment]
 MEMBERS: Table = FabricMembership.__table__  # type: ignore[assignment]
+PORTS: Table = FabricPort.__table__  # type: ignore[assignment]
+# Whether the host's last acknowledgement said its dataplane enforces security rules: added
+# by migration 0007, not (yet) an attribute of cascade.db.models.FabricHost, so named here.
+ENFORCES_RULES = literal_column("fabric_hosts.rules_enforced", Boolean)
+
+
+def _ports_with_rules() -> Subquery:
+    """Per host, how many of its ports carry security rules."""
+    return (
+        select(PORTS.c.host, func.count().label("ruled"))
+        .where(func.json_array_length(PORTS.c.security_rules) > 0)
+        .group_by(PORTS.c.host)
+        .subquery()
+    )
 
 
 class Tracking:
@@ -50,6 +80,20 @@ class Tracking:
             total = session.scalar(select(func.count()).select_from(HOSTS)) or 0
             lagging = session.scalar(select(func.count()).select_from(behind)) or 0
         return total - lagging, lagging
+
+    def rules_not_enforced(self, hosts: Iterable[str] | None = None) -> int:
+        """How many hosts (optionally among ``hosts``) hold ports with security rules that
+        their dataplane does not enforce."""
+        ruled = _ports_with_rules()
+        query = (
+            select(func.count())
+            .select_from(HOSTS.join(ruled, ruled.c.host == HOSTS.c.name))
+            .where(ENFORCES_RULES.is_not(True))
+        )
+        if hosts is not None:
+            query = query.where(HOSTS.c.name.in_(list(hosts)))
+        with self._db.session() as session:
+            return session.scalar(query) or 0
 
     @staticmethod
     def _lagging_query(hosts: Iterable[str] | None) -> CompoundSelect[tuple[str]]:
@@ -130,9 +174,16 @@ class Tracking:
             .group_by(MEMBERS.c.host)
             .subquery()
         )
+        ruled = _ports_with_rules()
         query = (
-            select(HOSTS, func.coalesce(behind.c.behind, 0).label("networks_behind"))
+            select(
+                HOSTS,
+                func.coalesce(behind.c.behind, 0).label("networks_behind"),
+                func.coalesce(ruled.c.ruled, 0).label("ports_with_rules"),
+                ENFORCES_RULES.label("enforces_rules"),
+            )
             .outerjoin(behind, behind.c.host == HOSTS.c.name)
+            .outerjoin(ruled, ruled.c.host == HOSTS.c.name)
             .order_by(HOSTS.c.name)
             .limit(limit)
         )
@@ -144,15 +195,21 @@ class Tracking:
             )
         with self._db.session() as session:
             rows = session.execute(query).mappings().all()
-        return [
-            {
-                "name": r["name"],
-                "tunnel_ip": r["tunnel_ip"],
-                "revision": r["revision"],
-                "applied_revision": r["applied_revision"],
-                "networks_behind": r["networks_behind"],
-                "converged": r["applied_revision"] >= r["revision"] and not r["networks_behind"],
-                "acked_at": r["acked_at"],
-            }
-            for r in rows
-        ]
+        return [_host_status(row) for row in rows]
+
+
+def _host_status(row: Any) -> dict[str, Any]:
+    converged = row["applied_revision"] >= row["revision"] and not row["networks_behind"]
+    enforces = bool(row["enforces_rules"])
+    return {
+        "name": row["name"],
+        "tunnel_ip": row["tunnel_ip"],
+        "revision": row["revision"],
+        "applied_revision": row["applied_revision"],
+        "networks_behind": row["networks_behind"],
+        "converged": converged,
+        "acked_at": row["acked_at"],
+        "enforces_rules": enforces,
+        "ports_with_rules": row["ports_with_rules"],
+        "rules_enforced": not row["ports_with_rules"] or (enforces and converged),
+    }

@@ -55,6 +55,9 @@ def setup_fabric(client: TestClient, admin: dict[str, str]) -> None:
             "networks_behind": 0,
             "converged": True,
             "acked_at": None,
+            "enforces_rules": False,
+            "ports_with_rules": 0,
+            "rules_enforced": True,
         }
     created = client.post(
         "/v1/fabric/networks", json={"id": "n1", "vni": 5001, "cidr": "10.1.0.0/16"}, headers=admin
@@ -103,23 +106,29 @@ def test_ports_converge_on_agents_of_the_apps_bus(
     assert (body["network_revision"], body["host_revision"]) == (1, 1)
     assert body["port"]["id"] == "p1"
     assert body["port"]["security_rules"][0]["port_min"] == 22
+    # acknowledged, but no dataplane enforces rules: the answer says so
+    assert (body["rules_enforced"], body["hosts_not_enforcing_rules"]) == (False, 1)
 
     second = client.post("/v1/fabric/ports", params={"wait": 10}, json=port(2, "h2"), headers=admin)
     assert second.status_code == 201, second.text
     assert second.json()["pending_hosts"] == 0  # h2's port, and h1's neighbour table
+    assert second.json()["rules_enforced"] is True  # it has no rules
     assert set(agents["h1"].dataplane.neighbours("n1")) == {"p1", "p2"}
     assert set(agents["h2"].dataplane.ports()) == {"p2"}
 
     listed = client.get("/v1/fabric/hosts", headers=admin)
     assert listed.status_code == 200, listed.text
     hosts = listed.json()
-    assert (hosts["converged"], hosts["lagging"]) == (2, 0)
+    assert (hosts["converged"], hosts["lagging"], hosts["rules_not_enforced"]) == (2, 0, 1)
     assert [h["name"] for h in hosts["hosts"]] == ["h1", "h2"]
     for host in hosts["hosts"]:
         assert host["converged"] is True
         assert host["revision"] == host["applied_revision"] == 1
         assert host["networks_behind"] == 0
         assert host["acked_at"] is not None
+        assert host["enforces_rules"] is False
+    rules = {h["name"]: (h["ports_with_rules"], h["rules_enforced"]) for h in hosts["hosts"]}
+    assert rules == {"h1": (1, False), "h2": (0, True)}
     assert client.get("/v1/fabric/hosts?lagging=true", headers=admin).json()["hosts"] == []
 
     removed = client.delete("/v1/fabric/ports/p1?wait=10", headers=admin)
@@ -127,6 +136,41 @@ def test_ports_converge_on_agents_of_the_apps_bus(
     assert removed.json() == {"network_revision": 3, "host_revision": 2, "pending_hosts": 0}
     assert set(agents["h2"].dataplane.neighbours("n1")) == {"p2"}
     assert not agents["h1"].dataplane.ports()
+    assert client.get("/v1/fabric/hosts", headers=admin).json()["rules_not_enforced"] == 0
+
+
+class EnforcingDataplane(MemoryDataplane):
+    """A dataplane that declares it enforces rules: what a future enforcing one will say."""
+
+    enforces_rules = True
+
+
+def test_a_host_whose_dataplane_enforces_rules_is_converged_for_them(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    setup_fabric(client, admin)
+    transport = controller(client).transport
+    planes = {"h1": EnforcingDataplane(HOSTS["h1"]), "h2": MemoryDataplane(HOSTS["h2"])}
+    started = [Agent(name, transport, plane) for name, plane in planes.items()]
+    for agent in started:
+        portal(client).call(agent.start)
+    try:
+        rule = {"direction": "egress", "protocol": "any"}
+        enforced = client.post(
+            "/v1/fabric/ports?wait=10", json=port(1, "h1", security_rules=[rule]), headers=admin
+        ).json()
+        assert (enforced["pending_hosts"], enforced["rules_enforced"]) == (0, True)
+        not_enforced = client.post(
+            "/v1/fabric/ports?wait=10", json=port(2, "h2", security_rules=[rule]), headers=admin
+        ).json()
+        assert (not_enforced["pending_hosts"], not_enforced["rules_enforced"]) == (0, False)
+        hosts = client.get("/v1/fabric/hosts", headers=admin).json()
+        flags = {h["name"]: (h["enforces_rules"], h["rules_enforced"]) for h in hosts["hosts"]}
+        assert flags == {"h1": (True, True), "h2": (False, False)}
+        assert hosts["rules_not_enforced"] == 1
+    finally:
+        for agent in started:
+            portal(client).call(agent.stop)
 
 
 def test_without_agents_the_change_stays_pending_and_the_host_lags(

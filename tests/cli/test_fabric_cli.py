@@ -39,6 +39,9 @@ def test_status_lists_hosts_and_counts(tmp_path: Path) -> None:
         "networks_behind": 0,
         "converged": True,
         "acked_at": None,
+        "enforces_rules": False,
+        "ports_with_rules": 0,
+        "rules_enforced": True,
     }
     assert (h2["revision"], h2["converged"], h2["networks_behind"]) == (1, False, 1)
     assert "2 hosts: 1 converged, 1 lagging" in done.stdout

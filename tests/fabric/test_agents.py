@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.fabric import messages
 from cascade.fabric.agent import Agent
-from cascade.fabric.controller import FabricController, merge_ack
+from cascade.fabric.controller import ACK_SUBJECT, FabricController, merge_ack
 from cascade.fabric.dataplane.memory import MemoryDataplane
 from cascade.fabric.goal import GoalStore, PortSpec
 from cascade.fabric.messages import Ack
+from cascade.fabric.transports.base import Message
 from cascade.fabric.transports.memory import MemoryTransport
 from tests.fabric.fleet_helpers import actual, expected, goal_store, until
 
@@ -223,3 +225,59 @@ def test_the_latest_ack_wins_even_when_it_says_less(tmp_path: Path, database_url
         merge_ack(batch, {"h": "h0", "s": sequence, "r": 1, "n": {"n1": applied}})
     assert batch["h0"] == Ack(7, 1, {"n1": 0})
     db.dispose()
+
+
+def test_acks_say_whether_rules_are_enforced(tmp_path: Path, database_url: str) -> None:
+    """Acknowledged is not enforced: a host holding a port with rules counts as not
+    converged for rules until its agent says its dataplane enforces them."""
+    db, goal = goal_store(tmp_path, database_url)
+    setup_goal(goal, 2)
+    rule = {"direction": "ingress", "protocol": "tcp", "port_min": 22, "port_max": 22}
+    ruled = PortSpec("p1", "n1", "h0", "02:00:00:00:00:01", "10.1.0.2", (rule,))
+    goal.add_port(ruled)
+    goal.add_port(port(2, "h1"))
+    tracking = goal.tracking
+    tracking.record_acks({"h0": Ack(10, 1, {"n1": 2}), "h1": Ack(10, 1, {"n1": 2})})
+    assert tracking.lagging() == []
+    status = {h["name"]: h for h in tracking.hosts()}
+    assert status["h0"]["converged"] is True
+    assert (status["h0"]["ports_with_rules"], status["h0"]["rules_enforced"]) == (1, False)
+    assert status["h1"]["rules_enforced"] is True  # nothing to enforce there
+    assert tracking.rules_not_enforced() == 1
+    assert tracking.rules_not_enforced(["h1"]) == 0
+    tracking.record_acks({"h0": Ack(20, 1, {"n1": 2}, enforces_rules=True)})
+    assert tracking.rules_not_enforced() == 0
+    now = tracking.host("h0")
+    assert now is not None
+    assert (now["enforces_rules"], now["rules_enforced"], now["converged"]) == (True, True, True)
+    batch: dict[str, Ack] = {}
+    merge_ack(batch, {"h": "h0", "s": 30, "r": 1, "n": {"n1": 2}})  # no "e": not enforced
+    merge_ack(batch, {"h": "h1", "s": 30, "r": 1, "n": {"n1": 2}, "e": 1})
+    assert (batch["h0"].enforces_rules, batch["h1"].enforces_rules) == (False, True)
+    db.dispose()
+
+
+class EnforcingDataplane(MemoryDataplane):
+    enforces_rules = True
+
+
+@pytest.mark.parametrize("enforcing", [False, True])
+def test_an_agent_says_whether_its_dataplane_enforces_rules(enforcing: bool) -> None:
+    async def run() -> messages.Body:
+        bus = MemoryTransport()
+        acks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            acks.append(message.data)
+
+        await bus.subscribe(ACK_SUBJECT, keep)
+        plane = EnforcingDataplane if enforcing else MemoryDataplane
+        agent = Agent("h0", bus, plane("192.0.2.1"))
+        await agent.start(snapshot={"t": "hs", "r": 0, "ports": []})
+        await until(lambda: bool(acks))
+        await agent.stop()
+        return messages.decode(acks[-1])
+
+    ack = asyncio.run(run())
+    # a dataplane that cannot enforce rules adds nothing to the acknowledgement
+    assert ack.get("e") == (1 if enforcing else None)
