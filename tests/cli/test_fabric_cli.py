@@ -4,6 +4,10 @@ summary line and JSON; an uninitialised data dir is one line and a non-zero exit
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from cascade.config import Settings
@@ -95,3 +99,28 @@ def test_up_with_an_unreachable_nats_is_one_line(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "cannot connect to NATS at nats://127.0.0.1:1" in lines[0]
+
+
+def test_agent_stops_on_sigint_while_it_connects(tmp_path: Path) -> None:
+    """A NATS server that accepts the connection and never answers: SIGINT stops the agent
+    (status 0, no traceback) instead of waiting for the connection."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        command = [sys.executable, "-m", "cascade", "agent", "--host", "x", "--vtep", "192.0.2.1"]
+        command += ["--dataplane", "memory", "--nats", f"nats://127.0.0.1:{port}"]
+        agent = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        try:
+            silent.settimeout(60)
+            connection, _ = silent.accept()  # it is connecting: its signal handlers are set
+            with connection:
+                agent.send_signal(signal.SIGINT)
+                _, errors = agent.communicate(timeout=5)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait()
+    assert agent.returncode == 0, errors
+    assert "Traceback" not in errors
+    assert "cannot connect" not in errors  # it stopped; it did not wait for the timeout
