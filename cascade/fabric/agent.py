@@ -54,6 +54,9 @@ class Agent:
         self._held_net: dict[str, dict[int, messages.Body]] = {}
         self._pages: dict[str, tuple[int, dict[int, list[list[str]]]]] = {}
         self._asked: dict[str, float] = {}
+        # One INFO line per change applied; checked once (a simulated fleet of a million
+        # agents logs nothing and must not pay for a logging call per agent and change).
+        self.verbose = log.isEnabledFor(logging.INFO)
 
     async def start(
         self,
@@ -138,12 +141,13 @@ class Agent:
             await self._leave(network_id)
         self.revision = body["r"]
         self._asked.pop(HOST_KEY, None)
-        log.info(
-            "%s: host snapshot at revision %d applied: %d ports",
-            self.host,
-            self.revision,
-            len(goal),
-        )
+        if self.verbose:
+            log.info(
+                "%s: host snapshot at revision %d applied: %d ports",
+                self.host,
+                self.revision,
+                len(goal),
+            )
         await self._drain_host()
         await self._ack()
 
@@ -163,10 +167,11 @@ class Agent:
             upserts = messages.neighbours(body["up"])
             self.dataplane.update_neighbours(network_id, upserts, body["rm"])
             have = self.networks[network_id] = body["r"]
-            log.info(
-                "%s: network %s at revision %d: %d neighbours set, %d removed",
-                self.host, network_id, have, len(upserts), len(body["rm"]),
-            )  # fmt: skip
+            if self.verbose:
+                log.info(
+                    "%s: network %s at revision %d: %d neighbours set, %d removed",
+                    self.host, network_id, have, len(upserts), len(body["rm"]),
+                )  # fmt: skip
             applied = True
         for stale in [r for r in held if r <= have]:
             del held[stale]
@@ -205,10 +210,11 @@ class Agent:
         self.dataplane.replace_neighbours(network_id, table)
         self.networks[network_id] = revision
         self._asked.pop(network_id, None)
-        log.info(
-            "%s: network %s table at revision %d: %d neighbours",
-            self.host, network_id, revision, len(table),
-        )  # fmt: skip
+        if self.verbose:
+            log.info(
+                "%s: network %s table at revision %d: %d neighbours",
+                self.host, network_id, revision, len(table),
+            )  # fmt: skip
 
     async def _goal(self, body: messages.Body) -> None:
         if body["r"] > self.revision:
@@ -224,20 +230,21 @@ class Agent:
         if port.network_id not in self.networks:
             await self._join(port.network_id, port.vni, table_follows)
         self.dataplane.set_port(port)  # again even if unchanged: repairs what drifted
-        changed, self.ports[port.port_id] = self.ports.get(port.port_id) != port, port
-        if not changed:
-            return
-        unenforced = port.security_rules and not self.dataplane.enforces_rules
-        log.info(
-            "%s: port %s set on network %s (%s %s%s)",
-            self.host, port.port_id, port.network_id, port.mac, port.ip,
-            f", {len(port.security_rules)} security rules NOT enforced" if unenforced else "",
-        )  # fmt: skip
+        changed = self.ports.get(port.port_id) != port
+        self.ports[port.port_id] = port
+        if changed and self.verbose:
+            unenforced = port.security_rules and not self.dataplane.enforces_rules
+            log.info(
+                "%s: port %s set on network %s (%s %s%s)",
+                self.host, port.port_id, port.network_id, port.mac, port.ip,
+                f", {len(port.security_rules)} security rules NOT enforced" if unenforced else "",
+            )  # fmt: skip
 
     async def _remove_port(self, port_id: str) -> None:
         port = self.ports.pop(port_id, None)
         self.dataplane.remove_port(port_id)
-        log.info("%s: port %s removed", self.host, port_id)
+        if self.verbose:
+            log.info("%s: port %s removed", self.host, port_id)
         if port is not None and not any(
             p.network_id == port.network_id for p in self.ports.values()
         ):
@@ -249,7 +256,8 @@ class Agent:
         ``resync_after``) or is asked for now."""
         self.dataplane.ensure_network(network_id, vni)
         self.networks[network_id] = 0
-        log.info("%s: joined network %s (VNI %d)", self.host, network_id, vni)
+        if self.verbose:
+            log.info("%s: joined network %s (VNI %d)", self.host, network_id, vni)
         self._subs[network_id] = await self.transport.subscribe(
             network_subject(network_id), self._on_multicast
         )
@@ -264,7 +272,8 @@ class Agent:
             await sub.unsubscribe()
         self.dataplane.remove_network(network_id)
         self.networks.pop(network_id, None)
-        log.info("%s: left network %s", self.host, network_id)
+        if self.verbose:
+            log.info("%s: left network %s", self.host, network_id)
         self._held_net.pop(network_id, None)
         self._pages.pop(network_id, None)
         self._asked.pop(network_id, None)
