@@ -83,7 +83,7 @@ def until_deadline(
     retrying = Retrying(
         wait=backoff.strategy(),
         stop=stop_before_delay(deadline),
-        retry=retry_if_exception(transient),
+        retry=retry_if_exception(lambda e: not isinstance(e, Interrupted) and transient(e)),
         sleep=sleep,
         reraise=True,
     )

@@ -43,7 +43,10 @@ class ServerOut(BaseModel):
     network: str | None
     task: str | None = Field(description="The operation now running on this server")
     site_server_id: str | None = Field(description="The server's id at its site")
-    error: str | None
+    error: str | None = Field(
+        description="Why the server is in ERROR: the error of the operation that failed (a "
+        "create that never reached its site keeps this; convergence leaves such a server alone)"
+    )
     created_at: datetime
     updated_at: datetime
 

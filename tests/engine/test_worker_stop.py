@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cascade.db.models import ConvergencePass, OperationStep
+from cascade.retry import Backoff, Interrupted, until_deadline
 from cascade.services import Services
 from tests.engine.conftest import (
     WorkerFactory,
@@ -87,3 +90,22 @@ def test_sigint_stops_a_worker_waiting_on_a_down_site(
         assert done["executor_id"] == "w-resume", done
     finally:
         site.stop()
+
+
+def test_a_stop_ends_retries_to_a_deadline_at_once() -> None:
+    """The driver's retry with the worker's stop event: no attempt after the stop, and the
+    wait between attempts is cut short (Interrupted, not the call's failure)."""
+    stop = threading.Event()
+    attempts: list[float] = []
+
+    def refused() -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 3:
+            threading.Timer(0.2, stop.set).start()
+        raise ConnectionRefusedError("closed port")
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        until_deadline(Backoff(first=1.0, cap=30.0), 600.0, lambda _e: True, refused, stop)
+    assert len(attempts) == 3  # the stop came during the wait after the third
+    assert time.monotonic() - started < 60, "the stop did not cut the wait short"
