@@ -1,7 +1,8 @@
 """``cascade agent``: the host agent, applying its host's network state until stopped.
 
 With the Linux dataplane it programs the host namespace ``--netns``, creating it when it is
-absent and removing it again on stop (only a namespace it created). It logs one line per
+absent and removing it again on stop (only a namespace an agent created: one left behind by
+a killed agent included, never one an operator made). It logs one line per
 change applied at INFO, and stops on SIGINT or SIGTERM, whatever it is waiting on (the NATS
 connection included), with one line and no traceback.
 """
@@ -50,7 +51,7 @@ def _dataplane(kind: DataplaneKind, netns: str | None, vtep: str) -> Dataplane:
 
     plane = LinuxDataplane(netns, vtep, create=True)
     if plane.created_namespace:
-        log.info("created network namespace %s (removed again on stop)", netns)
+        log.info("network namespace %s was created by an agent: removed on stop", netns)
     return plane
 
 

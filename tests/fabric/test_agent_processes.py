@@ -376,6 +376,18 @@ def test_agent_creates_its_namespace_logs_changes_and_removes_only_what_it_made(
             for change in [goal.add_port(a), goal.add_port(b)]:
                 await controller.publish(change)
                 await converged(controller, change, agents)
+            killed = agents.procs[1]  # killed: it cannot remove its namespace...
+            killed.kill()
+            killed.wait()
+            assert fresh.netns in namespaces()
+            agents.start(1)  # ...so the next agent on it, finding the mark, will
+            restarted = agents.logs[-1]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CONVERGE
+            while "host snapshot" not in restarted.read_text(errors="replace"):
+                agents.check_alive()
+                assert loop.time() < deadline, agents.output()
+                await asyncio.sleep(0.1)
 
     try:
         goal.register_host(names[0], "10.213.0.1")
@@ -402,7 +414,8 @@ def test_agent_creates_its_namespace_logs_changes_and_removes_only_what_it_made(
                 assert seconds < 5, f"agent {i} took {seconds:.1f} s to stop"
             output = agents.output()
             assert "Traceback" not in output, output
-            assert f"created network namespace {fresh.netns}" in output
+            created = f"network namespace {fresh.netns} was created by an agent"
+            assert output.count(created) == 2  # the first agent and the one after the kill
             assert f"port {b.id} set on network {network}" in output
             assert f"port {a.id} set on network {network}" in output
             assert f"joined network {network}" in output

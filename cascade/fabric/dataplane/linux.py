@@ -18,9 +18,11 @@ what a restarted agent calls. Security rules are not enforced by this dataplane
 (``enforces_rules`` is False, and its agent says so in every acknowledgement); ``ports()``
 returns them empty.
 
-With ``create=True`` a missing host namespace is created; ``shutdown()`` then removes it,
-with the VM namespaces of its ports, and nothing else (a namespace that existed before is
-left as it is, with everything programmed in it, for the next agent to reconcile).
+With ``create=True`` a missing host namespace is created and marked as created by an agent
+(the ifalias ``cascade-agent-created`` on its ``lo``); ``shutdown()`` then removes it, with
+the VM namespaces of its ports, and nothing else. A namespace that existed before is left
+as it is, with everything programmed in it, for the next agent to reconcile, unless it
+carries the mark (an agent created it and was killed before it could remove it).
 
 pyroute2's synchronous ``IPRoute`` drives a private asyncio loop with
 ``run_until_complete``, which cannot run on a thread whose own loop is running, and the
@@ -53,6 +55,7 @@ from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
 VXLAN_PORT = 4789
 NET_ALIAS = "cascade-net:"
 PORT_ALIAS = "cascade-port:"
+OWNED_ALIAS = "cascade-agent-created"  # on the lo of a host namespace an agent created
 ZERO_MAC = "00:00:00:00:00:00"
 NTF_SELF = 0x02
 NUD_NOARP = 0x40
@@ -138,6 +141,8 @@ class LinuxDataplane(Dataplane):
             if create:
                 self.created_namespace = self._worker.submit(_create_namespace, netns).result()
             self._ipr: Any = self._worker.submit(IPRoute, netns=netns, flags=0).result()
+            if create:
+                self._worker.submit(self._claim).result()
         except BaseException as error:
             self._worker.shutdown()
             self._remove_namespace()
@@ -145,6 +150,19 @@ class LinuxDataplane(Dataplane):
                 raise Unavailable(f"network namespace {netns!r}: {error}") from error
             raise
         self._tables: dict[str, dict[str, Neighbour]] = {}
+
+    def _claim(self) -> None:
+        """Mark a namespace created here (its ``lo`` carries ``OWNED_ALIAS``), or find the
+        mark: a namespace an agent created and could not remove (it was killed) is still an
+        agent's to remove on stop, one an operator made never is."""
+        lo = self._index("lo")
+        if lo is None:
+            return
+        if self.created_namespace:
+            self._ipr.link("set", index=lo, ifalias=OWNED_ALIAS)
+        else:
+            alias = _attr(self._ipr.link("get", index=lo)[0], "IFLA_IFALIAS")
+            self.created_namespace = alias == OWNED_ALIAS
 
     def _remove_namespace(self) -> None:
         if self.created_namespace:
