@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.cli.embedded import EmbeddedCascade
+from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.identity.render import password_auth
 
 ADMIN_PASSWORD = "Real-Clients-Admin-Pw-7731"
@@ -91,20 +91,23 @@ def test_openstacksdk_and_keystoneauth(server: EmbeddedCascade) -> None:
     assert "admin" in users
 
 
-def test_secrets_never_in_responses_or_log(server: EmbeddedCascade) -> None:
-    with httpx.Client(base_url=server.url) as client:
+def test_secrets_never_in_responses_or_log(server: EmbeddedCascade, tmp_path: Path) -> None:
+    sim = EmbeddedSite(
+        "secret-check", tmp_path / "site", SITE_SECRET, env={"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
+    )
+    with sim, httpx.Client(base_url=server.url) as client:  # registration logs in at the site
         login = client.post(
             "/identity/v3/auth/tokens", json=password_auth("admin", ADMIN_PASSWORD, "admin")
         )
         headers = {"X-Auth-Token": login.headers["X-Subject-Token"]}
         site = {
             "name": "secret-check",
-            "region_name": "SecretCheck",
-            "identity_url": "http://127.0.0.1:5998/v3",
-            "credentials": {"username": "svc", "password": SITE_SECRET, "project_name": "svc"},
+            "region_name": sim.region,
+            "identity_url": sim.auth_url,
+            "credentials": {"username": "admin", "password": SITE_SECRET, "project_name": "admin"},
         }
         created = client.post("/v1/sites", json=site, headers=headers)
-        assert created.status_code == 201
+        assert created.status_code == 201, created.text
         bodies = [login.text, created.text]
         for path in (
             "/v1/sites",
