@@ -24,7 +24,17 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run operations from the durable queue until stopped (SIGTERM or Ctrl-C)."""
+    """Run operations from the durable queue until stopped (SIGTERM or Ctrl-C): the worker
+    ends within about a second whatever it waits on, and another worker resumes what it was
+    running."""
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    # First, so that a signal while starting up is a stop too, not a KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     import cascade.workloads  # noqa: F401 - registers every handler with DBOS
     from cascade.engine.worker import run_worker
     from cascade.services import Services
@@ -32,11 +42,6 @@ def worker(
     settings = load_settings(data_dir=data_dir)
     if settings.database_url is None and not (settings.data_dir / "cascade.db").exists():
         raise CascadeError(f"{settings.data_dir} is not initialised: run 'cascade init' first")
-    stop = threading.Event()
-
-    def request_stop(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    if stop.is_set():
+        return
     run_worker(Services(settings), executor_id or default_executor_id(), stop)
