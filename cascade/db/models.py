@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -293,6 +294,8 @@ class FabricHost(Base):
     applied_revision: Mapped[int] = mapped_column(Integer, default=0)
     ack_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Whether the agent's last acknowledgement said its dataplane enforces security rules.
+    rules_enforced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

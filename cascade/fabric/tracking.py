@@ -17,13 +17,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Boolean,
     CompoundSelect,
     Subquery,
     Table,
     and_,
     func,
-    literal_column,
     select,
     union,
 )
@@ -40,9 +38,8 @@ HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
 NETWORKS: Table = FabricNetwork.__table__  # type: ignore[assignment]
 MEMBERS: Table = FabricMembership.__table__  # type: ignore[assignment]
 PORTS: Table = FabricPort.__table__  # type: ignore[assignment]
-# Whether the host's last acknowledgement said its dataplane enforces security rules: added
-# by migration 0007, not (yet) an attribute of cascade.db.models.FabricHost, so named here.
-ENFORCES_RULES = literal_column("fabric_hosts.rules_enforced", Boolean)
+# Whether the host's last acknowledgement said its dataplane enforces security rules.
+ENFORCES_RULES = FabricHost.rules_enforced
 
 
 def _ports_with_rules() -> Subquery:
