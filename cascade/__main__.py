@@ -1,5 +1,5 @@
 """``python -m cascade`` is the ``cascade`` command."""
 
-from cascade.cli.main import main
+from cascade.cli.entry import main
 
 main()

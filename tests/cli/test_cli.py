@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +244,18 @@ def test_init_public_url_is_remembered_beside_other_settings(tmp_path: Path) -> 
         assert f"identity      {url}/identity/v3 (in the catalog)" in done.stdout
     settings = (data / "cascade.toml").read_text().splitlines()
     assert settings == ['region = "Paris"', 'public_url = "https://cascade.example:8443/api"']
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path: Path) -> None:
+    """SIGINT during the command's imports: exit 130 and one line, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cascade", "status", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.3)  # well inside the imports, which take over a second
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert stderr.strip() == "cascade: interrupted"

@@ -1,0 +1,22 @@
+"""The ``cascade`` command's entry point (console script and ``python -m cascade``): a SIGINT
+while the command's modules are still being imported ends the process with one line and exit
+130, not a ``KeyboardInterrupt`` traceback; once imported, the command handles it itself."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+
+def _interrupted(_signum: int, _frame: FrameType | None) -> None:
+    print("cascade: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, _interrupted)
+    from cascade.cli.main import main as run
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run()
