@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from cascade.compute.servers import ServerService
 from cascade.db.models import Server, Site
 from cascade.engine.context import EngineContext, context
-from cascade.engine.convergence import checker, repair
+from cascade.engine.convergence import checker, last_finished_start, repair
 from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 from cascade.errors import present
 from cascade.sites.driver import SiteDriver
@@ -177,11 +177,12 @@ def check_servers(engine: EngineContext, site: Site) -> tuple[int, list[dict[str
     tagged = {s.metadata[TAG]: s for s in at_site if (s.metadata or {}).get(TAG)}
     with engine.db.session() as session:
         wanted = session.scalars(select(Server).where(Server.site_id == site.id)).all()
+    since = last_finished_start(engine.db)
     repairs = [
         repair("server", server.id, site.name, drift, action)
         for server in wanted
         if server.task_operation_id is None
-        for drift, action in _converge(engine, server, tagged.get(server.id))
+        for drift, action in _converge(engine, server, tagged.get(server.id), since)
     ]
     known = {server.id for server in wanted}
     repairs += [
@@ -198,11 +199,17 @@ def check_servers(engine: EngineContext, site: Site) -> tuple[int, list[dict[str
     return len(wanted), repairs
 
 
-def _converge(engine: EngineContext, server: Server, found: Any) -> list[tuple[str, str]]:
+def _converge(
+    engine: EngineContext, server: Server, found: Any, since: datetime | None
+) -> list[tuple[str, str]]:
     if found is None and server.site_server_id is None:
         # Never reached its site (its create failed before the site made it): it stays ERROR
-        # with that failure as its error; there is nothing at the site to repair.
-        return []
+        # with that failure as its error, reported by the first pass after it failed only;
+        # there is nothing at the site to repair.
+        if since is not None and server.updated_at <= since:
+            return []
+        reason = server.error or "its create failed"
+        return [(f"server never reached the site: {reason}", "none: left in ERROR")]
     if found is None:
         if server.status == "MISSING" or not _set_status(engine, server, "MISSING"):
             return []

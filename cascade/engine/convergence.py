@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from dbos import DBOS
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from cascade.db import Database
 from cascade.db.models import ConvergencePass, Site, utcnow
 from cascade.engine.context import EngineContext, context, park
 from cascade.engine.queue import CONVERGENCE_WORKFLOW
@@ -114,6 +115,16 @@ def _close(pass_id: str, checked: int, repairs: list[dict[str, Any]], error: str
         record.checked = checked
         record.repairs = repairs
         record.finished_at = utcnow()
+
+
+def last_finished_start(db: Database) -> datetime | None:
+    """When the newest finished pass began: what changed since then is new to this pass."""
+    with db.session() as session:
+        return session.scalar(
+            select(func.max(ConvergencePass.started_at)).where(
+                ConvergencePass.finished_at.is_not(None)
+            )
+        )
 
 
 def recent_passes(engine_db: Any, limit: int) -> list[ConvergencePassOut]:

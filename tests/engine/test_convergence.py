@@ -119,9 +119,15 @@ def test_a_server_that_never_reached_its_site_is_error_and_left_alone(
     )
     passes = [p for p in _passes(services) if p.finished_at and _after(p, failed_at)]
     assert all(p.status == "succeeded" for p in passes), [p.error for p in passes]
-    assert not [r for p in passes for r in p.repairs if r["resource"]["id"] == server_id], (
-        "convergence acted on a server that never existed at its site"
-    )
+
+    def reports(of: list[ConvergencePass]) -> list[dict[str, Any]]:
+        return [r for p in of for r in p.repairs if r["resource"]["id"] == server_id]
+
+    first = reports([p for p in _passes(services) if p.finished_at])
+    assert first, "the pass after the failure did not report the server"
+    assert all(r["action"] == "none: left in ERROR" for r in first), first
+    assert "no-such-image" in first[0]["drift"]
+    assert not reports(passes[-2:]), "reported again and again"
     operations = services.operations.list(None, resource_id=server_id, limit=10)
     assert [o.kind for o in operations] == ["server.create"]
     again = client.get(f"/v1/servers/{server_id}", headers=headers).json()["server"]
