@@ -77,6 +77,7 @@ def test_sigint_stops_a_worker_waiting_on_a_down_site(
         os.kill(pid, signal.SIGINT)
         worker.wait()
         took = time.monotonic() - started
+        print(f"worker stopped {took:.2f} s after SIGINT")
         log = worker.log_file.read_text()
         assert took < STOP_BOUND, f"worker took {took:.1f} s to stop:\n{log}"
         assert "Traceback" not in log, log
