@@ -40,6 +40,12 @@ def test_server_lifecycle_at_a_site(
         )
         shown = client.get(f"/v1/servers/{server_id}", headers=headers).json()["server"]
         assert shown["status"] == status
+        assert shown["error"] is None
+        # What Cascade records is what the site has: asked of the site itself.
+        at_site = SiteDriver(two_sites[1].access()).call(
+            "show", lambda c: c.compute.get_server(server["site_server_id"])
+        )
+        assert at_site.status == status, action
 
     deleted = client.delete(f"/v1/servers/{server_id}", headers=headers)
     assert deleted.status_code == 202
