@@ -51,7 +51,9 @@ def _pass_started(services: Services) -> bool:
         return session.scalar(select(ConvergencePass.id).limit(1)) is not None
 
 
-def test_sigint_stops_a_worker_waiting_on_a_down_site(
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_worker_waiting_on_a_down_site(
+    signum: signal.Signals,
     tmp_path: Path,
     client: TestClient,
     admin_token: str,
@@ -74,10 +76,10 @@ def test_sigint_stops_a_worker_waiting_on_a_down_site(
         pid = worker.pid
         assert pid is not None
         started = time.monotonic()
-        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signum)
         worker.wait()
         took = time.monotonic() - started
-        print(f"worker stopped {took:.2f} s after SIGINT")
+        print(f"worker stopped {took:.2f} s after {signum.name}")
         log = worker.log_file.read_text()
         assert took < STOP_BOUND, f"worker took {took:.1f} s to stop:\n{log}"
         assert "Traceback" not in log, log
