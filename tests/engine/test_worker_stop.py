@@ -1,7 +1,8 @@
-"""A worker stops promptly whatever it waits on: SIGINT while a registered site is down (its
-calls retrying to a long deadline, a convergence pass at that site) ends the real ``cascade
-worker`` process within a generous bound, prints no traceback, and the operation it was
-running is not lost: another worker resumes it and finishes it once the site is back."""
+"""A worker stops promptly whatever it waits on: SIGINT or SIGTERM while a registered site is
+down (its calls retrying to a long deadline, a keypair's parent workflow waiting on its child,
+a convergence pass at that site) ends the real ``cascade worker`` process within a generous
+bound, prints no traceback, and the operations it was running are not lost: another worker
+resumes them and finishes them once the site is back."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cascade.db.models import ConvergencePass, OperationStep
+from cascade.replication.keypairs import fingerprint
 from cascade.retry import Backoff, Interrupted, until_deadline
 from cascade.services import Services
 from tests.engine.conftest import (
     WorkerFactory,
+    at_site,
     create_server,
+    public_key,
     register,
     start_site,
     wait_operation,
@@ -69,7 +73,16 @@ def test_a_signal_stops_a_worker_waiting_on_a_down_site(
         )
         accepted = create_server(client, admin_token, "interrupted", site="down-site")
         operation_id = accepted["operation"]["id"]
+        key = public_key()
+        keypair = client.post(
+            "/v1/keypairs",
+            headers={"X-Auth-Token": admin_token},
+            json={"name": "interrupted", "public_key": key},
+        )
+        assert keypair.status_code == 202, keypair.text
+        fanned = keypair.json()["operation"]["id"]  # a parent waiting on a child workflow
         _wait_for(lambda: _site_call_running(services, operation_id), 30, "the site call")
+        _wait_for(lambda: _site_call_running(services, fanned), 30, "the fanned-out call")
         _wait_for(lambda: _pass_started(services), 30, "a convergence pass")
         time.sleep(1.0)  # let both retry against the closed port
 
@@ -91,6 +104,9 @@ def test_a_signal_stops_a_worker_waiting_on_a_down_site(
         done = wait_operation(client, admin_token, operation_id, timeout=90)
         assert done["status"] == "succeeded", done
         assert done["executor_id"] == "w-resume", done
+        imported = wait_operation(client, admin_token, fanned, timeout=90)
+        assert imported["status"] == "succeeded", imported
+        assert at_site(site, "interrupted") == fingerprint(key)
     finally:
         site.stop()
 
