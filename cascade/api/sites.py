@@ -18,7 +18,7 @@ from cascade.api.errors import error_responses
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.sites.registry import SiteRegistry
-from cascade.sites.schemas import SiteEnvelope, SiteIn, SiteList, SitePatch, SiteRemoved
+from cascade.sites.schemas import ForcedRemoval, SiteEnvelope, SiteIn, SiteList, SitePatch
 
 router = APIRouter(prefix="/v1/sites", tags=["sites"])
 SiteRef = Annotated[str, Path(min_length=1, max_length=255, description="Site name or id")]
@@ -80,7 +80,7 @@ def update_site(site: SiteRef, body: SitePatch, caller: Caller, svc: ServicesDep
     status_code=204,
     summary="Delete a site (admin; refused while Cascade keeps servers there unless forced)",
     responses={
-        200: {"model": SiteRemoved, "description": "Removed by force: what Cascade forgot"},
+        200: {"model": ForcedRemoval, "description": "Removed by force: what Cascade forgot"},
         **error_responses(401, 403, 404, 409),
     },
 )
@@ -91,5 +91,5 @@ def delete_site(site: SiteRef, caller: Caller, svc: ServicesDep, force: Force = 
         registry.delete(site, None)
         return Response(status_code=204)
     removed = registry.force_delete(site, None)
-    body = SiteRemoved(message=removed.message, **vars(removed))
+    body = ForcedRemoval(message=removed.message, **vars(removed))
     return Response(body.model_dump_json(), status_code=200, media_type="application/json")

@@ -21,6 +21,7 @@ from cascade.engine.convergence import checker, last_finished_start, repair
 from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 from cascade.errors import present
 from cascade.sites.driver import SiteDriver
+from cascade.sites.registry import SiteRemoved
 
 TAG = "cascade_id"
 STABLE = ("ACTIVE", "SHUTOFF", "ERROR")
@@ -116,7 +117,10 @@ def _already_done(run: StepRun, verb: str, current: Any) -> bool:
 
 @step_function("server.remove")
 def remove_server(_run: StepRun, server_id: str) -> None:
-    server, driver = _server(server_id)
+    try:
+        server, driver = _server(server_id)
+    except SiteRemoved:
+        return  # its site was forced out of Cascade: deleting only forgets the server
     found = _find_at_site(driver, server)
     if found is None:
         return

@@ -11,6 +11,7 @@ from cascade.db.models import Server, Site
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, NotFound
+from cascade.sites.registry import IN_SERVICE
 
 BUSY = ("BUILD", "REBOOT", "STOPPING", "STARTING")
 SERVERS = declare(
@@ -51,7 +52,7 @@ def to_out(server: Server, site_name: str) -> ServerOut:
 
 
 def _sites_of(session: Session, projects: set[str] | None) -> list[Site]:
-    query = select(Site).order_by(Site.name)
+    query = select(Site).where(IN_SERVICE).order_by(Site.name)
     if projects is not None:
         query = query.where(Site.project_id.in_(projects))
     return list(session.scalars(query))

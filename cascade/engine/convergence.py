@@ -24,6 +24,7 @@ from cascade.engine.schemas import ConvergencePassOut
 from cascade.errors import present
 from cascade.retry import Interrupted
 from cascade.sites.driver import SiteCallFailed
+from cascade.sites.registry import IN_SERVICE
 
 # (engine context, site) -> (resources checked, repairs made or reported)
 Checker = Callable[[EngineContext, Site], tuple[int, list[dict[str, Any]]]]
@@ -79,7 +80,7 @@ def _open(pass_id: str, scheduled_for: datetime) -> None:
 @DBOS.step(name="cascade.convergence.sites")
 def _site_ids() -> list[str]:
     with context().db.session() as session:
-        return list(session.scalars(select(Site.id).order_by(Site.name)))
+        return list(session.scalars(select(Site.id).where(IN_SERVICE).order_by(Site.name)))
 
 
 @DBOS.step(name="cascade.convergence.site")

@@ -24,6 +24,7 @@ from cascade.engine.operations import Operations
 from cascade.engine.schemas import OperationOut
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
+from cascade.sites.registry import IN_SERVICE
 
 KEYPAIRS = declare(
     StateMachine(
@@ -93,7 +94,7 @@ def fingerprint(public_key: str) -> str:
 
 
 def project_sites(session: Session, project_id: str) -> list[Site]:
-    return list(session.scalars(select(Site).where(Site.project_id == project_id)))
+    return list(session.scalars(select(Site).where(Site.project_id == project_id, IN_SERVICE)))
 
 
 def plan_copies(session: Session, keypair: Keypair) -> None:

@@ -83,7 +83,7 @@ class SiteList(BaseModel):
     sites: list[SiteOut]
 
 
-class SiteRemoved(BaseModel):
+class ForcedRemoval(BaseModel):
     """What a forced delete made Cascade forget."""
 
     site: str
