@@ -51,7 +51,7 @@ FollowMaster = Callable[[Master, str], int]  # the master, this site's name ther
     response_model=FollowingOut,
     summary="Make this site's identity a replica of a master's: bootstrap from its snapshot "
     "now, then follow its change log and key rotations (also after restarts)",
-    responses=error_responses(400, 401, 403, 503),
+    responses=error_responses(400, 401, 403, 502, 503),
 )
 def follow_master(master: MasterIn, *, caller: Caller, request: Request) -> FollowingOut:
     authorize(caller, "admin")
@@ -81,6 +81,11 @@ class ChangeList(BaseModel):
     head: int
     changes: list[ChangeOut]
     keys: str = ""  # id of the key set the replica should hold
+    challenge: str = Field(
+        "",
+        description="For the replica named in the request: answer it on the next poll with "
+        "`challenge` and `proof` to have the key set it holds counted",
+    )
 
 
 ReplicaName = Annotated[
@@ -97,7 +102,27 @@ KeySetId = Annotated[
     Query(
         max_length=64,
         pattern=r"^[0-9a-f]+$",
-        description="Id of the Fernet key set the replica holds (recorded for rotations)",
+        description="Id of the Fernet key set the replica holds (counted for rotations only "
+        "with `challenge` and `proof`)",
+    ),
+]
+Challenge = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[0-9]{1,12}\.[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}$",
+        description="A challenge this master issued to the replica (in its last answer, key "
+        "package or snapshot)",
+    ),
+]
+Proof = Annotated[
+    str | None,
+    Query(
+        min_length=64,
+        max_length=64,
+        pattern=r"^[0-9a-f]+$",
+        description="HMAC-SHA256 over the replica's name, `keys` and `challenge`, keyed by a "
+        "key derived from every key of that set: proves the replica holds it",
     ),
 ]
 
@@ -106,6 +131,7 @@ class KeyPackageOut(BaseModel):
     set: str
     master: str
     bundle: str
+    challenge: str = ""  # to prove holding the set on the next poll
 
 
 @feed.get(
@@ -155,28 +181,39 @@ async def changes(
     wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for news")] = 0,
     replica: ReplicaName | None = None,
     keys: KeySetId = None,
+    challenge: Challenge = None,
+    proof: Proof = None,
 ) -> ChangeList:
-    """News is a change after ``after``, or a key set other than ``keys`` to hold."""
+    """News is a change after ``after``, or a key set other than ``keys`` to hold. The key
+    set a replica names counts as held only when ``proof`` answers ``challenge``."""
     authorize(caller, "admin")
     master = svc.replica_feed
     if replica is not None:
-        await asyncio.to_thread(master.note, replica, after, keys)
-    found = await asyncio.to_thread(master.changes_after, after, limit)
+        await asyncio.to_thread(master.note, replica, after, keys, challenge, proof)
+    found = await asyncio.to_thread(master.changes_after, after, limit, replica)
     if not (found.changes or (keys is not None and found.keys != keys) or not wait):
         await master.wait(after, keys, wait)
-        found = await asyncio.to_thread(master.changes_after, after, limit)
+        found = await asyncio.to_thread(master.changes_after, after, limit, replica)
     return ChangeList(
-        head=found.head, changes=[ChangeOut(**asdict(c)) for c in found.changes], keys=found.keys
+        head=found.head,
+        changes=[ChangeOut(**asdict(c)) for c in found.changes],
+        keys=found.keys,
+        challenge=found.challenge,
     )
 
 
 class ReplicaOut(BaseModel):
     name: str
-    seq: int
-    behind: int
-    lag_s: float
-    seen_at: datetime
-    key_set: str | None
+    seq: int = Field(description="The last change it has applied")
+    behind: int = Field(description="Changes it has not applied yet")
+    lag_s: float = Field(
+        description="How stale its copy may be: the age of the oldest change it has not "
+        "applied, and at least `seen_s` once it is silent"
+    )
+    seen_at: datetime = Field(description="Its latest poll")
+    seen_s: float = Field(description="Seconds since its latest poll")
+    silent: bool = Field(description="Not seen recently: it no longer follows")
+    key_set: str | None = Field(description="The Fernet key set it last proved it holds")
 
 
 class ReplicaList(BaseModel):
@@ -189,7 +226,7 @@ class ReplicaList(BaseModel):
     "/replicas",
     response_model=ReplicaList,
     summary="Replicas following the change log: the last change each applied, how many it "
-    "has not, and the age of the oldest of those",
+    "has not, how stale its copy may be, when it last polled, the key set it proved it holds",
     responses=error_responses(400, 401, 403),
 )
 def list_replicas(caller: Caller, svc: IdentityDep) -> ReplicaList:

@@ -1,17 +1,24 @@
 """``cascade identity-replica``: a site's read-only identity replica, following the master;
-at the master, ``cascade identity status`` (how far behind each replica is, which key set it
-holds), ``cascade identity rotate-keys`` and ``cascade identity forget-replica``.
+at the master, ``cascade identity status`` (how far behind each replica is, when it last
+polled, which key set it proved it holds), ``cascade identity rotate-keys`` and
+``cascade identity forget-replica``.
 
-It initialises its own data directory (database, key repository), bootstraps from the
-master's snapshot, follows the master's change log in a thread and serves Keystone-
-compatible identity (``/identity/v3``) from its own copy, so tokens keep validating and
-identity reads keep working while the master is unreachable. Identity writes are refused
-with an error naming the master.
+It initialises its own data directory (database, key repository), checks that the master
+accepts its credentials (a refusal is one line and exit 1; an unreachable master is not an
+error: it serves what it has), bootstraps from the master's snapshot, follows the master's
+change log in a thread and serves Keystone-compatible identity (``/identity/v3``) from its
+own copy, so tokens keep validating and identity reads keep working while the master is
+unreachable. Identity writes are refused with an error naming the master. SIGINT or SIGTERM
+stops it at once, whatever the follower waits on; a master that later refuses its
+credentials for good stops it too, with one line and exit 1.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import socket
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -24,13 +31,16 @@ from rich.table import Table
 from cascade.cli.ops import operator_services, output, when
 from cascade.cli.options import DataDir
 from cascade.config import load_settings
-from cascade.errors import BadRequest
+from cascade.errors import BadRequest, Unavailable
 from cascade.identity import changelog
+from cascade.identity.changelog import ReplicaLag
 from cascade.identity.follower import Follower, Following, Master
 from cascade.identity.rotation import RotationReport, SiteKeys, wanted_key_set
 from cascade.services import Services, initialize
 
 app = typer.Typer(help="Identity replication.", no_args_is_help=True)
+log = logging.getLogger(__name__)
+STOP_S = 1.0  # at most this long for a local write under way when the replica stops
 
 
 @app.command("status")
@@ -38,27 +48,48 @@ def status(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON last")] = False,
 ) -> None:
-    """At the master: each replica's last applied change, changes behind and lag in seconds."""
+    """At the master: each replica's last applied change, changes behind, how stale its copy
+    may be (lag), how long ago it last polled, and whether it holds the current keys."""
     with operator_services(data_dir) as svc, svc.db.session() as session:
         head = changelog.head(session)
         replicas = changelog.replicas(session)
     wanted = wanted_key_set(svc.keys, svc.staged_keys)
-    table = Table("replica", "applied seq", "behind", "lag s", "last poll", "keys")
+    table = Table("replica", "applied seq", "behind", "lag s", "last poll", "keys (proven)")
     for replica in replicas:
         table.add_row(
             replica.name,
             str(replica.seq),
             str(replica.behind),
             f"{replica.lag_s:.2f}",
-            when(replica.seen_at),
+            _last_poll(replica),
             "current" if replica.key_set == wanted else "[red]not current[/red]",
         )
     console = output()
     console.print(table)
-    console.print(f"change log head: {head}; {len(replicas)} replicas", highlight=False)
+    silent = sum(1 for r in replicas if r.silent)
+    summary = f"change log head: {head}; {len(replicas)} replicas"
+    if silent:
+        summary += (
+            f", [red]{silent} silent[/red] (no poll for over {changelog.SILENT_AFTER_S:.0f} s: "
+            "down, cut off or stopped)"
+        )
+    console.print(summary, highlight=False)
     if as_json:
         listed = [{**vars(r), "seen_at": r.seen_at.isoformat()} for r in replicas]
         print(json.dumps({"head": head, "keys": wanted, "replicas": listed}))
+
+
+def _last_poll(replica: ReplicaLag) -> str:
+    ago = f"{_age(replica.seen_s)} ago ({when(replica.seen_at)})"
+    return f"[red]silent: {ago}[/red]" if replica.silent else ago
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @app.command("rotate-keys")
@@ -101,7 +132,7 @@ def _print_rotation(console: Console, report: RotationReport) -> None:
     if report.promoted and not report.forced:
         console.print(f"promoted key {report.primary}: {held}", highlight=False)
         return
-    table = Table("site", "holds key set", "last poll", "refuses after promotion")
+    table = Table("site", "proved it holds key set", "last poll", "refuses after promotion")
     for site in report.missing:
         table.add_row(site.name, site.key_set or "-", when(site.seen_at), site.refuses)
     console.print(table)
@@ -161,6 +192,10 @@ def identity_replica(
 
     if not password:
         raise BadRequest("the master's password is needed: set CASCADE_MASTER_PASSWORD")
+    # Until uvicorn takes over (and again once it hands them back, re-raising what it caught):
+    # SIGINT and SIGTERM end the command quietly, through the finally blocks below.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop_quietly)
     master_url = master.rstrip("/")
     settings = load_settings(
         data_dir=data_dir,
@@ -171,18 +206,38 @@ def identity_replica(
     )
     services = Services(settings)
     initialize(services, None)
-    following = Following(
-        Follower(
-            services.db,
-            services.keys,
-            services.node_key,
-            Master(master_url, username, password, project),
-            name or f"{socket.gethostname()}:{settings.port}",
-            on_keys=services.tokens.reload_keys,
-            endpoint=(region, f"{settings.effective_public_url}/identity/v3") if region else None,
-        )
+    follower = Follower(
+        services.db,
+        services.keys,
+        services.node_key,
+        Master(master_url, username, password, project),
+        name or f"{socket.gethostname()}:{settings.port}",
+        on_keys=services.tokens.reload_keys,
+        endpoint=(region, f"{settings.effective_public_url}/identity/v3") if region else None,
     )
     try:
+        follower.check_login()  # refused credentials: one line, exit 1, nothing served
+    except Unavailable as error:
+        log.warning("identity replica: %s; serving what this replica has meanwhile", error)
+    following = Following(follower, on_give_up=lambda _failure: _stop_serving())
+    try:
         serve(services)
+    except StopRequested:  # SIGINT / SIGTERM, re-raised by uvicorn after its shutdown
+        pass
     finally:
-        following.stop()
+        following.stop(STOP_S)
+    if following.failure is not None:
+        raise following.failure
+
+
+class StopRequested(SystemExit):
+    """SIGINT or SIGTERM: a normal stop (exit 0, no traceback)."""
+
+
+def _stop_quietly(_signum: int, _frame: object) -> None:
+    raise StopRequested(0)
+
+
+def _stop_serving() -> None:
+    """From the follower's thread: make the server shut down as on SIGTERM."""
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -87,6 +87,7 @@ class Families:
     last_pass: GaugeMetricFamily
     replica_behind: GaugeMetricFamily
     replica_lag: GaugeMetricFamily
+    replica_poll_age: GaugeMetricFamily
     up: GaugeMetricFamily
 
     @classmethod
@@ -124,7 +125,13 @@ class Families:
             ),
             replica_lag=GaugeMetricFamily(
                 "cascade_identity_replica_lag_seconds",
-                "Age of the oldest identity change a replica has not applied (0: up to date)",
+                "How stale a replica's identity copy may be: the age of the oldest change it "
+                "has not applied (0: up to date), and at least its silence once silent",
+                labels=["replica"],
+            ),
+            replica_poll_age=GaugeMetricFamily(
+                "cascade_identity_replica_last_poll_age_seconds",
+                "Seconds since a replica last polled the change log (grows while it is silent)",
                 labels=["replica"],
             ),
             up=GaugeMetricFamily(
@@ -143,6 +150,7 @@ class Families:
             self.last_pass,
             self.replica_behind,
             self.replica_lag,
+            self.replica_poll_age,
             self.up,
         ]
 
@@ -152,6 +160,7 @@ class Families:
         for replica in replicas:
             self.replica_behind.add_metric([replica.name], replica.behind)
             self.replica_lag.add_metric([replica.name], replica.lag_s)
+            self.replica_poll_age.add_metric([replica.name], replica.seen_s)
         for queue, count in sorted(status.queue_depth.items()):
             self.queue_depth.add_metric([queue], count)
         for state, count in status.in_flight.model_dump().items():

@@ -117,19 +117,28 @@ def _log(session: Session, changes: list[RowChange]) -> None:
     )
 
 
+# A following replica polls at least once per long poll (at most 60 s, 10 s by default) plus
+# its round trip: one not seen for longer than this has stopped following.
+SILENT_AFTER_S = 75.0
+
+
 @dataclass(frozen=True)
 class ReplicaLag:
     name: str
     seq: int  # the last change it has applied
     behind: int  # changes it has not applied yet
-    lag_s: float  # age of the oldest change it has not applied (0 when up to date)
+    # How stale its copy may be, in seconds: the age of the oldest change it has not applied
+    # (0 when up to date), and never less than its silence once silent (unknown since then).
+    lag_s: float
     seen_at: datetime  # its latest poll
-    key_set: str | None  # id of the Fernet key set it holds
+    seen_s: float  # seconds since then
+    silent: bool  # not seen for SILENT_AFTER_S: no longer following (down, cut off, stopped)
+    key_set: str | None  # id of the Fernet key set it last proved it holds
 
 
 def note_replica(session: Session, name: str, seq: int, key_set: str | None) -> None:
     """Record a registered replica's position as it polls (``seq``: the last change it
-    applied) and the key set it holds."""
+    applied) and, when given, the key set it has just proven it holds."""
     replica = session.get(IdentityReplica, name)
     if replica is None:
         raise NotFound(
@@ -148,10 +157,10 @@ def forget_replica(session: Session, name: str) -> None:
     session.delete(replica)
 
 
-def replicas(session: Session) -> list[ReplicaLag]:
-    """Every replica that has polled, with how far behind the log it is, in sequence and
-    in seconds."""
-    now = utcnow()
+def replicas(session: Session, now: datetime | None = None) -> list[ReplicaLag]:
+    """Every registered replica, with how far behind the log it is (in changes and in
+    seconds), how long ago it last polled and whether it has gone silent."""
+    now = now or utcnow()
     found = []
     for replica in session.scalars(select(IdentityReplica).order_by(IdentityReplica.name)):
         pending = select(IdentityChange).where(IdentityChange.seq > replica.seq)
@@ -159,9 +168,22 @@ def replicas(session: Session) -> list[ReplicaLag]:
         oldest = session.scalar(
             select(func.min(IdentityChange.changed_at)).where(IdentityChange.seq > replica.seq)
         )
-        lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+        seen_s = max(0.0, (now - replica.seen_at).total_seconds())
+        silent = seen_s > SILENT_AFTER_S
+        lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        if silent:
+            lag = max(lag, seen_s)
         found.append(
-            ReplicaLag(replica.name, replica.seq, behind, lag, replica.seen_at, replica.key_set)
+            ReplicaLag(
+                replica.name,
+                replica.seq,
+                behind,
+                lag,
+                replica.seen_at,
+                seen_s,
+                silent,
+                replica.key_set,
+            )
         )
     return found
 

@@ -9,11 +9,14 @@ promote it without any site refusing the tokens it then mints. A rotation theref
    secondary goes). It is kept aside, 0600, in ``fernet-keys.next``; a rotation that would
    drop a key which may still have unexpired tokens is refused;
 2. **distributes** it: every site's follower sees that the set it should hold changed, fetches
-   it sealed for itself (``cascade.identity.sealing``) and installs it; it reports the set it
-   holds (by id) on each poll of the change log;
-3. **promotes** it at the master only once every registered site holds it. A site that does
-   not blocks promotion (the staged set stays, the command says which site and can be run
-   again); ``force`` promotes anyway and says which tokens that site then refuses.
+   it sealed for itself (``cascade.identity.sealing``) and installs it; on each poll of the
+   change log it says which set it holds (by id) and *proves* it: a MAC keyed by the set's
+   keys over a challenge the master issued it (``cascade.identity.possession``). Only a
+   proven claim is recorded (``IdentityReplica.key_set``); the id alone, which any admin
+   token can read and send, counts for nothing;
+3. **promotes** it at the master only once every registered site has proven it holds it. A
+   site that has not blocks promotion (the staged set stays, the command says which site and
+   can be run again); ``force`` promotes anyway and says which tokens that site then refuses.
 
 Imports ``cascade.db`` and the identity modules only.
 """
@@ -46,6 +49,7 @@ class KeyPackage:
     set: str
     master: str
     bundle: str
+    challenge: str = ""  # to prove holding the set on the next poll (cascade.identity.possession)
 
 
 def wanted_keys(keys: KeyRepository, staged: KeyRepository) -> dict[int, bytes]:
@@ -78,13 +82,16 @@ def seal_wanted(
     return KeyPackage(key_set_id(wanted), node.public, node.seal(recipient, wanted))
 
 
-def register(session: Session, replica: str, public_key: str, seq: int) -> None:
-    """Record (or renew) a replica and its node key as it bootstraps."""
+def register(session: Session, replica: str, public_key: str, seq: int) -> bool:
+    """Record (or renew) a replica and its node key as it bootstraps; True when a replica of
+    that name was registered with another node key. Whatever it had proven is forgotten."""
     found = session.get(IdentityReplica, replica)
     if found is None:
         found = IdentityReplica(name=replica, seq=seq, seen_at=datetime.now(UTC))
         session.add(found)
+    renewed = found.public_key is not None and found.public_key != public_key
     found.public_key, found.key_set, found.seq = public_key, None, seq
+    return renewed
 
 
 def record_key_set(session: Session, keys: dict[int, bytes]) -> str:
@@ -99,7 +106,7 @@ def record_key_set(session: Session, keys: dict[int, bytes]) -> str:
 @dataclass(frozen=True)
 class SiteKeys:
     name: str
-    key_set: str | None  # the set it last reported holding
+    key_set: str | None  # the set it last proved holding
     seen_at: datetime
     refuses: str = ""  # after a forced promotion: which tokens it refuses until it catches up
 

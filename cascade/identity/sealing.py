@@ -30,6 +30,7 @@ from cascade.errors import BadRequest
 MAX_AGE_S = 300
 _RAW = serialization.Encoding.Raw
 _INFO = b"cascade identity key bundle v1 for "
+_SECRET_INFO = b"cascade node secret v1 for "
 
 
 class SealError(BadRequest):
@@ -67,6 +68,15 @@ class NodeKey:
             ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise SealError(f"malformed key bundle: {type(error).__name__}") from None
+
+    def secret(self, purpose: str) -> bytes:
+        """A 32-byte secret derived from this node's private key for ``purpose``: the same in
+        every process sharing the key file, known to no other node."""
+        raw = self._private.private_bytes(
+            _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        info = _SECRET_INFO + purpose.encode()
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(raw)
 
     def _fernet(self, peer_public: str, recipient: str) -> Fernet:
         """The key only this node and the peer can derive, bound to the recipient's key."""

@@ -1,6 +1,8 @@
 """A TCP link between two local processes that a test can cut and restore: a relay on a
 loopback port forwarding to another loopback port. Cutting it closes every open connection
-and refuses new ones, as a fibre cut would between a site and the centre."""
+and refuses new ones, as a fibre cut would between a site and the centre. Stalling it keeps
+every connection open but carries nothing either way (a black hole: the far end never
+answers) until it is restored."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class Link:
         self.url = f"http://127.0.0.1:{self.port}"
         self._up = threading.Event()
         self._up.set()
+        self._flowing = threading.Event()  # cleared: stalled
+        self._flowing.set()
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -32,8 +36,12 @@ class Link:
                     sock.shutdown(socket.SHUT_RDWR)
             self._open.clear()
 
+    def stall(self) -> None:
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._up.set()
+        self._flowing.set()
 
     def close(self) -> None:
         self._closed = True
@@ -65,6 +73,7 @@ class Link:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the timeout was for connecting: a long poll waits longer
             with self._lock:
                 self._open |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
@@ -73,6 +82,9 @@ class Link:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                while not self._flowing.wait(0.05):  # stalled: hold it
+                    if self._closed:
+                        return
                 sink.sendall(data)
         except OSError:
             pass

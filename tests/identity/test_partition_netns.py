@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedReplica
@@ -81,6 +82,19 @@ class NamespacedMaster(EmbeddedCascade):
         subprocess.run([*command, url, admin, token], check=True, timeout=60)
 
 
+def rescoped(url: str, token: str) -> str:
+    """A token issued by the token method from ``token``, scoped to the admin project."""
+    body = {
+        "auth": {
+            "identity": {"methods": ["token"], "token": {"id": token}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }
+    }
+    answer = httpx.post(f"{url}/identity/v3/auth/tokens", json=body)
+    assert answer.status_code == 201, answer.text
+    return answer.headers["X-Subject-Token"]
+
+
 def keys_of(data_dir: Path) -> str:
     return key_set_id(KeyRepository(data_dir / "fernet-keys").read_all())
 
@@ -97,6 +111,11 @@ def test_a_replica_cut_off_by_link_down_catches_up_with_a_revocation_and_a_rotat
         until(lambda: validates(replica.url, admin, admin), timeout=30)
         doomed = login(master.url, "admin", PASSWORD)
         until(lambda: validates(replica.url, admin, doomed), timeout=5)
+        unscoped = login(master.url, "admin", PASSWORD, None)
+        # Issued before the forced rotation: project-scoped and unscoped, by password and by
+        # the token method, at the master and at the replica.
+        earlier = [admin, unscoped, rescoped(master.url, unscoped),
+                   login(replica.url, "admin", PASSWORD), rescoped(replica.url, admin)]  # fmt: skip
 
         ip("link", "set", link.host_side, "down")  # the site is cut off
         master.revoke_from_inside(admin, doomed)
@@ -108,7 +127,8 @@ def test_a_replica_cut_off_by_link_down_catches_up_with_a_revocation_and_a_rotat
             services.close()
         assert forced.forced
         assert len(forced.missing) == 1  # the cut-off replica, named in the report
-        assert validates(replica.url, admin, admin)  # cut off, still validating
+        for token in earlier:  # cut off, still validating every one
+            assert validates(replica.url, admin, token)
         assert validates(replica.url, admin, doomed)  # it has not heard of the revocation
 
         ip("link", "set", link.host_side, "up")
@@ -116,3 +136,6 @@ def test_a_replica_cut_off_by_link_down_catches_up_with_a_revocation_and_a_rotat
         until(lambda: keys_of(replica.data_dir) == keys_of(master.data_dir), timeout=30)
         until(lambda: identity_rows(replica.data_dir) == identity_rows(master.data_dir), 30)
         assert validates(replica.url, admin, login(master.url, "admin", PASSWORD))
+        for token in earlier:  # healed, and at the master: still valid
+            assert validates(replica.url, admin, token)
+            assert validates(master.url, admin, token)

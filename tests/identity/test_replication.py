@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cascade.db.models import IdentityReplica, utcnow
+from cascade.identity import changelog
 from cascade.identity.follower import Follower, Master
 from cascade.identity.replica import export_rows
 from cascade.identity.tokens import TokenError
@@ -167,10 +170,75 @@ def test_lag_is_a_metric_and_a_cli_report(
     ]
     assert len(behind) == 1
     assert float(behind[0].split()[-1]) > 0
-    assert 'cascade_identity_replica_lag_seconds{replica="site-a"}' in metrics
+    assert metric(metrics, "cascade_identity_replica_lag_seconds", "site-a") > 0
 
     done = cascade("identity", "status", "--data-dir", str(services.settings.data_dir), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert [r["name"] for r in report["replicas"]] == ["site-a"]
     assert report["replicas"][0]["behind"] > 0
+
+
+def metric(text: str, name: str, replica: str) -> float:
+    """The value of ``name`` for ``replica`` in a Prometheus text exposition (exactly one)."""
+    prefix = f'{name}{{replica="{replica}"}} '
+    found = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(found) == 1, (name, found)
+    return float(found[0].split()[-1])
+
+
+def test_a_replica_that_stops_polling_shows_a_growing_lag_and_is_flagged_silent(
+    client: TestClient, admin_token: str, services: Services, replica: Services
+) -> None:
+    follower = follower_of(client, replica)
+    follower.sync()
+    follower.sync()
+    headers = {"X-Auth-Token": admin_token}
+
+    def listed() -> dict[str, Any]:
+        answer = client.get("/identity-replica/v1/replicas", headers=headers)
+        found: dict[str, Any] = answer.json()["replicas"][0]
+        return found
+
+    polling = listed()
+    assert not polling["silent"]
+    assert polling["seen_s"] < 5
+    assert polling["lag_s"] == 0.0
+
+    # It stops polling: its last poll was longer ago than a following replica ever waits.
+    silence = changelog.SILENT_AFTER_S + 30
+    with services.db.session() as session:
+        row = session.get(IdentityReplica, "site-a")
+        assert row is not None
+        row.seen_at = utcnow() - timedelta(seconds=silence)
+    first = listed()
+    time.sleep(0.3)
+    later = listed()
+    assert first["silent"]
+    assert later["silent"]
+    assert first["behind"] == 0  # nothing changed at the master: still it may be stale
+    assert first["seen_s"] >= silence
+    assert later["seen_s"] >= first["seen_s"] + 0.25  # grows while it stays silent
+    assert first["lag_s"] >= first["seen_s"]
+    assert later["lag_s"] >= first["lag_s"] + 0.25
+
+    make_tenant(client, admin_token)  # changes it misses: behind, lag still its silence
+    missed = listed()
+    assert missed["behind"] > 0
+    assert missed["lag_s"] >= silence
+
+    metrics = client.get("/metrics", headers=headers).text
+    assert metric(metrics, "cascade_identity_replica_last_poll_age_seconds", "site-a") >= silence
+    assert metric(metrics, "cascade_identity_replica_lag_seconds", "site-a") >= silence
+    done = cascade("identity", "status", "--data-dir", str(services.settings.data_dir), "--json")
+    assert done.returncode == 0, done.stderr
+    assert "silent" in done.stdout
+    reported = json.loads(done.stdout.strip().splitlines()[-1])["replicas"][0]
+    assert reported["silent"]
+    assert reported["lag_s"] >= silence
+
+    follower.sync()  # it polls again: not silent, and caught up on the next poll
+    follower.sync()
+    back = listed()
+    assert not back["silent"]
+    assert (back["behind"], back["lag_s"]) == (0, 0.0)
