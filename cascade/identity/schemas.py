@@ -289,18 +289,6 @@ class EndpointOut(BaseModel):
     links: SelfLink
 
 
-class RoleAssignmentOut(BaseModel):
-    role: dict[str, str]
-    user: dict[str, str]
-    scope: dict[str, dict[str, str]]
-    links: dict[str, str]
-
-
-class RoleAssignmentList(BaseModel):
-    role_assignments: list[RoleAssignmentOut]
-    links: Links
-
-
 class RoleList(BaseModel):
     roles: list[RoleOut]
     links: Links
