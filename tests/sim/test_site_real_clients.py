@@ -87,16 +87,29 @@ def test_sdk_images_networks_servers(driver: SiteDriver) -> None:
     conn.compute.wait_for_delete(server, wait=30, interval=0.2)
 
 
-def test_sdk_volumes_snapshots_backups_groups(driver: SiteDriver) -> None:
+def _sim_checksum(driver: SiteDriver, sim: EmbeddedSite, volume_id: str) -> str:
+    answer = driver.connection.session.get(f"{sim.url}/sim/v1/volumes/{volume_id}/checksum")
+    return str(answer.json()["sha256"])
+
+
+def test_sdk_volumes_snapshots_backups_groups(driver: SiteDriver, sim: EmbeddedSite) -> None:
     conn = driver.connection
     volume = conn.block_storage.create_volume(size=1, name="sdk-vol")
     volume = conn.block_storage.wait_for_status(volume, "available", wait=30, interval=0.2)
+    conn.session.put(  # bytes a restore must bring back
+        f"{sim.url}/sim/v1/volumes/{volume.id}/data",
+        params={"offset": 4096},
+        data=os.urandom(65536),
+    )
     snapshot = conn.block_storage.create_snapshot(volume_id=volume.id, name="sdk-snap")
     conn.block_storage.wait_for_status(snapshot, "available", wait=30, interval=0.2)
     backup = conn.block_storage.create_backup(volume_id=volume.id, name="sdk-backup")
     backup = conn.block_storage.wait_for_status(backup, "available", wait=60, interval=0.2)
     restored = conn.block_storage.restore_backup(backup, name="sdk-restored")
-    assert restored["volume_id"]
+    copy = conn.block_storage.wait_for_status(
+        conn.block_storage.get_volume(restored["volume_id"]), "available", wait=60, interval=0.2
+    )
+    assert _sim_checksum(driver, sim, copy.id) == _sim_checksum(driver, sim, volume.id)
     group_type = conn.block_storage.create_group_type(name="sdk-consistent")
     volume_type = next(iter(conn.block_storage.types()))
     group = conn.block_storage.create_group(
