@@ -6,7 +6,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +16,7 @@ from cascade.identity import (
     Following,
     IdentityServices,
     Master,
+    generated_password,
     initialize_identity,
     write_private,
 )
@@ -139,7 +139,7 @@ class Region:
         if not path.exists():
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_urlsafe(16))
+                handle.write(generated_password())
         return path.read_text().strip()
 
     @cached_property

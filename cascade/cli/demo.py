@@ -7,7 +7,6 @@ or a site, goes through one keystoneauth1 session logged in once (v3 password).
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from cascade.cli import demo_engine, demo_identity
 from cascade.cli.clients import SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.errors import CascadeError, Unauthorized, present
+from cascade.identity.passwords import generated_password
 
 console = Console()
 
@@ -131,7 +131,7 @@ def _bad_token(api: SessionClient) -> None:
 
 
 def _run(data_dir: Path, keep: bool, port: int | None) -> None:
-    password = os.environ.get("CASCADE_ADMIN_PASSWORD") or secrets.token_urlsafe(16)
+    password = os.environ.get("CASCADE_ADMIN_PASSWORD") or generated_password()
     tour = Tour()
     with ExitStack() as stack:
         cascade = EmbeddedCascade(data_dir, password, port=port, workers=2)

@@ -6,6 +6,7 @@ serves its Keystone with them); Cascade's own packages may import the modules th
 """
 
 from cascade.identity.follower import Follower, Following, Master
+from cascade.identity.passwords import generated_password
 from cascade.identity.policy import authorize
 from cascade.identity.sealing import write_private
 from cascade.identity.services import Endpoint, IdentityServices, initialize_identity
@@ -20,6 +21,7 @@ __all__ = [
     "Master",
     "TokenError",
     "authorize",
+    "generated_password",
     "initialize_identity",
     "write_private",
 ]

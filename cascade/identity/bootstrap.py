@@ -5,7 +5,6 @@ bootstrap``: running it again changes nothing that exists (the admin password in
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -24,7 +23,7 @@ from cascade.db.models import (
     Service,
     User,
 )
-from cascade.identity.passwords import hash_password
+from cascade.identity.passwords import generated_password, hash_password
 from cascade.identity.store import bump_revision
 
 ADMIN_NAME = "admin"
@@ -70,7 +69,7 @@ def bootstrap(
         generated = None
         admin_created = existing is None
         if existing is None:
-            password = admin_password or secrets.token_urlsafe(18)
+            password = admin_password or generated_password()
             generated = None if admin_password else password
             existing = User(
                 name=ADMIN_NAME,
