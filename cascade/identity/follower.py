@@ -47,7 +47,7 @@ from keystoneauth1.plugin import BaseAuthPlugin
 from cascade.db import Database
 from cascade.db.models import ReplicaState, utcnow
 from cascade.errors import CascadeError, Unavailable, present
-from cascade.identity.keys import KeyRepository, key_set_id
+from cascade.identity.keys import KeyRepository
 from cascade.identity.possession import prove
 from cascade.identity.replica import apply_changes, install_snapshot, open_package
 from cascade.identity.sealing import NodeKey, SealError
@@ -185,11 +185,11 @@ class Follower:
 
     def _holding(self) -> tuple[str, dict[str, str]]:
         """The id of the key set held, and the proof of it for the master's last challenge."""
-        keys = self.keys.read_all()
+        set_id, keys = self.keys.held()
         if not self._challenge:
-            return key_set_id(keys), {}
+            return set_id, {}
         proof = prove(keys, self.name, self._challenge)
-        return key_set_id(keys), {"challenge": self._challenge, "proof": proof}
+        return set_id, {"challenge": self._challenge, "proof": proof}
 
     def run(self, stop: threading.Event, wait: float = 10.0) -> None:
         """Follow until ``stop`` is set, or the master refuses our credentials

@@ -39,7 +39,8 @@ class KeyRepository:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._set_id: tuple[int, str] | None = None  # (version, id) last computed
+        # (version, set id, keys) as last read: re-read only when the directory changes
+        self._held: tuple[int, str, dict[int, bytes]] | None = None
 
     def exists(self) -> bool:
         """True when the directory exists and holds at least one key file."""
@@ -81,12 +82,18 @@ class KeyRepository:
         except FileNotFoundError:
             return 0
 
+    def held(self) -> tuple[str, dict[int, bytes]]:
+        """The keys held and their ``key_set_id``, re-read only when the repository changed
+        (pollers ask on every poll)."""
+        version = self.version()
+        if self._held is None or self._held[0] != version:
+            keys = self.read_all()
+            self._held = (version, key_set_id(keys), keys)
+        return self._held[1], dict(self._held[2])
+
     def set_id(self) -> str:
         """``key_set_id`` of the keys held, re-read only when the repository changed."""
-        version = self.version()
-        if self._set_id is None or self._set_id[0] != version:
-            self._set_id = (version, key_set_id(self.read_all()))
-        return self._set_id[1]
+        return self.held()[0]
 
     def keys(self) -> list[bytes]:
         """All keys in MultiFernet order: primary first, then descending, staged 0 last."""

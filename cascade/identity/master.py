@@ -23,7 +23,7 @@ from cascade.db.models import IdentityChange
 from cascade.identity import changelog, rotation
 from cascade.identity.bootstrap import ensure_identity_endpoints
 from cascade.identity.changelog import ReplicaLag
-from cascade.identity.keys import KeyRepository, KeyRepositoryError, key_set_id
+from cascade.identity.keys import KeyRepository, KeyRepositoryError
 from cascade.identity.possession import Challenges, proves
 from cascade.identity.replica import export_snapshot
 from cascade.identity.sealing import NodeKey
@@ -159,11 +159,10 @@ class ReplicaFeed:
 
     def _verifiable(self) -> dict[str, dict[int, bytes]]:
         """The key sets this master can check a proof against: its own, and the staged one."""
-        found = {self._keys.set_id(): self._keys.read_all()}
+        found = dict([self._keys.held()])
         with contextlib.suppress(KeyRepositoryError):  # promoted (and removed) meanwhile
             if self._staged.exists():
-                staged = self._staged.read_all()
-                found[key_set_id(staged)] = staged
+                found.update([self._staged.held()])
         return found
 
     def wanted_keys(self) -> str:

@@ -71,16 +71,14 @@ def replica_api(identity_endpoint: str) -> str:
 
 
 def _access(site: Site, password: str) -> SiteAccess:
-    return SiteAccess(
-        name=site.name,
-        region=site.region_name,
-        auth_url=site.identity_url,
+    """How to reach a registered site (its stored credential, decrypted)."""
+    stored = SiteCredentials.model_construct(  # validated when it was registered
         username=site.username,
         password=password,
         project_name=site.site_project_name,
         user_domain_name=site.user_domain_name,
-        project_domain_name=site.user_domain_name,
     )
+    return _spec_access(site.name, site.region_name, site.identity_url, stored)
 
 
 def _spec_access(name: str, region: str, url: str, credentials: SiteCredentials) -> SiteAccess:
