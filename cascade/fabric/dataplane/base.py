@@ -27,7 +27,14 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class LocalPort:
-    """A VM port on this host."""
+    """A VM port on this host.
+
+    ``port_security`` False leaves the port unfiltered: every packet passes. True filters the
+    port's traffic by ``security_rules`` with Neutron's semantics: stateful (replies to allowed
+    connections pass, invalid packets are dropped), traffic to the VM (ingress) and from it
+    (egress) denied unless a rule admits it, ARP always allowed, and the VM may send only
+    from its own MAC and IP (anti-spoofing).
+    """
 
     port_id: str
     network_id: str
@@ -35,6 +42,7 @@ class LocalPort:
     mac: str
     ip: str  # with prefix length, e.g. "10.0.0.5/24"
     security_rules: tuple[Mapping[str, object], ...] = field(default=())
+    port_security: bool = False
 
 
 class Dataplane(abc.ABC):
