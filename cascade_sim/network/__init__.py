@@ -1,7 +1,8 @@
 """Neutron v2.0 at ``/network``: networks with provider attributes, subnets and their IP
 allocation, ports (fixed IPs, MACs, bindings, security groups), security groups and rules,
-routers (external gateway, interfaces, extra routes), floating IPs and tags; and the port
-functions the compute service calls to plug servers in.
+routers (external gateway, interfaces, extra routes), floating IPs and tags, the compute
+hosts' L2 agents (read-only, ``agents``); and the port functions the compute service calls
+to plug servers in.
 
 Each resource kind is described once (``kinds``: its attributes, how a given value is checked,
 its default, who may set or see it) and served by one CRUD router with Neutron's filters,
@@ -13,12 +14,12 @@ particular to a kind lives in its build, change and remove hooks, one module a k
 under ``site.state.lock``.
 
 Each module imports only those before it here: ``errors``, ``checks``, ``kinds``, ``store``,
-``resources``, ``collection``, ``addresses``, ``security_groups``, ``networks``, ``subnets``,
-``ports``, ``nova``, ``l3``, ``floating_ips``, ``versions``, ``api``; where a lower module
-must touch a higher kind's bodies (a network's removal drops its ports) it names the kind as
-``site.state`` does (``"port"``). Outside the package they may import ``cascade.api.deps``,
-``cascade.identity.tokens`` and the site-sim's ``common``, ``errors``, ``site`` and ``state``.
-Other modules use only what is exported here.
+``resources``, ``collection``, ``agents``, ``addresses``, ``security_groups``, ``networks``,
+``subnets``, ``ports``, ``nova``, ``l3``, ``floating_ips``, ``versions``, ``api``; where a
+lower module must touch a higher kind's bodies (a network's removal drops its ports) it names
+the kind as ``site.state`` does (``"port"``). Outside the package they may import
+``cascade.api.deps``, ``cascade.identity.tokens`` and the site-sim's ``common``, ``errors``,
+``site`` and ``state``. Other modules use only what is exported here.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from cascade.api.keystone import Caller
 from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
-from cascade_sim.network import resources
+from cascade_sim.network import agents, resources
 from cascade_sim.network.collection import fields, grouped, list_collection, select
 from cascade_sim.network.errors import bad, error, invalid
 from cascade_sim.network.floating_ips import FLOATINGIP
@@ -188,4 +188,4 @@ def _interface_router() -> APIRouter:
 
 def routers() -> list[APIRouter]:
     crud = (_crud_router(kind) for kind in KINDS)
-    return [discovery_router(KINDS), _interface_router(), _tag_router(), *crud]
+    return [discovery_router(KINDS), agents.router, _interface_router(), _tag_router(), *crud]

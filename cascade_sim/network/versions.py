@@ -12,6 +12,7 @@ from cascade_sim.network.errors import error
 from cascade_sim.network.kinds import PREFIX, Json, Kind
 
 EXTENSIONS = {
+    "agent": "agent",
     "allowed-address-pairs": "Allowed Address Pairs",
     "binding": "Port Binding",
     "external-net": "Neutron external network",

@@ -80,6 +80,10 @@ def test_sdk_images_networks_servers(driver: SiteDriver) -> None:
     server = conn.compute.wait_for_server(server, wait=30, interval=0.2)
     assert server.status == "ACTIVE"
     assert server.compute_host.startswith("site-a-host-")
+    (agent,) = conn.network.agents(host=server.compute_host)  # the bound host's VTEP, as
+    assert agent.agent_type == "Open vSwitch agent"  # Cascade reads it
+    assert agent.configuration["tunneling_ip"].startswith("198.18.")
+    assert agent.configuration["tunnel_types"] == ["vxlan"]
     assert "sdk-vm" in {s.name for s in conn.compute.servers()}
     driver.quiesce(server.id)
     driver.unquiesce(server.id)
