@@ -311,7 +311,8 @@ class FabricNetwork(Base):
 
 
 class FabricPort(Base):
-    """A VM port: on one network, held by one host."""
+    """A VM port on one network: held by one host here (a local port) or, with ``host`` None, a
+    neighbour at ``vtep``, a tunnel endpoint outside this fabric (a remote port)."""
 
     __tablename__ = "fabric_ports"
     __table_args__ = (
@@ -320,10 +321,14 @@ class FabricPort(Base):
     )
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     network_id: Mapped[str] = mapped_column(ForeignKey("fabric_networks.id"), index=True)
-    host: Mapped[str] = mapped_column(ForeignKey("fabric_hosts.name"), index=True)
+    host: Mapped[str | None] = mapped_column(
+        ForeignKey("fabric_hosts.name"), index=True, nullable=True
+    )
+    vtep: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mac: Mapped[str] = mapped_column(String(17))
     ip: Mapped[str] = mapped_column(String(64))
     security_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    port_security: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

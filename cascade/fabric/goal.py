@@ -333,7 +333,7 @@ class GoalStore:
             ).all()
             ports = [
                 _port_entry(
-                    PortSpec(p.id, p.network_id, p.host, p.mac, p.ip, tuple(p.security_rules)),
+                    PortSpec(p.id, p.network_id, host, p.mac, p.ip, tuple(p.security_rules)),
                     n.vni,
                     n.cidr,
                 )
