@@ -37,7 +37,7 @@ class HostOut(BaseModel):
     acked_at: datetime | None = Field(description="The agent's last acknowledgement.")
     enforces_rules: bool = Field(
         description="The agent's last acknowledgement said its dataplane enforces security "
-        "rules (no dataplane does yet)."
+        "rules (the Linux dataplane does, the in-memory one does not)."
     )
     ports_with_rules: int = Field(description="The host's ports that carry security rules.")
     rules_enforced: bool = Field(

@@ -49,8 +49,9 @@ class Dataplane(abc.ABC):
     """What an agent programs. ``local_vtep`` is this host's own tunnel endpoint."""
 
     local_vtep: str
-    # Whether the dataplane enforces ports' security rules. None does yet: their agents say
-    # so in every acknowledgement, and the API reports those hosts as not converged for rules.
+    # Whether the dataplane enforces the security rules of ports with ``port_security``: the
+    # Linux one does (nftables); the memory one passes no packets and does not, its agents
+    # say so in every acknowledgement, and the API reports them as not converged for rules.
     enforces_rules: bool = False
 
     @abc.abstractmethod

@@ -14,9 +14,10 @@ kernel keeps no port ids for neighbours: this object remembers the tables it wro
 fresh object reports remote neighbours keyed ``"mac:" + MAC`` (neighbours on the local VTEP
 have no kernel entry and are not reported; neighbours of a network absent here are
 ignored). ``replace_neighbours`` compares the goal with the kernel, not with memory: it is
-what a restarted agent calls. Security rules are not enforced by this dataplane
-(``enforces_rules`` is False, and its agent says so in every acknowledgement); ``ports()``
-returns them empty.
+what a restarted agent calls. A port with ``port_security`` has its security rules enforced
+by nftables chains on its host veth (``nft``, which reads them back for ``ports()``, so
+``set_port`` rewrites them only when they differ); they go before the port's links come and
+after they go. An unsecured port has no chains and reads back with no rules.
 
 With ``create=True`` a missing host namespace is created and marked as created by an agent
 (the ifalias ``cascade-agent-created`` on its ``lo``); ``shutdown()`` then removes it, with
@@ -30,7 +31,7 @@ agent calls its dataplane from inside its event loop. So every object does all i
 work on one thread of its own: each public method runs there (the caller blocks, as the
 synchronous interface promises), and the ``IPRoute`` objects are made and closed there.
 
-Imports only ``cascade.errors``, ``cascade.fabric.dataplane.base`` and pyroute2.
+Imports only ``cascade.errors``, ``cascade.fabric.dataplane.base`` and ``.nft``, and pyroute2.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from cascade.errors import BadRequest, Conflict, Unavailable, present
+from cascade.fabric.dataplane import nft
 from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
 
 VXLAN_PORT = 4789
@@ -128,7 +130,7 @@ def _create_namespace(name: str) -> bool:
 
 
 class LinuxDataplane(Dataplane):
-    enforces_rules = False  # no filtering is programmed (yet): said in every acknowledgement
+    enforces_rules = True  # secured ports are filtered by nftables (``nft``)
 
     def __init__(self, netns: str, local_vtep: str, create: bool = False) -> None:
         self.netns = netns
@@ -282,6 +284,7 @@ class LinuxDataplane(Dataplane):
             raise Conflict(f"network {port.network_id} is not present on this host")
         address, mac = _interface(port.ip), port.mac.lower()
         namespace, host = self.vm_namespace(port.port_id), self._host_ifname(port.port_id)
+        self._filter(host, port, address)
         if namespace not in netns.listnetns():
             with suppress(FileExistsError):
                 netns.create(namespace)
@@ -298,9 +301,31 @@ class LinuxDataplane(Dataplane):
         with self._vm(port.port_id) as vm:
             _configure_vm(vm, mac, address)
 
+    def _filter(self, host: str, port: LocalPort, address: ipaddress.IPv4Interface) -> None:
+        """Make the port's chains enforce its rules (none when it is unsecured), in one
+        nftables transaction and only when what is in force differs."""
+        programmed = nft.read(self.netns)
+        if not port.port_security:
+            self._unfilter(host, programmed)
+            return
+        number, current = programmed.get(host, (0, None))
+        rules = tuple(map(nft.canonical, port.security_rules))
+        wanted = nft.Filter(port.mac.lower(), str(address.ip), rules)
+        if current != wanted:
+            number = number or nft.free_number(n for n, _ in programmed.values())
+            nft.apply(self.netns, nft.program(host, number, wanted))
+
+    def _unfilter(self, host: str, programmed: Mapping[str, tuple[int, nft.Filter | None]]) -> None:
+        """Remove the port's chains if it has any (the tables with the last port's)."""
+        if host in programmed:
+            last = len(programmed) == 1
+            nft.apply(self.netns, nft.unprogram(host, programmed[host][0], last))
+
     @_on_worker
     def remove_port(self, port_id: str) -> None:
-        self._delete_link(self._host_ifname(port_id))
+        host = self._host_ifname(port_id)
+        self._unfilter(host, nft.read(self.netns))
+        self._delete_link(host)
         namespace = self.vm_namespace(port_id)
         if namespace in netns.listnetns():
             with suppress(FileNotFoundError):
@@ -309,6 +334,7 @@ class LinuxDataplane(Dataplane):
     @_on_worker
     def ports(self) -> dict[str, LocalPort]:
         vnis = self.networks()
+        programmed = nft.read(self.netns)
         found: dict[str, LocalPort] = {}
         for port_id, network_id in self._port_links().values():
             try:
@@ -317,7 +343,9 @@ class LinuxDataplane(Dataplane):
             except (OSError, IndexError):  # VM namespace or eth0 gone: report it to be fixed
                 mac, ip = "", ""
             vni = vnis.get(network_id, 0)  # 0: an orphan whose network is gone
-            found[port_id] = LocalPort(port_id, network_id, vni, mac, ip)
+            secured = programmed.get(self._host_ifname(port_id))
+            rules = secured[1].rules if secured and secured[1] else ()
+            found[port_id] = LocalPort(port_id, network_id, vni, mac, ip, rules, bool(secured))
         return found
 
     # -- neighbours -------------------------------------------------------------------------
