@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cascade.engine.schemas import OperationOut
+from cascade.network.ports import PortIn, PortOut
 
 Name = Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")
 
@@ -25,8 +26,23 @@ class ServerIn(BaseModel):
     flavor: str = Field(min_length=1, max_length=255, description="Flavor name or id at the site")
     image: str = Field(min_length=1, max_length=255, description="Image name or id at the site")
     network: str | None = Field(
-        None, min_length=1, max_length=255, description="Network name or id at the site"
+        None,
+        min_length=1,
+        max_length=255,
+        description="A network of the site (name or id there); not with port",
     )
+    port: PortIn | None = Field(
+        None,
+        description="A port on a network of /v1/networks that spans sites: Cascade gives the "
+        "address; the server's site must be one the network spans (unset site: the one of "
+        "them with the fewest servers). Not with network.",
+    )
+
+    @model_validator(mode="after")
+    def _one_network(self) -> ServerIn:
+        if self.network is not None and self.port is not None:
+            raise ValueError("give network (a site's network) or port (a Cascade network)")
+        return self
 
 
 class ServerOut(BaseModel):
@@ -41,6 +57,7 @@ class ServerOut(BaseModel):
     flavor: str
     image: str
     network: str | None
+    port: PortOut | None = Field(description="Its port on a Cascade network, if it has one")
     task: str | None = Field(description="The operation now running on this server")
     site_server_id: str | None = Field(description="The server's id at its site")
     error: str | None = Field(

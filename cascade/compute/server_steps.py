@@ -18,8 +18,9 @@ from cascade.compute.servers import ServerService
 from cascade.db.models import Server, Site
 from cascade.engine.context import EngineContext, context
 from cascade.engine.convergence import checker, last_finished_start, repair
-from cascade.engine.workflows import Job, StepRun, handler, step, step_function
+from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import present
+from cascade.network.port_steps import follow_everywhere
 from cascade.sites.driver import SiteDriver
 from cascade.sites.registry import SiteRemoved
 
@@ -55,7 +56,8 @@ def _record_site_id(server_id: str, site_server_id: str | None) -> None:
 
 
 @step_function("server.ensure")
-def ensure_server(_run: StepRun, server_id: str) -> str:
+def ensure_server(_run: StepRun, server_id: str, site_port_id: str | None = None) -> str:
+    """The server at its site, on its site network, or plugged into the port Cascade made."""
     server, driver = _server(server_id)
     found = _find_at_site(driver, server)
     if found is None:
@@ -64,7 +66,9 @@ def ensure_server(_run: StepRun, server_id: str) -> str:
             flavor = c.compute.find_flavor(server.flavor, ignore_missing=False)
             image = c.image.find_image(server.image, ignore_missing=False)
             networks: Any = "none"
-            if server.network:
+            if site_port_id is not None:
+                networks = [{"port": site_port_id}]
+            elif server.network:
                 network = c.network.find_network(server.network, ignore_missing=False)
                 networks = [{"uuid": network.id}]
             return c.compute.create_server(
@@ -143,10 +147,24 @@ def _site_name(job: Job) -> str:
 @handler("server.create")
 @handler("server.recreate")
 def create(job: Job) -> dict[str, Any]:
+    """Create the server; on a Cascade network, its port first, and once the site has bound
+    it, its remote ports at the network's other sites (a site failing there does not fail
+    the server: the result names it and the convergence pass makes the port there later)."""
     site = _site_name(job)
-    site_server_id = step(job, f"create at {site}", site, "server.ensure", job.resource_id)
+    port_id = step(job, "find its port", None, "port.of_server", job.resource_id)
+    site_port_id = None
+    if port_id is not None:
+        site_port_id = step(job, f"create port at {site}", site, "port.ensure", port_id)
+    site_server_id = step(
+        job, f"create at {site}", site, "server.ensure", job.resource_id, site_port_id
+    )
     step(job, f"wait for ACTIVE at {site}", site, "server.wait", job.resource_id, "ACTIVE")
-    return {"site": site, "site_server_id": site_server_id}
+    result: dict[str, Any] = {"site": site, "site_server_id": site_server_id}
+    if port_id is not None:
+        result["vtep"] = step(job, f"locate port at {site}", site, "port.locate", port_id)
+        failed = follow_everywhere(job, port_id, "create", "port.remote")
+        result |= {"remote_ports_failed": failed} if failed else {}
+    return result
 
 
 def _power_handler(verb: str, final: str) -> None:
@@ -165,8 +183,18 @@ _power_handler("start", "ACTIVE")
 
 @handler("server.delete")
 def delete(job: Job) -> dict[str, Any]:
+    """Delete the server; on a Cascade network, its remote ports first (every other site's
+    hosts forget it), then its port, whose address is given back."""
     site = _site_name(job)
+    port_id = step(job, "find its port", None, "port.of_server", job.resource_id)
+    if port_id is not None:
+        failed = follow_everywhere(job, port_id, "delete", "port.unremote")
+        if failed:
+            detail = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
+            raise StepFailed(f"remote ports could not be removed: {detail}")
     step(job, f"delete at {site}", site, "server.remove", job.resource_id)
+    if port_id is not None:
+        step(job, f"delete port at {site}", site, "port.remove", port_id)
     return {"site": site}
 
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cascade.compute.schemas import ServerIn, ServerOut
 from cascade.db import Database
 from cascade.db.models import Server, Site
+from cascade.db.network_models import Network, NetworkPort
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, NotFound
-from cascade.sites.registry import IN_SERVICE
+from cascade.network.networks import visible_sites
+from cascade.network.ports import (
+    PortOut,
+    allocate,
+    check_spans,
+    spanned_sites,
+    to_port_out,
+    usable_network,
+)
 
 BUSY = ("BUILD", "REBOOT", "STOPPING", "STARTING")
 SERVERS = declare(
@@ -33,7 +44,7 @@ SERVERS = declare(
 )
 
 
-def to_out(server: Server, site_name: str) -> ServerOut:
+def to_out(server: Server, site_name: str, port: PortOut | None = None) -> ServerOut:
     return ServerOut(
         id=server.id,
         name=server.name,
@@ -43,6 +54,7 @@ def to_out(server: Server, site_name: str) -> ServerOut:
         flavor=server.flavor,
         image=server.image,
         network=server.network,
+        port=port,
         task=server.task_operation_id,
         site_server_id=server.site_server_id,
         error=server.error,
@@ -51,21 +63,24 @@ def to_out(server: Server, site_name: str) -> ServerOut:
     )
 
 
-def _sites_of(session: Session, projects: set[str] | None) -> list[Site]:
-    query = select(Site).where(IN_SERVICE).order_by(Site.name)
-    if projects is not None:
-        query = query.where(Site.project_id.in_(projects))
-    return list(session.scalars(query))
-
-
-def place(session: Session, spec: ServerIn, projects: set[str] | None) -> Site:
-    """The named site, or the caller's site holding the fewest servers (ties by name)."""
-    sites = _sites_of(session, projects)
+def place(
+    session: Session, spec: ServerIn, projects: set[str] | None, network: Network | None
+) -> Site:
+    """The named site, or the caller's site holding the fewest servers (ties by name); with
+    a Cascade network, one of the sites it spans."""
+    sites = visible_sites(session, projects)
     if spec.site is not None:
         for site in sites:
             if spec.site in (site.id, site.name):
+                if network is not None:
+                    check_spans(session, network, site)
                 return site
         raise BadRequest(f"Unknown site {spec.site!r}: it is not registered or not visible.")
+    if network is not None:
+        spanned = {site.id for site in spanned_sites(session, network)}
+        sites = [site for site in sites if site.id in spanned]
+        if not sites:
+            raise BadRequest(f"network {network.name} is present at none of your sites yet")
     if not sites:
         raise BadRequest("No site to place the server on: register a site first.")
     load = dict(
@@ -82,8 +97,7 @@ class ServerService:
     def show(self, server_id: str, projects: set[str] | None) -> ServerOut:
         """The server, if one of ``projects`` (None: any) holds it; else 404."""
         with self._db.session() as session:
-            server, site = find(session, server_id, projects)
-            return to_out(server, site)
+            return show(session, server_id, projects)
 
     def list(self, projects: set[str] | None, site: str | None) -> list[ServerOut]:
         """Servers of ``projects`` (None: all), at one site (name or id) or every site."""
@@ -96,7 +110,8 @@ class ServerService:
         """Accept a create; returns (server id, operation id)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
-            site = place(session, spec, projects)
+            network = usable_network(session, spec.port, projects) if spec.port else None
+            site = place(session, spec, projects, network)
             server = Server(
                 name=spec.name,
                 project_id=project_id,
@@ -109,6 +124,8 @@ class ServerService:
             )
             session.add(server)
             session.flush()
+            if network is not None and spec.port is not None:
+                allocate(session, network, site, server.id, spec.port.ip)
             return "server", server.id
 
         request = {**spec.model_dump(), "site": spec.site}
@@ -138,6 +155,21 @@ class ServerService:
         return operation.id
 
 
+def _rows() -> Select[Server, str, NetworkPort, str]:
+    """Servers with their site's name, their Cascade port and its network's name."""
+    return (
+        select(Server, Site.name, NetworkPort, Network.name)
+        .join(Site, Site.id == Server.site_id)
+        .outerjoin(NetworkPort, NetworkPort.server_id == Server.id)
+        .outerjoin(Network, Network.id == NetworkPort.network_id)
+    )
+
+
+def _out(row: Any) -> ServerOut:
+    server, site_name, port, network_name = row
+    return to_out(server, site_name, to_port_out(port, network_name) if port else None)
+
+
 def find(session: Session, server_id: str, projects: set[str] | None) -> tuple[Server, str]:
     row = session.execute(
         select(Server, Site.name)
@@ -149,11 +181,16 @@ def find(session: Session, server_id: str, projects: set[str] | None) -> tuple[S
     return row[0], row[1]
 
 
+def show(session: Session, server_id: str, projects: set[str] | None) -> ServerOut:
+    find(session, server_id, projects)
+    return _out(session.execute(_rows().where(Server.id == server_id)).one())
+
+
 def listing(session: Session, projects: set[str] | None, site: str | None) -> list[ServerOut]:
-    query = select(Server, Site.name).join(Site, Site.id == Server.site_id)
+    query = _rows()
     if projects is not None:
         query = query.where(Server.project_id.in_(projects))
     if site is not None:
         query = query.where((Site.name == site) | (Site.id == site))
     query = query.order_by(Site.name, Server.created_at, Server.id)
-    return [to_out(server, site_name) for server, site_name in session.execute(query)]
+    return [_out(row) for row in session.execute(query)]

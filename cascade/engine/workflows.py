@@ -181,6 +181,18 @@ def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
     return {call.site: handle.get_result() for call, handle in zip(calls, handles, strict=True)}
 
 
+def at_sites(
+    job: Job, sites: list[tuple[str, str]], verb: str, function_name: str, key: str
+) -> dict[str, dict[str, Any]]:
+    """Run ``function_name(key, site id)`` at each of ``sites`` ((id, name) pairs) in
+    parallel, each step labelled "{verb} at {site name}"; site name -> outcome."""
+    calls = [
+        SiteCall(f"{verb} at {name}", name, function_name, (key, site_id))
+        for site_id, name in sites
+    ]
+    return fan_out(job, calls)
+
+
 def require_all(outcomes: dict[str, dict[str, Any]]) -> None:
     """Raise StepFailed naming every site that failed, if any did."""
     failed = {site: outcome["error"] for site, outcome in outcomes.items() if not outcome["ok"]}

@@ -21,9 +21,8 @@ from cascade.engine.context import EngineContext, context
 from cascade.engine.convergence import checker, repair
 from cascade.engine.workflows import (
     Job,
-    SiteCall,
     StepRun,
-    fan_out,
+    at_sites,
     handler,
     require_all,
     step,
@@ -125,11 +124,7 @@ def copies(_run: StepRun, keypair_id: str) -> list[tuple[str, str]]:
 
 def _everywhere(job: Job, verb: str, function_name: str) -> dict[str, Any]:
     sites = step(job, "find the sites", None, "keypair.copies", job.resource_id)
-    calls = [
-        SiteCall(f"{verb} at {site_name}", site_name, function_name, (job.resource_id, site_id))
-        for site_id, site_name in sites
-    ]
-    outcomes = fan_out(job, calls)
+    outcomes = at_sites(job, sites, verb, function_name, job.resource_id)
     require_all(outcomes)
     kept = {
         site: outcome["value"]

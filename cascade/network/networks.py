@@ -1,0 +1,188 @@
+"""Networks: the state machine and accepting each action as an operation (the API side).
+
+Creating one allocates its VNI, records a pending segment per site and accepts a
+``network.create`` operation that makes it at every site in parallel; ``network.sync`` does
+the same again (a retry after a site failed, and the convergence pass's repair);
+``network.delete`` removes it everywhere and, once every site is clean, the row and its VNI.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import Site
+from cascade.db.network_models import Network, NetworkPort, NetworkSegment
+from cascade.engine.operations import Operations
+from cascade.engine.states import StateMachine, declare, transition
+from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.network.addresses import gateway, network_of, next_vni
+from cascade.network.schemas import NetworkIn, NetworkOut, SegmentOut
+from cascade.sites.registry import IN_SERVICE
+
+NETWORKS = declare(
+    StateMachine(
+        "network",
+        Network,
+        {
+            "create": transition((), "BUILD", "ACTIVE"),
+            "sync": transition(("ACTIVE", "ERROR"), "BUILD", "ACTIVE"),
+            "delete": transition(("ACTIVE", "ERROR"), "DELETING", None),
+        },
+    )
+)
+
+
+def visible_sites(session: Session, projects: set[str] | None) -> list[Site]:
+    query = select(Site).where(IN_SERVICE).order_by(Site.name)
+    if projects is not None:
+        query = query.where(Site.project_id.in_(projects))
+    return list(session.scalars(query))
+
+
+def _chosen_sites(session: Session, wanted: list[str], projects: set[str] | None) -> list[Site]:
+    sites = visible_sites(session, projects)
+    chosen: dict[str, Site] = {}
+    for name in wanted:
+        site = next((s for s in sites if name in (s.id, s.name)), None)
+        if site is None:
+            raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
+        chosen[site.id] = site
+    return list(chosen.values())
+
+
+def to_out(session: Session, network: Network) -> NetworkOut:
+    segments = session.execute(
+        select(NetworkSegment, Site.name)
+        .join(Site, Site.id == NetworkSegment.site_id)
+        .where(NetworkSegment.network_id == network.id)
+    ).all()
+    ports = session.scalar(
+        select(func.count()).select_from(NetworkPort).where(NetworkPort.network_id == network.id)
+    )
+    return NetworkOut(
+        id=network.id,
+        name=network.name,
+        project_id=network.project_id,
+        cidr=network.cidr,
+        gateway_ip=gateway(network.cidr),
+        vni=network.vni,
+        status=network.status,
+        task=network.task_operation_id,
+        error=network.error,
+        ports=ports or 0,
+        sites={
+            name: SegmentOut(
+                status=segment.status, site_network_id=segment.site_network_id, error=segment.error
+            )
+            for segment, name in sorted(segments, key=lambda row: row[1])
+        },
+        created_at=network.created_at,
+    )
+
+
+def find(session: Session, name_or_id: str, projects: set[str] | None) -> Network:
+    """The network with this id, or this name in one of ``projects`` (None: any); else 404."""
+    query = select(Network).where((Network.id == name_or_id) | (Network.name == name_or_id))
+    if projects is not None:
+        query = query.where(Network.project_id.in_(projects))
+    found = session.scalars(query.order_by(Network.id != name_or_id)).first()
+    if found is None:
+        raise NotFound(f"Could not find network: {name_or_id}.")
+    return found
+
+
+def _insert(session: Session, network: Network) -> None:
+    """Add the network on the lowest free VNI (another request taking it meanwhile: the next)."""
+    for _ in range(20):
+        network.vni = next_vni(session)
+        try:
+            with session.begin_nested():
+                session.add(network)
+                session.flush()
+            return
+        except IntegrityError:
+            session.expunge(network)
+            if session.scalar(
+                select(Network.id).where(
+                    Network.project_id == network.project_id, Network.name == network.name
+                )
+            ):
+                raise Conflict(f"network {network.name} already exists in the project") from None
+    raise Conflict("could not allocate a VNI: too many concurrent creates, try again")
+
+
+class NetworkService:
+    def __init__(self, db: Database, operations: Operations) -> None:
+        self._db = db
+        self._operations = operations
+
+    def show(self, name_or_id: str, projects: set[str] | None) -> NetworkOut:
+        with self._db.session() as session:
+            return to_out(session, find(session, name_or_id, projects))
+
+    def list(self, projects: set[str] | None) -> list[NetworkOut]:
+        with self._db.session() as session:
+            query = select(Network).order_by(Network.project_id, Network.name)
+            if projects is not None:
+                query = query.where(Network.project_id.in_(projects))
+            return [to_out(session, network) for network in session.scalars(query)]
+
+    def create(
+        self, spec: NetworkIn, project_id: str, projects: set[str] | None, key: str | None
+    ) -> tuple[str, str]:
+        """Accept a create; returns (network id, operation id)."""
+        network_of(spec.cidr)
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            sites = _chosen_sites(session, spec.sites, projects)
+            network = Network(
+                name=spec.name,
+                project_id=project_id,
+                cidr=spec.cidr,
+                status="BUILD",
+                task_operation_id=operation_id,
+            )
+            _insert(session, network)
+            for site in sites:
+                session.add(
+                    NetworkSegment(network_id=network.id, site_id=site.id, status="pending")
+                )
+            return "network", network.id
+
+        operation = self._operations.accept(
+            kind="network.create",
+            project_id=project_id,
+            request=spec.model_dump(),
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.resource_id, operation.id
+
+    def act(self, network_id: str, action: str, project_id: str, key: str | None) -> str:
+        """Accept sync or delete; a network still holding ports cannot be deleted (409)."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            if action == "delete":
+                ports = session.scalar(
+                    select(func.count())
+                    .select_from(NetworkPort)
+                    .where(NetworkPort.network_id == network_id)
+                )
+                if ports:
+                    raise Conflict(
+                        f"network {network_id} still holds {ports} ports: delete its servers first"
+                    )
+            NETWORKS.begin(session, network_id, action, operation_id)
+            return "network", network_id
+
+        operation = self._operations.accept(
+            kind=f"network.{action}",
+            project_id=project_id,
+            request={"network": network_id},
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.id

@@ -1,0 +1,228 @@
+"""Server ports on networks that span sites, worker side: the port at the server's site with
+Cascade's address and MAC, where the site bound it (its host's tunnel endpoint, read from the
+site's network agents as Neutron reports them: ``configurations.tunneling_ip``), and its
+remote ports at the network's other sites.
+
+A remote port is a port at another site carrying the real port's address and MAC, with
+``binding:profile`` ``{"tunnel_ip": VTEP}`` and device owner ``compute:shadow`` (the
+convention of Neutron's cross-backend proposal, as Tricircle used it): that site's L2
+population programs its hosts' FDB and ARP tables toward the VTEP. Ports are Cascade's by
+name (``cascade-{port id}`` and ``cascade-remote-{port id}``); every step looks before it
+makes, so a re-run after a crash finds what it made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from openstack.connection import Connection
+from sqlalchemy import delete, select, update
+
+from cascade.db.models import Site
+from cascade.db.network_models import NetworkPort, NetworkSegment, RemotePort
+from cascade.engine.context import context
+from cascade.engine.workflows import Job, StepRun, at_sites, step, step_function
+from cascade.errors import Conflict, present
+from cascade.sites.driver import SiteCallFailed
+
+SHADOW_OWNER = "compute:shadow"
+
+
+def port_name(port_id: str) -> str:
+    return f"cascade-{port_id}"
+
+
+def remote_name(port_id: str) -> str:
+    return f"cascade-remote-{port_id}"
+
+
+def _port(port_id: str) -> NetworkPort:
+    with context().db.session() as session:
+        return present(session.get(NetworkPort, port_id), f"port {port_id}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A network's network and subnet at one site."""
+
+    network_id: str
+    subnet_id: str
+
+
+def _segment(network_id: str, site_id: str) -> Segment:
+    with context().db.session() as session:
+        row = session.get(NetworkSegment, (network_id, site_id))
+        if row is None or row.site_network_id is None or row.site_subnet_id is None:
+            raise Conflict(f"network {network_id} is not present at site {site_id}")
+        return Segment(row.site_network_id, row.site_subnet_id)
+
+
+def _named(c: Connection, network_id: str, name: str) -> Any:
+    return next(iter(c.network.ports(network_id=network_id, name=name)), None)
+
+
+def _update_port(port_id: str, **values: Any) -> None:
+    with context().db.session() as session:
+        session.execute(update(NetworkPort).where(NetworkPort.id == port_id).values(**values))
+
+
+@step_function("port.ensure")
+def ensure_port(_run: StepRun, port_id: str) -> str:
+    """The server's port at its site; returns its id there."""
+    port = _port(port_id)
+    segment = _segment(port.network_id, port.site_id)
+
+    def ensure(c: Connection) -> str:
+        found = _named(c, segment.network_id, port_name(port.id))
+        if found is None:
+            found = c.network.create_port(
+                network_id=segment.network_id,
+                name=port_name(port.id),
+                mac_address=port.mac,
+                fixed_ips=[{"subnet_id": segment.subnet_id, "ip_address": port.ip}],
+            )
+        return str(found.id)
+
+    site_port_id = context().driver(port.site_id).call(f"create port {port.ip}", ensure)
+    _update_port(port_id, site_port_id=site_port_id)
+    return site_port_id
+
+
+def vtep_of(c: Connection, host: str) -> str:
+    """The tunnel endpoint of a site's host, as its network agent reports it."""
+    for agent in c.network.agents(host=host):
+        tunneling_ip = (agent.configuration or {}).get("tunneling_ip")
+        if tunneling_ip:
+            return str(tunneling_ip)
+    raise Conflict(f"no network agent of host {host} reports a tunneling_ip")
+
+
+@step_function("port.locate")
+def locate_port(_run: StepRun, port_id: str) -> str:
+    """Where the site bound the port: records its host and VTEP, returns the VTEP."""
+    port = _port(port_id)
+    site_port_id = present(port.site_port_id, f"the site's id of port {port_id}")
+
+    def locate(c: Connection) -> tuple[str, str]:
+        host = c.network.get_port(site_port_id).binding_host_id
+        if not host:
+            raise Conflict(f"port {site_port_id} is not bound to a host")
+        return str(host), vtep_of(c, str(host))
+
+    host, vtep = context().driver(port.site_id).call(f"locate port {port.ip}", locate)
+    _update_port(port_id, host=host, vtep=vtep)
+    return vtep
+
+
+def _set_remote(port_id: str, site_id: str, **values: Any) -> None:
+    with context().db.session() as session:
+        row = session.get(RemotePort, (port_id, site_id))
+        if row is None:
+            session.add(RemotePort(port_id=port_id, site_id=site_id, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+
+
+def ensure_remote_at(c: Connection, port: NetworkPort, segment: Segment) -> str:
+    """Make (or correct) the port's remote port at a site; returns its id there."""
+    profile = {"tunnel_ip": port.vtep}
+    found = _named(c, segment.network_id, remote_name(port.id))
+    if found is not None and (found.mac_address != port.mac or found.binding_profile != profile):
+        if found.mac_address == port.mac:
+            return str(c.network.update_port(found.id, binding_profile=profile).id)
+        c.network.delete_port(found.id, ignore_missing=True)
+        found = None
+    if found is None:
+        found = c.network.create_port(
+            network_id=segment.network_id,
+            name=remote_name(port.id),
+            mac_address=port.mac,
+            fixed_ips=[{"subnet_id": segment.subnet_id, "ip_address": port.ip}],
+            device_owner=SHADOW_OWNER,
+            binding_profile=profile,
+            port_security_enabled=False,
+        )
+    return str(found.id)
+
+
+@step_function("port.remote")
+def ensure_remote(_run: StepRun, port_id: str, site_id: str) -> str:
+    port = _port(port_id)
+    segment = _segment(port.network_id, site_id)
+    what = f"create remote port {port.ip} (VTEP {port.vtep})"
+    try:
+        remote = context().driver(site_id).call(what, lambda c: ensure_remote_at(c, port, segment))
+    except SiteCallFailed as failure:
+        _set_remote(port_id, site_id, status="error", error=failure.message, vtep=None)
+        raise
+    _set_remote(port_id, site_id, status="present", error=None, site_port_id=remote, vtep=port.vtep)
+    return remote
+
+
+@step_function("port.unremote")
+def remove_remote(_run: StepRun, port_id: str, site_id: str) -> None:
+    port = _port(port_id)
+    with context().db.session() as session:
+        row = session.get(NetworkSegment, (port.network_id, site_id))
+    site_network_id = row.site_network_id if row is not None else None
+    if site_network_id is not None:
+
+        def remove(c: Connection) -> None:
+            found = _named(c, site_network_id, remote_name(port.id))
+            if found is not None:
+                c.network.delete_port(found.id, ignore_missing=True)
+
+        context().driver(site_id).call(f"delete remote port {port.ip}", remove)
+    with context().db.session() as session:
+        session.execute(
+            delete(RemotePort).where(RemotePort.port_id == port_id, RemotePort.site_id == site_id)
+        )
+
+
+@step_function("port.remove")
+def remove_port(_run: StepRun, port_id: str) -> None:
+    """Delete the port at its site and give its address back."""
+    port = _port(port_id)
+    site_port_id = port.site_port_id
+    if site_port_id is not None:
+        context().driver(port.site_id).call(
+            f"delete port {port.ip}",
+            lambda c: c.network.delete_port(site_port_id, ignore_missing=True),
+        )
+    with context().db.session() as session:
+        session.execute(delete(NetworkPort).where(NetworkPort.id == port_id))
+
+
+@step_function("port.other_sites")
+def other_sites(_run: StepRun, port_id: str) -> list[tuple[str, str]]:
+    """(site id, site name) of the port's network's present segments other than its own."""
+    port = _port(port_id)
+    with context().db.session() as session:
+        rows = session.execute(
+            select(Site.id, Site.name)
+            .join(NetworkSegment, NetworkSegment.site_id == Site.id)
+            .where(
+                NetworkSegment.network_id == port.network_id,
+                NetworkSegment.site_id != port.site_id,
+                NetworkSegment.status == "present",
+            )
+            .order_by(Site.name)
+        ).all()
+        return [(row[0], row[1]) for row in rows]
+
+
+def follow_everywhere(job: Job, port_id: str, verb: str, function_name: str) -> dict[str, str]:
+    """Run a remote-port step at each other site of the port's network, in parallel;
+    returns the sites that failed and why (the port's own site is not affected by them)."""
+    sites = step(job, "find the network's other sites", None, "port.other_sites", port_id)
+    outcomes = at_sites(job, sites, f"{verb} remote port", function_name, port_id)
+    return {site: outcome["error"] for site, outcome in outcomes.items() if not outcome["ok"]}
+
+
+@step_function("port.of_server")
+def port_of_server(_run: StepRun, server_id: str) -> str | None:
+    """The id of the server's port on a Cascade network, if it has one."""
+    with context().db.session() as session:
+        return session.scalar(select(NetworkPort.id).where(NetworkPort.server_id == server_id))

@@ -1,0 +1,54 @@
+"""Request and response bodies of ``/v1/networks``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.engine.schemas import OperationOut
+
+
+class NetworkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    cidr: str = Field(
+        min_length=9, max_length=18, description="IPv4, /16 to /29, e.g. 10.10.0.0/24"
+    )
+    sites: list[str] = Field(
+        min_length=1, max_length=64, description="Names or ids of the sites it spans."
+    )
+
+
+class SegmentOut(BaseModel):
+    status: str = Field(description="pending, present, error or deleting")
+    site_network_id: str | None = Field(description="The network's id at the site.")
+    error: str | None
+
+
+class NetworkOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    cidr: str
+    gateway_ip: str
+    vni: int = Field(description="The VXLAN segment it is at every site, allocated by Cascade.")
+    status: str = Field(description="BUILD, ACTIVE, ERROR (see error and sites) or DELETING")
+    task: str | None = Field(description="The operation running on it, if any.")
+    error: str | None
+    ports: int = Field(description="Addresses given out on it (servers' ports).")
+    sites: dict[str, SegmentOut] = Field(description="Per site name: where its segment stands.")
+    created_at: datetime
+
+
+class NetworkEnvelope(BaseModel):
+    network: NetworkOut
+
+
+class NetworkList(BaseModel):
+    networks: list[NetworkOut]
+
+
+class NetworkAccepted(BaseModel):
+    network: NetworkOut
+    operation: OperationOut
