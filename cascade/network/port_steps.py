@@ -226,3 +226,46 @@ def port_of_server(_run: StepRun, server_id: str) -> str | None:
     """The id of the server's port on a Cascade network, if it has one."""
     with context().db.session() as session:
         return session.scalar(select(NetworkPort.id).where(NetworkPort.server_id == server_id))
+
+
+def remote_ports_wanted(network_id: str, site_id: str) -> list[NetworkPort]:
+    """The network's ports held at other sites whose VTEP is known: each needs a remote port
+    at ``site_id``."""
+    with context().db.session() as session:
+        return list(
+            session.scalars(
+                select(NetworkPort).where(
+                    NetworkPort.network_id == network_id,
+                    NetworkPort.site_id != site_id,
+                    NetworkPort.vtep.is_not(None),
+                )
+            )
+        )
+
+
+def remote_drift(c: Connection, segment: Segment, wanted: list[NetworkPort]) -> list[str]:
+    """What differs between the remote ports a site has on the segment and ``wanted``."""
+    have = {
+        p.name: p
+        for p in c.network.ports(network_id=segment.network_id, device_owner=SHADOW_OWNER)
+        if p.name.startswith("cascade-remote-")
+    }
+    drift = []
+    for port in wanted:
+        found = have.pop(remote_name(port.id), None)
+        if found is None:
+            drift.append(f"remote port {port.ip} is missing")
+        elif found.binding_profile != {"tunnel_ip": port.vtep} or found.mac_address != port.mac:
+            drift.append(f"remote port {port.ip} points at {found.binding_profile}")
+    drift += [f"remote port {p.name} has no port at Cascade" for p in have.values()]
+    return drift
+
+
+def reconcile_remote_ports(c: Connection, segment: Segment, wanted: list[NetworkPort]) -> None:
+    """Make the site's remote ports on the segment exactly ``wanted``."""
+    names = {remote_name(port.id) for port in wanted}
+    for found in c.network.ports(network_id=segment.network_id, device_owner=SHADOW_OWNER):
+        if found.name.startswith("cascade-remote-") and found.name not in names:
+            c.network.delete_port(found.id, ignore_missing=True)
+    for port in wanted:
+        ensure_remote_at(c, port, segment)

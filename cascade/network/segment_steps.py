@@ -17,7 +17,8 @@ from sqlalchemy import delete, select, update
 
 from cascade.db.models import Site
 from cascade.db.network_models import Network, NetworkSegment
-from cascade.engine.context import context
+from cascade.engine.context import EngineContext, context
+from cascade.engine.convergence import checker, repair
 from cascade.engine.workflows import (
     Job,
     StepRun,
@@ -29,6 +30,13 @@ from cascade.engine.workflows import (
 )
 from cascade.errors import Conflict, present
 from cascade.network.addresses import gateway
+from cascade.network.networks import NetworkService
+from cascade.network.port_steps import (
+    Segment,
+    reconcile_remote_ports,
+    remote_drift,
+    remote_ports_wanted,
+)
 from cascade.sites.driver import SiteCallFailed
 
 TAG = "cascade_id="
@@ -83,11 +91,20 @@ def _ensure(c: Connection, network: Network) -> tuple[str, str]:
 
 @step_function("network.ensure")
 def ensure_segment(_run: StepRun, network_id: str, site_id: str) -> str:
+    """The network at the site, with a remote port for each of its ports held elsewhere
+    (none on create; after a site was down, or ports drifted, the ones missing)."""
     network = _network(network_id)
     driver = context().driver(site_id)
+    wanted = remote_ports_wanted(network_id, site_id)
+
+    def ensure(c: Connection) -> tuple[str, str]:
+        network_at_site, subnet = _ensure(c, network)
+        reconcile_remote_ports(c, Segment(network_at_site, subnet), wanted)
+        return network_at_site, subnet
+
     try:
         network_at_site, subnet = driver.call(
-            f"create network {network.name} (VNI {network.vni})", lambda c: _ensure(c, network)
+            f"create network {network.name} (VNI {network.vni})", ensure
         )
     except SiteCallFailed as failure:
         set_segment(network_id, site_id, status="error", error=failure.message)
@@ -156,3 +173,57 @@ def create(job: Job) -> dict[str, Any]:
 @handler("network.delete")
 def remove(job: Job) -> dict[str, Any]:
     return _everywhere(job, "delete", "network.remove")
+
+
+def _drift_at(
+    engine: EngineContext, site: Site, network: Network, segment: NetworkSegment
+) -> list[str]:
+    """What is wrong with the network at the site (asked of the site first, so an unreachable
+    site fails the check rather than being synced in vain)."""
+    wanted = remote_ports_wanted(network.id, site.id)
+
+    def look(c: Connection) -> list[str]:
+        found = site_network(c, network)
+        if found is None:
+            return [] if segment.status != "present" else ["the network is gone from the site"]
+        return remote_drift(c, Segment(str(found.id), segment.site_subnet_id or ""), wanted)
+
+    drift = engine.driver(site.id).call(f"check network {network.name}", look)
+    if segment.status != "present":
+        drift.insert(0, f"its segment is {segment.status}: {segment.error}")
+    return drift
+
+
+@checker
+def check_networks(engine: EngineContext, site: Site) -> tuple[int, list[dict[str, Any]]]:
+    """Compare each network at the site with Cascade's: a segment that is not present (the
+    site was down at create), a network gone from the site, or remote ports missing, stale or
+    extra are repaired by a ``network.sync`` operation. Networks with an operation running are
+    left to it."""
+    with engine.db.session() as session:
+        rows = session.execute(
+            select(NetworkSegment, Network)
+            .join(Network, Network.id == NetworkSegment.network_id)
+            .where(NetworkSegment.site_id == site.id, Network.task_operation_id.is_(None))
+        ).all()
+    repairs = []
+    for segment, network in rows:
+        drift = _drift_at(engine, site, network, segment)
+        if not drift:
+            continue
+        try:
+            operation_id = NetworkService(engine.db, engine.services.operations).act(
+                network.id, "sync", network.project_id, None
+            )
+        except Conflict:  # an operation took the network meanwhile: it is that one's
+            continue
+        repairs.append(
+            repair(
+                "network",
+                network.id,
+                site.name,
+                "; ".join(drift),
+                f"syncing: operation {operation_id}",
+            )
+        )
+    return len(rows), repairs
