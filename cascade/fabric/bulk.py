@@ -92,11 +92,13 @@ def _with_doc(sql: str, time: bool = False) -> TextClause:
     return statement.bindparams(bindparam("t", type_=UTCDateTime())) if time else statement
 
 
-_COLUMNS = (FabricPort.id, FabricPort.mac, FabricPort.ip, FabricHost.tunnel_ip)
+# A remote port has no host here: its own vtep is where it is.
+_VTEP = func.coalesce(FabricPort.vtep, FabricHost.tunnel_ip)
+_COLUMNS = (FabricPort.id, FabricPort.mac, FabricPort.ip, _VTEP)
 _TABLE = {
     dialect: select(aggregate)
     .select_from(FabricPort)
-    .join(FabricHost, FabricHost.name == FabricPort.host)
+    .outerjoin(FabricHost, FabricHost.name == FabricPort.host)
     .where(FabricPort.network_id == bindparam("network"))
     for dialect, aggregate in (
         ("postgresql", func.json_agg(func.json_build_array(*_COLUMNS))),
@@ -108,7 +110,8 @@ _TABLE = {
 def network_entries(
     session: Session | Connection, dialect: str, network_id: str
 ) -> list[list[str]]:
-    """Every port of a network as ``[port id, mac, ip, tunnel endpoint of its host]``."""
+    """Every port of a network as ``[port id, mac, ip, vtep]``: the tunnel endpoint of the
+    port's host, or a remote port's own."""
     value: Any = session.scalar(_TABLE[dialect], {"network": network_id})
     if value is None:
         return []

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from cascade.errors import CascadeError
 from cascade.fabric import messages
 from cascade.fabric.addressing import shared_subject
-from cascade.fabric.goal import GoalChange, GoalStore, Outgoing
+from cascade.fabric.goal import GoalChange, GoalStore
 from cascade.fabric.messages import Ack
+from cascade.fabric.snapshots import Outgoing
 from cascade.fabric.transports import open_transport
 from cascade.fabric.transports.base import Message, Subscription, Transport
 
@@ -40,6 +41,8 @@ class _Waiter:
         self.acked: set[str] = set()
         self.host_done = change.host is None
         self.done = asyncio.Event()
+        if self.host_done and not change.members:  # a remote port on a network nobody is on
+            self.done.set()
 
     def saw(self, body: messages.Body) -> None:
         change, host, nets = self.change, body["h"], body["n"]

@@ -2,23 +2,27 @@
 
 Hosts, networks (VNI, CIDR) and ports are rows; a host's goal state is derived: its ports,
 and for every network it has a port on, that network's neighbour table (every port's MAC,
-IP and the tunnel endpoint of the host holding it). Each change bumps the revision of the
-host it touches and of the network it touches with an atomic ``UPDATE ... RETURNING`` in the
-same transaction, so concurrent API processes never hand out one revision twice. A change
-returns the messages to publish (after commit) and the revisions each affected host must
-reach. Acknowledgements and convergence queries are ``tracking``'s.
+IP and the tunnel endpoint of the host holding it). A remote port, one at another site,
+has no host here: it is a neighbour at the tunnel endpoint it was given, on the table of
+every host on its network, and nobody here runs an agent for it. Each change bumps the
+revision of the host it touches and of the network it touches with an atomic ``UPDATE ...
+RETURNING`` in the same transaction, so concurrent API processes never hand out one
+revision twice. A change returns the messages to publish (after commit) and the revisions
+each affected host must reach. What agents fetch is ``snapshots``'; acknowledgements and
+convergence queries are ``tracking``'s.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Row,
     String,
     Table,
     bindparam,
@@ -39,9 +43,9 @@ from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, Fabri
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.fabric import bulk, messages
 from cascade.fabric.addressing import host_subject, network_subject, validate_token
+from cascade.fabric.snapshots import PAGE_SIZE, Outgoing, Snapshots, encode_pages, port_entry
 from cascade.fabric.tracking import Tracking
 
-PAGE_SIZE = 5000
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
@@ -50,15 +54,11 @@ PORTS: Table = FabricPort.__table__  # type: ignore[assignment]
 MEMBERS: Table = FabricMembership.__table__  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    subject: str
-    data: bytes
-
-
 @dataclass
 class GoalChange:
-    """What one goal-state change sends, and the revisions affected hosts must reach."""
+    """What one goal-state change sends, and the revisions affected hosts must reach: the
+    network's members at ``network_revision`` (none for a change of a port's rules only)
+    and the port's host at ``host_revision`` (none for a remote port)."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
     network_id: str | None = None
@@ -76,6 +76,19 @@ class PortSpec:
     mac: str
     ip: str  # address without prefix
     security_rules: tuple[dict[str, Any], ...] = ()
+    port_security: bool = False
+
+
+@dataclass(frozen=True)
+class RemotePortSpec:
+    """A port at another site: a neighbour at ``vtep``, the tunnel endpoint of its host
+    there (Neutron's ``binding:profile.tunnel_ip`` of a virtual remote port)."""
+
+    id: str
+    network_id: str
+    mac: str
+    ip: str  # address without prefix
+    vtep: str
 
 
 # The statements of a port change, built once: constructing and coercing them again on
@@ -85,7 +98,12 @@ _FIND = (
     .select_from(NETWORKS.join(HOSTS, true()))
     .where(NETWORKS.c.id == bindparam("network"), HOSTS.c.name == bindparam("host"))
 )
-_NETWORK_EXISTS = select(NETWORKS.c.id).where(NETWORKS.c.id == bindparam("network"))
+_NETWORK = select(NETWORKS.c.vni, NETWORKS.c.cidr).where(NETWORKS.c.id == bindparam("network"))
+_PORT = (
+    select(PORTS, NETWORKS.c.vni, NETWORKS.c.cidr)
+    .join(NETWORKS, NETWORKS.c.id == PORTS.c.network_id)
+    .where(PORTS.c.id == bindparam("port"))
+)
 _INSERT_PORT = insert(PORTS)
 _JOIN = insert(MEMBERS).from_select(
     ["host", "network_id", "applied_revision"],
@@ -107,21 +125,13 @@ _BUMP_HOST = (
     .values(revision=HOSTS.c.revision + 1)
     .returning(HOSTS.c.revision)
 )
-_OTHER_MEMBERS = (
-    select(func.count())
-    .select_from(MEMBERS)
-    .where(MEMBERS.c.network_id == bindparam("network"), MEMBERS.c.host != bindparam("host"))
+_MEMBERS = (
+    select(func.count()).select_from(MEMBERS).where(MEMBERS.c.network_id == bindparam("network"))
 )
+_OTHER_MEMBERS = _MEMBERS.where(MEMBERS.c.host != bindparam("host"))
 
 
-def _port_entry(spec: PortSpec, vni: int, cidr: str) -> list[Any]:
-    """A port as its host receives it (the address carries the network's prefix length)."""
-    prefix = ipaddress.ip_network(cidr).prefixlen
-    rules = list(spec.security_rules)
-    return [spec.id, spec.network_id, vni, spec.mac, f"{spec.ip}/{prefix}", rules]
-
-
-def _check_port(spec: PortSpec, network_id: str, cidr: str) -> None:
+def _check_address(spec: PortSpec | RemotePortSpec, cidr: str) -> None:
     if not MAC.match(spec.mac):
         raise BadRequest(
             f"mac {spec.mac!r} must be six lower-case hex pairs like 02:00:00:00:00:01"
@@ -131,24 +141,42 @@ def _check_port(spec: PortSpec, network_id: str, cidr: str) -> None:
     except ValueError:
         raise BadRequest(f"ip {spec.ip!r} is not an IP address") from None
     if address not in ipaddress.ip_network(cidr):
-        raise BadRequest(f"ip {spec.ip} is outside network {network_id}'s {cidr}")
+        raise BadRequest(f"ip {spec.ip} is outside network {spec.network_id}'s {cidr}")
 
 
-class GoalStore:
+def _row(spec: PortSpec | RemotePortSpec, **kind: Any) -> dict[str, Any]:
+    """A port's row: what every port has, and what its kind adds (``kind``)."""
+    common = {"id": spec.id, "network_id": spec.network_id, "mac": spec.mac, "ip": spec.ip}
+    return {**common, "created_at": utcnow(), **kind}
+
+
+def _network_delta(
+    conn: Connection, network_id: str, up: list[list[str]], removed: list[str]
+) -> tuple[int, Outgoing]:
+    """Bump the network's revision; the delta its members get (multicast)."""
+    revision = int(conn.execute(_BUMP_NETWORK, {"network": network_id}).scalar_one())
+    body = {"t": messages.NET_DELTA, "n": network_id, "r": revision, "up": up, "rm": removed}
+    return revision, Outgoing(network_subject(network_id), messages.encode(body))
+
+
+def _host_delta(
+    conn: Connection, host: str, up: list[list[Any]], removed: list[str]
+) -> tuple[int, messages.Body]:
+    """Bump the host's revision; the body of the delta it gets (unicast)."""
+    revision = int(conn.execute(_BUMP_HOST, {"host": host}).scalar_one())
+    return revision, {"t": messages.HOST_DELTA, "r": revision, "up": up, "rm": removed}
+
+
+class GoalStore(Snapshots):
     def __init__(self, db: Database, page_size: int = PAGE_SIZE) -> None:
-        self._db = db
-        self._page_size = page_size
-        self._pages = lru_cache(maxsize=8)(self._snapshot_pages)
+        super().__init__(db, page_size)
         self.tracking = Tracking(db)
 
     # --- writes -------------------------------------------------------------------------
 
     def register_host(self, name: str, tunnel_ip: str) -> None:
         validate_token(name, "host")
-        try:
-            ipaddress.ip_address(tunnel_ip)
-        except ValueError:
-            raise BadRequest(f"tunnel_ip {tunnel_ip!r} is not an IP address") from None
+        _check_ip(tunnel_ip, "tunnel_ip")
         with self._db.session() as session:
             host = session.get(FabricHost, name)
             if host is None:
@@ -193,30 +221,39 @@ class GoalStore:
                 keys = {"network": spec.network_id, "host": spec.host}
                 found = conn.execute(_FIND, keys).one_or_none()
                 if found is None:
-                    if conn.scalar(_NETWORK_EXISTS, keys):
+                    if conn.scalar(_NETWORK, keys):
                         raise NotFound(f"host {spec.host} is not registered")
                     raise NotFound(f"network {spec.network_id} not found")
-                _check_port(spec, spec.network_id, found.cidr)
-                conn.execute(
-                    _INSERT_PORT,
-                    {
-                        "id": spec.id,
-                        "network_id": spec.network_id,
-                        "host": spec.host,
-                        "mac": spec.mac,
-                        "ip": spec.ip,
-                        "security_rules": list(spec.security_rules),
-                        "created_at": utcnow(),
-                    },
-                )
+                _check_address(spec, found.cidr)
+                rules = list(spec.security_rules)
+                local = {"host": spec.host, "security_rules": rules}
+                conn.execute(_INSERT_PORT, _row(spec, port_security=spec.port_security, **local))
                 joined = conn.execute(_JOIN, keys).rowcount == 1
-                entry = _port_entry(spec, found.vni, found.cidr)
+                entry = port_entry(spec, found.vni, found.cidr)
                 table_vni = found.vni if joined else None
                 return self._port_change(conn, spec, entry, found.tunnel_ip, table_vni)
         except IntegrityError:
             raise self._duplicate(spec) from None
 
-    def _duplicate(self, spec: PortSpec) -> Conflict:
+    def add_remote_port(self, spec: RemotePortSpec) -> GoalChange:
+        """Record a port at another site: a neighbour at ``spec.vtep`` for every host on its
+        network. Only the network's revision moves and only the network delta is sent:
+        no host here holds the port, so none gets a port or joins the network for it."""
+        validate_token(spec.id, "port id")
+        _check_ip(spec.vtep, "vtep")
+        try:
+            with self._db.engine.begin() as conn:
+                found = conn.execute(_NETWORK, {"network": spec.network_id}).one_or_none()
+                if found is None:
+                    raise NotFound(f"network {spec.network_id} not found")
+                _check_address(spec, found.cidr)
+                conn.execute(_INSERT_PORT, _row(spec, host=None, vtep=spec.vtep))
+                neighbour = [spec.id, spec.mac, spec.ip, spec.vtep]
+                return self._remote_change(conn, spec.network_id, [neighbour], [])
+        except IntegrityError:
+            raise self._duplicate(spec) from None
+
+    def _duplicate(self, spec: PortSpec | RemotePortSpec) -> Conflict:
         with self._db.session() as session:
             if session.get(FabricPort, spec.id) is not None:
                 return Conflict(f"port {spec.id} exists")
@@ -224,17 +261,43 @@ class GoalStore:
             f"mac {spec.mac} or ip {spec.ip} is already used on network {spec.network_id}"
         )
 
-    def remove_port(self, port_id: str) -> GoalChange:
+    def update_port(
+        self, port_id: str, security_rules: Sequence[dict[str, Any]], port_security: bool
+    ) -> GoalChange:
+        """Replace a local port's security rules and port security. Its host gets the whole
+        new entry (setting a port replaces it); no neighbour table changes, so neither does
+        a network's revision and the change concerns the port's host alone."""
         with self._db.engine.begin() as conn:
-            port = conn.execute(
-                select(PORTS.c.network_id, PORTS.c.host, PORTS.c.mac, PORTS.c.ip).where(
-                    PORTS.c.id == port_id
-                )
-            ).one_or_none()
-            if port is None:
-                raise NotFound(f"port {port_id} not found")
-            spec = PortSpec(port_id, port.network_id, port.host, port.mac, port.ip)
+            port = self._stored(conn, port_id)
+            if port.host is None:
+                raise BadRequest(f"port {port_id} is remote: its own site keeps its rules")
+            rules = list(security_rules)
+            conn.execute(
+                update(PORTS)
+                .where(PORTS.c.id == port_id)
+                .values(security_rules=rules, port_security=port_security)
+            )
+            spec = PortSpec(
+                port_id, port.network_id, port.host, port.mac, port.ip, tuple(rules), port_security
+            )
+            host_rev, body = _host_delta(
+                conn, port.host, [port_entry(spec, port.vni, port.cidr)], []
+            )
+        unicast = messages.unicast(port.host, messages.encode(body))
+        return GoalChange(
+            outgoing=[Outgoing(host_subject(port.host), unicast)],
+            host=port.host,
+            host_revision=host_rev,
+        )
+
+    def remove_port(self, port_id: str) -> GoalChange:
+        """Remove a port, local or remote (a remote one: its network's delta only)."""
+        with self._db.engine.begin() as conn:
+            port = self._stored(conn, port_id)
             conn.execute(delete(PORTS).where(PORTS.c.id == port_id))
+            if port.host is None:
+                return self._remote_change(conn, port.network_id, [], [port_id])
+            spec = PortSpec(port_id, port.network_id, port.host, port.mac, port.ip)
             conn.execute(
                 delete(MEMBERS).where(
                     MEMBERS.c.host == spec.host,
@@ -262,55 +325,70 @@ class GoalStore:
         in one page: the host is spared a round trip to ask for it. Larger tables are
         asked for, and served off the path of the change."""
         keys = {"network": spec.network_id, "host": spec.host}
-        net_rev = int(conn.execute(_BUMP_NETWORK, keys).scalar_one())
-        host_rev = int(conn.execute(_BUMP_HOST, keys).scalar_one())
-        members = conn.scalar(_OTHER_MEMBERS, keys)
-        if entry is None:
-            net_body = {
-                "t": messages.NET_DELTA,
-                "n": spec.network_id,
-                "r": net_rev,
-                "up": [],
-                "rm": [spec.id],
-            }
-            host_body: dict[str, Any] = {
-                "t": messages.HOST_DELTA,
-                "r": host_rev,
-                "up": [],
-                "rm": [spec.id],
-            }
-        else:
-            net_body = {
-                "t": messages.NET_DELTA,
-                "n": spec.network_id,
-                "r": net_rev,
-                "up": [[spec.id, spec.mac, spec.ip, vtep]],
-                "rm": [],
-            }
-            host_body = {
-                "t": messages.HOST_DELTA,
-                "r": host_rev,
-                "up": [entry],
-                "rm": [],
-            }
+        removed = [] if entry else [spec.id]
+        up = [[spec.id, spec.mac, spec.ip, vtep]] if entry else []
+        net_rev, network_delta = _network_delta(conn, spec.network_id, up, removed)
+        host_rev, host_body = _host_delta(conn, spec.host, [entry] if entry else [], removed)
+        members = conn.scalar(_OTHER_MEMBERS, keys) or 0
         pages: tuple[bytes, ...] = ()
-        if table_vni is not None and (members or 0) < self._page_size:
+        if table_vni is not None and members < self.page_size:
             table = bulk.network_entries(conn, self._db.dialect, spec.network_id)
-            pages = self._encode_pages(spec.network_id, net_rev, table_vni, table)
+            pages = encode_pages(spec.network_id, net_rev, table_vni, table, self.page_size)
             host_body["tf"] = [spec.network_id]
         unicast = host_subject(spec.host)
         return GoalChange(
             outgoing=[
                 Outgoing(unicast, messages.unicast(spec.host, messages.encode(host_body))),
                 *(Outgoing(unicast, messages.unicast(spec.host, page)) for page in pages),
-                Outgoing(network_subject(spec.network_id), messages.encode(net_body)),
+                network_delta,
             ],
             network_id=spec.network_id,
             network_revision=net_rev,
             host=spec.host,
             host_revision=host_rev,
-            members=members or 0,
+            members=members,
         )
+
+    @staticmethod
+    def _remote_change(
+        conn: Connection, network_id: str, up: list[list[str]], removed: list[str]
+    ) -> GoalChange:
+        """A remote port added (``up``) or removed: its network's delta, for every member."""
+        net_rev, network_delta = _network_delta(conn, network_id, up, removed)
+        return GoalChange(
+            outgoing=[network_delta],
+            network_id=network_id,
+            network_revision=net_rev,
+            members=conn.scalar(_MEMBERS, {"network": network_id}) or 0,
+        )
+
+    # --- reads --------------------------------------------------------------------------
+
+    def port(self, port_id: str) -> dict[str, Any] | None:
+        """A stored port, local (``host`` holds it) or remote (at ``vtep``), or None."""
+        with self._db.engine.connect() as conn:
+            port = conn.execute(_PORT, {"port": port_id}).one_or_none()
+        if port is None:
+            return None
+        return {
+            "id": port.id,
+            "kind": "remote" if port.host is None else "local",
+            "network_id": port.network_id,
+            "host": port.host,
+            "vtep": port.vtep,
+            "mac": port.mac,
+            "ip": port.ip,
+            "security_rules": list(port.security_rules),
+            "port_security": bool(port.port_security),
+        }
+
+    @staticmethod
+    def _stored(conn: Connection, port_id: str) -> Row[Any]:
+        """A port's row with its network's VNI and CIDR."""
+        port = conn.execute(_PORT, {"port": port_id}).one_or_none()
+        if port is None:
+            raise NotFound(f"port {port_id} not found")
+        return port
 
     @staticmethod
     def _network(session: Session, network_id: str) -> FabricNetwork:
@@ -319,82 +397,9 @@ class GoalStore:
             raise NotFound(f"network {network_id} not found")
         return network
 
-    # --- what agents fetch --------------------------------------------------------------
 
-    def host_snapshot(self, host: str) -> Outgoing:
-        with self._db.session() as session:
-            record = session.get(FabricHost, host)
-            if record is None:
-                raise NotFound(f"host {host} is not registered")
-            rows = session.execute(
-                select(FabricPort, FabricNetwork)
-                .join(FabricNetwork, FabricNetwork.id == FabricPort.network_id)
-                .where(FabricPort.host == host)
-            ).all()
-            ports = [
-                _port_entry(
-                    PortSpec(p.id, p.network_id, host, p.mac, p.ip, tuple(p.security_rules)),
-                    n.vni,
-                    n.cidr,
-                )
-                for p, n in rows
-            ]
-            body = {"t": messages.HOST_SNAPSHOT, "r": record.revision, "ports": ports}
-        return Outgoing(host_subject(host), messages.unicast(host, messages.encode(body)))
-
-    def network_snapshot(self, network_id: str, host: str) -> list[Outgoing]:
-        """The network's neighbour table for one host, in pages, at the current revision."""
-        with self._db.session() as session:
-            found = session.execute(
-                select(NETWORKS.c.revision, NETWORKS.c.vni).where(NETWORKS.c.id == network_id)
-            ).one_or_none()
-            if found is None:
-                raise NotFound(f"network {network_id} not found")
-            revision, vni = found
-        subject = host_subject(host)
-        return [
-            Outgoing(subject, messages.unicast(host, page))
-            for page in self._pages(network_id, revision, vni)
-        ]
-
-    def _snapshot_pages(self, network_id: str, revision: int, vni: int) -> tuple[bytes, ...]:
-        with self._db.session() as session:
-            entries = bulk.network_entries(session, self._db.dialect, network_id)
-        return self._encode_pages(network_id, revision, vni, entries)
-
-    def _encode_pages(
-        self, network_id: str, revision: int, vni: int, entries: list[list[str]]
-    ) -> tuple[bytes, ...]:
-        size = self._page_size
-        count = max(1, -(-len(entries) // size))
-        return tuple(
-            messages.encode(
-                {
-                    "t": messages.NET_SNAPSHOT,
-                    "n": network_id,
-                    "r": revision,
-                    "vni": vni,
-                    "pg": page,
-                    "of": count,
-                    "up": entries[page * size : (page + 1) * size],
-                }
-            )
-            for page in range(count)
-        )
-
-    def goal(self, host: str) -> Outgoing:
-        """A nudge carrying the revisions ``host`` should be at."""
-        with self._db.session() as session:
-            revision = session.scalar(select(FabricHost.revision).where(FabricHost.name == host))
-            if revision is None:
-                raise NotFound(f"host {host} is not registered")
-            rows = session.execute(
-                select(FabricNetwork.id, FabricNetwork.revision)
-                .join(FabricMembership, FabricMembership.network_id == FabricNetwork.id)
-                .where(FabricMembership.host == host)
-            )
-            nets = {network_id: rev for network_id, rev in rows}
-        body = {"t": messages.GOAL, "r": revision, "n": nets}
-        return Outgoing(host_subject(host), messages.unicast(host, messages.encode(body)))
-
-    # --- convergence --------------------------------------------------------------------
+def _check_ip(value: str, name: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise BadRequest(f"{name} {value!r} is not an IP address") from None

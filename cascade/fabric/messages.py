@@ -21,8 +21,10 @@ acknowledgements carry no extra byte and an agent that predates the flag is neve
 enforce rules) and ``sync`` requests (``h`` host, ``n`` a network id, or absent for the
 host's own snapshot).
 
-A port travels as ``[id, network, vni, mac, ip/prefix, rules]``, a neighbour as
-``[port id, mac, ip, vtep]``.
+A port travels as ``[id, network, vni, mac, ip/prefix, rules, port security 1|0]`` (an
+entry without the last element, from before port security, is a port without it), a
+neighbour as ``[port id, mac, ip, vtep]``: the vtep is the tunnel endpoint of the host holding
+the port, or for a remote port (one at another site) the endpoint it was given.
 """
 
 from __future__ import annotations
@@ -66,9 +68,25 @@ def for_me(data: bytes, prefix: bytes) -> Body | None:
     return decode(data[len(prefix) :]) if data.startswith(prefix) else None
 
 
+def port_entry(port: LocalPort) -> list[Any]:
+    """A port as it travels; ``local_port`` reads it back."""
+    rules = list(port.security_rules)
+    return [
+        port.port_id,
+        port.network_id,
+        port.vni,
+        port.mac,
+        port.ip,
+        rules,
+        int(port.port_security),
+    ]
+
+
 def local_port(entry: list[Any]) -> LocalPort:
-    port_id, network_id, vni, mac, ip, rules = entry
-    return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules))
+    """A port from its entry; one of six elements (sent before port security was) has none."""
+    port_id, network_id, vni, mac, ip, rules = entry[:6]
+    port_security = len(entry) > 6 and bool(entry[6])
+    return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules), port_security)
 
 
 def neighbours(entries: list[list[str]]) -> dict[str, Neighbour]:

@@ -111,18 +111,17 @@ class Tracking:
         with self._db.session() as session:
             count = 0
             if change.network_id is not None:
-                count += (
-                    session.scalar(
-                        select(func.count())
-                        .select_from(MEMBERS)
-                        .where(
-                            MEMBERS.c.network_id == change.network_id,
-                            MEMBERS.c.applied_revision < change.network_revision,
-                            MEMBERS.c.host != change.host,
-                        )
+                members = (
+                    select(func.count())
+                    .select_from(MEMBERS)
+                    .where(
+                        MEMBERS.c.network_id == change.network_id,
+                        MEMBERS.c.applied_revision < change.network_revision,
                     )
-                    or 0
                 )
+                if change.host is not None:  # counted below (none for a remote port)
+                    members = members.where(MEMBERS.c.host != change.host)
+                count += session.scalar(members) or 0
             if change.host is not None:
                 host_behind = (
                     session.scalar(

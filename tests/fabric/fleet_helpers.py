@@ -21,6 +21,16 @@ def goal_store(tmp_path: Path, url: str | None = None) -> tuple[Database, GoalSt
     return db, GoalStore(db, page_size=3)
 
 
+def setup_goal(goal: GoalStore, hosts: int) -> list[str]:
+    """Hosts h0.. at 192.0.2.1.. and networks n1 and n2 (both 10.1.0.0/16); the host names."""
+    names = [f"h{i}" for i in range(hosts)]
+    for i, name in enumerate(names):
+        goal.register_host(name, f"192.0.2.{i + 1}")
+    goal.create_network("n1", 5001, "10.1.0.0/16")
+    goal.create_network("n2", 5002, "10.1.0.0/16")
+    return names
+
+
 def expected(goal: GoalStore, host: str) -> tuple[set[str], dict[str, dict[str, Neighbour]]]:
     """The port ids and, per network, the neighbour table ``host`` must hold."""
     prefix = messages.host_prefix(host)

@@ -18,7 +18,7 @@ from cascade.fabric.goal import GoalStore, PortSpec
 from cascade.fabric.messages import Ack
 from cascade.fabric.transports.base import Message
 from cascade.fabric.transports.memory import MemoryTransport
-from tests.fabric.fleet_helpers import actual, expected, goal_store, until
+from tests.fabric.fleet_helpers import actual, expected, goal_store, setup_goal, until
 
 
 def port(i: int, host: str, network: str = "n1") -> PortSpec:
@@ -31,28 +31,11 @@ def port(i: int, host: str, network: str = "n1") -> PortSpec:
     )
 
 
-def setup_goal(goal: GoalStore, hosts: int) -> list[str]:
-    names = [f"h{i}" for i in range(hosts)]
-    for i, name in enumerate(names):
-        goal.register_host(name, f"192.0.2.{i + 1}")
-    goal.create_network("n1", 5001, "10.1.0.0/16")
-    goal.create_network("n2", 5002, "10.1.0.0/16")
-    return names
-
-
 async def converged(goal: GoalStore, agents: list[Agent]) -> bool:
     for agent in agents:
         if actual(agent) != expected(goal, agent.host):
             return False
     return not goal.tracking.lagging()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'fabric.db'}"
 
 
 def test_changes_reach_the_hosts_on_the_network_only(tmp_path: Path, database_url: str) -> None:
