@@ -226,8 +226,10 @@ class GoalStore(Snapshots):
                     raise NotFound(f"network {spec.network_id} not found")
                 _check_address(spec, found.cidr)
                 rules = list(spec.security_rules)
-                local = {"host": spec.host, "security_rules": rules}
-                conn.execute(_INSERT_PORT, _row(spec, port_security=spec.port_security, **local))
+                row = _row(
+                    spec, host=spec.host, security_rules=rules, port_security=spec.port_security
+                )
+                conn.execute(_INSERT_PORT, row)
                 joined = conn.execute(_JOIN, keys).rowcount == 1
                 entry = port_entry(spec, found.vni, found.cidr)
                 table_vni = found.vni if joined else None
