@@ -3,7 +3,14 @@ workflows and the engine their handlers, actions and convergence checkers."""
 
 from cascade.compute import server_steps
 from cascade.engine import probe
-from cascade.network import port_steps, segment_steps
+from cascade.network import port_steps, segment_steps, service_ip_steps
 from cascade.replication import keypair_steps
 
-WORKLOADS = (server_steps, keypair_steps, segment_steps, port_steps, probe)
+WORKLOADS = (
+    server_steps,
+    keypair_steps,
+    segment_steps,
+    port_steps,
+    service_ip_steps,
+    probe,
+)

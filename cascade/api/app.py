@@ -21,6 +21,7 @@ from cascade.api import (
     operations,
     replica,
     servers,
+    service_ips,
     sites,
 )
 from cascade.api.keystone import identity_routers
@@ -78,6 +79,7 @@ def create_app(services: Services) -> FastAPI:
         servers.router,
         keypairs.router,
         networks.router,
+        service_ips.router,
         operations.router,
         operations.probes,
         cluster.router,

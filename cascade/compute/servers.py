@@ -19,6 +19,7 @@ from cascade.network.ports import (
     PortOut,
     allocate,
     check_spans,
+    refuse_if_holding,
     spanned_sites,
     to_port_out,
     usable_network,
@@ -142,6 +143,8 @@ class ServerService:
         """Accept reboot, stop, start, delete or recreate on a server; returns the operation id."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
+            if action == "delete":
+                refuse_if_holding(session, server_id)
             SERVERS.begin(session, server_id, action, operation_id)
             return "server", server_id
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cascade.db.models import Base, UTCDateTime, new_id, utcnow
@@ -79,3 +79,23 @@ class RemotePort(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ServiceIP(Base):
+    """An address of a network that moves between servers on it (a VNF's service IP): the
+    port holding it is where every site's Neutron is told it lives (an allowed address pair
+    on the holder's port at its site, on the holder's remote port elsewhere)."""
+
+    __tablename__ = "service_ips"
+    __table_args__ = (UniqueConstraint("network_id", "ip"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    ip: Mapped[str] = mapped_column(String(64))
+    holder_port_id: Mapped[str] = mapped_column(ForeignKey("network_ports.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    task_operation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    switchover_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

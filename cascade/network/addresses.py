@@ -2,7 +2,8 @@
 
 A VNI is unique among live networks (the ``networks.vni`` unique constraint; a network's row,
 and so its VNI, lives until it is deleted at every site). Addresses are unique per network
-(``network_ports``' constraints) whatever site holds the port, so nothing collides across
+(``network_ports``' and ``service_ips``' constraints, and checked against each other)
+whatever site holds the port, so nothing collides across
 sites; two tenants' networks may share a CIDR, each on its own VNI. A port's MAC is derived
 from its network's VNI and its address (locally administered ``02:`` prefix, then the VNI's
 three bytes, then the address's low 16 bits): unique within the network, and across networks
@@ -16,7 +17,7 @@ import ipaddress
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cascade.db.network_models import Network, NetworkPort
+from cascade.db.network_models import Network, NetworkPort, ServiceIP
 from cascade.errors import BadRequest, Conflict
 
 FIRST_VNI = 4096  # below: left to the sites' own tenant networks
@@ -71,6 +72,7 @@ def free_address(session: Session, network: Network, wanted: str | None = None) 
     the gateway; 400/409 when there is none."""
     net = network_of(network.cidr)
     taken = set(session.scalars(select(NetworkPort.ip).where(NetworkPort.network_id == network.id)))
+    taken |= set(session.scalars(select(ServiceIP.ip).where(ServiceIP.network_id == network.id)))
     taken.add(gateway(network.cidr))
     if wanted is not None:
         try:

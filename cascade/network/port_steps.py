@@ -142,7 +142,7 @@ def ensure_remote_at(c: Connection, port: NetworkPort, segment: Segment) -> str:
             fixed_ips=[{"subnet_id": segment.subnet_id, "ip_address": port.ip}],
             device_owner=SHADOW_OWNER,
             binding_profile=profile,
-            port_security_enabled=False,
+            security_groups=[],  # filtering is the VM's own site's; pairs need port security
         )
     return str(found.id)
 

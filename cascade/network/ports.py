@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cascade.db.models import Site
-from cascade.db.network_models import Network, NetworkPort, NetworkSegment
+from cascade.db.network_models import Network, NetworkPort, NetworkSegment, ServiceIP
 from cascade.errors import BadRequest, Conflict
 from cascade.network.addresses import free_address, mac_for
 from cascade.network.networks import find
@@ -74,6 +74,19 @@ def check_spans(session: Session, network: Network, site: Site) -> None:
         raise BadRequest(
             f"network {network.name} does not span site {site.name} (or is not present there "
             f"yet): put the server at one of its sites"
+        )
+
+
+def refuse_if_holding(session: Session, server_id: str) -> None:
+    """409 when the server holds a service IP: move it (or delete it) first."""
+    held = session.scalar(
+        select(ServiceIP.ip)
+        .join(NetworkPort, NetworkPort.id == ServiceIP.holder_port_id)
+        .where(NetworkPort.server_id == server_id)
+    )
+    if held is not None:
+        raise Conflict(
+            f"server {server_id} holds service IP {held}: move it to another server first"
         )
 
 

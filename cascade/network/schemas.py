@@ -52,3 +52,50 @@ class NetworkList(BaseModel):
 class NetworkAccepted(BaseModel):
     network: NetworkOut
     operation: OperationOut
+
+
+class ServiceIPIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    network: str = Field(min_length=1, max_length=255, description="Network name or id.")
+    holder: str = Field(
+        min_length=1, max_length=64, description="The server (id) that takes the address first."
+    )
+    address: str | None = Field(
+        None, max_length=64, description="An address of the network; unset: the lowest free one."
+    )
+
+
+class ServiceIPMove(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    to: str = Field(min_length=1, max_length=64, description="The server (id) that takes it.")
+
+
+class ServiceIPOut(BaseModel):
+    id: str
+    project_id: str
+    network_id: str
+    address: str
+    holder: str | None = Field(description="The server holding it.")
+    holder_site: str = Field(description="The site of the server holding it.")
+    status: str = Field(description="BUILD, ACTIVE, MOVING, SYNCING, ERROR or DELETING")
+    task: str | None
+    error: str | None
+    moved_at: datetime | None = Field(description="When its last move finished at the new site.")
+    switchover_s: float | None = Field(
+        description="Its last move: seconds from the operation's start until the new holder's "
+        "site had it (the control plane's part of the switchover)."
+    )
+    created_at: datetime
+
+
+class ServiceIPEnvelope(BaseModel):
+    service_ip: ServiceIPOut
+
+
+class ServiceIPList(BaseModel):
+    service_ips: list[ServiceIPOut]
+
+
+class ServiceIPAccepted(BaseModel):
+    service_ip: ServiceIPOut
+    operation: OperationOut

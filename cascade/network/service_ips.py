@@ -1,0 +1,158 @@
+"""Service IPs, API side: an address of a network held by one server on it at a time, moved
+to another by one operation. The holder is desired state, written when a create or move is
+accepted; the operation makes every site of the network say so (``service_ip_steps``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import Site
+from cascade.db.network_models import Network, NetworkPort, ServiceIP
+from cascade.engine.operations import Operations
+from cascade.engine.states import StateMachine, declare, transition
+from cascade.errors import BadRequest, NotFound
+from cascade.network.addresses import free_address
+from cascade.network.networks import find as find_network
+from cascade.network.schemas import ServiceIPIn, ServiceIPOut
+
+SERVICE_IPS = declare(
+    StateMachine(
+        "service_ip",
+        ServiceIP,
+        {
+            "create": transition((), "BUILD", "ACTIVE"),
+            "move": transition(("ACTIVE", "ERROR"), "MOVING", "ACTIVE"),
+            "sync": transition(("ACTIVE", "ERROR"), "SYNCING", "ACTIVE"),
+            "delete": transition(("ACTIVE", "ERROR"), "DELETING", None),
+        },
+    )
+)
+
+
+def _port_of(session: Session, network: Network, server_id: str) -> NetworkPort:
+    port = session.scalar(
+        select(NetworkPort).where(
+            NetworkPort.network_id == network.id, NetworkPort.server_id == server_id
+        )
+    )
+    if port is None:
+        raise BadRequest(f"server {server_id} has no port on network {network.name}")
+    return port
+
+
+def to_out(session: Session, sip: ServiceIP) -> ServiceIPOut:
+    port, site = session.execute(
+        select(NetworkPort, Site.name)
+        .join(Site, Site.id == NetworkPort.site_id)
+        .where(NetworkPort.id == sip.holder_port_id)
+    ).one()
+    return ServiceIPOut(
+        id=sip.id,
+        project_id=sip.project_id,
+        network_id=sip.network_id,
+        address=sip.ip,
+        holder=port.server_id,
+        holder_site=site,
+        status=sip.status,
+        task=sip.task_operation_id,
+        error=sip.error,
+        moved_at=sip.moved_at,
+        switchover_s=sip.switchover_s,
+        created_at=sip.created_at,
+    )
+
+
+def find(session: Session, sip_id: str, projects: set[str] | None) -> ServiceIP:
+    sip = session.get(ServiceIP, sip_id)
+    if sip is None or (projects is not None and sip.project_id not in projects):
+        raise NotFound(f"Could not find service IP: {sip_id}.")
+    return sip
+
+
+class ServiceIPService:
+    def __init__(self, db: Database, operations: Operations) -> None:
+        self._db = db
+        self._operations = operations
+
+    def show(self, sip_id: str, projects: set[str] | None) -> ServiceIPOut:
+        with self._db.session() as session:
+            return to_out(session, find(session, sip_id, projects))
+
+    def list(self, projects: set[str] | None) -> list[ServiceIPOut]:
+        with self._db.session() as session:
+            query = select(ServiceIP).order_by(ServiceIP.created_at, ServiceIP.id)
+            if projects is not None:
+                query = query.where(ServiceIP.project_id.in_(projects))
+            return [to_out(session, sip) for sip in session.scalars(query)]
+
+    def create(
+        self, spec: ServiceIPIn, project_id: str, projects: set[str] | None, key: str | None
+    ) -> tuple[str, str]:
+        """Accept a create: the address taken on the network, held by ``spec.holder``."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            network = find_network(session, spec.network, projects)
+            holder = _port_of(session, network, spec.holder)
+            sip = ServiceIP(
+                project_id=project_id,
+                network_id=network.id,
+                ip=free_address(session, network, spec.address),
+                holder_port_id=holder.id,
+                status="BUILD",
+                task_operation_id=operation_id,
+            )
+            session.add(sip)
+            session.flush()
+            return "service_ip", sip.id
+
+        operation = self._operations.accept(
+            kind="service_ip.create",
+            project_id=project_id,
+            request=spec.model_dump(),
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.resource_id, operation.id
+
+    def move(
+        self, sip_id: str, to: str, project_id: str, projects: set[str] | None, key: str | None
+    ) -> str:
+        """Accept a move to server ``to``, which must have a port on the same network."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            sip = find(session, sip_id, projects)
+            network = find_network(session, sip.network_id, projects)
+            port = _port_of(session, network, to)
+            if port.id == sip.holder_port_id:
+                raise BadRequest(f"server {to} already holds {sip.ip}")
+            SERVICE_IPS.begin(session, sip_id, "move", operation_id)
+            sip.holder_port_id = port.id
+            return "service_ip", sip_id
+
+        operation = self._operations.accept(
+            kind="service_ip.move",
+            project_id=project_id,
+            request={"service_ip": sip_id, "to": to},
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.id
+
+    def act(self, sip_id: str, action: str, project_id: str, key: str | None) -> str:
+        """Accept sync or delete."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            SERVICE_IPS.begin(session, sip_id, action, operation_id)
+            return "service_ip", sip_id
+
+        operation = self._operations.accept(
+            kind=f"service_ip.{action}",
+            project_id=project_id,
+            request={"service_ip": sip_id},
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.id
