@@ -3,7 +3,7 @@ workflows and the engine their handlers, actions and convergence checkers."""
 
 from cascade.compute import server_steps
 from cascade.engine import probe
-from cascade.network import port_steps, segment_steps, service_ip_steps
+from cascade.network import port_steps, router_steps, segment_steps, service_ip_steps
 from cascade.replication import keypair_steps
 
 WORKLOADS = (
@@ -12,5 +12,6 @@ WORKLOADS = (
     segment_steps,
     port_steps,
     service_ip_steps,
+    router_steps,
     probe,
 )

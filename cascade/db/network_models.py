@@ -99,3 +99,30 @@ class ServiceIP(Base):
     moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     switchover_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Router(Base):
+    """Routes between networks of a project, wherever their sites are: at every site of its
+    networks a site router with their gateways, joined to the other sites' by a transit
+    network (a network of its own, stretched over all of them)."""
+
+    __tablename__ = "routers"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    transit_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    task_operation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RouterNetwork(Base):
+    """A network a router joins."""
+
+    __tablename__ = "router_networks"
+    router_id: Mapped[str] = mapped_column(
+        ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True
+    )
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), primary_key=True)

@@ -5,10 +5,14 @@ steps waiting on them are parked, unrecorded, until the process exits)."""
 from __future__ import annotations
 
 import threading
+from typing import Any, TypeVar
 
 from cascade.engine.services import EngineServices
+from cascade.errors import present
 from cascade.sites.driver import SiteAccess, SiteDriver
 from cascade.sites.registry import SiteRegistry
+
+T = TypeVar("T")
 
 
 class EngineContext:
@@ -33,6 +37,11 @@ class EngineContext:
                 driver = SiteDriver(access, self._deadline, self.stopping)
                 self._drivers[access] = driver
             return driver
+
+    def row(self, model: type[T], key: Any, what: str) -> T:
+        """The row ``model`` holds under ``key`` (detached), which a step needs to exist."""
+        with self.db.session() as session:
+            return present(session.get(model, key), what)
 
 
 def park() -> None:

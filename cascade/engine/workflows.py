@@ -166,7 +166,8 @@ def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
     """Run every call at its site in parallel; site -> {"ok", "value" | "error"}."""
     handles = []
     for call in calls:
-        with SetWorkflowID(f"{job.operation_id}.{call.site}"):
+        # One child per site and step function: an operation may fan out more than once.
+        with SetWorkflowID(f"{job.operation_id}.{call.site}.{call.function}"):
             handles.append(
                 DBOS.enqueue_workflow(
                     SITE_CALLS_QUEUE,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cascade.db import Database
 from cascade.db.models import Site
-from cascade.db.network_models import Network, NetworkPort, NetworkSegment
+from cascade.db.network_models import Network, NetworkPort, NetworkSegment, RouterNetwork
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
@@ -94,7 +94,7 @@ def find(session: Session, name_or_id: str, projects: set[str] | None) -> Networ
     return found
 
 
-def _insert(session: Session, network: Network) -> None:
+def insert_network(session: Session, network: Network) -> None:
     """Add the network on the lowest free VNI (another request taking it meanwhile: the next)."""
     for _ in range(20):
         network.vni = next_vni(session)
@@ -145,7 +145,7 @@ class NetworkService:
                 status="BUILD",
                 task_operation_id=operation_id,
             )
-            _insert(session, network)
+            insert_network(session, network)
             for site in sites:
                 session.add(
                     NetworkSegment(network_id=network.id, site_id=site.id, status="pending")
@@ -175,6 +175,11 @@ class NetworkService:
                     raise Conflict(
                         f"network {network_id} still holds {ports} ports: delete its servers first"
                     )
+                joined = session.scalar(
+                    select(RouterNetwork.router_id).where(RouterNetwork.network_id == network_id)
+                )
+                if joined is not None:
+                    raise Conflict(f"router {joined} joins network {network_id}: delete it first")
             NETWORKS.begin(session, network_id, action, operation_id)
             return "network", network_id
 

@@ -38,8 +38,7 @@ def remote_name(port_id: str) -> str:
 
 
 def _port(port_id: str) -> NetworkPort:
-    with context().db.session() as session:
-        return present(session.get(NetworkPort, port_id), f"port {port_id}")
+    return context().row(NetworkPort, port_id, f"port {port_id}")
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,9 @@ def refuse_if_holding(session: Session, server_id: str) -> None:
 
 
 def allocate(
-    session: Session, network: Network, site: Site, server_id: str, ip: str | None
+    session: Session, network: Network, site: Site, server_id: str | None, ip: str | None
 ) -> NetworkPort:
-    """Give the server an address (and its MAC) on the network at ``site``."""
+    """Give a server (None: a router) an address and its MAC on the network at ``site``."""
     address = free_address(session, network, ip)
     port = NetworkPort(
         network_id=network.id,

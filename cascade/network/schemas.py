@@ -99,3 +99,42 @@ class ServiceIPList(BaseModel):
 class ServiceIPAccepted(BaseModel):
     service_ip: ServiceIPOut
     operation: OperationOut
+
+
+class RouterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")
+    networks: list[str] = Field(
+        min_length=2, max_length=32, description="Networks (names or ids) it routes between."
+    )
+
+
+class RouterSiteOut(BaseModel):
+    transit_ip: str = Field(description="The site router's address on the transit network.")
+    routes: list[str] = Field(description="CIDR via next hop, for networks not at this site.")
+
+
+class RouterOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    networks: list[str] = Field(description="Names of the networks it joins.")
+    transit_network: str = Field(description="The network joining its site routers.")
+    status: str = Field(description="BUILD, ACTIVE, ERROR or DELETING")
+    task: str | None
+    error: str | None
+    sites: dict[str, RouterSiteOut] = Field(description="Per site name: its site router.")
+    created_at: datetime
+
+
+class RouterEnvelope(BaseModel):
+    router: RouterOut
+
+
+class RouterList(BaseModel):
+    routers: list[RouterOut]
+
+
+class RouterAccepted(BaseModel):
+    router: RouterOut
+    operation: OperationOut

@@ -28,7 +28,7 @@ from cascade.engine.workflows import (
     step,
     step_function,
 )
-from cascade.errors import Conflict, present
+from cascade.errors import Conflict
 from cascade.network.addresses import gateway
 from cascade.network.networks import NetworkService
 from cascade.network.port_steps import (
@@ -43,8 +43,7 @@ TAG = "cascade_id="
 
 
 def _network(network_id: str) -> Network:
-    with context().db.session() as session:
-        return present(session.get(Network, network_id), f"network {network_id}")
+    return context().row(Network, network_id, f"network {network_id}")
 
 
 def set_segment(network_id: str, site_id: str, **values: Any) -> None:
