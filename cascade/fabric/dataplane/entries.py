@@ -1,0 +1,230 @@
+"""Remote neighbours' kernel entries on a VXLAN device, and writing them in netlink batches.
+
+Owns, for one network's VXLAN device: which entries a neighbour table needs (an FDB entry
+``MAC dst VTEP`` per remote neighbour, one all-zero flood entry per remote VTEP, a permanent
+ARP entry per remote IP; neighbours on the local VTEP need none), reading what the device
+holds (pyroute2 dumps), and writing a difference: deletions first, then the flood entries,
+FDB and ARP entries, as ``RTM_DELNEIGH``/``RTM_NEWNEIGH`` requests (``NLM_F_CREATE |
+NLM_F_REPLACE``; flood entries ``NLM_F_APPEND``) sent many to a ``sendto``.
+
+Why the requests are packed here and not with pyroute2's ``ndmsg``: building and encoding
+one ``ndmsg`` costs about 70 µs (measured), and a network of 10,000 remote neighbours is
+20,000 requests, so over a second where the target is 0.2 s. A request is a 16-byte header,
+a 12-byte ``ndmsg`` and two attributes; ``struct`` packs one in a few µs. They go on a plain
+netlink socket that pyroute2 opens inside the namespace (``netns.create_socket``), ``CHUNK``
+to a ``sendto``. Only each chunk's last request asks for an acknowledgement: the kernel
+answers the failure of any request anyway, in order, so once that acknowledgement is read
+every failure in the chunk has been, each named by its sequence number. Failures a request
+tolerates (deleting what is already gone, appending a flood entry that exists) are dropped;
+the others are collected over the whole batch and raised together as ``Unavailable``.
+
+Imports only ``cascade.errors``, ``cascade.fabric.dataplane.base`` and pyroute2.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyroute2 import netns  # type: ignore[import-untyped]
+from pyroute2.netlink import (  # type: ignore[import-untyped]
+    NETLINK_ROUTE,
+    NLM_F_ACK,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+)
+from pyroute2.netlink.rtnl import RTM_DELNEIGH, RTM_NEWNEIGH  # type: ignore[import-untyped]
+
+from cascade.errors import Unavailable
+from cascade.fabric.dataplane.base import Neighbour
+
+ZERO_MAC = "00:00:00:00:00:00"
+NTF_SELF = 0x02
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+AF_BRIDGE = 7
+NDA_DST, NDA_LLADDR = 1, 2  # linux/neighbour.h
+CHUNK = 1024  # requests per sendto: about 50 KB, their failures fit the receive buffer
+TIMEOUT = 30.0  # seconds to wait for the kernel's answer to a chunk
+HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+ATTR = struct.Struct("=HH")  # rtattr: length, type
+ERROR = struct.Struct("=i")  # nlmsgerr: -errno (0: an acknowledgement)
+
+REPLACE = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
+APPEND = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND
+GONE = frozenset({errno.ENOENT, errno.ESRCH})
+NONE: frozenset[int] = frozenset()
+
+
+@dataclass
+class Entries:
+    """The kernel entries of one network's VXLAN device (remote neighbours only)."""
+
+    fdb: set[tuple[str, str]] = field(default_factory=set)  # (mac, vtep)
+    arp: dict[str, str] = field(default_factory=dict)  # ip -> mac
+    flood: set[str] = field(default_factory=set)  # vteps with an all-zero MAC entry
+
+
+def needed(table: Mapping[str, Neighbour], local_vtep: str) -> Entries:
+    """The kernel entries a table needs (local neighbours need none)."""
+    entries = Entries()
+    for n in table.values():
+        if n.vtep != local_vtep:
+            mac = n.mac.lower()
+            entries.fdb.add((mac, n.vtep))
+            entries.arp[n.ip] = mac
+            entries.flood.add(n.vtep)
+    return entries
+
+
+def read(ipr: Any, vxlan: int) -> Entries:
+    """What the device holds: FDB entries with a destination, permanent ARP entries."""
+    entries = Entries()
+    for msg in ipr.fdb("dump", ifindex=vxlan):
+        dst = msg.get_attr("NDA_DST")
+        if msg["ifindex"] == vxlan and msg["flags"] & NTF_SELF and dst:
+            mac = str(msg.get_attr("NDA_LLADDR"))
+            if mac == ZERO_MAC:
+                entries.flood.add(str(dst))
+            else:
+                entries.fdb.add((mac, str(dst)))
+    for msg in ipr.neigh("dump", ifindex=vxlan, family=socket.AF_INET):
+        if msg["ifindex"] == vxlan and msg["state"] & NUD_PERMANENT:
+            entries.arp[str(msg.get_attr("NDA_DST"))] = str(msg.get_attr("NDA_LLADDR"))
+    return entries
+
+
+# -- requests -----------------------------------------------------------------------------
+
+LLADDR = ATTR.pack(ATTR.size + 6, NDA_LLADDR)
+DST4, DST6 = ATTR.pack(ATTR.size + 4, NDA_DST), ATTR.pack(ATTR.size + 16, NDA_DST)
+
+
+@dataclass(frozen=True)
+class _Requests:
+    """Requests of one kind, each its ``ndmsg`` and attributes: bytes, which the cyclic
+    garbage collector does not track (20,000 tuples made it run a full collection, 0.13 s,
+    in the middle of a batch)."""
+
+    kind: int  # RTM_NEWNEIGH or RTM_DELNEIGH
+    flags: int
+    tolerated: frozenset[int]  # errnos that are no failure (deleting what is gone)
+    bodies: list[bytes]
+
+
+def _dst(address: str) -> bytes:
+    if ":" in address:
+        return DST6 + socket.inet_pton(socket.AF_INET6, address)
+    return DST4 + socket.inet_aton(address)
+
+
+def _lladdr(mac: str) -> bytes:
+    return LLADDR + bytes.fromhex(mac.replace(":", "")) + b"\0\0"  # padded to 4 bytes
+
+
+def _requests(vxlan: int, old: Entries, new: Entries, write: Entries) -> list[_Requests]:
+    """Delete what ``old`` has and ``new`` lacks, then write ``write``."""
+    fdb = NDMSG.pack(AF_BRIDGE, vxlan, NUD_PERMANENT | NUD_NOARP, NTF_SELF, 0)
+    arp = NDMSG.pack(socket.AF_INET, vxlan, NUD_PERMANENT, 0, 0)
+    vteps = {v for _, v in old.fdb | write.fdb} | old.flood | write.flood
+    vtep = {v: _dst(v) for v in vteps}  # each tunnel endpoint's attribute, encoded once
+    flood = _lladdr(ZERO_MAC)
+    delete = (RTM_DELNEIGH, NLM_F_REQUEST, GONE)
+    replace = (RTM_NEWNEIGH, REPLACE, NONE)
+    return [
+        _Requests(
+            *delete, [arp + _dst(ip) for ip, mac in old.arp.items() if new.arp.get(ip) != mac]
+        ),
+        _Requests(*delete, [fdb + _lladdr(mac) + vtep[v] for mac, v in old.fdb - new.fdb]),
+        _Requests(*delete, [fdb + flood + vtep[v] for v in old.flood - new.flood]),
+        _Requests(
+            RTM_NEWNEIGH,
+            APPEND,
+            frozenset({errno.EEXIST}),
+            [fdb + flood + vtep[v] for v in write.flood],
+        ),
+        _Requests(*replace, [fdb + _lladdr(mac) + vtep[v] for mac, v in write.fdb]),
+        _Requests(*replace, [arp + _dst(ip) + _lladdr(mac) for ip, mac in write.arp.items()]),
+    ]
+
+
+def _acknowledged(message: bytes) -> bytes:
+    """The message, asking for an acknowledgement."""
+    length, kind, flags, number, port = HEADER.unpack_from(message)
+    return HEADER.pack(length, kind, flags | NLM_F_ACK, number, port) + message[HEADER.size :]
+
+
+class Writer:
+    """A netlink socket in the namespace that writes entry differences in batches."""
+
+    def __init__(self, namespace: str) -> None:
+        self._socket: socket.socket = netns.create_socket(
+            netns=namespace,
+            family=socket.AF_NETLINK,
+            socket_type=socket.SOCK_RAW,
+            proto=NETLINK_ROUTE,
+            flags=0,
+        )
+        self._socket.settimeout(TIMEOUT)
+        self._sequence = 0
+
+    def apply(self, vxlan: int, old: Entries, new: Entries, write: Entries) -> None:
+        """Delete what ``old`` has and ``new`` lacks, then write ``write``."""
+        groups = _requests(vxlan, old, new, write)
+        first = self._sequence + 1
+        messages: list[bytes] = []
+        starts: list[int] = []  # each group's first message
+        for group in groups:
+            base, kind, flags = first + len(messages), group.kind, group.flags
+            starts.append(len(messages))
+            messages += [
+                HEADER.pack(HEADER.size + len(body), kind, flags, number, 0) + body
+                for number, body in enumerate(group.bodies, base)
+            ]
+        self._sequence += len(messages)
+        failures: list[tuple[_Requests, int]] = []
+        for start in range(0, len(messages), CHUNK):
+            chunk = messages[start : start + CHUNK]
+            chunk[-1] = _acknowledged(chunk[-1])
+            self._socket.sendto(b"".join(chunk), (0, 0))
+            for number, code in self._answers(first + start + len(chunk) - 1):
+                group = groups[bisect.bisect_right(starts, number - first) - 1]
+                if code and code not in group.tolerated:
+                    failures.append((group, code))
+        if failures:
+            group, code = failures[0]
+            raise Unavailable(
+                f"{len(failures)} of {len(messages)} FDB/ARP requests were refused on the VXLAN "
+                f"device (ifindex {vxlan}), the first "
+                f"({'a delete' if group.kind == RTM_DELNEIGH else 'a write'}) "
+                f"with {errno.errorcode.get(code, code)}: {os.strerror(code)}"
+            )
+
+    def _answers(self, last: int) -> Iterator[tuple[int, int]]:
+        """(sequence, errno) of each answer up to the acknowledgement of ``last``."""
+        while True:
+            try:
+                data = self._socket.recv(65536)
+            except TimeoutError as error:
+                raise Unavailable(f"no netlink answer within {TIMEOUT} s") from error
+            offset = 0
+            while offset + HEADER.size <= len(data):
+                length, kind, _, number, _ = HEADER.unpack_from(data, offset)
+                if kind == NLMSG_ERROR:
+                    yield number, -ERROR.unpack_from(data, offset + HEADER.size)[0]
+                    if number == last:
+                        return
+                offset += (length + 3) & ~3
+
+    def close(self) -> None:
+        self._socket.close()
