@@ -45,7 +45,7 @@ TABLE = "cascade"
 MAX_NUMBER = 0xFFFF  # numbers share a 32-bit mark, 16 bits each
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
-RULE_KEYS = {"direction", "protocol", "port_min", "port_max", "remote_ip_prefix"}
+FIELDS = ("direction", "protocol", "port_min", "port_max", "remote_ip_prefix")
 ABSENT = "-"
 END = "end"  # the comment on each inet chain's final drop: the chain is complete
 TIMEOUT = 30
@@ -86,24 +86,26 @@ def _prefix(rule: Rule) -> str | None:
 
 def canonical(rule: Rule) -> dict[str, object]:
     """The rule checked and without absent fields, as ``ports()`` reads it back."""
-    unknown = set(rule) - RULE_KEYS
+    unknown = set(rule) - set(FIELDS)
     if unknown:
         raise BadRequest(f"security rule has unknown fields {sorted(unknown)}")
     if rule.get("direction") not in DIRECTIONS or rule.get("protocol") not in PROTOCOLS:
         raise BadRequest(f"security rule {dict(rule)!r} needs a direction and a protocol")
+    low, high = _l4_port(rule, "port_min"), _l4_port(rule, "port_max")
+    if rule["protocol"] == "icmp" and max(low or 0, high or 0) > 255:
+        raise BadRequest(f"security rule {dict(rule)!r}: ICMP type and code are below 256")
     fields = {
         "direction": rule["direction"],
         "protocol": rule["protocol"],
-        "port_min": _l4_port(rule, "port_min"),
-        "port_max": _l4_port(rule, "port_max"),
+        "port_min": low,
+        "port_max": high,
         "remote_ip_prefix": _prefix(rule),
     }
     return {key: value for key, value in fields.items() if value is not None}
 
 
 def _comment(index: int, rule: Rule) -> str:
-    fields = ("direction", "protocol", "port_min", "port_max", "remote_ip_prefix")
-    return " ".join(["rule", str(index), *(str(rule.get(key, ABSENT)) for key in fields)])
+    return " ".join(["rule", str(index), *(str(rule.get(key, ABSENT)) for key in FIELDS)])
 
 
 def _parse_comment(words: list[str]) -> dict[str, object]:
@@ -129,7 +131,8 @@ def _match(rule: Rule) -> str:
     if protocol in ("tcp", "udp"):
         parts.append(f"meta l4proto {protocol}")
         if low is not None or high is not None:
-            parts.append(f"th dport {low if low is not None else 0}-{high or 65535}")
+            high = 65535 if high is None else high
+            parts.append(f"th dport {low if low is not None else 0}-{high}")
     elif protocol == "icmp":  # Neutron: port_min is the ICMP type, port_max the code
         parts.append("meta l4proto icmp")
         parts += [f"icmp type {low}"] if low is not None else []
