@@ -1,5 +1,5 @@
-"""``/sim/v1``: the emulator's own admin API (never part of OpenStack): faults and site facts.
-Needs the site's admin role."""
+"""``/sim/v1``: the emulator's own admin API (never part of OpenStack): faults, site facts and
+the compute hosts' dataplanes. Needs the site's admin role."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.api.keystone import Caller
 from cascade.identity import authorize
+from cascade_sim import network
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.faults import RouteErrors
@@ -117,6 +118,16 @@ def show_site(_caller: Caller, site: RegionDep) -> dict[str, Any]:
         "region": site.config.region_name,
         "hosts": [{"name": h.name, "tunnel_ip": h.tunnel_ip} for h in site.hosts],
     }
+
+
+@router.get("/dataplane", summary="The compute hosts' dataplanes and the ports they hold")
+async def show_dataplane(caller: Caller, site: RegionDep) -> dict[str, Any]:
+    """The dataplane kind (memory or linux) and underlay; per host its name, VTEP, namespace
+    (linux), convergence and, per network it is on, the neighbour table its dataplane holds;
+    per port held at a host, that host and its VM namespace (linux: where a server's
+    "console" runs)."""
+    authorize(caller, "admin")
+    return await network.running(site).view()
 
 
 def routers() -> list[APIRouter]:

@@ -29,9 +29,14 @@ def _render(path: str, status: int, message: str, error: CascadeError | None) ->
 def create_region_app(site: Region) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        site.resume_following()
-        yield
-        site.close()
+        fabric = network.RegionFabric(site)
+        await fabric.start()  # the compute hosts' agents, programmed from Neutron's state
+        try:
+            site.resume_following()
+            yield
+        finally:
+            await fabric.stop()
+            site.close()
 
     app = FastAPI(
         title=f"Cascade site-sim {site.config.name}",

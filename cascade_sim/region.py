@@ -46,6 +46,8 @@ class RegionConfig:
     password_hash_rounds: int = 12
     tunnel_network: str | None = None
     backup_dir: Path | None = None  # shared with other sites so a backup restores anywhere
+    dataplane: str = "memory"  # what the compute hosts' agents program: memory or linux
+    underlay: str | None = None  # NETNS/BRIDGE the linux host namespaces are plugged into
 
     @property
     def region_name(self) -> str:

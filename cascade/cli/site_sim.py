@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cascade.errors import CascadeError
 from cascade_sim.faults import Faults, RouteErrors
+from cascade_sim.network import check_config
 from cascade_sim.region import Region, RegionConfig
 
 console = Console()
@@ -78,6 +79,20 @@ def site_sim(
     quiesce_failure: Annotated[
         list[str], typer.Option(help="Server id or name whose quiesce fails")
     ] = [],  # noqa: B006
+    dataplane: Annotated[
+        str,
+        typer.Option(
+            help="What the compute hosts' agents program: memory, or linux (root: a network "
+            "namespace per host, a VM namespace per port)"
+        ),
+    ] = "memory",
+    underlay: Annotated[
+        str | None,
+        typer.Option(
+            help="NETNS/BRIDGE (NETNS empty: the root namespace): plug each linux host "
+            "namespace into this existing bridge, so hosts of other sites are reachable"
+        ),
+    ] = None,
 ) -> None:
     """Serve one emulated OpenStack region (Keystone, Nova, Cinder, Neutron, Glance, Swift)."""
     import uvicorn
@@ -95,7 +110,10 @@ def site_sim(
         admin_password=admin_password,
         build_seconds=build_seconds,
         backup_dir=backup_dir,
+        dataplane=dataplane,
+        underlay=underlay,
     )
+    check_config(config)
     faults = Faults()  # checked before anything is written to the data dir
     apply_fault_flags(faults, latency, error_rate, unavailable, quiesce_failure)
     listener = bind(host, port)  # a busy port fails here, before the data dir or any banner
@@ -103,7 +121,8 @@ def site_sim(
     site.bootstrap()
     where = "" if admin_password else f"; admin password in {data_dir / 'admin-password'}"
     console.print(
-        f"site {name} (region {config.region_name}) on {config.base_url}, {hosts} hosts{where}"
+        f"site {name} (region {config.region_name}) on {config.base_url}, {hosts} hosts "
+        f"({dataplane} dataplane){where}"
     )
     app = create_region_app(site)
     server = ReopenableServer(

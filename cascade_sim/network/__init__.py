@@ -13,18 +13,25 @@ particular to a kind lives in its build, change and remove hooks, one module a k
 ``site.state.allocate`` so they never collide (``addresses``, ``store``); every change runs
 under ``site.state.lock``.
 
-Each module imports only those before it here: ``errors``, ``checks``, ``kinds``, ``store``,
-``resources``, ``collection``, ``agents``, ``addresses``, ``security_groups``, ``networks``,
-``subnets``, ``ports``, ``nova``, ``l3``, ``floating_ips``, ``versions``, ``api``; where a
-lower module must touch a higher kind's bodies (a network's removal drops its ports) it names
-the kind as ``site.state`` does (``"port"``). Outside the package they may import
-``cascade.api.deps``, ``cascade.identity.tokens`` and the site-sim's ``common``, ``errors``,
-``site`` and ``state``. Other modules use only what is exported here.
+The compute hosts are programmed through Cascade's fabric (``fabric``, ``fabric_ports``): a
+port bound to a host becomes a fabric port there, a remote port (``binding:profile``
+``tunnel_ip``) neighbour entries toward another cloud's VTEP; the store tells it every write.
+
+Each module imports only those before it here: ``errors``, ``checks``, ``kinds``,
+``fabric_ports``, ``fabric``, ``store``, ``resources``, ``collection``, ``agents``,
+``addresses``, ``security_groups``, ``networks``, ``subnets``, ``ports``, ``nova``, ``l3``,
+``floating_ips``, ``versions``, ``api``; where a lower module must touch a higher kind's
+bodies (a network's removal drops its ports) it names the kind as ``site.state`` does
+(``"port"``). Outside the package they may import ``cascade.api.deps``,
+``cascade.identity.tokens`` and the site-sim's ``common``, ``errors``, ``site`` and
+``state``; ``fabric`` and ``fabric_ports`` also ``cascade.fabric``, ``cascade.db`` and the
+site-sim's ``underlay``. Other modules use only what is exported here.
 """
 
 from __future__ import annotations
 
 from cascade_sim.network.api import routers
+from cascade_sim.network.fabric import RegionFabric, check_config, running
 from cascade_sim.network.nova import (
     bind_port,
     create_port,
@@ -35,11 +42,14 @@ from cascade_sim.network.nova import (
 )
 
 __all__ = [
+    "RegionFabric",
     "bind_port",
+    "check_config",
     "create_port",
     "network_name",
     "ports_of",
     "routers",
+    "running",
     "unbind_ports",
     "usable_networks",
 ]

@@ -2,13 +2,15 @@
 saving with a new revision, dropping with their allocations, taking the first free value of
 a scope, the lookups across kinds, and dropping a port, which needs none of a kind's rules.
 
-Callers hold ``site.state.lock`` around every change."""
+Callers hold ``site.state.lock`` around every change. Every save and drop is told to the
+region's fabric (``fabric.written``), which programs the compute hosts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from cascade_sim.network import fabric
 from cascade_sim.region import Region
 from cascade_sim.state import now_iso
 
@@ -29,6 +31,7 @@ def touch(body: Json) -> None:
 
 def save(site: Region, kind: str, body: Json) -> None:
     site.state.put(kind, body, body["_project_id"])
+    fabric.written(site, kind, body, kept=True)
 
 
 def revise(site: Region, kind: str, body: Json) -> None:
@@ -41,6 +44,7 @@ def drop(site: Region, kind: str, body: Json) -> None:
     """Delete a body and release whatever it had allocated."""
     site.state.delete(kind, body["id"])
     site.state.release(body["id"])
+    fabric.written(site, kind, body, kept=False)
 
 
 def allocate_first(site: Region, scope: str, candidates: Iterable[str], owner: str) -> str | None:

@@ -1,0 +1,173 @@
+"""What a Neutron port should be in the region's fabric (``fabric``): a local port at its
+host, a remote port at another cloud's tunnel endpoint, or nothing; and its security groups'
+rules as the fabric's rule dicts.
+
+- a port with ``binding:profile`` ``{"tunnel_ip": VTEP}`` (Tricircle's shadow ports of
+  another cloud) on a vxlan network: a remote port, a neighbour at VTEP;
+- a port bound to one of the region's hosts (``binding:host_id``, a ``compute:*`` device
+  owner) on a vxlan network: a local port with its MAC, its first fixed IP within the
+  network's CIDR (its first IPv4 subnet's), ``port_security_enabled`` and its rules;
+- anything else (unbound, a DHCP or router port, a flat or vlan network, no address within
+  the CIDR): nothing.
+
+Rules: IPv4 only; protocol tcp, udp, icmp or any (by name or number). Other protocols, and
+ICMP rules naming a type, are left out, so with port security on they admit nothing (never
+more than Neutron would). A rule with ``remote_group_id`` becomes one rule per IPv4 address
+of the group's member ports (every port in the group, bound or not, remote ones included),
+``remote_ip_prefix`` ``address/32``. Allowed address pairs are not programmed yet:
+``Membership.addresses`` is where a port's pairs will join its fixed IPs.
+
+Imports ``cascade.fabric.goal`` and the region; of this package nothing (it sits below
+``store``, as ``fabric`` does).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from cascade.fabric.goal import PortSpec, RemotePortSpec
+from cascade_sim.region import Region
+
+Json = dict[str, Any]
+Spec = PortSpec | RemotePortSpec
+Rule = dict[str, Any]  # the fabric's: direction, protocol, port_min, port_max, remote_ip_prefix
+# Neutron's protocol (a name or a number; None is any) -> the fabric's
+PROTOCOLS = {None: "any", "tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp"}
+PROTOCOLS |= {"icmp": "icmp", "1": "icmp"}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What a port brings to the rules of others: its groups and its IPv4 addresses."""
+
+    groups: frozenset[str]
+    addresses: tuple[str, ...]
+
+    @classmethod
+    def of(cls, port: Json) -> Membership:
+        ips = (fixed["ip_address"] for fixed in port["fixed_ips"])
+        v4 = tuple(ip for ip in ips if ipaddress.ip_address(ip).version == 4)
+        return cls(frozenset(port["security_groups"]), v4)
+
+
+Members = dict[str, Membership]  # by port id, every port of the region
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A vxlan network as the fabric knows it: its VNI and the CIDR of its first IPv4
+    subnet."""
+
+    vni: int
+    cidr: str
+
+
+def segment(site: Region, network_id: str) -> Segment | None:
+    """The network's segment; None unless it is a vxlan network with an IPv4 subnet."""
+    network = site.state.get("network", network_id)
+    if network is None or network["provider:network_type"] != "vxlan":
+        return None
+    cidr = _first_v4_cidr(site, network)
+    return None if cidr is None else Segment(int(network["provider:segmentation_id"]), cidr)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a port should be in the fabric, and the segment of its fabric network."""
+
+    spec: Spec
+    segment: Segment
+
+
+def wanted(
+    site: Region,
+    port: Json,
+    segment: Segment | None,
+    hosts: set[str],
+    members: Members,
+    rules: list[Json] | None,
+) -> Wanted | None:
+    """What ``port`` should be, given its network's segment, the region's host names, every
+    port's membership and every security group rule (read from the state when None)."""
+    ip = _address_in(port, segment.cidr) if segment else None
+    if segment is None or ip is None:
+        return None
+    network_id, mac = port["network_id"], port["mac_address"].lower()
+    vtep = (port["binding:profile"] or {}).get("tunnel_ip")
+    if vtep:
+        return Wanted(RemotePortSpec(port["id"], network_id, mac, ip, str(vtep)), segment)
+    host = port["binding:host_id"]
+    if host not in hosts or not port["device_owner"].startswith("compute:"):
+        return None
+    security = bool(port["port_security_enabled"])
+    translated = port_rules(site, port, members, rules) if security else ()
+    return Wanted(PortSpec(port["id"], network_id, host, mac, ip, translated, security), segment)
+
+
+def port_rules(
+    site: Region, port: Json, members: Members, rules: list[Json] | None
+) -> tuple[Rule, ...]:
+    """The rules of the port's security groups, in a stable order."""
+    groups = set(port["security_groups"])
+    every = site.state.list("security_group_rule") if rules is None else rules
+    mine = sorted((r for r in every if r["security_group_id"] in groups), key=_rule_id)
+    return tuple(translated for rule in mine for translated in translate(rule, members))
+
+
+def translate(rule: Json, members: Members) -> list[Rule]:
+    """A Neutron rule as the fabric's rules: none, one, or one per remote-group address."""
+    protocol = PROTOCOLS.get(rule["protocol"])
+    if rule["ethertype"] != "IPv4" or protocol is None:
+        return []
+    if protocol == "icmp" and rule["port_range_min"] is not None:
+        return []
+    base: Rule = {"direction": rule["direction"], "protocol": protocol}
+    if protocol in ("tcp", "udp"):
+        for key, name in (("port_min", "port_range_min"), ("port_max", "port_range_max")):
+            if rule[name] is not None:
+                base[key] = rule[name]
+    remote = rule["remote_group_id"]
+    if remote is None:
+        prefix = rule["remote_ip_prefix"]
+        return [{**base, "remote_ip_prefix": prefix} if prefix else base]
+    found = (m.addresses for m in members.values() if remote in m.groups)
+    return [{**base, "remote_ip_prefix": f"{a}/32"} for a in sorted({a for f in found for a in f})]
+
+
+def same(have: Json, spec: Spec, rules: bool = True) -> bool:
+    """Whether the goal store's port ``have`` is ``spec`` (``rules`` False: but for its
+    rules and port security)."""
+    same_port = (have["network_id"], have["mac"], have["ip"]) == (
+        spec.network_id,
+        spec.mac,
+        spec.ip,
+    )
+    if isinstance(spec, RemotePortSpec):
+        return same_port and have["kind"] == "remote" and have["vtep"] == spec.vtep
+    same_port = same_port and have["kind"] == "local" and have["host"] == spec.host
+    if not rules:
+        return same_port
+    stored = (have["security_rules"], have["port_security"])
+    return same_port and stored == ([dict(r) for r in spec.security_rules], spec.port_security)
+
+
+def _rule_id(rule: Json) -> str:
+    return str(rule["id"])
+
+
+def _first_v4_cidr(site: Region, network: Json) -> str | None:
+    for subnet_id in network["subnets"]:
+        subnet = site.state.get("subnet", subnet_id)
+        if subnet is not None and subnet["ip_version"] == 4:
+            return str(subnet["cidr"])
+    return None
+
+
+def _address_in(port: Json, cidr: str) -> str | None:
+    network = ipaddress.ip_network(cidr)
+    for fixed in port["fixed_ips"]:
+        if ipaddress.ip_address(fixed["ip_address"]) in network:
+            return str(fixed["ip_address"])
+    return None
