@@ -3,9 +3,9 @@
 Every API process may run one; they share the agents' ``sync`` and ``ack`` subjects as one
 queue group, so each request is answered once and the load spreads. Acknowledgements are
 merged in memory and written in batches (one statement per batch), and a host that still
-lags after ``nudge_after`` seconds gets a goal message telling it which revisions it
-should hold, which makes it resync whatever it lost (a dropped message, an agent that was
-away) and acknowledge again (a lost ack).
+lags after ``nudge_after`` seconds, or has never acknowledged anything, gets a goal message
+telling it which revisions it should hold, which makes it resync whatever it lost (a dropped
+message or snapshot request, an agent that was away) and acknowledge again (a lost ack).
 """
 
 from __future__ import annotations
@@ -191,13 +191,16 @@ class FabricController:
                 log.exception("fabric: recording acknowledgements failed")
 
     async def _nudge_loop(self) -> None:
-        """Nudge hosts that lagged at two consecutive scans ``nudge_after`` apart."""
+        """Nudge hosts that lagged, or had never acknowledged, at two consecutive scans
+        ``nudge_after`` apart."""
         seen: set[str] = set()
         while True:
             await asyncio.sleep(self.nudge_after)
             try:
                 lagging = set(
-                    await asyncio.to_thread(self.goal.tracking.lagging, None, self.nudge_batch)
+                    await asyncio.to_thread(
+                        self.goal.tracking.lagging, None, self.nudge_batch, unacknowledged=True
+                    )
                 )
                 for host in sorted(lagging & seen):
                     await self.publish([await asyncio.to_thread(self.goal.goal, host)])

@@ -2,7 +2,10 @@
 
 Agents' acknowledgements are written in batches (``bulk.record_acks``); every question
 about convergence is a query comparing applied with goal revisions: which hosts lag, how
-many hosts a change has yet to reach, and each host's status for operators.
+many hosts a change has yet to reach, and each host's status for operators. The
+controller nudges the lagging hosts and also those whose agent never acknowledged: a lost
+first snapshot request, snapshot or acknowledgement leaves a host with no ports at
+revision 0, level with its goal, and nothing else would ever ask again.
 
 Revisions say what an agent applied, not what its dataplane can do: a host whose agent
 acknowledged everything but said its dataplane does not enforce security rules (every
@@ -62,9 +65,15 @@ class Tracking:
             with self._db.session() as session:
                 bulk.record_acks(session, self._db.dialect, acks, utcnow())
 
-    def lagging(self, hosts: Iterable[str] | None = None, limit: int | None = None) -> list[str]:
-        """Hosts whose applied revisions trail their goal (optionally among ``hosts``)."""
-        query = self._lagging_query(hosts)
+    def lagging(
+        self,
+        hosts: Iterable[str] | None = None,
+        limit: int | None = None,
+        unacknowledged: bool = False,
+    ) -> list[str]:
+        """Hosts whose applied revisions trail their goal (optionally among ``hosts``), and
+        with ``unacknowledged`` (whom the controller nudges) the hosts never acknowledged."""
+        query = self._lagging_query(hosts, unacknowledged)
         if limit is not None:
             query = query.limit(limit)
         with self._db.session() as session:
@@ -72,7 +81,7 @@ class Tracking:
 
     def counts(self) -> tuple[int, int]:
         """How many hosts, among all of them, are converged and how many lag."""
-        behind = self._lagging_query(None).subquery()
+        behind = self._lagging_query(None, unacknowledged=False).subquery()
         with self._db.session() as session:
             total = session.scalar(select(func.count()).select_from(HOSTS)) or 0
             lagging = session.scalar(select(func.count()).select_from(behind)) or 0
@@ -93,8 +102,13 @@ class Tracking:
             return session.scalar(query) or 0
 
     @staticmethod
-    def _lagging_query(hosts: Iterable[str] | None) -> CompoundSelect[tuple[str]]:
-        behind_self = select(HOSTS.c.name).where(HOSTS.c.applied_revision < HOSTS.c.revision)
+    def _lagging_query(
+        hosts: Iterable[str] | None, unacknowledged: bool
+    ) -> CompoundSelect[tuple[str]]:
+        trails = HOSTS.c.applied_revision < HOSTS.c.revision
+        behind_self = select(HOSTS.c.name).where(
+            trails | HOSTS.c.acked_at.is_(None) if unacknowledged else trails
+        )
         behind_net = (
             select(MEMBERS.c.host)
             .join(NETWORKS, NETWORKS.c.id == MEMBERS.c.network_id)

@@ -1,6 +1,7 @@
-"""An agent whose first snapshot never comes (its request lost, the reply lost, or no
-controller subscribed yet) asks again until it arrives, then converges: a host with no
-ports sits at revision 0, which no scan ever counts as lagging, so nobody would nudge it."""
+"""A host whose agent never acknowledged is nudged until it does: its first snapshot
+request lost (or no controller subscribed yet), the snapshot lost, or its first
+acknowledgement lost. A host with no ports is at revision 0, level with its goal, so without
+this nothing would ever ask again and it would never be heard from."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 
 from cascade.fabric.addressing import host_subject
 from cascade.fabric.agent import Agent
-from cascade.fabric.controller import SYNC_SUBJECT, FabricController
+from cascade.fabric.controller import ACK_SUBJECT, SYNC_SUBJECT, FabricController
 from cascade.fabric.dataplane.memory import MemoryDataplane
 from cascade.fabric.goal import GoalStore, PortSpec
+from cascade.fabric.messages import Ack
 from cascade.fabric.transports.memory import MemoryTransport
 from tests.fabric.fleet_helpers import actual, expected, goal_store, setup_goal, until
 
@@ -38,37 +40,53 @@ def acknowledged(goal: GoalStore, host: str) -> bool:
     return status is not None and status["acked_at"] is not None
 
 
-async def converges(goal: GoalStore, agent: Agent, controller: FabricController) -> None:
-    """The agent acknowledges its (empty) goal, then applies a port added to it."""
-    await until(lambda: acknowledged(goal, agent.host))
-    assert agent.revision == 0
-    change = goal.add_port(PortSpec("p1", "n1", agent.host, "02:00:00:00:00:01", "10.1.0.2"))
-    await controller.publish(change)
-    assert await controller.wait(change, timeout=20) == 0
-    assert actual(agent) == expected(goal, agent.host)
-    assert set(agent.dataplane.ports()) == {"p1"}
+async def converges(goal: GoalStore, bus: MemoryTransport, controller_first: bool) -> None:
+    """An agent on host h0 acknowledges its (empty) goal, then applies a port added to it.
+    Without ``controller_first`` its first request reaches nobody."""
+    controller = FabricController(goal, bus, flush_interval=0.01, nudge_after=0.2)
+    agent = Agent("h0", bus, MemoryDataplane("192.0.2.1"), resync_after=0.1)
+    try:
+        if controller_first:
+            await controller.start()
+        await agent.start()
+        if not controller_first:
+            await until(lambda: bus.published > 0)  # the request, with nobody to receive it
+            assert bus.deliveries == 0
+            await controller.start()
+        await until(lambda: acknowledged(goal, agent.host))
+        assert agent.revision == 0
+        spec = PortSpec("p1", "n1", agent.host, "02:00:00:00:00:01", "10.1.0.2")
+        change = goal.add_port(spec)
+        await controller.publish(change)
+        assert await controller.wait(change, timeout=20) == 0
+        assert actual(agent) == expected(goal, agent.host)
+        assert set(agent.dataplane.ports()) == {"p1"}
+    finally:
+        await agent.stop()
+        await controller.close()
+        await bus.close()
 
 
-@pytest.mark.parametrize("lost", ["request", "reply"])
-def test_an_agent_whose_first_snapshot_is_lost_asks_again(tmp_path: Path, lost: str) -> None:
+def test_hosts_never_acknowledged_are_nudged_but_not_reported_lagging(tmp_path: Path) -> None:
+    db, goal = goal_store(tmp_path)
+    setup_goal(goal, 2)
+    tracking = goal.tracking
+    assert tracking.lagging() == []  # nothing to apply: converged for operators
+    assert tracking.lagging(unacknowledged=True) == ["h0", "h1"]
+    tracking.record_acks({"h0": Ack(1, 0, {})})
+    assert tracking.lagging(unacknowledged=True) == ["h1"]
+    assert tracking.lagging(["h0"], unacknowledged=True) == []
+    db.dispose()
+
+
+@pytest.mark.parametrize("lost", ["sync request", "snapshot", "ack"])
+def test_an_agent_whose_first_exchange_is_lost_converges(tmp_path: Path, lost: str) -> None:
     db, goal = goal_store(tmp_path)
     setup_goal(goal, 1)
-
-    async def run() -> None:
-        bus = LosesFirst(SYNC_SUBJECT if lost == "request" else host_subject("h0"))
-        controller = FabricController(goal, bus, flush_interval=0.01, nudge_after=0.2)
-        await controller.start()
-        agent = Agent("h0", bus, MemoryDataplane("192.0.2.1"), resync_after=0.1)
-        try:
-            await agent.start()
-            await until(lambda: bus.lost)
-            await converges(goal, agent, controller)
-        finally:
-            await agent.stop()
-            await controller.close()
-            await bus.close()
-
-    asyncio.run(run())
+    subject = {"sync request": SYNC_SUBJECT, "snapshot": host_subject("h0"), "ack": ACK_SUBJECT}
+    bus = LosesFirst(subject[lost])
+    asyncio.run(converges(goal, bus, controller_first=True))
+    assert bus.lost
     db.dispose()
 
 
@@ -76,21 +94,5 @@ def test_an_agent_started_before_any_controller_gets_its_snapshot(tmp_path: Path
     """Its first request reaches nobody (core NATS keeps nothing for later)."""
     db, goal = goal_store(tmp_path)
     setup_goal(goal, 1)
-
-    async def run() -> None:
-        bus = MemoryTransport()
-        controller = FabricController(goal, bus, flush_interval=0.01, nudge_after=0.2)
-        agent = Agent("h0", bus, MemoryDataplane("192.0.2.1"), resync_after=0.1)
-        try:
-            await agent.start()
-            await until(lambda: bus.published > 0)  # the request, with nobody to receive it
-            assert bus.deliveries == 0
-            await controller.start()
-            await converges(goal, agent, controller)
-        finally:
-            await agent.stop()
-            await controller.close()
-            await bus.close()
-
-    asyncio.run(run())
+    asyncio.run(converges(goal, MemoryTransport(), controller_first=False))
     db.dispose()
