@@ -1,7 +1,7 @@
 """Remote neighbours written in netlink batches: 2,000 in one update are all in the kernel
-(``bridge fdb show``, ``ip neigh show``), a replay changes nothing, removing them leaves
-none, and a refused entry is reported while the others are written. Needs root (skips
-otherwise)."""
+(``bridge fdb show``, ``ip neigh show``), a replay changes nothing, a fresh dataplane reads
+them back, removing them leaves none, and a refused entry is reported while the others are
+written. Needs root (skips otherwise)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def test_two_thousand_neighbours_in_one_update_are_all_written_and_all_removed()
 
         plane.update_neighbours(NET, table, [])  # a replay: idempotent
         assert kernel(plane) == (macs, flood, arp)
+        fresh = LinuxDataplane(plane.netns, LOCAL_VTEP)  # a restarted agent reads them back
+        try:
+            assert fresh.neighbours(NET) == {f"mac:{n.mac}": n for n in table.values()}
+        finally:
+            fresh.close()
 
         plane.update_neighbours(NET, {}, list(table))
         assert kernel(plane) == (set(), set(), set())

@@ -5,7 +5,7 @@ Owns, in the host namespace ``netns``: per network a bridge ``br{vni}`` and a VX
 to it (bridge learning off on that port), whose ifalias ``cascade-net:{network_id}`` names
 the network; on the VXLAN device the FDB entries (``MAC dst VTEP`` and one all-zero flood
 entry per remote VTEP) and permanent ARP entries of remote neighbours, written in netlink
-batches by ``entries.Writer`` (10,000 neighbours in a fraction of a second). Per local port:
+batches by ``entries.Netlink`` (10,000 neighbours in a fraction of a second). Per local port:
 a VM network namespace (``vm_namespace(port_id)``) holding ``eth0`` with the port's MAC and IPv4
 address, and the host end ``t{hash}`` of that veth pair, on the network's bridge, ifalias
 ``cascade-port:{port_id}:{network_id}`` (ids must not contain ``:``).
@@ -131,7 +131,7 @@ class LinuxDataplane(Dataplane):
             if create:
                 self.created_namespace = self._worker.submit(_create_namespace, netns).result()
             self._ipr: Any = self._worker.submit(IPRoute, netns=netns, flags=0).result()
-            self._writer = entries.Writer(netns)  # FDB and ARP entries, in batches
+            self._netlink = entries.Netlink(netns)  # FDB and ARP entries, in bulk
             if create:
                 self._worker.submit(self._claim).result()
         except BaseException as error:
@@ -364,7 +364,7 @@ class LinuxDataplane(Dataplane):
             entries.needed(current, self.local_vtep),
             entries.needed(upserts, self.local_vtep),
         )
-        self._writer.apply(vxlan, old, new, write)
+        self._netlink.apply(vxlan, old, new, write)
         self._tables[network_id] = table
 
     @_on_worker
@@ -373,10 +373,10 @@ class LinuxDataplane(Dataplane):
         if vxlan is None:
             return
         new = entries.needed(table, self.local_vtep)
-        old = entries.read(self._ipr, vxlan)
+        old = self._netlink.read(vxlan)
         arp = {ip: mac for ip, mac in new.arp.items() if old.arp.get(ip) != mac}
         write = entries.Entries(new.fdb - old.fdb, arp, new.flood - old.flood)
-        self._writer.apply(vxlan, old, new, write)
+        self._netlink.apply(vxlan, old, new, write)
         self._tables[network_id] = dict(table)
 
     @_on_worker
@@ -386,7 +386,7 @@ class LinuxDataplane(Dataplane):
         vxlan = self._vxlan(network_id)
         if vxlan is None:
             return {}
-        held = entries.read(self._ipr, vxlan)
+        held = self._netlink.read(vxlan)
         ip_of = {mac: ip for ip, mac in held.arp.items()}
         return {
             f"mac:{mac}": Neighbour(mac=mac, ip=ip_of.get(mac, ""), vtep=vtep)
@@ -398,7 +398,7 @@ class LinuxDataplane(Dataplane):
             return
         self._closed = True
         try:
-            self._writer.close()
+            self._netlink.close()
             self._worker.submit(self._ipr.close).result()
         finally:
             self._worker.shutdown()
