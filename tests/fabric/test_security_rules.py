@@ -45,6 +45,11 @@ while True:
 CONNECT_SCRIPT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2)"
 
 
+def reaches(vm_netns: str, address: str) -> bool:
+    """A ping answered, of up to three (the machine may be loaded); a blocked one is not."""
+    return any(ping(vm_netns, address) for _ in range(3))
+
+
 def secured(local: LocalPort, *rules: Mapping[str, object]) -> LocalPort:
     return replace(local, security_rules=rules, port_security=True)
 
@@ -87,10 +92,10 @@ def test_a_secured_port_admits_only_what_its_rules_allow() -> None:
         planes[1].set_port(secured(B, EGRESS_ANY))
 
         assert not ping(vm_a, "10.77.0.2")
-        assert ping(vm_b, "10.77.0.1")  # egress admitted, its replies are established
+        assert reaches(vm_b, "10.77.0.1")  # egress admitted, its replies are established
 
         planes[1].set_port(secured(B, EGRESS_ANY, INGRESS_ICMP))
-        assert ping(vm_a, "10.77.0.2")
+        assert reaches(vm_a, "10.77.0.2")
         planes[1].set_port(secured(B, EGRESS_ANY))
         assert not ping(vm_a, "10.77.0.2")
 
@@ -110,15 +115,15 @@ def test_a_secured_vm_sends_only_from_its_own_address() -> None:
         # Host 0 knows the spoofed address at B's MAC, so only the filter can stop B.
         spoofed = Neighbour(B.mac, "10.77.0.12", hosts[1].vtep)
         planes[0].update_neighbours(NET, {"spoofed": spoofed}, [])
-        assert ping(vm_b, "10.77.0.1")
+        assert reaches(vm_b, "10.77.0.1")
 
         ip("addr", "del", "10.77.0.2/24", "dev", "eth0", netns=vm_b)
         ip("addr", "add", "10.77.0.12/24", "dev", "eth0", netns=vm_b)
         assert not ping(vm_b, "10.77.0.1")
 
         planes[1].set_port(secured(B, EGRESS_ANY, INGRESS_ICMP))  # puts its address back
-        assert ping(vm_b, "10.77.0.1")
-        assert ping(vm_a, "10.77.0.2")
+        assert reaches(vm_b, "10.77.0.1")
+        assert reaches(vm_a, "10.77.0.2")
 
 
 @pytest.mark.timeout(120)
@@ -133,7 +138,7 @@ def test_a_restarted_dataplane_reads_the_rules_back_and_rewrites_nothing() -> No
             assert fresh.ports() == {"port-b": want}
             fresh.set_port(want)  # a reconcile: what is in force is kept, not rewritten
             assert ruleset(hosts[1]) == before
-            assert ping(planes[0].vm_namespace("port-a"), "10.77.0.2")
+            assert reaches(planes[0].vm_namespace("port-a"), "10.77.0.2")
         finally:
             fresh.close()
 
@@ -154,7 +159,7 @@ def test_removing_secured_ports_leaves_no_chains() -> None:
         planes[1].set_port(B)  # port security off: its chains go, and the tables with them
         assert ruleset(hosts[1]) == []
         assert planes[1].ports()["port-b"] == B
-        assert ping(planes[0].vm_namespace("port-a"), "10.77.0.2")
+        assert reaches(planes[0].vm_namespace("port-a"), "10.77.0.2")
 
         planes[1].set_port(secured(B, EGRESS_ANY))
         planes[1].set_port(other)
