@@ -3,31 +3,30 @@ ports become fabric ports at the compute hosts they are bound to, and its remote
 neighbour entries toward another cloud's tunnel endpoint.
 
 ``RegionFabric`` owns a private ``cascade.db.Database`` (``DATA_DIR/fabric.db``, Cascade's
-migrations), a ``GoalStore``, a ``FabricController`` and one ``Agent`` per compute host with a
-memory or Linux dataplane (``RegionConfig.dataplane``; Linux: host namespace
-``cs-{site}-{i}``, plugged into ``RegionConfig.underlay`` if given), all on one in-process
-``MemoryTransport``, started and stopped with the application. The fabric database is derived
-state: rebuilt from the Neutron state on every start.
+migrations), a ``GoalStore``, a ``FabricController`` and one ``Agent`` per compute host with
+its dataplane (``fabric_hosts``), all on one in-process ``MemoryTransport``, started and
+stopped with the application. The fabric database is derived state: rebuilt from the Neutron
+state on every start.
 
 What a port should be is ``fabric_ports``'s: a local port at the host it is bound to, a
 remote port (``binding:profile`` ``tunnel_ip``) at another cloud's VTEP, or nothing. A
 vxlan network becomes a fabric network (its id, VNI = ``provider:segmentation_id``, the CIDR
 of its first IPv4 subnet) with its first port in the fabric, and goes with the network.
 
-The store calls ``written`` after every save and drop (a thin hook); each change
-compares what a port should be with what the goal store holds and adds, updates or removes
-it, synchronously under ``site.state.lock``. A rule or a group membership change marks
-stale every local port whose rules it may change, and those are updated together
-``REFRESH_DELAY`` later (with a remote group expanded to its members' addresses, each new
-server of a group changes every member's rules: updated one by one, a burst of N servers
-would cost N² updates). The resulting ``GoalChange``s are published in the
-order they were made by one task on the server's event loop (so per network too). A change
-the goal store refuses (a MAC or IP another port of the network holds) is logged and leaves
-the Neutron call as it was. ``view`` is what ``/sim/v1/dataplane`` shows; ``check_config``
-refuses a dataplane the region cannot run, in one line.
+The store calls ``written`` after every save and drop (a thin hook); each change compares
+what a port should be with what the goal store holds and adds, updates or removes it,
+synchronously under ``site.state.lock``. A rule or a group membership change marks stale
+every local port whose rules it may change, and those are updated together ``REFRESH_DELAY``
+later (with a remote group expanded to its members' addresses, each new server of a group
+changes every member's rules: updated one by one, a burst of N servers would cost N²
+updates). The resulting ``GoalChange``s are published in the order they were made by one
+task on the server's event loop (so per network too). A change the goal store refuses (a MAC
+or IP another port of the network holds) is logged and leaves the Neutron call as it was.
+``view`` is what ``/sim/v1/dataplane`` shows.
 
 May import ``cascade.fabric``, ``cascade.db`` and ``cascade.db.migrate``, ``cascade.errors``,
-the region, ``underlay`` and, of this package, ``fabric_ports`` (both sit below ``store``).
+the region and, of this package, ``fabric_ports`` and ``fabric_hosts`` (all three sit below
+``store``).
 """
 
 from __future__ import annotations
@@ -35,20 +34,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import weakref
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from cascade.db import Database
 from cascade.db.migrate import upgrade
-from cascade.errors import BadRequest, CascadeError, Unavailable, present
+from cascade.errors import CascadeError, Unavailable, present
 from cascade.fabric.agent import Agent
 from cascade.fabric.controller import FabricController, stop_controller
-from cascade.fabric.dataplane.base import Dataplane, LocalPort
-from cascade.fabric.dataplane.memory import MemoryDataplane
 from cascade.fabric.goal import GoalChange, GoalStore, PortSpec
 from cascade.fabric.transports.memory import MemoryTransport
+from cascade_sim.network.fabric_hosts import (
+    HostPlane,
+    check_config,
+    close_plane,
+    host_view,
+    open_plane,
+    port_views,
+)
 from cascade_sim.network.fabric_ports import (
     Json,
     Members,
@@ -59,12 +63,10 @@ from cascade_sim.network.fabric_ports import (
     segment,
     wanted,
 )
-from cascade_sim.region import Host, Region, RegionConfig
-from cascade_sim.underlay import Underlay
+from cascade_sim.region import Region
 
 log = logging.getLogger(__name__)
 
-DATAPLANES = ("memory", "linux")
 REFRESH_DELAY = 0.2  # seconds from a rule or membership change to its ports' updates
 
 P = ParamSpec("P")
@@ -73,32 +75,11 @@ R = TypeVar("R")
 _running: weakref.WeakKeyDictionary[Region, RegionFabric] = weakref.WeakKeyDictionary()
 
 
-def check_config(config: RegionConfig) -> None:
-    """Refuse, with one line, a dataplane the region cannot run: an unknown kind, an underlay
-    without the Linux dataplane, Linux without root, an underlay bridge that is not there."""
-    if config.dataplane not in DATAPLANES:
-        raise BadRequest(f"--dataplane takes memory or linux, got {config.dataplane!r}")
-    if config.underlay is not None and config.dataplane != "linux":
-        raise BadRequest("--underlay needs --dataplane linux")
-    if config.dataplane == "linux" and os.geteuid() != 0:
-        raise Unavailable("--dataplane linux needs root: it creates network namespaces")
-    if config.underlay is not None:
-        Underlay.parse(config.underlay).check()
-
-
-def host_namespace(site: Region, index: int) -> str:
-    """The network namespace of the region's ``index``-th host (from 1) on the Linux dataplane."""
-    return f"cs-{site.config.name}-{index}"
-
-
 class RegionFabric:
     def __init__(self, site: Region) -> None:
         self.site = site
-        self.kind = site.config.dataplane
-        text = site.config.underlay
-        self.underlay = Underlay.parse(text) if text else None
         self.agents: dict[str, Agent] = {}  # by host name
-        self.namespaces: dict[str, str] = {}  # host name -> namespace (linux)
+        self.planes: dict[str, HostPlane] = {}  # by host name
         self._hosts = {host.name for host in site.hosts}
         self._db: Database | None = None
         self._goal: GoalStore | None = None
@@ -135,8 +116,9 @@ class RegionFabric:
             self._tasks.append(self._loop.create_task(self._refresh_loop()))
             await asyncio.to_thread(self._load)
             for index, host in enumerate(self.site.hosts, 1):
-                dataplane = await asyncio.to_thread(self._dataplane, index, host)
-                self.agents[host.name] = agent = Agent(host.name, transport, dataplane)
+                plane = await asyncio.to_thread(open_plane, self.site, index, host)
+                self.planes[host.name] = plane
+                self.agents[host.name] = agent = Agent(host.name, transport, plane.dataplane)
                 await agent.start()
         except BaseException:
             await self.stop()
@@ -148,22 +130,6 @@ class RegionFabric:
         self._db = Database(f"sqlite:///{path.resolve()}")
         upgrade(self._db)
         self._goal = GoalStore(self._db)
-
-    def _dataplane(self, index: int, host: Host) -> Dataplane:
-        if self.kind == "memory":
-            return MemoryDataplane(host.tunnel_ip)
-        from cascade.fabric.dataplane.linux import LinuxDataplane
-
-        namespace = host_namespace(self.site, index)
-        dataplane = LinuxDataplane(netns=namespace, local_vtep=host.tunnel_ip, create=True)
-        self.namespaces[host.name] = namespace
-        if self.underlay is not None:
-            try:
-                self.underlay.attach(namespace, host.tunnel_ip)
-            except BaseException:
-                self._release(host.name, dataplane)
-                raise
-        return dataplane
 
     def _load(self) -> None:
         """Register the hosts and every port the Neutron state holds, then take changes."""
@@ -181,10 +147,12 @@ class RegionFabric:
         """Stop taking changes, then stop the agents (removing the namespaces they created
         and the underlay pairs), the publisher and the controller."""
         await asyncio.to_thread(self._take_no_more)
-        for host, agent in list(self.agents.items()):
+        for agent in self.agents.values():
             await agent.stop()
-            await asyncio.to_thread(self._release, host, agent.dataplane)
         self.agents.clear()
+        for plane in self.planes.values():
+            await asyncio.to_thread(close_plane, self.site, plane)
+        self.planes.clear()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -197,14 +165,6 @@ class RegionFabric:
     def _take_no_more(self) -> None:
         with self.site.state.lock:  # after any change in progress
             _running.pop(self.site, None)
-
-    def _release(self, host: str, dataplane: Dataplane) -> None:
-        namespace = self.namespaces.pop(host, None)
-        try:
-            if namespace is not None and self.underlay is not None:
-                self.underlay.detach(namespace)
-        finally:
-            dataplane.shutdown()
 
     async def _publish_loop(self, controller: FabricController) -> None:
         while True:
@@ -344,58 +304,30 @@ class RegionFabric:
         per host its VTEP, namespace, convergence and what its dataplane holds; per local
         port its host, VM namespace and, as the goal holds them, its port security and
         rules."""
-        status = {h["name"]: h for h in await asyncio.to_thread(self.goal.tracking.hosts)}
-        hosts, ports = [], []
-        for host in self.site.hosts:
-            dataplane = self.agents[host.name].dataplane
-            hosts.append(self._host_view(host, dataplane, status.get(host.name, {})))
-            ports += [_port_view(host, dataplane, p) for p in dataplane.ports().values()]
-        stored = await asyncio.to_thread(lambda: [self.goal.port(p["id"]) for p in ports])
+        ports = [view for plane in self.planes.values() for view in port_views(plane)]
+        pending, stored, tracked = await asyncio.to_thread(
+            self._goal_view, [p["id"] for p in ports]
+        )
         for port, goal in zip(ports, stored, strict=True):
             port["port_security"] = (goal or {}).get("port_security")
             port["security_rules"] = (goal or {}).get("security_rules")
-        underlay = None if self.underlay is None else str(self.underlay)
+        hosts = [host_view(plane, tracked.get(name, {})) for name, plane in self.planes.items()]
         return {
-            "dataplane": self.kind,
-            "underlay": underlay,
-            "rules_pending": len(self._stale),
+            "dataplane": self.site.config.dataplane,
+            "underlay": self.site.config.underlay,
+            "rules_pending": pending,
             "hosts": hosts,
             "ports": ports,
         }
 
-    def _host_view(self, host: Host, dataplane: Dataplane, tracked: Json) -> Json:
-        return {
-            "name": host.name,
-            "vtep": host.tunnel_ip,
-            "namespace": self.namespaces.get(host.name),
-            "converged": bool(tracked.get("converged")),
-            "revision": tracked.get("revision"),
-            "applied_revision": tracked.get("applied_revision"),
-            "networks": [
-                {"id": network_id, "vni": vni, "neighbours": _neighbours(dataplane, network_id)}
-                for network_id, vni in sorted(dataplane.networks().items())
-            ],
-        }
-
-
-def _port_view(host: Host, dataplane: Dataplane, port: LocalPort) -> Json:
-    vm = getattr(dataplane, "vm_namespace", None)  # the Linux dataplane's
-    return {
-        "id": port.port_id,
-        "network_id": port.network_id,
-        "host": host.name,
-        "mac": port.mac,
-        "ip": port.ip.partition("/")[0],
-        "vm_namespace": vm(port.port_id) if vm else None,
-    }
-
-
-def _neighbours(dataplane: Dataplane, network_id: str) -> list[Json]:
-    table = dataplane.neighbours(network_id)
-    return [
-        {"port_id": port_id, "mac": n.mac, "ip": n.ip, "vtep": n.vtep}
-        for port_id, n in sorted(table.items())
-    ]
+    def _goal_view(self, port_ids: list[str]) -> tuple[int, list[Json | None], dict[str, Json]]:
+        """Pending rule updates, the goal's ports and each host's tracking, read together
+        (no change between them)."""
+        with self.site.state.lock:
+            pending = len(self._stale)
+            stored = [self.goal.port(port_id) for port_id in port_ids]
+            tracked = {h["name"]: h for h in self.goal.tracking.hosts()}
+        return pending, stored, tracked
 
 
 # -- the hooks the store calls, and what the API reads -------------------------------------

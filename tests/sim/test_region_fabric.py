@@ -179,6 +179,22 @@ def test_servers_become_fabric_ports_and_remote_ports_neighbours(
     rule = {"direction": "ingress", "protocol": "tcp", "port_min": 22, "port_max": 22}
     until(site_client, site_headers, lambda v: all(rule in p["security_rules"] for p in v["ports"]))
 
+    readdressed = site_client.put(
+        f"{NET}/ports/{ports[1]['id']}",
+        headers=site_headers,
+        json={"port": {"fixed_ips": [{"ip_address": "10.7.0.77"}]}},
+    )
+    assert readdressed.status_code == 200, readdressed.text
+    view = until(
+        site_client,
+        site_headers,
+        lambda v: {p["id"]: p["ip"] for p in v["ports"]}.get(ports[1]["id"]) == "10.7.0.77",
+    )
+    for port in view["ports"]:  # every member admits the new address, no longer the old one
+        prefixes = {r.get("remote_ip_prefix") for r in port["security_rules"]}
+        assert "10.7.0.77/32" in prefixes
+        assert f"{ports[1]['fixed_ips'][0]['ip_address']}/32" not in prefixes
+
     gone, kept = servers[0], ports[1:]
     assert site_client.delete(f"{NOVA}/servers/{gone}", headers=site_headers).status_code == 204
     view = until(

@@ -44,9 +44,15 @@ class Placed:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
-    def vm_namespace(self) -> str:
-        (held,) = [p for p in self.dataplane()["ports"] if p["id"] == self.port.id]
-        return str(held["vm_namespace"])
+    def vm_namespace(self) -> str | None:
+        """The VM namespace of the server's port, once its host holds the port."""
+        held = [p["vm_namespace"] for p in self.dataplane()["ports"] if p["id"] == self.port.id]
+        return str(held[0]) if held else None
+
+    def reaches(self, other: Placed) -> bool:
+        """One ping from this server to the other's address."""
+        namespace = self.vm_namespace()
+        return namespace is not None and ping(namespace, other.ip)
 
     def host_namespace(self) -> str:
         hosts = self.dataplane()["hosts"]
@@ -144,8 +150,8 @@ def test_servers_at_two_regions_ping_over_the_underlay(tmp_path: Path) -> None:
         remote_b = shadow(a, b)
         shadow(b, a)
 
-        eventually(lambda: ping(a.vm_namespace(), b.ip), "a ping from a's server to b's")
-        assert ping(b.vm_namespace(), a.ip)
+        eventually(lambda: a.reaches(b), "a ping from a's server to b's")
+        eventually(lambda: b.reaches(a), "a ping from b's server to a's")
         host_a = a.host_namespace()
         assert b.port.mac_address in run_in(host_a, "bridge", "fdb", "show")
         assert b.ip in run_in(host_a, "ip", "neigh", "show")
@@ -159,7 +165,7 @@ def test_servers_at_two_regions_ping_over_the_underlay(tmp_path: Path) -> None:
             ),
             "b's FDB and ARP entries to leave a's host",
         )
-        assert not ping(a.vm_namespace(), b.ip)
+        assert not a.reaches(b)
         made = {a.host_namespace(), b.host_namespace(), a.vm_namespace(), b.vm_namespace()}
         for site in sites:
             site.stop()
