@@ -24,6 +24,7 @@ from cascade.db.network_models import NetworkPort, NetworkSegment, RemotePort
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepRun, at_sites, step, step_function
 from cascade.errors import Conflict, present
+from cascade.network.groups import group_name
 from cascade.sites.driver import SiteCallFailed
 
 SHADOW_OWNER = "compute:shadow"
@@ -75,11 +76,15 @@ def ensure_port(_run: StepRun, port_id: str) -> str:
     def ensure(c: Connection) -> str:
         found = _named(c, segment.network_id, port_name(port.id))
         if found is None:
+            group = next(iter(c.network.security_groups(name=group_name(port.network_id))), None)
+            if group is None:
+                raise Conflict(f"network {port.network_id}'s security group is not at the site")
             found = c.network.create_port(
                 network_id=segment.network_id,
                 name=port_name(port.id),
                 mac_address=port.mac,
                 fixed_ips=[{"subnet_id": segment.subnet_id, "ip_address": port.ip}],
+                security_groups=[group.id],
             )
         return str(found.id)
 

@@ -25,6 +25,7 @@ from cascade.engine.workflows import (
     step_function,
 )
 from cascade.errors import present
+from cascade.network.groups import admitted, ensure_group
 from cascade.network.port_steps import Segment, ensure_port, locate_port, reconcile_remote_ports
 from cascade.network.routers import SitePlan, plan
 from cascade.network.segment_steps import TAG, ensure_segment, remove_segment, site_network
@@ -61,6 +62,30 @@ def _ensure_router(c: Connection, router: Router, here: SitePlan, transit_port: 
         c.network.update_router(site_router, routes=routes)
 
 
+def _members_here(router: Router, site_id: str) -> list[Network]:
+    """The networks the router joins that are at the site."""
+    with context().db.session() as session:
+        return list(
+            session.scalars(
+                select(Network)
+                .join(RouterNetwork, RouterNetwork.network_id == Network.id)
+                .join(NetworkSegment, NetworkSegment.network_id == Network.id)
+                .where(RouterNetwork.router_id == router.id, NetworkSegment.site_id == site_id)
+            )
+        )
+
+
+def _admit_routed(router: Router, site_id: str, leaving: bool) -> None:
+    """The joined networks' groups at the site admit the other joined CIDRs (or, when the
+    router is leaving, no longer do)."""
+    members = _members_here(router, site_id)
+    admitting = {n.id: admitted(n, router.id if leaving else None) for n in members}
+    context().driver(site_id).call(
+        f"admit routed traffic of router {router.name}",
+        lambda c: [ensure_group(c, n, admitting[n.id]) for n in members],
+    )
+
+
 @step_function("router.ensure")
 def ensure_at(run: StepRun, router_id: str, site_id: str) -> str:
     """The transit network, the site router and its interfaces and routes at the site;
@@ -72,6 +97,7 @@ def ensure_at(run: StepRun, router_id: str, site_id: str) -> str:
     context().driver(site_id).call(
         f"set up router {router.name}", lambda c: _ensure_router(c, router, here, transit_port)
     )
+    _admit_routed(router, site_id, leaving=False)
     return str(locate_port(run, here.transit_port_id))
 
 
@@ -96,6 +122,7 @@ def remove_at(run: StepRun, router_id: str, site_id: str) -> None:
         segment = session.get(NetworkSegment, (transit.id, site_id))
     driver = context().driver(site_id)
     driver.call(f"remove router {router.name}", lambda c: _remove_router(c, router))
+    _admit_routed(router, site_id, leaving=True)
 
     def clear(c: Connection) -> None:
         found = site_network(c, transit)

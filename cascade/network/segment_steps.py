@@ -30,6 +30,7 @@ from cascade.engine.workflows import (
 )
 from cascade.errors import Conflict
 from cascade.network.addresses import gateway
+from cascade.network.groups import admitted, ensure_group, remove_group
 from cascade.network.networks import NetworkService
 from cascade.network.port_steps import (
     Segment,
@@ -96,8 +97,11 @@ def ensure_segment(_run: StepRun, network_id: str, site_id: str) -> str:
     driver = context().driver(site_id)
     wanted = remote_ports_wanted(network_id, site_id)
 
+    cidrs = admitted(network)
+
     def ensure(c: Connection) -> tuple[str, str]:
         network_at_site, subnet = _ensure(c, network)
+        ensure_group(c, network, cidrs)
         reconcile_remote_ports(c, Segment(network_at_site, subnet), wanted)
         return network_at_site, subnet
 
@@ -129,6 +133,7 @@ def remove_segment(_run: StepRun, network_id: str, site_id: str) -> None:
         found = site_network(c, network)
         if found is not None:
             c.network.delete_network(found.id, ignore_missing=True)
+        remove_group(c, network)
 
     try:
         driver.call(f"delete network {network.name}", remove)

@@ -67,6 +67,15 @@ def test_a_router_joins_networks_of_two_sites(
         )
         assert [p.fixed_ips[0]["ip_address"] for p in shadows] == [other]
 
+    groups = SiteDriver(two_sites[0].access()).call(
+        "rules",
+        lambda c: [
+            r.remote_ip_prefix
+            for r in c.network.security_group_rules(direction="ingress")
+            if r.remote_ip_prefix
+        ],
+    )
+    assert {"10.81.0.0/24", "10.82.0.0/24"} <= set(groups)
     busy = client.delete("/v1/networks/net-a", headers=headers)
     assert busy.status_code == 409
 
