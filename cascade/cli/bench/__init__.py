@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from cascade.cli.bench import clients, engine, fabric, fdb, identity, site
+from cascade.cli.bench import clients, engine, fabric, fdb, identity, network, site
 
 app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
 app.command("clients")(clients.clients)
@@ -13,4 +13,5 @@ app.command("engine")(engine.engine)
 app.command("fabric")(fabric.fabric)
 app.command("fdb")(fdb.fdb)
 app.command("identity")(identity.identity)
+app.command("network")(network.network)
 app.command("site")(site.site)
