@@ -115,8 +115,36 @@ def locate_port(_run: StepRun, port_id: str) -> str:
         return str(host), vtep_of(c, str(host))
 
     host, vtep = context().driver(port.site_id).call(f"locate port {port.ip}", locate)
-    _update_port(port_id, host=host, vtep=vtep)
+    record_location(port_id, host, vtep)
     return vtep
+
+
+def record_location(port_id: str, host: str, vtep: str) -> None:
+    _update_port(port_id, host=host, vtep=vtep)
+
+
+def ports_at(network_id: str, site_id: str) -> list[NetworkPort]:
+    """The network's ports held at the site (made there, so with a site port id)."""
+    with context().db.session() as session:
+        return list(
+            session.scalars(
+                select(NetworkPort).where(
+                    NetworkPort.network_id == network_id,
+                    NetworkPort.site_id == site_id,
+                    NetworkPort.site_port_id.is_not(None),
+                )
+            )
+        )
+
+
+def moved(c: Connection, segment: Segment, ports: list[NetworkPort]) -> list[tuple[str, str, str]]:
+    """(port id, host, VTEP) of the ports the site now binds to another host than recorded."""
+    bound = {p.id: p.binding_host_id for p in c.network.ports(network_id=segment.network_id)}
+    return [
+        (port.id, bound[port.site_port_id], vtep_of(c, bound[port.site_port_id]))
+        for port in ports
+        if bound.get(port.site_port_id) and bound[port.site_port_id] != port.host
+    ]
 
 
 def _set_remote(port_id: str, site_id: str, **values: Any) -> None:

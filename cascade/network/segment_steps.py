@@ -34,7 +34,10 @@ from cascade.network.groups import admitted, ensure_group, remove_group
 from cascade.network.networks import NetworkService
 from cascade.network.port_steps import (
     Segment,
+    moved,
+    ports_at,
     reconcile_remote_ports,
+    record_location,
     remote_drift,
     remote_ports_wanted,
 )
@@ -183,16 +186,24 @@ def _drift_at(
     engine: EngineContext, site: Site, network: Network, segment: NetworkSegment
 ) -> list[str]:
     """What is wrong with the network at the site (asked of the site first, so an unreachable
-    site fails the check rather than being synced in vain)."""
+    site fails the check rather than being synced in vain). A port of the site that its site
+    bound to another host since (a migration) is located again here, so that the sync moves
+    its remote ports at the other sites to its new VTEP."""
     wanted = remote_ports_wanted(network.id, site.id)
+    local = ports_at(network.id, site.id)
 
-    def look(c: Connection) -> list[str]:
+    def look(c: Connection) -> tuple[list[str], list[tuple[str, str, str]]]:
         found = site_network(c, network)
         if found is None:
-            return [] if segment.status != "present" else ["the network is gone from the site"]
-        return remote_drift(c, Segment(str(found.id), segment.site_subnet_id or ""), wanted)
+            gone = [] if segment.status != "present" else ["the network is gone from the site"]
+            return gone, []
+        segment_at = Segment(str(found.id), segment.site_subnet_id or "")
+        return remote_drift(c, segment_at, wanted), moved(c, segment_at, local)
 
-    drift = engine.driver(site.id).call(f"check network {network.name}", look)
+    drift, relocated = engine.driver(site.id).call(f"check network {network.name}", look)
+    for port_id, host, vtep in relocated:
+        record_location(port_id, host, vtep)
+        drift.append(f"port {port_id} moved to host {host} (VTEP {vtep})")
     if segment.status != "present":
         drift.insert(0, f"its segment is {segment.status}: {segment.error}")
     return drift

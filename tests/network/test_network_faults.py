@@ -80,3 +80,43 @@ def test_a_site_down_at_create_is_completed_by_convergence(
     (again,) = _until(lambda: _shadows(site_b))
     assert again.id != shadow.id
     assert again.binding_profile == shadow.binding_profile
+
+
+def test_a_port_bound_to_another_host_moves_its_remote_ports(
+    client: TestClient,
+    admin_token: str,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    """The site moves a server's port to another host (what a migration does to its binding):
+    the convergence pass locates it again and its remote port elsewhere follows the new VTEP."""
+    site_a, site_b = two_sites
+    start_worker("w1", CASCADE_CONVERGENCE_INTERVAL="2")
+    response = client.post(
+        "/v1/networks",
+        headers={"X-Auth-Token": admin_token},
+        json={"name": "moving", "cidr": "10.61.0.0/24", "sites": ["site-a", "site-b"]},
+    )
+    assert (
+        wait_operation(client, admin_token, response.json()["operation"]["id"])["status"]
+        == "succeeded"
+    )
+    accepted = create_server(client, admin_token, "vm", site="site-a", port={"network": "moving"})
+    assert wait_operation(client, admin_token, accepted["operation"]["id"])["status"] == "succeeded"
+    server_url = f"/v1/servers/{accepted['server']['id']}"
+    port = client.get(server_url, headers={"X-Auth-Token": admin_token}).json()["server"]["port"]
+    (shadow,) = _shadows(site_b)
+    assert shadow.binding_profile == {"tunnel_ip": port["vtep"]}
+
+    driver = SiteDriver(site_a.access())
+    hosts = driver.call(
+        "agents", lambda c: {a.host: a.configuration["tunneling_ip"] for a in c.network.agents()}
+    )
+    other = next(host for host in sorted(hosts) if host != port["host"])
+    driver.call(
+        "move the port",
+        lambda c: c.network.update_port(port["site_port_id"], binding_host_id=other),
+    )
+    _until(lambda: _shadows(site_b)[0].binding_profile == {"tunnel_ip": hosts[other]})
+    moved = client.get(server_url, headers={"X-Auth-Token": admin_token}).json()["server"]["port"]
+    assert (moved["host"], moved["vtep"]) == (other, hosts[other])
