@@ -329,6 +329,9 @@ class FabricPort(Base):
     ip: Mapped[str] = mapped_column(String(64))
     security_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     port_security: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # addresses the port also holds (Neutron's allowed address pairs); NULL when none, so a
+    # neighbour table leaves them out without looking into the JSON
+    allowed_ips: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

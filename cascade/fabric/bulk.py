@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, TextClause, bindparam, func, select, text
+from sqlalchemy import Connection, TextClause, bindparam, case, func, select, text
 from sqlalchemy.orm import Session
 
 from cascade.db.models import FabricHost, FabricPort, UTCDateTime
@@ -92,28 +92,37 @@ def _with_doc(sql: str, time: bool = False) -> TextClause:
     return statement.bindparams(bindparam("t", type_=UTCDateTime())) if time else statement
 
 
-# A remote port has no host here: its own vtep is where it is.
+# A remote port has no host here: its own vtep is where it is. A port's allowed addresses
+# (a JSON list, NULL when none) follow as a fifth element only when it has any.
 _VTEP = func.coalesce(FabricPort.vtep, FabricHost.tunnel_ip)
 _COLUMNS = (FabricPort.id, FabricPort.mac, FabricPort.ip, _VTEP)
+_PAIRS = FabricPort.allowed_ips
+_ENTRY = {
+    "postgresql": case(
+        (_PAIRS.is_(None), func.json_build_array(*_COLUMNS)),
+        else_=func.json_build_array(*_COLUMNS, _PAIRS),
+    ),
+    "sqlite": case(
+        (_PAIRS.is_(None), func.json_array(*_COLUMNS)),
+        else_=func.json_array(*_COLUMNS, func.json(_PAIRS)),
+    ),
+}
 _TABLE = {
-    dialect: select(aggregate)
+    dialect: select(aggregate(_ENTRY[dialect]))
     .select_from(FabricPort)
     .outerjoin(FabricHost, FabricHost.name == FabricPort.host)
     .where(FabricPort.network_id == bindparam("network"))
-    for dialect, aggregate in (
-        ("postgresql", func.json_agg(func.json_build_array(*_COLUMNS))),
-        ("sqlite", func.json_group_array(func.json_array(*_COLUMNS))),
-    )
+    for dialect, aggregate in (("postgresql", func.json_agg), ("sqlite", func.json_group_array))
 }
 
 
 def network_entries(
     session: Session | Connection, dialect: str, network_id: str
-) -> list[list[str]]:
-    """Every port of a network as ``[port id, mac, ip, vtep]``: the tunnel endpoint of the
-    port's host, or a remote port's own."""
+) -> list[list[Any]]:
+    """Every port of a network as ``[port id, mac, ip, vtep]``, the tunnel endpoint of the
+    port's host or a remote port's own, with ``[allowed ips]`` after when it has any."""
     value: Any = session.scalar(_TABLE[dialect], {"network": network_id})
     if value is None:
         return []
-    entries: list[list[str]] = orjson.loads(value) if isinstance(value, str | bytes) else value
+    entries: list[list[Any]] = orjson.loads(value) if isinstance(value, str | bytes) else value
     return entries

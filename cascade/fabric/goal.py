@@ -15,8 +15,7 @@ convergence queries are ``tracking``'s.
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +42,12 @@ from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, Fabri
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.fabric import bulk, messages
 from cascade.fabric.addressing import host_subject, network_subject, validate_token
+from cascade.fabric.dataplane.base import Neighbour
 from cascade.fabric.snapshots import PAGE_SIZE, Outgoing, Snapshots, encode_pages, port_entry
+from cascade.fabric.specs import PortSpec, RemotePortSpec, allowed_ips, check_address, check_ip
 from cascade.fabric.tracking import Tracking
 
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+__all__ = ["GoalChange", "GoalStore", "PortSpec", "RemotePortSpec"]
 
 HOSTS: Table = FabricHost.__table__  # type: ignore[assignment]
 NETWORKS: Table = FabricNetwork.__table__  # type: ignore[assignment]
@@ -68,29 +69,6 @@ class GoalChange:
     members: int = 0  # hosts on the network after the change, the change's host excluded
 
 
-@dataclass(frozen=True)
-class PortSpec:
-    id: str
-    network_id: str
-    host: str
-    mac: str
-    ip: str  # address without prefix
-    security_rules: tuple[dict[str, Any], ...] = ()
-    port_security: bool = False
-
-
-@dataclass(frozen=True)
-class RemotePortSpec:
-    """A port at another site: a neighbour at ``vtep``, the tunnel endpoint of its host
-    there (Neutron's ``binding:profile.tunnel_ip`` of a virtual remote port)."""
-
-    id: str
-    network_id: str
-    mac: str
-    ip: str  # address without prefix
-    vtep: str
-
-
 # The statements of a port change, built once: constructing and coercing them again on
 # every call cost more than running them.
 _FIND = (
@@ -100,8 +78,14 @@ _FIND = (
 )
 _NETWORK = select(NETWORKS.c.vni, NETWORKS.c.cidr).where(NETWORKS.c.id == bindparam("network"))
 _PORT = (
-    select(PORTS, NETWORKS.c.vni, NETWORKS.c.cidr)
+    select(
+        PORTS,
+        NETWORKS.c.vni,
+        NETWORKS.c.cidr,
+        func.coalesce(PORTS.c.vtep, HOSTS.c.tunnel_ip).label("endpoint"),
+    )
     .join(NETWORKS, NETWORKS.c.id == PORTS.c.network_id)
+    .outerjoin(HOSTS, HOSTS.c.name == PORTS.c.host)
     .where(PORTS.c.id == bindparam("port"))
 )
 _INSERT_PORT = insert(PORTS)
@@ -131,27 +115,30 @@ _MEMBERS = (
 _OTHER_MEMBERS = _MEMBERS.where(MEMBERS.c.host != bindparam("host"))
 
 
-def _check_address(spec: PortSpec | RemotePortSpec, cidr: str) -> None:
-    if not MAC.match(spec.mac):
-        raise BadRequest(
-            f"mac {spec.mac!r} must be six lower-case hex pairs like 02:00:00:00:00:01"
-        )
-    try:
-        address = ipaddress.ip_address(spec.ip)
-    except ValueError:
-        raise BadRequest(f"ip {spec.ip!r} is not an IP address") from None
-    if address not in ipaddress.ip_network(cidr):
-        raise BadRequest(f"ip {spec.ip} is outside network {spec.network_id}'s {cidr}")
-
-
 def _row(spec: PortSpec | RemotePortSpec, **kind: Any) -> dict[str, Any]:
     """A port's row: what every port has, and what its kind adds (``kind``)."""
     common = {"id": spec.id, "network_id": spec.network_id, "mac": spec.mac, "ip": spec.ip}
-    return {**common, "created_at": utcnow(), **kind}
+    allowed = allowed_ips(spec.allowed_ips) or None
+    return {**common, "allowed_ips": allowed, "created_at": utcnow(), **kind}
+
+
+def _local_spec(port: Row[Any], **changed: Any) -> PortSpec:
+    """A stored local port as asked for, with ``changed`` fields."""
+    stored: dict[str, Any] = {
+        "security_rules": tuple(port.security_rules),
+        "port_security": bool(port.port_security),
+        "allowed_ips": tuple(port.allowed_ips or ()),
+    }
+    return PortSpec(port.id, port.network_id, port.host, port.mac, port.ip, **(stored | changed))
+
+
+def _neighbour(port_id: str, mac: str, ip: str, vtep: str, allowed: Iterable[str]) -> list[Any]:
+    """A port as the hosts on its network get it."""
+    return messages.neighbour_entry(port_id, Neighbour(mac, ip, vtep, tuple(allowed)))
 
 
 def _network_delta(
-    conn: Connection, network_id: str, up: list[list[str]], removed: list[str]
+    conn: Connection, network_id: str, up: list[list[Any]], removed: list[str]
 ) -> tuple[int, Outgoing]:
     """Bump the network's revision; the delta its members get (multicast)."""
     revision = int(conn.execute(_BUMP_NETWORK, {"network": network_id}).scalar_one())
@@ -176,7 +163,7 @@ class GoalStore(Snapshots):
 
     def register_host(self, name: str, tunnel_ip: str) -> None:
         validate_token(name, "host")
-        _check_ip(tunnel_ip, "tunnel_ip")
+        check_ip(tunnel_ip, "tunnel_ip")
         with self._db.session() as session:
             host = session.get(FabricHost, name)
             if host is None:
@@ -224,7 +211,7 @@ class GoalStore(Snapshots):
                     if conn.scalar(_NETWORK, keys):
                         raise NotFound(f"host {spec.host} is not registered")
                     raise NotFound(f"network {spec.network_id} not found")
-                _check_address(spec, found.cidr)
+                check_address(spec, found.cidr)
                 rules = list(spec.security_rules)
                 row = _row(
                     spec, host=spec.host, security_rules=rules, port_security=spec.port_security
@@ -242,15 +229,17 @@ class GoalStore(Snapshots):
         network. Only the network's revision moves and only the network delta is sent:
         no host here holds the port, so none gets a port or joins the network for it."""
         validate_token(spec.id, "port id")
-        _check_ip(spec.vtep, "vtep")
+        check_ip(spec.vtep, "vtep")
         try:
             with self._db.engine.begin() as conn:
                 found = conn.execute(_NETWORK, {"network": spec.network_id}).one_or_none()
                 if found is None:
                     raise NotFound(f"network {spec.network_id} not found")
-                _check_address(spec, found.cidr)
-                conn.execute(_INSERT_PORT, _row(spec, host=None, vtep=spec.vtep))
-                neighbour = [spec.id, spec.mac, spec.ip, spec.vtep]
+                check_address(spec, found.cidr)
+                row = _row(spec, host=None, vtep=spec.vtep)
+                conn.execute(_INSERT_PORT, row)
+                allowed = row["allowed_ips"] or ()
+                neighbour = _neighbour(spec.id, spec.mac, spec.ip, spec.vtep, allowed)
                 return self._remote_change(conn, spec.network_id, [neighbour], [])
         except IntegrityError:
             raise self._duplicate(spec) from None
@@ -279,17 +268,42 @@ class GoalStore(Snapshots):
                 .where(PORTS.c.id == port_id)
                 .values(security_rules=rules, port_security=port_security)
             )
-            spec = PortSpec(
-                port_id, port.network_id, port.host, port.mac, port.ip, tuple(rules), port_security
-            )
-            host_rev, body = _host_delta(
-                conn, port.host, [port_entry(spec, port.vni, port.cidr)], []
-            )
+            spec = _local_spec(port, security_rules=tuple(rules), port_security=port_security)
+            entry = port_entry(spec, port.vni, port.cidr)
+            host_rev, body = _host_delta(conn, port.host, [entry], [])
         unicast = messages.unicast(port.host, messages.encode(body))
         return GoalChange(
             outgoing=[Outgoing(host_subject(port.host), unicast)],
             host=port.host,
             host_revision=host_rev,
+        )
+
+    def set_allowed_ips(self, port_id: str, addresses: Iterable[str]) -> GoalChange:
+        """Replace a port's allowed addresses (local or remote) in place: one network delta
+        with the port's neighbour entry and, for a local port, its host's delta with its
+        whole entry. The port itself stays (a service IP moving never flaps its VMs)."""
+        allowed = allowed_ips(addresses)
+        with self._db.engine.begin() as conn:
+            port = self._stored(conn, port_id)
+            stored = update(PORTS).where(PORTS.c.id == port_id)
+            conn.execute(stored.values(allowed_ips=allowed or None))
+            up = [_neighbour(port_id, port.mac, port.ip, port.endpoint, allowed)]
+            if port.host is None:
+                return self._remote_change(conn, port.network_id, up, [])
+            net_rev, network_delta = _network_delta(conn, port.network_id, up, [])
+            spec = _local_spec(port, allowed_ips=tuple(allowed))
+            entry = port_entry(spec, port.vni, port.cidr)
+            host_rev, body = _host_delta(conn, port.host, [entry], [])
+            keys = {"network": port.network_id, "host": port.host}
+            members = conn.scalar(_OTHER_MEMBERS, keys) or 0
+        unicast = messages.unicast(port.host, messages.encode(body))
+        return GoalChange(
+            outgoing=[Outgoing(host_subject(port.host), unicast), network_delta],
+            network_id=port.network_id,
+            network_revision=net_rev,
+            host=port.host,
+            host_revision=host_rev,
+            members=members,
         )
 
     def remove_port(self, port_id: str) -> GoalChange:
@@ -328,7 +342,7 @@ class GoalStore(Snapshots):
         asked for, and served off the path of the change."""
         keys = {"network": spec.network_id, "host": spec.host}
         removed = [] if entry else [spec.id]
-        up = [[spec.id, spec.mac, spec.ip, vtep]] if entry else []
+        up = [_neighbour(spec.id, spec.mac, spec.ip, vtep, spec.allowed_ips)] if entry else []
         net_rev, network_delta = _network_delta(conn, spec.network_id, up, removed)
         host_rev, host_body = _host_delta(conn, spec.host, [entry] if entry else [], removed)
         members = conn.scalar(_OTHER_MEMBERS, keys) or 0
@@ -353,7 +367,7 @@ class GoalStore(Snapshots):
 
     @staticmethod
     def _remote_change(
-        conn: Connection, network_id: str, up: list[list[str]], removed: list[str]
+        conn: Connection, network_id: str, up: list[list[Any]], removed: list[str]
     ) -> GoalChange:
         """A remote port added (``up``) or removed: its network's delta, for every member."""
         net_rev, network_delta = _network_delta(conn, network_id, up, removed)
@@ -382,6 +396,7 @@ class GoalStore(Snapshots):
             "ip": port.ip,
             "security_rules": list(port.security_rules),
             "port_security": bool(port.port_security),
+            "allowed_ips": list(port.allowed_ips or ()),
         }
 
     @staticmethod
@@ -398,10 +413,3 @@ class GoalStore(Snapshots):
         if network is None:
             raise NotFound(f"network {network_id} not found")
         return network
-
-
-def _check_ip(value: str, name: str) -> None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise BadRequest(f"{name} {value!r} is not an IP address") from None

@@ -22,9 +22,12 @@ enforce rules) and ``sync`` requests (``h`` host, ``n`` a network id, or absent 
 host's own snapshot).
 
 A port travels as ``[id, network, vni, mac, ip/prefix, rules, port security 1|0]`` (an
-entry without the last element, from before port security, is a port without it), a
-neighbour as ``[port id, mac, ip, vtep]``: the vtep is the tunnel endpoint of the host holding
-the port, or for a remote port (one at another site) the endpoint it was given.
+entry without the last element, from before port security, is a port without it), followed
+only when it has any by a map of optional attributes: ``a`` its allowed addresses (entries
+of seven elements are ports without them). A neighbour travels as ``[port id, mac, ip,
+vtep]``, followed only when the port has allowed addresses by their list: the vtep is the
+tunnel endpoint of the host holding the port, or for a remote port (one at another site)
+the endpoint it was given.
 """
 
 from __future__ import annotations
@@ -71,26 +74,32 @@ def for_me(data: bytes, prefix: bytes) -> Body | None:
 def port_entry(port: LocalPort) -> list[Any]:
     """A port as it travels; ``local_port`` reads it back."""
     rules = list(port.security_rules)
-    return [
-        port.port_id,
-        port.network_id,
-        port.vni,
-        port.mac,
-        port.ip,
-        rules,
-        int(port.port_security),
-    ]
+    entry = [port.port_id, port.network_id, port.vni, port.mac, port.ip, rules]
+    entry.append(int(port.port_security))
+    optional: Body = {}
+    if port.allowed_ips:
+        optional["a"] = list(port.allowed_ips)
+    return [*entry, optional] if optional else entry
 
 
 def local_port(entry: list[Any]) -> LocalPort:
-    """A port from its entry; one of six elements (sent before port security was) has none."""
+    """A port from its entry; one of six elements (sent before port security was) has none,
+    one of seven no optional attributes."""
     port_id, network_id, vni, mac, ip, rules = entry[:6]
     port_security = len(entry) > 6 and bool(entry[6])
-    return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules), port_security)
+    optional: Body = entry[7] if len(entry) > 7 else {}
+    allowed = tuple(optional.get("a", ()))
+    return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules), port_security, allowed)
 
 
-def neighbours(entries: list[list[str]]) -> dict[str, Neighbour]:
-    return {e[0]: Neighbour(e[1], e[2], e[3]) for e in entries}
+def neighbour_entry(port_id: str, neighbour: Neighbour) -> list[Any]:
+    """A neighbour as it travels; ``neighbours`` reads it back."""
+    entry: list[Any] = [port_id, neighbour.mac, neighbour.ip, neighbour.vtep]
+    return [*entry, list(neighbour.pairs)] if neighbour.pairs else entry
+
+
+def neighbours(entries: list[list[Any]]) -> dict[str, Neighbour]:
+    return {e[0]: Neighbour(e[1], e[2], e[3], tuple(e[4]) if len(e) > 4 else ()) for e in entries}
 
 
 class Ack(NamedTuple):

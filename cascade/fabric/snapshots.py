@@ -49,19 +49,23 @@ class PortFields(Protocol):
     def security_rules(self) -> Sequence[Mapping[str, Any]]: ...
     @property
     def port_security(self) -> bool: ...
+    @property
+    def allowed_ips(self) -> Sequence[str] | None: ...  # None (stored) or () when none
 
 
 def port_entry(port: PortFields, vni: int, cidr: str) -> list[Any]:
     """A port as its host receives it (the address carries the network's prefix length)."""
     prefix = ipaddress.ip_network(cidr).prefixlen
     address = f"{port.ip}/{prefix}"
-    rules = tuple(port.security_rules)
-    local = LocalPort(port.id, port.network_id, vni, port.mac, address, rules, port.port_security)
+    rules, allowed = tuple(port.security_rules), tuple(port.allowed_ips or ())
+    local = LocalPort(
+        port.id, port.network_id, vni, port.mac, address, rules, port.port_security, allowed
+    )
     return messages.port_entry(local)
 
 
 def encode_pages(
-    network_id: str, revision: int, vni: int, entries: list[list[str]], size: int
+    network_id: str, revision: int, vni: int, entries: list[list[Any]], size: int
 ) -> tuple[bytes, ...]:
     """A network's table as snapshot pages of ``size`` entries (one page when empty)."""
     count = max(1, -(-len(entries) // size))

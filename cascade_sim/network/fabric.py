@@ -9,7 +9,9 @@ stopped with the application. The fabric database is derived state: rebuilt from
 state on every start.
 
 What a port should be is ``fabric_ports``'s: a local port at the host it is bound to, a
-remote port (``binding:profile`` ``tunnel_ip``) at another cloud's VTEP, or nothing. A
+remote port (``binding:profile`` ``tunnel_ip``) at another cloud's VTEP, or nothing, either
+kind with its allowed address pairs (changed in place: one network delta, and for a local
+port its host's delta, whose guest takes or frees the addresses). A
 vxlan network becomes a fabric network (its id, VNI = ``provider:segmentation_id``, the CIDR
 of its first IPv4 subnet) with its first port in the fabric, and goes with the network.
 
@@ -259,6 +261,8 @@ class RegionFabric:
         have = self.goal.port(port_id) if port_id in self._stored else None
         if have is not None and want is not None and same(have, want.spec, rules=False):
             spec = want.spec
+            if have["allowed_ips"] != list(spec.allowed_ips):  # in place: the port stays
+                self._publish(self.goal.set_allowed_ips(port_id, spec.allowed_ips))
             if isinstance(spec, PortSpec) and not same(have, spec):
                 rules_of = [dict(rule) for rule in spec.security_rules]
                 self._publish(self.goal.update_port(port_id, rules_of, spec.port_security))

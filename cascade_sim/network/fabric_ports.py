@@ -7,6 +7,9 @@ rules as the fabric's rule dicts.
 - a port bound to one of the region's hosts (``binding:host_id``, a ``compute:*`` device
   owner) on a vxlan network: a local port with its MAC, its first fixed IP within the
   network's CIDR (its first IPv4 subnet's), ``port_security_enabled`` and its rules;
+- either kind with its allowed address pairs (``allowed_address_pairs``) as its allowed
+  addresses: each IPv4 host address (``a.b.c.d`` or ``a.b.c.d/32``; a wider prefix is not an
+  address a neighbour entry can point at and is left out), at the port's MAC;
 - anything else (unbound, a DHCP or router port, a flat or vlan network, no address within
   the CIDR): nothing.
 
@@ -14,8 +17,8 @@ Rules: IPv4 only; protocol tcp, udp, icmp or any (by name or number). Other prot
 ICMP rules naming a type, are left out, so with port security on they admit nothing (never
 more than Neutron would). A rule with ``remote_group_id`` becomes one rule per IPv4 address
 of the group's member ports (every port in the group, bound or not, remote ones included),
-``remote_ip_prefix`` ``address/32``. Allowed address pairs are not programmed yet:
-``Membership.addresses`` is where a port's pairs will join its fixed IPs.
+``remote_ip_prefix`` ``address/32``; a port's allowed addresses count among its addresses
+there, as Neutron counts them.
 
 Imports ``cascade.fabric.goal`` and the region; of this package nothing (it sits below
 ``store``, as ``fabric`` does).
@@ -49,7 +52,17 @@ class Membership:
     def of(cls, port: Json) -> Membership:
         ips = (fixed["ip_address"] for fixed in port["fixed_ips"])
         v4 = tuple(ip for ip in ips if ipaddress.ip_address(ip).version == 4)
-        return cls(frozenset(port["security_groups"]), v4)
+        return cls(frozenset(port["security_groups"]), v4 + allowed_ips(port))
+
+
+def allowed_ips(port: Json) -> tuple[str, ...]:
+    """The port's allowed address pairs that are IPv4 host addresses, sorted."""
+    found = set()
+    for pair in port.get("allowed_address_pairs") or ():
+        network = ipaddress.ip_network(pair["ip_address"], strict=False)
+        if network.version == 4 and network.num_addresses == 1:
+            found.add(str(network.network_address))
+    return tuple(sorted(found))
 
 
 Members = dict[str, Membership]  # by port id, every port of the region
@@ -94,16 +107,18 @@ def wanted(
     ip = _address_in(port, segment.cidr) if segment else None
     if segment is None or ip is None:
         return None
-    network_id, mac = port["network_id"], port["mac_address"].lower()
+    network_id, mac, pairs = port["network_id"], port["mac_address"].lower(), allowed_ips(port)
     vtep = (port["binding:profile"] or {}).get("tunnel_ip")
     if vtep:
-        return Wanted(RemotePortSpec(port["id"], network_id, mac, ip, str(vtep)), segment)
+        remote = RemotePortSpec(port["id"], network_id, mac, ip, str(vtep), pairs)
+        return Wanted(remote, segment)
     host = port["binding:host_id"]
     if host not in hosts or not port["device_owner"].startswith("compute:"):
         return None
     security = bool(port["port_security_enabled"])
     translated = port_rules(site, port, members, rules) if security else ()
-    return Wanted(PortSpec(port["id"], network_id, host, mac, ip, translated, security), segment)
+    local = PortSpec(port["id"], network_id, host, mac, ip, translated, security, pairs)
+    return Wanted(local, segment)
 
 
 def port_rules(
@@ -137,8 +152,8 @@ def translate(rule: Json, members: Members) -> list[Rule]:
 
 
 def same(have: Json, spec: Spec, rules: bool = True) -> bool:
-    """Whether the goal store's port ``have`` is ``spec`` (``rules`` False: but for its
-    rules and port security)."""
+    """Whether the goal store's port ``have`` is ``spec`` but for its allowed addresses
+    (``rules`` False: and for its rules and port security)."""
     same_port = (have["network_id"], have["mac"], have["ip"]) == (
         spec.network_id,
         spec.mac,

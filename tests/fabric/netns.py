@@ -1,14 +1,16 @@
 """Hosts as network namespaces, for tests that program a real Linux dataplane.
 
 ``underlay(count)`` creates ``count`` host namespaces joined by an underlay bridge that
-lives in its own namespace, and on exit deletes them together with every ``cvm-*`` VM
-namespace that appeared meanwhile. ``require_netns()`` skips (fails when CI=true) where
+lives in its own namespace, and on exit deletes them together with the VM namespaces of
+the ports programmed in them (``remove_hosts``), and nothing else: tests running at the
+same time keep theirs. ``require_netns()`` skips (fails when CI=true) where
 namespaces cannot be made; ``ping`` runs one ping from inside a namespace.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from cascade.fabric.dataplane.linux import PORT_ALIAS, vm_namespace
+
 PREFIX = "ch-"
-VM_PREFIX = "cvm-"
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,28 @@ def _build(base: str, count: int) -> list[Host]:
     return hosts
 
 
+PORT_LINK = re.compile(rf"alias {PORT_ALIAS}([^:\s]+):")
+
+
+def vm_namespaces(host_netns: str) -> set[str]:
+    """The VM namespaces of the ports a Linux dataplane programmed in a host namespace (their
+    veths' ifaliases name the ports)."""
+    try:
+        links = ip("-o", "link", "show", netns=host_netns)
+    except RuntimeError:  # the host namespace is gone: so are the veths
+        return set()
+    return {vm_namespace(host_netns, port_id) for port_id in PORT_LINK.findall(links)}
+
+
+def remove_hosts(hosts: set[str]) -> None:
+    """Delete these host namespaces and the VM namespaces of their ports."""
+    doomed = set(hosts).union(*(vm_namespaces(host) for host in hosts)) & namespaces()
+    for name in sorted(doomed):
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
 def _cleanup(before: set[str], base: str) -> None:
-    for name in sorted(namespaces() - before):
-        if name.startswith((VM_PREFIX, base)):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    remove_hosts({name for name in namespaces() - before if name.startswith(base)})
 
 
 @contextmanager

@@ -193,6 +193,7 @@ def test_remote_ports_are_checked_like_ports(tmp_path: Path) -> None:
         "ip": "10.1.1.1",
         "security_rules": [],
         "port_security": False,
+        "allowed_ips": [],
     }
     with pytest.raises(BadRequest, match="remote"):
         goal.update_port("r1", [RULE], True)
@@ -237,6 +238,7 @@ def test_update_port_changes_what_the_agent_holds(tmp_path: Path, database_url: 
             "ip": "10.1.0.1",
             "security_rules": [],
             "port_security": True,
+            "allowed_ips": [],
         }
         snapshot = messages.for_me(goal.host_snapshot("h0").data, messages.host_prefix("h0"))
         assert snapshot is not None

@@ -23,6 +23,8 @@ class Neighbour:
     mac: str
     ip: str  # address without prefix length, e.g. "10.0.0.5"
     vtep: str  # underlay address of the host (or site gateway) holding the port
+    # addresses the port also holds (allowed address pairs: a service IP), at the same MAC
+    pairs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,12 @@ class LocalPort:
     port's traffic by ``security_rules`` with Neutron's semantics: stateful (replies to allowed
     connections pass, invalid packets are dropped), traffic to the VM (ingress) and from it
     (egress) denied unless a rule admits it, ARP always allowed, and the VM may send only
-    from its own MAC and IP (anti-spoofing).
+    from its own MAC and IP (anti-spoofing) and its ``allowed_ips``.
+
+    ``allowed_ips`` (Neutron's allowed address pairs, addresses without prefix) are
+    addresses the VM holds besides its own: a service IP. The Linux dataplane, whose VM
+    namespace is the guest, also makes the guest take them (on ``eth0``, announced with
+    gratuitous ARP) and free them, standing in for the VNF's own take-IP/free-IP.
     """
 
     port_id: str
@@ -43,6 +50,7 @@ class LocalPort:
     ip: str  # with prefix length, e.g. "10.0.0.5/24"
     security_rules: tuple[Mapping[str, object], ...] = field(default=())
     port_security: bool = False
+    allowed_ips: tuple[str, ...] = ()
 
 
 class Dataplane(abc.ABC):

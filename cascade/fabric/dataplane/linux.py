@@ -6,9 +6,11 @@ to it (bridge learning off on that port), whose ifalias ``cascade-net:{network_i
 the network; on the VXLAN device the FDB entries (``MAC dst VTEP`` and one all-zero flood
 entry per remote VTEP) and permanent ARP entries of remote neighbours, written in netlink
 batches by ``entries.Netlink`` (10,000 neighbours in a fraction of a second). Per local port:
-a VM network namespace (``vm_namespace(port_id)``) holding ``eth0`` with the port's MAC and IPv4
-address, and the host end ``t{hash}`` of that veth pair, on the network's bridge, ifalias
-``cascade-port:{port_id}:{network_id}`` (ids must not contain ``:``).
+a VM network namespace (``vm_namespace(port_id)``) holding ``eth0`` with the port's MAC, IPv4
+address and allowed addresses (the guest takes and announces them, standing in for the VNF's
+own take-IP/free-IP: ``guest``), and the host end ``t{hash}`` of that veth pair, on the
+network's bridge, ifalias ``cascade-port:{port_id}:{network_id}`` (ids must not contain
+``:``).
 
 Everything is read back from the kernel, so a restarted agent sees what it programmed. The
 kernel keeps no port ids for neighbours: this object remembers the tables it wrote, and a
@@ -32,8 +34,8 @@ agent calls its dataplane from inside its event loop. So every object does all i
 work on one thread of its own: each public method runs there (the caller blocks, as the
 synchronous interface promises), and the ``IPRoute`` objects are made and closed there.
 
-Imports only ``cascade.errors``, ``cascade.fabric.dataplane`` (``base``, ``entries``, ``nft``)
-and pyroute2.
+Imports only ``cascade.errors``, ``cascade.fabric.dataplane`` (``base``, ``entries``, ``guest``,
+``nft``) and pyroute2.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from cascade.errors import BadRequest, Conflict, Unavailable, present
-from cascade.fabric.dataplane import entries, nft
+from cascade.fabric.dataplane import entries, guest, nft
 from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
 
 VXLAN_PORT = 4789
@@ -88,6 +90,11 @@ def _interface(address: str) -> ipaddress.IPv4Interface:
         return ipaddress.IPv4Interface(address)
     except ValueError as error:
         raise BadRequest(f"invalid IPv4 address {address!r}") from error
+
+
+def vm_namespace(host_netns: str, port_id: str) -> str:
+    """The VM namespace of a port on the host namespace ``host_netns`` (both in the hash)."""
+    return "cvm-" + _digest(f"{host_netns}/{port_id}")
 
 
 def _on_worker(
@@ -164,8 +171,8 @@ class LinuxDataplane(Dataplane):
     # -- names ------------------------------------------------------------------------------
 
     def vm_namespace(self, port_id: str) -> str:
-        """The VM namespace of a port on this host (the host namespace is in the hash)."""
-        return "cvm-" + _digest(f"{self.netns}/{port_id}")
+        """The VM namespace of a port on this host."""
+        return vm_namespace(self.netns, port_id)
 
     def _host_ifname(self, port_id: str) -> str:
         return "t" + _digest(f"{self.netns}/{port_id}")
@@ -288,7 +295,8 @@ class LinuxDataplane(Dataplane):
         self._ipr.link("set", index=index, master=self._index(f"br{vni}"), ifalias=alias)
         self._ipr.link("set", index=index, state="up")
         with self._vm(port.port_id) as vm:
-            _configure_vm(vm, mac, address)
+            taken = guest.configure(vm, mac, address, port.allowed_ips)
+        guest.announce(namespace, "eth0", dict.fromkeys(taken, mac))
 
     def _filter(self, host: str, port: LocalPort, address: ipaddress.IPv4Interface) -> None:
         """Make the port's chains enforce its rules (none when it is unsecured), in one
@@ -299,7 +307,7 @@ class LinuxDataplane(Dataplane):
             return
         number, current = programmed.get(host, (0, None))
         rules = tuple(map(nft.canonical, port.security_rules))
-        wanted = nft.Filter(port.mac.lower(), str(address.ip), rules)
+        wanted = nft.Filter(port.mac.lower(), str(address.ip), rules, tuple(port.allowed_ips))
         if current != wanted:
             number = number or nft.free_number(n for n, _ in programmed.values())
             nft.apply(self.netns, nft.program(host, number, wanted))
@@ -328,13 +336,15 @@ class LinuxDataplane(Dataplane):
         for port_id, network_id in self._port_links().values():
             try:
                 with self._vm(port_id) as vm:
-                    mac, ip = _read_vm(vm)
+                    mac, ip, allowed = guest.read(vm)
             except (OSError, IndexError):  # VM namespace or eth0 gone: report it to be fixed
-                mac, ip = "", ""
+                mac, ip, allowed = "", "", ()
             vni = vnis.get(network_id, 0)  # 0: an orphan whose network is gone
             secured = programmed.get(self._host_ifname(port_id))
             rules = secured[1].rules if secured and secured[1] else ()
-            found[port_id] = LocalPort(port_id, network_id, vni, mac, ip, rules, bool(secured))
+            found[port_id] = LocalPort(
+                port_id, network_id, vni, mac, ip, rules, bool(secured), allowed
+            )
         return found
 
     # -- neighbours -------------------------------------------------------------------------
@@ -359,13 +369,12 @@ class LinuxDataplane(Dataplane):
         # naming the same MAC supersedes that key.
         macs = {f"mac:{n.mac.lower()}" for n in upserts.values()}
         table = {k: n for k, n in table.items() if k not in macs or k in upserts}
-        new = entries.needed(table, self.local_vtep)
-        old, write = (
-            entries.needed(current, self.local_vtep),
-            entries.needed(upserts, self.local_vtep),
-        )
-        self._netlink.apply(vxlan, old, new, write)
+        new, old = entries.needed(table, self.local_vtep), entries.needed(current, self.local_vtep)
+        again = entries.needed(upserts, self.local_vtep)  # rewritten: repairs what drifted
+        self._netlink.apply(vxlan, old, new, entries.to_write(old, new, again))
         self._tables[network_id] = table
+        bridge = f"br{self.networks()[network_id]}"
+        guest.announce(self.netns, bridge, entries.moved_pairs(current, table, self.local_vtep))
 
     @_on_worker
     def replace_neighbours(self, network_id: str, table: Mapping[str, Neighbour]) -> None:
@@ -374,9 +383,7 @@ class LinuxDataplane(Dataplane):
             return
         new = entries.needed(table, self.local_vtep)
         old = self._netlink.read(vxlan)
-        arp = {ip: mac for ip, mac in new.arp.items() if old.arp.get(ip) != mac}
-        write = entries.Entries(new.fdb - old.fdb, arp, new.flood - old.flood)
-        self._netlink.apply(vxlan, old, new, write)
+        self._netlink.apply(vxlan, old, new, entries.to_write(old, new))
         self._tables[network_id] = dict(table)
 
     @_on_worker
@@ -387,9 +394,11 @@ class LinuxDataplane(Dataplane):
         if vxlan is None:
             return {}
         held = self._netlink.read(vxlan)
-        ip_of = {mac: ip for ip, mac in held.arp.items()}
+        ips: dict[str, list[str]] = {}  # the kernel cannot tell a port's own from its pairs
+        for ip, mac in sorted(held.arp.items()):
+            ips.setdefault(mac, []).append(ip)
         return {
-            f"mac:{mac}": Neighbour(mac=mac, ip=ip_of.get(mac, ""), vtep=vtep)
+            f"mac:{mac}": Neighbour(mac, (ips.get(mac) or [""])[0], vtep, tuple(ips[mac][1:]))
             for mac, vtep in held.fdb
         }
 
@@ -413,30 +422,3 @@ class LinuxDataplane(Dataplane):
         finally:
             self.close()
             self._remove_namespace()
-
-
-def _configure_vm(vm: Any, mac: str, address: ipaddress.IPv4Interface) -> None:
-    """Give the VM's eth0 exactly this MAC and IPv4 address, and bring it and lo up."""
-    vm.link("set", index=vm.link_lookup(ifname="lo")[0], state="up")
-    index = int(vm.link_lookup(ifname="eth0")[0])
-    if _attr(vm.link("get", index=index)[0], "IFLA_ADDRESS") != mac:
-        vm.link("set", index=index, address=mac)
-    present = False
-    for msg in vm.addr("dump", index=index, family=AF_INET):
-        have = ipaddress.IPv4Interface(f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}")
-        if have == address:
-            present = True
-        else:
-            vm.addr("del", index=index, address=str(have.ip), prefixlen=msg["prefixlen"])
-    if not present:
-        vm.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
-    vm.link("set", index=index, state="up")
-
-
-def _read_vm(vm: Any) -> tuple[str, str]:
-    """(MAC, IPv4 address with prefix or "") of the VM's eth0."""
-    index = int(vm.link_lookup(ifname="eth0")[0])
-    mac = str(_attr(vm.link("get", index=index)[0], "IFLA_ADDRESS"))
-    for msg in vm.addr("dump", index=index, family=AF_INET):
-        return mac, f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}"
-    return mac, ""

@@ -4,7 +4,8 @@ Owns, in a host namespace, the two tables named ``cascade`` (``bridge`` and ``in
 them one group of chains per secured port, keyed by the port's host-side veth ``t{hash}``.
 Semantics are Neutron's: stateful (established and related packets pass both ways, invalid
 ones are dropped), traffic to the VM (ingress) and from it (egress) denied unless a rule
-admits it, ARP always allowed, and the VM may send only from its own MAC and IPv4 address.
+admits it, ARP always allowed, and the VM may send only from its own MAC and IPv4 address
+and its allowed addresses (Neutron's allowed address pairs, at the port's MAC).
 
 Why two tables: stateful filtering needs conntrack on bridged frames. The bridge family has
 it only with ``nf_conntrack_bridge``, which kernels are built without (this one is), while
@@ -21,8 +22,9 @@ networks on one host with the same addresses share connection state.
 
 A port's chains: ``bridge`` ``be-{ifname}`` (anti-spoofing, egress mark) and ``bi-{ifname}``
 (ingress mark); ``inet`` ``eg-{ifname}`` and ``in-{ifname}`` (the rules). What is in force is
-read back from rule comments: ``port {id} {mac} {ip}`` on the egress mark and ``rule {n}
-{direction} {protocol} {port_min} {port_max} {prefix}`` (``-`` when absent) on each rule,
+read back from rule comments: ``port {id} {mac} {ip}`` (then ``{allowed},{allowed}...`` when
+it has allowed addresses) on the egress mark and ``rule {n} {direction} {protocol}
+{port_min} {port_max} {prefix}`` (``-`` when absent) on each rule,
 so a restarted agent sees exactly the rules programmed, in their order. Each change to a
 port is one ``nft -f -`` transaction, run in the namespace with ``ip netns exec`` (nftables
 has no Python binding here); removing the last secured port deletes both tables.
@@ -60,6 +62,7 @@ class Filter:
     mac: str
     ip: str  # address without prefix length
     rules: tuple[Rule, ...]
+    allowed: tuple[str, ...] = ()  # the other addresses it may send from (allowed pairs)
 
 
 # -- rules --------------------------------------------------------------------------------
@@ -210,12 +213,15 @@ def program(ifname: str, number: int, wanted: Filter) -> str:
     lines = _declare(ifname, number)
     for family, chains in _chains(ifname).items():
         lines += [f"flush chain {family} {TABLE} {chain}" for chain in chains]
-    bridge, mac, ip = f"add rule bridge {TABLE}", wanted.mac, wanted.ip
+    bridge, mac = f"add rule bridge {TABLE}", wanted.mac
+    ips = ", ".join((wanted.ip, *wanted.allowed))
+    described = " ".join(["port", str(number), mac, wanted.ip])
+    described += f" {','.join(wanted.allowed)}" if wanted.allowed else ""
     lines += [
         f"{bridge} {bridge_out} ether saddr != {mac} drop",
-        f'{bridge} {bridge_out} meta mark set {number << 16:#x} comment "port {number} {mac} {ip}"',
-        f"{bridge} {bridge_out} arp saddr ether {mac} arp saddr ip {{ {ip}, 0.0.0.0 }} return",
-        f"{bridge} {bridge_out} ip saddr {ip} return",
+        f'{bridge} {bridge_out} meta mark set {number << 16:#x} comment "{described}"',
+        f"{bridge} {bridge_out} arp saddr ether {mac} arp saddr ip {{ {ips}, 0.0.0.0 }} return",
+        f"{bridge} {bridge_out} ip saddr {{ {ips} }} return",
         f"{bridge} {bridge_out} drop",
         f"{bridge} {bridge_in} ether type {{ arp, ip, ip6 }} meta mark set meta mark or {number}",
         f"{bridge} {bridge_in} ether type != {{ arp, ip, ip6 }} drop",
@@ -267,13 +273,15 @@ class _Found:
     number: int = 0
     mac: str = ""
     ip: str = ""
+    allowed: tuple[str, ...] = ()
     ends: int = 0
     rules: dict[int, dict[str, object]] = field(default_factory=dict)
 
     def filter(self) -> Filter | None:
         if not self.number or self.ends != len(DIRECTIONS):
             return None
-        return Filter(self.mac, self.ip, tuple(self.rules[i] for i in sorted(self.rules)))
+        rules = tuple(self.rules[i] for i in sorted(self.rules))
+        return Filter(self.mac, self.ip, rules, self.allowed)
 
 
 def read(netns: str) -> dict[str, tuple[int, Filter | None]]:
@@ -288,6 +296,7 @@ def read(netns: str) -> dict[str, tuple[int, Filter | None]]:
         words = rule["comment"].split()
         if words[0] == "port":
             entry.number, entry.mac, entry.ip = int(words[1]), words[2], words[3]
+            entry.allowed = tuple(words[4].split(",")) if len(words) > 4 else ()
         elif words[0] == "rule":
             entry.rules[int(words[1])] = _parse_comment(words[2:])
         elif words[0] == END:
