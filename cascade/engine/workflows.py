@@ -179,7 +179,12 @@ def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
                     call.args,
                 )
             )
-    return {call.site: handle.get_result() for call, handle in zip(calls, handles, strict=True)}
+    # Looked for as often as the queue is (DBOS's default, a second, was most of a fan-out).
+    poll = context().settings.queue_poll_interval
+    return {
+        call.site: handle.get_result(polling_interval_sec=poll)
+        for call, handle in zip(calls, handles, strict=True)
+    }
 
 
 def at_sites(

@@ -140,11 +140,12 @@ def ports_at(network_id: str, site_id: str) -> list[NetworkPort]:
 def moved(c: Connection, segment: Segment, ports: list[NetworkPort]) -> list[tuple[str, str, str]]:
     """(port id, host, VTEP) of the ports the site now binds to another host than recorded."""
     bound = {p.id: p.binding_host_id for p in c.network.ports(network_id=segment.network_id)}
-    return [
-        (port.id, bound[port.site_port_id], vtep_of(c, bound[port.site_port_id]))
-        for port in ports
-        if bound.get(port.site_port_id) and bound[port.site_port_id] != port.host
-    ]
+    found = []
+    for port in ports:
+        host = bound.get(port.site_port_id or "")
+        if host and host != port.host:
+            found.append((port.id, str(host), vtep_of(c, str(host))))
+    return found
 
 
 def _set_remote(port_id: str, site_id: str, **values: Any) -> None:

@@ -71,20 +71,22 @@ def _holds(port: Any, address: str) -> bool:
     )
 
 
+def _misplaced(ports: list[Any], address: str, target: str | None) -> list[Any]:
+    return [p for p in ports if _holds(p, address) != (p.name == target)]
+
+
 def misplaced(c: Connection, site_network_id: str, address: str, target: str | None) -> list[Any]:
     """Cascade's ports at the site whose pairs disagree with ``target`` (the port name that
     should hold ``address``; None: none should)."""
-    return [
-        p for p in _cascade_ports(c, site_network_id) if _holds(p, address) != (p.name == target)
-    ]
+    return _misplaced(_cascade_ports(c, site_network_id), address, target)
 
 
 def _apply(c: Connection, site_network_id: str, address: str, target: str | None, mac: str) -> None:
-    wrong = misplaced(c, site_network_id, address, target)
-    if target is not None and not any(p.name == target for p in _cascade_ports(c, site_network_id)):
+    ports = _cascade_ports(c, site_network_id)
+    if target is not None and not any(p.name == target for p in ports):
         raise Conflict(f"the holder's port {target} is not at the site (yet)")
-    for port in sorted(wrong, key=lambda p: p.name == target):  # free before taking
-        pairs = [
+    for port in sorted(_misplaced(ports, address, target), key=lambda p: p.name == target):
+        pairs = [  # freed before taken, where both are at this site
             pair
             for pair in port.allowed_address_pairs or []
             if not same_address(pair["ip_address"], address)
