@@ -19,9 +19,10 @@ from keystoneauth1 import session as ks_session
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli import demo_engine, demo_identity
+from cascade.cli import demo_engine, demo_identity, demo_network
 from cascade.cli.clients import SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
+from cascade.cli.probes import can_make_namespaces, underlay_bridge
 from cascade.errors import CascadeError, Unauthorized, present
 from cascade.identity.passwords import generated_password
 
@@ -59,20 +60,23 @@ def _login(url: str, password: str) -> SessionClient:
     return SessionClient(session, url)
 
 
-def _start_sites(data_dir: Path, password: str, stack: ExitStack) -> list[EmbeddedSite]:
+def _start_sites(
+    data_dir: Path, password: str, stack: ExitStack, packets: bool
+) -> list[EmbeddedSite]:
+    """Both regions; with ``packets`` on the Linux dataplane over one underlay."""
     backups = data_dir / "sites" / "backup-store"
+    args = ["--build-seconds", "0.5", "--backup-dir", str(backups)]
+    if packets:
+        underlay = stack.enter_context(underlay_bridge())
+        args += ["--hosts", "2", "--dataplane", "linux", "--underlay", underlay]
     sites = []
     for name, region in DEMO_SITES:
-        site = EmbeddedSite(
-            name,
-            data_dir / "sites" / name,
-            password,
-            args=["--build-seconds", "0.5", "--backup-dir", str(backups)],
-            region=region,
-        )
+        site = EmbeddedSite(name, data_dir / "sites" / name, password, args=args, region=region)
         stack.enter_context(site)
         console.print(f"site {name} (region {region}) serving {site.url}")
         sites.append(site)
+    if packets:
+        console.print("their compute hosts are network namespaces with real VXLAN between them")
     return sites
 
 
@@ -143,8 +147,10 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
         api = tour.step(
             "Log in once (Keystone password method)", lambda: _login(cascade.url, password)
         )
+        packets = can_make_namespaces()
         sites = tour.step(
-            "Start two emulated OpenStack regions", lambda: _start_sites(data_dir, password, stack)
+            "Start two emulated OpenStack regions",
+            lambda: _start_sites(data_dir, password, stack, packets),
         )
         tour.step(
             "Register them: each site's identity becomes a replica of Cascade's",
@@ -166,6 +172,16 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
             lambda: demo_engine.share_work(api, sites),
         )
         tour.step("Servers across sites, one list", lambda: demo_engine.list_servers(api))
+        vms = tour.step(
+            "One network stretched over both sites, a VM at each",
+            lambda: demo_network.stretch(api, sites, demo_engine.IMAGE_NAME),
+        )
+        if packets:
+            tour.step("A ping across the sites", lambda: demo_network.ping_across(sites, vms))
+        tour.step(
+            "A service IP moves from the master at site A to the standby at site B",
+            lambda: demo_network.move_service_ip(api, sites, vms, packets),
+        )
         tour.step("A bad token is refused", lambda: _bad_token(api))
         summary = Table("step", "seconds", title="Cascade demo: summary")
         for title, seconds in tour.timings:

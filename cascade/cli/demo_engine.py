@@ -21,6 +21,7 @@ from cascade.sites.driver import SiteDriver
 
 console = Console()
 DEMO_IMAGE = b"cascade demo image " * 4096  # 76 KiB of real bytes
+IMAGE_NAME = "demo-image"
 SERVERS_PER_SITE = 3
 
 
@@ -28,15 +29,15 @@ def prepare_sites(sites: list[EmbeddedSite]) -> None:
     """An image and a network at each site (found again if the tour ran before)."""
     for site in sites:
         _prepare(SiteDriver(site.access()))
-        console.print(f"{site.site_name}: image demo-image and network demo-net ready")
+        console.print(f"{site.site_name}: image {IMAGE_NAME} and network demo-net ready")
 
 
 def _prepare(driver: SiteDriver) -> None:
-    if driver.call("find image", lambda c: c.image.find_image("demo-image")) is None:
+    if driver.call("find image", lambda c: c.image.find_image(IMAGE_NAME)) is None:
         driver.call(
             "upload image",
             lambda c: c.image.create_image(
-                name="demo-image", data=DEMO_IMAGE, disk_format="raw", container_format="bare"
+                name=IMAGE_NAME, data=DEMO_IMAGE, disk_format="raw", container_format="bare"
             ),
         )
     if driver.call("find network", lambda c: c.network.find_network("demo-net")) is not None:
@@ -64,7 +65,7 @@ def _submit(api: SessionClient, sites: list[EmbeddedSite]) -> list[str]:
                 "name": f"vnf-{site.site_name}-{index}",
                 "site": site.site_name,
                 "flavor": "m1.tiny",
-                "image": "demo-image",
+                "image": IMAGE_NAME,
                 "network": "demo-net",
             }
             operations.append(api.call("POST", "/v1/servers", spec, 202)["operation"]["id"])

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cascade.cli.probes import can_make_namespaces
+
 
 def run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -34,8 +36,14 @@ def test_demo_tour(tmp_path: Path) -> None:
         "exactly one of each at its site",
         "a forged token gets 401",
         "Cascade demo: summary",
+        "network vnf-net 10.20.0.0/24",
+        "holds remote ports for",
+        "moved to the standby at site-b",
     ):
         assert fragment in done.stdout, fragment
+    if can_make_namespaces():  # the sites ran the Linux dataplane: real packets
+        assert "to 10.20.0.4 at site-b: answered" in done.stdout
+        assert "first answer from the standby after" in done.stdout
     # A second tour on the same data dir has a new random password: refused in one line.
     again = run_demo(tmp_path / "demo")
     assert again.returncode != 0
