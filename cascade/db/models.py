@@ -332,6 +332,13 @@ class FabricPort(Base):
     # addresses the port also holds (Neutron's allowed address pairs); NULL when none, so a
     # neighbour table leaves them out without looking into the JSON
     allowed_ips: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    # a router's interface: the router; a VM's port: its default gateway; a router's
+    # interface: the router's extra routes ([destination, nexthop], NULL when none)
+    router: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    routes: Mapped[list[list[str]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

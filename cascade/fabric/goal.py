@@ -38,13 +38,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
+from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.fabric import bulk, messages
 from cascade.fabric.addressing import host_subject, network_subject, validate_token
 from cascade.fabric.dataplane.base import Neighbour
 from cascade.fabric.snapshots import PAGE_SIZE, Outgoing, Snapshots, encode_pages, port_entry
-from cascade.fabric.specs import PortSpec, RemotePortSpec, allowed_ips, check_address, check_ip
+from cascade.fabric.specs import (
+    PortSpec,
+    RemotePortSpec,
+    allowed_ips,
+    check_address,
+    check_ip,
+    check_routing,
+    row,
+    stored_local,
+)
 from cascade.fabric.tracking import Tracking
 
 __all__ = ["GoalChange", "GoalStore", "PortSpec", "RemotePortSpec"]
@@ -113,23 +122,6 @@ _MEMBERS = (
     select(func.count()).select_from(MEMBERS).where(MEMBERS.c.network_id == bindparam("network"))
 )
 _OTHER_MEMBERS = _MEMBERS.where(MEMBERS.c.host != bindparam("host"))
-
-
-def _row(spec: PortSpec | RemotePortSpec, **kind: Any) -> dict[str, Any]:
-    """A port's row: what every port has, and what its kind adds (``kind``)."""
-    common = {"id": spec.id, "network_id": spec.network_id, "mac": spec.mac, "ip": spec.ip}
-    allowed = allowed_ips(spec.allowed_ips) or None
-    return {**common, "allowed_ips": allowed, "created_at": utcnow(), **kind}
-
-
-def _local_spec(port: Row[Any], **changed: Any) -> PortSpec:
-    """A stored local port as asked for, with ``changed`` fields."""
-    stored: dict[str, Any] = {
-        "security_rules": tuple(port.security_rules),
-        "port_security": bool(port.port_security),
-        "allowed_ips": tuple(port.allowed_ips or ()),
-    }
-    return PortSpec(port.id, port.network_id, port.host, port.mac, port.ip, **(stored | changed))
 
 
 def _neighbour(port_id: str, mac: str, ip: str, vtep: str, allowed: Iterable[str]) -> list[Any]:
@@ -213,10 +205,10 @@ class GoalStore(Snapshots):
                     raise NotFound(f"network {spec.network_id} not found")
                 check_address(spec, found.cidr)
                 rules = list(spec.security_rules)
-                row = _row(
-                    spec, host=spec.host, security_rules=rules, port_security=spec.port_security
-                )
-                conn.execute(_INSERT_PORT, row)
+                local = {"security_rules": rules, "port_security": spec.port_security}
+                routes = check_routing(spec.gateway, spec.routes) or None
+                local |= {"router": spec.router, "gateway": spec.gateway, "routes": routes}
+                conn.execute(_INSERT_PORT, row(spec, host=spec.host, **local))
                 joined = conn.execute(_JOIN, keys).rowcount == 1
                 entry = port_entry(spec, found.vni, found.cidr)
                 table_vni = found.vni if joined else None
@@ -236,9 +228,9 @@ class GoalStore(Snapshots):
                 if found is None:
                     raise NotFound(f"network {spec.network_id} not found")
                 check_address(spec, found.cidr)
-                row = _row(spec, host=None, vtep=spec.vtep)
-                conn.execute(_INSERT_PORT, row)
-                allowed = row["allowed_ips"] or ()
+                remote = row(spec, host=None, vtep=spec.vtep)
+                conn.execute(_INSERT_PORT, remote)
+                allowed = remote["allowed_ips"] or ()
                 neighbour = _neighbour(spec.id, spec.mac, spec.ip, spec.vtep, allowed)
                 return self._remote_change(conn, spec.network_id, [neighbour], [])
         except IntegrityError:
@@ -258,18 +250,27 @@ class GoalStore(Snapshots):
         """Replace a local port's security rules and port security. Its host gets the whole
         new entry (setting a port replaces it); no neighbour table changes, so neither does
         a network's revision and the change concerns the port's host alone."""
+        rules = list(security_rules)
+        values = {"security_rules": rules, "port_security": port_security}
+        return self._update_local(port_id, "its own site keeps its rules", values)
+
+    def set_routing(
+        self, port_id: str, gateway: str | None, routes: Iterable[tuple[str, str]]
+    ) -> GoalChange:
+        """Replace a local port's default gateway and routes, as ``update_port`` does its
+        rules (the port's host alone gets the change)."""
+        values = {"gateway": gateway, "routes": check_routing(gateway, routes) or None}
+        return self._update_local(port_id, "its own site routes it", values)
+
+    def _update_local(self, port_id: str, remote: str, values: dict[str, Any]) -> GoalChange:
+        """Store new ``values`` of a local port and send its whole entry to its host."""
         with self._db.engine.begin() as conn:
             port = self._stored(conn, port_id)
             if port.host is None:
-                raise BadRequest(f"port {port_id} is remote: its own site keeps its rules")
-            rules = list(security_rules)
-            conn.execute(
-                update(PORTS)
-                .where(PORTS.c.id == port_id)
-                .values(security_rules=rules, port_security=port_security)
-            )
-            spec = _local_spec(port, security_rules=tuple(rules), port_security=port_security)
-            entry = port_entry(spec, port.vni, port.cidr)
+                raise BadRequest(f"port {port_id} is remote: {remote}")
+            conn.execute(update(PORTS).where(PORTS.c.id == port_id).values(**values))
+            port = self._stored(conn, port_id)
+            entry = port_entry(stored_local(port), port.vni, port.cidr)
             host_rev, body = _host_delta(conn, port.host, [entry], [])
         unicast = messages.unicast(port.host, messages.encode(body))
         return GoalChange(
@@ -291,7 +292,7 @@ class GoalStore(Snapshots):
             if port.host is None:
                 return self._remote_change(conn, port.network_id, up, [])
             net_rev, network_delta = _network_delta(conn, port.network_id, up, [])
-            spec = _local_spec(port, allowed_ips=tuple(allowed))
+            spec = stored_local(port, allowed_ips=tuple(allowed))
             entry = port_entry(spec, port.vni, port.cidr)
             host_rev, body = _host_delta(conn, port.host, [entry], [])
             keys = {"network": port.network_id, "host": port.host}
@@ -397,6 +398,9 @@ class GoalStore(Snapshots):
             "security_rules": list(port.security_rules),
             "port_security": bool(port.port_security),
             "allowed_ips": list(port.allowed_ips or ()),
+            "router": port.router,
+            "gateway": port.gateway,
+            "routes": [list(route) for route in port.routes or ()],
         }
 
     @staticmethod

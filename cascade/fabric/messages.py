@@ -23,11 +23,12 @@ host's own snapshot).
 
 A port travels as ``[id, network, vni, mac, ip/prefix, rules, port security 1|0]`` (an
 entry without the last element, from before port security, is a port without it), followed
-only when it has any by a map of optional attributes: ``a`` its allowed addresses (entries
-of seven elements are ports without them). A neighbour travels as ``[port id, mac, ip,
-vtep]``, followed only when the port has allowed addresses by their list: the vtep is the
-tunnel endpoint of the host holding the port, or for a remote port (one at another site)
-the endpoint it was given.
+only when it has any by a map of optional attributes: ``a`` its allowed addresses, ``r``
+the router it is an interface of, ``g`` its default gateway, ``rt`` its router's routes as
+``[destination, nexthop]`` (entries of seven elements are ports without any of them). A
+neighbour travels as ``[port id, mac, ip, vtep]``, followed only when the port has allowed
+addresses by their list: the vtep is the tunnel endpoint of the host holding the port, or
+for a remote port (one at another site) the endpoint it was given.
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ def port_entry(port: LocalPort) -> list[Any]:
     rules = list(port.security_rules)
     entry = [port.port_id, port.network_id, port.vni, port.mac, port.ip, rules]
     entry.append(int(port.port_security))
-    optional: Body = {}
-    if port.allowed_ips:
-        optional["a"] = list(port.allowed_ips)
+    values: Body = {"a": list(port.allowed_ips), "r": port.router, "g": port.gateway}
+    values["rt"] = [list(route) for route in port.routes]
+    optional = {key: value for key, value in values.items() if value}
     return [*entry, optional] if optional else entry
 
 
@@ -88,8 +89,13 @@ def local_port(entry: list[Any]) -> LocalPort:
     port_id, network_id, vni, mac, ip, rules = entry[:6]
     port_security = len(entry) > 6 and bool(entry[6])
     optional: Body = entry[7] if len(entry) > 7 else {}
-    allowed = tuple(optional.get("a", ()))
-    return LocalPort(port_id, network_id, vni, mac, ip, tuple(rules), port_security, allowed)
+    return LocalPort(
+        port_id, network_id, vni, mac, ip, tuple(rules), port_security,
+        allowed_ips=tuple(optional.get("a", ())),
+        router=optional.get("r"),
+        gateway=optional.get("g"),
+        routes=tuple((route[0], route[1]) for route in optional.get("rt", ())),
+    )  # fmt: skip
 
 
 def neighbour_entry(port_id: str, neighbour: Neighbour) -> list[Any]:

@@ -51,6 +51,12 @@ class PortFields(Protocol):
     def port_security(self) -> bool: ...
     @property
     def allowed_ips(self) -> Sequence[str] | None: ...  # None (stored) or () when none
+    @property
+    def router(self) -> str | None: ...
+    @property
+    def gateway(self) -> str | None: ...
+    @property
+    def routes(self) -> Sequence[Sequence[str]] | None: ...  # None (stored) or () when none
 
 
 def port_entry(port: PortFields, vni: int, cidr: str) -> list[Any]:
@@ -58,9 +64,11 @@ def port_entry(port: PortFields, vni: int, cidr: str) -> list[Any]:
     prefix = ipaddress.ip_network(cidr).prefixlen
     address = f"{port.ip}/{prefix}"
     rules, allowed = tuple(port.security_rules), tuple(port.allowed_ips or ())
+    routes = tuple((destination, nexthop) for destination, nexthop in port.routes or ())
     local = LocalPort(
-        port.id, port.network_id, vni, port.mac, address, rules, port.port_security, allowed
-    )
+        port.id, port.network_id, vni, port.mac, address, rules, port.port_security, allowed,
+        port.router, port.gateway, routes,
+    )  # fmt: skip
     return messages.port_entry(local)
 
 

@@ -62,6 +62,7 @@ from cascade_sim.network.fabric_ports import (
     Segment,
     Wanted,
     same,
+    same_routing,
     segment,
     wanted,
 )
@@ -266,6 +267,8 @@ class RegionFabric:
             if isinstance(spec, PortSpec) and not same(have, spec):
                 rules_of = [dict(rule) for rule in spec.security_rules]
                 self._publish(self.goal.update_port(port_id, rules_of, spec.port_security))
+            if isinstance(spec, PortSpec) and not same_routing(have, spec):
+                self._publish(self.goal.set_routing(port_id, spec.gateway, spec.routes))
             return
         if have is not None:
             self._publish(self.goal.remove_port(port_id))
@@ -280,6 +283,12 @@ class RegionFabric:
             self._segments[network_id] = segment(self.site, network_id)
         found = self._segments[network_id]
         return wanted(self.site, port, found, self._hosts, self._members, rules)
+
+    def router_changed(self, router_id: str) -> None:
+        """A router was written: its interfaces here carry its routes."""
+        for port in self.site.state.list("port"):
+            if port["device_id"] == router_id and port["id"] in self._local:
+                self._sync(port["id"], port)
 
     def networks_changed(self) -> None:
         """A network or subnet was written: read segments again."""
@@ -346,6 +355,8 @@ def written(site: Region, kind: str, body: Json, kept: bool) -> None:
         fabric.port_changed(body["id"], body if kept else None)
     elif kind == "security_group_rule":
         fabric.groups_changed(frozenset([body["security_group_id"]]))
+    elif kind == "router":
+        fabric.router_changed(body["id"])
     elif kind in ("network", "subnet"):
         fabric.networks_changed()
         if kind == "network" and not kept:

@@ -98,7 +98,8 @@ def host_view(plane: HostPlane, tracked: Json) -> Json:
 
 
 def port_views(plane: HostPlane) -> list[Json]:
-    """The ports the host's dataplane holds, each with its VM namespace on Linux."""
+    """The ports the host's dataplane holds, each with its VM namespace on Linux (none for a
+    router's interface, whose router it names)."""
     vm = getattr(plane.dataplane, "vm_namespace", None)  # the Linux dataplane's
     return [
         {
@@ -107,7 +108,8 @@ def port_views(plane: HostPlane) -> list[Json]:
             "host": plane.host.name,
             "mac": port.mac,
             "ip": port.ip.partition("/")[0],
-            "vm_namespace": vm(port.port_id) if vm else None,
+            "vm_namespace": vm(port.port_id) if vm and port.router is None else None,
+            "router": port.router,
         }
         for port in _ports(plane.dataplane)
     ]

@@ -7,11 +7,16 @@ rules as the fabric's rule dicts.
 - a port bound to one of the region's hosts (``binding:host_id``, a ``compute:*`` device
   owner) on a vxlan network: a local port with its MAC, its first fixed IP within the
   network's CIDR (its first IPv4 subnet's), ``port_security_enabled`` and its rules;
+- a router's interface (``network:router_interface``) bound to one of the region's hosts:
+  a local port with the router (its ``device_id``) and the router's extra routes, never
+  filtered (Neutron gives router ports no security groups), whatever its port security;
 - either kind with its allowed address pairs (``allowed_address_pairs``) as its allowed
   addresses: each IPv4 host address (``a.b.c.d`` or ``a.b.c.d/32``; a wider prefix is not an
   address a neighbour entry can point at and is left out), at the port's MAC;
-- anything else (unbound, a DHCP or router port, a flat or vlan network, no address within
+- anything else (unbound, a DHCP or gateway port, a flat or vlan network, no address within
   the CIDR): nothing.
+
+A VM's port gets the subnet's ``gateway_ip`` as its default gateway, as DHCP would give it.
 
 Rules: IPv4 only; protocol tcp, udp, icmp or any (by name or number). Other protocols, and
 ICMP rules naming a type, are left out, so with port security on they admit nothing (never
@@ -27,13 +32,14 @@ Imports ``cascade.fabric.goal`` and the region; of this package nothing (it sits
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cascade.fabric.goal import PortSpec, RemotePortSpec
 from cascade_sim.region import Region
 
 Json = dict[str, Any]
+ROUTER_INTERFACE = "network:router_interface"
 Spec = PortSpec | RemotePortSpec
 Rule = dict[str, Any]  # the fabric's: direction, protocol, port_min, port_max, remote_ip_prefix
 # Neutron's protocol (a name or a number; None is any) -> the fabric's
@@ -70,11 +76,12 @@ Members = dict[str, Membership]  # by port id, every port of the region
 
 @dataclass(frozen=True)
 class Segment:
-    """A vxlan network as the fabric knows it: its VNI and the CIDR of its first IPv4
-    subnet."""
+    """A vxlan network as the fabric knows it: its VNI and the CIDR and gateway of its first
+    IPv4 subnet."""
 
     vni: int
     cidr: str
+    gateway: str | None = None
 
 
 def segment(site: Region, network_id: str) -> Segment | None:
@@ -82,8 +89,11 @@ def segment(site: Region, network_id: str) -> Segment | None:
     network = site.state.get("network", network_id)
     if network is None or network["provider:network_type"] != "vxlan":
         return None
-    cidr = _first_v4_cidr(site, network)
-    return None if cidr is None else Segment(int(network["provider:segmentation_id"]), cidr)
+    subnet = _first_v4_subnet(site, network)
+    if subnet is None:
+        return None
+    vni = int(network["provider:segmentation_id"])
+    return Segment(vni, str(subnet["cidr"]), subnet["gateway_ip"])
 
 
 @dataclass(frozen=True)
@@ -112,13 +122,33 @@ def wanted(
     if vtep:
         remote = RemotePortSpec(port["id"], network_id, mac, ip, str(vtep), pairs)
         return Wanted(remote, segment)
-    host = port["binding:host_id"]
-    if host not in hosts or not port["device_owner"].startswith("compute:"):
+    host, owner = port["binding:host_id"], port["device_owner"]
+    if host not in hosts:
+        return None
+    if owner == ROUTER_INTERFACE:
+        router = port["device_id"]
+        interface = PortSpec(port["id"], network_id, host, mac, ip, allowed_ips=pairs)
+        return Wanted(
+            replace(interface, router=router, routes=router_routes(site, router)), segment
+        )
+    if not owner.startswith("compute:"):
         return None
     security = bool(port["port_security_enabled"])
     translated = port_rules(site, port, members, rules) if security else ()
     local = PortSpec(port["id"], network_id, host, mac, ip, translated, security, pairs)
-    return Wanted(local, segment)
+    return Wanted(replace(local, gateway=segment.gateway), segment)
+
+
+def router_routes(site: Region, router_id: str) -> tuple[tuple[str, str], ...]:
+    """A router's extra routes as (destination, nexthop), sorted."""
+    router = site.state.get("router", router_id)
+    routes = router["routes"] if router is not None else []
+    return tuple(sorted({(r["destination"], r["nexthop"]) for r in routes}))
+
+
+def same_routing(have: Json, spec: PortSpec) -> bool:
+    """Whether the goal store's local port ``have`` has ``spec``'s gateway and routes."""
+    return (have["gateway"], have["routes"]) == (spec.gateway, [list(r) for r in spec.routes])
 
 
 def port_rules(
@@ -162,6 +192,7 @@ def same(have: Json, spec: Spec, rules: bool = True) -> bool:
     if isinstance(spec, RemotePortSpec):
         return same_port and have["kind"] == "remote" and have["vtep"] == spec.vtep
     same_port = same_port and have["kind"] == "local" and have["host"] == spec.host
+    same_port = same_port and have["router"] == spec.router
     if not rules:
         return same_port
     stored = (have["security_rules"], have["port_security"])
@@ -172,11 +203,11 @@ def _rule_id(rule: Json) -> str:
     return str(rule["id"])
 
 
-def _first_v4_cidr(site: Region, network: Json) -> str | None:
+def _first_v4_subnet(site: Region, network: Json) -> Json | None:
     for subnet_id in network["subnets"]:
         subnet = site.state.get("subnet", subnet_id)
         if subnet is not None and subnet["ip_version"] == 4:
-            return str(subnet["cidr"])
+            return subnet
     return None
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cascade.fabric.dataplane.linux import PORT_ALIAS, vm_namespace
+from cascade.fabric.dataplane.linux import PORT_ALIAS, router_namespace, vm_namespace
 
 PREFIX = "ch-"
 
@@ -132,17 +132,20 @@ def _build(base: str, count: int) -> list[Host]:
     return hosts
 
 
-PORT_LINK = re.compile(rf"alias {PORT_ALIAS}([^:\s]+):")
+PORT_LINK = re.compile(rf"alias {PORT_ALIAS}([^:\s]+):[^:\s]+(?::([^:\s]+))?")
 
 
 def vm_namespaces(host_netns: str) -> set[str]:
-    """The VM namespaces of the ports a Linux dataplane programmed in a host namespace (their
-    veths' ifaliases name the ports)."""
+    """The VM and router namespaces of the ports a Linux dataplane programmed in a host
+    namespace (their veths' ifaliases name the ports and routers)."""
     try:
         links = ip("-o", "link", "show", netns=host_netns)
     except RuntimeError:  # the host namespace is gone: so are the veths
         return set()
-    return {vm_namespace(host_netns, port_id) for port_id in PORT_LINK.findall(links)}
+    return {
+        router_namespace(host_netns, router) if router else vm_namespace(host_netns, port_id)
+        for port_id, router in PORT_LINK.findall(links)
+    }
 
 
 def remove_hosts(hosts: set[str]) -> None:

@@ -194,6 +194,9 @@ def test_remote_ports_are_checked_like_ports(tmp_path: Path) -> None:
         "security_rules": [],
         "port_security": False,
         "allowed_ips": [],
+        "router": None,
+        "gateway": None,
+        "routes": [],
     }
     with pytest.raises(BadRequest, match="remote"):
         goal.update_port("r1", [RULE], True)
@@ -239,6 +242,9 @@ def test_update_port_changes_what_the_agent_holds(tmp_path: Path, database_url: 
             "security_rules": [],
             "port_security": True,
             "allowed_ips": [],
+            "router": None,
+            "gateway": None,
+            "routes": [],
         }
         snapshot = messages.for_me(goal.host_snapshot("h0").data, messages.host_prefix("h0"))
         assert snapshot is not None

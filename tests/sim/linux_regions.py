@@ -87,16 +87,22 @@ def place(site: EmbeddedSite, pool: tuple[str, str]) -> Placed:
     """A VXLAN network (VNI 4242, CIDR 10.42.0.0/24 with this site's pool) and a server on
     it; the server's port and its host's VTEP."""
     conn = SiteDriver(site.access()).connection
-    net = conn.network.create_network(
-        name="stretched", provider_network_type="vxlan", provider_segmentation_id=VNI
+    network, _ = vxlan_network(conn, VNI, CIDR, pool)
+    return boot(site, conn, network.id)
+
+
+def vxlan_network(conn: Any, vni: int, cidr: str, pool: tuple[str, str]) -> tuple[Any, Any]:
+    """A VXLAN network on ``vni`` with one subnet of ``cidr`` allocating from ``pool``."""
+    network = conn.network.create_network(
+        name=f"vxlan-{vni}", provider_network_type="vxlan", provider_segmentation_id=vni
     )
-    conn.network.create_subnet(
-        network_id=net.id,
-        cidr=CIDR,
+    subnet = conn.network.create_subnet(
+        network_id=network.id,
+        cidr=cidr,
         ip_version=4,
         allocation_pools=[{"start": pool[0], "end": pool[1]}],
     )
-    return boot(site, conn, net.id)
+    return network, subnet
 
 
 def boot(site: EmbeddedSite, conn: Any, network_id: str, name: str = "vm") -> Placed:
@@ -116,12 +122,18 @@ def boot(site: EmbeddedSite, conn: Any, network_id: str, name: str = "vm") -> Pl
 
 def shadow(at: Placed, of: Placed) -> Any:
     """At ``at``'s region, the remote port standing for ``of``'s server."""
-    return at.conn.network.create_port(
-        network_id=at.network_id,
-        mac_address=of.port.mac_address,
-        fixed_ips=[{"ip_address": of.ip}],
+    return remote_port(at.conn, at.network_id, of.port, of.vtep)
+
+
+def remote_port(conn: Any, network_id: str, port: Any, vtep: str) -> Any:
+    """On a network of ``conn``'s region, the remote port standing for ``port`` of another
+    region, bound at ``vtep`` there."""
+    return conn.network.create_port(
+        network_id=network_id,
+        mac_address=port.mac_address,
+        fixed_ips=[{"ip_address": port.fixed_ips[0]["ip_address"]}],
         device_owner="compute:shadow",
-        binding_profile={"tunnel_ip": of.vtep},
+        binding_profile={"tunnel_ip": vtep},
     )
 
 
@@ -132,8 +144,8 @@ def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) 
         time.sleep(0.2)
 
 
-def two_regions(stack: ExitStack, tmp_path: Path, names: tuple[str, str]) -> list[EmbeddedSite]:
-    """Two site-sims (``names`` start with ``fab-``) of two hosts each on the Linux dataplane,
+def regions(stack: ExitStack, tmp_path: Path, *names: str) -> list[EmbeddedSite]:
+    """Site-sims (``names`` start with ``fab-``) of two hosts each on the Linux dataplane,
     plugged into one underlay; stopped and removed when ``stack`` closes."""
     stack.enter_context(new_namespaces_removed())
     underlay = stack.enter_context(underlay_bridge())

@@ -15,18 +15,18 @@ from tests.sim.linux_regions import (
     eventually,
     new_namespaces_removed,
     place,
+    regions,
     shadow,
-    two_regions,
     underlay_bridge,
 )
 
 __all__ = ["new_namespaces_removed", "underlay_bridge"]  # tests.network.linux_sites uses them
 
 
-def test_servers_at_two_regions_ping_over_the_underlay(tmp_path: Path) -> None:
+def test_servers_at_regions_ping_over_the_underlay(tmp_path: Path) -> None:
     require_netns()
     with ExitStack() as stack:
-        sites = two_regions(stack, tmp_path, ("fab-a", "fab-b"))
+        sites = regions(stack, tmp_path, "fab-a", "fab-b")
         a = place(sites[0], ("10.42.0.10", "10.42.0.99"))
         b = place(sites[1], ("10.42.0.100", "10.42.0.199"))
         assert a.vtep != b.vtep

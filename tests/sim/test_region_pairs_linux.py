@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fabric.netns import ping, require_netns, run_in
-from tests.sim.linux_regions import Placed, boot, eventually, place, shadow, two_regions
+from tests.sim.linux_regions import Placed, boot, eventually, place, regions, shadow
 
 VIP = "10.42.0.250"  # outside both regions' pools
 
@@ -94,7 +94,7 @@ def loss_window(result: dict[str, Any], since: float) -> float:
 def test_a_service_ip_moves_between_regions_with_gratuitous_arp(tmp_path: Path) -> None:
     require_netns()
     with ExitStack() as stack:
-        one, two = two_regions(stack, tmp_path, ("fab-p1", "fab-p2"))
+        one, two = regions(stack, tmp_path, "fab-p1", "fab-p2")
         a = place(one, ("10.42.0.10", "10.42.0.99"))
         pinger = boot(one, a.conn, a.network_id, "pinger")
         b = place(two, ("10.42.0.100", "10.42.0.199"))

@@ -27,6 +27,9 @@ class Neighbour:
     pairs: tuple[str, ...] = ()
 
 
+Route = tuple[str, str]  # (destination prefix, next hop address)
+
+
 @dataclass(frozen=True)
 class LocalPort:
     """A VM port on this host.
@@ -41,6 +44,12 @@ class LocalPort:
     addresses the VM holds besides its own: a service IP. The Linux dataplane, whose VM
     namespace is the guest, also makes the guest take them (on ``eth0``, announced with
     gratuitous ARP) and free them, standing in for the VNF's own take-IP/free-IP.
+
+    A port with ``router`` is one of that router's interfaces (Neutron's
+    ``network:router_interface``), its address the subnet's gateway: its inner end lives in
+    the router's namespace, which forwards between its interfaces and holds ``routes``
+    (every interface of a router carries all of them). A VM's port with ``gateway`` gets
+    its default route through it, as DHCP would give it.
     """
 
     port_id: str
@@ -51,6 +60,9 @@ class LocalPort:
     security_rules: tuple[Mapping[str, object], ...] = field(default=())
     port_security: bool = False
     allowed_ips: tuple[str, ...] = ()
+    router: str | None = None  # a router's interface: its inner end is in the router
+    gateway: str | None = None  # a VM's port: its default route's next hop (the subnet's)
+    routes: tuple[Route, ...] = ()  # a router's interface: the router's extra routes
 
 
 class Dataplane(abc.ABC):

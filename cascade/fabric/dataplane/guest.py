@@ -56,13 +56,13 @@ def _held(vm: Any, index: int) -> dict[ipaddress.IPv4Interface, bool]:
 
 
 def configure(
-    vm: Any, mac: str, address: ipaddress.IPv4Interface, allowed: Iterable[str]
+    vm: Any, ifname: str, mac: str, address: ipaddress.IPv4Interface, allowed: Iterable[str]
 ) -> list[str]:
-    """Give the VM's eth0 exactly this MAC, its own address and the allowed addresses (with
-    the own address's prefix length), and bring it and lo up; the allowed addresses it had
-    to take, which the caller announces."""
+    """Give the VM's ``ifname`` (its eth0, or a router's interface) exactly this MAC, its
+    own address and the allowed addresses (with the own address's prefix length), and bring
+    it and lo up; the allowed addresses it had to take, which the caller announces."""
     vm.link("set", index=vm.link_lookup(ifname="lo")[0], state="up")
-    index = int(vm.link_lookup(ifname="eth0")[0])
+    index = int(vm.link_lookup(ifname=ifname)[0])
     if _attr(vm.link("get", index=index)[0], "IFLA_ADDRESS") != mac:
         vm.link("set", index=index, address=mac)
     prefix = address.network.prefixlen
@@ -81,10 +81,10 @@ def configure(
     return taken
 
 
-def read(vm: Any) -> tuple[str, str, tuple[str, ...]]:
-    """(MAC, own IPv4 address with prefix or "", the other addresses held) of the VM's eth0:
-    the own address is the primary one, the allowed ones its secondaries."""
-    index = int(vm.link_lookup(ifname="eth0")[0])
+def read(vm: Any, ifname: str) -> tuple[str, str, tuple[str, ...]]:
+    """(MAC, own IPv4 address with prefix or "", the other addresses held) of the VM's
+    ``ifname``: the own address is the primary one, the allowed ones its secondaries."""
+    index = int(vm.link_lookup(ifname=ifname)[0])
     mac = str(_attr(vm.link("get", index=index)[0], "IFLA_ADDRESS"))
     held = _held(vm, index)
     primary = next((str(a) for a, secondary in held.items() if not secondary), "")

@@ -10,7 +10,12 @@ a VM network namespace (``vm_namespace(port_id)``) holding ``eth0`` with the por
 address and allowed addresses (the guest takes and announces them, standing in for the VNF's
 own take-IP/free-IP: ``guest``), and the host end ``t{hash}`` of that veth pair, on the
 network's bridge, ifalias ``cascade-port:{port_id}:{network_id}`` (ids must not contain
-``:``).
+``:``). A router's interface (``LocalPort.router``) has its inner end ``qr-{hash}`` in the
+router's namespace (``router_namespace``: ``crt-`` and a hash of the host namespace and the
+router id) instead, with the port's MAC and address (the subnet's gateway), and its
+ifalias ends ``:{router_id}``; that namespace forwards IPv4 and holds the router's routes
+(``routing``) and goes with the router's last interface here. A VM's port with a
+``gateway`` gets its default route through it.
 
 Everything is read back from the kernel, so a restarted agent sees what it programmed. The
 kernel keeps no port ids for neighbours: this object remembers the tables it wrote, and a
@@ -35,7 +40,7 @@ work on one thread of its own: each public method runs there (the caller blocks,
 synchronous interface promises), and the ``IPRoute`` objects are made and closed there.
 
 Imports only ``cascade.errors``, ``cascade.fabric.dataplane`` (``base``, ``entries``, ``guest``,
-``nft``) and pyroute2.
+``nft``, ``routing``) and pyroute2.
 """
 
 from __future__ import annotations
@@ -48,13 +53,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from cascade.errors import BadRequest, Conflict, Unavailable, present
-from cascade.fabric.dataplane import entries, guest, nft
+from cascade.fabric.dataplane import entries, guest, nft, routing
 from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
 
 VXLAN_PORT = 4789
@@ -90,6 +95,19 @@ def _interface(address: str) -> ipaddress.IPv4Interface:
         return ipaddress.IPv4Interface(address)
     except ValueError as error:
         raise BadRequest(f"invalid IPv4 address {address!r}") from error
+
+
+class PortLink(NamedTuple):
+    """What a port's host-side veth says of it (its ifalias)."""
+
+    port_id: str
+    network_id: str
+    router: str | None  # the router it is an interface of
+
+
+def router_namespace(host_netns: str, router_id: str) -> str:
+    """The namespace of a router's interfaces on the host namespace ``host_netns``."""
+    return "crt-" + _digest(f"{host_netns}/{router_id}")
 
 
 def vm_namespace(host_netns: str, port_id: str) -> str:
@@ -250,9 +268,9 @@ class LinuxDataplane(Dataplane):
     @_on_worker
     def remove_network(self, network_id: str) -> None:
         vni = self.networks().get(network_id)
-        for port_id, port_network in self._port_links().values():
-            if port_network == network_id:
-                self.remove_port(port_id)
+        for link in self._port_links().values():
+            if link.network_id == network_id:
+                self.remove_port(link.port_id)
         if vni is not None:
             self._delete_link(f"vx{vni}")
             self._delete_link(f"br{vni}")
@@ -260,18 +278,21 @@ class LinuxDataplane(Dataplane):
 
     # -- ports ------------------------------------------------------------------------------
 
-    def _port_links(self) -> dict[int, tuple[str, str]]:
-        """Host-side veth index -> (port id, network id)."""
-        ports: dict[int, tuple[str, str]] = {}
+    def _port_links(self) -> dict[int, PortLink]:
+        """Host-side veth index -> the port it plugs in."""
+        ports: dict[int, PortLink] = {}
         for index, rest in self._links(PORT_ALIAS):
-            port_id, _, network_id = rest.partition(":")
-            ports[index] = (port_id, network_id)
+            port_id, _, rest = rest.partition(":")
+            network_id, _, router = rest.partition(":")
+            ports[index] = PortLink(port_id, network_id, router or None)
         return ports
 
-    @contextmanager
-    def _vm(self, port_id: str) -> Iterator[Any]:
-        with IPRoute(netns=self.vm_namespace(port_id), flags=0) as vm:
-            yield vm
+    def _inside(self, port_id: str, router: str | None) -> tuple[str, str]:
+        """The namespace and name of a port's inner end: a VM's ``eth0``, or a router's
+        ``qr-{hash}`` (15 characters) in the router's namespace."""
+        if router is None:
+            return self.vm_namespace(port_id), "eth0"
+        return router_namespace(self.netns, router), "qr-" + _digest(port_id)
 
     @_on_worker
     def set_port(self, port: LocalPort) -> None:
@@ -279,24 +300,30 @@ class LinuxDataplane(Dataplane):
         if vni is None:
             raise Conflict(f"network {port.network_id} is not present on this host")
         address, mac = _interface(port.ip), port.mac.lower()
-        namespace, host = self.vm_namespace(port.port_id), self._host_ifname(port.port_id)
+        namespace, inner = self._inside(port.port_id, port.router)
+        host = self._host_ifname(port.port_id)
         self._filter(host, port, address)
         if namespace not in netns.listnetns():
             with suppress(FileExistsError):
                 netns.create(namespace)
         if self._index(host) is None:
-            with self._vm(port.port_id) as vm, suppress(IndexError):
-                vm.link("del", index=vm.link_lookup(ifname="eth0")[0])  # orphan from a crash
-            self._ipr.link(
-                "add", ifname=host, kind="veth", peer={"ifname": "eth0", "net_ns_fd": namespace}
-            )
+            with IPRoute(netns=namespace, flags=0) as inside, suppress(IndexError):
+                inside.link("del", index=inside.link_lookup(ifname=inner)[0])  # a crash's orphan
+            peer = {"ifname": inner, "net_ns_fd": namespace}
+            self._ipr.link("add", ifname=host, kind="veth", peer=peer)
         alias = f"{PORT_ALIAS}{port.port_id}:{port.network_id}"
+        alias += f":{port.router}" if port.router else ""
         index = self._index(host)
         self._ipr.link("set", index=index, master=self._index(f"br{vni}"), ifalias=alias)
         self._ipr.link("set", index=index, state="up")
-        with self._vm(port.port_id) as vm:
-            taken = guest.configure(vm, mac, address, port.allowed_ips)
-        guest.announce(namespace, "eth0", dict.fromkeys(taken, mac))
+        with IPRoute(netns=namespace, flags=0) as inside:
+            taken = guest.configure(inside, inner, mac, address, port.allowed_ips)
+            if port.router is None:
+                routing.set_gateway(inside, port.gateway)
+            else:
+                routing.forward(namespace)
+                routing.set_routes(inside, port.routes)
+        guest.announce(namespace, inner, dict.fromkeys(taken, mac))
 
     def _filter(self, host: str, port: LocalPort, address: ipaddress.IPv4Interface) -> None:
         """Make the port's chains enforce its rules (none when it is unsecured), in one
@@ -320,10 +347,17 @@ class LinuxDataplane(Dataplane):
 
     @_on_worker
     def remove_port(self, port_id: str) -> None:
+        """Remove the port's veth pair and its VM namespace, or its router's namespace when
+        it was the router's last interface here."""
+        links = list(self._port_links().values())
+        router = next((link.router for link in links if link.port_id == port_id), None)
         host = self._host_ifname(port_id)
         self._unfilter(host, nft.read(self.netns))
         self._delete_link(host)
-        namespace = self.vm_namespace(port_id)
+        others = [link for link in links if link.router == router and link.port_id != port_id]
+        if router is not None and others:
+            return  # the router keeps other interfaces here
+        namespace = self._inside(port_id, router)[0]
         if namespace in netns.listnetns():
             with suppress(FileNotFoundError):
                 netns.remove(namespace)
@@ -333,18 +367,23 @@ class LinuxDataplane(Dataplane):
         vnis = self.networks()
         programmed = nft.read(self.netns)
         found: dict[str, LocalPort] = {}
-        for port_id, network_id in self._port_links().values():
+        for link in self._port_links().values():
+            port_id, router = link.port_id, link.router
+            namespace, inner = self._inside(port_id, router)
             try:
-                with self._vm(port_id) as vm:
-                    mac, ip, allowed = guest.read(vm)
-            except (OSError, IndexError):  # VM namespace or eth0 gone: report it to be fixed
-                mac, ip, allowed = "", "", ()
-            vni = vnis.get(network_id, 0)  # 0: an orphan whose network is gone
+                with IPRoute(netns=namespace, flags=0) as inside:
+                    mac, ip, allowed = guest.read(inside, inner)
+                    routes = routing.read_routes(inside) if router else ()
+                    gateway = None if router else routing.read_gateway(inside)
+            except (OSError, IndexError):  # namespace or interface gone: reported to be fixed
+                mac, ip, allowed, routes, gateway = "", "", (), (), None
+            vni = vnis.get(link.network_id, 0)  # 0: an orphan whose network is gone
             secured = programmed.get(self._host_ifname(port_id))
             rules = secured[1].rules if secured and secured[1] else ()
             found[port_id] = LocalPort(
-                port_id, network_id, vni, mac, ip, rules, bool(secured), allowed
-            )
+                port_id, link.network_id, vni, mac, ip, rules, bool(secured), allowed,
+                router, gateway, routes,
+            )  # fmt: skip
         return found
 
     # -- neighbours -------------------------------------------------------------------------
