@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cascade.fabric.dataplane.linux import PORT_ALIAS, router_namespace, vm_namespace
+from cascade.fabric.dataplane.names import PORT_ALIAS, router_namespace, vm_namespace
 
 PREFIX = "ch-"
 

@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 
 from cascade.fabric.dataplane.base import LocalPort
-from cascade.fabric.dataplane.linux import LinuxDataplane, router_namespace
+from cascade.fabric.dataplane.linux import LinuxDataplane
+from cascade.fabric.dataplane.names import router_namespace
 from tests.fabric.netns import namespaces, ping, run_in
 from tests.fabric.test_linux_dataplane import NET, VNI, A, two_hosts
 

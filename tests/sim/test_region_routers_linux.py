@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.cli.embedded import EmbeddedSite
-from cascade.fabric.dataplane.linux import router_namespace
+from cascade.fabric.dataplane.names import router_namespace
 from cascade.sites.driver import SiteDriver
 from tests.fabric.netns import namespaces, require_netns, run_in
 from tests.sim.linux_regions import Placed, boot, eventually, regions, remote_port, vxlan_network

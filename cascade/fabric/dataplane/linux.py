@@ -40,20 +40,19 @@ work on one thread of its own: each public method runs there (the caller blocks,
 synchronous interface promises), and the ``IPRoute`` objects are made and closed there.
 
 Imports only ``cascade.errors``, ``cascade.fabric.dataplane`` (``base``, ``entries``, ``guest``,
-``nft``, ``routing``) and pyroute2.
+``names``, ``nft``, ``routing``) and pyroute2.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
-import hashlib
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
@@ -61,11 +60,18 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 from cascade.errors import BadRequest, Conflict, Unavailable, present
 from cascade.fabric.dataplane import entries, guest, nft, routing
 from cascade.fabric.dataplane.base import Dataplane, LocalPort, Neighbour
+from cascade.fabric.dataplane.names import (
+    NET_ALIAS,
+    OWNED_ALIAS,
+    PORT_ALIAS,
+    PortLink,
+    host_ifname,
+    router_ifname,
+    router_namespace,
+    vm_namespace,
+)
 
 VXLAN_PORT = 4789
-NET_ALIAS = "cascade-net:"
-PORT_ALIAS = "cascade-port:"
-OWNED_ALIAS = "cascade-agent-created"  # on the lo of a host namespace an agent created
 AF_INET = 2
 
 P = ParamSpec("P")
@@ -86,10 +92,6 @@ def _ignore(*codes: int) -> Iterator[None]:
             raise
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
-
-
 def _interface(address: str) -> ipaddress.IPv4Interface:
     try:
         return ipaddress.IPv4Interface(address)
@@ -97,22 +99,13 @@ def _interface(address: str) -> ipaddress.IPv4Interface:
         raise BadRequest(f"invalid IPv4 address {address!r}") from error
 
 
-class PortLink(NamedTuple):
-    """What a port's host-side veth says of it (its ifalias)."""
-
-    port_id: str
-    network_id: str
-    router: str | None  # the router it is an interface of
-
-
-def router_namespace(host_netns: str, router_id: str) -> str:
-    """The namespace of a router's interfaces on the host namespace ``host_netns``."""
-    return "crt-" + _digest(f"{host_netns}/{router_id}")
-
-
-def vm_namespace(host_netns: str, port_id: str) -> str:
-    """The VM namespace of a port on the host namespace ``host_netns`` (both in the hash)."""
-    return "cvm-" + _digest(f"{host_netns}/{port_id}")
+def _filter(port: LocalPort, address: ipaddress.IPv4Interface) -> nft.Filter | None:
+    """What the port's chains enforce: its rules, addresses and allowed addresses when it is
+    secured, nothing otherwise."""
+    if not port.port_security:
+        return None
+    rules = tuple(map(nft.canonical, port.security_rules))
+    return nft.Filter(port.mac.lower(), str(address.ip), rules, tuple(port.allowed_ips))
 
 
 def _on_worker(
@@ -193,7 +186,7 @@ class LinuxDataplane(Dataplane):
         return vm_namespace(self.netns, port_id)
 
     def _host_ifname(self, port_id: str) -> str:
-        return "t" + _digest(f"{self.netns}/{port_id}")
+        return host_ifname(self.netns, port_id)
 
     # -- links ------------------------------------------------------------------------------
 
@@ -280,19 +273,14 @@ class LinuxDataplane(Dataplane):
 
     def _port_links(self) -> dict[int, PortLink]:
         """Host-side veth index -> the port it plugs in."""
-        ports: dict[int, PortLink] = {}
-        for index, rest in self._links(PORT_ALIAS):
-            port_id, _, rest = rest.partition(":")
-            network_id, _, router = rest.partition(":")
-            ports[index] = PortLink(port_id, network_id, router or None)
-        return ports
+        return {index: PortLink.parse(rest) for index, rest in self._links(PORT_ALIAS)}
 
     def _inside(self, port_id: str, router: str | None) -> tuple[str, str]:
         """The namespace and name of a port's inner end: a VM's ``eth0``, or a router's
         ``qr-{hash}`` (15 characters) in the router's namespace."""
         if router is None:
             return self.vm_namespace(port_id), "eth0"
-        return router_namespace(self.netns, router), "qr-" + _digest(port_id)
+        return router_namespace(self.netns, router), router_ifname(port_id)
 
     @_on_worker
     def set_port(self, port: LocalPort) -> None:
@@ -302,7 +290,7 @@ class LinuxDataplane(Dataplane):
         address, mac = _interface(port.ip), port.mac.lower()
         namespace, inner = self._inside(port.port_id, port.router)
         host = self._host_ifname(port.port_id)
-        self._filter(host, port, address)
+        nft.enforce(self.netns, host, _filter(port, address))
         if namespace not in netns.listnetns():
             with suppress(FileExistsError):
                 netns.create(namespace)
@@ -311,8 +299,7 @@ class LinuxDataplane(Dataplane):
                 inside.link("del", index=inside.link_lookup(ifname=inner)[0])  # a crash's orphan
             peer = {"ifname": inner, "net_ns_fd": namespace}
             self._ipr.link("add", ifname=host, kind="veth", peer=peer)
-        alias = f"{PORT_ALIAS}{port.port_id}:{port.network_id}"
-        alias += f":{port.router}" if port.router else ""
+        alias = PortLink(port.port_id, port.network_id, port.router).alias()
         index = self._index(host)
         self._ipr.link("set", index=index, master=self._index(f"br{vni}"), ifalias=alias)
         self._ipr.link("set", index=index, state="up")
@@ -325,26 +312,6 @@ class LinuxDataplane(Dataplane):
                 routing.set_routes(inside, port.routes)
         guest.announce(namespace, inner, dict.fromkeys(taken, mac))
 
-    def _filter(self, host: str, port: LocalPort, address: ipaddress.IPv4Interface) -> None:
-        """Make the port's chains enforce its rules (none when it is unsecured), in one
-        nftables transaction and only when what is in force differs."""
-        programmed = nft.read(self.netns)
-        if not port.port_security:
-            self._unfilter(host, programmed)
-            return
-        number, current = programmed.get(host, (0, None))
-        rules = tuple(map(nft.canonical, port.security_rules))
-        wanted = nft.Filter(port.mac.lower(), str(address.ip), rules, tuple(port.allowed_ips))
-        if current != wanted:
-            number = number or nft.free_number(n for n, _ in programmed.values())
-            nft.apply(self.netns, nft.program(host, number, wanted))
-
-    def _unfilter(self, host: str, programmed: Mapping[str, tuple[int, nft.Filter | None]]) -> None:
-        """Remove the port's chains if it has any (the tables with the last port's)."""
-        if host in programmed:
-            last = len(programmed) == 1
-            nft.apply(self.netns, nft.unprogram(host, programmed[host][0], last))
-
     @_on_worker
     def remove_port(self, port_id: str) -> None:
         """Remove the port's veth pair and its VM namespace, or its router's namespace when
@@ -352,7 +319,7 @@ class LinuxDataplane(Dataplane):
         links = list(self._port_links().values())
         router = next((link.router for link in links if link.port_id == port_id), None)
         host = self._host_ifname(port_id)
-        self._unfilter(host, nft.read(self.netns))
+        nft.enforce(self.netns, host, None)
         self._delete_link(host)
         others = [link for link in links if link.router == router and link.port_id != port_id]
         if router is not None and others:

@@ -304,6 +304,19 @@ def read(netns: str) -> dict[str, tuple[int, Filter | None]]:
     return {ifname: (entry.number, entry.filter()) for ifname, entry in found.items()}
 
 
+def enforce(netns: str, ifname: str, wanted: Filter | None) -> None:
+    """Make a port's chains enforce ``wanted`` (None: remove them, and the tables with the
+    last port's), in one transaction and only when what is in force differs."""
+    programmed = read(netns)
+    number, current = programmed.get(ifname, (0, None))
+    if wanted is None:
+        if ifname in programmed:
+            apply(netns, unprogram(ifname, number, last=len(programmed) == 1))
+    elif current != wanted:
+        number = number or free_number(n for n, _ in programmed.values())
+        apply(netns, program(ifname, number, wanted))
+
+
 def free_number(taken: Iterable[int]) -> int:
     """The lowest port number not in use."""
     used = set(taken)
