@@ -45,6 +45,9 @@ def test_routing_reaches_the_port_host_and_changes_with_a_host_delta(
             assert h1.received == received  # nothing for the other host
 
     asyncio.run(run())
+    snapshot = messages.for_me(goal.host_snapshot("h1").data, messages.host_prefix("h1"))
+    assert snapshot is not None
+    assert messages.local_port(snapshot["ports"][0]).gateway == "10.1.0.254"  # from the row
     goal.add_remote_port(remote(1))
     with pytest.raises(BadRequest, match="remote"):
         goal.set_routing("r1", "10.1.0.254", [])
