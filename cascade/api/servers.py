@@ -55,7 +55,7 @@ def _accepted(
     status_code=202,
     response_model=ServerAccepted,
     summary="Create a server at a site (an operation)",
-    responses=error_responses(400, 401, 403, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 def create_server(
     body: ServerIn,
