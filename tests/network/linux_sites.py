@@ -18,7 +18,7 @@ from cascade.cli.embedded import EmbeddedSite
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import create_server, register, start_site, wait_operation
 from tests.fabric.netns import require_netns, run_in
-from tests.sim.test_region_fabric_linux import new_namespaces_removed, underlay_bridge
+from tests.sim.linux_regions import new_namespaces_removed, underlay_bridge
 
 
 @contextmanager
@@ -27,7 +27,7 @@ def linux_sites(
 ) -> Iterator[list[EmbeddedSite]]:
     require_netns()
     with ExitStack() as stack:
-        stack.enter_context(new_namespaces_removed())
+        stack.enter_context(new_namespaces_removed(hosts="cs-site-"))
         underlay = stack.enter_context(underlay_bridge())
         sites = []
         for name in ("site-a", "site-b"):
