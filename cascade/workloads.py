@@ -4,6 +4,7 @@ workflows and the engine their handlers, actions and convergence checkers."""
 from cascade.compute import server_steps
 from cascade.engine import probe
 from cascade.network import port_steps, router_steps, segment_steps, service_ip_steps
+from cascade.protection import checkpoint_steps, plan_steps, plans
 from cascade.replication import keypair_steps
 
 WORKLOADS = (
@@ -13,5 +14,8 @@ WORKLOADS = (
     port_steps,
     service_ip_steps,
     router_steps,
+    plans,
+    plan_steps,
+    checkpoint_steps,
     probe,
 )

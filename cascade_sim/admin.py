@@ -1,5 +1,5 @@
-"""``/sim/v1``: the emulator's own admin API (never part of OpenStack): faults, site facts and
-the compute hosts' dataplanes. Needs the site's admin role."""
+"""``/sim/v1``: the emulator's own admin API (never part of OpenStack): faults, site facts,
+servers' freezes and thaws, and the compute hosts' dataplanes. Needs the site's admin role."""
 
 from __future__ import annotations
 
@@ -117,6 +117,24 @@ def show_site(_caller: Caller, site: RegionDep) -> dict[str, Any]:
         "name": site.config.name,
         "region": site.config.region_name,
         "hosts": [{"name": h.name, "tunnel_ip": h.tunnel_ip} for h in site.hosts],
+    }
+
+
+@router.get("/quiesces", summary="Every server's freezes and thaws, in order, with their times")
+def show_quiesces(caller: Caller, site: RegionDep) -> dict[str, Any]:
+    """Per server: whether it is frozen now and each quiesce/unquiesce it took (``action``,
+    ``at`` in epoch seconds), so the order of a barrier's freezes and thaws can be checked."""
+    authorize(caller, "admin")
+    return {
+        "servers": [
+            {
+                "id": s["id"],
+                "name": s["name"],
+                "frozen": s["_frozen"],
+                "events": s.get("_quiesces", []),
+            }
+            for s in site.state.list("server")
+        ]
     }
 
 

@@ -1,9 +1,11 @@
 """Server actions: reboot (soft or hard), stop, start, pause, unpause, suspend and resume
 (timed transitions, refused with 409 in the vm_states Nova refuses them in, and while another
-task is in progress) and quiesce/unquiesce (a frozen server's volumes refuse writes)."""
+task is in progress) and quiesce/unquiesce (a frozen server's volumes refuse writes; each
+freeze and thaw is kept with its time, shown by ``/sim/v1/quiesces``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Body
@@ -121,3 +123,5 @@ def _freeze(site: Region, server: dict[str, Any], freeze: bool) -> None:
             "not answer (injected fault).",
         )
     server["_frozen"] = freeze
+    # Each freeze and thaw, in order, for /sim/v1/quiesces (the order a barrier kept).
+    server["_quiesces"] = [*server.get("_quiesces", []), {"action": name, "at": time.time()}]

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from cascade.db import network_models  # noqa: F401 - its tables join Base.metadata
+from cascade.db import network_models, protection_models  # noqa: F401 - tables join Base.metadata
 from cascade.db.models import Base
 
 connection = context.config.attributes["connection"]

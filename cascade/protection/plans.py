@@ -1,0 +1,238 @@
+"""Protection plans, API side: the plan's state machine and accepting its create, checkpoint
+and delete. A plan protects servers of one project, all at one site (the source), for
+another site (the target); its members are frozen in the order given. Every check that
+needs only Cascade's rows is made here, before anything is queued; what needs the site (the
+volumes attached to each server) is the ``plan.create`` operation's (``plan_steps``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import Server, Site
+from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan
+from cascade.engine.operations import Operations
+from cascade.engine.states import StateMachine, declare, transition
+from cascade.errors import BadRequest, Conflict, NotFound, present
+from cascade.network.networks import visible_sites
+from cascade.protection.schemas import (
+    CheckpointOut,
+    MemberIn,
+    MemberOut,
+    PlanIn,
+    PlanOut,
+)
+
+PLANS = declare(
+    StateMachine(
+        "plan",
+        ProtectionPlan,
+        {
+            "create": transition((), "BUILD", "ACTIVE"),
+            "checkpoint": transition(("ACTIVE", "ERROR"), "CHECKPOINTING", "ACTIVE"),
+            "delete": transition(("ACTIVE", "ERROR"), "DELETING", None),
+        },
+    )
+)
+
+
+def _site_names(session: Session) -> dict[str, str]:
+    return {site.id: site.name for site in session.scalars(select(Site))}
+
+
+def to_out(session: Session, plan: ProtectionPlan) -> PlanOut:
+    names = _site_names(session)
+    members = session.scalars(
+        select(PlanMember).where(PlanMember.plan_id == plan.id).order_by(PlanMember.position)
+    )
+    return PlanOut(
+        id=plan.id,
+        name=plan.name,
+        project_id=plan.project_id,
+        source_site=names[plan.source_site_id],
+        target_site=names[plan.target_site_id],
+        strategy=plan.strategy,
+        freeze_bound_s=plan.freeze_bound_s,
+        retention=plan.retention,
+        members=[
+            MemberOut(position=m.position, server=m.server_id, volumes=m.volume_ids)
+            for m in members
+        ],
+        status=plan.status,
+        task=plan.task_operation_id,
+        error=plan.error,
+        created_at=plan.created_at,
+    )
+
+
+def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
+    window = None
+    if checkpoint.first_freeze_at and checkpoint.last_thaw_at:
+        window = round((checkpoint.last_thaw_at - checkpoint.first_freeze_at).total_seconds(), 3)
+    return CheckpointOut(
+        id=checkpoint.id,
+        plan_id=checkpoint.plan_id,
+        status=checkpoint.status,
+        consistency_point=checkpoint.consistency_point,
+        volumes=checkpoint.volumes,
+        frozen_from=checkpoint.first_freeze_at,
+        thawed_at=checkpoint.last_thaw_at,
+        freeze_window_s=window,
+        error=checkpoint.error,
+        operation=checkpoint.operation_id,
+        created_at=checkpoint.created_at,
+    )
+
+
+def find(session: Session, plan_id: str, projects: set[str] | None) -> ProtectionPlan:
+    plan = session.get(ProtectionPlan, plan_id)
+    if plan is None or (projects is not None and plan.project_id not in projects):
+        raise NotFound(f"Could not find protection plan: {plan_id}.")
+    return plan
+
+
+def _servers(session: Session, members: list[MemberIn], project_id: str) -> list[Server]:
+    """The members' servers: each of ``project_id``, each once, all at one site."""
+    servers: list[Server] = []
+    for member in members:
+        server = session.get(Server, member.server)
+        if server is None or server.project_id != project_id:
+            raise BadRequest(f"server {member.server} is not a server of project {project_id}")
+        if any(s.id == server.id for s in servers):
+            raise BadRequest(f"server {server.id} is named twice")
+        if servers and server.site_id != servers[0].site_id:
+            raise BadRequest(
+                f"server {server.id} is not at the site of server {servers[0].id}: "
+                "a plan's servers are all at one site"
+            )
+        servers.append(server)
+    return servers
+
+
+def _target(session: Session, name: str, source_id: str, projects: set[str] | None) -> Site:
+    site = next((s for s in visible_sites(session, projects) if name in (s.id, s.name)), None)
+    if site is None:
+        raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
+    if site.id == source_id:
+        raise BadRequest(f"the target site {site.name} is the servers' own site: choose another")
+    return site
+
+
+class PlanService:
+    def __init__(self, db: Database, operations: Operations) -> None:
+        self._db = db
+        self._operations = operations
+
+    def show(self, plan_id: str, projects: set[str] | None) -> PlanOut:
+        with self._db.session() as session:
+            return to_out(session, find(session, plan_id, projects))
+
+    def plans(self, projects: set[str] | None) -> list[PlanOut]:
+        with self._db.session() as session:
+            query = select(ProtectionPlan).order_by(ProtectionPlan.created_at, ProtectionPlan.id)
+            if projects is not None:
+                query = query.where(ProtectionPlan.project_id.in_(projects))
+            return [to_out(session, plan) for plan in session.scalars(query)]
+
+    def create(
+        self, spec: PlanIn, project_id: str, projects: set[str] | None, key: str | None
+    ) -> tuple[str, str]:
+        """Accept a create; the operation finds the volumes of members that name none."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            servers = _servers(session, spec.members, project_id)
+            target = _target(session, spec.target_site, servers[0].site_id, projects)
+            taken = select(ProtectionPlan.id).where(
+                ProtectionPlan.project_id == project_id, ProtectionPlan.name == spec.name
+            )
+            if session.scalar(taken) is not None:
+                raise Conflict(f"a protection plan named {spec.name} already exists")
+            plan = ProtectionPlan(
+                project_id=project_id,
+                name=spec.name,
+                source_site_id=servers[0].site_id,
+                target_site_id=target.id,
+                strategy=spec.strategy,
+                freeze_bound_s=spec.freeze_bound_s,
+                retention=spec.retention,
+                status="BUILD",
+                task_operation_id=operation_id,
+            )
+            session.add(plan)
+            session.flush()
+            for position, (member, server) in enumerate(zip(spec.members, servers, strict=True)):
+                session.add(
+                    PlanMember(
+                        plan_id=plan.id,
+                        position=position + 1,
+                        server_id=server.id,
+                        volume_ids=list(member.volumes or []),
+                    )
+                )
+            return "plan", plan.id
+
+        operation = self._operations.accept(
+            kind="plan.create",
+            project_id=project_id,
+            request=spec.model_dump(),
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.resource_id, operation.id
+
+    def _act(self, plan_id: str, action: str, project_id: str, key: str | None) -> str:
+        """Accept ``plan.{action}``; a checkpoint also gets its pending row."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            PLANS.begin(session, plan_id, action, operation_id)
+            if action == "checkpoint":
+                session.add(
+                    Checkpoint(
+                        plan_id=plan_id,
+                        project_id=project_id,
+                        status="pending",
+                        operation_id=operation_id,
+                        volumes={},
+                        frozen=[],
+                    )
+                )
+            return "plan", plan_id
+
+        operation = self._operations.accept(
+            kind=f"plan.{action}",
+            project_id=project_id,
+            request={"plan": plan_id},
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.id
+
+    def delete(self, plan_id: str, project_id: str, key: str | None) -> str:
+        """Accept a delete: its checkpoints' snapshots and its group go from the site."""
+        return self._act(plan_id, "delete", project_id, key)
+
+    def checkpoint(self, plan_id: str, project_id: str, key: str | None) -> tuple[str, str]:
+        """Accept a checkpoint (one at a time per plan); (the checkpoint id, the operation id)."""
+        operation_id = self._act(plan_id, "checkpoint", project_id, key)
+        with self._db.session() as session:
+            found = session.scalar(
+                select(Checkpoint.id).where(Checkpoint.operation_id == operation_id)
+            )
+        return present(found, f"the checkpoint of operation {operation_id}"), operation_id
+
+    def show_checkpoint(self, checkpoint_id: str, projects: set[str] | None) -> CheckpointOut:
+        with self._db.session() as session:
+            checkpoint = session.get(Checkpoint, checkpoint_id)
+            if checkpoint is None or (
+                projects is not None and checkpoint.project_id not in projects
+            ):
+                raise NotFound(f"Could not find checkpoint: {checkpoint_id}.")
+            return checkpoint_out(checkpoint)
+
+    def checkpoints(self, projects: set[str] | None) -> list[CheckpointOut]:
+        with self._db.session() as session:
+            query = select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)
+            if projects is not None:
+                query = query.where(Checkpoint.project_id.in_(projects))
+            return [checkpoint_out(c) for c in session.scalars(query)]

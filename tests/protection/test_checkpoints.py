@@ -1,0 +1,180 @@
+"""Strategy 1's barrier against real site-sims and real ``cascade worker`` processes: a plan
+of three servers, each with a data volume; a checkpoint freezes them in order, takes one group
+snapshot of the three volumes and thaws them in reverse; a failed quiesce and a worker
+SIGKILLed mid-freeze both end with every frozen server thawed, last first, as the site's own
+records show."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from cascade.cli.embedded import EmbeddedSite
+from cascade.db.protection_models import Checkpoint
+from cascade.services import Services
+from cascade.sites.driver import SiteDriver
+from tests.engine.conftest import WorkerFactory, wait_operation
+from tests.protection.vnf import freezes_and_thaws, frozen_now, make_vnf, sim_admin
+
+FREEZE_ORDER = [("quiesce", 1), ("quiesce", 2), ("quiesce", 3)]
+THAW_ORDER = [("unquiesce", 3), ("unquiesce", 2), ("unquiesce", 1)]
+
+
+def _plan(
+    client: TestClient, token: str, servers: list[dict[str, Any]], target: str, **extra: Any
+) -> dict[str, Any]:
+    body = {"name": "vnf", "members": [{"server": s["id"]} for s in servers], **extra}
+    response = client.post(
+        "/v1/protection-plans",
+        headers={"X-Auth-Token": token},
+        json={**body, "target_site": target},
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    assert wait_operation(client, token, accepted["operation"]["id"])["status"] == "succeeded"
+    plan: dict[str, Any] = client.get(
+        f"/v1/protection-plans/{accepted['plan']['id']}", headers={"X-Auth-Token": token}
+    ).json()["plan"]
+    return plan
+
+
+def _protected_vnf(
+    client: TestClient, token: str, sites: list[EmbeddedSite], **extra: Any
+) -> tuple[EmbeddedSite, list[dict[str, Any]], dict[str, Any]]:
+    """Three servers with a data volume each at the first site, protected for the second:
+    (the source site, the servers, the plan)."""
+    source, target = sites
+    servers = make_vnf(client, token, source, 3)
+    return source, servers, _plan(client, token, servers, target.site_name, **extra)
+
+
+def _checkpoint(client: TestClient, token: str, plan_id: str) -> dict[str, Any]:
+    response = client.post(
+        f"/v1/protection-plans/{plan_id}/checkpoints", headers={"X-Auth-Token": token}
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+def _show(client: TestClient, token: str, checkpoint_id: str) -> dict[str, Any]:
+    response = client.get(f"/v1/checkpoints/{checkpoint_id}", headers={"X-Auth-Token": token})
+    assert response.status_code == 200, response.text
+    checkpoint: dict[str, Any] = response.json()["checkpoint"]
+    return checkpoint
+
+
+def _positions(servers: list[dict[str, Any]]) -> dict[str, int]:
+    return {s["site_server_id"]: n + 1 for n, s in enumerate(servers)}
+
+
+def _group_snapshot_volumes(site: EmbeddedSite, group_snapshot_volumes: list[str]) -> set[str]:
+    snapshots = SiteDriver(site.access()).call(
+        "list snapshots", lambda c: list(c.block_storage.snapshots(details=True))
+    )
+    return {s.volume_id for s in snapshots if s.id in group_snapshot_volumes}
+
+
+def test_a_checkpoint_freezes_in_order_snapshots_once_and_thaws_in_reverse(
+    client: TestClient,
+    admin_token: str,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    start_worker("w1")
+    source, servers, plan = _protected_vnf(client, admin_token, two_sites)
+    assert [len(m["volumes"]) for m in plan["members"]] == [1, 1, 1]
+    assert plan["source_site"] == source.site_name
+    assert plan["status"] == "ACTIVE"
+
+    accepted = _checkpoint(client, admin_token, plan["id"])
+    operation = wait_operation(client, admin_token, accepted["operation"]["id"])
+    assert operation["status"] == "succeeded", operation
+
+    checkpoint = _show(client, admin_token, accepted["checkpoint"]["id"])
+    assert checkpoint["status"] == "available"
+    volumes = {v for m in plan["members"] for v in m["volumes"]}
+    assert set(checkpoint["volumes"]) == volumes
+    snapshot_ids = [v["snapshot"] for v in checkpoint["volumes"].values()]
+    assert _group_snapshot_volumes(source, snapshot_ids) == volumes
+    frozen_from, point, thawed_at = (
+        datetime.fromisoformat(checkpoint[key])
+        for key in ("frozen_from", "consistency_point", "thawed_at")
+    )  # the site gives the group snapshot's time in whole seconds
+    assert frozen_from.replace(microsecond=0) <= point <= thawed_at
+    assert checkpoint["freeze_window_s"] > 0
+    assert freezes_and_thaws(source, _positions(servers)) == FREEZE_ORDER + THAW_ORDER
+    assert frozen_now(source) == []
+    listed = client.get("/v1/servers", headers={"X-Auth-Token": admin_token}).json()["servers"]
+    assert {s["status"] for s in listed} == {"ACTIVE"}
+
+
+def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
+    client: TestClient,
+    admin_token: str,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    start_worker("w1")
+    source, servers, plan = _protected_vnf(client, admin_token, two_sites)
+    sim_admin(source, "PUT", "/faults", quiesce_failures=[servers[1]["site_server_id"]])
+
+    accepted = _checkpoint(client, admin_token, plan["id"])
+    operation = wait_operation(client, admin_token, accepted["operation"]["id"])
+    assert operation["status"] == "failed"
+    checkpoint = _show(client, admin_token, accepted["checkpoint"]["id"])
+    assert checkpoint["status"] == "failed"
+    assert servers[1]["id"] in checkpoint["error"], checkpoint["error"]
+    assert "guest agent did not answer" in checkpoint["error"]
+    assert freezes_and_thaws(source, _positions(servers)) == [("quiesce", 1), ("unquiesce", 1)]
+    assert frozen_now(source) == []
+
+    sim_admin(source, "DELETE", "/faults")  # the plan is still usable: the next one succeeds
+    again = _checkpoint(client, admin_token, plan["id"])
+    assert wait_operation(client, admin_token, again["operation"]["id"])["status"] == "succeeded"
+
+
+def _wait_mid_freeze(services: Services, checkpoint_id: str, site: EmbeddedSite) -> None:
+    """Until the site has frozen the first server and the group snapshot is not yet taken."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with services.db.session() as session:
+            row = session.get_one(Checkpoint, checkpoint_id)
+            snapshot_taken = row.site_group_snapshot_id is not None
+        assert not snapshot_taken, "the snapshot was taken before the worker could be killed"
+        if frozen_now(site):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no server was frozen within 60 s")
+
+
+def test_a_worker_killed_mid_freeze_is_resumed_by_another_that_thaws_in_reverse(
+    client: TestClient,
+    admin_token: str,
+    services: Services,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    first = start_worker("w1")
+    source, servers, plan = _protected_vnf(client, admin_token, two_sites, freeze_bound_s=120.0)
+    sim_admin(source, "PUT", "/faults", latency={"compute": 1.0})  # each freeze takes a second
+
+    accepted = _checkpoint(client, admin_token, plan["id"])
+    checkpoint_id = accepted["checkpoint"]["id"]
+    _wait_mid_freeze(services, checkpoint_id, source)
+    first.kill()
+    start_worker("w2")
+    operation = wait_operation(client, admin_token, accepted["operation"]["id"], timeout=180)
+    checkpoint = _show(client, admin_token, checkpoint_id)
+    assert checkpoint["status"] in ("failed", "available"), checkpoint
+    assert operation["status"] == ("failed" if checkpoint["status"] == "failed" else "succeeded")
+
+    assert frozen_now(source) == []
+    events = freezes_and_thaws(source, _positions(servers))
+    frozen = [position for action, position in events if action == "quiesce"]
+    assert frozen, events
+    assert frozen == sorted(frozen), events
+    assert events == [("quiesce", p) for p in frozen] + [("unquiesce", p) for p in reversed(frozen)]
