@@ -137,6 +137,26 @@ def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
     assert wait_operation(client, admin_token, again["operation"]["id"])["status"] == "succeeded"
 
 
+def test_a_barrier_not_reached_within_the_freeze_bound_is_given_up_and_thawed(
+    client: TestClient,
+    admin_token: str,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    start_worker("w1")
+    source, servers, plan = _protected_vnf(client, admin_token, two_sites, freeze_bound_s=0.5)
+    sim_admin(source, "PUT", "/faults", latency={"compute": 1.0})  # one freeze outlasts it
+
+    accepted = _checkpoint(client, admin_token, plan["id"])
+    assert wait_operation(client, admin_token, accepted["operation"]["id"])["status"] == "failed"
+    checkpoint = _show(client, admin_token, accepted["checkpoint"]["id"])
+    assert "freeze bound (0.5 s)" in checkpoint["error"], checkpoint["error"]
+    assert checkpoint["consistency_point"] is None
+    assert frozen_now(source) == []
+    events = freezes_and_thaws(source, _positions(servers))
+    assert events == [("quiesce", 1), ("unquiesce", 1)]
+
+
 def _wait_mid_freeze(services: Services, checkpoint_id: str, site: EmbeddedSite) -> None:
     """Until the site has frozen the first server and the group snapshot is not yet taken."""
     deadline = time.monotonic() + 60
