@@ -78,6 +78,13 @@ def _group_snapshot_volumes(site: EmbeddedSite, group_snapshot_volumes: list[str
     return {s.volume_id for s in snapshots if s.id in group_snapshot_volumes}
 
 
+def _site_volumes(site: EmbeddedSite) -> set[str]:
+    listed = SiteDriver(site.access()).call(
+        "list volumes", lambda c: list(c.block_storage.volumes(details=True))
+    )
+    return {v.id for v in listed}
+
+
 def test_a_checkpoint_freezes_in_order_snapshots_once_and_thaws_in_reverse(
     client: TestClient,
     admin_token: str,
@@ -110,6 +117,17 @@ def test_a_checkpoint_freezes_in_order_snapshots_once_and_thaws_in_reverse(
     assert frozen_now(source) == []
     listed = client.get("/v1/servers", headers={"X-Auth-Token": admin_token}).json()["servers"]
     assert {s["status"] for s in listed} == {"ACTIVE"}
+
+    deleted = client.delete(
+        f"/v1/protection-plans/{plan['id']}", headers={"X-Auth-Token": admin_token}
+    )
+    assert deleted.status_code == 202, deleted.text
+    operation = wait_operation(client, admin_token, deleted.json()["operation"]["id"])
+    assert operation["status"] == "succeeded", operation
+    gone = client.get(f"/v1/checkpoints/{checkpoint['id']}", headers={"X-Auth-Token": admin_token})
+    assert gone.status_code == 404
+    assert _group_snapshot_volumes(source, snapshot_ids) == set()
+    assert _site_volumes(source) >= volumes  # the plan's group went, never its volumes
 
 
 def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
