@@ -1,6 +1,7 @@
 """``cascade fabric status``: the network fabric's hosts as ``GET /v1/fabric/hosts`` shows
 them, read from the database: goal and applied revisions, networks behind, last
-acknowledgement, and how many hosts are converged and lagging."""
+acknowledgement, whether the security rules it holds are in force, and how many hosts are
+converged, lagging, or holding rules their dataplane does not enforce."""
 
 from __future__ import annotations
 
@@ -32,21 +33,31 @@ def status(
     with operator_services(data_dir) as svc:
         hosts = svc.fabric.tracking.hosts(lagging_only=lagging, limit=limit)
         converged, behind = svc.fabric.tracking.counts()
+        unenforced = svc.fabric.tracking.rules_not_enforced()
     console = output()
     if hosts:
         console.print(hosts_table(hosts))
     console.print(
-        f"{converged + behind} hosts: {converged} converged, {behind} lagging",
+        f"{converged + behind} hosts: {converged} converged, {behind} lagging, "
+        f"{unenforced} holding security rules they do not enforce",
         highlight=False,
     )
     if as_json:
         listed = [{**host, "acked_at": _iso(host["acked_at"])} for host in hosts]
-        print(json.dumps({"hosts": listed, "converged": converged, "lagging": behind}))
+        counts = {"converged": converged, "lagging": behind, "rules_not_enforced": unenforced}
+        print(json.dumps({"hosts": listed, **counts}))
 
 
 def hosts_table(hosts: list[dict[str, Any]]) -> Table:
     table = Table(
-        "host", "tunnel ip", "goal rev", "applied rev", "networks behind", "converged", "last ack"
+        "host",
+        "tunnel ip",
+        "goal rev",
+        "applied rev",
+        "networks behind",
+        "converged",
+        "rules enforced",
+        "last ack",
     )
     table.columns[0].no_wrap = True
     for host in hosts:
@@ -56,10 +67,15 @@ def hosts_table(hosts: list[dict[str, Any]]) -> Table:
             str(host["revision"]),
             str(host["applied_revision"]),
             str(host["networks_behind"]),
-            Text("yes", style="green") if host["converged"] else Text("no", style="red"),
+            _yes_no(host["converged"]),
+            _yes_no(host["rules_enforced"]),
             when(host["acked_at"]),
         )
     return table
+
+
+def _yes_no(value: bool) -> Text:
+    return Text("yes", style="green") if value else Text("no", style="red")
 
 
 def _iso(value: Any) -> str | None:

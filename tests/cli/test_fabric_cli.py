@@ -25,6 +25,10 @@ def test_status_lists_hosts_and_counts(tmp_path: Path) -> None:
         services.fabric.register_host("h2", "192.0.2.2")
         services.fabric.create_network("n1", 5001, "10.1.0.0/16")
         services.fabric.add_port(PortSpec("p1", "n1", "h2", "02:00:00:00:00:01", "10.1.0.1"))
+        services.fabric.register_host("h3", "192.0.2.3")
+        icmp = ({"direction": "ingress", "protocol": "icmp"},)
+        ruled = PortSpec("p3", "n1", "h3", "02:00:00:00:00:03", "10.1.0.3", icmp, True)
+        services.fabric.add_port(ruled)
     finally:
         services.close()
 
@@ -32,9 +36,9 @@ def test_status_lists_hosts_and_counts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     figures = json.loads(lines[-1])
-    assert (figures["converged"], figures["lagging"]) == (1, 1)
-    assert [h["name"] for h in figures["hosts"]] == ["h1", "h2"]
-    h1, h2 = figures["hosts"]
+    assert (figures["converged"], figures["lagging"], figures["rules_not_enforced"]) == (1, 2, 1)
+    assert [h["name"] for h in figures["hosts"]] == ["h1", "h2", "h3"]
+    h1, h2, h3 = figures["hosts"]
     assert h1 == {
         "name": "h1",
         "tunnel_ip": "192.0.2.1",
@@ -48,20 +52,23 @@ def test_status_lists_hosts_and_counts(tmp_path: Path) -> None:
         "rules_enforced": True,
     }
     assert (h2["revision"], h2["converged"], h2["networks_behind"]) == (1, False, 1)
-    assert "2 hosts: 1 converged, 1 lagging" in done.stdout
+    assert (h3["ports_with_rules"], h3["rules_enforced"]) == (1, False)
+    assert "3 hosts: 1 converged, 2 lagging, 1 holding security rules" in done.stdout
+    assert "rules enforced" in done.stdout
     assert "192.0.2.1" in done.stdout
     assert "goal rev" in done.stdout
 
     lagging = cascade("fabric", "status", "--data-dir", str(data), "--lagging", "--json")
     assert lagging.returncode == 0, lagging.stderr
     assert [h["name"] for h in json.loads(lagging.stdout.strip().splitlines()[-1])["hosts"]] == [
-        "h2"
+        "h2",
+        "h3",
     ]
     limited = cascade("fabric", "status", "--data-dir", str(data), "--limit", "1")
     assert limited.returncode == 0, limited.stderr
     assert "h1" in limited.stdout
     assert "h2" not in limited.stdout
-    assert "2 hosts: 1 converged, 1 lagging" in limited.stdout
+    assert "3 hosts: 1 converged, 2 lagging" in limited.stdout
 
 
 def test_status_of_an_uninitialised_data_dir_is_one_line(tmp_path: Path) -> None:
