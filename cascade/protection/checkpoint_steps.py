@@ -21,7 +21,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from cascade.db.models import Server, Site
 from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan
@@ -29,7 +29,12 @@ from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import Conflict, present
 from cascade.protection.plan_steps import site_server_id
-from cascade.protection.site_groups import ensure_group, member_snapshots, snapshot_group
+from cascade.protection.site_groups import (
+    delete_group_snapshots,
+    ensure_group,
+    member_snapshots,
+    snapshot_group,
+)
 from cascade.sites.driver import SiteCallFailed
 
 PROCESS = uuid.uuid4().hex  # this worker process, as the checkpoints it froze name it
@@ -208,6 +213,33 @@ def end(_run: StepRun, checkpoint_id: str, snapshot_id: str | None, error: str |
     return volumes
 
 
+@step_function("checkpoint.retain")
+def retain(_run: StepRun, plan_id: str) -> list[str]:
+    """Keep the plan's newest ``retention`` available checkpoints: the older ones' group
+    snapshots leave the site, then their rows; the checkpoints removed. Failed ones stay as
+    the record of what went wrong (they hold nothing at the site)."""
+    engine = context()
+    plan = engine.row(ProtectionPlan, plan_id, f"protection plan {plan_id}")
+    with engine.db.session() as session:
+        expired = list(
+            session.scalars(
+                select(Checkpoint)
+                .where(Checkpoint.plan_id == plan_id, Checkpoint.status == "available")
+                .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
+                .offset(plan.retention)
+            )
+        )
+    snapshots = [c.site_group_snapshot_id for c in expired if c.site_group_snapshot_id]
+    engine.driver(plan.source_site_id).call(
+        f"delete {len(snapshots)} expired group snapshots of plan {plan_id}",
+        lambda c: delete_group_snapshots(c, snapshots),
+    )
+    removed = [c.id for c in expired]
+    with engine.db.session() as session:
+        session.execute(delete(Checkpoint).where(Checkpoint.id.in_(removed)))
+    return removed
+
+
 def _thaw_all(job: Job, checkpoint_id: str, site: str, servers: list[list[Any]]) -> str | None:
     try:
         step(job, "thaw, last frozen first", site, "checkpoint.thaw", checkpoint_id, servers)
@@ -257,4 +289,5 @@ def checkpoint(job: Job) -> dict[str, Any]:
     )
     if error:
         raise StepFailed(f"checkpoint {checkpoint_id} failed: {error}")
-    return {"checkpoint": checkpoint_id, "volumes": volumes}
+    expired = step(job, "apply the plan's retention", site, "checkpoint.retain", job.resource_id)
+    return {"checkpoint": checkpoint_id, "volumes": volumes, "expired": expired}

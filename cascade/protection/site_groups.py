@@ -90,10 +90,14 @@ def member_snapshots(c: Connection, group_snapshot_id: str) -> dict[str, str]:
     }
 
 
+def delete_group_snapshots(c: Connection, group_snapshot_ids: list[str]) -> None:
+    for group_snapshot_id in group_snapshot_ids:
+        _cinder(c).delete_group_snapshot(group_snapshot_id, ignore_missing=True)
+
+
 def remove_group(c: Connection, plan_id: str, known_id: str | None, snapshots: list[str]) -> None:
     """Delete the checkpoints' group snapshots and the plan's group (never its volumes)."""
-    for group_snapshot_id in snapshots:
-        _cinder(c).delete_group_snapshot(group_snapshot_id, ignore_missing=True)
+    delete_group_snapshots(c, snapshots)
     group = _find_group(c, plan_id, known_id)
     if group is None:
         return

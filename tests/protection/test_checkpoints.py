@@ -137,7 +137,7 @@ def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
     start_worker: WorkerFactory,
 ) -> None:
     start_worker("w1")
-    source, servers, plan = _protected_vnf(client, admin_token, two_sites)
+    source, servers, plan = _protected_vnf(client, admin_token, two_sites, retention=1)
     sim_admin(source, "PUT", "/faults", quiesce_failures=[servers[1]["site_server_id"]])
 
     accepted = _checkpoint(client, admin_token, plan["id"])
@@ -151,8 +151,20 @@ def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
     assert frozen_now(source) == []
 
     sim_admin(source, "DELETE", "/faults")  # the plan is still usable: the next one succeeds
-    again = _checkpoint(client, admin_token, plan["id"])
-    assert wait_operation(client, admin_token, again["operation"]["id"])["status"] == "succeeded"
+    kept = [_available_checkpoint(client, admin_token, plan["id"]) for _ in range(2)]
+    # retention 1: the newer one expired the older, at the site too; the failed one stays
+    listed = client.get("/v1/checkpoints", headers={"X-Auth-Token": admin_token}).json()
+    assert [c["id"] for c in listed["checkpoints"]] == [checkpoint["id"], kept[1]["id"]]
+    older = [v["snapshot"] for v in kept[0]["volumes"].values()]
+    assert _group_snapshot_volumes(source, older) == set()
+    newer = [v["snapshot"] for v in kept[1]["volumes"].values()]
+    assert len(_group_snapshot_volumes(source, newer)) == 3
+
+
+def _available_checkpoint(client: TestClient, token: str, plan_id: str) -> dict[str, Any]:
+    accepted = _checkpoint(client, token, plan_id)
+    assert wait_operation(client, token, accepted["operation"]["id"])["status"] == "succeeded"
+    return _show(client, token, accepted["checkpoint"]["id"])
 
 
 def test_a_barrier_not_reached_within_the_freeze_bound_is_given_up_and_thawed(
