@@ -336,9 +336,7 @@ class FabricPort(Base):
     # interface: the router's extra routes ([destination, nexthop], NULL when none)
     router: Mapped[str | None] = mapped_column(String(64), nullable=True)
     gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    routes: Mapped[list[list[str]] | None] = mapped_column(
-        JSON(none_as_null=True), nullable=True
-    )
+    routes: Mapped[list[list[str]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
