@@ -75,10 +75,12 @@ def boot(client: TestClient, token: str, name: str, site: str, network: str) -> 
     return server
 
 
-def rx_packets(vm_netns: str) -> int:
-    """Packets received on a VM's eth0 so far (the kernel's counter)."""
-    out = run_in(vm_netns, "cat", "/sys/class/net/eth0/statistics/rx_packets")
-    return int(out.strip())
+def echoes_received(vm_netns: str) -> int:
+    """ICMP echo requests the VM's namespace has received so far (the kernel's ``InEchos``):
+    pings reaching it, and nothing else (its neighbours' IPv6 solicitations do not count)."""
+    lines = run_in(vm_netns, "cat", "/proc/net/snmp").splitlines()
+    names, values = (line.split() for line in lines if line.startswith("Icmp:"))
+    return int(values[names.index("InEchos")])
 
 
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
