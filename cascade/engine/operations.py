@@ -16,6 +16,7 @@ from cascade.db import Database
 from cascade.db.models import Operation, OperationStep, utcnow
 from cascade.engine.queue import OperationQueue, new_operation_id
 from cascade.engine.schemas import OperationOut, ResourceRef, StepOut
+from cascade.engine.states import StateMachine
 from cascade.errors import Conflict, NotFound, present
 
 FINISHED = ("succeeded", "failed")
@@ -75,6 +76,33 @@ class Operations:
             if earlier is None:
                 raise
             return earlier
+
+    def act(
+        self,
+        machine: StateMachine,
+        resource_id: str,
+        action: str,
+        project_id: str,
+        key: str | None,
+        check: Callable[[Session], None] | None = None,
+    ) -> str:
+        """Accept ``action`` on a resource of ``machine``'s kind (after ``check``, which may
+        refuse it), entering its "during" state; returns the operation id."""
+
+        def write(session: Session, _operation_id: str) -> tuple[str, str]:
+            if check is not None:
+                check(session)
+            machine.begin(session, resource_id, action, _operation_id)
+            return machine.kind, resource_id
+
+        operation = self.accept(
+            kind=f"{machine.kind}.{action}",
+            project_id=project_id,
+            request={machine.kind: resource_id},
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.id
 
     def _earlier(self, project_id: str, key: str, digest: str) -> Operation | None:
         with self._db.session() as session:

@@ -8,6 +8,8 @@ the same again (a retry after a site failed, and the convergence pass's repair);
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -163,31 +165,27 @@ class NetworkService:
 
     def act(self, network_id: str, action: str, project_id: str, key: str | None) -> str:
         """Accept sync or delete; a network still holding ports cannot be deleted (409)."""
+        check = _deletable(network_id) if action == "delete" else None
+        return self._operations.act(NETWORKS, network_id, action, project_id, key, check)
 
-        def write(session: Session, operation_id: str) -> tuple[str, str]:
-            if action == "delete":
-                ports = session.scalar(
-                    select(func.count())
-                    .select_from(NetworkPort)
-                    .where(NetworkPort.network_id == network_id)
-                )
-                if ports:
-                    raise Conflict(
-                        f"network {network_id} still holds {ports} ports: delete its servers first"
-                    )
-                joined = session.scalar(
-                    select(RouterNetwork.router_id).where(RouterNetwork.network_id == network_id)
-                )
-                if joined is not None:
-                    raise Conflict(f"router {joined} joins network {network_id}: delete it first")
-            NETWORKS.begin(session, network_id, action, operation_id)
-            return "network", network_id
 
-        operation = self._operations.accept(
-            kind=f"network.{action}",
-            project_id=project_id,
-            request={"network": network_id},
-            write=write,
-            idempotency_key=key,
+def _deletable(network_id: str) -> Callable[[Session], None]:
+    """409 unless no port is on the network and no router joins it."""
+
+    def check(session: Session) -> None:
+        ports = session.scalar(
+            select(func.count())
+            .select_from(NetworkPort)
+            .where(NetworkPort.network_id == network_id)
         )
-        return operation.id
+        if ports:
+            raise Conflict(
+                f"network {network_id} still holds {ports} ports: delete its servers first"
+            )
+        joined = session.scalar(
+            select(RouterNetwork.router_id).where(RouterNetwork.network_id == network_id)
+        )
+        if joined is not None:
+            raise Conflict(f"router {joined} joins network {network_id}: delete it first")
+
+    return check

@@ -12,7 +12,6 @@ from typing import Any
 from openstack.connection import Connection
 from sqlalchemy import delete, select
 
-from cascade.db.models import Site
 from cascade.db.network_models import Network, NetworkPort, NetworkSegment, Router, RouterNetwork
 from cascade.engine.context import context
 from cascade.engine.workflows import (
@@ -28,7 +27,13 @@ from cascade.errors import present
 from cascade.network.groups import admitted, ensure_group
 from cascade.network.port_steps import Segment, ensure_port, locate_port, reconcile_remote_ports
 from cascade.network.routers import SitePlan, plan
-from cascade.network.segment_steps import TAG, ensure_segment, remove_segment, site_network
+from cascade.network.segment_steps import (
+    TAG,
+    ensure_segment,
+    remove_segment,
+    segment_sites,
+    site_network,
+)
 
 
 def _router(router_id: str) -> Router:
@@ -139,15 +144,8 @@ def remove_at(run: StepRun, router_id: str, site_id: str) -> None:
 @step_function("router.sites")
 def router_sites(_run: StepRun, router_id: str) -> tuple[str, list[tuple[str, str]]]:
     """(transit network id, (site id, name) of every site of the router)."""
-    router = _router(router_id)
-    with context().db.session() as session:
-        rows = session.execute(
-            select(Site.id, Site.name)
-            .join(NetworkSegment, NetworkSegment.site_id == Site.id)
-            .where(NetworkSegment.network_id == router.transit_network_id)
-            .order_by(Site.name)
-        ).all()
-    return router.transit_network_id, [(row[0], row[1]) for row in rows]
+    transit = _router(router_id).transit_network_id
+    return transit, segment_sites(transit)
 
 
 @step_function("router.forget")

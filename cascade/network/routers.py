@@ -220,15 +220,4 @@ class RouterService:
         return operation.resource_id, operation.id
 
     def act(self, router_id: str, action: str, project_id: str, key: str | None) -> str:
-        def write(session: Session, operation_id: str) -> tuple[str, str]:
-            ROUTERS.begin(session, router_id, action, operation_id)
-            return "router", router_id
-
-        operation = self._operations.accept(
-            kind=f"router.{action}",
-            project_id=project_id,
-            request={"router": router_id},
-            write=write,
-            idempotency_key=key,
-        )
-        return operation.id
+        return self._operations.act(ROUTERS, router_id, action, project_id, key)

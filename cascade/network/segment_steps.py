@@ -153,6 +153,10 @@ def remove_segment(_run: StepRun, network_id: str, site_id: str) -> None:
 
 @step_function("network.segments")
 def segments(_run: StepRun, network_id: str) -> list[tuple[str, str]]:
+    return segment_sites(network_id)
+
+
+def segment_sites(network_id: str) -> list[tuple[str, str]]:
     """(site id, site name) of every segment of the network."""
     with context().db.session() as session:
         rows = session.execute(

@@ -143,16 +143,4 @@ class ServiceIPService:
 
     def act(self, sip_id: str, action: str, project_id: str, key: str | None) -> str:
         """Accept sync or delete."""
-
-        def write(session: Session, operation_id: str) -> tuple[str, str]:
-            SERVICE_IPS.begin(session, sip_id, action, operation_id)
-            return "service_ip", sip_id
-
-        operation = self._operations.accept(
-            kind=f"service_ip.{action}",
-            project_id=project_id,
-            request={"service_ip": sip_id},
-            write=write,
-            idempotency_key=key,
-        )
-        return operation.id
+        return self._operations.act(SERVICE_IPS, sip_id, action, project_id, key)
