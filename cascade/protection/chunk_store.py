@@ -1,0 +1,234 @@
+"""Where backup chunks live: a content-addressed store of immutable blobs (issue 16).
+
+``ChunkStore`` is the interface the backup workflow calls: a chunk is put under its name
+(``chunks.chunk_name`` of its bytes, checked on put), read back with the SHA-256 the caller
+keeps in its manifest (both digests verified: ``ChunkCorrupt`` otherwise), listed and
+deleted (retention decides what; the store only does it). Two backends: a directory
+(``file:///abs/path``; chunks in ``ab/cdef...`` fan-out directories, written to a temporary
+file, fsynced and renamed) and a container of a registered site's object store
+(``site://SITE/CONTAINER``; Swift's PUT is atomic per object), through the site's
+openstacksdk connection inside ``SiteDriver.call``. No S3 backend yet: nothing here serves
+S3 to test it against. Imports ``cascade.sites``, ``cascade.errors``, ``chunks`` and
+``cascade.identity.sealing``'s atomic file write.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from functools import partial
+from itertools import islice
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import unquote, urlsplit
+
+from openstack import exceptions as sdk_exceptions
+from openstack.connection import Connection
+
+from cascade.errors import BadRequest, CascadeError, Internal
+from cascade.identity.sealing import write_private
+from cascade.protection.chunks import chunk_name, is_chunk_name, sha256_hex
+from cascade.sites.driver import SiteDriver
+
+T = TypeVar("T")
+URL_FORMS = "file:///ABSOLUTE/PATH or site://SITE-NAME/CONTAINER"
+
+
+class ChunkCorrupt(CascadeError):
+    """A chunk the store cannot give back as written: missing, or its bytes do not hash to
+    its name or to the SHA-256 the caller recorded."""
+
+    status = 502
+
+    def __init__(self, name: str, url: str, reason: str) -> None:
+        super().__init__(f"chunk {name} in {url} is corrupt: {reason}")
+        self.name = name
+
+
+class ChunkStore(ABC):
+    """A content-addressed store of chunks; ``url`` is what it was opened from."""
+
+    url: str
+
+    def has(self, name: str) -> bool:
+        return self._has(self._checked(name))
+
+    def put(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` (its ``chunk_name``). Idempotent and atomic: a reader
+        sees the whole chunk or none of it."""
+        if chunk_name(data) != self._checked(name):
+            raise Internal(f"chunk put as {name} into {self.url} has another name")
+        self._write(name, data)
+
+    def get(self, name: str, sha256: str) -> bytes:
+        """The chunk's bytes, verified against its name and ``sha256``."""
+        data = self._read(self._checked(name))
+        if data is None:
+            raise ChunkCorrupt(name, self.url, "it is missing")
+        if chunk_name(data) != name:
+            raise ChunkCorrupt(name, self.url, "its bytes do not hash to its name")
+        if sha256_hex(data) != sha256:
+            raise ChunkCorrupt(name, self.url, f"its SHA-256 is not {sha256}")
+        return data
+
+    def delete(self, name: str) -> None:
+        """Remove the chunk; a missing one is fine."""
+        self._remove(self._checked(name))
+
+    @abstractmethod
+    def names(self) -> Iterator[str]:
+        """The name of every chunk stored."""
+
+    def _checked(self, name: str) -> str:
+        if not is_chunk_name(name):
+            raise BadRequest(f"{name!r} is not a chunk name (64 lowercase hex digits)")
+        return name
+
+    @abstractmethod
+    def _has(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def _write(self, name: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _read(self, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def _remove(self, name: str) -> None: ...
+
+
+class DirectoryChunkStore(ChunkStore):
+    """Chunks as files ``root/ab/cdef...`` (mode 0600); temporary files start with a dot."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.absolute()
+        self.url = self.root.as_uri()
+
+    def path(self, name: str) -> Path:
+        return self.root / name[:2] / name[2:]
+
+    def names(self) -> Iterator[str]:
+        for path in self.root.glob("??/*"):
+            if is_chunk_name(path.parent.name + path.name):
+                yield path.parent.name + path.name
+
+    def _has(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def _write(self, name: str, data: bytes) -> None:
+        write_private(self.path(name), data)  # a temporary file, fsynced, renamed
+        _fsync_directory(self.path(name).parent)
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            return self.path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _remove(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _unless_missing(action: Callable[[], T], missing: T) -> T:
+    """``action()``, or ``missing`` if the object store answers 404."""
+    try:
+        return action()
+    except sdk_exceptions.NotFoundException:
+        return missing
+
+
+class ObjectChunkStore(ChunkStore):
+    """Chunks as objects of one container in a site's object store (Swift API)."""
+
+    def __init__(self, driver: SiteDriver, container: str, page_size: int = 1000) -> None:
+        self.driver = driver
+        self.container = container
+        self.page_size = page_size  # names per listing request
+        self.url = f"site://{driver.access.name}/{container}"
+        self._container_made = False
+
+    def names(self) -> Iterator[str]:
+        marker = ""
+        while True:
+            page = self.driver.call(
+                f"list chunks of {self.url} after {marker!r}", partial(self._page, marker=marker)
+            )
+            yield from page
+            if len(page) < self.page_size:
+                return
+            marker = page[-1]
+
+    def _page(self, c: Connection, marker: str) -> list[str]:
+        """One listing request: up to ``page_size`` names after ``marker`` (none if the
+        container was never made)."""
+        objects = c.object_store.objects(self.container, limit=self.page_size, marker=marker)
+        return _unless_missing(
+            lambda: [str(o.name) for o in islice(objects, self.page_size)], missing=[]
+        )
+
+    def _has(self, name: str) -> bool:
+        return self.driver.call(
+            f"look for chunk {name} in {self.url}",
+            lambda c: _unless_missing(
+                lambda: c.object_store.get_object_metadata(name, self.container) is not None,
+                missing=False,
+            ),
+        )
+
+    def _write(self, name: str, data: bytes) -> None:
+        if not self._container_made:
+            self.driver.call(
+                f"create container {self.container}",
+                lambda c: c.object_store.create_container(name=self.container),
+            )
+            self._container_made = True
+        self.driver.call(
+            f"store chunk {name} in {self.url}",
+            lambda c: c.object_store.upload_object(container=self.container, name=name, data=data),
+        )
+
+    def _read(self, name: str) -> bytes | None:
+        def download(c: Connection) -> bytes | None:
+            return _unless_missing(
+                lambda: bytes(c.object_store.download_object(name, self.container)), None
+            )
+
+        return self.driver.call(f"read chunk {name} from {self.url}", download)
+
+    def _remove(self, name: str) -> None:
+        self.driver.call(
+            f"delete chunk {name} from {self.url}",
+            lambda c: c.object_store.delete_object(
+                name, ignore_missing=True, container=self.container
+            ),
+        )
+
+
+def open_store(url: str, drivers: Callable[[str], SiteDriver]) -> ChunkStore:
+    """The chunk store a URL names: ``file:///abs/path`` or ``site://SITE-NAME/CONTAINER``
+    (``drivers`` gives the driver of a registered site by name). ``BadRequest`` otherwise."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    plain = not (parts.query or parts.fragment or "@" in parts.netloc)
+    if plain and parts.scheme == "file" and not parts.netloc and path.startswith("/"):
+        return DirectoryChunkStore(Path(path))
+    container = path[1:]
+    if plain and parts.scheme == "site" and parts.netloc and _is_container(container):
+        return ObjectChunkStore(drivers(parts.netloc), container)
+    if "@" in parts.netloc:  # never echo credentials
+        url = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+    raise BadRequest(f"chunk store URL {url!r} is not of the form {URL_FORMS}")
+
+
+def _is_container(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..")

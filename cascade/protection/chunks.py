@@ -1,0 +1,58 @@
+"""What a backup chunk is called and how its bytes are checked (issue 16's chunk store).
+
+A chunk's identity is the BLAKE3-256 hex of its bytes (``chunk_name``): cryptographic, so a
+tenant cannot craft two blocks with one name and poison deduplication across volumes; its
+integrity digest is SHA-256 (``sha256_hex``), which the caller keeps in its manifest and the
+store verifies on every read. ``hash_rates`` measures the candidates on this machine (for
+``cascade bench protect``; docs/decisions.md has the figures behind the choice). Imports
+only the standard library, blake3 and xxhash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+
+import blake3
+import xxhash
+
+NAME_LENGTH = 64  # hex digits of a 256-bit BLAKE3 digest
+MIB = 1024 * 1024
+
+
+def chunk_name(data: bytes) -> str:
+    """The chunk's identity: the BLAKE3-256 hex digest of its bytes."""
+    return blake3.blake3(data).hexdigest()
+
+
+def sha256_hex(data: bytes) -> str:
+    """The chunk's integrity digest, kept by the caller and verified on every read."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_chunk_name(name: str) -> bool:
+    return len(name) == NAME_LENGTH and all(c in "0123456789abcdef" for c in name)
+
+
+HASHES: dict[str, Callable[[bytes], str]] = {
+    "blake3": chunk_name,
+    "xxh3_128": xxhash.xxh3_128_hexdigest,
+    "sha256": sha256_hex,
+}
+
+
+def hash_rates(mb: int, rounds: int = 3) -> dict[str, float]:
+    """MB/s (MiB per second) of each candidate hash over ``mb`` MiB of random bytes on this
+    machine, one thread each; the best of ``rounds`` passes."""
+    data = os.urandom(mb * MIB)
+    rates: dict[str, float] = {}
+    for label, digest in HASHES.items():
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            digest(data)
+            best = min(best, time.perf_counter() - started)
+        rates[label] = mb / max(best, 1e-9)
+    return rates

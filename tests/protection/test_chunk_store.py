@@ -1,0 +1,197 @@
+"""The backup chunk store on both backends: a directory, and a container of a real
+``cascade site-sim``'s object store reached through the site driver (openstacksdk)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cascade.cli.embedded import EmbeddedSite
+from cascade.errors import BadRequest, Internal, NotFound
+from cascade.protection.chunk_store import (
+    ChunkCorrupt,
+    ChunkStore,
+    DirectoryChunkStore,
+    ObjectChunkStore,
+    open_store,
+)
+from cascade.protection.chunks import chunk_name, hash_rates, sha256_hex
+from cascade.sites.driver import SiteDriver
+from tests.conftest import ADMIN_PASSWORD
+
+PAGE = 2  # names per listing request of the object store, so a few chunks make pages
+
+
+@dataclass
+class Backend:
+    """A fresh store and a way to overwrite a chunk's stored bytes behind its back."""
+
+    store: ChunkStore
+    overwrite: Callable[[str, bytes], None]
+
+
+@pytest.fixture(scope="module")
+def site_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteDriver]:
+    site = EmbeddedSite(
+        "site-a",
+        tmp_path_factory.mktemp("chunks") / "site-a",
+        ADMIN_PASSWORD,
+        args=["--build-seconds", "0.2"],
+        env={"CASCADE_PASSWORD_HASH_ROUNDS": "4"},
+    )
+    with site:
+        yield SiteDriver(site.access())
+
+
+def directory_backend(tmp_path: Path) -> Backend:
+    store = DirectoryChunkStore(tmp_path / "chunks")
+
+    def overwrite(name: str, data: bytes) -> None:
+        store.path(name).write_bytes(data)
+
+    return Backend(store, overwrite)
+
+
+def object_backend(driver: SiteDriver) -> Backend:
+    container = f"chunks-{uuid.uuid4().hex[:8]}"
+    store = ObjectChunkStore(driver, container, page_size=PAGE)
+
+    def overwrite(name: str, data: bytes) -> None:
+        driver.connection.object_store.upload_object(container=container, name=name, data=data)
+
+    return Backend(store, overwrite)
+
+
+@pytest.fixture(params=["directory", "object"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "directory":
+        return directory_backend(tmp_path)
+    return object_backend(request.getfixturevalue("site_driver"))
+
+
+def stored(store: ChunkStore, data: bytes) -> tuple[str, str]:
+    """Put ``data``; its name and SHA-256."""
+    name = chunk_name(data)
+    store.put(name, data)
+    return name, sha256_hex(data)
+
+
+def test_round_trip_and_idempotent_put(backend: Backend) -> None:
+    store, data = backend.store, b"block " * 10_000
+    name = chunk_name(data)
+    assert not store.has(name)
+    assert list(store.names()) == []  # nothing yet (no container either)
+    store.put(name, data)
+    store.put(name, data)
+    assert store.has(name)
+    assert store.get(name, sha256_hex(data)) == data
+    assert list(store.names()) == [name]  # twice is one chunk
+    empty, empty_sha = stored(store, b"")
+    assert store.get(empty, empty_sha) == b""
+
+
+def test_corrupt_chunk_is_refused_by_name(backend: Backend) -> None:
+    store = backend.store
+    name, sha = stored(store, b"good bytes")
+    with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*SHA-256") as wrong_sha:
+        store.get(name, sha256_hex(b"another block"))
+    assert wrong_sha.value.status == 502
+    backend.overwrite(name, b"evil bytes")
+    with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*do not hash to its name"):
+        store.get(name, sha)
+    store.delete(name)
+    with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*missing"):
+        store.get(name, sha)
+
+
+def test_names_lists_every_chunk_across_pages_and_delete(backend: Backend) -> None:
+    store = backend.store
+    names = {stored(store, f"chunk {i}".encode())[0] for i in range(2 * PAGE + 1)}
+    assert sorted(store.names()) == sorted(names)
+    gone = sorted(names)[PAGE]  # one from the middle page
+    store.delete(gone)
+    store.delete(gone)  # missing is fine
+    assert not store.has(gone)
+    assert sorted(store.names()) == sorted(names - {gone})
+
+
+def test_put_refuses_a_name_that_is_not_the_bytes(backend: Backend) -> None:
+    store = backend.store
+    with pytest.raises(Internal, match="has another name"):
+        store.put(chunk_name(b"a"), b"b")
+    with pytest.raises(BadRequest, match="not a chunk name"):
+        store.has("../../etc/passwd")
+    assert list(store.names()) == []
+
+
+def test_directory_layout_and_no_temporary_files(tmp_path: Path) -> None:
+    store = DirectoryChunkStore(tmp_path / "chunks")
+    name, _ = stored(store, b"laid out")
+    assert (tmp_path / "chunks" / name[:2] / name[2:]).read_bytes() == b"laid out"
+    (tmp_path / "chunks" / name[:2] / ".half-written").write_bytes(b"la")
+    assert list(store.names()) == [name]
+    assert sorted(p.name for p in (tmp_path / "chunks" / name[:2]).iterdir()) == [
+        ".half-written",
+        name[2:],
+    ]
+
+
+def test_open_store_both_forms(tmp_path: Path, site_driver: SiteDriver) -> None:
+    def drivers(site: str) -> SiteDriver:
+        if site != "site-a":
+            raise NotFound(f"site {site} not found")
+        return site_driver
+
+    directory = open_store((tmp_path / "my chunks").as_uri(), drivers)
+    assert isinstance(directory, DirectoryChunkStore)
+    assert directory.root == tmp_path / "my chunks"
+    assert directory.url == (tmp_path / "my chunks").as_uri()
+    objects = open_store("site://site-a/backups", drivers)
+    assert isinstance(objects, ObjectChunkStore)
+    assert (objects.url, objects.container) == ("site://site-a/backups", "backups")
+    name, sha = stored(objects, b"through the URL")
+    assert open_store("site://site-a/backups", drivers).get(name, sha) == b"through the URL"
+    with pytest.raises(NotFound, match="site-b"):
+        open_store("site://site-b/backups", drivers)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://bucket/prefix",
+        "file://relative/path",
+        "file://host/abs/path",
+        "site://site-a",
+        "site://site-a/",
+        "site:///backups",
+        "site://site-a/a/b",
+        "site://site-a/..",
+        "site://site-a/backups?x=1",
+        "",
+        "/plain/path",
+    ],
+)
+def test_bad_urls_name_themselves_and_the_forms(url: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        open_store(url, lambda site: pytest.fail(f"no driver should be asked for {site}"))
+    assert refused.value.status == 400
+    assert f"{url!r}" in refused.value.message
+    assert "file:///" in refused.value.message
+    assert "site://SITE-NAME/CONTAINER" in refused.value.message
+
+
+def test_a_refused_url_never_shows_its_password() -> None:
+    with pytest.raises(BadRequest) as refused:
+        open_store("s3://key:hunter2@s3.example/bucket", lambda site: pytest.fail(site))
+    assert "hunter2" not in refused.value.message
+    assert "s3.example/bucket" in refused.value.message
+
+
+def test_hash_rates_measures_the_three_candidates() -> None:
+    rates = hash_rates(4, rounds=1)
+    assert set(rates) == {"blake3", "xxh3_128", "sha256"}
+    assert all(rate > 0 for rate in rates.values())
