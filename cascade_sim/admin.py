@@ -34,7 +34,7 @@ class FaultsIn(BaseModel):
     latency: dict[str, float] | None = Field(
         None,
         description="Seconds added per service (compute, volume, network, image, "
-        "object-store, identity, or * for all).",
+        "object-store, block-data, identity, or * for all).",
     )
     route_errors: list[RouteErrorsIn] | None = None
     unavailable: bool | None = Field(None, description="Every service answers 503.")
@@ -43,6 +43,9 @@ class FaultsIn(BaseModel):
     )
     backup_failure_at: float | None = Field(
         None, ge=0, le=1, description="The next backup fails after this fraction of its bytes."
+    )
+    block_read_failures_after: int | None = Field(
+        None, ge=0, description="After this many more block reads, block reads answer 500."
     )
     cut_from_master: bool | None = Field(
         None, description="The site's link to the identity master it follows is down."
@@ -57,6 +60,7 @@ def _faults_view(site: RegionDep) -> dict[str, Any]:
         "unavailable": faults.unavailable,
         "quiesce_failures": sorted(faults.quiesce_failures),
         "backup_failure_at": faults.backup_failure_at,
+        "block_read_failures_after": faults.block_read_failures_after,
         "cut_from_master": faults.cut_from_master,
     }
 
@@ -81,6 +85,8 @@ def set_faults(body: FaultsIn, caller: Caller, site: RegionDep) -> dict[str, Any
         faults.quiesce_failures = set(body.quiesce_failures)
     if "backup_failure_at" in body.model_fields_set:
         faults.backup_failure_at = body.backup_failure_at
+    if "block_read_failures_after" in body.model_fields_set:
+        faults.block_read_failures_after = body.block_read_failures_after
     if body.cut_from_master is not None:
         faults.cut_from_master = body.cut_from_master
     return _faults_view(site)

@@ -11,6 +11,7 @@ SERVICES = (
     ("network", "neutron", "/network"),
     ("image", "glance", "/image"),
     ("object-store", "swift", "/object-store/v1/AUTH_$(project_id)s"),
+    ("block-data", "block-data", "/block-data/v1"),
 )
 
 

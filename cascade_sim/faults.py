@@ -1,6 +1,7 @@
 """Faults injected on demand: latency per service, an error rate per route, the whole site
-answering 503, a named server that fails to quiesce, a backup that fails midway, the site cut
-off from the identity master it follows. Turning a fault off restores normal service; state
+answering 503, a named server that fails to quiesce, a backup that fails midway, block reads
+of the block-data service that fail after a count, the site cut off from the identity master
+it follows. Turning a fault off restores normal service; state
 is never touched. (An outage in which the site
 refuses connections is the listener's: ``cascade_sim.listener``.)"""
 
@@ -35,6 +36,7 @@ class Faults:
     unavailable: bool = False  # every service answers 503
     quiesce_failures: set[str] = field(default_factory=set)  # server ids or names
     backup_failure_at: float | None = None  # fraction of the next backup at which it fails
+    block_read_failures_after: int | None = None  # block reads that succeed before all fail
     cut_from_master: bool = False  # the link to the identity master is down
 
     def clear(self) -> None:
@@ -43,7 +45,17 @@ class Faults:
         self.unavailable = False
         self.quiesce_failures.clear()
         self.backup_failure_at = None
+        self.block_read_failures_after = None
         self.cut_from_master = False
+
+    def block_read_fails(self) -> bool:
+        """Whether this block read fails (counting it down; the caller serialises reads)."""
+        remaining = self.block_read_failures_after
+        if remaining is None:
+            return False
+        if remaining > 0:
+            self.block_read_failures_after = remaining - 1
+        return remaining == 0
 
     def error_for(self, method: str, path: str) -> int | None:
         for rule in self.route_errors:

@@ -16,8 +16,9 @@ from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region
 from cascade_sim.volume.disk import GIB, data_file, file_sha256
-from cascade_sim.volume.records import Json, load, require_status
+from cascade_sim.volume.records import Json, load, require_status, save
 from cascade_sim.volume.recovery import recovered
+from cascade_sim.volume.tracking import blocks_of, mark_written
 
 MAX_READ = 64 << 20
 IO_STATUSES = {"available", "in-use", "backing-up"}
@@ -49,17 +50,25 @@ def _refuse_if_frozen(site: Region, volume: Json) -> None:
             )
 
 
+def write_at(site: Region, volume: Json, offset: int, data: bytes) -> None:
+    """Write ``data`` into the volume's file and record the blocks it changed (the caller
+    holds the state lock and has checked the volume may be written)."""
+    fd = os.open(data_file(site, "volume", volume["id"]), os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
+    mark_written(volume, blocks_of(offset, len(data)))
+    save(site, "volume", volume)
+
+
 def _write_bytes(
     site: Region, caller: AuthContext, volume_id: str, offset: int, data: bytes
 ) -> None:
     with site.state.lock:  # so that a group snapshot sees no write between its copies
         volume = _io_volume(site, caller, volume_id, offset, len(data))
         _refuse_if_frozen(site, volume)
-        fd = os.open(data_file(site, "volume", volume_id), os.O_WRONLY)
-        try:
-            os.pwrite(fd, data, offset)
-        finally:
-            os.close(fd)
+        write_at(site, volume, offset, data)
 
 
 @sim.put(

@@ -13,6 +13,7 @@ from cascade_sim.region import Region
 from cascade_sim.volume.backup_store import restore_chunks
 from cascade_sim.volume.disk import GIB, data_file, sparse_copy
 from cascade_sim.volume.records import Json, bootable_of, save, update
+from cascade_sim.volume.tracking import allocated_blocks, mark_written
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,11 @@ def image_path(site: Region, image_id: str) -> Path:
 
 
 def fill_from_image(site: Region, volume: Json, image_id: str) -> Json:
-    """Copy the image into the volume; returns the fields the volume gains."""
+    """Copy the image into the volume, recording the blocks written (Nova's boot volumes are
+    filled here too); returns the fields the volume gains."""
     target = data_file(site, "volume", volume["id"])
     sparse_copy(image_path(site, image_id), target, volume["size"] * GIB)
+    mark_written(volume, allocated_blocks(target))
     return {"bootable": "true", "volume_image_metadata": {"image_id": image_id}}
 
 
@@ -59,11 +62,14 @@ def _fill(site: Region, volume: Json, job: Json) -> Json:
 
 
 def run_volume_job(site: Region, volume_id: str) -> None:
-    """Fill the volume as its ``_job`` says; it ends available, or in error."""
+    """Fill the volume as its ``_job`` says; it ends available, or in error. Every block that
+    held data before or after the fill is recorded as written."""
     volume = site.state.get("volume", volume_id)
     if volume is None or "_job" not in volume:
         return
     job = volume["_job"]
+    target = data_file(site, "volume", volume_id)
+    before = allocated_blocks(target)  # a restore into a volume may turn them into holes
     try:
         fields = {"status": "available", **_fill(site, volume, job)}
     except Exception as error:
@@ -74,6 +80,7 @@ def run_volume_job(site: Region, volume_id: str) -> None:
         if current is not None:
             current.pop("_job", None)
             current.update(fields)
+            mark_written(current, before | allocated_blocks(target))
             save(site, "volume", current)
         if job["kind"] == "restore":
             update(site, "backup", job["source"], status="available")

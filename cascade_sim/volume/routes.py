@@ -1,6 +1,6 @@
 """The Cinder routers and where they are mounted: ``/volume`` (versions), ``/volume/v3`` and
-``/volume/v3/{project_id}`` (every API, behind recovery and microversion negotiation), and
-``/sim/v1/volumes``."""
+``/volume/v3/{project_id}`` (every API, behind recovery and microversion negotiation),
+``/sim/v1/volumes``, the block-data service ``/block-data/v1`` and ``/sim/v1/block-io``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from cascade.api.keystone import Caller
 from cascade_sim.errors import SimError
 from cascade_sim.volume.actions import volume_actions
 from cascade_sim.volume.backups import backups
+from cascade_sim.volume.block_data import block_data, sim_block_io
 from cascade_sim.volume.data import sim
 from cascade_sim.volume.group_types import group_types
 from cascade_sim.volume.groups import group_snapshots, groups
@@ -60,4 +61,6 @@ def routers() -> list[APIRouter]:
         _mounted("/volume/v3"),
         _mounted("/volume/v3/{project_id}", Depends(_url_project), in_schema=False),
         sim,
+        block_data,
+        sim_block_io,
     ]

@@ -26,6 +26,7 @@ from cascade_sim.volume.records import (
     require_status,
     save,
 )
+from cascade_sim.volume.tracking import record_snapshot
 from cascade_sim.volume.volumes import require_copyable
 
 
@@ -46,7 +47,8 @@ class SnapshotUpdate(Strict):
 
 
 def take_snapshot(site: Region, volume: Json, user_id: str | None, **fields: Any) -> Json:
-    """Copy the volume's bytes into a new snapshot (the caller holds the state lock)."""
+    """Copy the volume's bytes into a new snapshot, which keeps the volume's changed-block
+    map as of now (the caller holds the state lock)."""
     project = volume["_project_id"]
     snapshot = fresh(
         project,
@@ -72,6 +74,8 @@ def take_snapshot(site: Region, volume: Json, user_id: str | None, **fields: Any
         data_file(site, "snapshot", snapshot["id"]),
         volume["size"] * GIB,
     )
+    record_snapshot(volume, snapshot)
+    save(site, "volume", volume)
     return save(site, "snapshot", snapshot)
 
 

@@ -1,0 +1,69 @@
+"""The site's block-data service (catalog type ``block-data``), each call a function of an
+openstacksdk ``Connection`` for ``SiteDriver.call``: a snapshot's allocated blocks or the
+blocks changed since an older snapshot of the same volume, a snapshot's block, a whole block
+written into an available volume, and per-block sha256 digests of a volume or a snapshot
+computed at the site. Requests go through the connection's keystoneauth1 session (tokens,
+the catalog's endpoint for the connection's region); an error answer raises keystoneauth1's
+HTTP error, which ``SiteDriver.call`` classifies. Imports only openstacksdk and keystoneauth1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keystoneauth1.session import Session
+from openstack.connection import Connection
+
+SERVICE_TYPE = "block-data"
+OCTETS = {"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}
+
+
+@dataclass(frozen=True)
+class BlockList:
+    block_size: int
+    volume_size: int
+    blocks: list[int]
+
+
+def _request(c: Connection, method: str, path: str, **kwargs: Any) -> Any:
+    """``method path`` at the site's block-data endpoint; an error status raises."""
+    session: Session = c.session
+    endpoint = {"service_type": SERVICE_TYPE, "interface": "public"}
+    region = c.config.get_region_name(SERVICE_TYPE)
+    if region:
+        endpoint["region_name"] = region
+    return session.request(path, method, endpoint_filter=endpoint, raise_exc=True, **kwargs)
+
+
+def snapshot_blocks(c: Connection, snapshot_id: str, since: str | None = None) -> BlockList:
+    """The snapshot's allocated blocks or, with ``since``, those written after that older
+    snapshot of the same volume (no block is read to list them)."""
+    params = {} if since is None else {"since": since}
+    body = _request(c, "GET", f"/snapshots/{snapshot_id}/blocks", params=params).json()
+    return BlockList(int(body["block_size"]), int(body["volume_size"]), list(body["blocks"]))
+
+
+def read_block(c: Connection, snapshot_id: str, index: int) -> bytes:
+    response = _request(c, "GET", f"/snapshots/{snapshot_id}/blocks/{index}", headers=OCTETS)
+    return bytes(response.content)
+
+
+def write_block(c: Connection, volume_id: str, index: int, data: bytes) -> None:
+    """Write a whole block into an available volume (a restore's target)."""
+    _request(c, "PUT", f"/volumes/{volume_id}/blocks/{index}", data=data, headers=OCTETS)
+
+
+def _digests(c: Connection, path: str) -> dict[int, str]:
+    digests = _request(c, "GET", path).json()["digests"]
+    return {int(index): str(digest) for index, digest in digests.items()}
+
+
+def volume_digests(c: Connection, volume_id: str) -> dict[int, str]:
+    """sha256 hex per non-zero block of the volume, computed at the site."""
+    return _digests(c, f"/volumes/{volume_id}/digests")
+
+
+def snapshot_digests(c: Connection, snapshot_id: str) -> dict[int, str]:
+    """sha256 hex per non-zero block of the snapshot, computed at the site."""
+    return _digests(c, f"/snapshots/{snapshot_id}/digests")

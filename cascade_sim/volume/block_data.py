@@ -1,0 +1,183 @@
+"""The site's block-data service at ``/block-data/v1`` (the shape of a data mover such as
+AWS's EBS direct APIs): a snapshot's allocated or changed blocks (from extents and the
+changed-block maps, no content read), a snapshot's block, a block written into an available
+volume, and per-block sha256 digests of a volume or a snapshot computed at the site. Also
+``/sim/v1/block-io``: the bytes each snapshot had read and each volume had written through it
+since the site-sim started (for tests), and the ``block_read_failures_after`` fault.
+
+Imports ``disk``, ``records``, ``recovery``, ``tracking`` and ``data`` of this package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
+from cascade_sim.common import RegionDep
+from cascade_sim.errors import SimError
+from cascade_sim.region import Region
+from cascade_sim.volume.data import IO_STATUSES, write_at
+from cascade_sim.volume.disk import GIB, data_file
+from cascade_sim.volume.records import LABELS, Json, load, require_status
+from cascade_sim.volume.recovery import recovered
+from cascade_sim.volume.tracking import BLOCK, allocated_blocks, block_count, changed_blocks
+
+
+@dataclass
+class BlockIO:
+    """Bytes moved through the service, per snapshot read and per volume written."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    read_bytes: Counter[str] = field(default_factory=Counter)
+    written_bytes: Counter[str] = field(default_factory=Counter)
+
+
+_IO: weakref.WeakKeyDictionary[Region, BlockIO] = weakref.WeakKeyDictionary()
+_IO_LOCK = threading.Lock()
+
+
+def block_io(site: Region) -> BlockIO:
+    with _IO_LOCK:
+        return _IO.setdefault(site, BlockIO())
+
+
+def _snapshot(
+    site: Region, caller: AuthContext, snapshot_id: str, field: str | None = None
+) -> Json:
+    snapshot = load(site, caller, "snapshot", snapshot_id, field)
+    require_status("snapshot", snapshot, {"available"}, "reading its blocks")
+    return snapshot
+
+
+def _block_range(kind: str, body: Json, index: int) -> tuple[int, int]:
+    """The offset and length of block ``index`` of a volume or snapshot, else a 400."""
+    size = body["size"] * GIB
+    if not 0 <= index < block_count(size):
+        raise SimError(
+            400,
+            f"Block {index} is outside {LABELS[kind].lower()} {body['id']}: its {size} bytes "
+            f"hold blocks 0 to {block_count(size) - 1} of {BLOCK} bytes.",
+        )
+    return index * BLOCK, min(BLOCK, size - index * BLOCK)
+
+
+def _listing(body: Json, blocks: list[int]) -> Json:
+    size = body["size"] * GIB
+    return {"block_size": BLOCK, "volume_size": size, "blocks": blocks}
+
+
+def _digests(path: Path, size: int) -> Json:
+    """sha256 per block of the file holding non-zero bytes (holes are never read)."""
+    digests = {}
+    with path.open("rb") as handle:
+        for index in sorted(allocated_blocks(path)):
+            data = os.pread(handle.fileno(), min(BLOCK, size - index * BLOCK), index * BLOCK)
+            if data.count(0) != len(data):
+                digests[str(index)] = hashlib.sha256(data).hexdigest()
+    return {"block_size": BLOCK, "volume_size": size, "digests": digests}
+
+
+def _write_block(
+    site: Region, caller: AuthContext, volume_id: str, index: int, data: bytes
+) -> None:
+    with site.state.lock:
+        volume = load(site, caller, "volume", volume_id)
+        require_status("volume", volume, {"available"}, "writing its blocks")
+        offset, length = _block_range("volume", volume, index)
+        if len(data) != length:
+            raise SimError(
+                400, f"Block {index} of volume {volume_id} is {length} bytes, not {len(data)}."
+            )
+        write_at(site, volume, offset, data)
+    counters = block_io(site)
+    with counters.lock:
+        counters.written_bytes[volume_id] += len(data)
+
+
+block_data = APIRouter(
+    prefix="/block-data/v1", tags=["block data"], dependencies=[Depends(recovered)]
+)
+
+
+@block_data.get(
+    "/snapshots/{snapshot_id}/blocks", summary="A snapshot's allocated or changed blocks"
+)
+def list_snapshot_blocks(
+    snapshot_id: str, caller: Caller, site: RegionDep, since: str | None = None
+) -> Json:
+    """Without ``since``: the blocks holding data. With ``since`` (an older snapshot of the
+    same volume): the blocks written between the two."""
+    snapshot = _snapshot(site, caller, snapshot_id)
+    if since is None:
+        allocated = allocated_blocks(data_file(site, "snapshot", snapshot_id))
+        count = block_count(snapshot["size"] * GIB)
+        return _listing(snapshot, sorted(i for i in allocated if i < count))
+    older = _snapshot(site, caller, since, "since")
+    return _listing(snapshot, changed_blocks(older, snapshot))
+
+
+@block_data.get(
+    "/snapshots/{snapshot_id}/blocks/{index}",
+    response_class=Response,
+    summary="A block of a snapshot",
+)
+def read_snapshot_block(snapshot_id: str, index: int, caller: Caller, site: RegionDep) -> Response:
+    offset, length = _block_range("snapshot", _snapshot(site, caller, snapshot_id), index)
+    counters = block_io(site)
+    with counters.lock:
+        if site.faults.block_read_fails():
+            raise SimError(500, f"injected failure reading block {index} of {snapshot_id}.")
+    with data_file(site, "snapshot", snapshot_id).open("rb") as handle:
+        data = os.pread(handle.fileno(), length, offset)
+    with counters.lock:
+        counters.read_bytes[snapshot_id] += len(data)
+    return Response(data, media_type="application/octet-stream")
+
+
+@block_data.put(
+    "/volumes/{volume_id}/blocks/{index}",
+    status_code=204,
+    response_class=Response,
+    summary="Write a whole block into an available volume",
+)
+async def write_volume_block(
+    volume_id: str, index: int, request: Request, caller: Caller, site: RegionDep
+) -> None:
+    data = await request.body()
+    await run_in_threadpool(_write_block, site, caller, volume_id, index, data)
+
+
+@block_data.get("/volumes/{volume_id}/digests", summary="sha256 of each non-zero block")
+def volume_digests(volume_id: str, caller: Caller, site: RegionDep) -> Json:
+    volume = load(site, caller, "volume", volume_id)
+    require_status("volume", volume, IO_STATUSES, "digesting its blocks")
+    return _digests(data_file(site, "volume", volume_id), volume["size"] * GIB)
+
+
+@block_data.get("/snapshots/{snapshot_id}/digests", summary="sha256 of each non-zero block")
+def snapshot_digests(snapshot_id: str, caller: Caller, site: RegionDep) -> Json:
+    snapshot = _snapshot(site, caller, snapshot_id)
+    return _digests(data_file(site, "snapshot", snapshot_id), snapshot["size"] * GIB)
+
+
+sim_block_io = APIRouter(prefix="/sim/v1", tags=["sim block data"])
+
+
+@sim_block_io.get("/block-io", summary="Bytes read per snapshot, written per volume")
+def show_block_io(_caller: Caller, site: RegionDep) -> Json:
+    counters = block_io(site)
+    with counters.lock:
+        return {
+            "read_bytes": dict(counters.read_bytes),
+            "written_bytes": dict(counters.written_bytes),
+        }
