@@ -16,6 +16,7 @@ from cascade_sim.app import create_region_app
 from cascade_sim.region import Region
 from tests.conftest import login, make_tenant
 from tests.sim.conftest import SITE_ADMIN_PASSWORD, make_site
+from tests.sim.test_backups import backup, restore
 from tests.sim.test_volumes import (
     GIB,
     LATEST,
@@ -139,6 +140,22 @@ def test_group_snapshot_members_are_tracked(site_client: TestClient, site_header
     assert blocks(site_client, headers, after[changed], since=before[changed]) == [7]
     assert blocks(site_client, headers, after[unchanged], since=before[unchanged]) == []
     assert blocks(site_client, headers, after[changed]) == [0, 7]
+
+
+def test_a_restore_into_a_volume_counts_the_blocks_it_emptied_as_changed(
+    site_client: TestClient, site_headers: Headers
+) -> None:
+    vol = create_volume(site_client, site_headers)
+    write(site_client, site_headers, vol["id"], 0, b"kept by the backup")
+    saved = backup(site_client, site_headers, vol["id"])
+    write(site_client, site_headers, vol["id"], 20 * BLOCK, b"gone after the restore")
+    before = snapshot(site_client, site_headers, vol["id"])
+    assert blocks(site_client, site_headers, before) == [0, 20]
+
+    restore(site_client, site_headers, saved["id"], volume_id=vol["id"])
+    after = snapshot(site_client, site_headers, vol["id"])
+    assert blocks(site_client, site_headers, after) == [0]
+    assert blocks(site_client, site_headers, after, since=before) == [0, 20]
 
 
 def test_a_volume_written_from_a_snapshots_blocks_has_its_digests(
