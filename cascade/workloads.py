@@ -4,7 +4,7 @@ workflows and the engine their handlers, actions and convergence checkers."""
 from cascade.compute import server_steps
 from cascade.engine import probe
 from cascade.network import port_steps, router_steps, segment_steps, service_ip_steps
-from cascade.protection import checkpoint_steps, plan_steps, plans
+from cascade.protection import backup_steps, checkpoint_steps, plan_steps, plans, restore_steps
 from cascade.replication import keypair_steps
 
 WORKLOADS = (
@@ -17,5 +17,7 @@ WORKLOADS = (
     plans,
     plan_steps,
     checkpoint_steps,
+    backup_steps,
+    restore_steps,
     probe,
 )

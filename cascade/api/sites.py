@@ -31,7 +31,7 @@ Force = Annotated[
 ]
 
 
-def _registry(svc: ServicesDep) -> SiteRegistry:
+def site_registry(svc: ServicesDep) -> SiteRegistry:
     return SiteRegistry(svc.db, svc.credentials, svc.settings.effective_public_url)
 
 
@@ -46,12 +46,12 @@ def register_site(body: SiteIn, caller: Caller, svc: ServicesDep) -> SiteEnvelop
     if caller.project is None:
         raise Forbidden("Registering a site needs a project-scoped token.")
     authorize(caller, "admin")
-    return SiteEnvelope(site=_registry(svc).register(body, caller.project.id))
+    return SiteEnvelope(site=site_registry(svc).register(body, caller.project.id))
 
 
 @router.get("", response_model=SiteList, summary="List sites", responses=error_responses(401))
 def list_sites(caller: Caller, svc: ServicesDep) -> SiteList:
-    return SiteList(sites=_registry(svc).list(visible_projects(caller)))
+    return SiteList(sites=site_registry(svc).list(visible_projects(caller)))
 
 
 @router.get(
@@ -61,7 +61,7 @@ def list_sites(caller: Caller, svc: ServicesDep) -> SiteList:
     responses=error_responses(401, 404),
 )
 def show_site(site: SiteRef, caller: Caller, svc: ServicesDep) -> SiteEnvelope:
-    return SiteEnvelope(site=_registry(svc).get(site, visible_projects(caller)))
+    return SiteEnvelope(site=site_registry(svc).get(site, visible_projects(caller)))
 
 
 @router.patch(
@@ -72,7 +72,7 @@ def show_site(site: SiteRef, caller: Caller, svc: ServicesDep) -> SiteEnvelope:
 )
 def update_site(site: SiteRef, body: SitePatch, caller: Caller, svc: ServicesDep) -> SiteEnvelope:
     authorize(caller, "admin")
-    return SiteEnvelope(site=_registry(svc).update(site, body, None))
+    return SiteEnvelope(site=site_registry(svc).update(site, body, None))
 
 
 @router.delete(
@@ -86,7 +86,7 @@ def update_site(site: SiteRef, body: SitePatch, caller: Caller, svc: ServicesDep
 )
 def delete_site(site: SiteRef, caller: Caller, svc: ServicesDep, force: Force = False) -> Response:
     authorize(caller, "admin")
-    registry = _registry(svc)
+    registry = site_registry(svc)
     if not force:
         registry.delete(site, None)
         return Response(status_code=204)

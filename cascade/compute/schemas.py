@@ -31,6 +31,13 @@ class ServerIn(BaseModel):
         max_length=255,
         description="A network of the site (name or id there); not with port",
     )
+    boot_volume_gb: int | None = Field(
+        None,
+        ge=1,
+        le=16384,
+        description="Boot from a volume of this size (GiB) the site makes from the image, "
+        "deleted with the server; unset: boot from the image",
+    )
     port: PortIn | None = Field(
         None,
         description="A port on a network of /v1/networks that spans sites: Cascade gives the "
@@ -43,6 +50,16 @@ class ServerIn(BaseModel):
         if self.network is not None and self.port is not None:
             raise ValueError("give network (a site's network) or port (a Cascade network)")
         return self
+
+
+class BlockDeviceOut(BaseModel):
+    source: Literal["image", "volume"] = Field(
+        description="image: a new volume the site makes from the server's image; volume: a "
+        "volume of the site"
+    )
+    volume: str | None = Field(None, description="The site's volume id (source volume)")
+    size_gb: int | None = Field(None, description="The new volume's size (source image)")
+    boot_index: int | None = Field(None, description="0 for the boot disk; none for data")
 
 
 class ServerOut(BaseModel):
@@ -58,6 +75,9 @@ class ServerOut(BaseModel):
     image: str
     network: str | None
     port: PortOut | None = Field(description="Its port on a Cascade network, if it has one")
+    block_devices: list[BlockDeviceOut] | None = Field(
+        description="What it boots from and has attached at boot, when not only its image"
+    )
     task: str | None = Field(description="The operation now running on this server")
     site_server_id: str | None = Field(description="The server's id at its site")
     error: str | None = Field(

@@ -55,6 +55,27 @@ def _record_site_id(server_id: str, site_server_id: str | None) -> None:
             server.error = None
 
 
+def block_device_mapping(c: Connection, server: Server) -> list[dict[str, Any]]:
+    """Nova's block device mapping (v2) of the server's ``block_devices``: a new volume made
+    from its image (deleted with the server), or a volume of the site (kept)."""
+    mapping = []
+    for device in server.block_devices or []:
+        boot_index = device.get("boot_index")
+        entry: dict[str, Any] = {
+            "destination_type": "volume",
+            "boot_index": -1 if boot_index is None else boot_index,
+        }
+        if device["source"] == "image":
+            image = c.image.find_image(server.image, ignore_missing=False)
+            entry |= {"source_type": "image", "uuid": image.id, "volume_size": device["size_gb"]}
+            entry["delete_on_termination"] = True
+        else:
+            entry |= {"source_type": "volume", "uuid": device["volume"]}
+            entry["delete_on_termination"] = False
+        mapping.append(entry)
+    return mapping
+
+
 @step_function("server.ensure")
 def ensure_server(_run: StepRun, server_id: str, site_port_id: str | None = None) -> str:
     """The server at its site, on its site network, or plugged into the port Cascade made."""
@@ -64,7 +85,11 @@ def ensure_server(_run: StepRun, server_id: str, site_port_id: str | None = None
 
         def create(c: Connection) -> Any:
             flavor = c.compute.find_flavor(server.flavor, ignore_missing=False)
-            image = c.image.find_image(server.image, ignore_missing=False)
+            boot: dict[str, Any] = {}
+            if server.block_devices:
+                boot["block_device_mapping"] = block_device_mapping(c, server)
+            if not any(d.get("boot_index") == 0 for d in server.block_devices or []):
+                boot["image_id"] = c.image.find_image(server.image, ignore_missing=False).id
             networks: Any = "none"
             if site_port_id is not None:
                 networks = [{"port": site_port_id}]
@@ -74,8 +99,8 @@ def ensure_server(_run: StepRun, server_id: str, site_port_id: str | None = None
             return c.compute.create_server(
                 name=server.name,
                 flavor_id=flavor.id,
-                image_id=image.id,
                 networks=networks,
+                **boot,
                 metadata={TAG: server.id},
             )
 

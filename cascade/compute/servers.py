@@ -45,6 +45,14 @@ SERVERS = declare(
 )
 
 
+def boot_volume(size_gb: int | None) -> list[dict[str, Any]] | None:
+    """The block devices of a server booting from a new volume of ``size_gb`` made from its
+    image (none: it boots from the image)."""
+    if size_gb is None:
+        return None
+    return [{"source": "image", "size_gb": size_gb, "boot_index": 0}]
+
+
 def to_out(server: Server, site_name: str, port: PortOut | None = None) -> ServerOut:
     return ServerOut(
         id=server.id,
@@ -56,6 +64,7 @@ def to_out(server: Server, site_name: str, port: PortOut | None = None) -> Serve
         image=server.image,
         network=server.network,
         port=port,
+        block_devices=server.block_devices,
         task=server.task_operation_id,
         site_server_id=server.site_server_id,
         error=server.error,
@@ -120,6 +129,7 @@ class ServerService:
                 flavor=spec.flavor,
                 image=spec.image,
                 network=spec.network,
+                block_devices=boot_volume(spec.boot_volume_gb),
                 status="BUILD",
                 task_operation_id=operation_id,
             )

@@ -210,7 +210,9 @@ class OperationStep(Base):
 
 
 class Server(Base):
-    """A server Cascade keeps at one site: desired spec, last known status, the running task."""
+    """A server Cascade keeps at one site: desired spec, last known status, the running task.
+    ``block_devices``: what it boots from when not only its image (Nova's block device
+    mapping, as ``server_steps.block_device_mapping`` reads it)."""
 
     __tablename__ = "servers"
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
@@ -220,6 +222,7 @@ class Server(Base):
     flavor: Mapped[str] = mapped_column(String(255))
     image: Mapped[str] = mapped_column(String(255))
     network: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    block_devices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     task_operation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     site_server_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

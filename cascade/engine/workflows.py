@@ -22,8 +22,8 @@ from cascade.engine.context import context, park
 from cascade.engine.operations import mark_finished, mark_running, step_finished, step_started
 from cascade.engine.queue import OPERATION_WORKFLOW, SITE_CALL_WORKFLOW, SITE_CALLS_QUEUE
 from cascade.engine.states import machine_for
+from cascade.errors import CascadeError
 from cascade.retry import Interrupted
-from cascade.sites.driver import SiteCallFailed
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _run_step(
     except Interrupted:  # the worker is stopping: no outcome, the resuming worker re-runs it
         park()
         raise
-    except SiteCallFailed as failure:
+    except CascadeError as failure:  # a site call that failed, or a refusal that says why
         step_finished(db, operation_id, label, failure.message)
         raise StepFailed(failure.message) from None
     except Exception as failure:  # a bug or a lost database: fail the step, keep the reason

@@ -21,16 +21,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from openstack.connection import Connection
 from sqlalchemy import delete, select
 
 from cascade.db.models import Server, Site
-from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan
+from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMember, ProtectionPlan
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import Conflict, present
+from cascade.protection.backup_steps import back_up
+from cascade.protection.backups import sweep
+from cascade.protection.chunk_store import open_store
 from cascade.protection.plan_steps import site_server_id
 from cascade.protection.site_groups import (
     delete_group_snapshots,
+    devices,
     ensure_group,
     member_snapshots,
     snapshot_group,
@@ -182,42 +187,61 @@ def thaw(_run: StepRun, checkpoint_id: str, members: list[list[Any]]) -> list[in
     return thawed
 
 
+def _snapshots(
+    site: str, snapshot_id: str, volume_ids: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(volume id -> its member snapshot, volume id -> its device at its server)."""
+
+    def read(c: Connection) -> tuple[dict[str, str], dict[str, str]]:
+        return member_snapshots(c, snapshot_id), devices(c, volume_ids)
+
+    return context().driver(site).call(f"read the snapshots of group snapshot {snapshot_id}", read)
+
+
 @step_function("checkpoint.end")
 def end(_run: StepRun, checkpoint_id: str, snapshot_id: str | None, error: str | None) -> Any:
-    """Record the outcome: the member snapshots (waited for) or the failure."""
+    """Record the outcome: the checkpoint's volumes (each with its member snapshot, waited
+    for, ready to back up) or the failure; the volume ids in the plan's order."""
     _checkpoint, plan = _plan_of(checkpoint_id)
-    volumes: dict[str, Any] = {}
-    if error is None and snapshot_id is not None:
-        snapshots = (
-            context()
-            .driver(plan.source_site_id)
-            .call(
-                f"read the snapshots of group snapshot {snapshot_id}",
-                lambda c: member_snapshots(c, snapshot_id),
+    with context().db.session() as session:
+        members = list(
+            session.scalars(
+                select(PlanMember)
+                .where(PlanMember.plan_id == plan.id)
+                .order_by(PlanMember.position)
             )
         )
-        with context().db.session() as session:
-            owners = {
-                volume: member.server_id
-                for member in session.scalars(
-                    select(PlanMember).where(PlanMember.plan_id == plan.id)
-                )
-                for volume in member.volume_ids
-            }
-        volumes = {v: {"server": owners.get(v), "snapshot": s} for v, s in snapshots.items()}
+    order = [(m, v) for m in members for v in m.volume_ids]
+    snapshots: dict[str, str] = {}
+    attached: dict[str, str] = {}
+    if error is None and snapshot_id is not None:
+        snapshots, attached = _snapshots(plan.source_site_id, snapshot_id, [v for _m, v in order])
     with context().db.session() as session:
         row = session.get_one(Checkpoint, checkpoint_id)
-        row.status = "failed" if error else "available"
+        row.status = "failed" if error else "backing-up"
         row.error = error
-        row.volumes = volumes
-    return volumes
+        for member, volume_id in order if error is None else []:
+            session.merge(
+                CheckpointVolume(
+                    checkpoint_id=checkpoint_id,
+                    volume_id=volume_id,
+                    server_id=member.server_id,
+                    position=member.position,
+                    device=attached.get(volume_id, ""),
+                    snapshot_id=snapshots[volume_id],
+                    status="pending",
+                    blocks={},
+                )
+            )
+    return [v for _m, v in order] if error is None else []
 
 
 @step_function("checkpoint.retain")
-def retain(_run: StepRun, plan_id: str) -> list[str]:
+def retain(_run: StepRun, plan_id: str) -> dict[str, Any]:
     """Keep the plan's newest ``retention`` available checkpoints: the older ones' group
-    snapshots leave the site, then their rows; the checkpoints removed. Failed ones stay as
-    the record of what went wrong (they hold nothing at the site)."""
+    snapshots leave the site, then their rows, then the chunks no checkpoint references
+    from the plan's store; the checkpoints removed and the chunks deleted. Failed ones stay
+    as the record of what went wrong (they hold nothing at the site nor in the store)."""
     engine = context()
     plan = engine.row(ProtectionPlan, plan_id, f"protection plan {plan_id}")
     with engine.db.session() as session:
@@ -237,7 +261,8 @@ def retain(_run: StepRun, plan_id: str) -> list[str]:
     removed = [c.id for c in expired]
     with engine.db.session() as session:
         session.execute(delete(Checkpoint).where(Checkpoint.id.in_(removed)))
-    return removed
+    swept = sweep(engine.db, open_store(plan.chunk_store, engine.driver))
+    return {"checkpoints": removed, "chunks": swept}
 
 
 def _thaw_all(job: Job, checkpoint_id: str, site: str, servers: list[list[Any]]) -> str | None:
@@ -287,6 +312,7 @@ def checkpoint(job: Job) -> dict[str, Any]:
     volumes = step(
         job, "record the checkpoint", site, "checkpoint.end", checkpoint_id, snapshot_id, error
     )
+    error = error or back_up(job, checkpoint_id, site, volumes)
     if error:
         raise StepFailed(f"checkpoint {checkpoint_id} failed: {error}")
     expired = step(job, "apply the plan's retention", site, "checkpoint.retain", job.resource_id)

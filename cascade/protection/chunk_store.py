@@ -214,20 +214,28 @@ class ObjectChunkStore(ChunkStore):
         )
 
 
-def open_store(url: str, drivers: Callable[[str], SiteDriver]) -> ChunkStore:
-    """The chunk store a URL names: ``file:///abs/path`` or ``site://SITE-NAME/CONTAINER``
-    (``drivers`` gives the driver of a registered site by name). ``BadRequest`` otherwise."""
+def store_location(url: str) -> tuple[str, str]:
+    """What a chunk store URL names: ("file", the directory) for ``file:///abs/path``, or
+    ("site", the site name) for ``site://SITE-NAME/CONTAINER``; ``BadRequest`` otherwise."""
     parts = urlsplit(url)
     path = unquote(parts.path)
     plain = not (parts.query or parts.fragment or "@" in parts.netloc)
     if plain and parts.scheme == "file" and not parts.netloc and path.startswith("/"):
-        return DirectoryChunkStore(Path(path))
-    container = path[1:]
-    if plain and parts.scheme == "site" and parts.netloc and _is_container(container):
-        return ObjectChunkStore(drivers(parts.netloc), container)
+        return "file", path
+    if plain and parts.scheme == "site" and parts.netloc and _is_container(path[1:]):
+        return "site", parts.netloc
     if "@" in parts.netloc:  # never echo credentials
         url = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
     raise BadRequest(f"chunk store URL {url!r} is not of the form {URL_FORMS}")
+
+
+def open_store(url: str, drivers: Callable[[str], SiteDriver]) -> ChunkStore:
+    """The chunk store a URL names (see ``store_location``); ``drivers`` gives the driver of
+    a registered site by name."""
+    kind, where = store_location(url)
+    if kind == "file":
+        return DirectoryChunkStore(Path(where))
+    return ObjectChunkStore(drivers(where), unquote(urlsplit(url).path)[1:])
 
 
 def _is_container(name: str) -> bool:

@@ -6,23 +6,29 @@ volumes attached to each server) is the ``plan.create`` operation's (``plan_step
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
 from cascade.db.models import Server, Site
-from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan
+from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMember, ProtectionPlan
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
 from cascade.network.networks import visible_sites
+from cascade.protection.chunk_store import store_location
 from cascade.protection.schemas import (
     CheckpointOut,
+    CheckpointVolumeOut,
     MemberIn,
     MemberOut,
     PlanIn,
     PlanOut,
 )
+
+DEFAULT_CONTAINER = "cascade-backups"
 
 PLANS = declare(
     StateMachine(
@@ -59,6 +65,8 @@ def to_out(session: Session, plan: ProtectionPlan) -> PlanOut:
             MemberOut(position=m.position, server=m.server_id, volumes=m.volume_ids)
             for m in members
         ],
+        chunk_store=plan.chunk_store,
+        rpo_s=recovery_point_age(session, plan.id),
         status=plan.status,
         task=plan.task_operation_id,
         error=plan.error,
@@ -66,7 +74,50 @@ def to_out(session: Session, plan: ProtectionPlan) -> PlanOut:
     )
 
 
-def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
+def _volume_out(volume: CheckpointVolume) -> CheckpointVolumeOut:
+    return CheckpointVolumeOut(
+        volume=volume.volume_id,
+        server=volume.server_id,
+        position=volume.position,
+        device=volume.device,
+        snapshot=volume.snapshot_id,
+        status=volume.status,
+        size_bytes=volume.size_bytes,
+        block_size=volume.block_size,
+        incremental_from=volume.parent_checkpoint_id,
+        changed_blocks=volume.changed_blocks,
+        done_blocks=volume.done_blocks,
+        read_bytes=volume.read_bytes,
+        stored_bytes=volume.stored_bytes,
+        chunks=len(volume.blocks),
+    )
+
+
+def checkpoint_volumes(session: Session, checkpoint_id: str) -> list[CheckpointVolume]:
+    """A checkpoint's volumes in the plan's order (member position, then device)."""
+    return list(
+        session.scalars(
+            select(CheckpointVolume)
+            .where(CheckpointVolume.checkpoint_id == checkpoint_id)
+            .order_by(CheckpointVolume.position, CheckpointVolume.device)
+        )
+    )
+
+
+def recovery_point_age(session: Session, plan_id: str) -> float | None:
+    """The RPO now: seconds since the consistency point of the plan's newest restorable
+    checkpoint (None before its first)."""
+    newest = session.scalar(
+        select(func.max(Checkpoint.consistency_point)).where(
+            Checkpoint.plan_id == plan_id, Checkpoint.status == "available"
+        )
+    )
+    if newest is None:
+        return None
+    return round((datetime.now(UTC) - newest).total_seconds(), 3)
+
+
+def checkpoint_out(session: Session, checkpoint: Checkpoint) -> CheckpointOut:
     window = None
     if checkpoint.first_freeze_at and checkpoint.last_thaw_at:
         window = round((checkpoint.last_thaw_at - checkpoint.first_freeze_at).total_seconds(), 3)
@@ -75,7 +126,9 @@ def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
         plan_id=checkpoint.plan_id,
         status=checkpoint.status,
         consistency_point=checkpoint.consistency_point,
-        volumes=checkpoint.volumes,
+        backed_up_at=checkpoint.backed_up_at,
+        store=checkpoint.store_url,
+        volumes=[_volume_out(v) for v in checkpoint_volumes(session, checkpoint.id)],
         frozen_from=checkpoint.first_freeze_at,
         thawed_at=checkpoint.last_thaw_at,
         freeze_window_s=window,
@@ -119,6 +172,17 @@ def _target(session: Session, name: str, source_id: str, projects: set[str] | No
     return site
 
 
+def _chunk_store(session: Session, spec: PlanIn, target: Site, projects: set[str] | None) -> str:
+    """The plan's chunk store URL: the one asked for (its form checked, its site one the
+    caller sees), or the target site's object store."""
+    if spec.chunk_store is None:
+        return f"site://{target.name}/{DEFAULT_CONTAINER}"
+    kind, where = store_location(spec.chunk_store)
+    if kind == "site" and not any(s.name == where for s in visible_sites(session, projects)):
+        raise BadRequest(f"the chunk store's site {where!r} is not a registered site")
+    return spec.chunk_store
+
+
 class PlanService:
     def __init__(self, db: Database, operations: Operations) -> None:
         self._db = db
@@ -156,6 +220,7 @@ class PlanService:
                 strategy=spec.strategy,
                 freeze_bound_s=spec.freeze_bound_s,
                 retention=spec.retention,
+                chunk_store=_chunk_store(session, spec, target, projects),
                 status="BUILD",
                 task_operation_id=operation_id,
             )
@@ -193,7 +258,7 @@ class PlanService:
                         project_id=project_id,
                         status="pending",
                         operation_id=operation_id,
-                        volumes={},
+                        store_url=session.get_one(ProtectionPlan, plan_id).chunk_store,
                         frozen=[],
                     )
                 )
@@ -228,11 +293,11 @@ class PlanService:
                 projects is not None and checkpoint.project_id not in projects
             ):
                 raise NotFound(f"Could not find checkpoint: {checkpoint_id}.")
-            return checkpoint_out(checkpoint)
+            return checkpoint_out(session, checkpoint)
 
     def checkpoints(self, projects: set[str] | None) -> list[CheckpointOut]:
         with self._db.session() as session:
             query = select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)
             if projects is not None:
                 query = query.where(Checkpoint.project_id.in_(projects))
-            return [checkpoint_out(c) for c in session.scalars(query)]
+            return [checkpoint_out(session, c) for c in session.scalars(query)]

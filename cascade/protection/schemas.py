@@ -32,6 +32,14 @@ class PlanIn(BaseModel):
         30.0, gt=0, le=600, description="The longest any member may stay frozen (seconds)."
     )
     retention: int = Field(7, ge=1, le=1000, description="Checkpoints to keep.")
+    chunk_store: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="Where the checkpoints' backups go: site://SITE/CONTAINER (a site's "
+        "object store) or file:///PATH (a directory every worker reaches); default: "
+        "site://TARGET/cascade-backups, the target site's object store.",
+    )
 
 
 class MemberOut(BaseModel):
@@ -50,6 +58,11 @@ class PlanOut(BaseModel):
     freeze_bound_s: float
     retention: int
     members: list[MemberOut]
+    chunk_store: str
+    rpo_s: float | None = Field(
+        description="Recovery point: the age (seconds) of the consistency point of the newest "
+        "checkpoint restorable at the target; none before the first."
+    )
     status: str = Field(description="BUILD, ACTIVE, CHECKPOINTING, ERROR (see error) or DELETING")
     task: str | None = Field(description="The operation running on it, if any.")
     error: str | None
@@ -69,14 +82,34 @@ class PlanAccepted(BaseModel):
     operation: OperationOut
 
 
+class CheckpointVolumeOut(BaseModel):
+    volume: str = Field(description="The volume's id at the source site.")
+    server: str
+    position: int = Field(description="Its server's position in the plan.")
+    device: str = Field(description="Its device at its server (the boot disk's is first).")
+    snapshot: str = Field(description="Its snapshot at the source site.")
+    status: str = Field(description="pending, backing-up, available or failed")
+    size_bytes: int
+    block_size: int
+    incremental_from: str | None = Field(description="The checkpoint its backup builds on.")
+    changed_blocks: int = Field(description="Blocks read: those changed since that checkpoint.")
+    done_blocks: int
+    read_bytes: int
+    stored_bytes: int = Field(description="Bytes of chunks the store did not hold yet.")
+    chunks: int = Field(description="Non-zero blocks in its manifest.")
+
+
 class CheckpointOut(BaseModel):
     id: str
     plan_id: str
-    status: str = Field(description="pending, running, available or failed (see error)")
-    consistency_point: datetime | None = Field(description="When the group snapshot was taken.")
-    volumes: dict[str, Any] = Field(
-        description="Per volume id: its server and its snapshot at the source site."
+    status: str = Field(
+        description="pending, running (freezing), backing-up, available (restorable at the "
+        "target) or failed (see error)"
     )
+    consistency_point: datetime | None = Field(description="When the group snapshot was taken.")
+    backed_up_at: datetime | None = Field(description="When it became restorable.")
+    store: str = Field(description="The chunk store its backups are in.")
+    volumes: list[CheckpointVolumeOut]
     frozen_from: datetime | None = Field(description="The first member's freeze.")
     thawed_at: datetime | None = Field(description="The last member's thaw.")
     freeze_window_s: float | None
@@ -95,4 +128,69 @@ class CheckpointList(BaseModel):
 
 class CheckpointAccepted(BaseModel):
     checkpoint: CheckpointOut
+    operation: OperationOut
+
+
+class MappingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    flavors: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Source flavor -> the target site's flavor (unmapped: the same name).",
+    )
+    networks: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Source network -> the target site's network (unmapped: the same name).",
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Source image -> the target's, for servers that boot from their image.",
+    )
+    availability_zone: str | None = Field(None, min_length=1, max_length=255)
+
+
+class RestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    checkpoint: str = Field(min_length=1, max_length=64, description="An available checkpoint.")
+    target_site: str | None = Field(
+        None, min_length=1, max_length=255, description="Site name or id; default: the plan's."
+    )
+    mapping: MappingIn = Field(default_factory=MappingIn)
+
+
+class RestoreOut(BaseModel):
+    id: str
+    project_id: str
+    plan_id: str
+    checkpoint: str
+    target_site: str
+    mapping: dict[str, Any]
+    status: str = Field(description="pending, running, completed or failed (see error)")
+    volumes: dict[str, Any] = Field(
+        description="Per source volume: its restored volume at the target, blocks written of "
+        "blocks, and whether the target's digests matched the checkpoint's."
+    )
+    servers: dict[str, str] = Field(description="Source server -> its restored server.")
+    started_at: datetime | None
+    finished_at: datetime | None
+    rto_s: float | None = Field(
+        description="Recovery time: start until every server ACTIVE with its data verified."
+    )
+    error: str | None
+    operation: str
+    created_at: datetime
+
+
+class RestoreEnvelope(BaseModel):
+    restore: RestoreOut
+
+
+class RestoreList(BaseModel):
+    restores: list[RestoreOut]
+
+
+class RestoreAccepted(BaseModel):
+    restore: RestoreOut
     operation: OperationOut

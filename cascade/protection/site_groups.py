@@ -90,6 +90,15 @@ def member_snapshots(c: Connection, group_snapshot_id: str) -> dict[str, str]:
     }
 
 
+def devices(c: Connection, volume_ids: list[str]) -> dict[str, str]:
+    """Each volume's device at the server it is attached to ("" if it is not attached)."""
+    found = {}
+    for volume_id in volume_ids:
+        attachments = _cinder(c).get_volume(volume_id).attachments or []
+        found[volume_id] = str(attachments[0].get("device") or "") if attachments else ""
+    return found
+
+
 def delete_group_snapshots(c: Connection, group_snapshot_ids: list[str]) -> None:
     for group_snapshot_id in group_snapshot_ids:
         _cinder(c).delete_group_snapshot(group_snapshot_id, ignore_missing=True)

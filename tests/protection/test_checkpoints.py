@@ -17,54 +17,18 @@ from cascade.db.protection_models import Checkpoint
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, wait_operation
-from tests.protection.vnf import freezes_and_thaws, frozen_now, make_vnf, sim_admin
+from tests.protection.vnf import (
+    available_checkpoint,
+    freezes_and_thaws,
+    frozen_now,
+    protected_vnf,
+    show_checkpoint,
+    sim_admin,
+    take_checkpoint,
+)
 
 FREEZE_ORDER = [("quiesce", 1), ("quiesce", 2), ("quiesce", 3)]
 THAW_ORDER = [("unquiesce", 3), ("unquiesce", 2), ("unquiesce", 1)]
-
-
-def _plan(
-    client: TestClient, token: str, servers: list[dict[str, Any]], target: str, **extra: Any
-) -> dict[str, Any]:
-    body = {"name": "vnf", "members": [{"server": s["id"]} for s in servers], **extra}
-    response = client.post(
-        "/v1/protection-plans",
-        headers={"X-Auth-Token": token},
-        json={**body, "target_site": target},
-    )
-    assert response.status_code == 202, response.text
-    accepted: dict[str, Any] = response.json()
-    assert wait_operation(client, token, accepted["operation"]["id"])["status"] == "succeeded"
-    plan: dict[str, Any] = client.get(
-        f"/v1/protection-plans/{accepted['plan']['id']}", headers={"X-Auth-Token": token}
-    ).json()["plan"]
-    return plan
-
-
-def _protected_vnf(
-    client: TestClient, token: str, sites: list[EmbeddedSite], **extra: Any
-) -> tuple[EmbeddedSite, list[dict[str, Any]], dict[str, Any]]:
-    """Three servers with a data volume each at the first site, protected for the second:
-    (the source site, the servers, the plan)."""
-    source, target = sites
-    servers = make_vnf(client, token, source, 3)
-    return source, servers, _plan(client, token, servers, target.site_name, **extra)
-
-
-def _checkpoint(client: TestClient, token: str, plan_id: str) -> dict[str, Any]:
-    response = client.post(
-        f"/v1/protection-plans/{plan_id}/checkpoints", headers={"X-Auth-Token": token}
-    )
-    assert response.status_code == 202, response.text
-    accepted: dict[str, Any] = response.json()
-    return accepted
-
-
-def _show(client: TestClient, token: str, checkpoint_id: str) -> dict[str, Any]:
-    response = client.get(f"/v1/checkpoints/{checkpoint_id}", headers={"X-Auth-Token": token})
-    assert response.status_code == 200, response.text
-    checkpoint: dict[str, Any] = response.json()["checkpoint"]
-    return checkpoint
 
 
 def _positions(servers: list[dict[str, Any]]) -> dict[str, int]:
@@ -92,20 +56,20 @@ def test_a_checkpoint_freezes_in_order_snapshots_once_and_thaws_in_reverse(
     start_worker: WorkerFactory,
 ) -> None:
     start_worker("w1")
-    source, servers, plan = _protected_vnf(client, admin_token, two_sites)
+    source, servers, plan = protected_vnf(client, admin_token, two_sites)
     assert [len(m["volumes"]) for m in plan["members"]] == [1, 1, 1]
     assert plan["source_site"] == source.site_name
     assert plan["status"] == "ACTIVE"
 
-    accepted = _checkpoint(client, admin_token, plan["id"])
+    accepted = take_checkpoint(client, admin_token, plan["id"])
     operation = wait_operation(client, admin_token, accepted["operation"]["id"])
     assert operation["status"] == "succeeded", operation
 
-    checkpoint = _show(client, admin_token, accepted["checkpoint"]["id"])
+    checkpoint = show_checkpoint(client, admin_token, accepted["checkpoint"]["id"])
     assert checkpoint["status"] == "available"
     volumes = {v for m in plan["members"] for v in m["volumes"]}
-    assert set(checkpoint["volumes"]) == volumes
-    snapshot_ids = [v["snapshot"] for v in checkpoint["volumes"].values()]
+    assert {v["volume"] for v in checkpoint["volumes"]} == volumes
+    snapshot_ids = [v["snapshot"] for v in checkpoint["volumes"]]
     assert _group_snapshot_volumes(source, snapshot_ids) == volumes
     frozen_from, point, thawed_at = (
         datetime.fromisoformat(checkpoint[key])
@@ -137,13 +101,13 @@ def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
     start_worker: WorkerFactory,
 ) -> None:
     start_worker("w1")
-    source, servers, plan = _protected_vnf(client, admin_token, two_sites, retention=1)
+    source, servers, plan = protected_vnf(client, admin_token, two_sites, retention=1)
     sim_admin(source, "PUT", "/faults", quiesce_failures=[servers[1]["site_server_id"]])
 
-    accepted = _checkpoint(client, admin_token, plan["id"])
+    accepted = take_checkpoint(client, admin_token, plan["id"])
     operation = wait_operation(client, admin_token, accepted["operation"]["id"])
     assert operation["status"] == "failed"
-    checkpoint = _show(client, admin_token, accepted["checkpoint"]["id"])
+    checkpoint = show_checkpoint(client, admin_token, accepted["checkpoint"]["id"])
     assert checkpoint["status"] == "failed"
     assert servers[1]["id"] in checkpoint["error"], checkpoint["error"]
     assert "guest agent did not answer" in checkpoint["error"]
@@ -151,20 +115,14 @@ def test_a_failed_quiesce_thaws_what_was_frozen_and_fails_naming_the_server(
     assert frozen_now(source) == []
 
     sim_admin(source, "DELETE", "/faults")  # the plan is still usable: the next one succeeds
-    kept = [_available_checkpoint(client, admin_token, plan["id"]) for _ in range(2)]
+    kept = [available_checkpoint(client, admin_token, plan["id"]) for _ in range(2)]
     # retention 1: the newer one expired the older, at the site too; the failed one stays
     listed = client.get("/v1/checkpoints", headers={"X-Auth-Token": admin_token}).json()
     assert [c["id"] for c in listed["checkpoints"]] == [checkpoint["id"], kept[1]["id"]]
-    older = [v["snapshot"] for v in kept[0]["volumes"].values()]
+    older = [v["snapshot"] for v in kept[0]["volumes"]]
     assert _group_snapshot_volumes(source, older) == set()
-    newer = [v["snapshot"] for v in kept[1]["volumes"].values()]
+    newer = [v["snapshot"] for v in kept[1]["volumes"]]
     assert len(_group_snapshot_volumes(source, newer)) == 3
-
-
-def _available_checkpoint(client: TestClient, token: str, plan_id: str) -> dict[str, Any]:
-    accepted = _checkpoint(client, token, plan_id)
-    assert wait_operation(client, token, accepted["operation"]["id"])["status"] == "succeeded"
-    return _show(client, token, accepted["checkpoint"]["id"])
 
 
 def test_a_barrier_not_reached_within_the_freeze_bound_is_given_up_and_thawed(
@@ -174,12 +132,12 @@ def test_a_barrier_not_reached_within_the_freeze_bound_is_given_up_and_thawed(
     start_worker: WorkerFactory,
 ) -> None:
     start_worker("w1")
-    source, servers, plan = _protected_vnf(client, admin_token, two_sites, freeze_bound_s=0.5)
+    source, servers, plan = protected_vnf(client, admin_token, two_sites, freeze_bound_s=0.5)
     sim_admin(source, "PUT", "/faults", latency={"compute": 1.0})  # one freeze outlasts it
 
-    accepted = _checkpoint(client, admin_token, plan["id"])
+    accepted = take_checkpoint(client, admin_token, plan["id"])
     assert wait_operation(client, admin_token, accepted["operation"]["id"])["status"] == "failed"
-    checkpoint = _show(client, admin_token, accepted["checkpoint"]["id"])
+    checkpoint = show_checkpoint(client, admin_token, accepted["checkpoint"]["id"])
     assert "freeze bound (0.5 s)" in checkpoint["error"], checkpoint["error"]
     assert checkpoint["consistency_point"] is None
     assert frozen_now(source) == []
@@ -209,16 +167,16 @@ def test_a_worker_killed_mid_freeze_is_resumed_by_another_that_thaws_in_reverse(
     start_worker: WorkerFactory,
 ) -> None:
     first = start_worker("w1")
-    source, servers, plan = _protected_vnf(client, admin_token, two_sites, freeze_bound_s=120.0)
+    source, servers, plan = protected_vnf(client, admin_token, two_sites, freeze_bound_s=120.0)
     sim_admin(source, "PUT", "/faults", latency={"compute": 1.0})  # each freeze takes a second
 
-    accepted = _checkpoint(client, admin_token, plan["id"])
+    accepted = take_checkpoint(client, admin_token, plan["id"])
     checkpoint_id = accepted["checkpoint"]["id"]
     _wait_mid_freeze(services, checkpoint_id, source)
     first.kill()
     start_worker("w2")
     operation = wait_operation(client, admin_token, accepted["operation"]["id"], timeout=180)
-    checkpoint = _show(client, admin_token, checkpoint_id)
+    checkpoint = show_checkpoint(client, admin_token, checkpoint_id)
     assert checkpoint["status"] in ("failed", "available"), checkpoint
     assert operation["status"] == ("failed" if checkpoint["status"] == "failed" else "succeeded")
 

@@ -12,10 +12,15 @@ from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import create_server, wait_operation
 
 
-def make_vnf(client: TestClient, token: str, site: EmbeddedSite, size: int) -> list[dict[str, Any]]:
-    """``size`` ACTIVE servers at ``site``, each with a 1 GiB volume attached there."""
+def make_vnf(
+    client: TestClient, token: str, site: EmbeddedSite, size: int, **server: Any
+) -> list[dict[str, Any]]:
+    """``size`` ACTIVE servers at ``site`` (``server``: more of their spec), each with a
+    1 GiB volume attached there."""
     headers = {"X-Auth-Token": token}
-    accepted = [create_server(client, token, f"vnf-{n}", site=site.site_name) for n in range(size)]
+    accepted = [
+        create_server(client, token, f"vnf-{n}", site=site.site_name, **server) for n in range(size)
+    ]
     for one in accepted:
         assert wait_operation(client, token, one["operation"]["id"])["status"] == "succeeded"
     servers = [
@@ -56,3 +61,56 @@ def freezes_and_thaws(site: EmbeddedSite, positions: dict[str, int]) -> list[tup
 
 def frozen_now(site: EmbeddedSite) -> list[str]:
     return [s["id"] for s in sim_admin(site, "GET", "/quiesces")["servers"] if s["frozen"]]
+
+
+def protect(
+    client: TestClient, token: str, servers: list[dict[str, Any]], target: str, **extra: Any
+) -> dict[str, Any]:
+    """A plan protecting ``servers`` (in their order) for ``target``, once it is ACTIVE."""
+    body = {"name": "vnf", "members": [{"server": s["id"]} for s in servers], **extra}
+    response = client.post(
+        "/v1/protection-plans",
+        headers={"X-Auth-Token": token},
+        json={**body, "target_site": target},
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    assert wait_operation(client, token, accepted["operation"]["id"])["status"] == "succeeded"
+    plan: dict[str, Any] = client.get(
+        f"/v1/protection-plans/{accepted['plan']['id']}", headers={"X-Auth-Token": token}
+    ).json()["plan"]
+    return plan
+
+
+def protected_vnf(
+    client: TestClient, token: str, sites: list[EmbeddedSite], **extra: Any
+) -> tuple[EmbeddedSite, list[dict[str, Any]], dict[str, Any]]:
+    """Three servers with a data volume each at the first site, protected for the second:
+    (the source site, the servers, the plan)."""
+    source, target = sites
+    servers = make_vnf(client, token, source, 3)
+    return source, servers, protect(client, token, servers, target.site_name, **extra)
+
+
+def take_checkpoint(client: TestClient, token: str, plan_id: str) -> dict[str, Any]:
+    response = client.post(
+        f"/v1/protection-plans/{plan_id}/checkpoints", headers={"X-Auth-Token": token}
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+def show_checkpoint(client: TestClient, token: str, checkpoint_id: str) -> dict[str, Any]:
+    response = client.get(f"/v1/checkpoints/{checkpoint_id}", headers={"X-Auth-Token": token})
+    assert response.status_code == 200, response.text
+    checkpoint: dict[str, Any] = response.json()["checkpoint"]
+    return checkpoint
+
+
+def available_checkpoint(client: TestClient, token: str, plan_id: str) -> dict[str, Any]:
+    """A new checkpoint of the plan, once its operation succeeded."""
+    accepted = take_checkpoint(client, token, plan_id)
+    operation = wait_operation(client, token, accepted["operation"]["id"])
+    assert operation["status"] == "succeeded", operation
+    return show_checkpoint(client, token, accepted["checkpoint"]["id"])

@@ -1,0 +1,177 @@
+"""Restores, API side: accepting ``restore.run`` for an available checkpoint at a target
+site, once its mapping has been checked there. Every flavor, network and image the restored
+servers will need, mapped or under their source name, and the availability zone, must exist
+at the target: a missing one is a 400 naming it, before anything starts (rather than a
+failure at the end of a restore, the one Karbor's users meet).
+
+May import cascade.protection, cascade.engine, cascade.network (visible sites), cascade.db,
+cascade.sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from openstack import exceptions as sdk_exceptions
+from openstack.connection import Connection
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import Server, Site
+from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan, Restore
+from cascade.engine.operations import Operations
+from cascade.errors import BadRequest, NotFound
+from cascade.network.networks import visible_sites
+from cascade.protection.schemas import MappingIn, RestoreIn, RestoreOut
+from cascade.sites.driver import SiteDriver
+
+Drivers = Callable[[str], SiteDriver]
+
+
+def restore_out(session: Session, restore: Restore) -> RestoreOut:
+    return RestoreOut(
+        id=restore.id,
+        project_id=restore.project_id,
+        plan_id=restore.plan_id,
+        checkpoint=restore.checkpoint_id,
+        target_site=session.get_one(Site, restore.target_site_id).name,
+        mapping=restore.mapping,
+        status=restore.status,
+        volumes=restore.volumes,
+        servers=restore.servers,
+        started_at=restore.started_at,
+        finished_at=restore.finished_at,
+        rto_s=restore.rto_s,
+        error=restore.error,
+        operation=restore.operation_id,
+        created_at=restore.created_at,
+    )
+
+
+def _checkpoint(session: Session, checkpoint_id: str, projects: set[str] | None) -> Checkpoint:
+    checkpoint = session.get(Checkpoint, checkpoint_id)
+    if checkpoint is None or (projects is not None and checkpoint.project_id not in projects):
+        raise BadRequest(f"Unknown checkpoint {checkpoint_id!r}.")
+    if checkpoint.status != "available":
+        raise BadRequest(
+            f"checkpoint {checkpoint_id} is {checkpoint.status}: only an available checkpoint "
+            "(backed up) restores"
+        )
+    return checkpoint
+
+
+def _site(session: Session, name: str, projects: set[str] | None) -> Site:
+    site = next((s for s in visible_sites(session, projects) if name in (s.id, s.name)), None)
+    if site is None:
+        raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
+    return site
+
+
+def needs(session: Session, plan_id: str, mapping: MappingIn) -> dict[str, set[str]]:
+    """What the restored servers need at the target: flavors, networks, images (for those
+    that boot from their image), each under its mapped name."""
+    servers = session.scalars(
+        select(Server)
+        .join(PlanMember, PlanMember.server_id == Server.id)
+        .where(PlanMember.plan_id == plan_id)
+    )
+    needed: dict[str, set[str]] = {"flavor": set(), "network": set(), "image": set()}
+    for server in servers:
+        needed["flavor"].add(mapping.flavors.get(server.flavor, server.flavor))
+        if server.network:
+            needed["network"].add(mapping.networks.get(server.network, server.network))
+        if not any(d.get("boot_index") == 0 for d in server.block_devices or []):
+            needed["image"].add(mapping.images.get(server.image, server.image))
+    return needed
+
+
+def missing_at(c: Connection, needed: dict[str, set[str]], zone: str | None) -> list[str]:
+    """What the target site lacks of ``needed`` and ``zone``, each named."""
+    finders: dict[str, Callable[[str], Any]] = {
+        "flavor": lambda n: c.compute.find_flavor(n, ignore_missing=False),
+        "network": lambda n: c.network.find_network(n, ignore_missing=False),
+        "image": lambda n: c.image.find_image(n, ignore_missing=False),
+    }
+    missing = []
+    for kind, names in needed.items():
+        for name in sorted(names):
+            try:
+                finders[kind](name)
+            except sdk_exceptions.NotFoundException:
+                missing.append(f"{kind} {name!r}")
+    if zone is not None and zone not in {z.name for z in c.compute.availability_zones()}:
+        missing.append(f"availability zone {zone!r}")
+    return missing
+
+
+class RestoreService:
+    def __init__(self, db: Database, operations: Operations, drivers: Drivers) -> None:
+        self._db = db
+        self._operations = operations
+        self._drivers = drivers
+
+    def show(self, restore_id: str, projects: set[str] | None) -> RestoreOut:
+        with self._db.session() as session:
+            restore = session.get(Restore, restore_id)
+            if restore is None or (projects is not None and restore.project_id not in projects):
+                raise NotFound(f"Could not find restore: {restore_id}.")
+            return restore_out(session, restore)
+
+    def restores(self, projects: set[str] | None) -> list[RestoreOut]:
+        with self._db.session() as session:
+            query = select(Restore).order_by(Restore.created_at, Restore.id)
+            if projects is not None:
+                query = query.where(Restore.project_id.in_(projects))
+            return [restore_out(session, r) for r in session.scalars(query)]
+
+    def _check_target(self, spec: RestoreIn, projects: set[str] | None) -> str:
+        """The target site's id, once it is known to have what the restore needs."""
+        with self._db.session() as session:
+            checkpoint = _checkpoint(session, spec.checkpoint, projects)
+            plan = session.get_one(ProtectionPlan, checkpoint.plan_id)
+            target = _site(session, spec.target_site or plan.target_site_id, projects)
+            needed = needs(session, plan.id, spec.mapping)
+        missing = self._drivers(target.id).call(
+            f"check the restore's mapping at site {target.name}",
+            lambda c: missing_at(c, needed, spec.mapping.availability_zone),
+        )
+        if missing:
+            raise BadRequest(
+                f"site {target.name} has no {', no '.join(missing)}: map "
+                "them to what it has (mapping) before restoring there"
+            )
+        return target.id
+
+    def create(
+        self, spec: RestoreIn, project_id: str, projects: set[str] | None, key: str | None
+    ) -> tuple[str, str]:
+        """Accept a restore; (the restore id, the operation id)."""
+        target_id = self._check_target(spec, projects)
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            checkpoint = _checkpoint(session, spec.checkpoint, projects)
+            restore = Restore(
+                project_id=project_id,
+                plan_id=checkpoint.plan_id,
+                checkpoint_id=checkpoint.id,
+                target_site_id=target_id,
+                mapping=spec.mapping.model_dump(),
+                status="pending",
+                operation_id=operation_id,
+                volumes={},
+                servers={},
+            )
+            session.add(restore)
+            session.flush()
+            return "restore", restore.id
+
+        operation = self._operations.accept(
+            kind="restore.run",
+            project_id=project_id,
+            request=spec.model_dump(),
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.resource_id, operation.id
