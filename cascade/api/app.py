@@ -33,6 +33,7 @@ from cascade.api.telemetry import RequestMetrics
 from cascade.engine import metrics
 from cascade.errors import Unavailable
 from cascade.fabric.controller import start_controller, stop_controller
+from cascade.protection import metrics as protection_metrics
 from cascade.services import Services
 
 log = logging.getLogger("cascade.api")
@@ -74,6 +75,7 @@ def create_app(services: Services) -> FastAPI:
         lifespan=lifespan,
     )
     metrics.install(services)
+    metrics.extend(protection_metrics.families)
     _assemble(
         app,
         services,

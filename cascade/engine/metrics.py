@@ -1,5 +1,6 @@
 """The cluster's Prometheus metrics, read from the database at each scrape: the engine's
-(queue, operations, workers, convergence) and the identity replicas' lag.
+(queue, operations, workers, convergence), the identity replicas' lag, and the families the
+capabilities above the engine add with ``extend`` (protection's RPO and RTO).
 
 One collector per process sits on prometheus_client's default registry (``/metrics`` serves
 it). It reads the services of the newest API app still open: ``install`` attaches an app's
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY
@@ -179,10 +180,22 @@ class Families:
             self.last_pass.add_metric([], status.last_convergence.started_at.timestamp())
 
 
+Extra = Callable[[Database], list[Metric]]
+
+
 class EngineCollector(Collector):
+    """The engine's families, and those of the capabilities that ``extend`` it (read from
+    the same database at each scrape)."""
+
     def __init__(self) -> None:
         self._sources: list[weakref.ref[EngineServices]] = []
+        self._extras: list[Extra] = []
         self._lock = threading.Lock()
+
+    def extend(self, extra: Extra) -> None:
+        with self._lock:
+            if extra not in self._extras:
+                self._extras.append(extra)
 
     def attach(self, services: EngineServices) -> None:
         with self._lock:
@@ -213,6 +226,7 @@ class EngineCollector(Collector):
             with services.db.session() as session:
                 replicas = changelog.replicas(session)
             families.fill(cluster_status(services), operation_durations(services.db), replicas)
+            extra = [metric for read in self._extras for metric in read(services.db)]
         except Exception:  # a scrape must not fail: say so in the metrics and the log
             log.exception("could not read the engine's metrics")
             families.up.add_metric([], 0.0)
@@ -220,6 +234,7 @@ class EngineCollector(Collector):
             return
         families.up.add_metric([], 1.0)
         yield from families.all()
+        yield from extra
 
 
 COLLECTOR = EngineCollector()
@@ -235,6 +250,11 @@ def install(services: EngineServices) -> None:
             REGISTRY.register(COLLECTOR)
             _registered = True
     COLLECTOR.attach(services)
+
+
+def extend(extra: Extra) -> None:
+    """Add a capability's families (``extra(db)``, a list of metrics) to every scrape."""
+    COLLECTOR.extend(extra)
 
 
 def detach(services: EngineServices) -> None:

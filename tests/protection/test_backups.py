@@ -138,6 +138,11 @@ def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
     ).json()["plan"]
     assert plan["rpo_s"] is not None
     assert plan["rpo_s"] > 0
+    scraped = client.get("/metrics", headers={"X-Auth-Token": admin_token}).text
+    assert f'cascade_protection_rpo_seconds{{name="vnf",plan="{plan["id"]}"}}' in scraped
+    assert (
+        f'cascade_restore_rto_seconds{{plan="{plan["id"]}",restore="{restore["id"]}"}} ' in scraped
+    )
 
 
 def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunks(
