@@ -4,11 +4,14 @@ bytes written before the consistency point, different bytes after it), backed up
 chunks and restored at site B, where every volume equals its source at the consistency point
 block for block and the servers run on the restored volumes. Then incremental backups read
 only the changed blocks (counted by the site), retention sweeps the chunks nobody references,
-a backup failing midway references nothing and the next one reuses what it stored, and a
+a backup failing midway references nothing and the next one reuses what it stored, site A
+killed during a backup fails that checkpoint while an older one still restores at B, and a
 corrupt chunk stops a restore before any server is made."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,14 @@ from cascade.cli.embedded import EmbeddedSite
 from cascade.protection.site_blocks import snapshot_digests, volume_digests
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, wait_operation
-from tests.protection.vnf import available_checkpoint, make_vnf, protect, sim_admin
+from tests.protection.vnf import (
+    available_checkpoint,
+    make_vnf,
+    protect,
+    show_checkpoint,
+    sim_admin,
+    take_checkpoint,
+)
 
 BLOCK = 4 << 20
 BEFORE, AFTER = b"consistent-", b"too-late---"
@@ -188,7 +198,7 @@ def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunk
     assert len(stored) == 33 + 32
 
 
-def test_a_backup_failing_midway_references_nothing_and_a_corrupt_chunk_stops_a_restore(
+def test_a_failed_backup_references_nothing_a_lost_site_leaves_older_checkpoints_restorable(
     client: TestClient,
     admin_token: str,
     two_sites: list[EmbeddedSite],
@@ -224,6 +234,24 @@ def test_a_backup_failing_midway_references_nothing_and_a_corrupt_chunk_stops_a_
     assert backed_up["read_bytes"] == 32 * BLOCK
     assert backed_up["stored_bytes"] == (32 - len(left)) * BLOCK  # the rest were already there
 
+    # site A lost during the next backup: that checkpoint fails, the older one still restores
+    _write_blocks(source, volume_id, AFTER, tuple(range(1, 64, 2)))
+    sim_admin(source, "PUT", "/faults", latency={"block-data": 0.5})
+    lost = take_checkpoint(client, admin_token, plan["id"])
+    _wait_for(
+        lambda: (
+            show_checkpoint(client, admin_token, lost["checkpoint"]["id"])["status"] == "backing-up"
+        )
+    )
+    source.kill()
+    operation = wait_operation(client, admin_token, lost["operation"]["id"], timeout=120)
+    assert operation["status"] == "failed"
+    assert f"the backup of volume {volume_id} failed" in operation["error"]
+    assert show_checkpoint(client, admin_token, lost["checkpoint"]["id"])["status"] == "failed"
+    restore = _restored(client, admin_token, checkpoint["id"])
+    assert restore["status"] == "completed", restore
+    assert restore["volumes"][volume_id]["verified"]
+
     victim = next(p for p in store.rglob("*") if p.is_file())
     victim.write_bytes(b"not what it was")
     restore = _restored(client, admin_token, checkpoint["id"])
@@ -234,4 +262,11 @@ def test_a_backup_failing_midway_references_nothing_and_a_corrupt_chunk_stops_a_
     names = SiteDriver(target.access()).call(
         "servers", lambda c: [s.name for s in c.compute.servers()]
     )
-    assert names == []
+    assert len(names) == 1  # the first restore's server only: none was made on bad data
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.1)
