@@ -1,19 +1,31 @@
 """Server actions: reboot (soft or hard), stop, start, pause, unpause, suspend and resume
 (timed transitions, refused with 409 in the vm_states Nova refuses them in, and while another
-task is in progress) and quiesce/unquiesce (a frozen server's volumes refuse writes; each
-freeze and thaw is kept with its time, shown by ``/sim/v1/quiesces``)."""
+task is in progress), quiesce/unquiesce (a frozen server's volumes refuse writes; each
+freeze and thaw is kept with its time, shown by ``/sim/v1/quiesces``) and createImage.
+
+createImage of a server booted from an image makes an active private image in the site's
+Glance whose bytes are the boot image's: the emulator keeps no root disk of its own for an
+image-booted server, so its disk is its image. The image carries Nova's snapshot properties
+(``image_type: snapshot``, ``instance_uuid``, ``base_image_ref``) and the request's
+metadata; the answer is 202 with the image's URL in ``Location`` and, from microversion 2.45,
+``{"image_id": ...}``. A server booted from a volume is refused (409): Nova would snapshot its
+volumes and make an image of ``block_device_mapping`` properties, which is not modelled.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Response
 
 from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
+from cascade_sim import image
 from cascade_sim.common import RegionDep
 from cascade_sim.compute.records import load, schedule, set_status
 from cascade_sim.errors import SimError
+from cascade_sim.microversions import Microversion, NovaVersion
 from cascade_sim.region import Region
 
 router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
@@ -50,12 +62,21 @@ ACTIONS: dict[str, Transition] = {
 
 @router.post("/servers/{server_id}/action", status_code=202, summary="Server action")
 def server_action(
-    server_id: str, body: Annotated[dict[str, Any], Body()], caller: Caller, site: RegionDep
-) -> None:
+    server_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    caller: Caller,
+    site: RegionDep,
+    mv: NovaVersion,
+    response: Response,
+) -> dict[str, str] | None:
     if len(body) != 1:
         raise SimError(400, "An action body has exactly one key, the action's name.")
     action, argument = next(iter(body.items()))
     server = load(site, caller, server_id)
+    if action == "createImage":
+        image_id = _create_image(site, caller, server, argument)
+        response.headers["Location"] = f"{site.config.base_url}/image/v2/images/{image_id}"
+        return {"image_id": image_id} if mv >= Microversion(2, 45) else None
     if action == "reboot":
         _lifecycle(site, server, action, _reboot(argument))
     elif action in ACTIONS:
@@ -65,6 +86,38 @@ def server_action(
     else:
         raise SimError(400, f"There is no such action: {action}")
     site.state.put("server", server, server["_project_id"])
+    return None
+
+
+def _image_request(argument: Any) -> tuple[str, dict[str, str]]:
+    """createImage's name and metadata, checked."""
+    given = argument if isinstance(argument, dict) else {}
+    name, metadata = given.get("name"), given.get("metadata") or {}
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 255:
+        raise SimError(400, "Invalid input for field/attribute name: 1 to 255 characters.")
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise SimError(400, "Invalid input for field/attribute metadata: strings to strings.")
+    return name, metadata
+
+
+def _create_image(site: Region, caller: AuthContext, server: dict[str, Any], argument: Any) -> str:
+    """The image of an image-booted server's disk (see the module's docstring); its id."""
+    name, metadata = _image_request(argument)
+    if _vm_status(server) not in ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"):
+        raise _refused(server, "createImage")
+    if server.get("_pending"):
+        raise _busy(server, "createImage")
+    if not server["image"]:
+        raise SimError(
+            409,
+            f"Instance {server['id']} boots from a volume: the site-sim does not snapshot "
+            "volume-backed servers into images.",
+        )
+    base = str(server["image"]["id"])
+    properties = {"image_type": "snapshot", "instance_uuid": server["id"], "base_image_ref": base}
+    return image.copied_image(site, caller, base, {**metadata, **properties, "name": name})
 
 
 def _reboot(argument: Any) -> Transition:

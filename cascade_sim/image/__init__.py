@@ -3,7 +3,8 @@ as top-level keys), listing with Glance's filters, sorting and ``limit``/``marke
 updates, and real bytes: an upload streams to ``<data_dir>/images/<id>`` computing its md5
 ``checksum`` and sha512 ``os_hash_value`` on the way, a download streams it back; the
 interoperable import (``glance-direct``: stage, then import) lands the bytes the same way.
-``image_file`` and ``get_image`` are what the compute and volume services read.
+``image_file`` and ``get_image`` are what the compute and volume services read;
+``copied_image`` is the image Nova's createImage makes.
 
 Each module imports only those before it here: ``attributes``, ``records``, ``listing``, ``data``,
 ``api``. Outside the package they may import ``cascade.api.deps``, ``cascade.identity.tokens``
@@ -14,7 +15,7 @@ is exported here.
 from __future__ import annotations
 
 from cascade_sim.image.api import routers
-from cascade_sim.image.data import image_file
+from cascade_sim.image.data import copied_image, image_file
 from cascade_sim.image.records import get_image
 
-__all__ = ["get_image", "image_file", "routers"]
+__all__ = ["copied_image", "get_image", "image_file", "routers"]

@@ -6,6 +6,7 @@ then lands the bytes the same way. ``image_file`` is what the volume service rea
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from fastapi import Request
 
 from cascade.identity import AuthContext
 from cascade_sim.errors import SimError
-from cascade_sim.image.records import mine, store
+from cascade_sim.image.records import create, mine, store
 from cascade_sim.region import Region
 
 Json = dict[str, Any]
@@ -126,6 +127,32 @@ async def receive(
     _begin(site, caller, image_id, "queued", status)
     target = where(site, image_id)
     return target, await _receive(site, request, image_id, target)
+
+
+def _file_digest(path: Path) -> Digest:
+    md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            md5.update(chunk)
+            sha512.update(chunk)
+            size += len(chunk)
+    return Digest(md5.hexdigest(), sha512.hexdigest(), size)
+
+
+def copied_image(site: Region, caller: AuthContext, source_id: str, attributes: Json) -> str:
+    """A new active image of the caller's whose bytes are a copy of image ``source_id``'s,
+    with ``attributes`` (name, properties); its id. What Nova's createImage makes of a
+    server booted from that image (the emulator keeps no root disk of its own)."""
+    source = image_file(site, source_id)
+    if source is None:
+        raise SimError(409, f"Image {source_id} has no data to snapshot the server from.")
+    original = site.state.get("image", source_id) or {}
+    formats = {k: original.get(k) for k in ("disk_format", "container_format")}
+    image = create(site, caller, {**attributes, **formats, "visibility": "private"})
+    partial = part_path(site, image["id"])
+    shutil.copyfile(source, partial)
+    activate(site, image["id"], _file_digest(partial), partial)
+    return str(image["id"])
 
 
 def _still_there(site: Region, image_id: str, source: Path) -> Json:

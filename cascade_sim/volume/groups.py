@@ -96,7 +96,7 @@ def _joining(site: Region, caller: AuthContext, group: Json, volume_id: str) -> 
             409, f"add_volumes: volume {volume_id} already belongs to group {volume['group_id']}."
         )
     require_status("volume", volume, {"available", "in-use"}, "joining a group")
-    volume_type = find_volume_type(volume["volume_type"], "add_volumes")
+    volume_type = find_volume_type(site, volume["volume_type"], "add_volumes")
     check_type_allowed(group, volume_type, "add_volumes")
     return volume
 
@@ -162,7 +162,7 @@ def create_group(body: GroupCreate, caller: Caller, site: RegionDep) -> Json:
     check_zone(spec.availability_zone, "group.availability_zone")
     group_type = find_group_type(site, spec.group_type or DEFAULT_GROUP_TYPE, " (group.group_type)")
     type_ids = [
-        find_volume_type(reference, "group.volume_types")["id"]
+        find_volume_type(site, reference, "group.volume_types")["id"]
         for reference in spec.volume_types or [DEFAULT_TYPE["id"]]
     ]
     group = fresh(

@@ -1,7 +1,8 @@
-"""Manage by reference (admin): the files under ``volumes/unmanaged/`` a volume can adopt, and
-their adoption. An adopted file is hard-linked to the volume's name, the volume recorded, and
-only then the unmanaged name removed, so a crash leaves both names usable (see
-``recovery``)."""
+"""Manage by reference (admin): the files a volume can adopt (under ``volumes/unmanaged/``,
+and the replicas in the replica directories of the site's volume types: see
+``replication``), and their adoption. An adopted file is hard-linked to the volume's name,
+the volume recorded, and only then the unmanaged name removed, so a crash leaves both names
+usable (see ``recovery``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from cascade.identity import authorize
 from cascade_sim.common import RegionDep, project_of
 from cascade_sim.errors import SimError
 from cascade_sim.volume.bodies import Metadata, Strict, Text
-from cascade_sim.volume.disk import GIB, data_file, gib, unmanaged_dir
+from cascade_sim.volume.disk import GIB, data_file, gib
 from cascade_sim.volume.records import Json, check_zone, detailed, due_at, save
+from cascade_sim.volume.replication import manageable_files
 from cascade_sim.volume.volume_types import find_volume_type
 from cascade_sim.volume.volumes import new_volume, volume_view
 
@@ -53,9 +55,7 @@ manageable = APIRouter()
 def list_manageable(request: Request, caller: Caller, site: RegionDep) -> Json:
     authorize(caller, "admin")
     entries = []
-    for path in sorted(unmanaged_dir(site).iterdir()):
-        if not path.is_file() or path.name.endswith(".part"):
-            continue
+    for path in manageable_files(site).values():
         linked = path.stat().st_nlink > 1  # being adopted right now
         entry: Json = {
             "reference": {"source-name": path.name},
@@ -74,10 +74,10 @@ def manage_volume(body: ManageRequest, caller: Caller, site: RegionDep) -> Json:
     authorize(caller, "admin")
     spec = body.volume
     check_zone(spec.availability_zone, "volume.availability_zone")
-    volume_type = find_volume_type(spec.volume_type, "volume.volume_type")
-    source = unmanaged_dir(site) / spec.ref.source_name
+    volume_type = find_volume_type(site, spec.volume_type, "volume.volume_type")
     with site.state.lock:
-        if not source.is_file():
+        source = manageable_files(site).get(spec.ref.source_name)
+        if source is None:
             raise SimError(
                 400, f"volume.ref.source-name: no unmanaged volume {spec.ref.source_name!r} here."
             )

@@ -10,19 +10,20 @@ import weakref
 from cascade_sim.common import RegionDep
 from cascade_sim.region import Region
 from cascade_sim.volume.backup_store import end_backup, remove_backup, store_dir
-from cascade_sim.volume.disk import AREAS, area_dir, unmanaged_dir
+from cascade_sim.volume.disk import AREAS, area_dir
 from cascade_sim.volume.fill import run_volume_job
 from cascade_sim.volume.jobs import submit
 from cascade_sim.volume.records import update
+from cascade_sim.volume.replication import manageable_files
 
 
 def _finish_adoptions(site: Region) -> None:
-    """A manage interrupted between linking the file and unlinking its unmanaged name keeps
-    whichever name the site recorded."""
+    """A manage interrupted between linking the file and unlinking its unmanaged (or replica)
+    name keeps whichever name the site recorded."""
     linked = {
         path.stat().st_ino: path
-        for path in unmanaged_dir(site).iterdir()
-        if path.is_file() and path.stat().st_nlink > 1
+        for path in manageable_files(site).values()
+        if path.stat().st_nlink > 1
     }
     for adopted in area_dir(site, "volume").glob("*.img") if linked else ():
         source = linked.get(adopted.stat().st_ino)

@@ -1,5 +1,6 @@
 """Snapshots: a point-in-time copy of a volume's bytes (taken under the state lock, so no
-write lands while it is copied), and create, list, show, update and delete at
+write lands while it is copied; a replicated volume's snapshot is shipped to its replica,
+see ``replication``), and create, list, show, update and delete at
 ``/snapshots``."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cascade_sim.volume.records import (
     require_status,
     save,
 )
+from cascade_sim.volume.replication import ship
 from cascade_sim.volume.tracking import record_snapshot
 from cascade_sim.volume.volumes import require_copyable
 
@@ -75,6 +77,7 @@ def take_snapshot(site: Region, volume: Json, user_id: str | None, **fields: Any
         volume["size"] * GIB,
     )
     record_snapshot(volume, snapshot)
+    ship(site, volume, snapshot)
     save(site, "volume", volume)
     return save(site, "snapshot", snapshot)
 

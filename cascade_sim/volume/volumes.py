@@ -36,6 +36,7 @@ from cascade_sim.volume.records import (
     save,
     summary,
 )
+from cascade_sim.volume.replication import replication_fields
 from cascade_sim.volume.volume_types import (
     DEFAULT_TYPE,
     check_type_allowed,
@@ -152,7 +153,10 @@ def new_volume(
         "os-vol-tenant-attr:tenant_id": project_id,
         "os-vol-host-attr:host": f"{site.config.name}@sim#sim",
     }
-    return fresh(project_id, **(defaults | fields))
+    volume = fresh(project_id, **(defaults | fields))
+    volume_type = find_volume_type(site, volume["volume_type"], "volume.volume_type")
+    volume["volume_type_id"] = volume_type["id"]
+    return volume | replication_fields(volume_type, volume["id"])
 
 
 def _start(site: Region, volume: Json, source: Source | None) -> None:
@@ -198,7 +202,7 @@ def create_volume(body: VolumeCreate, caller: Caller, site: RegionDep) -> Json:
     check_zone(spec.availability_zone, "volume.availability_zone")
     source = _source_of(site, caller, spec)
     size = volume_size(spec.size, source)
-    volume_type = find_volume_type(spec.volume_type, "volume.volume_type")
+    volume_type = find_volume_type(site, spec.volume_type, "volume.volume_type")
     with site.state.lock:
         if spec.group_id:
             group = load(site, caller, "group", spec.group_id, "volume.group_id")
