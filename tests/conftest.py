@@ -124,3 +124,34 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Modules whose tests share something of the host, so they run one at a time in one
+# pytest-xdist group while the rest run in parallel: network namespaces and bridges (and
+# the cleanup of a name prefix), the README's fixed ports, NATS subjects (the fabric's are
+# fixed), and tests bounding how long something takes under signals.
+HOST_BOUND = (
+    "tests/test_readme.py",
+    "tests/cli/test_demo.py",
+    "tests/cli/test_bench_fabric.py",
+    "tests/cli/test_fabric_cli.py",
+    "tests/api/test_fabric_api.py",
+    "tests/fabric/",
+    "tests/network/test_packets.py",
+    "tests/sim/test_region_fabric.py",
+    "tests/sim/test_region_fabric_linux.py",
+    "tests/sim/test_region_pairs_linux.py",
+    "tests/sim/test_region_routers_linux.py",
+    "tests/identity/test_partition_netns.py",
+    "tests/identity/test_replica_process.py",
+    "tests/engine/test_worker_stop.py",
+    "tests/test_retry.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if where.startswith(HOST_BOUND):
+            item.add_marker(pytest.mark.xdist_group("host"))
