@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from cascade.cli.bench import clients, engine, fabric, fdb, identity, network, site
+from cascade.cli.bench import clients, engine, fabric, fdb, identity, network, protect, site
 
 app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
 app.command("clients")(clients.clients)
@@ -14,4 +14,5 @@ app.command("fabric")(fabric.fabric)
 app.command("fdb")(fdb.fdb)
 app.command("identity")(identity.identity)
 app.command("network")(network.network)
+app.command("protect")(protect.protect)
 app.command("site")(site.site)
