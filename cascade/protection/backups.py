@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
@@ -90,10 +91,10 @@ def stored(db: Database, store_url: str, name: str) -> None:
 
 def keep(db: Database, store: ChunkStore, name: str, data: bytes, sha256: str) -> bool:
     """Make sure the store holds the chunk; True if this call stored it."""
-    claimed = until_deadline(
+    claimed = until_deadline(  # another stream claiming the same new chunk: claim again
         DELETING_WAIT,
         DELETING_DEADLINE,
-        lambda error: isinstance(error, ChunkBeingDeleted),
+        lambda error: isinstance(error, ChunkBeingDeleted | IntegrityError),
         lambda: claim(db, store.url, name, sha256, len(data)),
     )
     if claimed:

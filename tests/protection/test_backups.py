@@ -172,8 +172,12 @@ def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunk
     first_volume, second_volume = _volumes(plan)
     for volume_id in (first_volume, second_volume):
         _write_blocks(source, volume_id, BEFORE, tuple(range(0, 256, 8)))  # 32 blocks each
+        for block in (254, 255):  # the same bytes twice in each volume: one chunk for all four
+            _data(source, volume_id, "PUT", block * BLOCK, b"the same everywhere" * 64)
     full = available_checkpoint(client, admin_token, plan["id"])
-    assert [v["changed_blocks"] for v in full["volumes"]] == [32, 32]
+    assert [v["changed_blocks"] for v in full["volumes"]] == [34, 34]
+    assert [v["chunks"] for v in full["volumes"]] == [34, 34]
+    assert sum(v["stored_bytes"] for v in full["volumes"]) == (32 + 32 + 1) * BLOCK
     assert [v["incremental_from"] for v in full["volumes"]] == [None, None]
 
     _write_blocks(source, first_volume, AFTER, (8, 16, 250))  # about 1% of 256 blocks
@@ -189,13 +193,13 @@ def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunk
         read.get(v["snapshot"], 0) - before.get(v["snapshot"], 0) for v in by_volume.values()
     )
     assert counted == 3 * BLOCK  # counted at the site: 3 of 512 blocks read
-    assert by_volume[first_volume]["chunks"] == 33  # 32 blocks, one new (250)
+    assert by_volume[first_volume]["chunks"] == 35  # 34 blocks, one new (250)
 
     # retention 1: the full checkpoint went, and with it the two chunks only it referenced
     listed = client.get("/v1/checkpoints", headers={"X-Auth-Token": admin_token}).json()
     assert [c["id"] for c in listed["checkpoints"]] == [incremental["id"]]
     stored = {p.name for p in store.rglob("*") if p.is_file()}
-    assert len(stored) == 33 + 32
+    assert len(stored) == 33 + 32 + 1
 
 
 def test_a_failed_backup_references_nothing_a_lost_site_leaves_older_checkpoints_restorable(
