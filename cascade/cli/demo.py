@@ -19,7 +19,7 @@ from keystoneauth1 import session as ks_session
 from rich.console import Console
 from rich.table import Table
 
-from cascade.cli import demo_engine, demo_identity, demo_network
+from cascade.cli import demo_engine, demo_identity, demo_network, demo_protection
 from cascade.cli.clients import SessionClient, login, password_auth_plugin, token
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite
 from cascade.cli.probes import can_make_namespaces, underlay_bridge
@@ -181,6 +181,10 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
         tour.step(
             "A service IP moves from the master at site A to the standby at site B",
             lambda: demo_network.move_service_ip(api, sites, vms, packets),
+        )
+        tour.step(
+            "Protect a 2-VM VNF at site A, lose site A, restore it at site B (RPO, RTO)",
+            lambda: demo_protection.protect_and_recover(api, sites, demo_engine.IMAGE_NAME),
         )
         tour.step("A bad token is refused", lambda: _bad_token(api))
         summary = Table("step", "seconds", title="Cascade demo: summary")

@@ -1,5 +1,5 @@
 """Entry point: ``cascade init | db upgrade | up | worker | agent | status |
-op list|show|wait | fabric status | demo | site-sim | fleet-sim | bench ...``.
+op list|show|wait | fabric status | protect ... | demo | site-sim | fleet-sim | bench ...``.
 
 Every failure a user can cause ends as one line on stderr and a non-zero exit: a missing or
 uninitialised data dir, a broken database, a busy port (found before anything starts).
@@ -29,6 +29,7 @@ from cascade.cli import (
     fleet_sim,
     identity,
     ops,
+    protect,
     site_sim,
     status,
     worker,
@@ -51,6 +52,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench.app, name="bench")
 app.add_typer(ops.app, name="op")
 app.add_typer(fabric.app, name="fabric")
+app.add_typer(protect.app, name="protect")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("site-sim")(site_sim.site_sim)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +40,13 @@ def test_demo_tour(tmp_path: Path) -> None:
         "network vnf-net 10.20.0.0/24",
         "holds remote ports for",
         "moved to the standby at site-b",
+        "SIGKILL the site-sim of site-a",
+        "4/4 volumes verified, 2 servers ACTIVE; RTO ",
+        "verified: every restored data volume holds the bytes written before the checkpoint",
     ):
         assert fragment in done.stdout, fragment
+    assert re.search(r"RPO \d+\.\d\d s: the age of the newest restorable", done.stdout)
+    assert re.search(r"RTO \d+\.\d\d s: the restore's start", done.stdout)
     if can_make_namespaces():  # the sites ran the Linux dataplane: real packets
         assert "to 10.20.0.4 at site-b: answered" in done.stdout
         assert "first answer from the standby after" in done.stdout
