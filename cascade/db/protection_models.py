@@ -3,7 +3,7 @@ servers at one site for another, its members (each server with its volumes), its
 checkpoints (one consistency point of every member volume, with the freeze that made it) and
 their volumes (the snapshot at the source site and the backup's manifest in the chunk
 store), the chunks stored, and restores at another site. On the declarative base of
-``models``; migrations 0014 and 0015."""
+``models``; migrations 0014, 0015 and 0016 (strategies 2 and 3: replicas and images)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ class Checkpoint(Base):
     snapshot), the freeze window (first freeze to last thaw), and ``frozen``: the positions
     this checkpoint may have frozen and not yet thawed, written before each quiesce, so
     whichever worker runs the workflow thaws from it. ``frozen_by`` names the worker process
-    that froze them."""
+    that froze them. ``images`` (strategy 3, image snapshot): per server id its image at
+    the source (``source``), its copy at the target (``target``), ``size`` and the digest
+    both have (``hash_algo``, ``hash``)."""
 
     __tablename__ = "checkpoints"
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
@@ -77,6 +79,7 @@ class Checkpoint(Base):
     frozen_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     first_freeze_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_thaw_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    images: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -87,7 +90,9 @@ class CheckpointVolume(Base):
     non-zero block index (as a string) to its chunk ``[name, sha256]`` (the whole volume,
     unchanged blocks inherited from ``parent_checkpoint_id``'s manifest); progress in
     ``done_blocks`` of ``changed_blocks``, ``read_bytes`` read at the site and
-    ``stored_bytes`` of chunks the store did not hold yet."""
+    ``stored_bytes`` of chunks the store did not hold yet. ``replica`` (strategy 2, storage
+    replication): the reference of the volume's replica at the replication target, which
+    holds ``snapshot_id`` (the consistency point); no backup is made."""
 
     __tablename__ = "checkpoint_volumes"
     checkpoint_id: Mapped[str] = mapped_column(
@@ -107,6 +112,7 @@ class CheckpointVolume(Base):
     done_blocks: Mapped[int] = mapped_column(Integer, default=0)
     read_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    replica: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

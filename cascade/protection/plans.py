@@ -90,6 +90,7 @@ def _volume_out(volume: CheckpointVolume) -> CheckpointVolumeOut:
         read_bytes=volume.read_bytes,
         stored_bytes=volume.stored_bytes,
         chunks=len(volume.blocks),
+        replica=volume.replica,
     )
 
 
@@ -129,6 +130,7 @@ def checkpoint_out(session: Session, checkpoint: Checkpoint) -> CheckpointOut:
         backed_up_at=checkpoint.backed_up_at,
         store=checkpoint.store_url,
         volumes=[_volume_out(v) for v in checkpoint_volumes(session, checkpoint.id)],
+        images=checkpoint.images,
         frozen_from=checkpoint.first_freeze_at,
         thawed_at=checkpoint.last_thaw_at,
         freeze_window_s=window,
@@ -161,6 +163,25 @@ def _servers(session: Session, members: list[MemberIn], project_id: str) -> list
             )
         servers.append(server)
     return servers
+
+
+def _check_strategy(spec: PlanIn, servers: list[Server]) -> None:
+    """An image_snapshot plan protects one server booting from its image (one VM, through
+    the image service), naming no volumes."""
+    if spec.strategy != "image_snapshot":
+        return
+    if len(servers) != 1:
+        raise BadRequest(
+            f"an image_snapshot plan protects exactly one server (one VM, through the image "
+            f"service), not {len(servers)}: use group_snapshot for several"
+        )
+    if spec.members[0].volumes or any(
+        d.get("boot_index") == 0 for d in servers[0].block_devices or []
+    ):
+        raise BadRequest(
+            f"server {servers[0].id}: an image_snapshot plan images a server booting from its "
+            "image, without volumes: use group_snapshot or storage_replication for volumes"
+        )
 
 
 def _target(session: Session, name: str, source_id: str, projects: set[str] | None) -> Site:
@@ -206,6 +227,7 @@ class PlanService:
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             servers = _servers(session, spec.members, project_id)
+            _check_strategy(spec, servers)
             target = _target(session, spec.target_site, servers[0].site_id, projects)
             taken = select(ProtectionPlan.id).where(
                 ProtectionPlan.project_id == project_id, ProtectionPlan.name == spec.name

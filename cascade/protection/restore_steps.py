@@ -1,11 +1,14 @@
-"""``restore.run``, worker side: a checkpoint brought back at the target site. Each volume is
-made there and written from its manifest's chunks, every chunk's hashes checked as it is
+"""``restore.run``, worker side: a checkpoint brought back at the target site, by its plan's
+strategy. Strategy 1 (group_snapshot): each volume is made there and written from its
+manifest's chunks, every chunk's hashes checked as it is
 read from the store (a corrupt or missing chunk stops the restore naming the chunk, the
 block and the volume); then the target's own digests of the volume are compared with the
 manifest, block by block. Only once every volume is verified are the servers made, each a
 Cascade server booting from its restored boot volume (or from its image, mapped) with its
 data volumes attached in their order, on its network (mapped). RTO: from the start until
-every server is ACTIVE.
+every server is ACTIVE. Strategy 2 (storage_replication): each volume is its replica,
+managed by reference at the target (``replica_steps``), then the servers as strategy 1's.
+Strategy 3 (image_snapshot): the server boots from its image copied to the target.
 
 May import cascade.protection, cascade.compute's step names (run by name), cascade.engine,
 cascade.db, cascade.sites.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +26,7 @@ from openstack.connection import Connection
 from sqlalchemy import select
 
 from cascade.db.models import Server, Site
-from cascade.db.protection_models import Checkpoint, CheckpointVolume, Restore
+from cascade.db.protection_models import Checkpoint, CheckpointVolume, ProtectionPlan, Restore
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import Conflict
@@ -38,7 +42,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _record_volume(restore_id: str, volume_id: str, **values: Any) -> None:
+def record_volume(restore_id: str, volume_id: str, **values: Any) -> None:
     """Merge ``values`` into the restore's progress of ``volume_id``."""
     with context().db.session() as session:
         restore = session.get_one(Restore, restore_id, with_for_update=True)
@@ -49,34 +53,46 @@ def _record_volume(restore_id: str, volume_id: str, **values: Any) -> None:
 
 @step_function("restore.begin")
 def begin(_run: StepRun, restore_id: str) -> dict[str, Any]:
-    """The restore running: the target site, its volumes in the plan's order and its
-    servers (source id, their volumes in device order)."""
+    """The restore running: the plan's strategy, the target site, its volumes in the plan's
+    order and its servers (source id, their volumes in device order)."""
     with context().db.session() as session:
         restore = session.get_one(Restore, restore_id)
         restore.status = "running"
         restore.started_at = restore.started_at or _now()
+        checkpoint = session.get_one(Checkpoint, restore.checkpoint_id)
         volumes = session.scalars(
             select(CheckpointVolume)
             .where(CheckpointVolume.checkpoint_id == restore.checkpoint_id)
             .order_by(CheckpointVolume.position, CheckpointVolume.device)
         ).all()
-        servers: dict[str, list[str]] = {}
+        servers: dict[str, list[str]] = {server_id: [] for server_id in checkpoint.images}
         for volume in volumes:
             servers.setdefault(volume.server_id, []).append(volume.volume_id)
         return {
+            "strategy": session.get_one(ProtectionPlan, restore.plan_id).strategy,
             "site": session.get_one(Site, restore.target_site_id).name,
             "volumes": [v.volume_id for v in volumes],
             "servers": list(servers.items()),
         }
 
 
-def _ensure_volume(c: Connection, name: str, size_gib: int, zone: str | None) -> str:
-    """The restore's volume at the site, found again by name or made (empty), available."""
+def named_volume(c: Connection, name: str, make: Callable[[], Any]) -> str:
+    """The restore's volume ``name`` at the site, found again by name or made by ``make``,
+    once available."""
     found = next(iter(c.block_storage.volumes(details=True, name=name)), None)
     if found is None:
-        found = c.block_storage.create_volume(name=name, size=size_gib, availability_zone=zone)
+        found = make()
     c.block_storage.wait_for_status(found, "available", wait=120, interval=0.2)
     return str(found.id)
+
+
+def _ensure_volume(c: Connection, name: str, size_gib: int, zone: str | None) -> str:
+    """The restore's volume at the site, made empty if it is not there yet."""
+    return named_volume(
+        c,
+        name,
+        lambda: c.block_storage.create_volume(name=name, size=size_gib, availability_zone=zone),
+    )
 
 
 class VolumeWriter:
@@ -110,7 +126,7 @@ class VolumeWriter:
             if due:
                 self.noted_at = time.monotonic()
         if due:
-            _record_volume(self.restore_id, self.volume_id, written=self.written)
+            record_volume(self.restore_id, self.volume_id, written=self.written)
 
 
 def _verify(driver: SiteDriver, target: str, volume: CheckpointVolume) -> None:
@@ -145,7 +161,7 @@ def restore_volume(_run: StepRun, restore_id: str, volume_id: str) -> str:
         ),
     )
     blocks = len(volume.blocks)
-    _record_volume(restore_id, volume_id, volume=target, blocks=blocks, written=0, verified=False)
+    record_volume(restore_id, volume_id, volume=target, blocks=blocks, written=0, verified=False)
     writer = VolumeWriter(
         restore_id, volume_id, driver, open_store(store_url, engine.driver), target
     )
@@ -154,7 +170,7 @@ def restore_volume(_run: StepRun, restore_id: str, volume_id: str) -> str:
     ):
         pass
     _verify(driver, target, volume)
-    _record_volume(restore_id, volume_id, written=blocks, verified=True)
+    record_volume(restore_id, volume_id, written=blocks, verified=True)
     return target
 
 
@@ -172,7 +188,8 @@ def _block_devices(source: Server, targets: list[str]) -> list[dict[str, Any]]:
 @step_function("restore.server")
 def make_server(_run: StepRun, restore_id: str, source_id: str, targets: list[str]) -> str:
     """The Cascade server restoring ``source_id`` at the target (made once): mapped flavor,
-    network and image, booting from / attaching the restored volumes ``targets``."""
+    network and image (its image copied to the target, for an image_snapshot checkpoint),
+    booting from / attaching the restored volumes ``targets``."""
     with context().db.session() as session:
         restore = session.get_one(Restore, restore_id, with_for_update=True)
         made = restore.servers.get(source_id)
@@ -180,12 +197,13 @@ def make_server(_run: StepRun, restore_id: str, source_id: str, targets: list[st
             return made
         source = session.get_one(Server, source_id)
         mapping = restore.mapping
+        copied = session.get_one(Checkpoint, restore.checkpoint_id).images.get(source_id)
         server = Server(
             name=source.name,
             project_id=restore.project_id,
             site_id=restore.target_site_id,
             flavor=mapping["flavors"].get(source.flavor, source.flavor),
-            image=mapping["images"].get(source.image, source.image),
+            image=copied["target"] if copied else mapping["images"].get(source.image, source.image),
             network=mapping["networks"].get(source.network, source.network),
             block_devices=_block_devices(source, targets),
             status="BUILD",
@@ -243,15 +261,16 @@ def _servers(job: Job, site: str, servers: list[list[Any]], targets: dict[str, s
 def run(job: Job) -> dict[str, Any]:
     begun = step(job, "begin the restore", None, "restore.begin", job.resource_id)
     site = begun["site"]
+    replicated = begun.get("strategy") == "storage_replication"
     targets: dict[str, str] = {}
     error = None
     try:
         for volume_id in begun["volumes"]:
             targets[volume_id] = step(
                 job,
-                f"restore volume {volume_id}",
+                f"{'manage the replica of' if replicated else 'restore'} volume {volume_id}",
                 site,
-                "restore.volume",
+                "restore.replica" if replicated else "restore.volume",
                 job.resource_id,
                 volume_id,
             )

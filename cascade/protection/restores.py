@@ -2,7 +2,10 @@
 site, once its mapping has been checked there. Every flavor, network and image the restored
 servers will need, mapped or under their source name, and the availability zone, must exist
 at the target: a missing one is a 400 naming it, before anything starts (rather than a
-failure at the end of a restore, the one Karbor's users meet).
+failure at the end of a restore, the one Karbor's users meet). A storage_replication
+checkpoint restores only at the plan's target (where its replicas are) and only if it is the
+plan's newest (a replica holds one consistency point, the newest shipped); an image_snapshot
+checkpoint only at the plan's target, where its image was copied (checked to be there).
 
 May import cascade.protection, cascade.engine, cascade.network (visible sites), cascade.db,
 cascade.sites.
@@ -69,22 +72,52 @@ def _site(session: Session, name: str, projects: set[str] | None) -> Site:
     return site
 
 
-def needs(session: Session, plan_id: str, mapping: MappingIn) -> dict[str, set[str]]:
+def needs(session: Session, checkpoint: Checkpoint, mapping: MappingIn) -> dict[str, set[str]]:
     """What the restored servers need at the target: flavors, networks, images (for those
-    that boot from their image), each under its mapped name."""
+    that boot from their image: mapped, or the copy an image_snapshot checkpoint made), each
+    under its mapped name."""
     servers = session.scalars(
         select(Server)
         .join(PlanMember, PlanMember.server_id == Server.id)
-        .where(PlanMember.plan_id == plan_id)
+        .where(PlanMember.plan_id == checkpoint.plan_id)
     )
     needed: dict[str, set[str]] = {"flavor": set(), "network": set(), "image": set()}
     for server in servers:
         needed["flavor"].add(mapping.flavors.get(server.flavor, server.flavor))
         if server.network:
             needed["network"].add(mapping.networks.get(server.network, server.network))
-        if not any(d.get("boot_index") == 0 for d in server.block_devices or []):
+        if server.id in checkpoint.images:
+            needed["image"].add(checkpoint.images[server.id]["target"])
+        elif not any(d.get("boot_index") == 0 for d in server.block_devices or []):
             needed["image"].add(mapping.images.get(server.image, server.image))
     return needed
+
+
+def _check_strategy(
+    session: Session, checkpoint: Checkpoint, plan: ProtectionPlan, target: Site
+) -> None:
+    """Where and which checkpoints of strategies 2 and 3 restore (see the module)."""
+    if plan.strategy == "group_snapshot":
+        return
+    if target.id != plan.target_site_id:
+        held = "replicas are" if plan.strategy == "storage_replication" else "image was copied"
+        raise BadRequest(
+            f"checkpoint {checkpoint.id} of a {plan.strategy} plan restores only at the plan's "
+            f"target site, where its {held}"
+        )
+    if plan.strategy != "storage_replication":
+        return
+    newest = session.scalar(
+        select(Checkpoint.id)
+        .where(Checkpoint.plan_id == plan.id, Checkpoint.status == "available")
+        .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
+        .limit(1)
+    )
+    if newest != checkpoint.id:
+        raise BadRequest(
+            f"checkpoint {checkpoint.id} is not the plan's newest ({newest}): the replicas "
+            "hold only the newest consistency point"
+        )
 
 
 def missing_at(c: Connection, needed: dict[str, set[str]], zone: str | None) -> list[str]:
@@ -132,7 +165,8 @@ class RestoreService:
             checkpoint = _checkpoint(session, spec.checkpoint, projects)
             plan = session.get_one(ProtectionPlan, checkpoint.plan_id)
             target = _site(session, spec.target_site or plan.target_site_id, projects)
-            needed = needs(session, plan.id, spec.mapping)
+            _check_strategy(session, checkpoint, plan, target)
+            needed = needs(session, checkpoint, spec.mapping)
         missing = self._drivers(target.id).call(
             f"check the restore's mapping at site {target.name}",
             lambda c: missing_at(c, needed, spec.mapping.availability_zone),

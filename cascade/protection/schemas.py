@@ -27,7 +27,14 @@ class PlanIn(BaseModel):
         min_length=1, max_length=64, description="The servers, in the order they are frozen."
     )
     target_site: str = Field(min_length=1, max_length=255, description="Site name or id.")
-    strategy: Literal["group_snapshot"] = "group_snapshot"
+    strategy: Literal["group_snapshot", "storage_replication", "image_snapshot"] = Field(
+        "group_snapshot",
+        description="group_snapshot: one group snapshot of every volume, backed up into the "
+        "chunk store; storage_replication: the same consistency point, shipped by the site's "
+        "storage to its replication target (every volume of a replicated type), managed by "
+        "reference at the target on restore; image_snapshot: one server, imaged through the "
+        "image service and the image copied to the target.",
+    )
     freeze_bound_s: float = Field(
         30.0, gt=0, le=600, description="The longest any member may stay frozen (seconds)."
     )
@@ -97,6 +104,9 @@ class CheckpointVolumeOut(BaseModel):
     read_bytes: int
     stored_bytes: int = Field(description="Bytes of chunks the store did not hold yet.")
     chunks: int = Field(description="Non-zero blocks in its manifest.")
+    replica: str | None = Field(
+        description="storage_replication: its replica's reference at the replication target."
+    )
 
 
 class CheckpointOut(BaseModel):
@@ -110,6 +120,10 @@ class CheckpointOut(BaseModel):
     backed_up_at: datetime | None = Field(description="When it became restorable.")
     store: str = Field(description="The chunk store its backups are in.")
     volumes: list[CheckpointVolumeOut]
+    images: dict[str, Any] = Field(
+        description="image_snapshot: per server its image at the source (source), its copy "
+        "at the target (target), size and the digest both have (hash_algo, hash)."
+    )
     frozen_from: datetime | None = Field(description="The first member's freeze.")
     thawed_at: datetime | None = Field(description="The last member's thaw.")
     freeze_window_s: float | None

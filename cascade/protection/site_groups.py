@@ -15,7 +15,7 @@ GROUP_TYPE = "default_group_type"
 GROUP_MICROVERSION = "3.14"
 
 
-def _cinder(c: Connection) -> Cinder:
+def cinder(c: Connection) -> Cinder:
     """The site's block storage, which is v3 (groups need microversion 3.13 on)."""
     return cast(Cinder, c.block_storage)
 
@@ -24,7 +24,7 @@ def volumes_of(c: Connection, at_site: str, given: list[str]) -> list[str]:
     """``given`` once each is found at the site (a 404 otherwise); if none is given, the
     volumes attached to the server ``at_site``."""
     for volume_id in given:
-        _cinder(c).get_volume(volume_id)
+        cinder(c).get_volume(volume_id)
     if given:
         return given
     return [str(a.volume_id) for a in c.compute.volume_attachments(at_site)]
@@ -37,20 +37,20 @@ def group_name(plan_id: str) -> str:
 def _find_group(c: Connection, plan_id: str, known_id: str | None) -> Any:
     if known_id is not None:
         try:
-            return _cinder(c).get_group(known_id)
+            return cinder(c).get_group(known_id)
         except sdk_exceptions.NotFoundException:
             pass
-    return next((g for g in _cinder(c).groups() if g.name == group_name(plan_id)), None)
+    return next((g for g in cinder(c).groups() if g.name == group_name(plan_id)), None)
 
 
 def _members(c: Connection, group_id: str) -> list[str]:
-    return [str(v.id) for v in _cinder(c).volumes(details=True) if v.group_id == group_id]
+    return [str(v.id) for v in cinder(c).volumes(details=True) if v.group_id == group_id]
 
 
 def _change_members(c: Connection, group_id: str, change: str, volume_ids: list[str]) -> None:
     """Add or remove (``change``: add_volumes, remove_volumes) volumes of a group."""
     if volume_ids:
-        response = _cinder(c).put(
+        response = cinder(c).put(
             f"/groups/{group_id}",
             json={"group": {change: ",".join(volume_ids)}},
             microversion=GROUP_MICROVERSION,
@@ -60,10 +60,10 @@ def _change_members(c: Connection, group_id: str, change: str, volume_ids: list[
 
 def ensure_group(c: Connection, plan_id: str, known_id: str | None, volume_ids: list[str]) -> str:
     """The plan's group at the site holding ``volume_ids`` (made or completed as needed)."""
-    types = sorted({str(_cinder(c).get_volume(v).volume_type) for v in volume_ids})
+    types = sorted({str(cinder(c).get_volume(v).volume_type) for v in volume_ids})
     group = _find_group(c, plan_id, known_id)
     if group is None:
-        group = _cinder(c).create_group(
+        group = cinder(c).create_group(
             name=group_name(plan_id), group_type=GROUP_TYPE, volume_types=types
         )
     members = set(_members(c, str(group.id)))
@@ -73,19 +73,19 @@ def ensure_group(c: Connection, plan_id: str, known_id: str | None, volume_ids: 
 
 def snapshot_group(c: Connection, group_id: str, name: str) -> tuple[str, str]:
     """Take the group snapshot (every member at one instant); (its id, its created_at)."""
-    taken = _cinder(c).create_group_snapshot(group_id=group_id, name=name)
-    shown = _cinder(c).get_group_snapshot(taken.id)
+    taken = cinder(c).create_group_snapshot(group_id=group_id, name=name)
+    shown = cinder(c).get_group_snapshot(taken.id)
     return str(shown.id), str(shown.created_at)
 
 
 def member_snapshots(c: Connection, group_snapshot_id: str) -> dict[str, str]:
     """Wait for the group snapshot to be available; volume id -> its member snapshot id."""
-    _cinder(c).wait_for_status(
-        _cinder(c).get_group_snapshot(group_snapshot_id), "available", wait=60, interval=0.2
+    cinder(c).wait_for_status(
+        cinder(c).get_group_snapshot(group_snapshot_id), "available", wait=60, interval=0.2
     )
     return {
         str(s.volume_id): str(s.id)
-        for s in _cinder(c).snapshots(details=True)
+        for s in cinder(c).snapshots(details=True)
         if s.group_snapshot_id == group_snapshot_id
     }
 
@@ -94,14 +94,14 @@ def devices(c: Connection, volume_ids: list[str]) -> dict[str, str]:
     """Each volume's device at the server it is attached to ("" if it is not attached)."""
     found = {}
     for volume_id in volume_ids:
-        attachments = _cinder(c).get_volume(volume_id).attachments or []
+        attachments = cinder(c).get_volume(volume_id).attachments or []
         found[volume_id] = str(attachments[0].get("device") or "") if attachments else ""
     return found
 
 
 def delete_group_snapshots(c: Connection, group_snapshot_ids: list[str]) -> None:
     for group_snapshot_id in group_snapshot_ids:
-        _cinder(c).delete_group_snapshot(group_snapshot_id, ignore_missing=True)
+        cinder(c).delete_group_snapshot(group_snapshot_id, ignore_missing=True)
 
 
 def remove_group(c: Connection, plan_id: str, known_id: str | None, snapshots: list[str]) -> None:
@@ -111,4 +111,4 @@ def remove_group(c: Connection, plan_id: str, known_id: str | None, snapshots: l
     if group is None:
         return
     _change_members(c, str(group.id), "remove_volumes", _members(c, str(group.id)))
-    _cinder(c).delete_group(group.id)
+    cinder(c).delete_group(group.id)

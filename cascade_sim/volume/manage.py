@@ -1,8 +1,8 @@
 """Manage by reference (admin): the files a volume can adopt (under ``volumes/unmanaged/``,
 and the replicas in the replica directories of the site's volume types: see
-``replication``), and their adoption. An adopted file is hard-linked to the volume's name,
-the volume recorded, and only then the unmanaged name removed, so a crash leaves both names
-usable (see ``recovery``)."""
+``replication``), their adoption, and the one pool (``host``) they are adopted into. An
+adopted file is hard-linked to the volume's name, the volume recorded, and only then the
+unmanaged name removed, so a crash leaves both names usable (see ``recovery``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from cascade_sim.volume.bodies import Metadata, Strict, Text
 from cascade_sim.volume.disk import GIB, data_file, gib
 from cascade_sim.volume.records import Json, check_zone, detailed, due_at, save
 from cascade_sim.volume.replication import manageable_files
-from cascade_sim.volume.volume_types import find_volume_type
+from cascade_sim.volume.volume_types import find_volume_type, replica_dir, volume_types
 from cascade_sim.volume.volumes import new_volume, volume_view
 
 
@@ -102,3 +102,12 @@ def manage_volume(body: ManageRequest, caller: Caller, site: RegionDep) -> Json:
         save(site, "volume", volume)
         source.unlink()
     return {"volume": volume_view(site, volume)}
+
+
+@manageable.get("/scheduler-stats/get_pools", summary="The backend's pools (admin)")
+def list_pools(caller: Caller, site: RegionDep) -> Json:
+    """The one pool of this site's backend: the ``host`` a volume is managed into."""
+    authorize(caller, "admin")
+    replicates = any(replica_dir(t) is not None for t in volume_types(site))
+    capabilities = {"volume_backend_name": "sim", "replication_enabled": replicates}
+    return {"pools": [{"name": f"{site.config.name}@sim#sim", "capabilities": capabilities}]}

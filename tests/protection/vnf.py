@@ -3,6 +3,7 @@ data volume attached at the site, and the site's own records of their freezes an
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -114,3 +115,40 @@ def available_checkpoint(client: TestClient, token: str, plan_id: str) -> dict[s
     operation = wait_operation(client, token, accepted["operation"]["id"])
     assert operation["status"] == "succeeded", operation
     return show_checkpoint(client, token, accepted["checkpoint"]["id"])
+
+
+def replicated_type(site: EmbeddedSite, directory: Path) -> None:
+    """The volume type ``replicated`` at the site: its volumes are mirrored (at each snapshot)
+    to ``directory``, the replication target another site with the same type adopts from."""
+    specs = {"replication_enabled": "<is> True", "cascade_sim:replica_dir": str(directory)}
+    SiteDriver(site.access()).call(
+        "create the replicated volume type",
+        lambda c: c.block_storage.create_type(name="replicated", extra_specs=specs),
+    )
+
+
+def attach_new_volume(site: EmbeddedSite, server: dict[str, Any], **volume: Any) -> str:
+    """A new 1 GiB volume (``volume``: more of its spec) attached to the server at the site;
+    its id."""
+
+    def attach(c: Any) -> str:
+        made = c.block_storage.create_volume(size=1, name=f"more-{server['name']}", **volume)
+        c.block_storage.wait_for_status(made, "available", wait=60, interval=0.2)
+        c.compute.create_volume_attachment(server["site_server_id"], volume_id=made.id)
+        c.block_storage.wait_for_status(made, "in-use", wait=60, interval=0.2)
+        return str(made.id)
+
+    return SiteDriver(site.access()).call("attach a new volume", attach)
+
+
+def volume_data(
+    site: EmbeddedSite, volume_id: str, offset: int, body: bytes | None = None
+) -> bytes:
+    """Write ``body`` at ``offset`` of the volume (through the site-sim's data API), or read
+    the 256 bytes there if no body is given."""
+    session = SiteDriver(site.access()).connection.session
+    url = f"{site.url}/sim/v1/volumes/{volume_id}/data"
+    if body is not None:
+        session.put(url, params={"offset": offset}, data=body)
+        return b""
+    return bytes(session.get(url, params={"offset": offset, "length": 256}).content)

@@ -83,10 +83,12 @@ def test_a_replicated_volume_is_mirrored_at_each_snapshot_and_adopted_at_the_oth
 
     listed = b.get(f"{V3}/manageable_volumes", headers=at_b).json()["manageable-volumes"]
     assert {"reference": {"source-name": volume["id"]}, "size": 1, "safe_to_manage": True} in listed
+    (pool,) = b.get(f"{V3}/scheduler-stats/get_pools", headers=at_b).json()["pools"]
+    assert (pool["name"], pool["capabilities"]["replication_enabled"]) == ("site-b@sim#sim", True)
     managed = b.post(
         f"{V3}/manageable_volumes",
         headers=at_b,
-        json={"volume": {"host": "site-b@sim#sim", "ref": {"source-name": volume["id"]}}},
+        json={"volume": {"host": pool["name"], "ref": {"source-name": volume["id"]}}},
     )
     assert managed.status_code == 202, managed.text
     adopted = wait_status(b, at_b, f"{V3}/volumes/{managed.json()['volume']['id']}", "available")
