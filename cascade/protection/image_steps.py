@@ -7,7 +7,7 @@ the way. The digest is Glance's own (``os_hash_algo``, sha512 by default, rather
 md5 ``checksum``): the streamed bytes must have the source's ``os_hash_value``, and the
 target's image, once uploaded, the same. The checkpoint records both images
 (``checkpoints.images``); a restore boots the server from the copy (``restore_steps``), and
-retention deletes an expired checkpoint's images at both sites.
+retention deletes an expired checkpoint's images at both sites, as a failed checkpoint's.
 
 May import cascade.protection (barrier), cascade.engine, cascade.db, cascade.sites.
 """
@@ -27,6 +27,7 @@ from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, step, step_function
 from cascade.errors import Conflict
 from cascade.protection.barrier import freeze_member, hold_barrier, now, plan_of, thaw_all
+from cascade.sites.driver import SiteCallFailed
 
 CHUNK = 1 << 20
 IMAGE_WAIT_S = 300
@@ -160,6 +161,20 @@ def drop_images(plan: ProtectionPlan, checkpoints: list[Checkpoint]) -> None:
             )
 
 
+@step_function("checkpoint.drop_images")
+def discard_images(_run: StepRun, checkpoint_id: str) -> str | None:
+    """A failed checkpoint's images leave both sites; if a site does not answer, they stay
+    there and the result says so."""
+    checkpoint, plan = plan_of(checkpoint_id)
+    try:
+        drop_images(plan, [checkpoint])
+    except SiteCallFailed as failure:
+        return f"its images stay: {failure.message}"
+    with context().db.session() as session:
+        session.get_one(Checkpoint, checkpoint_id).images = {}
+    return None
+
+
 def image_checkpoint(job: Job, begun: dict[str, Any]) -> dict[str, Any]:
     """``plan.checkpoint`` of an image_snapshot plan, once begun (``checkpoint.begin``)."""
     checkpoint_id, site = begun["checkpoint"], begun["site"]
@@ -195,6 +210,7 @@ def image_checkpoint(job: Job, begun: dict[str, Any]) -> dict[str, Any]:
             error = f"copying the image to the target failed: {failure}"
     step(job, "mark the checkpoint", site, "checkpoint.backed_up", checkpoint_id, error)
     if error:
+        step(job, "delete its images", site, "checkpoint.drop_images", checkpoint_id)
         raise StepFailed(f"checkpoint {checkpoint_id} failed: {error}")
     expired = step(job, "apply the plan's retention", site, "checkpoint.retain", job.resource_id)
     return {"checkpoint": checkpoint_id, "image": copied, "expired": expired}

@@ -8,8 +8,9 @@ and the restored server runs with the adopted volume attached. A plan naming a v
 is not replicated fails naming it.
 
 Image snapshot: one server frozen, imaged and thawed at the source, its image copied to the
-target with the same digest, and a server at the target booting from the copy. A plan of
-two servers is refused; retention deletes an expired checkpoint's images at both sites."""
+target with the same digest, and a server at the target booting from the copy; a failed
+quiesce fails the checkpoint naming the server, with no image. A plan of two servers is
+refused; retention deletes an expired checkpoint's images at both sites."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ from tests.protection.vnf import (
     make_vnf,
     protect,
     replicated_type,
+    show_checkpoint,
+    sim_admin,
+    take_checkpoint,
     volume_data,
 )
 
@@ -159,6 +163,13 @@ def test_image_snapshot_copies_the_image_to_the_target_and_boots_from_it(
     plan = protect(
         client, admin_token, [server], target.site_name, strategy="image_snapshot", retention=1
     )
+    sim_admin(source, "PUT", "/faults", quiesce_failures=[server["site_server_id"]])
+    accepted = take_checkpoint(client, admin_token, plan["id"])
+    failed = wait_operation(client, admin_token, accepted["operation"]["id"])
+    assert failed["status"] == "failed"
+    assert f"quiesce server {server['id']}" in failed["error"]
+    assert show_checkpoint(client, admin_token, accepted["checkpoint"]["id"])["images"] == {}
+    sim_admin(source, "DELETE", "/faults")
     first = available_checkpoint(client, admin_token, plan["id"])["images"][server["id"]]
     checkpoint = available_checkpoint(client, admin_token, plan["id"])
     image = checkpoint["images"][server["id"]]
