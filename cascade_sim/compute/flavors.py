@@ -1,5 +1,6 @@
 """Nova flavors: a default set seeded on first use, admin-created ones, rendered per
-microversion; and their routes."""
+microversion, their extra specs (``os-extra_specs``, set and unset by an admin); and their
+routes."""
 
 from __future__ import annotations
 
@@ -170,3 +171,71 @@ def delete_flavor(flavor_id: str, caller: Caller, site: RegionDep) -> None:
     authorize(caller, "admin")
     get(site, flavor_id)
     site.state.delete("flavor", flavor_id)
+
+
+# -- extra specs -------------------------------------------------------------------------------
+
+
+def _specs_body(body: dict[str, Any]) -> dict[str, str]:
+    specs = body.get("extra_specs")
+    if not isinstance(specs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255
+        for k, v in specs.items()
+    ):
+        raise SimError(400, "Invalid input for field/attribute extra_specs.")
+    return specs
+
+
+def _set_specs(site: Region, flavor_id: str, specs: dict[str, str]) -> dict[str, str]:
+    with site.state.lock:
+        flavor = get(site, flavor_id)
+        flavor["extra_specs"] = {**flavor["extra_specs"], **specs}
+        site.state.put("flavor", flavor, GLOBAL)
+        return dict(flavor["extra_specs"])
+
+
+@router.get("/flavors/{flavor_id}/os-extra_specs", summary="List a flavor's extra specs")
+def list_extra_specs(flavor_id: str, _caller: Caller, site: RegionDep) -> dict[str, Any]:
+    return {"extra_specs": get(site, flavor_id)["extra_specs"]}
+
+
+@router.post("/flavors/{flavor_id}/os-extra_specs", summary="Create or update extra specs")
+def create_extra_specs(
+    flavor_id: str, body: Annotated[dict[str, Any], Body()], caller: Caller, site: RegionDep
+) -> dict[str, Any]:
+    authorize(caller, "admin")
+    return {"extra_specs": _set_specs(site, flavor_id, _specs_body(body))}
+
+
+@router.get("/flavors/{flavor_id}/os-extra_specs/{key}", summary="Show an extra spec")
+def show_extra_spec(flavor_id: str, key: str, _caller: Caller, site: RegionDep) -> dict[str, Any]:
+    specs = get(site, flavor_id)["extra_specs"]
+    if key not in specs:
+        raise SimError(404, f"Flavor {flavor_id} has no extra specs with key {key}.")
+    return {key: specs[key]}
+
+
+@router.put("/flavors/{flavor_id}/os-extra_specs/{key}", summary="Set one extra spec")
+def update_extra_spec(
+    flavor_id: str,
+    key: str,
+    body: Annotated[dict[str, Any], Body()],
+    caller: Caller,
+    site: RegionDep,
+) -> dict[str, Any]:
+    authorize(caller, "admin")
+    if list(body) != [key]:
+        raise SimError(400, "Request body and URI mismatch")
+    specs = _set_specs(site, flavor_id, _specs_body({"extra_specs": body}))
+    return {key: specs[key]}
+
+
+@router.delete("/flavors/{flavor_id}/os-extra_specs/{key}", summary="Unset an extra spec")
+def delete_extra_spec(flavor_id: str, key: str, caller: Caller, site: RegionDep) -> None:
+    authorize(caller, "admin")
+    with site.state.lock:
+        flavor = get(site, flavor_id)
+        if key not in flavor["extra_specs"]:
+            raise SimError(404, f"Flavor {flavor_id} has no extra specs with key {key}.")
+        del flavor["extra_specs"][key]
+        site.state.put("flavor", flavor, GLOBAL)
