@@ -5,11 +5,13 @@ from cascade.compute import server_steps
 from cascade.engine import probe
 from cascade.network import port_steps, router_steps, segment_steps, service_ip_steps
 from cascade.protection import backup_steps, checkpoint_steps, plan_steps, plans, restore_steps
-from cascade.replication import keypair_steps
+from cascade.replication import audit, keypair_steps, policy_steps
 
 WORKLOADS = (
     server_steps,
     keypair_steps,
+    policy_steps,
+    audit,
     segment_steps,
     port_steps,
     service_ip_steps,

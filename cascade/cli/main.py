@@ -30,6 +30,7 @@ from cascade.cli import (
     identity,
     ops,
     protect,
+    replication,
     site_sim,
     status,
     worker,
@@ -53,6 +54,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(ops.app, name="op")
 app.add_typer(fabric.app, name="fabric")
 app.add_typer(protect.app, name="protect")
+app.add_typer(replication.app, name="replication")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("site-sim")(site_sim.site_sim)

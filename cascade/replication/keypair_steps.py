@@ -30,6 +30,7 @@ from cascade.engine.workflows import (
 )
 from cascade.errors import present
 from cascade.replication.keypairs import KeypairService, fingerprint
+from cascade.replication.policies import keypair_policy
 from cascade.sites.driver import SiteCallFailed
 
 
@@ -151,8 +152,11 @@ def check_keypairs(engine: EngineContext, site: Site) -> tuple[int, list[dict[st
     site (deleted behind Cascade's back, or the site is new) is imported again by a
     ``keypair.sync`` operation; a different key under its name is a conflict, marked on the
     site's copy and reported when first seen (never overwritten); a copy in conflict whose
-    site key is Cascade's again is present."""
+    site key is Cascade's again is present. A project with a keypairs policy is left to the
+    policy's audit (``audit``)."""
     with engine.db.session() as session:
+        if keypair_policy(session, site.project_id) is not None:
+            return 0, []
         wanted = session.scalars(
             select(Keypair).where(
                 Keypair.project_id == site.project_id, Keypair.task_operation_id.is_(None)

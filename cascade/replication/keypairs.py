@@ -3,7 +3,8 @@
 Creating one records it with a copy per site of the project and accepts a ``keypair.create``
 operation that imports it at every site in parallel; ``keypair.sync`` (the convergence
 pass's repair, also for sites registered later) does the same again, and ``keypair.delete``
-removes it everywhere.
+removes it everywhere. A project's keypairs policy (``policies``), if it has one, says which
+sites they go to; its audit and conflict rule then replace this module's convergence check.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from cascade.engine.operations import Operations
 from cascade.engine.schemas import OperationOut
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
-from cascade.sites.registry import IN_SERVICE
+from cascade.replication.policies import keypair_policy, policy_targets, project_sites
 
 KEYPAIRS = declare(
     StateMachine(
@@ -93,16 +94,20 @@ def fingerprint(public_key: str) -> str:
     return ":".join(f"{byte:02x}" for byte in digest.digest())
 
 
-def project_sites(session: Session, project_id: str) -> list[Site]:
-    return list(session.scalars(select(Site).where(Site.project_id == project_id, IN_SERVICE)))
+def keypair_sites(session: Session, project_id: str) -> list[Site]:
+    """Where the project's keypairs go: its keypairs policy's sites, or every site of it."""
+    policy = keypair_policy(session, project_id)
+    if policy is not None:
+        return policy_targets(session, policy)
+    return project_sites(session, project_id)
 
 
 def plan_copies(session: Session, keypair: Keypair) -> None:
-    """A pending copy at every site of the keypair's project that has none yet."""
+    """A pending copy at every site the keypair goes to that has none yet."""
     present = set(
         session.scalars(select(KeypairCopy.site_id).where(KeypairCopy.keypair_id == keypair.id))
     )
-    for site in project_sites(session, keypair.project_id):
+    for site in keypair_sites(session, keypair.project_id):
         if site.id not in present:
             session.add(KeypairCopy(keypair_id=keypair.id, site_id=site.id, status="pending"))
 
@@ -159,7 +164,7 @@ class KeypairService:
         """Accept a create; returns (keypair id, operation id)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
-            if not project_sites(session, project_id):
+            if not keypair_sites(session, project_id):
                 raise BadRequest("The project has no site to put the keypair at.")
             taken = session.scalar(
                 select(Keypair.id).where(

@@ -1,0 +1,275 @@
+"""Replication policies, API side: the policy's state machine, accepting its create, runs and
+delete (each an operation; a create or a run also opens a job), and showing policies with
+their last job and drift, and jobs with their items. Every check that needs only Cascade's
+rows (a known kind and conflict rule, sites of the project) is made here, before anything is
+queued; what needs the sites is the job's (``policy_steps``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cascade.db import Database
+from cascade.db.models import Site
+from cascade.db.replication_models import ReplicationItem, ReplicationJob, ReplicationPolicy
+from cascade.engine.operations import Operations
+from cascade.engine.states import StateMachine, declare, transition
+from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.replication.schemas import ItemOut, JobOut, PolicyIn, PolicyOut, SiteDrift
+from cascade.sites.registry import IN_SERVICE
+
+KIND_NAMES = ("images", "flavors", "security_groups", "keypairs")
+RULES = ("cascade_wins", "site_wins", "report")
+
+POLICIES = declare(
+    StateMachine(
+        "replication",
+        ReplicationPolicy,
+        {
+            "create": transition((), "SYNCING", "ACTIVE"),
+            "sync": transition(("ACTIVE", "ERROR"), "SYNCING", "ACTIVE"),
+            "delete": transition(("ACTIVE", "ERROR"), "DELETING", None),
+        },
+    )
+)
+
+
+def project_sites(session: Session, project_id: str) -> list[Site]:
+    query = select(Site).where(Site.project_id == project_id, IN_SERVICE).order_by(Site.name)
+    return list(session.scalars(query))
+
+
+def policy_targets(session: Session, policy: ReplicationPolicy) -> list[Site]:
+    """The policy's target sites now: those it names, or every site of its project (a site
+    registered later too), never its source."""
+    sites = project_sites(session, policy.project_id)
+    return [
+        s
+        for s in sites
+        if s.id != policy.source_site_id and (policy.sites is None or s.id in policy.sites)
+    ]
+
+
+def keypair_policy(session: Session, project_id: str) -> ReplicationPolicy | None:
+    """The project's keypairs policy, which governs where its keypairs go, if it has one."""
+    return session.scalar(
+        select(ReplicationPolicy).where(
+            ReplicationPolicy.project_id == project_id, ReplicationPolicy.kind == "keypairs"
+        )
+    )
+
+
+def _site(sites: list[Site], name: str, project_id: str) -> Site:
+    site = next((s for s in sites if name in (s.id, s.name)), None)
+    if site is None:
+        raise BadRequest(f"Unknown site {name!r}: it is not a site of project {project_id}.")
+    return site
+
+
+def _check(session: Session, spec: PolicyIn, project_id: str) -> tuple[str | None, list[str]]:
+    """The source site id and target site ids of a valid ``spec``, or 400 naming what is
+    wrong."""
+    if spec.kind not in KIND_NAMES:
+        raise BadRequest(f"Unknown kind {spec.kind!r}: one of {', '.join(KIND_NAMES)}.")
+    if spec.conflict not in RULES:
+        raise BadRequest(f"Unknown conflict rule {spec.conflict!r}: one of {', '.join(RULES)}.")
+    sites = project_sites(session, project_id)
+    if spec.kind == "keypairs" and spec.source_site is not None:
+        raise BadRequest("A keypairs policy has no source site: Cascade's keypairs are its state.")
+    if spec.kind != "keypairs" and spec.source_site is None:
+        raise BadRequest(f"A {spec.kind} policy needs a source_site.")
+    source = _site(sites, spec.source_site, project_id).id if spec.source_site else None
+    targets = [_site(sites, name, project_id).id for name in spec.sites or []]
+    if source is not None and source in targets:
+        raise BadRequest(f"The source site {spec.source_site} cannot be a target too.")
+    taken = session.scalar(
+        select(ReplicationPolicy.id).where(
+            ReplicationPolicy.project_id == project_id, ReplicationPolicy.kind == spec.kind
+        )
+    )
+    if taken is not None:
+        raise Conflict(f"Project {project_id} has a {spec.kind} policy already: {taken}.")
+    return source, targets
+
+
+def _find(session: Session, policy_id: str, projects: set[str] | None) -> ReplicationPolicy:
+    policy = session.get(ReplicationPolicy, policy_id)
+    if policy is None or (projects is not None and policy.project_id not in projects):
+        raise NotFound(f"Could not find replication policy: {policy_id}.")
+    return policy
+
+
+def job_out(session: Session, job: ReplicationJob, with_items: bool) -> JobOut:
+    names = {s.id: s.name for s in session.scalars(select(Site))}
+    items = list(
+        session.scalars(
+            select(ReplicationItem)
+            .where(ReplicationItem.job_id == job.id)
+            .order_by(ReplicationItem.site_id, ReplicationItem.name)
+        )
+    )
+    return JobOut(
+        id=job.id,
+        policy_id=job.policy_id,
+        reason=job.reason,
+        status=job.status,
+        operation=job.operation_id,
+        progress=dict(Counter(item.status for item in items)),
+        items=[_item_out(item, names[item.site_id]) for item in items] if with_items else None,
+        error=job.error,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
+def _item_out(item: ReplicationItem, site: str) -> ItemOut:
+    percent = None
+    if item.bytes_total:
+        percent = round(100.0 * (item.bytes_done or 0) / item.bytes_total, 1)
+    return ItemOut(
+        site=site,
+        name=item.name,
+        action=item.action,
+        status=item.status,
+        bytes_done=item.bytes_done,
+        bytes_total=item.bytes_total,
+        percent=percent,
+        target_id=item.target_id,
+        error=item.error,
+    )
+
+
+def policy_out(session: Session, policy: ReplicationPolicy) -> PolicyOut:
+    last = session.scalar(
+        select(ReplicationJob)
+        .where(ReplicationJob.policy_id == policy.id)
+        .order_by(ReplicationJob.created_at.desc())
+        .limit(1)
+    )
+    source = session.get(Site, policy.source_site_id) if policy.source_site_id else None
+    return PolicyOut(
+        id=policy.id,
+        project_id=policy.project_id,
+        kind=policy.kind,
+        source_site=source.name if source else None,
+        names=policy.names,
+        sites=[s.name for s in policy_targets(session, policy)],
+        conflict=policy.conflict,
+        bandwidth_limit=policy.bandwidth_limit,
+        status=policy.status,
+        task=policy.task_operation_id,
+        error=policy.error,
+        last_job=job_out(session, last, with_items=False) if last else None,
+        drift={site: SiteDrift.model_validate(found) for site, found in policy.drift.items()},
+        audited_at=policy.audited_at,
+        created_at=policy.created_at,
+    )
+
+
+class PolicyService:
+    def __init__(self, db: Database, operations: Operations) -> None:
+        self._db = db
+        self._operations = operations
+
+    def create(self, spec: PolicyIn, project_id: str, key: str | None) -> tuple[str, str]:
+        """Accept a policy and its first job; returns (policy id, operation id)."""
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            source, targets = _check(session, spec, project_id)
+            policy = ReplicationPolicy(
+                project_id=project_id,
+                kind=spec.kind,
+                source_site_id=source,
+                names=spec.names,
+                sites=targets or None,
+                conflict=spec.conflict,
+                bandwidth_limit=spec.bandwidth_limit,
+                status="SYNCING",
+                task_operation_id=operation_id,
+                drift={},
+            )
+            session.add(policy)
+            session.flush()
+            _open_job(session, policy, operation_id, "created")
+            return POLICIES.kind, policy.id
+
+        operation = self._operations.accept(
+            kind="replication.create",
+            project_id=project_id,
+            request=spec.model_dump(),
+            write=write,
+            idempotency_key=key,
+        )
+        return operation.resource_id, operation.id
+
+    def act(
+        self, policy_id: str, action: str, projects: set[str] | None, reason: str, key: str | None
+    ) -> str:
+        """Accept a run (``sync``, opening a job for ``reason``) or the delete of a policy;
+        returns the operation id."""
+        with self._db.session() as session:
+            project_id = _find(session, policy_id, projects).project_id
+
+        def write(session: Session, operation_id: str) -> tuple[str, str]:
+            POLICIES.begin(session, policy_id, action, operation_id)
+            if action == "sync":
+                _open_job(session, _find(session, policy_id, None), operation_id, reason)
+            return POLICIES.kind, policy_id
+
+        return self._operations.accept(
+            kind=f"replication.{action}",
+            project_id=project_id,
+            request={"policy": policy_id, "reason": reason},
+            write=write,
+            idempotency_key=key,
+        ).id
+
+    def show(self, policy_id: str, projects: set[str] | None) -> PolicyOut:
+        with self._db.session() as session:
+            return policy_out(session, _find(session, policy_id, projects))
+
+    def listing(self, projects: set[str] | None) -> list[PolicyOut]:
+        query = select(ReplicationPolicy).order_by(ReplicationPolicy.created_at)
+        if projects is not None:
+            query = query.where(ReplicationPolicy.project_id.in_(projects))
+        with self._db.session() as session:
+            return [policy_out(session, p) for p in session.scalars(query)]
+
+    def jobs(self, projects: set[str] | None, policy_id: str | None) -> list[JobOut]:
+        query = select(ReplicationJob).order_by(ReplicationJob.created_at.desc()).limit(100)
+        if projects is not None:
+            query = query.where(ReplicationJob.project_id.in_(projects))
+        if policy_id is not None:
+            query = query.where(ReplicationJob.policy_id == policy_id)
+        with self._db.session() as session:
+            return [job_out(session, job, with_items=False) for job in session.scalars(query)]
+
+    def job(self, job_id: str, projects: set[str] | None) -> JobOut:
+        with self._db.session() as session:
+            job = session.get(ReplicationJob, job_id)
+            if job is None or (projects is not None and job.project_id not in projects):
+                raise NotFound(f"Could not find replication job: {job_id}.")
+            return job_out(session, job, with_items=True)
+
+    def job_of(self, operation_id: str) -> str:
+        with self._db.session() as session:
+            job_id = session.scalar(
+                select(ReplicationJob.id).where(ReplicationJob.operation_id == operation_id)
+            )
+            if job_id is None:
+                raise NotFound(f"Could not find the job of operation {operation_id}.")
+            return job_id
+
+
+def _open_job(session: Session, policy: ReplicationPolicy, operation_id: str, reason: str) -> None:
+    session.add(
+        ReplicationJob(
+            policy_id=policy.id,
+            project_id=policy.project_id,
+            operation_id=operation_id,
+            reason=reason,
+            status="queued",
+        )
+    )

@@ -1,0 +1,273 @@
+"""The worker side of replication policies: a job reads the desired state once (the source
+site's resources, or Cascade's keypairs), then brings every target site to it in parallel
+(one child workflow per site). At a site each resource is one item: what ``kinds.decide``
+says under the policy's conflict rule is carried out, one site call per resource, so a
+resource that fails (a flavor id taken by another flavor) fails its item, naming the site and
+the resource, and the others go on. Cascade records what it put at each site (its id there
+and the digest of the state it expects), and deletes at a site only what it recorded.
+If the source cannot be read the job fails saying so and nothing is deleted anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cascade.db.models import Site, utcnow
+from cascade.db.replication_models import (
+    ReplicaRecord,
+    ReplicationItem,
+    ReplicationJob,
+    ReplicationPolicy,
+)
+from cascade.engine.context import context
+from cascade.engine.workflows import (
+    Job,
+    StepFailed,
+    StepRun,
+    at_sites,
+    handler,
+    step,
+    step_function,
+)
+from cascade.errors import CascadeError, present
+from cascade.replication import flavor_kind, group_kind, keypair_kind  # noqa: F401 - their kinds
+from cascade.replication.kinds import KINDS, Decision, Found, Kind, State, decide
+from cascade.replication.policies import policy_targets
+from cascade.sites.driver import SiteCallFailed, SiteDriver
+
+
+class ReplicationFailed(CascadeError):
+    """Items of a job failed at a site; the message names each site and resource."""
+
+    status = 502
+
+
+def _job(session: Session, operation_id: str) -> ReplicationJob:
+    job = session.scalar(select(ReplicationJob).where(ReplicationJob.operation_id == operation_id))
+    return present(job, f"the job of operation {operation_id}")
+
+
+@step_function("replication.desired")
+def read_desired(_run: StepRun, operation_id: str) -> str:
+    """Read the desired state into the job (its id is returned)."""
+    engine = context()
+    with engine.db.session() as session:
+        job = _job(session, operation_id)
+        job.status = "running"
+        policy = present(session.get(ReplicationPolicy, job.policy_id), "policy")
+        session.expunge(policy)
+        job_id = job.id
+    desired = KINDS[policy.kind].desired(engine, policy)
+    with engine.db.session() as session:
+        present(session.get(ReplicationJob, job_id), "job").desired = desired
+    return job_id
+
+
+@step_function("replication.targets")
+def targets(_run: StepRun, policy_id: str) -> list[tuple[str, str]]:
+    with context().db.session() as session:
+        policy = present(session.get(ReplicationPolicy, policy_id), f"policy {policy_id}")
+        return [(s.id, s.name) for s in policy_targets(session, policy)]
+
+
+@step_function("replication.close")
+def close(_run: StepRun, operation_id: str, error: str | None) -> None:
+    with context().db.session() as session:
+        job = _job(session, operation_id)
+        job.status = "failed" if error else "succeeded"
+        job.error = error
+        job.finished_at = utcnow()
+
+
+@handler("replication.create")
+@handler("replication.sync")
+def run(job: Job) -> dict[str, Any]:
+    try:
+        job_id = step(job, "read the desired state", None, "replication.desired", job.operation_id)
+        sites = step(job, "find the sites", None, "replication.targets", job.resource_id)
+        outcomes = at_sites(job, sites, "replicate", "replication.site", job_id)
+    except StepFailed as failure:
+        step(job, "close the job", None, "replication.close", job.operation_id, str(failure))
+        raise
+    failed = sorted(site for site, outcome in outcomes.items() if not outcome["ok"])
+    error = "; ".join(outcomes[site]["error"] for site in failed) or None
+    step(job, "close the job", None, "replication.close", job.operation_id, error)
+    if error:
+        raise StepFailed(f"{len(failed)} of {len(outcomes)} sites failed: {error}")
+    return {"job": job_id, "sites": sorted(outcomes)}
+
+
+@handler("replication.delete")
+def remove(job: Job) -> dict[str, Any]:
+    """A policy's delete leaves what it put at the sites where it is (its records go)."""
+    return {"policy": job.resource_id, "left_at_sites": True}
+
+
+# -- one site ----------------------------------------------------------------------------------
+
+
+class SiteRun:
+    """One job's work at one site: the decisions, their items and Cascade's records."""
+
+    def __init__(self, job: ReplicationJob, policy: ReplicationPolicy, site: Site) -> None:
+        self.job, self.policy, self.site = job, policy, site
+        self.kind: Kind = KINDS[policy.kind]
+        self.driver: SiteDriver = context().driver(site.id)
+        self.desired: dict[str, State] = job.desired or {}
+        self.ids: dict[str, str] = {}  # name -> id at the site
+
+    def decisions(self) -> tuple[dict[str, Found], list[Decision]]:
+        actual = self.driver.call(f"list {self.kind.name}", self.kind.listing)
+        records = current_records(self.policy.id, self.site.id)
+        wanted = set(self.policy.names) if self.policy.names is not None else None
+        found = decide(self.kind, self.desired, actual, records, self.policy.conflict, wanted)
+        return actual, found
+
+    def apply(self, actual: dict[str, Found], decision: Decision) -> tuple[str, str | None]:
+        """Carry one decision out; returns (item status, error or note)."""
+        name, kind, found = decision.name, self.kind, actual.get(decision.name)
+        where = f"site {self.site.name}: {kind.singular} {name}"
+        if decision.outcome in ("drift", "conflict"):
+            status = "drift" if decision.outcome == "drift" else "error"
+            return status, f"{where}: {decision.note}"
+        if decision.outcome == "adopt" and found is not None:
+            self.record(name, found.id, kind.digest(found.state))
+        elif decision.outcome == "apply" and decision.action == "delete" and found is not None:
+            self.driver.call(f"delete {kind.singular} {name}", lambda c: kind.delete(c, found))
+            self.forget(name)
+        elif decision.outcome == "apply":
+            target = self.driver.call(
+                f"{decision.action} {kind.singular} {name}",
+                lambda c: kind.write(c, name, self.desired[name], found, self.ids),
+            )
+            self.record(name, target, kind.digest(self.desired[name]))
+        elif decision.outcome == "forget":
+            self.forget(name)
+        return "done", decision.note
+
+    def run(self) -> list[str]:
+        """Bring the site to the desired state; returns the errors of failed items."""
+        actual, decisions = self.decisions()
+        self.ids = {name: found.id for name, found in actual.items()}
+        shown = [d for d in decisions if d.outcome != "forget"]
+        for decision in shown:
+            set_item(self.job.id, self.site.id, decision, "pending", None)
+        made = [d.name for d in shown if d.outcome == "apply" and d.name not in actual]
+        if made:
+            self.driver.call(
+                f"create {self.kind.name}", lambda c: self.kind.placeholders(c, made, self.ids)
+            )
+        errors, unsettled = [], set()
+        for decision in decisions:
+            try:
+                status, note = self.apply(actual, decision)
+            except SiteCallFailed as failure:
+                status, note = "error", failure.message
+            if status != "done":
+                unsettled.add(decision.name)
+            if status == "error":
+                errors.append(note or decision.name)
+            if decision.outcome != "forget":
+                set_item(self.job.id, self.site.id, decision, status, note, self.ids)
+        note_drift(self.policy.id, self.site.name, decisions, unsettled)
+        return errors
+
+    def record(self, name: str, target_id: str, state_digest: str) -> None:
+        self.ids[name] = target_id
+        with context().db.session() as session:
+            session.merge(
+                ReplicaRecord(
+                    policy_id=self.policy.id,
+                    site_id=self.site.id,
+                    name=name,
+                    target_id=target_id,
+                    digest=state_digest,
+                )
+            )
+
+    def forget(self, name: str) -> None:
+        with context().db.session() as session:
+            session.execute(
+                delete(ReplicaRecord).where(
+                    ReplicaRecord.policy_id == self.policy.id,
+                    ReplicaRecord.site_id == self.site.id,
+                    ReplicaRecord.name == name,
+                )
+            )
+
+
+def current_records(policy_id: str, site_id: str) -> dict[str, str]:
+    with context().db.session() as session:
+        rows = session.scalars(
+            select(ReplicaRecord).where(
+                ReplicaRecord.policy_id == policy_id, ReplicaRecord.site_id == site_id
+            )
+        )
+        return {row.name: row.digest for row in rows}
+
+
+def set_item(
+    job_id: str,
+    site_id: str,
+    decision: Decision,
+    status: str,
+    error: str | None,
+    ids: dict[str, str] | None = None,
+) -> None:
+    with context().db.session() as session:
+        session.merge(
+            ReplicationItem(
+                job_id=job_id,
+                site_id=site_id,
+                name=decision.name,
+                action=decision.action if decision.outcome == "apply" else "none",
+                status=status,
+                target_id=(ids or {}).get(decision.name),
+                error=error,
+            )
+        )
+
+
+def drift_summary(decisions: list[Decision], unsettled: set[str]) -> dict[str, Any]:
+    """A site's drift by class (only what is still there: ``unsettled``), and how many of
+    the policy's resources are in sync."""
+    summary: dict[str, Any] = {"missing": [], "extra": [], "changed": []}
+    in_sync = 0
+    for decision in decisions:
+        if decision.drift is not None and decision.name in unsettled:
+            summary[decision.drift].append(decision.name)
+        elif decision.drift != "extra" and decision.outcome != "forget":
+            in_sync += 1
+    return {**summary, "in_sync": in_sync, "checked_at": utcnow().isoformat()}
+
+
+def note_drift(
+    policy_id: str,
+    site_name: str,
+    decisions: list[Decision],
+    unsettled: set[str],
+    note: str | None = None,
+) -> None:
+    """Write the site's drift into the policy's view."""
+    summary = {**drift_summary(decisions, unsettled), "note": note}
+    with context().db.session() as session:
+        policy = session.get(ReplicationPolicy, policy_id)
+        if policy is not None:
+            policy.drift = {**policy.drift, site_name: summary}
+            policy.audited_at = utcnow()
+
+
+@step_function("replication.site")
+def sync_site(_run: StepRun, job_id: str, site_id: str) -> None:
+    engine = context()
+    with engine.db.session() as session:
+        job = present(session.get(ReplicationJob, job_id), f"job {job_id}")
+        policy = present(session.get(ReplicationPolicy, job.policy_id), "policy")
+        site = present(session.get(Site, site_id), f"site {site_id}")
+        session.expunge_all()
+    errors = SiteRun(job, policy, site).run()
+    if errors:
+        raise ReplicationFailed("; ".join(errors))
