@@ -1,6 +1,11 @@
 """A Swift-like object store at ``/object-store/v1/AUTH_{project_id}``: an account's
 containers and their objects in Swift's formats (listings as text, or JSON with
-``?format=json``; ``ETag`` the md5 hex of the object; ``X-Timestamp``; ``Range`` reads).
+``?format=json``; ``ETag`` the md5 hex of the object; ``X-Timestamp``; ``Range`` reads) and
+Dynamic Large Objects: an object stored with ``X-Object-Manifest: <container>/<prefix>`` reads
+as the concatenation of the objects under that prefix, in name order, as Swift's DLO does
+(its ETag the quoted md5 of their ETags; no ``Range`` on one). ``object_files`` gives the
+files of an object, a DLO's segments or its own, to the site's other services (Glance's
+``web-download`` reads its own store with it).
 
 An object's bytes live in ``<data_dir>/objects/<project>/<container>/<name>`` (a name may
 contain ``/``, never a ``.`` or ``..`` segment); its md5, size, content type and timestamp in
@@ -17,6 +22,7 @@ import mimetypes
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -24,9 +30,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 
 from cascade.api.keystone import Caller
+from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.region import Region
@@ -34,11 +41,16 @@ from cascade_sim.state import new_uuid
 
 Json = dict[str, Any]
 ACCOUNT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+READ_SIZE = 1 << 20
 
 router = APIRouter(prefix="/object-store/v1/AUTH_{project_id}", tags=["object-store"])
 
 
 def _account(project_id: str, caller: Caller) -> str:
+    return _reachable(project_id, caller)
+
+
+def _reachable(project_id: str, caller: AuthContext) -> str:
     if not project_id or not set(project_id) <= ACCOUNT_CHARS:
         raise SimError(400, f"Invalid account name AUTH_{project_id}.")
     if not caller.is_admin and (caller.project is None or caller.project.id != project_id):
@@ -248,6 +260,7 @@ async def put_object(
 ) -> None:
     _container(site, account, container)
     _check_name(name, "object", allow_slash=True)
+    _manifest(request.headers.get("x-object-manifest"))  # a bad one is refused before the data
     scratch = site.config.data_dir / "objects" / ".incoming"
     scratch.mkdir(parents=True, exist_ok=True)
     temporary = scratch / new_uuid()
@@ -277,17 +290,73 @@ async def put_object(
         or "application/octet-stream",
         "timestamp": time.time(),
         "_project_id": account,
+        **_manifest(request.headers.get("x-object-manifest")),
     }
     site.state.put("object", record, account)
     response.headers.update(_object_headers(record))
 
 
 @router.api_route("/{container}/{name:path}", methods=["GET", "HEAD"], summary="Download")
-def get_object(container: str, name: str, account: Account, site: RegionDep) -> FileResponse:
+def get_object(container: str, name: str, account: Account, site: RegionDep) -> Response:
     record = _object(site, account, container, name)
-    path = _directory(site, account, container) / name
     headers = {**_object_headers(record), "Content-Type": record["content_type"]}  # as stored
-    return FileResponse(path, headers=headers, stat_result=path.stat())
+    if "manifest" not in record:
+        path = _directory(site, account, container) / name
+        return FileResponse(path, headers=headers, stat_result=path.stat())
+    segments = _segments(site, account, record["manifest"])
+    combined = hashlib.md5("".join(s["hash"] for s in segments).encode(), usedforsecurity=False)
+    headers.update(
+        {
+            "ETag": f'"{combined.hexdigest()}"',
+            "X-Object-Manifest": record["manifest"],
+            "Content-Length": str(sum(s["bytes"] for s in segments)),
+        }
+    )
+    return StreamingResponse(_concatenated(_files(site, account, segments)), headers=headers)
+
+
+def _manifest(header: str | None) -> Json:
+    """The record's ``manifest`` for an ``X-Object-Manifest`` header: ``<container>/<prefix>``."""
+    if header is None:
+        return {}
+    container, slash, _prefix = header.partition("/")
+    if not slash:
+        raise SimError(400, "X-Object-Manifest must be in the format container/prefix.")
+    _check_name(container, "container", allow_slash=False)
+    return {"manifest": header}
+
+
+def _segments(site: Region, account: str, manifest: str) -> list[Json]:
+    """A DLO's segments: the objects under its prefix, in name order (none if no container)."""
+    container, _, prefix = manifest.partition("/")
+    found = [
+        o
+        for o in _objects(site, account)
+        if o["container"] == container and o["name"].startswith(prefix) and "manifest" not in o
+    ]
+    return sorted(found, key=lambda o: str(o["name"]))
+
+
+def _files(site: Region, account: str, records: list[Json]) -> list[Path]:
+    return [_directory(site, account, r["container"]) / r["name"] for r in records]
+
+
+def _concatenated(files: list[Path]) -> Iterator[bytes]:
+    for path in files:
+        with path.open("rb") as handle:
+            while piece := handle.read(READ_SIZE):
+                yield piece
+
+
+def object_files(
+    site: Region, caller: AuthContext, account: str, container: str, name: str
+) -> list[Path]:
+    """The files whose concatenation is the object's bytes, for a caller who may read the
+    account: a DLO's segments in name order, or the object's own file."""
+    record = _object(site, _reachable(account, caller), container, name)
+    if "manifest" not in record:
+        return [_directory(site, account, container) / name]
+    return _files(site, account, _segments(site, account, record["manifest"]))
 
 
 @router.delete(

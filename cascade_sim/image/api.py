@@ -1,5 +1,5 @@
 """Glance's HTTP routes: versions and import discovery, image records, tags, and the data
-routes (upload, download, stage, import)."""
+routes (upload, download whole or a ``Range``, stage, import)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from cascade.api.keystone import Caller
 from cascade_sim.common import RegionDep, public
 from cascade_sim.errors import SimError
-from cascade_sim.image import data, listing, records
+from cascade_sim.image import data, listing, records, web_download
 from cascade_sim.image.attributes import tags
 
 PREFIX = "/image/v2"
@@ -126,12 +126,13 @@ def _data_routes(router: APIRouter) -> None:
         return Response(status_code=204)
 
     @router.get(f"{PREFIX}/images/{{image_id}}/file", summary="Download image data")
-    def download(image_id: str, caller: Caller, site: RegionDep) -> Response:
+    def download(image_id: str, request: Request, caller: Caller, site: RegionDep) -> Response:
         image = records.find(site, caller, image_id)
         path = data.image_file(site, image_id)
         if path is None:
             return Response(status_code=204)
-        headers = {"Content-MD5": image["checksum"]}
+        whole = "range" not in request.headers  # a part's md5 is not the image's checksum
+        headers = {"Content-MD5": image["checksum"]} if whole else {}
         return FileResponse(path, media_type="application/octet-stream", headers=headers)
 
     @router.put(f"{PREFIX}/images/{{image_id}}/stage", status_code=204, summary="Stage image data")
@@ -144,9 +145,12 @@ def _data_routes(router: APIRouter) -> None:
 
     @router.post(f"{PREFIX}/images/{{image_id}}/import", status_code=202, summary="Import data")
     def import_image(image_id: str, body: JsonBody, caller: Caller, site: RegionDep) -> Response:
-        data.check_import(body)
-        digest = data.staged_digest(site, caller, image_id)
-        data.activate(site, image_id, digest, data.stage_path(site, image_id))
+        method = data.import_method(body)
+        if method["name"] == "web-download":
+            web_download.import_from_uri(site, caller, image_id, method)
+        else:
+            digest = data.staged_digest(site, caller, image_id)
+            data.activate(site, image_id, digest, data.stage_path(site, image_id))
         return Response(status_code=202)
 
 

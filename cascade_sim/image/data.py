@@ -1,12 +1,13 @@
 """An image's bytes, under ``<data_dir>/images``: an upload streams to ``<id>.part`` computing
 its md5 ``checksum`` and sha512 ``os_hash_value`` on the way and becomes ``<id>`` once the
 image is active; the interoperable import (``glance-direct``) stages to ``<id>.stage`` first,
-then lands the bytes the same way. ``image_file`` is what the volume service reads."""
+then lands the bytes the same way; ``joined`` writes files one after another to ``<id>.part``
+with the same digests (Nova's createImage, the ``web-download`` import). ``image_file`` is what
+the volume service reads."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from cascade_sim.region import Region
 
 Json = dict[str, Any]
 
-IMPORT_METHODS = ("glance-direct",)
+IMPORT_METHODS = ("glance-direct", "web-download")
+READ_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,22 @@ class Digest:
     md5: str
     sha512: str
     size: int
+
+
+class _Hashing:
+    """Glance's two hashes and the size of bytes seen so far."""
+
+    def __init__(self) -> None:
+        self.md5, self.sha512, self.size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
+
+    def update(self, chunk: bytes) -> bytes:
+        self.md5.update(chunk)
+        self.sha512.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    def digest(self) -> Digest:
+        return Digest(self.md5.hexdigest(), self.sha512.hexdigest(), self.size)
 
 
 def _image_dir(site: Region) -> Path:
@@ -74,7 +92,7 @@ def _require_octet_stream(request: Request) -> None:
         raise SimError(415, message)
 
 
-def _begin(site: Region, caller: AuthContext, image_id: str, allowed: str, status: str) -> None:
+def begin(site: Region, caller: AuthContext, image_id: str, allowed: str, status: str) -> None:
     """Move an image from ``allowed`` status to ``status`` before bytes arrive."""
     with site.state.lock:
         image = mine(site, caller, image_id)
@@ -88,7 +106,7 @@ def _begin(site: Region, caller: AuthContext, image_id: str, allowed: str, statu
         store(site, image)
 
 
-def _set_status(site: Region, image_id: str, status: str) -> None:
+def set_status(site: Region, image_id: str, status: str) -> None:
     with site.state.lock:
         image = site.state.get("image", image_id)
         if image is not None:
@@ -98,19 +116,16 @@ def _set_status(site: Region, image_id: str, status: str) -> None:
 
 async def _receive(site: Region, request: Request, image_id: str, target: Path) -> Digest:
     """Stream the request body to ``target``; on failure the image is queued again."""
-    md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
+    hashing = _Hashing()
     try:
         with target.open("wb") as handle:
             async for chunk in request.stream():
-                handle.write(chunk)
-                md5.update(chunk)
-                sha512.update(chunk)
-                size += len(chunk)
+                handle.write(hashing.update(chunk))
     except BaseException:
         target.unlink(missing_ok=True)
-        _set_status(site, image_id, "queued")
+        set_status(site, image_id, "queued")
         raise
-    return Digest(md5.hexdigest(), sha512.hexdigest(), size)
+    return hashing.digest()
 
 
 async def receive(
@@ -124,19 +139,20 @@ async def receive(
     """Bytes for a queued image, which is ``status`` while they arrive: the file they are in
     (``where`` the image's bytes go) and their digest."""
     _require_octet_stream(request)
-    _begin(site, caller, image_id, "queued", status)
+    begin(site, caller, image_id, "queued", status)
     target = where(site, image_id)
     return target, await _receive(site, request, image_id, target)
 
 
-def _file_digest(path: Path) -> Digest:
-    md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            md5.update(chunk)
-            sha512.update(chunk)
-            size += len(chunk)
-    return Digest(md5.hexdigest(), sha512.hexdigest(), size)
+def joined(sources: list[Path], target: Path) -> Digest:
+    """``sources`` concatenated into ``target``; the digest of what was written."""
+    hashing = _Hashing()
+    with target.open("wb") as handle:
+        for source in sources:
+            with source.open("rb") as piece:
+                while chunk := piece.read(READ_SIZE):
+                    handle.write(hashing.update(chunk))
+    return hashing.digest()
 
 
 def copied_image(site: Region, caller: AuthContext, source_id: str, attributes: Json) -> str:
@@ -150,8 +166,7 @@ def copied_image(site: Region, caller: AuthContext, source_id: str, attributes: 
     formats = {k: original.get(k) for k in ("disk_format", "container_format")}
     image = create(site, caller, {**attributes, **formats, "visibility": "private"})
     partial = part_path(site, image["id"])
-    shutil.copyfile(source, partial)
-    activate(site, image["id"], _file_digest(partial), partial)
+    activate(site, image["id"], joined([source], partial), partial)
     return str(image["id"])
 
 
@@ -190,13 +205,15 @@ def keep_staged(site: Region, image_id: str, digest: Digest, source: Path) -> No
         store(site, image)
 
 
-def check_import(raw: Any) -> None:
+def import_method(raw: Any) -> Json:
+    """The ``method`` of an import request body, whose ``name`` is one the site supports."""
     allowed = {"method", "stores", "all_stores", "all_stores_must_succeed"}  # one store here
     method = raw.get("method") if isinstance(raw, dict) and not set(raw) - allowed else None
     name = method.get("name") if isinstance(method, dict) else None
-    if name not in IMPORT_METHODS:
+    if not isinstance(method, dict) or name not in IMPORT_METHODS:
         supported = list(IMPORT_METHODS)
         raise SimError(400, f"Import method {name!r} is not supported; use {supported}.")
+    return method
 
 
 def staged_digest(site: Region, caller: AuthContext, image_id: str) -> Digest:

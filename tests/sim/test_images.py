@@ -61,7 +61,7 @@ def test_versions_and_import_methods(site_client: TestClient, site_headers: Head
         assert current["links"][0]["href"].endswith("/image/v2/")
     assert site_client.get("/image/versions").status_code == 200
     info = site_client.get("/image/v2/info/import", headers=site_headers).json()
-    assert info["import-methods"]["value"] == ["glance-direct"]
+    assert info["import-methods"]["value"] == ["glance-direct", "web-download"]
 
 
 def test_upload_and_download_real_bytes(
@@ -73,7 +73,7 @@ def test_upload_and_download_real_bytes(
         json={"name": "cirros", "disk_format": "qcow2", "container_format": "bare"},
     )
     assert created.status_code == 201
-    assert created.headers["OpenStack-image-import-methods"] == "glance-direct"
+    assert created.headers["OpenStack-image-import-methods"] == "glance-direct,web-download"
     image = created.json()
     assert (image["status"], image["visibility"], image["size"]) == ("queued", "shared", None)
     assert image["file"] == f"/v2/images/{image['id']}/file"
