@@ -341,8 +341,8 @@ def plan_create(
     plan = create_plan(_api(ctx), name, server, target, retention, store)
     volumes = sum(len(m["volumes"]) for m in plan["members"])
     output().print(
-        f"plan {plan['name']} ({plan['id']}) {plan['status']}: {len(plan['members'])} servers, "
-        f"{volumes} volumes at {plan['source_site']}, protected for {plan['target_site']} "
+        f"plan {plan['name']} ({plan['id']}) {plan['status']}: servers {len(plan['members'])}, "
+        f"volumes {volumes} at {plan['source_site']}; protected for {plan['target_site']} "
         f"into {plan['chunk_store']}"
     )
 

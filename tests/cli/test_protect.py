@@ -111,7 +111,7 @@ def test_plan_checkpoint_and_restore_from_the_command_line(deployment: Deploymen
 
     made = deployment.protect("plan", "create", "vnf", "--server", server_id, "--target", "site-b")
     succeeded(made)
-    assert "1 servers, 1 volumes at site-a, protected for site-b" in made.stdout
+    assert "servers 1, volumes 1 at site-a; protected for site-b" in made.stdout
     (plan,) = api.call("GET", "/v1/protection-plans")["plans"]
     (volume_id,) = plan["members"][0]["volumes"]
     _volume_data(source, volume_id, WRITTEN)
