@@ -5,7 +5,8 @@ site A; a flavor name taken at site B by a different flavor fails that item only
 the site and the flavor; drift injected behind Cascade's back at site B (a deleted group, a
 changed rule, an extra keypair) found and repaired by the audit; resources gone from the
 source deleted at the targets; a third site registered later receives everything; the
-drift shown in the API, ``/metrics`` and ``cascade replication status``."""
+drift shown in the API, ``/metrics`` and ``cascade replication status``; with the source
+down a job fails saying so and nothing is deleted at the targets."""
 
 from __future__ import annotations
 
@@ -210,10 +211,11 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     check_groups(site_a, site_b)
 
     # Gone from the source: deleted at the target (only what Cascade put there).
-    call(site_a, "delete at the source", lambda c: (
-        c.compute.delete_flavor("rep-1"),
-        c.network.delete_security_group(groups(site_a)["db"].id),
-    ))  # fmt: skip
+    def remove_at_source(c: Connection) -> None:
+        c.compute.delete_flavor("rep-1")
+        c.network.delete_security_group(groups(site_a)["db"].id)
+
+    call(site_a, "delete at the source", remove_at_source)
     wait_for(lambda: "rep.small" not in flavors(site_b), "rep.small deleted at site B")
     wait_for(lambda: "db" not in groups(site_b), "db deleted at site B")
     assert flavors(site_b)["taken"].id == "local-9"
@@ -253,6 +255,27 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     assert shown_cli.exit_code == 0, shown_cli.output
     assert "changed: taken" in shown_cli.output
     assert "3 policies" in shown_cli.output
+
+    # The source down: a job fails saying so, and nothing is deleted at the targets.
+    site_a.stop()
+    groups_policy = policies["security_groups"]["policy"]["id"]
+    run = wait_for(lambda: run_policy(client, headers, groups_policy), "a job to start")
+    failed = wait_operation(client, admin_token, run["operation"]["id"])
+    assert failed["status"] == "failed", failed
+    assert "site site-a" in failed["error"], failed
+    assert run["job"]["reason"] == "requested"
+    assert set(groups(site_b)) == {"default", "web"}
+    assert "web" in groups(site_c)
+
+
+def run_policy(client: TestClient, headers: dict[str, str], policy_id: str) -> Json | None:
+    """A job of the policy started on demand (None while another job of it runs)."""
+    response = client.post(f"/v1/replication/policies/{policy_id}/jobs", headers=headers)
+    if response.status_code == 409:
+        return None
+    assert response.status_code == 202, response.text
+    accepted: Json = response.json()
+    return accepted
 
 
 def flavor_drift(client: TestClient, headers: dict[str, str], policy_id: str) -> bool:
