@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import select
 
 from cascade.db.models import Site
-from cascade.db.replication_models import ReplicaRecord, ReplicationPolicy
+from cascade.db.replication_models import ReplicationPolicy
 from cascade.engine.context import EngineContext
 from cascade.engine.convergence import checker, repair
 from cascade.errors import Conflict
-from cascade.replication.kinds import KINDS, Decision, Found, decide
+from cascade.replication.kinds import KINDS, Decision, decide
 from cascade.replication.policies import PolicyService, policy_targets
-from cascade.replication.policy_steps import current_records, note_drift
+from cascade.replication.records import current_records, note_drift, save_record
 from cascade.sites.driver import SiteCallFailed
 
 
@@ -41,22 +41,6 @@ def _policies(engine: EngineContext, site: Site) -> list[ReplicationPolicy]:
         return mine
 
 
-def _adopt(
-    engine: EngineContext, policy: ReplicationPolicy, site: Site, adopted: list[tuple[str, Found]]
-) -> None:
-    with engine.db.session() as session:
-        for name, found in adopted:
-            session.merge(
-                ReplicaRecord(
-                    policy_id=policy.id,
-                    site_id=site.id,
-                    name=name,
-                    target_id=found.id,
-                    digest=KINDS[policy.kind].digest(found.state),
-                )
-            )
-
-
 def audit_policy(
     engine: EngineContext, policy: ReplicationPolicy, site: Site
 ) -> tuple[int, list[Decision]]:
@@ -71,9 +55,10 @@ def audit_policy(
     wanted = set(policy.names) if policy.names is not None else None
     records = current_records(policy.id, site.id)
     decisions = decide(kind, desired, actual, records, policy.conflict, wanted)
-    _adopt(
-        engine, policy, site, [(d.name, actual[d.name]) for d in decisions if d.outcome == "adopt"]
-    )
+    for decision in decisions:
+        if decision.outcome == "adopt":
+            found = actual[decision.name]
+            save_record(policy.id, site.id, decision.name, found.id, kind.digest(found.state))
     drifted = [d for d in decisions if d.drift is not None and d.outcome != "adopt"]
     note_drift(policy.id, site.name, decisions, {d.name for d in drifted})
     return len(desired), drifted

@@ -52,6 +52,7 @@ class Kind:
     name = ""
     singular = ""
     site_global = False
+    copied = False  # written by a step of its own per resource and site (images), not here
 
     def listing(self, c: Connection) -> dict[str, Found]:
         raise NotImplementedError

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cascade.db.models import Site, utcnow
-from cascade.db.replication_models import (
-    ReplicaRecord,
-    ReplicationItem,
-    ReplicationJob,
-    ReplicationPolicy,
-)
+from cascade.db.replication_models import ReplicationJob, ReplicationPolicy
 from cascade.engine.context import context
 from cascade.engine.workflows import (
     Job,
@@ -34,8 +29,16 @@ from cascade.engine.workflows import (
 )
 from cascade.errors import CascadeError, present
 from cascade.replication import flavor_kind, group_kind, keypair_kind  # noqa: F401 - their kinds
+from cascade.replication.image_steps import copy_everywhere
 from cascade.replication.kinds import KINDS, Decision, Found, Kind, State, decide
 from cascade.replication.policies import policy_targets
+from cascade.replication.records import (
+    current_records,
+    forget_record,
+    note_drift,
+    save_record,
+    set_item,
+)
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 
 
@@ -89,6 +92,9 @@ def run(job: Job) -> dict[str, Any]:
         job_id = step(job, "read the desired state", None, "replication.desired", job.operation_id)
         sites = step(job, "find the sites", None, "replication.targets", job.resource_id)
         outcomes = at_sites(job, sites, "replicate", "replication.site", job_id)
+        deferred = {site: o["value"] for site, o in outcomes.items() if o["ok"] and o["value"]}
+        if deferred:
+            outcomes |= copy_everywhere(job, job_id, sites, deferred)
     except StepFailed as failure:
         step(job, "close the job", None, "replication.close", job.operation_id, str(failure))
         raise
@@ -118,6 +124,7 @@ class SiteRun:
         self.driver: SiteDriver = context().driver(site.id)
         self.desired: dict[str, State] = job.desired or {}
         self.ids: dict[str, str] = {}  # name -> id at the site
+        self.deferred: list[str] = []  # names written by steps of their own (images)
 
     def decisions(self) -> tuple[dict[str, Found], list[Decision]]:
         actual = self.driver.call(f"list {self.kind.name}", self.kind.listing)
@@ -133,6 +140,9 @@ class SiteRun:
         if decision.outcome in ("drift", "conflict"):
             status = "drift" if decision.outcome == "drift" else "error"
             return status, f"{where}: {decision.note}"
+        if decision.outcome == "apply" and kind.copied and decision.action != "delete":
+            self.deferred.append(name)
+            return "pending", None
         if decision.outcome == "adopt" and found is not None:
             self.record(name, found.id, kind.digest(found.state))
         elif decision.outcome == "apply" and decision.action == "delete" and found is not None:
@@ -171,103 +181,31 @@ class SiteRun:
             if status == "error":
                 errors.append(note or decision.name)
             if decision.outcome != "forget":
-                set_item(self.job.id, self.site.id, decision, status, note, self.ids)
+                target = self.ids.get(decision.name)
+                set_item(self.job.id, self.site.id, decision, status, note, target)
         note_drift(self.policy.id, self.site.name, decisions, unsettled)
         return errors
 
     def record(self, name: str, target_id: str, state_digest: str) -> None:
         self.ids[name] = target_id
-        with context().db.session() as session:
-            session.merge(
-                ReplicaRecord(
-                    policy_id=self.policy.id,
-                    site_id=self.site.id,
-                    name=name,
-                    target_id=target_id,
-                    digest=state_digest,
-                )
-            )
+        save_record(self.policy.id, self.site.id, name, target_id, state_digest)
 
     def forget(self, name: str) -> None:
-        with context().db.session() as session:
-            session.execute(
-                delete(ReplicaRecord).where(
-                    ReplicaRecord.policy_id == self.policy.id,
-                    ReplicaRecord.site_id == self.site.id,
-                    ReplicaRecord.name == name,
-                )
-            )
-
-
-def current_records(policy_id: str, site_id: str) -> dict[str, str]:
-    with context().db.session() as session:
-        rows = session.scalars(
-            select(ReplicaRecord).where(
-                ReplicaRecord.policy_id == policy_id, ReplicaRecord.site_id == site_id
-            )
-        )
-        return {row.name: row.digest for row in rows}
-
-
-def set_item(
-    job_id: str,
-    site_id: str,
-    decision: Decision,
-    status: str,
-    error: str | None,
-    ids: dict[str, str] | None = None,
-) -> None:
-    with context().db.session() as session:
-        session.merge(
-            ReplicationItem(
-                job_id=job_id,
-                site_id=site_id,
-                name=decision.name,
-                action=decision.action if decision.outcome == "apply" else "none",
-                status=status,
-                target_id=(ids or {}).get(decision.name),
-                error=error,
-            )
-        )
-
-
-def drift_summary(decisions: list[Decision], unsettled: set[str]) -> dict[str, Any]:
-    """A site's drift by class (only what is still there: ``unsettled``), and how many of
-    the policy's resources are in sync."""
-    summary: dict[str, Any] = {"missing": [], "extra": [], "changed": []}
-    in_sync = 0
-    for decision in decisions:
-        if decision.drift is not None and decision.name in unsettled:
-            summary[decision.drift].append(decision.name)
-        elif decision.drift != "extra" and decision.outcome != "forget":
-            in_sync += 1
-    return {**summary, "in_sync": in_sync, "checked_at": utcnow().isoformat()}
-
-
-def note_drift(
-    policy_id: str,
-    site_name: str,
-    decisions: list[Decision],
-    unsettled: set[str],
-    note: str | None = None,
-) -> None:
-    """Write the site's drift into the policy's view."""
-    summary = {**drift_summary(decisions, unsettled), "note": note}
-    with context().db.session() as session:
-        policy = session.get(ReplicationPolicy, policy_id)
-        if policy is not None:
-            policy.drift = {**policy.drift, site_name: summary}
-            policy.audited_at = utcnow()
+        forget_record(self.policy.id, self.site.id, name)
 
 
 @step_function("replication.site")
-def sync_site(_run: StepRun, job_id: str, site_id: str) -> None:
+def sync_site(_run: StepRun, job_id: str, site_id: str) -> list[str]:
+    """Bring the site to the job's desired state; returns the names left to steps of their
+    own (image copies)."""
     engine = context()
     with engine.db.session() as session:
         job = present(session.get(ReplicationJob, job_id), f"job {job_id}")
         policy = present(session.get(ReplicationPolicy, job.policy_id), "policy")
         site = present(session.get(Site, site_id), f"site {site_id}")
         session.expunge_all()
-    errors = SiteRun(job, policy, site).run()
+    run = SiteRun(job, policy, site)
+    errors = run.run()
     if errors:
         raise ReplicationFailed("; ".join(errors))
+    return run.deferred

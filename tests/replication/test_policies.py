@@ -10,6 +10,7 @@ down a job fails saying so and nothing is deleted at the targets."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from tests.engine.conftest import (
 )
 
 DEADLINE = 90.0
+IMAGES = {"rep-image-1": 3 << 20, "rep-image-2": 1 << 20}
 Json = dict[str, Any]
 
 
@@ -75,8 +77,8 @@ def port_rules(group: Any) -> list[Json]:
 
 
 def seed_source(site: EmbeddedSite) -> None:
-    """Site A: two flavors (one with extra specs), groups web and db (db admits 5432 from
-    web's members)."""
+    """Site A: two flavors (one with extra specs), two images with properties, groups web
+    and db (db admits 5432 from web's members)."""
 
     def seed(c: Connection) -> None:
         c.compute.create_flavor(id="rep-1", name="rep.small", vcpus=1, ram=256, disk=1)
@@ -84,6 +86,15 @@ def seed_source(site: EmbeddedSite) -> None:
         c.compute.create_flavor(id="rep-2", name="taken", vcpus=2, ram=512, disk=1)
         web = c.network.create_security_group(name="web", description="front")
         db = c.network.create_security_group(name="db", description="back")
+        for name, size in IMAGES.items():
+            c.image.create_image(
+                name=name,
+                data=os.urandom(size),
+                disk_format="raw",
+                container_format="bare",
+                min_ram=64,
+                tier="gold",
+            )
         c.network.create_security_group_rule(
             security_group_id=db.id,
             direction="ingress",
@@ -154,12 +165,15 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     )
 
     policies = {}
-    for kind in ("flavors", "security_groups", "keypairs"):
-        source = {"source_site": "site-a"} if kind != "keypairs" else {}
-        response = post_policy(client, admin_token, kind=kind, conflict="cascade_wins", **source)
+    for kind in ("flavors", "security_groups", "keypairs", "images"):
+        extra: Json = {"source_site": "site-a"} if kind != "keypairs" else {}
+        if kind == "images":
+            extra["bandwidth_limit"] = 64 << 20
+        response = post_policy(client, admin_token, kind=kind, conflict="cascade_wins", **extra)
         assert response.status_code == 202, response.text
         accepted = response.json()
-        assert accepted["policy"]["sites"] == ["site-b"] if kind != "keypairs" else True
+        targets = ["site-a", "site-b"] if kind == "keypairs" else ["site-b"]
+        assert accepted["policy"]["sites"] == targets, accepted
         policies[kind] = accepted
     again = post_policy(client, admin_token, kind="flavors", source_site="site-a")
     assert again.status_code == 409, again.text
@@ -187,11 +201,12 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     assert at_b["taken"].id == "local-9", "a flavor Cascade did not put there was changed"
 
     # Security groups: db's rule names site B's own web group; keypairs: k1 is there.
-    for kind in ("security_groups", "keypairs"):
+    for kind in ("security_groups", "keypairs", "images"):
         done = wait_operation(client, admin_token, policies[kind]["operation"]["id"])
         assert done["status"] == "succeeded", done
     check_groups(site_a, site_b)
     assert at_site(site_b, "k1") == fingerprint(key)
+    check_images(client, headers, site_a, site_b, done["id"])
 
     # Drift behind Cascade's back at site B: web deleted (db's rule goes with it), a rule
     # added to db, an extra keypair: the audit finds each and repairs it.
@@ -228,6 +243,7 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     wait_for(lambda: "web" in groups(site_c), "web at site C")
     wait_for(lambda: "taken" in flavors(site_c), "the source's flavors at site C")
     assert flavors(site_c)["taken"].id == "rep-2"
+    wait_for(lambda: set(IMAGES) <= set(images(site_c)), "the images at site C")
 
     # The drift as the API, /metrics and the CLI show it.
     shown = client.get(
@@ -247,14 +263,14 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     listed = PolicyService(services.db, services.operations).listing(None)
     flavor_policy = next(p for p in listed if p.kind == "flavors")
     assert site_state(flavor_policy.drift["site-b"]) == "changed: taken"
-    assert policy_table(listed).row_count == 2 + 2 + 3  # keypairs: every site, A too
+    assert policy_table(listed).row_count == 2 + 2 + 2 + 3  # keypairs: every site, A too
     data_dir = str(services.settings.data_dir)
     shown_cli = CliRunner().invoke(
         app, ["replication", "status", "--data-dir", data_dir], env={"COLUMNS": "240"}
     )
     assert shown_cli.exit_code == 0, shown_cli.output
     assert "changed: taken" in shown_cli.output
-    assert "3 policies" in shown_cli.output
+    assert "4 policies" in shown_cli.output
 
     # The source down: a job fails saying so, and nothing is deleted at the targets.
     site_a.stop()
@@ -276,6 +292,31 @@ def run_policy(client: TestClient, headers: dict[str, str], policy_id: str) -> J
     assert response.status_code == 202, response.text
     accepted: Json = response.json()
     return accepted
+
+
+def images(site: EmbeddedSite) -> dict[str, Any]:
+    return call(site, "list images", lambda c: {i.name: i for i in c.image.images()})
+
+
+def check_images(
+    client: TestClient, headers: dict[str, str], a: EmbeddedSite, b: EmbeddedSite, op: str
+) -> None:
+    """Each image at B has A's bytes (Glance's hashes) and properties; its job item shows
+    every byte done."""
+    at_a, at_b = images(a), images(b)
+    for name in IMAGES:
+        assert at_b[name].hash_value == at_a[name].hash_value, name
+        assert at_b[name].id != at_a[name].id
+        assert at_b[name].min_ram == 64
+        assert at_b[name].properties["tier"] == at_a[name].properties["tier"] == "gold"
+    (job,) = client.get("/v1/replication/jobs", headers=headers).json()["jobs"][:1]
+    assert job["operation"] == op, job
+    shown = client.get(f"/v1/replication/jobs/{job['id']}", headers=headers).json()["job"]
+    items = {i["name"]: i for i in shown["items"]}
+    for name, size in IMAGES.items():
+        item = items[name]
+        assert (item["status"], item["action"], item["percent"]) == ("done", "create", 100.0)
+        assert item["bytes_done"] == item["bytes_total"] == at_a[name].size == size
 
 
 def flavor_drift(client: TestClient, headers: dict[str, str], policy_id: str) -> bool:

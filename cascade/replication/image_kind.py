@@ -1,0 +1,57 @@
+"""Images as replication sees them: the project's images by name, compared by their bytes
+(``os_hash_value`` and size); only active images at the source are wanted. An image is not
+written in one site call like the other kinds: each (image, target site) is a step of its own
+(``image_steps``) wrapping ``image_copy.copy_image``, which carries the metadata over,
+resumes an interrupted copy and verifies the checksums. A target's image whose bytes come
+from another source image (an older version, or the site's own of that name) is replaced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openstack.connection import Connection
+
+from cascade.db.replication_models import ReplicationPolicy
+from cascade.engine.context import EngineContext
+from cascade.replication.image_copy import SOURCE_PROPERTY
+from cascade.replication.kinds import Found, Kind, State, register
+
+
+def _state(image: Any) -> State:
+    return {
+        "id": image.id,
+        "os_hash_value": image.hash_value,
+        "size": image.size,
+        "status": image.status,
+        "origin": (image.properties or {}).get(SOURCE_PROPERTY),
+    }
+
+
+class Images(Kind):
+    name = "images"
+    singular = "image"
+    copied = True
+
+    def listing(self, c: Connection) -> dict[str, Found]:
+        project = c.current_project_id
+        return {
+            image.name: Found(image.id, _state(image))
+            for image in c.image.images()
+            if image.owner == project
+        }
+
+    def digest(self, state: State) -> str:
+        return super().digest({"os_hash_value": state["os_hash_value"], "size": state["size"]})
+
+    def delete(self, c: Connection, found: Found) -> None:
+        c.image.delete_image(found.id, ignore_missing=True)
+
+    def desired(self, engine: EngineContext, policy: ReplicationPolicy) -> dict[str, State]:
+        return {
+            name: state
+            for name, state in super().desired(engine, policy).items()
+            if state["status"] == "active"
+        }
+
+
+IMAGES = register(Images())

@@ -1,0 +1,80 @@
+"""The worker side of image policies: after each target site's step has decided (and
+deleted what is gone from the source), every (image, target site) to copy is a step of its
+own wrapping ``image_copy.copy_image``: several run in parallel, at most the worker
+concurrency setting (``CASCADE_WORKER_CONCURRENCY``) of one job at a time, each limited to
+the policy's bandwidth per target site. A copy writes its bytes done and total into its job
+item as it goes; a copy interrupted (worker killed, target down) is resumed by the step run
+again from the last chunk the target confirmed. A target's image of that name holding other
+bytes (an older version of the source's, or the site's own under cascade_wins) is deleted
+first. Then the copy is recorded as Cascade's at the site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cascade.db.models import Site
+from cascade.db.replication_models import ReplicationJob, ReplicationPolicy
+from cascade.engine.context import context
+from cascade.engine.workflows import Job, SiteCall, StepRun, fan_out, step_function
+from cascade.errors import CascadeError, present
+from cascade.replication.image_copy import copy_image
+from cascade.replication.image_kind import IMAGES
+from cascade.replication.records import item_progress, save_record
+
+COPY = "replication.copy"
+
+
+def copy_everywhere(
+    job: Job, job_id: str, sites: list[tuple[str, str]], deferred: dict[str, list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Copy each site's deferred images (site name -> image names); one outcome per
+    "site/image"."""
+    calls = [
+        SiteCall(f"copy image {name} to {site}", f"{site}/{name}", COPY, (job_id, site_id, name))
+        for site_id, site in sites
+        for name in deferred.get(site, [])
+    ]
+    outcomes: dict[str, dict[str, Any]] = {}
+    limit = max(1, context().settings.worker_concurrency)
+    for start in range(0, len(calls), limit):
+        outcomes.update(fan_out(job, calls[start : start + limit]))
+    return outcomes
+
+
+@step_function(COPY)
+def copy(_run: StepRun, job_id: str, site_id: str, name: str) -> str:
+    engine = context()
+    with engine.db.session() as session:
+        job = present(session.get(ReplicationJob, job_id), f"job {job_id}")
+        policy = present(session.get(ReplicationPolicy, job.policy_id), "policy")
+        site = present(session.get(Site, site_id), f"site {site_id}")
+        state, limit = (job.desired or {})[name], policy.bandwidth_limit
+        policy_id, source_id, site_name = policy.id, policy.source_site_id or "", site.name
+    source, target = engine.driver(source_id), engine.driver(site_id)
+    origin = f"{source.access.name}/{state['id']}"
+    item_progress(job_id, site_id, name, status="running", bytes_total=state["size"], bytes_done=0)
+
+    def progress(done: int, total: int) -> None:
+        item_progress(job_id, site_id, name, bytes_done=done, bytes_total=total)
+
+    try:
+        found = target.call(f"list {IMAGES.name}", IMAGES.listing).get(name)
+        if found is not None and found.state["origin"] != origin:
+            target.call(f"delete image {name}", lambda c: IMAGES.delete(c, found))
+        result = copy_image(
+            source, target, state["id"], on_progress=progress, limit_bytes_per_s=limit
+        )
+    except CascadeError as failure:
+        error = f"site {site_name}: image {name}: {failure.message}"
+        item_progress(job_id, site_id, name, status="error", error=error)
+        raise CascadeError(error) from None
+    save_record(policy_id, site_id, name, result.target_image_id, IMAGES.digest(state))
+    item_progress(
+        job_id,
+        site_id,
+        name,
+        status="done",
+        target_id=result.target_image_id,
+        bytes_done=result.bytes_total,
+    )
+    return result.target_image_id
