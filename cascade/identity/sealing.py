@@ -101,15 +101,17 @@ class NodeKey:
         return private
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``path`` as a 0600 file (never readable by others)."""
+def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Atomically write ``data`` to ``path`` as a 0600 file (never readable by others);
+    ``durable``: fsynced before the rename (else the caller syncs later, in a batch)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -9,11 +9,13 @@ volume's manifest (every non-zero block: its chunk name and SHA-256), the parent
 for unchanged blocks included, once every chunk is stored: a backup that fails midway
 leaves nothing a checkpoint references, and the next one finds the chunks already stored.
 
-Chunks are claimed in ``stored_chunks`` before a backup counts on them. The sweep marks a
-chunk ``deleting`` only if no manifest names it and no backup could still count on it (its
-last claim older than the oldest checkpoint still running on the store), deletes it from the
-store, then forgets it; a backup that meets a ``deleting`` chunk waits for it to be gone and
-stores it again.
+Chunks are claimed in ``stored_chunks`` before a backup counts on them; the chunks a backup
+put are made durable in one batch (``ChunkStore.sync``) and only then marked stored, before
+any manifest names them (also when the backup fails, so the next one finds them). The sweep
+marks a chunk ``deleting`` only if no manifest names it and no backup could still count on
+it (its last claim older than the oldest checkpoint still running on the store), deletes it
+from the store, then forgets it; a backup that meets a ``deleting`` chunk waits for it to be
+gone and stores it again.
 """
 
 from __future__ import annotations
@@ -56,10 +58,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def claim(db: Database, store_url: str, name: str, sha256: str, size: int) -> bool:
-    """Count on chunk ``name`` in the store: True if it is stored (claimed now), False if the
-    caller must store it (then ``stored``). Raises ``ChunkBeingDeleted`` while the sweep is
-    deleting it."""
+def claim(db: Database, store_url: str, name: str, sha256: str, size: int) -> str:
+    """Count on chunk ``name`` in the store; its state: "stored", or "uploading" (another
+    backup put it and has not synced it, or died first: the caller checks the store), or
+    "new" (the caller puts it). Raises ``ChunkBeingDeleted`` while the sweep deletes it."""
     with db.session() as session:
         row = session.get(StoredChunk, (store_url, name), with_for_update=True)
         if row is None:
@@ -73,35 +75,41 @@ def claim(db: Database, store_url: str, name: str, sha256: str, size: int) -> bo
                     claimed_at=_now(),
                 )
             )
-            return False
+            return "new"
         if row.state == "deleting":
             raise ChunkBeingDeleted(f"chunk {name} is being deleted from {store_url}")
         row.claimed_at = _now()
-        return row.state == "stored"
+        return row.state
 
 
-def stored(db: Database, store_url: str, name: str) -> None:
+def stored(db: Database, store: ChunkStore, names: list[str]) -> None:
+    """Once the store has made them durable, the chunks put count as stored."""
+    store.sync()
     with db.session() as session:
-        session.execute(
-            update(StoredChunk)
-            .where(StoredChunk.store_url == store_url, StoredChunk.name == name)
-            .values(state="stored", claimed_at=_now())
-        )
+        for batch in _batches(names):
+            session.execute(
+                update(StoredChunk)
+                .where(StoredChunk.store_url == store.url, StoredChunk.name.in_(batch))
+                .values(state="stored", claimed_at=_now())
+            )
 
 
-def keep(db: Database, store: ChunkStore, name: str, data: bytes, sha256: str) -> bool:
-    """Make sure the store holds the chunk; True if this call stored it."""
-    claimed = until_deadline(  # another stream claiming the same new chunk: claim again
+def keep(db: Database, store: ChunkStore, name: str, data: bytes, sha256: str) -> str:
+    """Make sure the store holds the chunk: "stored" (it was), "found" (put by a backup
+    that did not sync it: the store has it) or "put" (by this call). A found or put chunk
+    counts as stored once ``stored`` has synced it."""
+    state = until_deadline(  # another stream claiming the same new chunk: claim again
         DELETING_WAIT,
         DELETING_DEADLINE,
         lambda error: isinstance(error, ChunkBeingDeleted | IntegrityError),
         lambda: claim(db, store.url, name, sha256, len(data)),
     )
-    if claimed:
-        return False
+    if state == "stored":
+        return "stored"
+    if state == "uploading" and store.has(name):
+        return "found"
     store.put(name, data)
-    stored(db, store.url, name)
-    return True
+    return "put"
 
 
 def in_parallel(work: Callable[[A], R], items: list[A]) -> Iterator[R]:
@@ -148,6 +156,9 @@ class VolumeBackup:
     volume_id: str
     snapshot_id: str
     parent: tuple[str, dict[str, list[str]]] | None
+    handled: set[str] = field(default_factory=set, compare=False)  # chunk names seen
+    unsynced: set[str] = field(default_factory=set, compare=False)  # found or put, to sync
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def blocks(self) -> tuple[BlockList, dict[str, list[str]]]:
         """The blocks to read and the manifest they update: since the parent's snapshot
@@ -179,8 +190,14 @@ class VolumeBackup:
         if not data.strip(b"\0"):
             return index, None, len(data), 0
         name, sha256 = chunk_name(data), sha256_hex(data)
-        stored_now = keep(self.db, self.store, name, data, sha256)
-        return index, [name, sha256], len(data), len(data) if stored_now else 0
+        with self.lock:  # the same bytes twice in this volume: kept once
+            first = name not in self.handled
+            self.handled.add(name)
+        kept = keep(self.db, self.store, name, data, sha256) if first else "stored"
+        if kept != "stored":
+            with self.lock:
+                self.unsynced.add(name)
+        return index, [name, sha256], len(data), len(data) if kept == "put" else 0
 
     def run(self) -> dict[str, int]:
         listed, manifest = self.blocks()
@@ -191,13 +208,16 @@ class VolumeBackup:
             status="backing-up",
         )
         progress = Progress()
-        for index, entry, read, stored_now in in_parallel(self.one_block, listed.blocks):
-            if entry is None:
-                manifest.pop(str(index), None)
-            else:
-                manifest[str(index)] = entry
-            if progress.add(read, stored_now):
-                self._counters(progress)
+        try:
+            for index, entry, read, stored_now in in_parallel(self.one_block, listed.blocks):
+                if entry is None:
+                    manifest.pop(str(index), None)
+                else:
+                    manifest[str(index)] = entry
+                if progress.add(read, stored_now):
+                    self._counters(progress)
+        finally:  # durable before a manifest names them; kept for the next run on failure
+            stored(self.db, self.store, sorted(self.unsynced))
         self._counters(progress)
         self._write(blocks=manifest, status="available")
         return {

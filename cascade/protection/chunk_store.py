@@ -5,8 +5,9 @@
 keeps in its manifest (both digests verified: ``ChunkCorrupt`` otherwise), listed and
 deleted (retention decides what; the store only does it). Two backends: a directory
 (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out directories, written to a temporary
-file, fsynced and renamed) and a container of a registered site's object store
-(``site://SITE/CONTAINER``; Swift's PUT is atomic per object), through the site's
+file and renamed, made durable in a batch by ``sync``) and a container of a registered
+site's object store (``site://SITE/CONTAINER``; Swift's PUT is atomic and durable per
+object, ``sync`` has nothing to do), through the site's
 openstacksdk connection inside ``SiteDriver.call``. No S3 backend yet: nothing here serves
 S3 to test it against. Imports ``cascade.sites``, ``cascade.errors``, ``chunks`` and
 ``cascade.identity.sealing``'s atomic file write.
@@ -56,7 +57,7 @@ class ChunkStore(ABC):
 
     def put(self, name: str, data: bytes) -> None:
         """Store ``data`` under ``name`` (its ``chunk_name``). Idempotent and atomic: a reader
-        sees the whole chunk or none of it."""
+        sees the whole chunk or none of it; durable once ``sync`` returns."""
         if chunk_name(data) != self._checked(name):
             raise Internal(f"chunk put as {name} into {self.url} has another name")
         self._write(name, data)
@@ -75,6 +76,10 @@ class ChunkStore(ABC):
     def delete(self, name: str) -> None:
         """Remove the chunk; a missing one is fine."""
         self._remove(self._checked(name))
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make every chunk put so far durable (one batch, not one flush per chunk)."""
 
     @abstractmethod
     def names(self) -> Iterator[str]:
@@ -117,8 +122,10 @@ class DirectoryChunkStore(ChunkStore):
         return self.path(name).is_file()
 
     def _write(self, name: str, data: bytes) -> None:
-        write_private(self.path(name), data)  # a temporary file, fsynced, renamed
-        _fsync_directory(self.path(name).parent)
+        write_private(self.path(name), data, durable=False)  # a temporary file, renamed
+
+    def sync(self) -> None:
+        os.sync()  # the chunks' data and their renames, in one pass of the kernel
 
     def _read(self, name: str) -> bytes | None:
         try:
@@ -128,15 +135,6 @@ class DirectoryChunkStore(ChunkStore):
 
     def _remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _unless_missing(action: Callable[[], T], missing: T) -> T:
@@ -156,6 +154,9 @@ class ObjectChunkStore(ChunkStore):
         self.page_size = page_size  # names per listing request
         self.url = f"site://{driver.access.name}/{container}"
         self._container_made = False
+
+    def sync(self) -> None:
+        return None  # a Swift PUT is durable when it answers
 
     def names(self) -> Iterator[str]:
         marker = ""

@@ -45,8 +45,12 @@ def snapshot_blocks(c: Connection, snapshot_id: str, since: str | None = None) -
 
 
 def read_block(c: Connection, snapshot_id: str, index: int) -> bytes:
-    response = _request(c, "GET", f"/snapshots/{snapshot_id}/blocks/{index}", headers=OCTETS)
-    return bytes(response.content)
+    """The block's bytes, read whole from the socket (requests' ``content`` would assemble
+    them from 10 KiB pieces: most of a backup's CPU)."""
+    path = f"/snapshots/{snapshot_id}/blocks/{index}"
+    response = _request(c, "GET", path, headers=OCTETS, stream=True)
+    with response:
+        return bytes(response.raw.read(decode_content=True))
 
 
 def write_block(c: Connection, volume_id: str, index: int, data: bytes) -> None:
