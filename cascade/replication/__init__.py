@@ -1,5 +1,8 @@
-"""Tenant resources kept at every site of their project, with per-site progress and drift
-repair. First resource: SSH keypairs (``keypairs.py`` the API side, ``keypair_steps.py`` the
-per-site steps run in parallel by the engine's fan-out). May import ``cascade.engine``,
+"""Tenant resources kept at the sites of their project, with per-site progress, a continuous
+audit and drift repair: SSH keypairs (``keypairs.py`` the API side, ``keypair_steps.py`` the
+per-site steps run in parallel by the engine's fan-out), and replication policies for images,
+flavors, security groups and keypairs (``policies.py`` the API side, ``kinds.py`` and a
+``*_kind.py`` per kind, ``policy_steps.py`` and ``image_steps.py`` the jobs, ``audit.py`` the
+convergence checker; ``image_copy.py`` copies one image). May import ``cascade.engine``,
 ``cascade.sites``, ``cascade.db`` and ``cascade.errors``.
 """

@@ -64,10 +64,10 @@ def audit_policy(
     return len(desired), drifted
 
 
-def _start_job(engine: EngineContext, policy: ReplicationPolicy) -> str:
+def _start_job(engine: EngineContext, policy: ReplicationPolicy, reason: str) -> str:
     service = PolicyService(engine.db, engine.services.operations)
     try:
-        return f"repairing: operation {service.act(policy.id, 'sync', None, 'audit', None)}"
+        return f"repairing: operation {service.act(policy.id, 'sync', None, reason, None)}"
     except Conflict:
         return "a job of the policy runs: the next pass looks again"
 
@@ -82,7 +82,8 @@ def audit_replication(engine: EngineContext, site: Site) -> tuple[int, list[dict
             continue
         action = "reported"
         if any(d.outcome == "apply" for d in drifted):
-            action = _start_job(engine, policy)
+            joined = not current_records(policy.id, site.id)  # nothing of the policy there yet
+            action = _start_job(engine, policy, "site_joined" if joined else "audit")
         repairs += [
             repair(
                 f"replication.{policy.kind}", policy.id, site.name, f"{d.drift}: {d.name}", action

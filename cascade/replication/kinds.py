@@ -156,9 +156,9 @@ def _one(
 def _unwanted(kind: Kind, name: str, have: Found | None, record: str | None, rule: str) -> Decision:
     if have is None:
         return Decision(name, None, "none", "forget")
-    if record is not None:
+    if record == kind.digest(have.state) or (record is not None and rule == CASCADE_WINS):
         return Decision(name, "extra", "delete", "apply")
     if rule == CASCADE_WINS and not kind.site_global:
         return Decision(name, "extra", "delete", "apply")
-    why = f"not Cascade's: left as it is (rule {rule})"
-    return Decision(name, "extra", "delete", "drift", why)
+    whose = "changed at the site since Cascade put it there" if record else "not Cascade's"
+    return Decision(name, "extra", "delete", "drift", f"{whose}: left as it is (rule {rule})")

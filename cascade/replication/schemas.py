@@ -63,7 +63,7 @@ class ItemOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     policy_id: str
-    reason: str = Field(description="created, requested or audit")
+    reason: str = Field(description="created, requested, audit or site_joined")
     status: str = Field(description="running, succeeded or failed")
     operation: str
     progress: dict[str, int] = Field(description="Items by status")

@@ -50,12 +50,15 @@ def test_cascade_wins_repairs() -> None:
     assert one(SECURITY_GROUPS, OURS, THEIRS, OURS, CASCADE_WINS) == ("changed", "update", "apply")
     assert one(SECURITY_GROUPS, OURS, THEIRS, None, CASCADE_WINS) == ("changed", "update", "apply")
     assert one(SECURITY_GROUPS, None, THEIRS, None, CASCADE_WINS) == ("extra", "delete", "apply")
+    assert one(SECURITY_GROUPS, None, THEIRS, OURS, CASCADE_WINS) == ("extra", "delete", "apply")
 
 
 def test_site_wins_adopts_the_sites_version() -> None:
     assert one(SECURITY_GROUPS, OURS, THEIRS, OURS, SITE_WINS) == ("changed", "none", "adopt")
     assert one(SECURITY_GROUPS, OURS, THEIRS, THEIRS, SITE_WINS) == (None, "none", "ok")
     assert one(SECURITY_GROUPS, None, THEIRS, None, SITE_WINS) == ("extra", "delete", "drift")
+    # Gone from the source, but changed at the site since: the site's now.
+    assert one(SECURITY_GROUPS, None, THEIRS, OURS, SITE_WINS) == ("extra", "delete", "drift")
 
 
 def test_report_only_reports_what_changed_behind_cascades_back() -> None:
@@ -63,6 +66,7 @@ def test_report_only_reports_what_changed_behind_cascades_back() -> None:
     assert one(SECURITY_GROUPS, OURS, THEIRS, OURS, REPORT) == ("changed", "update", "drift")
     assert one(SECURITY_GROUPS, OURS, THEIRS, None, REPORT) == ("changed", "update", "conflict")
     assert one(SECURITY_GROUPS, None, THEIRS, None, REPORT) == ("extra", "delete", "drift")
+    assert one(SECURITY_GROUPS, None, THEIRS, OURS, REPORT) == ("extra", "delete", "drift")
 
 
 @pytest.mark.parametrize("rule", [CASCADE_WINS, SITE_WINS, REPORT])

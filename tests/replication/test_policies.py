@@ -244,6 +244,10 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     wait_for(lambda: "taken" in flavors(site_c), "the source's flavors at site C")
     assert flavors(site_c)["taken"].id == "rep-2"
     wait_for(lambda: set(IMAGES) <= set(images(site_c)), "the images at site C")
+    reasons = {
+        j["reason"] for j in client.get("/v1/replication/jobs", headers=headers).json()["jobs"]
+    }
+    assert {"created", "audit", "site_joined"} <= reasons, reasons
 
     # The drift as the API, /metrics and the CLI show it.
     shown = client.get(
