@@ -89,7 +89,11 @@ def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
 ) -> None:
     start_worker("w1")
     source, target = two_sites
-    servers = make_vnf(client, admin_token, source, 3, boot_volume_gb=1)
+    for site, name in ((source, "vnf-net"), (target, "standby-net")):
+        SiteDriver(site.access()).call(
+            "network", lambda c, n=name: c.network.create_network(name=n)
+        )
+    servers = make_vnf(client, admin_token, source, 3, boot_volume_gb=1, network="vnf-net")
     plan = protect(client, admin_token, servers, target.site_name)
     volumes = _volumes(plan)
     assert [len(m["volumes"]) for m in plan["members"]] == [2, 2, 2]  # boot + data each
@@ -104,10 +108,11 @@ def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
         _write_blocks(source, volume_id, AFTER, (*BLOCKS, 100))
 
     refused, body = _restore(client, admin_token, checkpoint["id"], flavors={"m1.tiny": "m9.none"})
-    assert refused == 400, body
-    assert "flavor 'm9.none'" in body["error"]["message"]
+    assert refused == 400, body  # and the unmapped network is not at the target either
+    assert "no flavor 'm9.none', no network 'vnf-net'" in body["error"]["message"]
 
-    restore = _restored(client, admin_token, checkpoint["id"], flavors={"m1.tiny": "m1.small"})
+    mapping = {"flavors": {"m1.tiny": "m1.small"}, "networks": {"vnf-net": "standby-net"}}
+    restore = _restored(client, admin_token, checkpoint["id"], **mapping)
     assert restore["status"] == "completed", restore
     assert restore["rto_s"] > 0
     assert set(restore["volumes"]) == set(volumes)
@@ -126,10 +131,11 @@ def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
         server = client.get(
             f"/v1/servers/{server_id}", headers={"X-Auth-Token": admin_token}
         ).json()["server"]
-        assert (server["status"], server["site"], server["flavor"]) == (
+        assert (server["status"], server["site"], server["flavor"], server["network"]) == (
             "ACTIVE",
             target.site_name,
             "m1.small",
+            "standby-net",
         )
         restored_volumes = [
             restore["volumes"][v["volume"]]["volume"]
