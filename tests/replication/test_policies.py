@@ -225,6 +225,17 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     wait_for(lambda: groups_match(site_a, site_b), "the groups repaired")
     check_groups(site_a, site_b)
 
+    # Changed at the source: an extra spec set there is set at the target by a job run on
+    # demand (or the audit's, whichever starts first).
+    call(
+        site_a,
+        "change rep.small",
+        lambda c: c.compute.create_flavor_extra_specs("rep-1", {"hw:numa_nodes": "1"}),
+    )
+    wait_for(lambda: run_policy(client, headers, policies["flavors"]["policy"]["id"]), "a job")
+    wanted = {"hw:cpu_policy": "dedicated", "hw:numa_nodes": "1"}
+    wait_for(lambda: flavors(site_b)["rep.small"].extra_specs == wanted, "the new extra spec")
+
     # Gone from the source: deleted at the target (only what Cascade put there).
     def remove_at_source(c: Connection) -> None:
         c.compute.delete_flavor("rep-1")
@@ -244,6 +255,9 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     wait_for(lambda: "taken" in flavors(site_c), "the source's flavors at site C")
     assert flavors(site_c)["taken"].id == "rep-2"
     wait_for(lambda: set(IMAGES) <= set(images(site_c)), "the images at site C")
+    removed = client.delete("/v1/keypairs/k1", headers=headers)
+    assert removed.status_code == 202, removed.text
+    wait_for(lambda: not {"k1"} & (keypairs(site_b) | keypairs(site_c)), "k1 deleted everywhere")
     reasons = {
         j["reason"] for j in client.get("/v1/replication/jobs", headers=headers).json()["jobs"]
     }
