@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import typer
 
-from cascade.cli.bench import clients, engine, fabric, fdb, identity, network, protect, site
+from cascade.cli.bench import (
+    clients,
+    engine,
+    fabric,
+    fdb,
+    identity,
+    network,
+    protect,
+    replicate,
+    site,
+)
 
 app = typer.Typer(help="Benchmarks (commands, not tests).", no_args_is_help=True)
 app.command("clients")(clients.clients)
@@ -15,4 +25,5 @@ app.command("fdb")(fdb.fdb)
 app.command("identity")(identity.identity)
 app.command("network")(network.network)
 app.command("protect")(protect.protect)
+app.command("replicate")(replicate.replicate)
 app.command("site")(site.site)
