@@ -1,20 +1,27 @@
-"""``cascade replication status``: every replication policy as ``GET
+"""``cascade replication status | job``: every replication policy as ``GET
 /v1/replication/policies`` shows it, read from the database: one row per policy and target
 site, in sync or the names missing, extra and changed at the audit's last look, and the
-policy's last job. May import cascade.cli (ops' console helpers) and cascade.replication."""
+policy's last job; and one job's items (per site and resource: action, status, percent of
+an image's bytes), followed with a Rich progress bar per item with ``--follow``. May import
+cascade.cli (ops' console helpers) and cascade.replication."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from cascade.cli.ops import operator_services, output, styled, when
 from cascade.cli.options import DataDir
 from cascade.replication.policies import PolicyService
-from cascade.replication.schemas import PolicyOut, SiteDrift
+from cascade.replication.schemas import JobOut, PolicyOut, SiteDrift
+
+POLL_SECONDS = 0.5
 
 app = typer.Typer(help="Replication policies: drift per site.", no_args_is_help=True)
 
@@ -71,4 +78,62 @@ def policy_table(policies: list[PolicyOut]) -> Table:
                 site_state(drift),
                 last,
             )
+    return table
+
+
+@app.command("job")
+def job(
+    job_id: Annotated[str, typer.Argument(help="The job's id")],
+    data_dir: DataDir = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Follow the job with a progress bar per item")
+    ] = False,
+) -> None:
+    """Show a job's items per site and resource; --follow until the job ends."""
+    with operator_services(data_dir) as svc:
+        service = PolicyService(svc.db, svc.operations)
+        found = service.job(job_id, None)
+        if follow:
+            found = follow_job(lambda: service.job(job_id, None))
+    console = output()
+    console.print(items_table(found))
+    console.print(f"job {found.id}: {found.status} ({found.reason})", highlight=False)
+    if found.error:
+        console.print(found.error, highlight=False)
+
+
+def follow_job(read: Callable[[], JobOut]) -> JobOut:
+    """A Rich progress row per item (bytes for images) until the job ends."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")
+    ) as progress:
+        rows: dict[str, TaskID] = {}
+        while True:
+            found = read()
+            for item in found.items or []:
+                key = f"{item.site} {item.name}"
+                total, done = item.bytes_total or 1, item.bytes_done or 0
+                if item.status in ("done", "drift"):
+                    done = total
+                if key not in rows:
+                    rows[key] = progress.add_task(key, total=total, status=item.status)
+                progress.update(rows[key], total=total, completed=done, status=item.status)
+            if found.status in ("succeeded", "failed"):
+                return found
+            time.sleep(POLL_SECONDS)
+
+
+def items_table(found: JobOut) -> Table:
+    table = Table("site", "name", "action", "status", "progress", "id at the site", "error")
+    for item in found.items or []:
+        done = f"{item.percent:.0f}%" if item.percent is not None else "-"
+        table.add_row(
+            item.site,
+            item.name,
+            item.action,
+            item.status,
+            done,
+            item.target_id or "-",
+            item.error or "",
+        )
     return table

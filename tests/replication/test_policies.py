@@ -5,7 +5,8 @@ site A; a flavor name taken at site B by a different flavor fails that item only
 the site and the flavor; drift injected behind Cascade's back at site B (a deleted group, a
 changed rule, an extra keypair) found and repaired by the audit; resources gone from the
 source deleted at the targets; a third site registered later receives everything; the
-drift shown in the API, ``/metrics`` and ``cascade replication status``; with the source
+drift shown in the API, ``/metrics`` and ``cascade replication status``, a job's items
+by ``cascade replication job``; with the source
 down a job fails saying so and nothing is deleted at the targets."""
 
 from __future__ import annotations
@@ -206,7 +207,11 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
         assert done["status"] == "succeeded", done
     check_groups(site_a, site_b)
     assert at_site(site_b, "k1") == fingerprint(key)
-    check_images(client, headers, site_a, site_b, done["id"])
+    images_job = check_images(client, headers, site_a, site_b, done["id"])
+    followed = replication_cli(services, "job", images_job, "--follow")
+    assert f"job {images_job}: succeeded (created)" in followed
+    assert "rep-image-1" in followed
+    assert "100%" in followed
 
     # Drift behind Cascade's back at site B: web deleted (db's rule goes with it), a rule
     # added to db, an extra keypair: the audit finds each and repairs it.
@@ -282,13 +287,9 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     flavor_policy = next(p for p in listed if p.kind == "flavors")
     assert site_state(flavor_policy.drift["site-b"]) == "changed: taken"
     assert policy_table(listed).row_count == 2 + 2 + 2 + 3  # keypairs: every site, A too
-    data_dir = str(services.settings.data_dir)
-    shown_cli = CliRunner().invoke(
-        app, ["replication", "status", "--data-dir", data_dir], env={"COLUMNS": "240"}
-    )
-    assert shown_cli.exit_code == 0, shown_cli.output
-    assert "changed: taken" in shown_cli.output
-    assert "4 policies" in shown_cli.output
+    status = replication_cli(services, "status")
+    assert "changed: taken" in status
+    assert "4 policies" in status
 
     # The source down: a job fails saying so, and nothing is deleted at the targets.
     site_a.stop()
@@ -300,6 +301,16 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     assert run["job"]["reason"] == "requested"
     assert set(groups(site_b)) == {"default", "web"}
     assert "web" in groups(site_c)
+
+
+def replication_cli(services: Services, *args: str) -> str:
+    """``cascade replication ARGS`` in this process, on the test's data dir; its output."""
+    data_dir = str(services.settings.data_dir)
+    done = CliRunner().invoke(
+        app, ["replication", *args, "--data-dir", data_dir], env={"COLUMNS": "240"}
+    )
+    assert done.exit_code == 0, done.output
+    return done.output
 
 
 def run_policy(client: TestClient, headers: dict[str, str], policy_id: str) -> Json | None:
@@ -318,9 +329,9 @@ def images(site: EmbeddedSite) -> dict[str, Any]:
 
 def check_images(
     client: TestClient, headers: dict[str, str], a: EmbeddedSite, b: EmbeddedSite, op: str
-) -> None:
+) -> str:
     """Each image at B has A's bytes (Glance's hashes) and properties; its job item shows
-    every byte done."""
+    every byte done. Returns the job's id."""
     at_a, at_b = images(a), images(b)
     for name in IMAGES:
         assert at_b[name].hash_value == at_a[name].hash_value, name
@@ -335,6 +346,7 @@ def check_images(
         item = items[name]
         assert (item["status"], item["action"], item["percent"]) == ("done", "create", 100.0)
         assert item["bytes_done"] == item["bytes_total"] == at_a[name].size == size
+    return str(job["id"])
 
 
 def flavor_drift(client: TestClient, headers: dict[str, str], policy_id: str) -> bool:
