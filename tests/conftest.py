@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from fastapi.testclient import TestClient
 
 from cascade.api.app import create_app
@@ -150,8 +151,11 @@ HOST_BOUND = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the HOST_BOUND tests in pytest-xdist's group "host". Its ``loadgroup`` schedules
+    by the "@group" suffix of a test's node id, which pytest-xdist 3.8 writes to an
+    attribute pytest 9 no longer reads (``_nodeid``): the suffix is written here instead."""
     root = Path(str(config.rootpath))
     for item in items:
         where = Path(str(item.path)).relative_to(root).as_posix()
-        if where.startswith(HOST_BOUND):
-            item.add_marker(pytest.mark.xdist_group("host"))
+        if where.startswith(HOST_BOUND) and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@host")

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from cascade.compute.servers import ServerService
 from cascade.db.models import Server, Site
 from cascade.engine.context import EngineContext, context
-from cascade.engine.convergence import checker, last_finished_start, repair
+from cascade.engine.convergence import checker, previous_pass_start, repair
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import present
 from cascade.network.port_steps import follow_everywhere
@@ -234,7 +234,7 @@ def check_servers(engine: EngineContext, site: Site) -> tuple[int, list[dict[str
     tagged = {s.metadata[TAG]: s for s in at_site if (s.metadata or {}).get(TAG)}
     with engine.db.session() as session:
         wanted = session.scalars(select(Server).where(Server.site_id == site.id)).all()
-    since = last_finished_start(engine.db)
+    since = previous_pass_start(engine.db)
     repairs = [
         repair("server", server.id, site.name, drift, action)
         for server in wanted

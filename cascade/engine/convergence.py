@@ -118,12 +118,15 @@ def _close(pass_id: str, checked: int, repairs: list[dict[str, Any]], error: str
         record.finished_at = utcnow()
 
 
-def last_finished_start(db: Database) -> datetime | None:
-    """When the newest finished pass began: what changed since then is new to this pass."""
+def previous_pass_start(db: Database) -> datetime | None:
+    """When the pass before the newest one (this one) began: what changed since then is new
+    to this pass. Not the newest *finished* pass: a pass slower than the period overlaps the
+    next, and what the overlapping one already saw would be new again to a third."""
     with db.session() as session:
+        newest = select(func.max(ConvergencePass.started_at)).scalar_subquery()
         return session.scalar(
             select(func.max(ConvergencePass.started_at)).where(
-                ConvergencePass.finished_at.is_not(None)
+                ConvergencePass.started_at < newest
             )
         )
 

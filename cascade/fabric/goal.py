@@ -315,6 +315,9 @@ class GoalStore(Snapshots):
             if port.host is None:
                 return self._remote_change(conn, port.network_id, [], [port_id])
             spec = PortSpec(port_id, port.network_id, port.host, port.mac, port.ip)
+            # The host's row before its memberships, in the order acknowledgements take them
+            # (bulk.record_acks): the other order deadlocks with an ack batch on PostgreSQL.
+            conn.execute(select(HOSTS.c.name).where(HOSTS.c.name == spec.host).with_for_update())
             conn.execute(
                 delete(MEMBERS).where(
                     MEMBERS.c.host == spec.host,
