@@ -125,9 +125,7 @@ def previous_pass_start(db: Database) -> datetime | None:
     with db.session() as session:
         newest = select(func.max(ConvergencePass.started_at)).scalar_subquery()
         return session.scalar(
-            select(func.max(ConvergencePass.started_at)).where(
-                ConvergencePass.started_at < newest
-            )
+            select(func.max(ConvergencePass.started_at)).where(ConvergencePass.started_at < newest)
         )
 
 

@@ -32,7 +32,8 @@ def test_status_lists_hosts_and_counts(tmp_path: Path) -> None:
     finally:
         services.close()
 
-    done = cascade("fabric", "status", "--data-dir", str(data), "--json")
+    wide = {"COLUMNS": "160"}  # the table's headers on one line, whatever runs the test
+    done = cascade("fabric", "status", "--data-dir", str(data), "--json", env=wide)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     figures = json.loads(lines[-1])
