@@ -44,14 +44,17 @@ def visible_sites(session: Session, projects: set[str] | None) -> list[Site]:
     return list(session.scalars(query))
 
 
+def visible_site(session: Session, name: str, projects: set[str] | None) -> Site:
+    """The site in service named ``name`` (or with that id) that ``projects`` see; 400 if
+    there is none."""
+    site = next((s for s in visible_sites(session, projects) if name in (s.id, s.name)), None)
+    if site is None:
+        raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
+    return site
+
+
 def _chosen_sites(session: Session, wanted: list[str], projects: set[str] | None) -> list[Site]:
-    sites = visible_sites(session, projects)
-    chosen: dict[str, Site] = {}
-    for name in wanted:
-        site = next((s for s in sites if name in (s.id, s.name)), None)
-        if site is None:
-            raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
-        chosen[site.id] = site
+    chosen = {site.id: site for site in (visible_site(session, n, projects) for n in wanted)}
     return list(chosen.values())
 
 

@@ -17,7 +17,7 @@ from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMembe
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
-from cascade.network.networks import visible_sites
+from cascade.network.networks import visible_site, visible_sites
 from cascade.protection.chunk_store import store_location
 from cascade.protection.schemas import (
     CheckpointOut,
@@ -185,9 +185,7 @@ def _check_strategy(spec: PlanIn, servers: list[Server]) -> None:
 
 
 def _target(session: Session, name: str, source_id: str, projects: set[str] | None) -> Site:
-    site = next((s for s in visible_sites(session, projects) if name in (s.id, s.name)), None)
-    if site is None:
-        raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
+    site = visible_site(session, name, projects)
     if site.id == source_id:
         raise BadRequest(f"the target site {site.name} is the servers' own site: choose another")
     return site

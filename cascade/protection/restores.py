@@ -26,7 +26,7 @@ from cascade.db.models import Server, Site
 from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan, Restore
 from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
-from cascade.network.networks import visible_sites
+from cascade.network.networks import visible_site
 from cascade.protection.schemas import MappingIn, RestoreIn, RestoreOut
 from cascade.sites.driver import SiteDriver
 
@@ -63,13 +63,6 @@ def _checkpoint(session: Session, checkpoint_id: str, projects: set[str] | None)
             "(backed up) restores"
         )
     return checkpoint
-
-
-def _site(session: Session, name: str, projects: set[str] | None) -> Site:
-    site = next((s for s in visible_sites(session, projects) if name in (s.id, s.name)), None)
-    if site is None:
-        raise BadRequest(f"Unknown site {name!r}: it is not registered or not visible.")
-    return site
 
 
 def needs(session: Session, checkpoint: Checkpoint, mapping: MappingIn) -> dict[str, set[str]]:
@@ -164,7 +157,7 @@ class RestoreService:
         with self._db.session() as session:
             checkpoint = _checkpoint(session, spec.checkpoint, projects)
             plan = session.get_one(ProtectionPlan, checkpoint.plan_id)
-            target = _site(session, spec.target_site or plan.target_site_id, projects)
+            target = visible_site(session, spec.target_site or plan.target_site_id, projects)
             _check_strategy(session, checkpoint, plan, target)
             needed = needs(session, checkpoint, spec.mapping)
         missing = self._drivers(target.id).call(
