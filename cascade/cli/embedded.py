@@ -75,12 +75,20 @@ class ChildServer:
         process = present(self._process, f"{self.name}'s process")
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise CascadeError(f"{self.name} exited early; see {self.log_file}")
+                raise CascadeError(
+                    f"{self.name} exited early (code {process.returncode}): "
+                    f"{self._last_log_line()} (log: {self.log_file})"
+                )
             if self.is_ready():
                 return
             time.sleep(0.1)
         self.stop()
         raise CascadeError(f"{self.name} did not become ready in {timeout:.0f} s")
+
+    def _last_log_line(self) -> str:
+        """The child's last words, so an early exit explains itself where it is reported."""
+        lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "nothing logged"
 
     def is_ready(self) -> bool:
         try:

@@ -19,6 +19,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 from dbos import DBOS
@@ -66,6 +68,28 @@ def _resume_orphans(services: EngineServices, membership: Membership) -> None:
             log.warning("resumed %d workflows of gone workers %s", resumed, sorted(orphaned))
 
 
+@contextmanager
+def _beating(membership: Membership, interval: float) -> Iterator[None]:
+    """Beat the heart from a thread while the body runs: DBOS's launch (recovering this
+    executor's workflows) may take longer than ``worker_dead_after``, and a peer must not
+    declare a worker dead that is still starting."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            if not membership.beat():
+                log.error("worker %s was declared dead while starting", membership.executor_id)
+                _exit(3)
+
+    thread = threading.Thread(target=beat, name="cascade-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def run_worker(services: EngineServices, executor_id: str, stop: threading.Event) -> NoReturn:
     """Work until ``stop`` is set or another worker declares this one dead, then end the
     process (threads parked on interrupted steps must not outlive it)."""
@@ -73,7 +97,8 @@ def run_worker(services: EngineServices, executor_id: str, stop: threading.Event
     install(EngineContext(services, stop))
     membership = Membership(services.db, executor_id, settings.worker_dead_after)
     membership.join()
-    _launch(services, executor_id)
+    with _beating(membership, settings.heartbeat_interval):
+        _launch(services, executor_id)  # seconds on a loaded machine: peers must see us alive
     log.info("worker %s joined", executor_id)
     try:
         while not stop.wait(settings.heartbeat_interval):
