@@ -2,7 +2,11 @@
 
 from alembic import context
 
-from cascade.db import network_models, protection_models  # noqa: F401 - tables join Base.metadata
+from cascade.db import (  # noqa: F401 - their tables join Base.metadata
+    network_models,
+    protection_models,
+    replication_models,
+)
 from cascade.db.models import Base
 
 connection = context.config.attributes["connection"]
