@@ -3,7 +3,8 @@ servers at one site for another, its members (each server with its volumes), its
 checkpoints (one consistency point of every member volume, with the freeze that made it) and
 their volumes (the snapshot at the source site and the backup's manifest in the chunk
 store), the chunks stored, and restores at another site. On the declarative base of
-``models``; migrations 0014, 0015 and 0016 (strategies 2 and 3: replicas and images)."""
+``models``; migrations 0014, 0015, 0016 (strategies 2 and 3: replicas and images) and 0018
+(the servers' ports on Cascade networks, a restore's ports, service IP and clean-up)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ class Checkpoint(Base):
     whichever worker runs the workflow thaws from it. ``frozen_by`` names the worker process
     that froze them. ``images`` (strategy 3, image snapshot): per server id its image at
     the source (``source``), its copy at the target (``target``), ``size`` and the digest
-    both have (``hash_algo``, ``hash``)."""
+    both have (``hash_algo``, ``hash``). ``ports``: per server id its port on a Cascade
+    network when the checkpoint began (``port``, ``network_id``, ``network``, ``ip``,
+    ``mac``), which a restore re-creates at its target."""
 
     __tablename__ = "checkpoints"
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
@@ -80,6 +83,7 @@ class Checkpoint(Base):
     first_freeze_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_thaw_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     images: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ports: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -134,7 +138,12 @@ class Restore(Base):
     """A checkpoint brought back at ``target_site_id``: the ``mapping`` it was asked with
     (flavors, networks, availability zone), per source volume its restored volume and
     progress (``volumes``), per source server its new Cascade server (``servers``), and the
-    RTO: ``started_at`` until every server ACTIVE with its data verified (``finished_at``)."""
+    RTO: ``started_at`` until every server ACTIVE with its data verified. ``ports``: per
+    source server the port its restored server gets on a Cascade network (``network_id``,
+    ``network``, ``ip``, ``mac``, ``port``; once made: ``server``, and ``moved_from`` for
+    a port moved from the source server: its site, site port, host and VTEP there).
+    ``service_ip``: the service IP asked to move (``id``, ``address``, ``to``: a source
+    server) and how its move went. ``cleanup``: what a failed restore removed again."""
 
     __tablename__ = "restores"
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
@@ -147,6 +156,9 @@ class Restore(Base):
     operation_id: Mapped[str] = mapped_column(String(32))
     volumes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     servers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    ports: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    service_ip: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    cleanup: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rto_s: Mapped[float | None] = mapped_column(Float, nullable=True)

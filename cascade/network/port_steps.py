@@ -159,7 +159,12 @@ def _set_remote(port_id: str, site_id: str, **values: Any) -> None:
 
 
 def ensure_remote_at(c: Connection, port: NetworkPort, segment: Segment) -> str:
-    """Make (or correct) the port's remote port at a site; returns its id there."""
+    """Make (or correct) the port's remote port at a site; returns its id there. A port of
+    its own name there is stale (the port moved away from that site, as a restore at another
+    site moves it while this one is lost): it goes first, so one address has one port."""
+    stale = _named(c, segment.network_id, port_name(port.id))
+    if stale is not None:
+        c.network.delete_port(stale.id, ignore_missing=True)
     profile = {"tunnel_ip": port.vtep}
     found = _named(c, segment.network_id, remote_name(port.id))
     if found is not None and (found.mac_address != port.mac or found.binding_profile != profile):

@@ -141,6 +141,12 @@ class ServiceIPService:
         )
         return operation.id
 
+    def follow(self, sip_id: str, project_id: str, key: str | None) -> str:
+        """Accept a move that keeps the holder's port: the port itself moved to another
+        site (a restore gave it to the server restoring its holder), so every site places
+        the address again, as for a move to another server."""
+        return self._operations.act(SERVICE_IPS, sip_id, "move", project_id, key)
+
     def act(self, sip_id: str, action: str, project_id: str, key: str | None) -> str:
         """Accept sync or delete."""
         return self._operations.act(SERVICE_IPS, sip_id, action, project_id, key)

@@ -28,6 +28,7 @@ from cascade.protection.chunk_store import open_store
 from cascade.protection.image_steps import drop_images, image_checkpoint
 from cascade.protection.plan_steps import site_server_id
 from cascade.protection.replica_steps import record_replicas
+from cascade.protection.restore_ports import recorded_ports
 from cascade.protection.site_groups import (
     delete_group_snapshots,
     devices,
@@ -39,8 +40,9 @@ from cascade.protection.site_groups import (
 
 @step_function("checkpoint.begin")
 def begin(_run: StepRun, operation_id: str) -> dict[str, Any]:
-    """Mark the operation's checkpoint running; its id, the source site's name and the
-    members in order: (position, server id, the server's id at the site, its volumes)."""
+    """Mark the operation's checkpoint running, recording the members' ports on Cascade
+    networks; its id, the source site's name and the members in order: (position, server
+    id, the server's id at the site, its volumes)."""
     with context().db.session() as session:
         checkpoint = present(
             session.scalar(select(Checkpoint).where(Checkpoint.operation_id == operation_id)),
@@ -55,6 +57,7 @@ def begin(_run: StepRun, operation_id: str) -> dict[str, Any]:
             .order_by(PlanMember.position)
         ).all()
         members = [(m.position, s.id, site_server_id(s), m.volume_ids) for m, s in rows]
+        checkpoint.ports = recorded_ports(session, [s.id for _m, s in rows])
         if plan.strategy != "image_snapshot" and not any(v for *_rest, v in members):
             raise Conflict(f"plan {plan.id} has no volumes (its create failed?): nothing to freeze")
         site = session.get_one(Site, plan.source_site_id).name

@@ -5,13 +5,16 @@ read from the store (a corrupt or missing chunk stops the restore naming the chu
 block and the volume); then the target's own digests of the volume are compared with the
 manifest, block by block. Only once every volume is verified are the servers made, each a
 Cascade server booting from its restored boot volume (or from its image, mapped) with its
-data volumes attached in their order, on its network (mapped). RTO: from the start until
-every server is ACTIVE. Strategy 2 (storage_replication): each volume is its replica,
+data volumes attached in their order, on its network (mapped) or on its port on a Cascade
+network, with the address it had (``restore_network_steps``). RTO: from the start until
+every server is ACTIVE; then the restored ports' remote ports elsewhere follow, and the
+service IP asked for moves. A failure removes what the restore made at the target
+(``restore_cleanup``). Strategy 2 (storage_replication): each volume is its replica,
 managed by reference at the target (``replica_steps``), then the servers as strategy 1's.
 Strategy 3 (image_snapshot): the server boots from its image copied to the target.
 
-May import cascade.protection, cascade.compute's step names (run by name), cascade.engine,
-cascade.db, cascade.sites.
+May import cascade.protection, cascade.compute's and cascade.network's step names (run by
+name), cascade.engine, cascade.db, cascade.sites.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, st
 from cascade.errors import Conflict
 from cascade.protection.backups import PROGRESS_EVERY, in_parallel
 from cascade.protection.chunk_store import ChunkCorrupt, ChunkStore, open_store
+from cascade.protection.restore_cleanup import clean_up
+from cascade.protection.restore_network_steps import (
+    follow_ports,
+    move_service_ip,
+    plug,
+    take_port,
+)
 from cascade.protection.site_blocks import volume_digests, write_block
 from cascade.sites.driver import SiteDriver
 
@@ -71,8 +81,10 @@ def begin(_run: StepRun, restore_id: str) -> dict[str, Any]:
         return {
             "strategy": session.get_one(ProtectionPlan, restore.plan_id).strategy,
             "site": session.get_one(Site, restore.target_site_id).name,
+            "site_id": restore.target_site_id,
             "volumes": [v.volume_id for v in volumes],
             "servers": list(servers.items()),
+            "service_ip": restore.service_ip is not None,
         }
 
 
@@ -186,15 +198,20 @@ def _block_devices(source: Server, targets: list[str]) -> list[dict[str, Any]]:
 
 
 @step_function("restore.server")
-def make_server(_run: StepRun, restore_id: str, source_id: str, targets: list[str]) -> str:
+def make_server(
+    _run: StepRun, restore_id: str, source_id: str, targets: list[str]
+) -> tuple[str, str | None, bool]:
     """The Cascade server restoring ``source_id`` at the target (made once): mapped flavor,
-    network and image (its image copied to the target, for an image_snapshot checkpoint),
-    booting from / attaching the restored volumes ``targets``."""
+    network (or its port on a Cascade network, taken in the same transaction) and image (its
+    image copied to the target, for an image_snapshot checkpoint), booting from / attaching
+    the restored volumes ``targets``; (its id, its port's id, whether the port moved from
+    the source server)."""
     with context().db.session() as session:
         restore = session.get_one(Restore, restore_id, with_for_update=True)
         made = restore.servers.get(source_id)
+        port = restore.ports.get(source_id, {})
         if made is not None:
-            return made
+            return made, port.get("port"), "moved_from" in port
         source = session.get_one(Server, source_id)
         mapping = restore.mapping
         copied = session.get_one(Checkpoint, restore.checkpoint_id).images.get(source_id)
@@ -204,15 +221,17 @@ def make_server(_run: StepRun, restore_id: str, source_id: str, targets: list[st
             site_id=restore.target_site_id,
             flavor=mapping["flavors"].get(source.flavor, source.flavor),
             image=copied["target"] if copied else mapping["images"].get(source.image, source.image),
-            network=mapping["networks"].get(source.network, source.network),
+            network=None if port else mapping["networks"].get(source.network, source.network),
             block_devices=_block_devices(source, targets),
             status="BUILD",
             task_operation_id=restore.operation_id,
         )
         session.add(server)
         session.flush()
+        moved = bool(port) and port["port"] is not None
+        port_id = take_port(session, restore, source_id, server)
         restore.servers = {**restore.servers, source_id: server.id}
-        return server.id
+        return server.id, port_id, moved
 
 
 @step_function("restore.active")
@@ -220,6 +239,16 @@ def server_active(_run: StepRun, server_id: str) -> None:
     with context().db.session() as session:
         server = session.get_one(Server, server_id)
         server.status, server.task_operation_id = "ACTIVE", None
+
+
+@step_function("restore.ready")
+def ready(_run: StepRun, restore_id: str) -> float | None:
+    """Every server ACTIVE with its data verified: the RTO."""
+    with context().db.session() as session:
+        restore = session.get_one(Restore, restore_id)
+        if restore.rto_s is None and restore.started_at is not None:
+            restore.rto_s = round((_now() - restore.started_at).total_seconds(), 3)
+        return restore.rto_s
 
 
 @step_function("restore.end")
@@ -230,14 +259,13 @@ def end(_run: StepRun, restore_id: str, error: str | None) -> float | None:
         restore.status = "failed" if error else "completed"
         restore.error = error
         restore.finished_at = _now()
-        if error is None and restore.started_at is not None:
-            restore.rto_s = round((restore.finished_at - restore.started_at).total_seconds(), 3)
         return restore.rto_s
 
 
-def _servers(job: Job, site: str, servers: list[list[Any]], targets: dict[str, str]) -> None:
+def _servers(job: Job, begun: dict[str, Any], targets: dict[str, str]) -> None:
+    site, site_id = begun["site"], begun["site_id"]
     made = []
-    for source_id, volume_ids in servers:
+    for source_id, volume_ids in begun["servers"]:
         restored = [targets[v] for v in volume_ids]
         made.append(
             step(
@@ -250,10 +278,13 @@ def _servers(job: Job, site: str, servers: list[list[Any]], targets: dict[str, s
                 restored,
             )
         )
-    for server_id in made:
-        step(job, f"create server {server_id}", site, "server.ensure", server_id, None)
-    for server_id in made:
+    for server_id, port_id, moved in made:
+        site_port_id = plug(job, site, site_id, port_id, moved) if port_id else None
+        step(job, f"create server {server_id}", site, "server.ensure", server_id, site_port_id)
+    for server_id, port_id, _moved in made:
         step(job, f"wait for server {server_id}", site, "server.wait", server_id, "ACTIVE")
+        if port_id is not None:
+            step(job, f"locate port {port_id} at {site}", site, "port.locate", port_id)
         step(job, f"server {server_id} active", site, "restore.active", server_id)
 
 
@@ -263,6 +294,7 @@ def run(job: Job) -> dict[str, Any]:
     site = begun["site"]
     replicated = begun.get("strategy") == "storage_replication"
     targets: dict[str, str] = {}
+    result: dict[str, Any] = {}
     error = None
     try:
         for volume_id in begun["volumes"]:
@@ -274,10 +306,17 @@ def run(job: Job) -> dict[str, Any]:
                 job.resource_id,
                 volume_id,
             )
-        _servers(job, site, begun["servers"], targets)
+        _servers(job, begun, targets)
     except StepFailed as failure:
         error = str(failure)
-    rto = step(job, "end the restore", site, "restore.end", job.resource_id, error)
+        result["cleanup"] = clean_up(job, site, replicated)
+    if error is None:
+        result["rto_s"] = step(job, "every server runs", site, "restore.ready", job.resource_id)
+        failed = follow_ports(job, job.resource_id)
+        result |= {"remote_ports_failed": failed} if failed else {}
+        if begun.get("service_ip"):
+            result["service_ip"] = move_service_ip(job, site)
+    step(job, "end the restore", site, "restore.end", job.resource_id, error)
     if error:
         raise StepFailed(f"restore {job.resource_id} failed: {error}")
-    return {"volumes": targets, "rto_s": rto}
+    return {"volumes": targets, **result}

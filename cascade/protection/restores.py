@@ -6,6 +6,8 @@ failure at the end of a restore, the one Karbor's users meet). A storage_replica
 checkpoint restores only at the plan's target (where its replicas are) and only if it is the
 plan's newest (a replica holds one consistency point, the newest shipped); an image_snapshot
 checkpoint only at the plan's target, where its image was copied (checked to be there).
+A server on (or mapped to) a Cascade network needs that network to span the target, and a
+service IP to move needs a restored server on its network (``restore_ports``): 400s too.
 
 May import cascade.protection, cascade.engine, cascade.network (visible sites), cascade.db,
 cascade.sites.
@@ -14,6 +16,7 @@ cascade.sites.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from openstack import exceptions as sdk_exceptions
@@ -27,6 +30,7 @@ from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan,
 from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
 from cascade.network.networks import visible_site
+from cascade.protection.restore_ports import choose_service_ip, plan_ports
 from cascade.protection.schemas import MappingIn, RestoreIn, RestoreOut
 from cascade.sites.driver import SiteDriver
 
@@ -44,6 +48,9 @@ def restore_out(session: Session, restore: Restore) -> RestoreOut:
         status=restore.status,
         volumes=restore.volumes,
         servers=restore.servers,
+        ports=restore.ports,
+        service_ip=restore.service_ip,
+        cleanup=restore.cleanup,
         started_at=restore.started_at,
         finished_at=restore.finished_at,
         rto_s=restore.rto_s,
@@ -65,19 +72,29 @@ def _checkpoint(session: Session, checkpoint_id: str, projects: set[str] | None)
     return checkpoint
 
 
-def needs(session: Session, checkpoint: Checkpoint, mapping: MappingIn) -> dict[str, set[str]]:
-    """What the restored servers need at the target: flavors, networks, images (for those
-    that boot from their image: mapped, or the copy an image_snapshot checkpoint made), each
-    under its mapped name."""
-    servers = session.scalars(
-        select(Server)
-        .join(PlanMember, PlanMember.server_id == Server.id)
-        .where(PlanMember.plan_id == checkpoint.plan_id)
+def members(session: Session, checkpoint: Checkpoint) -> list[Server]:
+    """The plan's servers, in its order."""
+    return list(
+        session.scalars(
+            select(Server)
+            .join(PlanMember, PlanMember.server_id == Server.id)
+            .where(PlanMember.plan_id == checkpoint.plan_id)
+            .order_by(PlanMember.position)
+        )
     )
+
+
+def needs(
+    checkpoint: Checkpoint, servers: list[Server], mapping: MappingIn, on_cascade: set[str]
+) -> dict[str, set[str]]:
+    """What the restored servers need at the target: flavors, site networks (not for those
+    in ``on_cascade``, whose port is on a Cascade network), images (for those that boot from
+    their image: mapped, or the copy an image_snapshot checkpoint made), each under its
+    mapped name."""
     needed: dict[str, set[str]] = {"flavor": set(), "network": set(), "image": set()}
     for server in servers:
         needed["flavor"].add(mapping.flavors.get(server.flavor, server.flavor))
-        if server.network:
+        if server.network and server.id not in on_cascade:
             needed["network"].add(mapping.networks.get(server.network, server.network))
         if server.id in checkpoint.images:
             needed["image"].add(checkpoint.images[server.id]["target"])
@@ -132,6 +149,15 @@ def missing_at(c: Connection, needed: dict[str, set[str]], zone: str | None) -> 
     return missing
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What a restore's checks found: its target site, its ports, its service IP."""
+
+    target_id: str
+    ports: dict[str, dict[str, Any]]
+    service_ip: dict[str, Any] | None
+
+
 class RestoreService:
     def __init__(self, db: Database, operations: Operations, drivers: Drivers) -> None:
         self._db = db
@@ -152,14 +178,24 @@ class RestoreService:
                 query = query.where(Restore.project_id.in_(projects))
             return [restore_out(session, r) for r in session.scalars(query)]
 
-    def _check_target(self, spec: RestoreIn, projects: set[str] | None) -> str:
-        """The target site's id, once it is known to have what the restore needs."""
+    def _check_target(self, spec: RestoreIn, projects: set[str] | None) -> Accepted:
+        """The target site's id, the restored servers' ports on Cascade networks and the
+        service IP to move, once the target is known to have what the restore needs."""
         with self._db.session() as session:
             checkpoint = _checkpoint(session, spec.checkpoint, projects)
             plan = session.get_one(ProtectionPlan, checkpoint.plan_id)
             target = visible_site(session, spec.target_site or plan.target_site_id, projects)
             _check_strategy(session, checkpoint, plan, target)
-            needed = needs(session, checkpoint, spec.mapping)
+            servers = members(session, checkpoint)
+            ports = plan_ports(session, checkpoint.ports, servers, spec.mapping, target, projects)
+            sip = None
+            if spec.service_ip is not None:
+                sip = choose_service_ip(
+                    session, spec.service_ip, spec.service_ip_to, ports, servers, projects
+                )
+            elif spec.service_ip_to is not None:
+                raise BadRequest("service_ip_to names who takes a service IP: give service_ip")
+            needed = needs(checkpoint, servers, spec.mapping, set(ports))
         missing = self._drivers(target.id).call(
             f"check the restore's mapping at site {target.name}",
             lambda c: missing_at(c, needed, spec.mapping.availability_zone),
@@ -169,13 +205,13 @@ class RestoreService:
                 f"site {target.name} has no {', no '.join(missing)}: map "
                 "them to what it has (mapping) before restoring there"
             )
-        return target.id
+        return Accepted(target.id, ports, sip)
 
     def create(
         self, spec: RestoreIn, project_id: str, projects: set[str] | None, key: str | None
     ) -> tuple[str, str]:
         """Accept a restore; (the restore id, the operation id)."""
-        target_id = self._check_target(spec, projects)
+        checked = self._check_target(spec, projects)
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             checkpoint = _checkpoint(session, spec.checkpoint, projects)
@@ -183,8 +219,10 @@ class RestoreService:
                 project_id=project_id,
                 plan_id=checkpoint.plan_id,
                 checkpoint_id=checkpoint.id,
-                target_site_id=target_id,
+                target_site_id=checked.target_id,
                 mapping=spec.mapping.model_dump(),
+                ports=checked.ports,
+                service_ip=checked.service_ip,
                 status="pending",
                 operation_id=operation_id,
                 volumes={},

@@ -172,6 +172,20 @@ class RestoreIn(BaseModel):
         None, min_length=1, max_length=255, description="Site name or id; default: the plan's."
     )
     mapping: MappingIn = Field(default_factory=MappingIn)
+    service_ip: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="A service IP (id) moved to a restored server once every server is ACTIVE "
+        "with its data verified.",
+    )
+    service_ip_to: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The source server (id or name) whose restored server takes the service "
+        "IP; default: its holder's.",
+    )
 
 
 class RestoreOut(BaseModel):
@@ -187,6 +201,20 @@ class RestoreOut(BaseModel):
         "blocks, and whether the target's digests matched the checkpoint's."
     )
     servers: dict[str, str] = Field(description="Source server -> its restored server.")
+    ports: dict[str, Any] = Field(
+        description="Source server -> its restored server's port on a Cascade network: "
+        "network, ip, mac, port (moved from the source server when the address is kept), "
+        "server."
+    )
+    service_ip: dict[str, Any] | None = Field(
+        description="The service IP moved after the restore: id, address, to (a source "
+        "server), status (pending, moved, failed), holder, holder_site, operation, "
+        "switchover_s, pending_sites, error."
+    )
+    cleanup: dict[str, Any] | None = Field(
+        description="A failed restore: the servers and volumes it made that were removed "
+        "again at the target (and an error if the clean-up itself failed)."
+    )
     started_at: datetime | None
     finished_at: datetime | None
     rto_s: float | None = Field(
