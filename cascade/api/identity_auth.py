@@ -1,5 +1,5 @@
 """Keystone ``/identity/v3/auth``: issue, validate, check and revoke tokens; the caller's
-projects, domains and catalog."""
+projects, domains, system and catalog."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
+from cascade.db.models import SYSTEM_TARGET
 from cascade.errors import Forbidden, NotFound
 from cascade.identity import render
-from cascade.identity.schemas import AuthRequest, CatalogResponse, ProjectList, TokenResponse
+from cascade.identity.schemas import (
+    AuthRequest,
+    CatalogResponse,
+    DomainList,
+    ProjectList,
+    SystemList,
+    TokenResponse,
+)
 from cascade.identity.services import IdentityServices
 from cascade.identity.tokens import AuthContext, TokenError
 
@@ -120,13 +128,41 @@ def my_projects(caller: Caller, svc: IdentityDep, request: Request) -> dict[str,
 
 
 @router.get(
+    "/domains",
+    response_model=DomainList,
+    responses=error_responses(401),
+    summary="Domains the caller can scope to",
+)
+def my_domains(caller: Caller, svc: IdentityDep, request: Request) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/") + "/identity"
+    snapshot = svc.identity.cached()
+    domains = [
+        d
+        for d in snapshot.domains.values()
+        if d.enabled and snapshot.effective_roles(caller.user.id, d.id)
+    ]
+    return {"domains": [render.domain(d, base) for d in domains], "links": _links(request)}
+
+
+@router.get(
+    "/system",
+    response_model=SystemList,
+    responses=error_responses(401),
+    summary="Whether the caller can scope to the system",
+)
+def my_system(caller: Caller, svc: IdentityDep, request: Request) -> dict[str, Any]:
+    held = svc.identity.cached().effective_roles(caller.user.id, SYSTEM_TARGET)
+    return {"system": [{"all": True}] if held else [], "links": _links(request)}
+
+
+@router.get(
     "/catalog",
     response_model=CatalogResponse,
     responses=error_responses(401, 403),
     summary="The service catalog",
 )
 def my_catalog(caller: Caller, svc: IdentityDep, request: Request) -> dict[str, Any]:
-    if caller.project is None and caller.domain is None:
+    if caller.project is None and caller.domain is None and not caller.system:
         raise Forbidden("A scoped token is required to read the catalog.")
     return {
         "catalog": render.catalog(

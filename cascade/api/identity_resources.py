@@ -1,6 +1,6 @@
-"""Keystone ``/identity/v3`` resources: domains, projects, users, roles, regions, services,
-endpoints (one CRUD router factory for all seven) and role assignments (Keystone's filters,
-``include_names`` and ``effective``).
+"""Keystone ``/identity/v3`` resources: domains, projects, users, groups, roles, regions,
+services and endpoints, one CRUD router factory for all eight. Role assignments are
+``cascade.api.identity_assignments``; group membership is ``cascade.api.identity_groups``.
 
 Writes need ``admin``. Reads: the catalog resources (regions, services, endpoints) and roles
 are visible to any valid token; a domain, project or user is visible to an admin and to the
@@ -22,10 +22,11 @@ from cascade.api.errors import error_responses
 from cascade.errors import NotFound
 from cascade.identity import render, schemas
 from cascade.identity.policy import authorize
-from cascade.identity.snapshot import IMPLIED_ROLES, IdentitySnapshot
+from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.store import (
     DOMAIN,
     ENDPOINT,
+    GROUP,
     PROJECT,
     REGION,
     ROLE,
@@ -106,6 +107,17 @@ RESOURCES = (
         lambda s: s.users,
         ("name", "domain_id", "enabled"),
         _own_user,
+    ),
+    Resource(
+        GROUP,
+        "groups",
+        schemas.GroupIn,
+        schemas.GroupPatch,
+        schemas.GroupOut,
+        render.group,
+        lambda s: s.groups,
+        ("name", "domain_id"),
+        lambda _ctx, _row: False,
     ),
     Resource(
         ROLE,
@@ -288,245 +300,5 @@ def _crud_router(res: Resource) -> APIRouter:
     return router
 
 
-def _assignment_router(target_type: str) -> APIRouter:
-    plural = f"{target_type}s"
-    router = APIRouter(
-        prefix=f"{PREFIX}/{plural}/{{target_id}}/users/{{user_id}}/roles",
-        tags=["identity: role assignments"],
-    )
-
-    @router.get(
-        "",
-        response_model=schemas.RoleList,
-        summary=f"Roles of a user on a {target_type}",
-        responses=error_responses(401, 403, 404),
-    )
-    def list_roles(
-        target_id: ResourceId,
-        user_id: ResourceId,
-        caller: Caller,
-        svc: IdentityDep,
-        request: Request,
-    ) -> dict[str, Any]:
-        if caller.user.id != user_id:
-            authorize(caller, "admin")
-        snapshot = svc.identity.cached()
-        role_ids = snapshot.roles_on.get((user_id, target_id), set())
-        roles = [render.role(snapshot.roles[r], _base(request)) for r in sorted(role_ids)]
-        return {"roles": roles, "links": _links(request)}
-
-    @router.put(
-        "/{role_id}",
-        status_code=204,
-        summary=f"Grant a role on a {target_type}",
-        responses=error_responses(401, 403, 404),
-    )
-    def grant(
-        target_id: ResourceId,
-        user_id: ResourceId,
-        role_id: ResourceId,
-        caller: Caller,
-        svc: IdentityDep,
-    ) -> Response:
-        authorize(caller, "admin")
-        svc.store.set_assignment(user_id, target_type, target_id, role_id, present=True)
-        return Response(status_code=204)
-
-    @router.head(
-        "/{role_id}",
-        status_code=204,
-        summary=f"Check a role on a {target_type}",
-        responses={204: {"description": "Granted"}, **error_responses(401, 403, 404)},
-    )
-    def check(
-        target_id: ResourceId,
-        user_id: ResourceId,
-        role_id: ResourceId,
-        caller: Caller,
-        svc: IdentityDep,
-    ) -> Response:
-        if caller.user.id != user_id:
-            authorize(caller, "admin")
-        if role_id not in svc.identity.cached().roles_on.get((user_id, target_id), set()):
-            raise NotFound(f"Could not find role assignment with role: {role_id}.")
-        return Response(status_code=204)
-
-    @router.delete(
-        "/{role_id}",
-        status_code=204,
-        summary=f"Revoke a role on a {target_type}",
-        responses=error_responses(401, 403, 404),
-    )
-    def revoke(
-        target_id: ResourceId,
-        user_id: ResourceId,
-        role_id: ResourceId,
-        caller: Caller,
-        svc: IdentityDep,
-    ) -> Response:
-        authorize(caller, "admin")
-        svc.store.set_assignment(user_id, target_type, target_id, role_id, present=False)
-        return Response(status_code=204)
-
-    return router
-
-
-extras = APIRouter(prefix=PREFIX, tags=["identity: role assignments"])
-
-
-class NamedAssignment(BaseModel):
-    """A role assignment as Keystone renders it, with names when ``include_names`` asks."""
-
-    role: dict[str, Any]
-    user: dict[str, Any]
-    scope: dict[str, dict[str, Any]]
-    links: dict[str, str]
-
-
-class NamedAssignmentList(BaseModel):
-    role_assignments: list[NamedAssignment]
-    links: schemas.Links
-
-
-def _flag(value: str | None) -> bool:
-    """Keystone's query flags: present (``?effective``, ``=true``, ``=1``) unless 0/false."""
-    return value is not None and value.lower() not in ("0", "false")
-
-
-def _domain_ref(snapshot: IdentitySnapshot, domain_id: str) -> dict[str, str]:
-    found = snapshot.domains.get(domain_id)
-    return {"id": domain_id, "name": found.name if found else ""}
-
-
-def _named(snapshot: IdentitySnapshot, kind: str, row_id: str) -> dict[str, Any]:
-    """``{"id", "name"}`` of a user, project, domain or role, and the domain of a user or
-    project (Keystone's ``include_names`` shape)."""
-    tables: dict[str, dict[str, Any]] = {
-        "user": snapshot.users,
-        "project": snapshot.projects,
-        "domain": snapshot.domains,
-        "role": snapshot.roles,
-    }
-    row = tables[kind].get(row_id)
-    ref: dict[str, Any] = {"id": row_id, "name": row.name if row else ""}
-    if kind in ("user", "project") and row is not None:
-        ref["domain"] = _domain_ref(snapshot, row.domain_id)
-    return ref
-
-
-@dataclass(frozen=True)
-class _Grant:
-    user_id: str
-    target_type: str
-    target_id: str
-    role_id: str
-    prior_role_id: str | None = None  # the assigned role this one is implied by (effective)
-
-
-def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
-    """Every assignment; ``effective``: with the roles each assigned role implies (once per
-    user, target and role), as Keystone expands them."""
-    direct = [
-        _Grant(a.user_id, a.target_type, a.target_id, a.role_id) for a in snapshot.assignments
-    ]
-    if not effective:
-        return direct
-    held = {(g.user_id, g.target_id, g.role_id) for g in direct}
-    implied: list[_Grant] = []
-    for grant in direct:
-        prior = snapshot.roles.get(grant.role_id)
-        for name in IMPLIED_ROLES.get(prior.name if prior else "", ()):
-            role = snapshot.role_by_name(name)
-            if role is None or (grant.user_id, grant.target_id, role.id) in held:
-                continue
-            held.add((grant.user_id, grant.target_id, role.id))
-            implied.append(
-                _Grant(grant.user_id, grant.target_type, grant.target_id, role.id, grant.role_id)
-            )
-    return direct + implied
-
-
-def _render_grant(
-    snapshot: IdentitySnapshot, grant: _Grant, base: str, names: bool
-) -> dict[str, Any]:
-    assigned = grant.prior_role_id or grant.role_id
-    links = {
-        "assignment": f"{base}/v3/{grant.target_type}s/{grant.target_id}/users/"
-        f"{grant.user_id}/roles/{assigned}"
-    }
-    if grant.prior_role_id:
-        links["prior_role"] = f"{base}/v3/roles/{grant.prior_role_id}"
-    if not names:
-        return {
-            "role": {"id": grant.role_id},
-            "user": {"id": grant.user_id},
-            "scope": {grant.target_type: {"id": grant.target_id}},
-            "links": links,
-        }
-    return {
-        "role": _named(snapshot, "role", grant.role_id),
-        "user": _named(snapshot, "user", grant.user_id),
-        "scope": {grant.target_type: _named(snapshot, grant.target_type, grant.target_id)},
-        "links": links,
-    }
-
-
-AssignmentFilter = Annotated[str | None, Query(max_length=64)]
-
-
-@extras.get(
-    "/role_assignments",
-    response_model=NamedAssignmentList,
-    summary="List role assignments (``include_names``: with names; ``effective``: with the "
-    "roles assignments imply)",
-    responses=error_responses(400, 401, 403),
-)
-def list_assignments(
-    caller: Caller,
-    svc: IdentityDep,
-    request: Request,
-    user_id: Annotated[str | None, Query(alias="user.id", max_length=64)] = None,
-    project_id: Annotated[str | None, Query(alias="scope.project.id", max_length=64)] = None,
-    domain_id: Annotated[str | None, Query(alias="scope.domain.id", max_length=64)] = None,
-    role_id: Annotated[str | None, Query(alias="role.id", max_length=64)] = None,
-    include_names: AssignmentFilter = None,
-    effective: AssignmentFilter = None,
-) -> dict[str, Any]:
-    if user_id is None or user_id != caller.user.id:
-        authorize(caller, "admin")
-    snapshot = svc.identity.cached()
-    base = _base(request)
-    wanted = {"project": project_id, "domain": domain_id}
-    found = [
-        _render_grant(snapshot, grant, base, _flag(include_names))
-        for grant in _grants(snapshot, _flag(effective))
-        if user_id in (None, grant.user_id)
-        and role_id in (None, grant.role_id)
-        and all(
-            target in (None, grant.target_id) and (target is None or kind == grant.target_type)
-            for kind, target in wanted.items()
-        )
-    ]
-    return {"role_assignments": found, "links": _links(request)}
-
-
-@extras.get(
-    "/users/{user_id}/projects",
-    response_model=schemas.ProjectList,
-    summary="Projects a user has a role on",
-    responses=error_responses(401, 403),
-)
-def user_projects(
-    user_id: ResourceId, caller: Caller, svc: IdentityDep, request: Request
-) -> dict[str, Any]:
-    if caller.user.id != user_id:
-        authorize(caller, "admin")
-    base = _base(request)
-    projects = svc.identity.cached().projects_of(user_id)
-    return {"projects": [render.project(p, base) for p in projects], "links": _links(request)}
-
-
 def routers() -> list[APIRouter]:
-    found = [_crud_router(res) for res in RESOURCES]
-    found += [_assignment_router("project"), _assignment_router("domain"), extras]
-    return found
+    return [_crud_router(res) for res in RESOURCES]

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from cascade.api import errors, identity_auth, identity_resources, replica, versions
+from cascade.api import (
+    errors,
+    identity_assignments,
+    identity_auth,
+    identity_groups,
+    identity_resources,
+    replica,
+    versions,
+)
 from cascade.api.deps import Caller
 from cascade.api.errors import Renderer, keystone_body
 from cascade.api.replica import FollowMaster
@@ -27,8 +35,15 @@ __all__ = [
 
 
 def identity_routers() -> list[APIRouter]:
-    """Version discovery, /identity/v3/auth and the Keystone resources."""
-    return [versions.router, identity_auth.router, *identity_resources.routers()]
+    """Version discovery, /identity/v3/auth, the Keystone resources, role assignments and
+    group membership."""
+    return [
+        versions.router,
+        identity_auth.router,
+        *identity_resources.routers(),
+        *identity_assignments.routers(),
+        identity_groups.router,
+    ]
 
 
 def serve_keystone(

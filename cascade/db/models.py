@@ -93,11 +93,42 @@ class Role(Base):
     description: Mapped[str] = mapped_column(Text, default="")
 
 
+SYSTEM_TARGET = "system"  # the target id of a system role assignment (Keystone's)
+
+
 class RoleAssignment(Base):
-    """A role held by a user on a project or a domain (``target_type``)."""
+    """A role held by a user on a project, a domain or the system (``target_type``; a
+    system assignment's target id is ``SYSTEM_TARGET``)."""
 
     __tablename__ = "role_assignments"
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"), primary_key=True)
+    target_type: Mapped[str] = mapped_column(String(16))
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class GroupMember(Base):
+    """A user's membership of a group (Keystone's ``user_group_membership``)."""
+
+    __tablename__ = "group_members"
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class GroupRoleAssignment(Base):
+    """A role held by a group on a project, a domain or the system: every member holds it."""
+
+    __tablename__ = "group_role_assignments"
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
     target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"), primary_key=True)
     target_type: Mapped[str] = mapped_column(String(16))

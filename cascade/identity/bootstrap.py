@@ -1,6 +1,7 @@
-"""Bootstrap: the default domain, the admin/member/reader roles, an admin user and project,
-and Cascade's own identity service in the catalog. Idempotent, like ``keystone-manage
-bootstrap``: running it again changes nothing that exists (the admin password included).
+"""Bootstrap: the default domain, the admin/member/reader roles, an admin user and project
+(admin on the project and on the system), and Cascade's own identity service in the
+catalog. Idempotent, like ``keystone-manage bootstrap``: running it again changes nothing
+that exists (the admin password included).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from cascade.db import Database
 from cascade.db.models import (
     DEFAULT_DOMAIN_ID,
+    SYSTEM_TARGET,
     Domain,
     Endpoint,
     Project,
@@ -79,9 +81,11 @@ def bootstrap(
             )
             session.add(existing)
             session.flush()
-        key = {"user_id": existing.id, "target_id": project.id, "role_id": roles["admin"].id}
-        if session.get(RoleAssignment, key) is None:
-            session.add(RoleAssignment(target_type="project", **key))
+        # admin on the bootstrap project and, as keystone-manage bootstrap does, on the system.
+        for target_type, target_id in (("project", project.id), ("system", SYSTEM_TARGET)):
+            key = {"user_id": existing.id, "target_id": target_id, "role_id": roles["admin"].id}
+            if session.get(RoleAssignment, key) is None:
+                session.add(RoleAssignment(target_type=target_type, **key))
         ensure_identity_endpoints(session, region, f"{public_url}/identity/v3")
         return BootstrapResult(existing.id, project.id, admin_created, generated)
 

@@ -1,8 +1,10 @@
 """Who may do what: one rule for every route, native and Keystone alike.
 
-``admin`` may do everything everywhere (Keystone's legacy ``role:admin``). Inside a project,
-``member`` may read and change the project's resources and ``reader`` may read them; the token
-must be scoped to that project. A tenant never sees another project's resources.
+``admin`` may do everything everywhere (Keystone's legacy ``role:admin``), and so may a
+system-scoped token with ``admin`` on the system. A system-scoped token with ``reader`` (or
+``member``, which implies it) may read every project's resources and change none. Inside a
+project, ``member`` may read and change the project's resources and ``reader`` may read them;
+the token must be scoped to that project. A tenant never sees another project's resources.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def authorize(ctx: AuthContext, need: Need, project_id: str | None = None) -> No
     """Raise 403 unless the caller holds ``need`` on ``project_id`` (or is an admin)."""
     if ctx.is_admin:
         return
+    if need == "reader" and _system_reader(ctx):
+        return
     if need == "admin" or project_id is None:
         raise Forbidden("You are not authorized to perform the requested action: admin required.")
     if ctx.project is None or ctx.project.id != project_id:
@@ -34,8 +38,12 @@ def authorize(ctx: AuthContext, need: Need, project_id: str | None = None) -> No
 
 def visible_projects(ctx: AuthContext) -> set[str] | None:
     """Project ids whose resources the caller may list; None means all of them (admin)."""
-    if ctx.is_admin:
+    if ctx.is_admin or _system_reader(ctx):
         return None
     if ctx.project is not None and "reader" in ctx.role_names:
         return {ctx.project.id}
     return set()
+
+
+def _system_reader(ctx: AuthContext) -> bool:
+    return ctx.system and "reader" in ctx.role_names

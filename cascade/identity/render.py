@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cascade.db.models import Domain, Endpoint, Project, Region, Role, Service, User
+from cascade.db.models import Domain, Endpoint, Group, Project, Region, Role, Service, User
 from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.token_format import format_time
 from cascade.identity.tokens import AuthContext
@@ -80,7 +80,9 @@ def token_body(ctx: AuthContext, snapshot: IdentitySnapshot, with_catalog: bool)
         body["is_domain"] = False
     if ctx.domain is not None:
         body["domain"] = {"id": ctx.domain.id, "name": ctx.domain.name}
-    if ctx.project is not None or ctx.domain is not None:
+    if ctx.system:
+        body["system"] = {"all": True}
+    if ctx.project is not None or ctx.domain is not None or ctx.system:
         body["roles"] = [{"id": role.id, "name": role.name} for role in ctx.roles]
         if with_catalog:
             body["catalog"] = catalog(snapshot, ctx.project.id if ctx.project else None)
@@ -109,6 +111,10 @@ def project(row: Project, base: str) -> dict[str, Any]:
 def user(row: User, base: str) -> dict[str, Any]:
     columns = ("id", "name", "domain_id", "enabled", "default_project_id", "description")
     return _resource(row, base, "users", columns, password_expires_at=None)
+
+
+def group(row: Group, base: str) -> dict[str, Any]:
+    return _resource(row, base, "groups", ("id", "name", "domain_id", "description"))
 
 
 def role(row: Role, base: str) -> dict[str, Any]:

@@ -221,6 +221,25 @@ class RoleOut(BaseModel):
     links: SelfLink
 
 
+class GroupIn(_In):
+    name: str = Name
+    domain_id: str = Field("default", min_length=1, max_length=64)
+    description: str = Field("", max_length=65535)
+
+
+class GroupPatch(_In):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = Field(None, max_length=65535)
+
+
+class GroupOut(BaseModel):
+    id: str
+    name: str
+    domain_id: str
+    description: str
+    links: SelfLink
+
+
 class RegionIn(_In):
     id: str | None = Field(None, min_length=1, max_length=255)
     description: str = Field("", max_length=65535)
@@ -296,6 +315,26 @@ class RoleList(BaseModel):
 
 class ProjectList(BaseModel):
     projects: list[ProjectOut]
+    links: Links
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+    links: Links
+
+
+class GroupList(BaseModel):
+    groups: list[GroupOut]
+    links: Links
+
+
+class SystemList(BaseModel):
+    system: list[dict[str, bool]]
+    links: Links
+
+
+class DomainList(BaseModel):
+    domains: list[DomainOut]
     links: Links
 
 

@@ -20,6 +20,9 @@ from cascade.db import Database
 from cascade.db.models import (
     Domain,
     Endpoint,
+    Group,
+    GroupMember,
+    GroupRoleAssignment,
     IdentityRevision,
     Project,
     Region,
@@ -47,9 +50,19 @@ class IdentitySnapshot:
     services: dict[str, Service] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     assignments: list[RoleAssignment] = field(default_factory=list)
+    groups: dict[str, Group] = field(default_factory=dict)
+    members: list[GroupMember] = field(default_factory=list)
+    group_assignments: list[GroupRoleAssignment] = field(default_factory=list)
     revocations: list[RevocationEvent] = field(default_factory=list)
-    # Indexes derived from the rows above.
+    # Indexes derived from the rows above. ``roles_on``: roles assigned to the user itself;
+    # ``held_on``: those and the roles of the user's groups (what tokens carry).
     roles_on: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    group_roles_on: dict[tuple[str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    held_on: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    groups_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    members_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     revoked_audit_ids: dict[str, datetime] = field(default_factory=dict)
     revoked_users: dict[str, datetime] = field(default_factory=dict)
     revoked_projects: dict[str, datetime] = field(default_factory=dict)
@@ -59,6 +72,14 @@ class IdentitySnapshot:
     def index(self) -> None:
         for assignment in self.assignments:
             self.roles_on[(assignment.user_id, assignment.target_id)].add(assignment.role_id)
+            self.held_on[(assignment.user_id, assignment.target_id)].add(assignment.role_id)
+        for member in self.members:
+            self.groups_of[member.user_id].add(member.group_id)
+            self.members_of[member.group_id].add(member.user_id)
+        for grant in self.group_assignments:
+            self.group_roles_on[(grant.group_id, grant.target_id)].add(grant.role_id)
+            for user_id in self.members_of.get(grant.group_id, ()):
+                self.held_on[(user_id, grant.target_id)].add(grant.role_id)
         for event in self.revocations:
             if event.audit_id:
                 _keep_latest(self.revoked_audit_ids, event.audit_id, event.issued_before)
@@ -91,13 +112,12 @@ class IdentitySnapshot:
         return found
 
     def effective_roles(self, user_id: str, target_id: str) -> list[Role]:
-        """Roles held directly on the target plus the roles they imply, by name order."""
+        """Roles held on the target (the user's own and its groups') plus the roles they
+        imply, by name order."""
         memo_key = ("roles", user_id, target_id)
         if memo_key not in self.memo:
             direct = [
-                self.roles[r]
-                for r in self.roles_on.get((user_id, target_id), ())
-                if r in self.roles
+                self.roles[r] for r in self.held_on.get((user_id, target_id), ()) if r in self.roles
             ]
             names = {role.name for role in direct}
             for role in direct:
@@ -108,7 +128,7 @@ class IdentitySnapshot:
         return roles
 
     def projects_of(self, user_id: str) -> list[Project]:
-        ids = {target for (user, target) in self.roles_on if user == user_id}
+        ids = {target for (user, target) in self.held_on if user == user_id}
         return [self.projects[i] for i in sorted(ids) if i in self.projects]
 
 
@@ -129,6 +149,9 @@ def load_snapshot(db: Database) -> IdentitySnapshot:
         snapshot.services = {s.id: s for s in session.scalars(select(Service))}
         snapshot.endpoints = {e.id: e for e in session.scalars(select(Endpoint))}
         snapshot.assignments = list(session.scalars(select(RoleAssignment)))
+        snapshot.groups = {g.id: g for g in session.scalars(select(Group))}
+        snapshot.members = list(session.scalars(select(GroupMember)))
+        snapshot.group_assignments = list(session.scalars(select(GroupRoleAssignment)))
         snapshot.revocations = list(session.scalars(select(RevocationEvent)))
         session.expunge_all()
     snapshot.index()

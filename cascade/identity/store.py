@@ -20,6 +20,9 @@ from cascade.db.models import (
     Base,
     Domain,
     Endpoint,
+    Group,
+    GroupMember,
+    GroupRoleAssignment,
     IdentityRevision,
     Project,
     Region,
@@ -48,14 +51,22 @@ class Kind:
 
 def _drop_assignments_of_user(session: Session, user_id: str) -> None:
     session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user_id))
+    session.execute(delete(GroupMember).where(GroupMember.user_id == user_id))
+
+
+def _drop_assignments_of_group(session: Session, group_id: str) -> None:
+    session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.group_id == group_id))
+    session.execute(delete(GroupMember).where(GroupMember.group_id == group_id))
 
 
 def _drop_assignments_on_target(session: Session, target_id: str) -> None:
     session.execute(delete(RoleAssignment).where(RoleAssignment.target_id == target_id))
+    session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.target_id == target_id))
 
 
 def _drop_assignments_of_role(session: Session, role_id: str) -> None:
     session.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role_id))
+    session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.role_id == role_id))
 
 
 def _drop_endpoints_of_service(session: Session, service_id: str) -> None:
@@ -65,7 +76,11 @@ def _drop_endpoints_of_service(session: Session, service_id: str) -> None:
 DOMAIN = Kind(
     "domain",
     Domain,
-    blockers=((Project.domain_id, "projects"), (User.domain_id, "users")),
+    blockers=(
+        (Project.domain_id, "projects"),
+        (User.domain_id, "users"),
+        (Group.domain_id, "groups"),
+    ),
     on_delete=_drop_assignments_on_target,
 )
 PROJECT = Kind(
@@ -81,6 +96,7 @@ USER = Kind(
     references={"domain_id": Domain, "default_project_id": Project},
     on_delete=_drop_assignments_of_user,
 )
+GROUP = Kind("group", Group, references={"domain_id": Domain}, on_delete=_drop_assignments_of_group)
 ROLE = Kind("role", Role, on_delete=_drop_assignments_of_role)
 REGION = Kind(
     "region",
@@ -141,22 +157,48 @@ class IdentityStore:
             session.delete(row)
 
     def set_assignment(
-        self, user_id: str, target_type: str, target_id: str, role_id: str, present: bool
+        self,
+        actor: tuple[str, str],
+        target_type: str,
+        target_id: str,
+        role_id: str,
+        present: bool,
     ) -> None:
-        target_kind = PROJECT if target_type == "project" else DOMAIN
+        """Grant (``present``) or revoke ``role_id`` on a project, domain or the system
+        (``target_id`` ``SYSTEM_TARGET``) for ``actor``: ``("user", id)`` or ``("group", id)``."""
+        actor_type, actor_id = actor
+        model: type[RoleAssignment] | type[GroupRoleAssignment]
+        if actor_type == "group":
+            actor_kind, model = GROUP, GroupRoleAssignment
+        else:
+            actor_kind, model = USER, RoleAssignment
         with self._writing("role assignment") as session:
-            self._get(session, USER, user_id)
-            self._get(session, target_kind, target_id)
+            self._get(session, actor_kind, actor_id)
+            if target_type != "system":
+                self._get(session, PROJECT if target_type == "project" else DOMAIN, target_id)
             self._get(session, ROLE, role_id)
-            key = {"user_id": user_id, "target_id": target_id, "role_id": role_id}
-            existing = session.get(RoleAssignment, key)
+            key = {f"{actor_type}_id": actor_id, "target_id": target_id, "role_id": role_id}
+            existing = session.get(model, key)
             if present and existing is None:
-                session.add(RoleAssignment(target_type=target_type, **key))
+                session.add(model(target_type=target_type, **key))
             elif not present and existing is None:
                 raise NotFound(
-                    f"Could not find role assignment with role: {role_id}, user: {user_id}, "
-                    f"{target_type}: {target_id}."
+                    f"Could not find role assignment with role: {role_id}, "
+                    f"{actor_type}: {actor_id}, {target_type}: {target_id}."
                 )
+            elif not present:
+                session.delete(existing)
+
+    def set_membership(self, group_id: str, user_id: str, present: bool) -> None:
+        """Add (``present``) or remove a user from a group."""
+        with self._writing("group membership") as session:
+            self._get(session, GROUP, group_id)
+            self._get(session, USER, user_id)
+            existing = session.get(GroupMember, {"group_id": group_id, "user_id": user_id})
+            if present and existing is None:
+                session.add(GroupMember(group_id=group_id, user_id=user_id))
+            elif not present and existing is None:
+                raise NotFound(f"User {user_id} is not a member of group {group_id}.")
             elif not present:
                 session.delete(existing)
 

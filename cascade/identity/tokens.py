@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 
-from cascade.db.models import Domain, Project, Role, User
+from cascade.db.models import SYSTEM_TARGET, Domain, Project, Role, User
 from cascade.errors import BadRequest, Unauthorized, present
 from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import verify_password
@@ -26,6 +26,7 @@ from cascade.identity.token_format import (
 )
 
 DECODE_CACHE_SIZE = 65536
+SYSTEM_ALL = "all"  # the one system scope Keystone has, as its Fernet payload carries it
 KEY_CHECK_INTERVAL_S = 1.0
 
 
@@ -41,6 +42,7 @@ class AuthContext:
     roles: tuple[Role, ...]
     project: Project | None = None
     domain: Domain | None = None
+    system: bool = False  # scoped to the whole deployment (Keystone's ``system: all``)
 
     @cached_property
     def role_names(self) -> frozenset[str]:
@@ -98,7 +100,7 @@ class TokenService:
         self._follow_keys()
         methods: list[str] = list(dict.fromkeys(auth.identity.methods))
         user, parent = self._authenticate(auth, methods, snapshot)
-        project, domain = self._resolve_scope(auth.scope, user, snapshot)
+        project, domain, system = self._resolve_scope(auth.scope, user, snapshot)
         _wait_past_cutoffs(
             snapshot.revoked_users.get(user.id),
             snapshot.revoked_projects.get(project.id) if project else None,
@@ -117,6 +119,7 @@ class TokenService:
             audit_ids=audit_ids,
             project_id=project.id if project else None,
             domain_id=domain.id if domain else None,
+            system=SYSTEM_ALL if system else None,
         )
         return self.validate(self._formatter.create(payload), snapshot)
 
@@ -162,29 +165,35 @@ class TokenService:
     @staticmethod
     def _resolve_scope(
         scope: AuthScope | str | None, user: User, snapshot: IdentitySnapshot
-    ) -> tuple[Project | None, Domain | None]:
+    ) -> tuple[Project | None, Domain | None, bool]:
         if scope == "unscoped":
-            return None, None
+            return None, None, False
         if scope is None:
             default = snapshot.projects.get(user.default_project_id or "")
             if default and snapshot.effective_roles(user.id, default.id):
-                return default, None
-            return None, None
+                return default, None, False
+            return None, None, False
         if not isinstance(scope, AuthScope):
             raise BadRequest("The scope is not a project, domain or system.")
+        if sum(s is not None for s in (scope.project, scope.domain, scope.system)) > 1:
+            raise BadRequest("Specify only one of project, domain or system as the scope.")
         if scope.system is not None:
-            raise BadRequest("System scope is not supported; scope to a project or a domain.")
+            if not scope.system.all:
+                raise BadRequest('scope.system must be {"all": true}')
+            if not snapshot.effective_roles(user.id, SYSTEM_TARGET):
+                raise Unauthorized(f"User {user.id} has no access to the system.")
+            return None, None, True
         if scope.project is not None:
             project = _find_project(scope.project, snapshot)
             if not snapshot.effective_roles(user.id, project.id):
                 raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
-            return project, None
+            return project, None, False
         if scope.domain is not None:
             domain = _find_domain(scope.domain, snapshot, "scope")
             if not snapshot.effective_roles(user.id, domain.id):
                 raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
-            return None, domain
-        raise BadRequest("scope needs a project, a domain or 'unscoped'")
+            return None, domain, False
+        raise BadRequest("scope needs a project, a domain, the system or 'unscoped'")
 
     # -- validate --------------------------------------------------------------------------
 
@@ -205,7 +214,8 @@ class TokenService:
         target = self._scope_target(payload, snapshot)
         roles: tuple[Role, ...] = ()
         if target is not None:
-            roles = tuple(snapshot.effective_roles(user.id, target.id))
+            target_id = target if isinstance(target, str) else target.id
+            roles = tuple(snapshot.effective_roles(user.id, target_id))
             if not roles:
                 raise TokenError("its user no longer has a role on its scope")
         self._check_revocations(payload, issued_at, snapshot)
@@ -218,10 +228,14 @@ class TokenService:
             roles=roles,
             project=target if isinstance(target, Project) else None,
             domain=target if isinstance(target, Domain) else None,
+            system=target == SYSTEM_TARGET,
         )
 
     @staticmethod
-    def _scope_target(payload: TokenPayload, snapshot: IdentitySnapshot) -> Project | Domain | None:
+    def _scope_target(
+        payload: TokenPayload, snapshot: IdentitySnapshot
+    ) -> Project | Domain | str | None:
+        """The project or domain a token is scoped to, ``SYSTEM_TARGET``, or None."""
         if payload.project_id is not None:
             project = snapshot.projects.get(payload.project_id)
             domain = snapshot.domains.get(project.domain_id) if project else None
@@ -234,7 +248,9 @@ class TokenService:
                 raise TokenError("its domain no longer exists or is disabled")
             return scoped_domain
         if payload.system is not None:
-            raise TokenError("system-scoped tokens are not accepted here")
+            if payload.system != SYSTEM_ALL:
+                raise TokenError(f"its system scope {payload.system!r} is not 'all'")
+            return SYSTEM_TARGET
         return None
 
     @staticmethod

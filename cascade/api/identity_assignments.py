@@ -1,0 +1,340 @@
+"""Keystone ``/identity/v3`` role assignments: a user's or a group's roles on a project, a
+domain or the system (grant, check, list, revoke), and ``/role_assignments`` with Keystone's
+filters, ``include_names`` and ``effective`` (group roles expanded to each member, implied
+roles added).
+
+Writes need ``admin``; reads need an admin or a system reader, except a user reading its own
+roles. Imports the identity read model and store, never the database.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from cascade.api.deps import Caller, IdentityDep
+from cascade.api.errors import error_responses
+from cascade.db.models import SYSTEM_TARGET
+from cascade.errors import BadRequest, NotFound
+from cascade.identity import render, schemas
+from cascade.identity.policy import authorize
+from cascade.identity.snapshot import IMPLIED_ROLES, IdentitySnapshot
+from cascade.identity.tokens import AuthContext
+
+PREFIX = "/identity/v3"
+ResourceId = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/identity"
+
+
+def _links(request: Request) -> dict[str, Any]:
+    return {"self": str(request.url), "previous": None, "next": None}
+
+
+def _may_read(caller: AuthContext, actor_type: str, actor_id: str) -> None:
+    if not (actor_type == "user" and caller.user.id == actor_id):
+        authorize(caller, "reader")
+
+
+def _assigned(snapshot: IdentitySnapshot, actor_type: str) -> dict[tuple[str, str], set[str]]:
+    return snapshot.group_roles_on if actor_type == "group" else snapshot.roles_on
+
+
+def _project_or_domain_target(target_id: ResourceId) -> str:
+    return target_id
+
+
+def _system_target() -> str:
+    return SYSTEM_TARGET
+
+
+def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
+    """Grant, check, list and revoke the roles of a ``user`` or ``group`` on a ``project``,
+    ``domain`` or the ``system``."""
+    if target_type == "system":
+        prefix = f"{PREFIX}/system/{actor_type}s/{{actor_id}}/roles"
+        target_of: Callable[..., str] = _system_target
+    else:
+        prefix = f"{PREFIX}/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
+        target_of = _project_or_domain_target
+    target = Annotated[str, Depends(target_of)]
+    router = APIRouter(prefix=prefix, tags=["identity: role assignments"])
+    on = "the system" if target_type == "system" else f"a {target_type}"
+
+    @router.get(
+        "",
+        response_model=schemas.RoleList,
+        summary=f"Roles of a {actor_type} on {on}",
+        responses=error_responses(401, 403, 404),
+    )
+    def list_roles(
+        target_id: target,
+        actor_id: ResourceId,
+        caller: Caller,
+        svc: IdentityDep,
+        request: Request,
+    ) -> dict[str, Any]:
+        _may_read(caller, actor_type, actor_id)
+        snapshot = svc.identity.cached()
+        role_ids = _assigned(snapshot, actor_type).get((actor_id, target_id), set())
+        base = _base(request)
+        roles = [render.role(snapshot.roles[r], base) for r in sorted(role_ids)]
+        return {"roles": roles, "links": _links(request)}
+
+    def writer(present: bool) -> Callable[..., Response]:
+        def write(
+            target_id: target,
+            actor_id: ResourceId,
+            role_id: ResourceId,
+            caller: Caller,
+            svc: IdentityDep,
+        ) -> Response:
+            authorize(caller, "admin")
+            actor = (actor_type, actor_id)
+            svc.store.set_assignment(actor, target_type, target_id, role_id, present=present)
+            return Response(status_code=204)
+
+        return write
+
+    written = error_responses(401, 403, 404)
+    grant = f"Grant a role to a {actor_type} on {on}"
+    revoke = f"Revoke a role of a {actor_type} on {on}"
+    router.put("/{role_id}", status_code=204, summary=grant, responses=written)(writer(True))
+    router.delete("/{role_id}", status_code=204, summary=revoke, responses=written)(writer(False))
+
+    def check(
+        target_id: target,
+        actor_id: ResourceId,
+        role_id: ResourceId,
+        caller: Caller,
+        svc: IdentityDep,
+    ) -> Response:
+        _may_read(caller, actor_type, actor_id)
+        held = _assigned(svc.identity.cached(), actor_type).get((actor_id, target_id), set())
+        if role_id not in held:
+            raise NotFound(
+                f"Could not find role assignment with role: {role_id}, "
+                f"{actor_type}: {actor_id}, {target_type}: {target_id}."
+            )
+        return Response(status_code=204)
+
+    responses = {204: {"description": "Granted"}, **error_responses(401, 403, 404)}
+    summary = f"Check a role of a {actor_type} on {on}"
+    router.head("/{role_id}", status_code=204, summary=summary, responses=responses)(check)
+    if target_type == "system":  # Keystone answers GET on a system grant as it does HEAD
+        router.get("/{role_id}", status_code=204, summary=summary, responses=responses)(check)
+
+    return router
+
+
+# ---- /role_assignments ---------------------------------------------------------------------
+
+listing = APIRouter(prefix=PREFIX, tags=["identity: role assignments"])
+
+
+class NamedAssignment(BaseModel):
+    """A role assignment as Keystone renders it, with names when ``include_names`` asks."""
+
+    role: dict[str, Any]
+    user: dict[str, Any] | None = None
+    group: dict[str, Any] | None = None
+    scope: dict[str, dict[str, Any]]
+    links: dict[str, str]
+
+
+class NamedAssignmentList(BaseModel):
+    role_assignments: list[NamedAssignment]
+    links: schemas.Links
+
+
+def _flag(value: str | None) -> bool:
+    """Keystone's query flags: present (``?effective``, ``=true``, ``=1``) unless 0/false."""
+    return value is not None and value.lower() not in ("0", "false")
+
+
+def _named(snapshot: IdentitySnapshot, kind: str, row_id: str) -> dict[str, Any]:
+    """``{"id", "name"}`` of a user, group, project, domain or role, and the domain of a
+    user, group or project (Keystone's ``include_names`` shape)."""
+    tables: dict[str, dict[str, Any]] = {
+        "user": snapshot.users,
+        "group": snapshot.groups,
+        "project": snapshot.projects,
+        "domain": snapshot.domains,
+        "role": snapshot.roles,
+    }
+    row = tables[kind].get(row_id)
+    ref: dict[str, Any] = {"id": row_id, "name": row.name if row else ""}
+    if kind in ("user", "group", "project") and row is not None:
+        domain = snapshot.domains.get(row.domain_id)
+        ref["domain"] = {"id": row.domain_id, "name": domain.name if domain else ""}
+    return ref
+
+
+@dataclass(frozen=True)
+class _Grant:
+    actor_type: str  # "user" or "group": who the role was assigned to
+    actor_id: str
+    target_type: str
+    target_id: str
+    role_id: str
+    user_id: str | None = None  # effective: the member a group's role reaches
+    prior_role_id: str | None = None  # effective: the assigned role this one is implied by
+
+    @property
+    def holder(self) -> tuple[str, str]:
+        """Who holds the role as listed: the member when expanded, else the actor."""
+        return ("user", self.user_id) if self.user_id else (self.actor_type, self.actor_id)
+
+
+def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
+    """Every assignment; ``effective``: group assignments replaced by one per member, and the
+    roles each assigned role implies added (once per holder, target and role), as Keystone
+    expands them."""
+    direct = [
+        _Grant("user", a.user_id, a.target_type, a.target_id, a.role_id)
+        for a in snapshot.assignments
+    ]
+    for g in snapshot.group_assignments:
+        if not effective:
+            direct.append(_Grant("group", g.group_id, g.target_type, g.target_id, g.role_id))
+            continue
+        for user_id in sorted(snapshot.members_of.get(g.group_id, ())):
+            direct.append(
+                _Grant("group", g.group_id, g.target_type, g.target_id, g.role_id, user_id)
+            )
+    if not effective:
+        return direct
+    held = {(g.holder, g.target_id, g.role_id) for g in direct}
+    implied: list[_Grant] = []
+    for grant in direct:
+        prior = snapshot.roles.get(grant.role_id)
+        for name in IMPLIED_ROLES.get(prior.name if prior else "", ()):
+            role = snapshot.role_by_name(name)
+            if role is None or (grant.holder, grant.target_id, role.id) in held:
+                continue
+            held.add((grant.holder, grant.target_id, role.id))
+            implied.append(
+                _Grant(
+                    grant.actor_type,
+                    grant.actor_id,
+                    grant.target_type,
+                    grant.target_id,
+                    role.id,
+                    grant.user_id,
+                    grant.role_id,
+                )
+            )
+    return direct + implied
+
+
+def _render_grant(
+    snapshot: IdentitySnapshot, grant: _Grant, base: str, names: bool
+) -> dict[str, Any]:
+    assigned = grant.prior_role_id or grant.role_id
+    actor = f"{grant.actor_type}s/{grant.actor_id}/roles/{assigned}"
+    if grant.target_type == "system":
+        links = {"assignment": f"{base}/v3/system/{actor}"}
+    else:
+        links = {"assignment": f"{base}/v3/{grant.target_type}s/{grant.target_id}/{actor}"}
+    if grant.user_id:
+        links["membership"] = f"{base}/v3/groups/{grant.actor_id}/users/{grant.user_id}"
+    if grant.prior_role_id:
+        links["prior_role"] = f"{base}/v3/roles/{grant.prior_role_id}"
+    holder_type, holder_id = grant.holder
+    scope: dict[str, Any]
+    if grant.target_type == "system":
+        scope = {"system": {"all": True}}
+    elif names:
+        scope = {grant.target_type: _named(snapshot, grant.target_type, grant.target_id)}
+    else:
+        scope = {grant.target_type: {"id": grant.target_id}}
+    if not names:
+        return {
+            "role": {"id": grant.role_id},
+            holder_type: {"id": holder_id},
+            "scope": scope,
+            "links": links,
+        }
+    return {
+        "role": _named(snapshot, "role", grant.role_id),
+        holder_type: _named(snapshot, holder_type, holder_id),
+        "scope": scope,
+        "links": links,
+    }
+
+
+def _selected(grant: _Grant, wanted: dict[str, str | None]) -> bool:
+    holder_type, holder_id = grant.holder
+    project, domain = wanted["project"], wanted["domain"]
+    checks = (
+        (wanted["user"], holder_type == "user" and holder_id == wanted["user"]),
+        (wanted["group"], holder_type == "group" and holder_id == wanted["group"]),
+        (wanted["role"], grant.role_id == wanted["role"]),
+        (project, grant.target_type == "project" and grant.target_id == project),
+        (domain, grant.target_type == "domain" and grant.target_id == domain),
+        (wanted["system"], grant.target_type == "system"),
+    )
+    return all(ok for given, ok in checks if given is not None)
+
+
+Filter = Annotated[str | None, Query(max_length=64)]
+
+
+@listing.get(
+    "/role_assignments",
+    response_model=NamedAssignmentList,
+    response_model_exclude_none=True,
+    summary="List role assignments (``include_names``: with names; ``effective``: group roles "
+    "expanded to members, with the roles assignments imply)",
+    responses=error_responses(400, 401, 403),
+)
+def list_assignments(
+    caller: Caller,
+    svc: IdentityDep,
+    request: Request,
+    user_id: Annotated[str | None, Query(alias="user.id", max_length=64)] = None,
+    group_id: Annotated[str | None, Query(alias="group.id", max_length=64)] = None,
+    project_id: Annotated[str | None, Query(alias="scope.project.id", max_length=64)] = None,
+    domain_id: Annotated[str | None, Query(alias="scope.domain.id", max_length=64)] = None,
+    system: Annotated[str | None, Query(alias="scope.system", max_length=64)] = None,
+    role_id: Annotated[str | None, Query(alias="role.id", max_length=64)] = None,
+    include_names: Filter = None,
+    effective: Filter = None,
+) -> dict[str, Any]:
+    if user_id is None or user_id != caller.user.id:
+        authorize(caller, "reader")
+    if _flag(effective) and group_id is not None:
+        raise BadRequest(
+            "Combining effective and group filter will always result in an empty list."
+        )
+    if system is not None and system != "all":
+        raise BadRequest("scope.system must be 'all'")
+    snapshot = svc.identity.cached()
+    base = _base(request)
+    wanted = {
+        "user": user_id,
+        "group": group_id,
+        "role": role_id,
+        "project": project_id,
+        "domain": domain_id,
+        "system": system,
+    }
+    found = [
+        _render_grant(snapshot, grant, base, _flag(include_names))
+        for grant in _grants(snapshot, _flag(effective))
+        if _selected(grant, wanted)
+    ]
+    return {"role_assignments": found, "links": _links(request)}
+
+
+def routers() -> list[APIRouter]:
+    found = [
+        _assignment_router(actor, target)
+        for actor in ("user", "group")
+        for target in ("project", "domain", "system")
+    ]
+    return [*found, listing]
