@@ -86,10 +86,6 @@ def plug(job: Job, site: str, site_id: str, port_id: str, moved: bool) -> str:
     return str(step(job, f"create port {port_id} at {site}", site, "port.ensure", port_id))
 
 
-def _restored_ports(restore: Restore) -> list[str]:
-    return [entry["port"] for entry in restore.ports.values() if "server" in entry]
-
-
 @step_function("restore.remote_sites")
 def remote_sites(_run: StepRun, restore_id: str) -> list[tuple[str, str]]:
     """(id, name) of the sites other than the target where a restored port's network is."""

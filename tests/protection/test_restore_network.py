@@ -195,3 +195,46 @@ def test_a_vnf_on_a_stretched_network_is_restored_with_its_addresses_and_service
     shown = _get(client, admin_token, f"/v1/service-ips/{sip_id}", "service_ip")
     assert (shown["holder"], shown["holder_site"]) == (moved["holder"], "site-b")
     assert holders(site_b, ADDRESS) == [f"cascade-{servers[0]['port']['id']}"]
+
+
+def test_a_server_on_a_site_network_mapped_to_a_cascade_network_gets_a_port_there(
+    client: TestClient,
+    admin_token: str,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    start_worker("w1")
+    site_a, site_b = two_sites
+    SiteDriver(site_a.access()).call(
+        "network", lambda c: c.network.create_network(name="plain-net")
+    )
+    create_network(client, admin_token, "vnf-net", "10.83.0.0/24", ["site-a", "site-b"])
+    servers = make_vnf(client, admin_token, site_a, 1, network="plain-net")
+    plan = protect(client, admin_token, servers, "site-b")
+    checkpoint = available_checkpoint(client, admin_token, plan["id"])
+
+    restore = _restored(
+        client,
+        admin_token,
+        checkpoint=checkpoint["id"],
+        mapping={"networks": {"plain-net": "vnf-net"}},
+    )
+    assert restore["status"] == "completed", restore
+    restored = _get(
+        client, admin_token, f"/v1/servers/{restore['servers'][servers[0]['id']]}", "server"
+    )
+    assert (restored["status"], restored["site"], restored["network"]) == (
+        "ACTIVE",
+        "site-b",
+        None,
+    )
+    port = restored["port"]
+    assert (port["network"], port["ip"]) == ("vnf-net", "10.83.0.2")  # the first after the gateway
+    assert restore["ports"][servers[0]["id"]]["port"] == port["id"]
+    (at_b,) = _with_address(_at_target(site_b)[1], port["ip"])
+    assert (at_b.name, at_b.mac_address) == (f"cascade-{port['id']}", port["mac"])
+    (at_a,) = _with_address(_at_target(site_a)[1], port["ip"])  # A is up: its remote port
+    assert (at_a.name, at_a.binding_profile) == (
+        f"cascade-remote-{port['id']}",
+        {"tunnel_ip": port["vtep"]},
+    )
