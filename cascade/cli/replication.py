@@ -1,9 +1,10 @@
 """``cascade replication status | job``: every replication policy as ``GET
 /v1/replication/policies`` shows it, read from the database: one row per policy and target
-site, in sync or the names missing, extra and changed at the audit's last look, and the
-policy's last job; and one job's items (per site and resource: action, status, percent of
-an image's bytes), followed with a Rich progress bar per item with ``--follow``. May import
-cascade.cli (ops' console helpers) and cascade.replication."""
+site, in sync or the names missing, extra and changed at the audit's last look, what the
+site refused (how many times in a row, the passes left before the next try, the last error),
+and the policy's last job; and one job's items (per site and resource: action, status,
+percent of an image's bytes), followed with a Rich progress bar per item with ``--follow``.
+May import cascade.cli (ops' console helpers) and cascade.replication."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rich.table import Table
 from cascade.cli.ops import operator_services, output, styled, when
 from cascade.cli.options import DataDir
 from cascade.replication.policies import PolicyService
-from cascade.replication.schemas import JobOut, PolicyOut, SiteDrift
+from cascade.replication.schemas import FailureOut, JobOut, PolicyOut, SiteDrift
 
 POLL_SECONDS = 0.5
 
@@ -61,8 +62,19 @@ def site_state(drift: SiteDrift | None) -> str:
     return "; ".join(parts) or "in sync"
 
 
+def site_failing(failing: list[FailureOut]) -> str:
+    """What the site refused, each: the resource, its failures in a row, the passes it
+    waits before the audit tries again, and the last error."""
+    return "; ".join(
+        f"{f.name} ({f.failures} failed, {f.retry_in_passes} passes to wait): {f.error}"
+        for f in failing
+    )
+
+
 def policy_table(policies: list[PolicyOut]) -> Table:
-    table = Table("policy", "kind", "rule", "status", "site", "in sync", "drift", "last job")
+    table = Table(
+        "policy", "kind", "rule", "status", "site", "in sync", "drift", "failing", "last job"
+    )
     for policy in policies:
         job = policy.last_job
         last = f"{job.status} ({job.reason}, {when(job.created_at)})" if job else "-"
@@ -76,6 +88,7 @@ def policy_table(policies: list[PolicyOut]) -> Table:
                 site,
                 str(drift.in_sync) if drift else "-",
                 site_state(drift),
+                site_failing(policy.failing.get(site, [])),
                 last,
             )
     return table

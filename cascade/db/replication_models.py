@@ -2,15 +2,16 @@
 resources (images, flavors, security groups, keypairs) at its sites, the jobs that carry it
 out (one per run: on create, on demand, when the audit finds a site missing what it should
 have) with an item per site and resource, and Cascade's record of what it put at each site
-(the target id and the digest of the state it expects there). On the declarative base of
-``models``; migration 0017."""
+(the target id and the digest of the state it expects there), and what its jobs failed to
+write at a site, with the audit's backoff. On the declarative base of ``models``;
+migrations 0017 and the one adding ``replica_failures``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cascade.db.models import Base, UTCDateTime, new_id, utcnow
@@ -93,3 +94,21 @@ class ReplicaRecord(Base):
     target_id: Mapped[str] = mapped_column(String(255))
     digest: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReplicaFailure(Base):
+    """A resource a policy's jobs failed to write at a site (the site refused it), kept until
+    a job writes it or it is no longer wanted there: the last error, naming the site and the
+    resource; ``failures``, how many jobs in a row failed it; ``wait_passes``, how many more
+    audit passes leave it be before the audit starts a job for it again."""
+
+    __tablename__ = "replica_failures"
+    policy_id: Mapped[str] = mapped_column(
+        ForeignKey("replication_policies.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    error: Mapped[str] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer)
+    wait_passes: Mapped[int] = mapped_column(Integer)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

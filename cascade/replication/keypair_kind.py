@@ -1,6 +1,8 @@
 """Keypairs as replication sees them: the desired state is Cascade's own keypairs of the
 project (``/v1/keypairs``), compared with a site's keys by fingerprint (Nova's) alone. A
-changed key cannot be edited in Nova: it is deleted and imported again."""
+changed key cannot be edited in Nova: it is deleted and imported again. What the policy's
+jobs carry out and its audit finds at a site is written into the keypair's copy there
+(``keypairs.set_copy``), so ``/v1/keypairs/{name}`` shows the copies the policy made."""
 
 from __future__ import annotations
 
@@ -9,9 +11,22 @@ from sqlalchemy import select
 
 from cascade.db.models import Keypair
 from cascade.db.replication_models import ReplicationPolicy
-from cascade.engine.context import EngineContext
-from cascade.replication.keypairs import fingerprint
-from cascade.replication.kinds import Found, Kind, State, register
+from cascade.engine.context import EngineContext, context
+from cascade.replication.keypairs import fingerprint, set_copy
+from cascade.replication.kinds import SITE_KEPT, Decision, Found, Kind, Outcome, State, register
+
+
+def copy_status(decision: Decision, outcome: Outcome) -> tuple[str, str | None]:
+    """The copy of a Cascade keypair at a site (one the policy wants there), after the
+    policy's decision about it there and its outcome: (status, error)."""
+    status, note = outcome
+    if status == "done" and (decision.outcome == "adopt" or decision.note == SITE_KEPT):
+        return "conflict", f"a different key of that name is at the site: {SITE_KEPT}"
+    if status in ("done", "pending"):
+        return ("present" if status == "done" else "pending"), None
+    if decision.drift == "missing" and status == "drift":
+        return "missing", note
+    return ("conflict" if decision.drift == "changed" else "error"), note
 
 
 class Keypairs(Kind):
@@ -34,6 +49,25 @@ class Keypairs(Kind):
 
     def delete(self, c: Connection, found: Found) -> None:
         c.compute.delete_keypair(found.id, ignore_missing=True)
+
+    def settled(
+        self,
+        policy: ReplicationPolicy,
+        site_id: str,
+        decisions: list[Decision],
+        outcomes: dict[str, Outcome],
+    ) -> None:
+        with context().db.session() as session:
+            rows = session.execute(
+                select(Keypair.name, Keypair.id).where(
+                    Keypair.project_id == policy.project_id, Keypair.status != "DELETING"
+                )
+            )
+            keys = {name: keypair_id for name, keypair_id in rows}
+            for decision in decisions:
+                if decision.name in keys:  # wanted there: gone ones are the keypair's steps'
+                    status, error = copy_status(decision, outcomes[decision.name])
+                    set_copy(session, keys[decision.name], site_id, status, error)
 
     def desired(self, engine: EngineContext, policy: ReplicationPolicy) -> dict[str, State]:
         with engine.db.session() as session:

@@ -14,7 +14,7 @@ from typing import Any
 
 from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from cascade.db.models import Keypair, KeypairCopy, Site
 from cascade.engine.context import EngineContext, context
@@ -29,18 +29,14 @@ from cascade.engine.workflows import (
     step_function,
 )
 from cascade.errors import present
-from cascade.replication.keypairs import KeypairService, fingerprint
+from cascade.replication.keypairs import KeypairService, fingerprint, set_copy
 from cascade.replication.policies import keypair_policy
 from cascade.sites.driver import SiteCallFailed
 
 
 def _set_copy(keypair_id: str, site_id: str, status: str, error: str | None) -> None:
     with context().db.session() as session:
-        session.execute(
-            update(KeypairCopy)
-            .where(KeypairCopy.keypair_id == keypair_id, KeypairCopy.site_id == site_id)
-            .values(status=status, error=error)
-        )
+        set_copy(session, keypair_id, site_id, status, error)
 
 
 def _at_site(c: Connection, name: str) -> Any:

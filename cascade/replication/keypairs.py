@@ -5,6 +5,8 @@ operation that imports it at every site in parallel; ``keypair.sync`` (the conve
 pass's repair, also for sites registered later) does the same again, and ``keypair.delete``
 removes it everywhere. A project's keypairs policy (``policies``), if it has one, says which
 sites they go to; its audit and conflict rule then replace this module's convergence check.
+The copies (``set_copy``) are where a keypair stands at each site whoever acted there: these
+steps, or the policy's jobs and audit (``keypair_kind``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class KeypairIn(BaseModel):
 class CopyOut(BaseModel):
     status: str = Field(
         description="pending, present, conflict (a different key of that name is at the "
-        "site: see error), error or deleting"
+        "site: see error), missing (deleted at the site, reported by the keypairs policy's "
+        "audit), error or deleting"
     )
     error: str | None
 
@@ -110,6 +113,18 @@ def plan_copies(session: Session, keypair: Keypair) -> None:
     for site in keypair_sites(session, keypair.project_id):
         if site.id not in present:
             session.add(KeypairCopy(keypair_id=keypair.id, site_id=site.id, status="pending"))
+
+
+def set_copy(
+    session: Session, keypair_id: str, site_id: str, status: str, error: str | None
+) -> None:
+    """Where the keypair stands at the site now. The one place a copy is written, whether the
+    keypair's own steps or its project's keypairs policy acted there."""
+    copy = session.get(KeypairCopy, (keypair_id, site_id))
+    if copy is None:
+        session.add(KeypairCopy(keypair_id=keypair_id, site_id=site_id, status=status, error=error))
+    else:
+        copy.status, copy.error = status, error
 
 
 def to_out(session: Session, keypair: Keypair) -> KeypairOut:

@@ -25,8 +25,10 @@ from cascade.db.replication_models import ReplicationPolicy
 from cascade.engine.context import EngineContext
 
 State = dict[str, Any]
+Outcome = tuple[str, str | None]  # an item's status (done, drift, error, pending) and note
 CASCADE_WINS, SITE_WINS, REPORT = "cascade_wins", "site_wins", "report"
 CONFLICT_RULES = (CASCADE_WINS, SITE_WINS, REPORT)
+SITE_KEPT = "the site's own version, adopted as Cascade's record (rule site_wins)"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,16 @@ class Kind:
 
     def delete(self, c: Connection, found: Found) -> None:
         raise NotImplementedError
+
+    def settled(
+        self,
+        policy: ReplicationPolicy,
+        site_id: str,
+        decisions: list[Decision],
+        outcomes: dict[str, Outcome],
+    ) -> None:
+        """What a job carried out or the audit found at a site, per name, for a kind whose
+        resources show it elsewhere too (keypairs: the copies ``/v1/keypairs`` shows)."""
 
     def desired(self, engine: EngineContext, policy: ReplicationPolicy) -> dict[str, State]:
         """The desired state: the source site's resources (only the policy's names)."""
@@ -140,8 +152,10 @@ def _one(
             return Decision(name, "missing", "create", "drift", why)
         return Decision(name, "missing", "create", "apply")
     theirs = kind.digest(have.state)
-    if theirs == kind.digest(want) or (record == theirs and rule == SITE_WINS):
+    if theirs == kind.digest(want):
         return Decision(name, None, "none", "ok")
+    if record == theirs and rule == SITE_WINS:
+        return Decision(name, None, "none", "ok", SITE_KEPT)
     if record is None and (kind.site_global or rule == REPORT):
         why = f"conflict: a different {kind.singular} named {name} is at the site; left as it is"
         return Decision(name, "changed", "update", "conflict", why)

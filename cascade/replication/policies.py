@@ -13,11 +13,23 @@ from sqlalchemy.orm import Session
 
 from cascade.db import Database
 from cascade.db.models import Site
-from cascade.db.replication_models import ReplicationItem, ReplicationJob, ReplicationPolicy
+from cascade.db.replication_models import (
+    ReplicaFailure,
+    ReplicationItem,
+    ReplicationJob,
+    ReplicationPolicy,
+)
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
-from cascade.replication.schemas import ItemOut, JobOut, PolicyIn, PolicyOut, SiteDrift
+from cascade.replication.schemas import (
+    FailureOut,
+    ItemOut,
+    JobOut,
+    PolicyIn,
+    PolicyOut,
+    SiteDrift,
+)
 from cascade.sites.registry import IN_SERVICE
 
 KIND_NAMES = ("images", "flavors", "security_groups", "keypairs")
@@ -141,6 +153,26 @@ def _item_out(item: ReplicationItem, site: str) -> ItemOut:
     )
 
 
+def _failing(session: Session, policy_id: str) -> dict[str, list[FailureOut]]:
+    found: dict[str, list[FailureOut]] = {}
+    for row, site in session.execute(
+        select(ReplicaFailure, Site.name)
+        .join(Site, Site.id == ReplicaFailure.site_id)
+        .where(ReplicaFailure.policy_id == policy_id)
+        .order_by(Site.name, ReplicaFailure.name)
+    ):
+        found.setdefault(site, []).append(
+            FailureOut(
+                name=row.name,
+                error=row.error,
+                failures=row.failures,
+                retry_in_passes=row.wait_passes,
+                failed_at=row.failed_at,
+            )
+        )
+    return found
+
+
 def policy_out(session: Session, policy: ReplicationPolicy) -> PolicyOut:
     last = session.scalar(
         select(ReplicationJob)
@@ -163,6 +195,7 @@ def policy_out(session: Session, policy: ReplicationPolicy) -> PolicyOut:
         error=policy.error,
         last_job=job_out(session, last, with_items=False) if last else None,
         drift={site: SiteDrift.model_validate(found) for site, found in policy.drift.items()},
+        failing=_failing(session, policy.id),
         audited_at=policy.audited_at,
         created_at=policy.created_at,
     )

@@ -30,14 +30,16 @@ from cascade.engine.workflows import (
 from cascade.errors import CascadeError, present
 from cascade.replication import flavor_kind, group_kind, keypair_kind  # noqa: F401 - their kinds
 from cascade.replication.image_steps import copy_everywhere
-from cascade.replication.kinds import KINDS, Decision, Found, Kind, State, decide
+from cascade.replication.kinds import KINDS, Decision, Found, Kind, Outcome, State, decide
 from cascade.replication.policies import policy_targets
 from cascade.replication.records import (
+    ItemRow,
     current_records,
     forget_record,
     note_drift,
+    note_failures,
     save_record,
-    set_item,
+    set_items,
 )
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 
@@ -159,32 +161,49 @@ class SiteRun:
         return "done", decision.note
 
     def run(self) -> list[str]:
-        """Bring the site to the desired state; returns the errors of failed items."""
+        """Bring the site to the desired state; returns the errors of failed items. What
+        needs no site call (in sync, reported, adopted) is settled first and written with
+        the pending items in one transaction; each site call's item is written as it ends."""
         actual, decisions = self.decisions()
         self.ids = {name: found.id for name, found in actual.items()}
-        shown = [d for d in decisions if d.outcome != "forget"]
-        for decision in shown:
-            set_item(self.job.id, self.site.id, decision, "pending", None)
-        made = [d.name for d in shown if d.outcome == "apply" and d.name not in actual]
+        acts = [d for d in decisions if d.outcome == "apply"]
+        rows: list[ItemRow] = [(d, "pending", None, None) for d in acts]
+        outcomes = {d.name: self.apply(actual, d) for d in decisions if d.outcome != "apply"}
+        rows += [
+            (d, *outcomes[d.name], self.ids.get(d.name))
+            for d in decisions
+            if d.outcome not in ("apply", "forget")
+        ]
+        set_items(self.job.id, self.site.id, rows)
+        made = [d.name for d in acts if d.name not in actual]
         if made:
             self.driver.call(
                 f"create {self.kind.name}", lambda c: self.kind.placeholders(c, made, self.ids)
             )
-        errors, unsettled = [], set()
-        for decision in decisions:
+        for decision in acts:
             try:
-                status, note = self.apply(actual, decision)
+                outcomes[decision.name] = self.apply(actual, decision)
             except SiteCallFailed as failure:
-                status, note = "error", failure.message
-            if status != "done":
-                unsettled.add(decision.name)
-            if status == "error":
-                errors.append(note or decision.name)
-            if decision.outcome != "forget":
-                target = self.ids.get(decision.name)
-                set_item(self.job.id, self.site.id, decision, status, note, target)
-        note_drift(self.policy.id, self.site.name, decisions, unsettled)
-        return errors
+                outcomes[decision.name] = ("error", failure.message)
+            row = (decision, *outcomes[decision.name], self.ids.get(decision.name))
+            set_items(self.job.id, self.site.id, [row])
+        return self.settle(decisions, outcomes)
+
+    def settle(self, decisions: list[Decision], outcomes: dict[str, Outcome]) -> list[str]:
+        """Note what failed (the audit backs off from it), what drifted still, and the
+        kind's own view of the outcome; returns the errors."""
+        failed = {
+            d.name: outcomes[d.name][1] or d.name
+            for d in decisions
+            if d.outcome == "apply" and outcomes[d.name][0] == "error"
+        }
+        done = {name for name, (status, _note) in outcomes.items() if status == "done"}
+        note_failures(self.policy.id, self.site.id, failed, done)
+        note_drift(self.policy.id, self.site.name, decisions, set(outcomes) - done)
+        self.kind.settled(self.policy, self.site.id, decisions, outcomes)
+        return [
+            note or name for name, (status, note) in sorted(outcomes.items()) if status == "error"
+        ]
 
     def record(self, name: str, target_id: str, state_digest: str) -> None:
         self.ids[name] = target_id

@@ -82,6 +82,16 @@ class SiteDrift(BaseModel):
     checked_at: datetime | None = None
 
 
+class FailureOut(BaseModel):
+    name: str
+    error: str = Field(description="The last failure, naming the site and the resource")
+    failures: int = Field(description="Jobs in a row that failed to write it at the site")
+    retry_in_passes: int = Field(
+        description="Audit passes before the audit starts a job for it again (0: at the next)"
+    )
+    failed_at: datetime
+
+
 class PolicyOut(BaseModel):
     id: str
     project_id: str
@@ -96,6 +106,10 @@ class PolicyOut(BaseModel):
     error: str | None
     last_job: JobOut | None
     drift: dict[str, SiteDrift] = Field(description="The audit's last finding per site")
+    failing: dict[str, list[FailureOut]] = Field(
+        default_factory=dict,
+        description="Per site: what the site refused to take, and when it is tried again",
+    )
     audited_at: datetime | None
     created_at: datetime
 
