@@ -56,7 +56,7 @@ from cascade.db.models import Site
 from cascade.db.replication_models import ReplicaRecord, ReplicationPolicy
 from cascade.engine.context import EngineContext, install
 from cascade.errors import CascadeError
-from cascade.replication.audit import audit_replication
+from cascade.replication.audit import audit_replication, one_pass
 from cascade.replication.flavor_kind import FLAVORS
 from cascade.replication.image_copy import CopyResult, copy_image
 from cascade.replication.policies import PolicyService
@@ -301,10 +301,11 @@ def _audit_pass(engine: EngineContext) -> tuple[float, int, list[Json]]:
         session.expunge_all()
     started = time.perf_counter()
     checked, repairs = 0, []
-    for site in sites:
-        site_checked, site_repairs = audit_replication(engine, site)
-        checked += site_checked
-        repairs += site_repairs
+    with one_pass():  # as in the engine's pass: each policy's source is read once
+        for site in sites:
+            site_checked, site_repairs = audit_replication(engine, site)
+            checked += site_checked
+            repairs += site_repairs
     return time.perf_counter() - started, checked, repairs
 
 
