@@ -1,7 +1,8 @@
 """Image copy between real site-sims (each its own process): a 64 MiB image with its metadata
 copied to three sites and verified; copies resumed after the copying process was SIGKILLed,
 after it stopped itself, and after the target site was killed mid-copy, sending only what
-the target had not confirmed; and the bandwidth limit holding a copy back."""
+the target had not confirmed; a copy with another chunk size not trusting what was staged;
+and the bandwidth limit holding a copy back."""
 
 from __future__ import annotations
 
@@ -21,14 +22,9 @@ import pytest
 
 from cascade.cli.embedded import EmbeddedSite
 from cascade.errors import BadRequest
-from cascade.replication.image_copy import (
-    NOT_COPIED,
-    SOURCE_PROPERTY,
-    STAGING_CONTAINER,
-    ByteRateLimit,
-    CopyResult,
-    copy_image,
-)
+from cascade.replication.image_copy import NOT_COPIED, SOURCE_PROPERTY, CopyResult, copy_image
+from cascade.replication.image_staging import STAGING_CONTAINER
+from cascade.replication.image_transfer import ByteRateLimit
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 from tests.conftest import ADMIN_PASSWORD
 
@@ -38,7 +34,6 @@ Json = dict[str, Any]
 CHILD = """
 import json, sys
 from cascade.replication.image_copy import copy_image
-from cascade.errors import BadRequest
 from cascade.sites.driver import SiteAccess, SiteDriver
 source, target, image_id, chunk, limit = json.loads(sys.argv[1])
 drivers = [SiteDriver(SiteAccess(**access)) for access in (source, target)]
@@ -106,13 +101,9 @@ def staged(site: EmbeddedSite, prefix: str = "") -> list[Json]:
     return listed
 
 
-def ledger_segments(site: EmbeddedSite, image_id: str) -> int:
-    def read(c: Any) -> int:
-        answer = c.object_store.get(f"/{STAGING_CONTAINER}/{image_id}/ledger.json")
-        return 0 if answer.status_code == 404 else len(answer.json()["segments"])
-
-    count: int = driver(site).call("read ledger", read)
-    return count
+def staged_bytes(site: EmbeddedSite, image_id: str) -> int:
+    """The bytes of the image's segments the target's store holds."""
+    return sum(int(entry["bytes"]) for entry in staged(site, f"{image_id}/segments/"))
 
 
 def metadata(image: Json) -> Json:
@@ -123,12 +114,29 @@ def progress_into(calls: list[tuple[int, int]]) -> Callable[[int, int], None]:
     return lambda done, total: calls.append((done, total))
 
 
-def assert_resumed(result: CopyResult, staged_bytes: int, chunk: int) -> None:
-    """The resumed call skipped what was staged and re-sent at most 5% and one chunk more."""
-    assert result.bytes_skipped == staged_bytes
-    assert result.bytes_sent + result.bytes_skipped == result.bytes_total
-    resent = result.bytes_sent - (result.bytes_total - staged_bytes)
-    assert resent <= 0.05 * result.bytes_total + chunk
+def stopped_at_half(
+    source: EmbeddedSite, target: EmbeddedSite, image_id: str, chunk: int
+) -> list[int]:
+    """Copy until the progress callback sees half the bytes, which then stops the copy; the
+    bytes done it was given."""
+    reported: list[int] = []
+
+    def stop_at_half(done: int, total: int) -> None:
+        reported.append(done)
+        if done >= total // 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        copy_image(
+            driver(source), driver(target), image_id, chunk_bytes=chunk, on_progress=stop_at_half
+        )
+    return reported
+
+
+def assert_resumed(result: CopyResult, staged_before: int) -> None:
+    """The resumed call sent exactly what the target's store did not hold."""
+    assert result.bytes_skipped == staged_before > 0
+    assert result.bytes_sent == result.bytes_total - staged_before
 
 
 def test_a_64_mib_image_with_its_metadata_is_copied_to_three_sites(sites: Sites) -> None:
@@ -180,17 +188,17 @@ def test_a_copy_whose_process_was_sigkilled_resumes_from_the_staged_chunks(
         child = subprocess.Popen([sys.executable, "-c", CHILD, argument], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 120
-        while ledger_segments(target, original["id"]) < 8:
+        while staged_bytes(target, original["id"]) < size // 2:
             assert child.poll() is None, (tmp_path / "child.log").read_text()
             assert time.monotonic() < deadline, "the copy did not stage half the image"
             time.sleep(0.1)
     finally:
         child.kill()
         child.wait()
-    staged_bytes = ledger_segments(target, original["id"]) * chunk
-    assert staged_bytes < size
+    before = staged_bytes(target, original["id"])
+    assert before < size
     result = copy_image(driver(sites.source), driver(target), original["id"], chunk_bytes=chunk)
-    assert_resumed(result, staged_bytes, chunk)
+    assert_resumed(result, before)
     assert show(target, result.target_image_id)["os_hash_value"] == original["os_hash_value"]
 
 
@@ -200,19 +208,9 @@ def test_a_copy_stopped_part_way_resumes_and_progress_counts_the_skipped_bytes(
     chunk, size = 1 * MiB, 10 * MiB + 12345
     original = make_image(sites.source, os.urandom(size), name="odd size")
     target = sites.targets[1]
-
-    def stop_at_half(done: int, total: int) -> None:
-        if done >= total // 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        copy_image(
-            driver(sites.source),
-            driver(target),
-            original["id"],
-            chunk_bytes=chunk,
-            on_progress=stop_at_half,
-        )
+    reported = stopped_at_half(sites.source, target, original["id"], chunk)
+    before = staged_bytes(target, original["id"])
+    assert reported[-1] <= before < size  # chunks in flight at the stop were finished
     progress: list[int] = []
     result = copy_image(
         driver(sites.source),
@@ -221,9 +219,24 @@ def test_a_copy_stopped_part_way_resumes_and_progress_counts_the_skipped_bytes(
         chunk_bytes=chunk,
         on_progress=lambda done, _total: progress.append(done),
     )
-    assert_resumed(result, 6 * chunk, chunk)
-    assert progress == [min(size, n * chunk) for n in range(1, 12)]
+    assert_resumed(result, before)
+    assert progress[: before // chunk] == [n * chunk for n in range(1, before // chunk + 1)]
+    steps = [b - a for a, b in zip([0, *progress], progress, strict=False)]
+    assert sorted(steps) == [size % chunk] + [chunk] * (size // chunk)  # each chunk once
+    assert progress[-1] == size
     assert show(target, result.target_image_id)["checksum"] == original["checksum"]
+
+
+def test_a_copy_with_another_chunk_size_sends_everything_again(sites: Sites) -> None:
+    size = 6 * MiB
+    original = make_image(sites.source, os.urandom(size))
+    target = sites.targets[1]
+    stopped_at_half(sites.source, target, original["id"], MiB)
+    assert staged_bytes(target, original["id"]) >= size // 2
+    result = copy_image(driver(sites.source), driver(target), original["id"], chunk_bytes=2 * MiB)
+    assert (result.bytes_sent, result.bytes_skipped) == (size, 0)
+    assert show(target, result.target_image_id)["os_hash_value"] == original["os_hash_value"]
+    assert staged(target, f"{original['id']}/") == []
 
 
 def test_a_copy_resumes_after_the_target_site_was_killed_mid_copy(sites: Sites) -> None:
@@ -247,8 +260,10 @@ def test_a_copy_resumes_after_the_target_site_was_killed_mid_copy(sites: Sites) 
         assert failure.value.site == "target-3"
     finally:
         target.start()
+    before = staged_bytes(target, original["id"])
+    assert size // 2 <= before < size
     result = copy_image(driver(sites.source), driver(target), original["id"], chunk_bytes=chunk)
-    assert_resumed(result, size // 2, chunk)
+    assert_resumed(result, before)
     assert show(target, result.target_image_id)["os_hash_value"] == original["os_hash_value"]
 
 

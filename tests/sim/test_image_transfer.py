@@ -121,7 +121,7 @@ def test_web_download_imports_from_the_sites_own_store(site: Site) -> None:
     assert "web-download" in info["import-methods"]["value"]
     account = site.account
     site.put(f"{account}/staging", b"")
-    data = [os.urandom(70_000), os.urandom(12_345)]
+    data = [os.urandom(2 * 1024 * 1024 + 70_000), os.urandom(12_345)]  # the first read in pieces
     for n, piece in enumerate(data):
         site.put(f"{account}/staging/img/seg/{n:08d}", piece)
     site.put(f"{account}/staging/img/all", b"", **{"X-Object-Manifest": "staging/img/seg/"})

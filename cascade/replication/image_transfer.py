@@ -1,0 +1,144 @@
+"""Moving an image's bytes from the source site's Glance into the target's staging: ranged
+reads of ``chunk_bytes`` each (``GET /v2/images/{id}/file`` with ``Range``, answered 206, read
+from the socket in one piece), each chunk ``PUT`` as its segment with its md5 as ``ETag`` (the
+store refuses data that does not match), under the per-site bandwidth limit.
+
+The chunks move in a bounded pipeline: ``IN_FLIGHT`` threads each read a chunk, hash it and
+put it, so one chunk's reads overlap others' PUTs and at most ``IN_FLIGHT`` chunks are held in
+memory. A chunk is confirmed when the store answers its PUT (``image_staging``: the store's
+listing is the record, nothing else is written per chunk), and then reported to
+``on_progress`` (in the calling thread). When anything fails (a site, a raising
+``on_progress``, a stop) no new chunk starts and those in flight finish before the failure is
+raised, so a resumed copy sends none of them again; a process killed outright loses the
+chunks it was putting (at most ``IN_FLIGHT``, partly sent).
+
+The bandwidth limit is a token bucket over the bytes sent (``ByteRateLimit``), one per target
+site and rate in the process (``site_limit``), so concurrent copies to a site share it. May
+import ``cascade.replication.image_staging``, ``cascade.sites``, ``cascade.retry``,
+``cascade.errors`` and openstacksdk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from itertools import islice
+
+from openstack.connection import Connection
+
+from cascade.errors import BadRequest
+from cascade.replication.image_staging import ImageCopyFailed, Ledger, checked, store
+from cascade.retry import Interrupted
+from cascade.sites.driver import SiteDriver
+
+Progress = Callable[[int, int], None]
+
+IN_FLIGHT = 3  # chunks read, hashed or being put at once (and held in memory)
+
+
+class ByteRateLimit:
+    """A token bucket over bytes, safe to share between threads: ``take(n)`` returns once
+    ``n`` bytes fit the rate, sleeping (never spinning) for the deficit; up to one second's
+    worth may go at once. A set ``stop`` cuts a wait short with ``Interrupted``."""
+
+    def __init__(self, bytes_per_s: float) -> None:
+        if bytes_per_s <= 0:
+            raise BadRequest(f"A bandwidth limit must be positive, not {bytes_per_s}.")
+        self.rate = bytes_per_s
+        self._tokens = bytes_per_s
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, count: int, stop: threading.Event | None = None) -> None:
+        with self._lock:  # each taker owes its share; the waits happen outside the lock
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate) - count
+            self._last = now
+            wait = -self._tokens / self.rate
+        if wait <= 0:
+            return
+        if stop is None:
+            time.sleep(wait)
+        elif stop.wait(wait):
+            raise Interrupted
+
+
+_SITE_LIMITS: dict[tuple[str, float], ByteRateLimit] = {}
+_SITE_LIMITS_LOCK = threading.Lock()
+
+
+def site_limit(site: str, bytes_per_s: float) -> ByteRateLimit:
+    """The one bucket of this process for copies to ``site`` at ``bytes_per_s``: concurrent
+    copies to a site share its bandwidth."""
+    with _SITE_LIMITS_LOCK:
+        return _SITE_LIMITS.setdefault((site, bytes_per_s), ByteRateLimit(bytes_per_s))
+
+
+def _read_range(source: SiteDriver, image_id: str, start: int, end: int) -> bytes:
+    def read(c: Connection) -> bytes:
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        path = f"/images/{image_id}/file"
+        with checked(c.image.get(path, headers=headers, stream=True)) as answer:
+            body = bytes(answer.raw.read(decode_content=True))  # in one piece, not 10 KiB ones
+        if answer.status_code != 206 or len(body) != end - start:
+            raise ImageCopyFailed(
+                f"site {source.access.name}: image {image_id} answered bytes {start}-{end - 1} "
+                f"with HTTP {answer.status_code} and {len(body)} bytes"
+            )
+        return body
+
+    return source.call(f"read bytes {start}-{end - 1} of image {image_id}", read)
+
+
+@dataclass
+class Transfer:
+    """Sends the chunks of one image to the target's staging (``ledger``: which copy, whose
+    header gives the image's size and the chunk size)."""
+
+    source: SiteDriver
+    target: SiteDriver
+    image_id: str
+    ledger: Ledger
+    limit: ByteRateLimit | None
+
+    def _send(self, seq: int) -> int:
+        """Read, hash and put one chunk; its size."""
+        start = seq * int(self.ledger.header["chunk_bytes"])
+        chunk = _read_range(self.source, self.image_id, start, start + self.ledger.chunk_size(seq))
+        md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
+        if self.limit is not None:
+            self.limit.take(len(chunk), self.target.stop)
+        headers = {"ETag": md5, "Content-Type": "application/octet-stream"}
+        name = self.ledger.staging.segment(seq)
+        store(self.target, f"stage {name}", "PUT", name, data=chunk, headers=headers)
+        return len(chunk)
+
+    def stage(self, count: int, staged: set[int], on_progress: Progress | None) -> int:
+        """Stage every one of the image's ``count`` chunks not ``staged`` already; the bytes
+        sent. ``on_progress(done, total)`` after every chunk, those already staged first."""
+        size = int(self.ledger.header["size"])
+        done = sent = 0
+        for seq in sorted(staged):
+            done += self.ledger.chunk_size(seq)
+            if on_progress is not None:
+                on_progress(done, size)
+        todo: Iterator[int] = (seq for seq in range(count) if seq not in staged)
+        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="image-copy") as pool:
+            running = {pool.submit(self._send, seq) for seq in islice(todo, IN_FLIGHT)}
+            try:
+                while running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        sent += future.result()  # the first failure stops the copy
+                        done += future.result()
+                        if on_progress is not None:
+                            on_progress(done, size)
+                        running |= {pool.submit(self._send, seq) for seq in islice(todo, 1)}
+            finally:  # on a failure no chunk starts any more; those in flight finish
+                for future in running:
+                    future.cancel()
+        return sent
