@@ -123,6 +123,14 @@ def test_a_vnf_on_a_stretched_network_is_restored_with_its_addresses_and_service
         )
         assert status == 400, body
         assert "network a-only does not span site site-b" in body["error"]["message"]
+        for wrong, message in (
+            ({"service_ip": "no-such-ip"}, "Unknown service IP 'no-such-ip'"),
+            ({"service_ip": sip_id, "service_ip_to": "vnf-9"}, "'vnf-9' names no single server"),
+            ({"service_ip_to": "vnf-0"}, "give service_ip"),
+        ):
+            status, body = _restore(client, admin_token, checkpoint=checkpoint["id"], **wrong)
+            assert status == 400, body
+            assert message in body["error"]["message"]
         assert _get(client, admin_token, "/v1/restores", "restores") == []
     finally:
         site_c.stop()
