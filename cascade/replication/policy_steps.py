@@ -39,7 +39,8 @@ from cascade.replication.records import (
     note_drift,
     note_failures,
     save_record,
-    set_items,
+    set_item,
+    start_items,
 )
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 
@@ -174,7 +175,7 @@ class SiteRun:
             for d in decisions
             if d.outcome not in ("apply", "forget")
         ]
-        set_items(self.job.id, self.site.id, rows)
+        start_items(self.job.id, self.site.id, rows)
         made = [d.name for d in acts if d.name not in actual]
         if made:
             self.driver.call(
@@ -186,7 +187,7 @@ class SiteRun:
             except SiteCallFailed as failure:
                 outcomes[decision.name] = ("error", failure.message)
             row = (decision, *outcomes[decision.name], self.ids.get(decision.name))
-            set_items(self.job.id, self.site.id, [row])
+            set_item(self.job.id, self.site.id, row)
         return self.settle(decisions, outcomes)
 
     def settle(self, decisions: list[Decision], outcomes: dict[str, Outcome]) -> list[str]:

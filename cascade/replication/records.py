@@ -62,21 +62,35 @@ def forget_record(policy_id: str, site_id: str, name: str) -> None:
         )
 
 
-def set_items(job_id: str, site_id: str, rows: Iterable[ItemRow]) -> None:
-    """Write a job's items at a site, in one transaction."""
+def _item(job_id: str, site_id: str, row: ItemRow) -> ReplicationItem:
+    decision, status, error, target_id = row
+    return ReplicationItem(
+        job_id=job_id,
+        site_id=site_id,
+        name=decision.name,
+        action=decision.action if decision.outcome == "apply" else "none",
+        status=status,
+        target_id=target_id,
+        error=error,
+    )
+
+
+def start_items(job_id: str, site_id: str, rows: Iterable[ItemRow]) -> None:
+    """A job's items at a site, all written at once in one transaction (inserted: a step
+    that runs again starts its site's items over)."""
     with context().db.session() as session:
-        for decision, status, error, target_id in rows:
-            session.merge(
-                ReplicationItem(
-                    job_id=job_id,
-                    site_id=site_id,
-                    name=decision.name,
-                    action=decision.action if decision.outcome == "apply" else "none",
-                    status=status,
-                    target_id=target_id,
-                    error=error,
-                )
+        session.execute(
+            delete(ReplicationItem).where(
+                ReplicationItem.job_id == job_id, ReplicationItem.site_id == site_id
             )
+        )
+        session.add_all(_item(job_id, site_id, row) for row in rows)
+
+
+def set_item(job_id: str, site_id: str, row: ItemRow) -> None:
+    """One item's outcome."""
+    with context().db.session() as session:
+        session.merge(_item(job_id, site_id, row))
 
 
 def item_progress(job_id: str, site_id: str, name: str, **values: Any) -> None:

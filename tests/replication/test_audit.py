@@ -159,6 +159,8 @@ def test_a_refused_create_is_retried_after_a_growing_number_of_passes(
     assert at_b.failures >= 3
     row = site_failing(listed.failing["site-b"])
     assert row.startswith(f"rep.small ({at_b.failures} failed, "), row
+    metrics = client.get("/metrics", headers=headers).text
+    assert f'cascade_replication_failing{{kind="flavors",policy="{policy_id}"}} 1.0' in metrics
 
     # The site mended: a job run on demand writes rep.small, and its failures are forgotten.
     call(site_b, "remove the local flavor", lambda c: c.compute.delete_flavor("rep-1"))
