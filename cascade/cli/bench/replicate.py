@@ -2,14 +2,17 @@
 plain download of the same bytes in the same run, a resumed copy's resent bytes, and the
 replication audit's pass over many sites, with and without drift.
 
-- **Image**: two site-sims; a random image of ``--image-mb`` MiB uploaded at site A. The
-  reference: one plain GET of ``/v2/images/{id}/file`` at A through the keystoneauth1 session
-  of an openstacksdk connection (Cascade's transport), timed. Then ``copy_image(A, B, id)``
-  timed (ranged reads, staging in B's object store, import, hash verification). Then the copy
-  at B is deleted and copied again, interrupted once half the bytes are staged (the progress
-  callback raises), and resumed: ``resume_resent_fraction`` = (bytes sent by the interrupted
-  call + bytes sent by the resume - image size) / image size. Every copy uses
-  ``--chunk-mb`` chunks (``copy_image``'s default 8 MiB).
+- **Image**: two site-sims; a random image of ``--image-mb`` MiB uploaded at site A, and a
+  1 MiB one copied to B untimed (so that B has served each request of a copy once, as A has
+  the upload's, before anything is timed). The reference: one plain GET of
+  ``/v2/images/{id}/file`` at A through the keystoneauth1 session of an openstacksdk
+  connection (Cascade's transport), timed. Then ``copy_image(A, B, id)`` timed (ranged reads
+  and PUTs into B's object store, several chunks in flight, the import, hash verification,
+  the staging removed). Then the copy at B is deleted and copied again, interrupted once the
+  progress callback sees half the bytes staged (it raises; the chunks in flight finish), and
+  resumed: ``resume_resent_fraction`` = (bytes sent by the interrupted call, which are the
+  segments B's store then holds, + bytes sent by the resume - image size) / image size. Every
+  copy uses ``--chunk-mb`` chunks (``copy_image``'s default 8 MiB).
 - **Audit**: an embedded Cascade, one worker and ``--audit-sites`` target site-sims plus a
   source; ``--resources`` flavors created at every site through the sim's Nova API, a
   flavors policy (``cascade_wins``) whose first job finds them in sync, and Cascade's records
@@ -59,6 +62,7 @@ from cascade.errors import CascadeError
 from cascade.replication.audit import audit_replication, one_pass
 from cascade.replication.flavor_kind import FLAVORS
 from cascade.replication.image_copy import CopyResult, copy_image
+from cascade.replication.image_staging import Staging, listed_segments
 from cascade.replication.policies import PolicyService
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
@@ -133,19 +137,18 @@ def _delete_image(driver: SiteDriver, image_id: str) -> None:
 
 
 def _interrupted_at_half(source: SiteDriver, target: SiteDriver, image_id: str, chunk: int) -> int:
-    """Copy until half the bytes are staged, then stop; the bytes sent (all were new)."""
-    sent = 0
+    """Copy until half the bytes are staged, then stop; the bytes sent (all were new): what
+    the target's store holds once the chunks in flight at the stop have finished."""
 
     def stop_at_half(done: int, total: int) -> None:
-        nonlocal sent
-        sent = done
         if done * 2 >= total:
             raise _Interrupted
 
     try:
         copy_image(source, target, image_id, chunk_bytes=chunk, on_progress=stop_at_half)
     except _Interrupted:
-        return sent
+        staged = listed_segments(target, Staging(image_id)).values()
+        return sum(int(segment["bytes"]) for segment in staged)
     raise CascadeError("the copy was not interrupted")
 
 
@@ -167,6 +170,8 @@ def _timed_copy(
 def _image_figures(work: Path, stack: ExitStack, image_mb: int, chunk_mb: int) -> Json:
     a, b = (SiteDriver(_site(stack, work, n).access(), 120.0) for n in ("image-a", "image-b"))
     size, chunk = image_mb * MIB, chunk_mb * MIB
+    console.print("warming up: a 1 MiB image copied from site A to site B, untimed")
+    copy_image(a, b, _upload(a, os.urandom(MIB)), chunk_bytes=chunk)
     console.print(f"uploading a random {image_mb} MiB image at site A")
     image_id = _upload(a, os.urandom(size))
     console.print("reference: one plain GET of the image at site A")
