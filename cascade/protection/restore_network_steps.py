@@ -150,17 +150,26 @@ def _record_service_ip(restore_id: str, **values: Any) -> dict[str, Any]:
 
 @step_function("restore.service_ip")
 def accept_move(_run: StepRun, restore_id: str) -> str:
-    """Accept the service IP's move to the restored server (once; a re-run finds the same
-    operation by its idempotency key); waits while another operation holds the service IP."""
+    """Accept the service IP's move to the restored server (once: a re-run finds the
+    operation by its idempotency key, as the holder may have changed since); waits while
+    another operation holds the service IP."""
     engine = context()
+    key = f"restore-{restore_id}-service-ip"
     with engine.db.session() as session:
         restore = session.get_one(Restore, restore_id)
         wanted = dict(restore.service_ip or {})
         entry = restore.ports[wanted["to"]]
+        earlier = session.scalar(
+            select(Operation.id).where(
+                Operation.project_id == restore.project_id, Operation.idempotency_key == key
+            )
+        )
         sip = session.get_one(ServiceIP, wanted["id"])
         follows = sip.holder_port_id == entry["port"]
+    if earlier is not None:  # accepted by an attempt that did not record it
+        _record_service_ip(restore_id, operation=earlier, holder=entry["server"])
+        return earlier
     service = ServiceIPService(engine.db, engine.services.operations)
-    key = f"restore-{restore_id}-service-ip"
 
     def accept() -> str:
         if follows:
