@@ -20,7 +20,7 @@ from cascade.db.models import SYSTEM_TARGET
 from cascade.errors import BadRequest, NotFound
 from cascade.identity import render, schemas
 from cascade.identity.policy import authorize
-from cascade.identity.snapshot import IMPLIED_ROLES, IdentitySnapshot
+from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.tokens import AuthContext
 
 PREFIX = "/identity/v3"
@@ -211,19 +211,17 @@ def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
     held = {(g.holder, g.target_id, g.role_id) for g in direct}
     implied: list[_Grant] = []
     for grant in direct:
-        prior = snapshot.roles.get(grant.role_id)
-        for name in IMPLIED_ROLES.get(prior.name if prior else "", ()):
-            role = snapshot.role_by_name(name)
-            if role is None or (grant.holder, grant.target_id, role.id) in held:
+        for implied_id in snapshot.implied_by(grant.role_id):
+            if (grant.holder, grant.target_id, implied_id) in held:
                 continue
-            held.add((grant.holder, grant.target_id, role.id))
+            held.add((grant.holder, grant.target_id, implied_id))
             implied.append(
                 _Grant(
                     grant.actor_type,
                     grant.actor_id,
                     grant.target_type,
                     grant.target_id,
-                    role.id,
+                    implied_id,
                     grant.user_id,
                     grant.role_id,
                 )

@@ -170,7 +170,7 @@ RESOURCES = (
 )
 
 
-def _base(request: Request) -> str:
+def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/identity"
 
 
@@ -187,6 +187,17 @@ def _matches(row: Any, filters: dict[str, Any]) -> bool:
         if value != wanted:
             return False
     return True
+
+
+def with_extra(given: BaseModel, current: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields of a create body (``current`` None: with defaults) or of an update body
+    (only those set); attributes the model does not declare (kept by models that allow
+    them) go into ``extra``, over the ``current`` ones."""
+    unknown = dict(given.model_extra or {})
+    fields = given.model_dump(exclude_unset=current is not None, exclude=set(unknown))
+    if unknown:
+        fields["extra"] = {**(current or {}), **unknown}
+    return fields
 
 
 def _model(name: str, fields: dict[str, Any]) -> Any:
@@ -228,11 +239,11 @@ def _crud_router(res: Resource) -> APIRouter:
         request: Request,
     ) -> dict[str, Any]:
         authorize(caller, "admin")
-        fields = getattr(body, res.singular).model_dump()
+        fields = with_extra(getattr(body, res.singular), None)
         if res.kind is REGION and fields.get("id") is None:
             fields["id"] = uuid.uuid4().hex
         row = svc.store.create(res.kind, fields)
-        return {res.singular: res.render(row, _base(request))}
+        return {res.singular: res.render(row, base_url(request))}
 
     @router.get(
         "",
@@ -251,7 +262,7 @@ def _crud_router(res: Resource) -> APIRouter:
         given = query.model_dump().items()  # type: ignore[attr-defined]
         filters = {k: v for k, v in given if v is not None}
         rows = [r for r in res.rows(svc.identity.cached()).values() if _matches(r, filters)]
-        base = _base(request)
+        base = base_url(request)
         return {res.plural: [res.render(r, base) for r in rows], "links": _links(request)}
 
     @router.get(
@@ -266,7 +277,7 @@ def _crud_router(res: Resource) -> APIRouter:
         row = _row(svc, row_id)
         if not res.may_read(caller, row):
             authorize(caller, "admin")
-        return {res.singular: res.render(row, _base(request))}
+        return {res.singular: res.render(row, base_url(request))}
 
     @router.patch(
         "/{row_id}",
@@ -282,9 +293,10 @@ def _crud_router(res: Resource) -> APIRouter:
         request: Request,
     ) -> dict[str, Any]:
         authorize(caller, "admin")
-        fields = getattr(body, res.singular).model_dump(exclude_unset=True)
+        current = res.rows(svc.identity.cached()).get(row_id)
+        fields = with_extra(getattr(body, res.singular), getattr(current, "extra", None) or {})
         row = svc.store.update(res.kind, row_id, fields)
-        return {res.singular: res.render(row, _base(request))}
+        return {res.singular: res.render(row, base_url(request))}
 
     @router.delete(
         "/{row_id}",

@@ -15,6 +15,8 @@ from cascade.api import (
     identity_assignments,
     identity_auth,
     identity_groups,
+    identity_inferences,
+    identity_projects,
     identity_resources,
     replica,
     versions,
@@ -40,6 +42,8 @@ def identity_routers() -> list[APIRouter]:
     return [
         versions.router,
         identity_auth.router,
+        identity_projects.router,
+        identity_inferences.router,
         *identity_resources.routers(),
         *identity_assignments.routers(),
         identity_groups.router,

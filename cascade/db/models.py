@@ -72,6 +72,8 @@ class Project(Base):
     domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"))
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attributes given
 
 
 class User(Base):
@@ -84,6 +86,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     default_project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attributes given
 
 
 class Role(Base):
@@ -91,6 +94,14 @@ class Role(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+
+
+class ImpliedRole(Base):
+    """Holding ``prior_role_id`` also grants ``implied_role_id`` (Keystone's role inference)."""
+
+    __tablename__ = "implied_roles"
+    prior_role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"), primary_key=True)
+    implied_role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"), primary_key=True)
 
 
 SYSTEM_TARGET = "system"  # the target id of a system role assignment (Keystone's)

@@ -1,7 +1,7 @@
-"""Bootstrap: the default domain, the admin/member/reader roles, an admin user and project
-(admin on the project and on the system), and Cascade's own identity service in the
-catalog. Idempotent, like ``keystone-manage bootstrap``: running it again changes nothing
-that exists (the admin password included).
+"""Bootstrap: the default domain, the admin/member/reader roles (admin implying member,
+member implying reader), an admin user and project (admin on the project and on the system),
+and Cascade's own identity service in the catalog. Idempotent, like ``keystone-manage
+bootstrap``: running it again changes nothing that exists (the admin password included).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from cascade.db.models import (
     SYSTEM_TARGET,
     Domain,
     Endpoint,
+    ImpliedRole,
     Project,
     Region,
     Role,
@@ -30,6 +31,8 @@ from cascade.identity.store import bump_revision
 
 ADMIN_NAME = "admin"
 DEFAULT_ROLES = ("admin", "member", "reader")
+# As keystone-manage bootstrap makes them: admin implies member, member implies reader.
+IMPLIED_BY_BOOTSTRAP = (("admin", "member"), ("member", "reader"))
 INTERFACES = ("public", "internal", "admin")
 
 
@@ -57,6 +60,10 @@ def bootstrap(
         roles = {
             name: _ensure(session, Role, Role.name == name, name=name) for name in DEFAULT_ROLES
         }
+        for prior, implied in IMPLIED_BY_BOOTSTRAP:
+            key = {"prior_role_id": roles[prior].id, "implied_role_id": roles[implied].id}
+            if session.get(ImpliedRole, key) is None:
+                session.add(ImpliedRole(**key))
         project = _ensure(
             session,
             Project,

@@ -35,6 +35,7 @@ TABLES = (
     "groups",
     "group_members",
     "roles",
+    "implied_roles",
     "role_assignments",
     "group_role_assignments",
     "regions",

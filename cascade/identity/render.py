@@ -105,12 +105,17 @@ def domain(row: Domain, base: str) -> dict[str, Any]:
 
 def project(row: Project, base: str) -> dict[str, Any]:
     columns = ("id", "name", "domain_id", "description", "enabled")
-    return _resource(row, base, "projects", columns, parent_id=row.domain_id, is_domain=False)
+    tags = list(row.tags or [])
+    body = _resource(
+        row, base, "projects", columns, parent_id=row.domain_id, is_domain=False, tags=tags
+    )
+    return {**(row.extra or {}), **body}
 
 
 def user(row: User, base: str) -> dict[str, Any]:
     columns = ("id", "name", "domain_id", "enabled", "default_project_id", "description")
-    return _resource(row, base, "users", columns, password_expires_at=None)
+    body = _resource(row, base, "users", columns, password_expires_at=None)
+    return {**(row.extra or {}), **body}
 
 
 def group(row: Group, base: str) -> dict[str, Any]:

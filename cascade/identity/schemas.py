@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Name = Field(min_length=1, max_length=255)
+ShortName = Field(min_length=1, max_length=64)  # Keystone's limit for domain/project/group names
 Id = Field(min_length=1, max_length=64)
+Tag = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/,]+$")]
 
 
 class _In(BaseModel):
     """Request bodies ignore unknown keys, as Keystone does, but check the ones they know."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class _WithExtra(_In):
+    """A resource that keeps attributes it does not know (Keystone's ``extra``, e.g. a
+    user's ``email``) and gives them back as it got them."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _OutWithExtra(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
 
 # ---- authentication -------------------------------------------------------------------------
@@ -139,13 +152,13 @@ class SelfLink(BaseModel):
 
 
 class DomainIn(_In):
-    name: str = Name
+    name: str = ShortName
     description: str = Field("", max_length=65535)
     enabled: bool = True
 
 
 class DomainPatch(_In):
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(None, min_length=1, max_length=64)
     description: str | None = Field(None, max_length=65535)
     enabled: bool | None = None
 
@@ -158,24 +171,38 @@ class DomainOut(BaseModel):
     links: SelfLink
 
 
-class ProjectIn(_In):
-    name: str = Name
+class ProjectIn(_WithExtra):
+    name: str = ShortName
     domain_id: str = Field("default", min_length=1, max_length=64)
     description: str = Field("", max_length=65535)
     enabled: bool = True
+    tags: list[Tag] = Field(default_factory=list, max_length=80)
 
 
-class ProjectPatch(DomainPatch):
-    pass
+class ProjectPatch(_WithExtra):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=65535)
+    enabled: bool | None = None
+    tags: list[Tag] | None = Field(None, max_length=80)
 
 
-class ProjectOut(DomainOut):
+class ProjectOut(_OutWithExtra):
+    id: str
+    name: str
+    description: str
+    enabled: bool
+    links: SelfLink
     domain_id: str
     is_domain: bool = False
     parent_id: str
+    tags: list[str]
 
 
-class UserIn(_In):
+class TagList(BaseModel):
+    tags: list[Tag] = Field(max_length=80)
+
+
+class UserIn(_WithExtra):
     name: str = Name
     domain_id: str = Field("default", min_length=1, max_length=64)
     password: str | None = Field(None, min_length=1, max_length=72)
@@ -184,7 +211,7 @@ class UserIn(_In):
     description: str = Field("", max_length=65535)
 
 
-class UserPatch(_In):
+class UserPatch(_WithExtra):
     name: str | None = Field(None, min_length=1, max_length=255)
     password: str | None = Field(None, min_length=1, max_length=72)
     enabled: bool | None = None
@@ -192,7 +219,7 @@ class UserPatch(_In):
     description: str | None = Field(None, max_length=65535)
 
 
-class UserOut(BaseModel):
+class UserOut(_OutWithExtra):
     id: str
     name: str
     domain_id: str
@@ -222,13 +249,13 @@ class RoleOut(BaseModel):
 
 
 class GroupIn(_In):
-    name: str = Name
+    name: str = ShortName
     domain_id: str = Field("default", min_length=1, max_length=64)
     description: str = Field("", max_length=65535)
 
 
 class GroupPatch(_In):
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(None, min_length=1, max_length=64)
     description: str | None = Field(None, max_length=65535)
 
 
@@ -286,6 +313,8 @@ class EndpointIn(_In):
     interface: Literal["public", "internal", "admin"]
     url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
     region_id: str | None = Field(None, max_length=255)
+    # Keystone's legacy name for region_id: a region named so that does not exist is made.
+    region: str | None = Field(None, min_length=1, max_length=255)
     enabled: bool = True
 
 

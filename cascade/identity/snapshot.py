@@ -24,6 +24,7 @@ from cascade.db.models import (
     GroupMember,
     GroupRoleAssignment,
     IdentityRevision,
+    ImpliedRole,
     Project,
     Region,
     RevocationEvent,
@@ -34,9 +35,6 @@ from cascade.db.models import (
 )
 
 T = TypeVar("T")
-
-# Keystone's bootstrap makes admin imply member and member imply reader.
-IMPLIED_ROLES: dict[str, tuple[str, ...]] = {"admin": ("member", "reader"), "member": ("reader",)}
 
 
 @dataclass
@@ -53,6 +51,7 @@ class IdentitySnapshot:
     groups: dict[str, Group] = field(default_factory=dict)
     members: list[GroupMember] = field(default_factory=list)
     group_assignments: list[GroupRoleAssignment] = field(default_factory=list)
+    inferences: list[ImpliedRole] = field(default_factory=list)
     revocations: list[RevocationEvent] = field(default_factory=list)
     # Indexes derived from the rows above. ``roles_on``: roles assigned to the user itself;
     # ``held_on``: those and the roles of the user's groups (what tokens carry).
@@ -63,6 +62,7 @@ class IdentitySnapshot:
     held_on: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     groups_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     members_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    implies: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     revoked_audit_ids: dict[str, datetime] = field(default_factory=dict)
     revoked_users: dict[str, datetime] = field(default_factory=dict)
     revoked_projects: dict[str, datetime] = field(default_factory=dict)
@@ -73,6 +73,8 @@ class IdentitySnapshot:
         for assignment in self.assignments:
             self.roles_on[(assignment.user_id, assignment.target_id)].add(assignment.role_id)
             self.held_on[(assignment.user_id, assignment.target_id)].add(assignment.role_id)
+        for inference in self.inferences:
+            self.implies[inference.prior_role_id].add(inference.implied_role_id)
         for member in self.members:
             self.groups_of[member.user_id].add(member.group_id)
             self.members_of[member.group_id].add(member.user_id)
@@ -116,16 +118,26 @@ class IdentitySnapshot:
         imply, by name order."""
         memo_key = ("roles", user_id, target_id)
         if memo_key not in self.memo:
-            direct = [
-                self.roles[r] for r in self.held_on.get((user_id, target_id), ()) if r in self.roles
-            ]
-            names = {role.name for role in direct}
-            for role in direct:
-                names.update(IMPLIED_ROLES.get(role.name, ()))
-            found = [self.role_by_name(name) for name in sorted(names)]
-            self.memo[memo_key] = [role for role in found if role is not None]
+            held = set(self.held_on.get((user_id, target_id), ()))
+            for role_id in list(held):
+                held.update(self.implied_by(role_id))
+            found = [self.roles[r] for r in held if r in self.roles]
+            self.memo[memo_key] = sorted(found, key=lambda role: role.name)
         roles: list[Role] = self.memo[memo_key]
         return roles
+
+    def implied_by(self, role_id: str) -> list[str]:
+        """Every role ``role_id`` implies, directly or through others (Keystone follows
+        inferences transitively), in the order found; never ``role_id`` itself."""
+        found: list[str] = []
+        pending = sorted(self.implies.get(role_id, ()))
+        while pending:
+            implied = pending.pop(0)
+            if implied == role_id or implied in found:
+                continue
+            found.append(implied)
+            pending.extend(sorted(self.implies.get(implied, ())))
+        return found
 
     def projects_of(self, user_id: str) -> list[Project]:
         ids = {target for (user, target) in self.held_on if user == user_id}
@@ -152,6 +164,7 @@ def load_snapshot(db: Database) -> IdentitySnapshot:
         snapshot.groups = {g.id: g for g in session.scalars(select(Group))}
         snapshot.members = list(session.scalars(select(GroupMember)))
         snapshot.group_assignments = list(session.scalars(select(GroupRoleAssignment)))
+        snapshot.inferences = list(session.scalars(select(ImpliedRole)))
         snapshot.revocations = list(session.scalars(select(RevocationEvent)))
         session.expunge_all()
     snapshot.index()

@@ -24,6 +24,7 @@ from cascade.db.models import (
     GroupMember,
     GroupRoleAssignment,
     IdentityRevision,
+    ImpliedRole,
     Project,
     Region,
     RevocationEvent,
@@ -47,6 +48,7 @@ class Kind:
     references: dict[str, type[Base]] = field(default_factory=dict)
     blockers: tuple[tuple[Any, str], ...] = ()
     on_delete: Callable[[Session, str], None] | None = None
+    on_create: Callable[[Session, dict[str, Any]], None] | None = None
 
 
 def _drop_assignments_of_user(session: Session, user_id: str) -> None:
@@ -67,6 +69,11 @@ def _drop_assignments_on_target(session: Session, target_id: str) -> None:
 def _drop_assignments_of_role(session: Session, role_id: str) -> None:
     session.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role_id))
     session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.role_id == role_id))
+    session.execute(
+        delete(ImpliedRole).where(
+            (ImpliedRole.prior_role_id == role_id) | (ImpliedRole.implied_role_id == role_id)
+        )
+    )
 
 
 def _drop_endpoints_of_service(session: Session, service_id: str) -> None:
@@ -105,7 +112,26 @@ REGION = Kind(
     blockers=((Endpoint.region_id, "endpoints"), (Region.parent_region_id, "child regions")),
 )
 SERVICE = Kind("service", Service, on_delete=_drop_endpoints_of_service)
-ENDPOINT = Kind("endpoint", Endpoint, references={"service_id": Service, "region_id": Region})
+
+
+def _make_named_region(session: Session, fields: dict[str, Any]) -> None:
+    """Keystone's legacy ``region`` of an endpoint: the region of that id, made if missing
+    (``region_id``, when given too, wins and must exist)."""
+    region = fields.pop("region", None)
+    if region is None or fields.get("region_id") is not None:
+        return
+    fields["region_id"] = region
+    if session.get(Region, region) is None:
+        session.add(Region(id=region, description=""))
+        session.flush()
+
+
+ENDPOINT = Kind(
+    "endpoint",
+    Endpoint,
+    references={"service_id": Service, "region_id": Region},
+    on_create=_make_named_region,
+)
 
 
 def bump_revision(session: Session) -> None:
@@ -125,6 +151,8 @@ class IdentityStore:
     def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
         fields = self._hash_password(fields)
         with self._writing(kind.name) as session:
+            if kind.on_create:
+                kind.on_create(session, fields)
             self._check_references(session, kind, fields)
             row = kind.model(**fields)
             session.add(row)
@@ -186,6 +214,24 @@ class IdentityStore:
                     f"Could not find role assignment with role: {role_id}, "
                     f"{actor_type}: {actor_id}, {target_type}: {target_id}."
                 )
+            elif not present:
+                session.delete(existing)
+
+    def set_inference(self, prior_role_id: str, implied_role_id: str, present: bool) -> None:
+        """Make (``present``) or remove the rule that ``prior_role_id`` implies
+        ``implied_role_id``. A role cannot imply itself, nor imply ``admin`` (Keystone's
+        default ``prohibited_implied_role``)."""
+        with self._writing("implied role") as session:
+            self._get(session, ROLE, prior_role_id)
+            implied = self._get(session, ROLE, implied_role_id)
+            key = {"prior_role_id": prior_role_id, "implied_role_id": implied_role_id}
+            existing = session.get(ImpliedRole, key)
+            if present and (implied_role_id == prior_role_id or implied.name == "admin"):
+                raise Forbidden(f"{implied_role_id} cannot be an implied role.")
+            if present and existing is None:
+                session.add(ImpliedRole(**key))
+            elif not present and existing is None:
+                raise NotFound(f"{prior_role_id} does not imply {implied_role_id}.")
             elif not present:
                 session.delete(existing)
 

@@ -1,5 +1,8 @@
-"""Identity groups (issue 18): groups, their members and their role assignments. System role
-assignments of users need no schema change (``role_assignments.target_type = 'system'``).
+"""Identity groups (issue 18): groups, their members and their role assignments; implied roles
+(admin implies member, member implies reader, as rows now, as Keystone's bootstrap makes
+them); project tags; the attributes Keystone keeps for users and projects beyond its own
+(``extra``). System
+role assignments of users need no schema change (``role_assignments.target_type = 'system'``).
 
 Revision ID: 0019
 Revises: 0018
@@ -17,6 +20,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("projects", sa.Column("tags", sa.JSON, nullable=False, server_default="[]"))
+    for name in ("projects", "users"):
+        op.add_column(name, sa.Column("extra", sa.JSON, nullable=False, server_default="{}"))
     op.create_table(
         "groups",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -38,8 +44,29 @@ def upgrade() -> None:
         sa.Column("target_type", sa.String(16), nullable=False),
     )
 
+    implied = op.create_table(
+        "implied_roles",
+        sa.Column("prior_role_id", sa.String(64), sa.ForeignKey("roles.id"), primary_key=True),
+        sa.Column("implied_role_id", sa.String(64), sa.ForeignKey("roles.id"), primary_key=True),
+    )
+    roles: dict[str, str] = dict(op.get_bind().execute(sa.text("SELECT name, id FROM roles")).all())
+    pairs = [("admin", "member"), ("member", "reader")]
+    rows = [
+        {"prior_role_id": roles[prior], "implied_role_id": roles[then]}
+        for prior, then in pairs
+        if prior in roles and then in roles
+    ]
+    if rows:
+        op.bulk_insert(implied, rows)
+
 
 def downgrade() -> None:
+    op.drop_table("implied_roles")
     op.drop_table("group_role_assignments")
     op.drop_table("group_members")
     op.drop_table("groups")
+    with op.batch_alter_table("users") as users:
+        users.drop_column("extra")
+    with op.batch_alter_table("projects") as projects:
+        projects.drop_column("extra")
+        projects.drop_column("tags")
