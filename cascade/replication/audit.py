@@ -151,9 +151,10 @@ def audit_policy(engine: EngineContext, policy: ReplicationPolicy, site: Site) -
     drifted = [d for d in decisions if d.drift is not None and d.outcome != "adopt"]
     note_drift(policy.id, site.name, decisions, {d.name for d in drifted})
     kind.settled(policy, site.id, decisions, outcomes)
+    finding = Finding(len(desired.state), drifted, set())
     fine = {name for name, (status, _note) in outcomes.items() if status == "done"}
-    to_write = {d.name for d in drifted if d.outcome == "apply"}
-    return Finding(len(desired.state), drifted, backing_off(policy.id, site.id, to_write, fine))
+    finding.waiting.update(backing_off(policy.id, site.id, finding.to_write, fine))
+    return finding
 
 
 def _start_job(engine: EngineContext, policy: ReplicationPolicy, reason: str) -> str:
