@@ -1,30 +1,35 @@
 """Keystone ``/identity/v3/auth``: issue, validate, check and revoke tokens; the caller's
-projects, domains, system and catalog."""
+projects, domains, system and catalog. And ``/identity/v3/users/{id}/password``: a user
+changes its own password by giving the original one."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.db.models import SYSTEM_TARGET
-from cascade.errors import Forbidden, NotFound
+from cascade.errors import Forbidden, NotFound, Unauthorized
 from cascade.identity import render
+from cascade.identity.passwords import verify_password
 from cascade.identity.schemas import (
     AuthRequest,
     CatalogResponse,
     DomainList,
+    PasswordChangeBody,
     ProjectList,
     SystemList,
     TokenResponse,
 )
 from cascade.identity.services import IdentityServices
+from cascade.identity.store import USER
 from cascade.identity.tokens import AuthContext, TokenError
 
 router = APIRouter(prefix="/identity/v3/auth", tags=["identity: auth"])
+passwords = APIRouter(prefix="/identity/v3/users", tags=["identity: auth"])
 
 SubjectToken = Annotated[str, Header(alias="X-Subject-Token", min_length=1, max_length=1024)]
 NoCatalog = Annotated[
@@ -170,3 +175,26 @@ def my_catalog(caller: Caller, svc: IdentityDep, request: Request) -> dict[str, 
         ),
         "links": _links(request),
     }
+
+
+@passwords.post(
+    "/{user_id}/password",
+    status_code=204,
+    summary="Change a user's password, given its original one (its tokens are revoked)",
+    responses=error_responses(400, 401, 404),
+)
+def change_password(
+    user_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: PasswordChangeBody,
+    _caller: Caller,
+    svc: IdentityDep,
+) -> Response:
+    # Keystone takes this call without a token (the original password is the proof); Cascade
+    # asks for a valid token too, as on every route but issuing one.
+    user = svc.identity.cached().users.get(user_id)
+    if user is None:
+        raise NotFound(f"Could not find user: {user_id}.")
+    if not verify_password(body.user.original_password, user.password_hash):
+        raise Unauthorized("The original password given is not the user's password.")
+    svc.store.update(USER, user_id, {"password": body.user.password})
+    return Response(status_code=204)

@@ -24,9 +24,11 @@ from cascade.identity import render, schemas
 from cascade.identity.policy import authorize
 from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.store import (
+    CONSUMER,
     DOMAIN,
     ENDPOINT,
     GROUP,
+    POLICY,
     PROJECT,
     REGION,
     ROLE,
@@ -68,6 +70,7 @@ class Resource:
     filters: tuple[str, ...]
     may_read: Callable[[AuthContext, Any], bool]
     public_list: bool = False
+    path: str = ""  # under /identity/v3 when not the plural (``OS-OAUTH1/consumers``)
 
     @property
     def singular(self) -> str:
@@ -167,6 +170,30 @@ RESOURCES = (
         _anyone,
         public_list=True,
     ),
+    Resource(
+        POLICY,
+        "policies",
+        schemas.PolicyIn,
+        schemas.PolicyPatch,
+        schemas.PolicyOut,
+        render.policy,
+        lambda s: s.policies,
+        ("type",),
+        _anyone,
+        public_list=True,
+    ),
+    Resource(
+        CONSUMER,
+        "consumers",
+        schemas.ConsumerIn,
+        schemas.ConsumerPatch,
+        schemas.ConsumerOut,
+        render.consumer,
+        lambda s: s.consumers,
+        (),
+        lambda _ctx, _row: False,
+        path="OS-OAUTH1/consumers",
+    ),
 )
 
 
@@ -206,7 +233,8 @@ def _model(name: str, fields: dict[str, Any]) -> Any:
 
 
 def _crud_router(res: Resource) -> APIRouter:
-    router = APIRouter(prefix=f"{PREFIX}/{res.plural}", tags=[f"identity: {res.plural}"])
+    path = res.path or res.plural
+    router = APIRouter(prefix=f"{PREFIX}/{path}", tags=[f"identity: {res.plural}"])
     one = _model(f"{res.out.__name__}Envelope", {res.singular: (res.out, ...)})
     many = _model(
         f"{res.out.__name__}List",
@@ -230,7 +258,7 @@ def _crud_router(res: Resource) -> APIRouter:
         status_code=201,
         response_model=one,
         summary=f"Create a {res.singular}",
-        responses=error_responses(400, 401, 403, 409),
+        responses=error_responses(400, 401, 403, 404, 409),
     )
     def create(
         body: create_body,  # type: ignore[valid-type]
@@ -243,7 +271,10 @@ def _crud_router(res: Resource) -> APIRouter:
         if res.kind is REGION and fields.get("id") is None:
             fields["id"] = uuid.uuid4().hex
         row = svc.store.create(res.kind, fields)
-        return {res.singular: res.render(row, base_url(request))}
+        created = res.render(row, base_url(request))
+        if res.kind is CONSUMER:  # its secret is shown this once
+            created["secret"] = row.secret
+        return {res.singular: created}
 
     @router.get(
         "",

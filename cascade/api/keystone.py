@@ -42,6 +42,7 @@ def identity_routers() -> list[APIRouter]:
     return [
         versions.router,
         identity_auth.router,
+        identity_auth.passwords,
         identity_projects.router,
         identity_inferences.router,
         *identity_resources.routers(),

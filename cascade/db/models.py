@@ -96,6 +96,25 @@ class Role(Base):
     description: Mapped[str] = mapped_column(Text, default="")
 
 
+class Policy(Base):
+    """A policy blob stored for services (Keystone's deprecated ``/v3/policies``)."""
+
+    __tablename__ = "policies"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(255))
+    blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attributes given
+
+
+class OAuthConsumer(Base):
+    """An OAuth 1.0a consumer (OS-OAUTH1); its secret is shown once, at creation."""
+
+    __tablename__ = "oauth_consumers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret: Mapped[str] = mapped_column(String(64), default=new_id)
+
+
 class ImpliedRole(Base):
     """Holding ``prior_role_id`` also grants ``implied_role_id`` (Keystone's role inference)."""
 

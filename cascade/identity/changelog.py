@@ -42,6 +42,8 @@ TABLES = (
     "services",
     "endpoints",
     "revocation_events",
+    "policies",
+    "oauth_consumers",
 )
 REPLICATING = "cascade.identity.replicating"
 

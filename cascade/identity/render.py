@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from cascade.db.models import Domain, Endpoint, Group, Project, Region, Role, Service, User
+from cascade.db.models import (
+    Domain,
+    Endpoint,
+    Group,
+    OAuthConsumer,
+    Policy,
+    Project,
+    Region,
+    Role,
+    Service,
+    User,
+)
 from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.token_format import format_time
 from cascade.identity.tokens import AuthContext
@@ -137,6 +148,16 @@ def service(row: Service, base: str) -> dict[str, Any]:
 def endpoint(row: Endpoint, base: str) -> dict[str, Any]:
     columns = ("id", "service_id", "interface", "url", "region_id", "enabled")
     return _resource(row, base, "endpoints", columns, region=row.region_id)
+
+
+def policy(row: Policy, base: str) -> dict[str, Any]:
+    body = _resource(row, base, "policies", ("id", "type", "blob"))
+    return {**(row.extra or {}), **body}
+
+
+def consumer(row: OAuthConsumer, base: str) -> dict[str, Any]:
+    """Without its secret, which only the answer to its creation shows."""
+    return _resource(row, base, "OS-OAUTH1/consumers", ("id", "description"))
 
 
 def password_auth(

@@ -219,6 +219,15 @@ class UserPatch(_WithExtra):
     description: str | None = Field(None, max_length=65535)
 
 
+class PasswordChange(_In):
+    password: str = Field(min_length=1, max_length=72)
+    original_password: str = Field(min_length=1, max_length=4096)
+
+
+class PasswordChangeBody(_In):
+    user: PasswordChange
+
+
 class UserOut(_OutWithExtra):
     id: str
     name: str
@@ -323,6 +332,7 @@ class EndpointPatch(_In):
     interface: Literal["public", "internal", "admin"] | None = None
     url: str | None = Field(None, min_length=1, max_length=2048, pattern=r"^https?://")
     region_id: str | None = Field(None, max_length=255)
+    region: str | None = Field(None, min_length=1, max_length=255)  # as at creation
     enabled: bool | None = None
 
 
@@ -334,6 +344,38 @@ class EndpointOut(BaseModel):
     region_id: str | None
     region: str | None
     enabled: bool
+    links: SelfLink
+
+
+class PolicyIn(_WithExtra):
+    type: str = Field(min_length=1, max_length=255)
+    blob: str = Field(max_length=65535)
+
+
+class PolicyPatch(_WithExtra):
+    type: str | None = Field(None, min_length=1, max_length=255)
+    blob: str | None = Field(None, max_length=65535)
+
+
+class PolicyOut(_OutWithExtra):
+    id: str
+    type: str
+    blob: str
+    links: SelfLink
+
+
+class ConsumerIn(_In):
+    description: str | None = Field(None, max_length=65535)
+
+
+class ConsumerPatch(ConsumerIn):
+    pass
+
+
+class ConsumerOut(BaseModel):
+    id: str
+    description: str | None
+    secret: str | None = Field(None, description="Only in the answer to the creation")
     links: SelfLink
 
 

@@ -25,6 +25,8 @@ from cascade.db.models import (
     GroupRoleAssignment,
     IdentityRevision,
     ImpliedRole,
+    OAuthConsumer,
+    Policy,
     Project,
     Region,
     RevocationEvent,
@@ -52,6 +54,8 @@ class IdentitySnapshot:
     members: list[GroupMember] = field(default_factory=list)
     group_assignments: list[GroupRoleAssignment] = field(default_factory=list)
     inferences: list[ImpliedRole] = field(default_factory=list)
+    policies: dict[str, Policy] = field(default_factory=dict)
+    consumers: dict[str, OAuthConsumer] = field(default_factory=dict)
     revocations: list[RevocationEvent] = field(default_factory=list)
     # Indexes derived from the rows above. ``roles_on``: roles assigned to the user itself;
     # ``held_on``: those and the roles of the user's groups (what tokens carry).
@@ -165,6 +169,8 @@ def load_snapshot(db: Database) -> IdentitySnapshot:
         snapshot.members = list(session.scalars(select(GroupMember)))
         snapshot.group_assignments = list(session.scalars(select(GroupRoleAssignment)))
         snapshot.inferences = list(session.scalars(select(ImpliedRole)))
+        snapshot.policies = {p.id: p for p in session.scalars(select(Policy))}
+        snapshot.consumers = {c.id: c for c in session.scalars(select(OAuthConsumer))}
         snapshot.revocations = list(session.scalars(select(RevocationEvent)))
         session.expunge_all()
     snapshot.index()

@@ -25,6 +25,8 @@ from cascade.db.models import (
     GroupRoleAssignment,
     IdentityRevision,
     ImpliedRole,
+    OAuthConsumer,
+    Policy,
     Project,
     Region,
     RevocationEvent,
@@ -48,7 +50,7 @@ class Kind:
     references: dict[str, type[Base]] = field(default_factory=dict)
     blockers: tuple[tuple[Any, str], ...] = ()
     on_delete: Callable[[Session, str], None] | None = None
-    on_create: Callable[[Session, dict[str, Any]], None] | None = None
+    on_write: Callable[[Session, dict[str, Any]], None] | None = None  # create and update
 
 
 def _drop_assignments_of_user(session: Session, user_id: str) -> None:
@@ -130,8 +132,12 @@ ENDPOINT = Kind(
     "endpoint",
     Endpoint,
     references={"service_id": Service, "region_id": Region},
-    on_create=_make_named_region,
+    on_write=_make_named_region,
 )
+
+
+POLICY = Kind("policy", Policy)
+CONSUMER = Kind("consumer", OAuthConsumer)
 
 
 def bump_revision(session: Session) -> None:
@@ -151,8 +157,8 @@ class IdentityStore:
     def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
         fields = self._hash_password(fields)
         with self._writing(kind.name) as session:
-            if kind.on_create:
-                kind.on_create(session, fields)
+            if kind.on_write:
+                kind.on_write(session, fields)
             self._check_references(session, kind, fields)
             row = kind.model(**fields)
             session.add(row)
@@ -164,6 +170,8 @@ class IdentityStore:
         fields = self._hash_password(fields)
         with self._writing(kind.name) as session:
             row = self._get(session, kind, row_id)
+            if kind.on_write:
+                kind.on_write(session, fields)
             self._check_references(session, kind, fields)
             for name, value in fields.items():
                 setattr(row, name, value)
@@ -303,5 +311,8 @@ class IdentityStore:
     def _check_references(session: Session, kind: Kind, fields: dict[str, Any]) -> None:
         for name, target in kind.references.items():
             value = fields.get(name)
-            if value is not None and session.get(target, value) is None:
-                raise BadRequest(f"{name} {value!r} does not exist")
+            if value is None or session.get(target, value) is not None:
+                continue
+            if target is Domain:  # Keystone answers an unknown domain 404, other refs 400
+                raise NotFound(f"Could not find domain: {value}.")
+            raise BadRequest(f"{name} {value!r} does not exist")

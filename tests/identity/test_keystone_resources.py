@@ -8,7 +8,7 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import make_tenant
+from tests.conftest import login, make_tenant
 
 V3 = "/identity/v3"
 
@@ -97,3 +97,60 @@ def test_an_endpoint_naming_a_new_region_makes_it(client: TestClient, admin_toke
     assert chosen.json()["region"]["id"] == "my-region"
     again = client.put(f"{V3}/regions/my-region", json={"region": {}}, headers=admin)
     assert again.status_code == 409
+
+
+def test_a_user_changes_its_password_given_the_original(
+    client: TestClient, admin_token: str
+) -> None:
+    admin = {"X-Auth-Token": admin_token}
+    tenant = make_tenant(client, admin_token)
+    change = f"{V3}/users/{tenant.user_id}/password"
+    body = {"user": {"password": "new-secret", "original_password": "pw-" + tenant.name}}
+    assert client.post(change, json=body).status_code == 401  # no token
+    wrong = {"user": {"password": "new-secret", "original_password": "wrong"}}
+    assert client.post(change, json=wrong, headers=tenant.headers).status_code == 401
+    assert client.post(change, json=body, headers=tenant.headers).status_code == 204
+    # The tokens issued before the change no longer validate.
+    old = client.get(f"{V3}/auth/tokens", headers={**admin, "X-Subject-Token": tenant.token})
+    assert old.status_code == 404
+    login(client, f"{tenant.name}-member", "new-secret", tenant.name)
+
+
+def test_policies_and_oauth_consumers(client: TestClient, admin_token: str) -> None:
+    admin = {"X-Auth-Token": admin_token}
+    tenant = make_tenant(client, admin_token)
+    made = client.post(
+        f"{V3}/policies", json={"policy": {"type": "application/json", "blob": "{}"}}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    policy = made.json()["policy"]
+    assert (
+        client.post(f"{V3}/policies", json={"policy": {"blob": "{}"}}, headers=admin).status_code
+        == 400
+    )
+    patched = client.patch(
+        f"{V3}/policies/{policy['id']}", json={"policy": {"blob": '{"a": 1}'}}, headers=admin
+    )
+    assert patched.json()["policy"]["blob"] == '{"a": 1}'
+    refused = client.post(
+        f"{V3}/policies", json={"policy": {"type": "t", "blob": "b"}}, headers=tenant.headers
+    )
+    assert refused.status_code == 403
+
+    consumers = f"{V3}/OS-OAUTH1/consumers"
+    assert client.get(consumers, headers=tenant.headers).status_code == 403
+    created = client.post(consumers, json={"consumer": {"description": "d"}}, headers=admin)
+    assert created.status_code == 201, created.text
+    consumer = created.json()["consumer"]
+    assert len(consumer["secret"]) >= 32
+    shown = client.get(f"{consumers}/{consumer['id']}", headers=admin).json()["consumer"]
+    assert "secret" not in shown or shown["secret"] is None
+    listed = client.get(consumers, headers=admin).json()["consumers"]
+    assert [c["id"] for c in listed] == [consumer["id"]]
+    assert client.delete(f"{consumers}/{consumer['id']}", headers=admin).status_code == 204
+
+
+def test_an_unknown_domain_is_not_found(client: TestClient, admin_token: str) -> None:
+    admin = {"X-Auth-Token": admin_token}
+    body = {"user": {"name": "x", "domain_id": "nowhere"}}
+    assert client.post(f"{V3}/users", json=body, headers=admin).status_code == 404

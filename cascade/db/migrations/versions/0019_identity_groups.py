@@ -1,8 +1,8 @@
-"""Identity groups (issue 18): groups, their members and their role assignments; implied roles
-(admin implies member, member implies reader, as rows now, as Keystone's bootstrap makes
-them); project tags; the attributes Keystone keeps for users and projects beyond its own
-(``extra``). System
-role assignments of users need no schema change (``role_assignments.target_type = 'system'``).
+"""Identity groups (issue 18): groups, their members and their role assignments; implied
+roles (admin implies member, member implies reader, as rows now, as Keystone's bootstrap
+makes them); policies and OAuth 1.0a consumers; project tags; the attributes Keystone keeps
+for users and projects beyond its own (``extra``). System role assignments of users need no
+schema change (``role_assignments.target_type = 'system'``).
 
 Revision ID: 0019
 Revises: 0018
@@ -44,6 +44,19 @@ def upgrade() -> None:
         sa.Column("target_type", sa.String(16), nullable=False),
     )
 
+    op.create_table(
+        "policies",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("type", sa.String(255), nullable=False),
+        sa.Column("blob", sa.Text, nullable=False),
+        sa.Column("extra", sa.JSON, nullable=False),
+    )
+    op.create_table(
+        "oauth_consumers",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("description", sa.Text, nullable=True),
+        sa.Column("secret", sa.String(64), nullable=False),
+    )
     implied = op.create_table(
         "implied_roles",
         sa.Column("prior_role_id", sa.String(64), sa.ForeignKey("roles.id"), primary_key=True),
@@ -61,6 +74,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("oauth_consumers")
+    op.drop_table("policies")
     op.drop_table("implied_roles")
     op.drop_table("group_role_assignments")
     op.drop_table("group_members")
