@@ -2,7 +2,8 @@
 and delete. A plan protects servers of one project, all at one site (the source), for
 another site (the target); its members are frozen in the order given. Every check that
 needs only Cascade's rows is made here, before anything is queued; what needs the site (the
-volumes attached to each server) is the ``plan.create`` operation's (``plan_steps``)."""
+volumes attached to each server) is the ``plan.create`` operation's (``plan_steps``). The
+checkpoints' view is here too: volumes, images and the members' recorded ports."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cascade.network.networks import visible_site, visible_sites
 from cascade.protection.chunk_store import store_location
 from cascade.protection.schemas import (
     CheckpointOut,
+    CheckpointPortOut,
     CheckpointVolumeOut,
     MemberIn,
     MemberOut,
@@ -131,6 +133,10 @@ def checkpoint_out(session: Session, checkpoint: Checkpoint) -> CheckpointOut:
         store=checkpoint.store_url,
         volumes=[_volume_out(v) for v in checkpoint_volumes(session, checkpoint.id)],
         images=checkpoint.images,
+        ports={
+            server: CheckpointPortOut.model_validate(port)
+            for server, port in checkpoint.ports.items()
+        },
         frozen_from=checkpoint.first_freeze_at,
         thawed_at=checkpoint.last_thaw_at,
         freeze_window_s=window,

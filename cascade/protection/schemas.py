@@ -109,6 +109,14 @@ class CheckpointVolumeOut(BaseModel):
     )
 
 
+class CheckpointPortOut(BaseModel):
+    port: str = Field(description="The port's id (the row holding the address).")
+    network_id: str
+    network: str = Field(description="The Cascade network's name when it was recorded.")
+    ip: str
+    mac: str
+
+
 class CheckpointOut(BaseModel):
     id: str
     plan_id: str
@@ -123,6 +131,10 @@ class CheckpointOut(BaseModel):
     images: dict[str, Any] = Field(
         description="image_snapshot: per server its image at the source (source), its copy "
         "at the target (target), size and the digest both have (hash_algo, hash)."
+    )
+    ports: dict[str, CheckpointPortOut] = Field(
+        description="Per member server its port on a Cascade network when the checkpoint "
+        "began (servers on a site's network have none): what a restore keeps."
     )
     frozen_from: datetime | None = Field(description="The first member's freeze.")
     thawed_at: datetime | None = Field(description="The last member's thaw.")
