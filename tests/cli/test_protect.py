@@ -2,7 +2,12 @@
 site-sims: a plan of one server booting from a volume, a checkpoint followed with its
 per-volume progress, a restore refused in one line for a flavor the target lacks (run as a
 user runs it; the other commands run in this process), then restored at the other site with
-the bytes of the checkpoint, and the lists showing RPO and RTO."""
+the bytes of the checkpoint, and the lists showing RPO and RTO. Then a server on a Cascade
+network stretched over both sites, holding a service IP: the checkpoint's recorded port in
+its view, a bad ``--service-ip`` refused in one line, a failed restore showing what it
+removed again at the target, and after site A is SIGKILLed the restore with
+``--service-ip``/``--service-ip-to`` showing the port it kept (IP, MAC), the service IP's move
+and site A named where the remote ports were not re-pointed."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -26,6 +32,7 @@ from cascade.sites.driver import SiteDriver
 from tests.cli.test_cli import assert_one_line_error
 from tests.conftest import ADMIN_PASSWORD
 from tests.engine.conftest import IMAGE, WORKER_ENV, start_site
+from tests.protection.vnf import sim_admin
 
 BLOCK = 4 << 20
 WRITTEN = b"in the checkpoint " * 8
@@ -96,16 +103,15 @@ def _volume_data(site: EmbeddedSite, volume_id: str, data: bytes | None = None) 
     return bytes(answer.content)
 
 
+def _server(site: EmbeddedSite, **extra: Any) -> dict[str, Any]:
+    """The spec of server vnf-1 at ``site``, booting from a 1 GiB volume."""
+    spec = {"name": "vnf-1", "site": site.site_name, "flavor": "m1.tiny", "image": IMAGE}
+    return spec | {"boot_volume_gb": 1, **extra}
+
+
 def test_plan_checkpoint_and_restore_from_the_command_line(deployment: Deployment) -> None:
     api, (source, target) = deployment.api, deployment.sites
-    spec = {
-        "name": "vnf-1",
-        "site": source.site_name,
-        "flavor": "m1.tiny",
-        "image": IMAGE,
-        "boot_volume_gb": 1,
-    }
-    accepted = api.call("POST", "/v1/servers", spec, 202)
+    accepted = api.call("POST", "/v1/servers", _server(source), 202)
     wait_operation(api, accepted["operation"]["id"])
     server_id = accepted["server"]["id"]
 
@@ -144,3 +150,76 @@ def test_plan_checkpoint_and_restore_from_the_command_line(deployment: Deploymen
     plans = deployment.protect("plans")
     row = r"vnf .* site-a → site-b +vnf-1 \(1 volumes\) +ACTIVE +\d+\.\d\d s"
     assert re.search(row, plans.stdout), plans.stdout  # its RPO in seconds
+
+
+def _accepted(api: SessionClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` to ``path``, wait for its operation; the answer."""
+    accepted: dict[str, Any] = api.call("POST", path, body, 202)
+    wait_operation(api, accepted["operation"]["id"])
+    return accepted
+
+
+def test_restore_onto_a_stretched_network_with_its_service_ip(deployment: Deployment) -> None:
+    api, (source, target) = deployment.api, deployment.sites
+    network = {"name": "vnf-net", "cidr": "10.84.0.0/24", "sites": ["site-a", "site-b"]}
+    _accepted(api, "/v1/networks", network)
+    spec = _server(source, port={"network": "vnf-net"})
+    server_id = _accepted(api, "/v1/servers", spec)["server"]["id"]
+    port = api.call("GET", f"/v1/servers/{server_id}")["server"]["port"]
+    sip = {"network": "vnf-net", "holder": server_id, "address": "10.84.0.100"}
+    sip_id = _accepted(api, "/v1/service-ips", sip)["service_ip"]["id"]
+    succeeded(
+        deployment.protect("plan", "create", "vnf", "--server", server_id, "--target", "site-b")
+    )
+    succeeded(deployment.protect("checkpoint", "vnf"))
+    (listed,) = api.call("GET", "/v1/checkpoints")["checkpoints"]
+    checkpoint = api.call("GET", f"/v1/checkpoints/{listed['id']}")["checkpoint"]
+    assert checkpoint["ports"] == {
+        server_id: {
+            "port": port["id"],
+            "network_id": port["network_id"],
+            "network": "vnf-net",
+            "ip": port["ip"],
+            "mac": port["mac"],
+        }
+    }
+
+    for wrong, message in (
+        (["--service-ip", "no-such-ip"], "Unknown service IP 'no-such-ip'"),
+        (["--service-ip", sip_id, "--service-ip-to", "vnf-9"], "'vnf-9' names no single server"),
+        (["--service-ip-to", "vnf-1"], "give service_ip"),
+    ):
+        refused = deployment.protect_process("restore", checkpoint["id"], *wrong)
+        assert refused.returncode == 1, refused
+        assert_one_line_error(refused, message)
+    assert api.call("GET", "/v1/restores")["restores"] == []
+
+    booting = {"method": "POST", "path_prefix": "/compute/v2.1/servers", "rate": 1, "status": 400}
+    sim_admin(target, "PUT", "/faults", route_errors=[booting])
+    failed = deployment.protect_process("restore", checkpoint["id"], "--service-ip", sip_id)
+    sim_admin(target, "DELETE", "/faults")
+    assert failed.returncode == 1
+    assert_one_line_error(failed, "failed")
+    (restore,) = api.call("GET", "/v1/restores")["restores"]
+    assert "clean-up of the failed restore" in failed.stdout, failed.stdout
+    for kind, removed in (
+        ("server", restore["cleanup"]["servers"]),
+        ("volume", restore["cleanup"]["volumes"]),
+    ):
+        assert removed, restore["cleanup"]
+        for ident in removed:
+            assert re.search(rf"{kind} +{ident} +removed", failed.stdout), failed.stdout
+
+    source.kill()  # site A is lost
+    restored = deployment.protect(
+        "restore", checkpoint["id"], "--service-ip", sip_id, "--service-ip-to", "vnf-1"
+    )
+    succeeded(restored)
+    shown = restored.stdout
+    ports_row = rf"vnf-1 +vnf-net +{re.escape(port['ip'])} +{port['mac']} +{port['id']} \(moved\)"
+    assert re.search(ports_row, shown), shown
+    sip_row = r"10\.84\.0\.100 +vnf-1 +moved +vnf-1 +site-b +\d+\.\d\d s +site-a"
+    assert re.search(sip_row, shown), shown
+    assert re.search(r"service IP 10\.84\.0\.100 .*→ vnf-1", shown), shown  # its progress row
+    _, remote = shown.split("remote ports not re-pointed")
+    assert re.search(r"\n *site-a +\S", remote), shown
