@@ -10,18 +10,20 @@ given back.
 - ``plug``: the target's remote port of a moved port leaves (``port.unremote``: the target
   said the address lived elsewhere), then the port is made there (``port.ensure``); the
   server boots on it, and ``port.locate`` reads its host and VTEP.
-- ``restore.remote`` (every other site of the networks, in parallel): each restored port's
-  remote port points at its new VTEP; a site that is lost (the source) fails there and is
-  named in the result: the convergence pass makes it right when the site returns, deleting
-  the stale port the source site still has (``port_steps.ensure_remote_at``).
+- ``restore.remote`` (every other site of the networks, in parallel, and at each site its
+  ports in parallel on ``backups.in_parallel``'s few threads, so that a lost site costs
+  about one site call deadline, not one per port): each restored port's remote port points
+  at its new VTEP; a site that is lost (the source) fails there and is named in the result:
+  the convergence pass makes it right when the site returns, deleting the stale port the
+  source site still has (``port_steps.ensure_remote_at``).
 - ``restore.service_ip`` and ``restore.service_ip_moved``: the service IP's move, accepted
   as its own ``service_ip.move`` operation (a ``follow`` when the holder's port itself
   moved), waited for and recorded in the restore.
 - ``restore.release``: a failed restore's port goes back to its source server and site (the
   port at the target deleted, the remote port there made again) or, when new, is removed.
 
-May import cascade.network (ports, port_steps, service_ips), cascade.engine, cascade.db,
-cascade.errors, cascade.retry.
+May import cascade.protection (backups' thread pool), cascade.network (ports, port_steps,
+service_ips), cascade.engine, cascade.db, cascade.errors, cascade.retry.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from cascade.errors import CascadeError, Conflict
 from cascade.network.port_steps import ensure_remote, port_name, remove_port
 from cascade.network.ports import allocate
 from cascade.network.service_ips import ServiceIPService
+from cascade.protection.backups import in_parallel
 from cascade.retry import Backoff, until_deadline
 
 MOVE_POLL = Backoff(first=0.1, cap=1.0)
@@ -123,12 +126,15 @@ def point_remote_ports(run: StepRun, restore_id: str, site_id: str) -> list[str]
             for e in restore.ports.values()
             if "server" in e and e["network_id"] in present
         ]
-    failed = []
-    for port_id in ports:
+
+    def point(port_id: str) -> str | None:
         try:
             ensure_remote(run, port_id, site_id)
         except CascadeError as failure:
-            failed.append(failure.message)
+            return failure.message
+        return None
+
+    failed = [message for message in in_parallel(point, ports) if message is not None]
     if failed:
         raise Conflict("; ".join(failed))
     return ports

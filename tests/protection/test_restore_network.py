@@ -4,8 +4,9 @@ first, checkpointed; site A SIGKILLed. A restore at a site the network does not 
 naming both, before anything starts. A restore failing on a corrupted chunk, and one failing
 when the target refuses to boot the servers, leave no volume nor server at the target (the
 ports go back to the source servers). Then the restore at B: the servers ACTIVE there with
-the addresses and MACs they had at A, one port per address at B, their data verified, and
-the service IP moved to the restored first server."""
+the addresses and MACs they had at A, one port per address at B, their data verified, the
+remote ports of both at the lost A named as not re-pointed (tried at once, each failing),
+and the service IP moved to the restored first server."""
 
 from __future__ import annotations
 
@@ -196,6 +197,11 @@ def test_a_vnf_on_a_stretched_network_is_restored_with_its_addresses_and_service
         assert read.startswith(BEFORE + data[server["id"]].encode())
     assert len(ports) >= len(before_ports)
 
+    done = _get(client, admin_token, f"/v1/operations/{restore['operation']}", "operation")
+    (lost,) = done["result"]["remote_ports_failed"].items()  # A, for each of the two ports
+    assert lost[0] == "site-a", lost
+    for server in servers:
+        assert f"create remote port {server['port']['ip']} " in lost[1], lost
     moved = restore["service_ip"]
     assert (moved["status"], moved["holder_site"]) == ("moved", "site-b"), moved
     assert moved["holder"] == restore["servers"][servers[0]["id"]]
