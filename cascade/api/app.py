@@ -36,6 +36,7 @@ from cascade.errors import Unavailable
 from cascade.fabric.controller import start_controller, stop_controller
 from cascade.protection import metrics as protection_metrics
 from cascade.services import Services
+from cascade.ui.router import router as dashboard
 
 log = logging.getLogger("cascade.api")
 
@@ -97,6 +98,7 @@ def create_app(services: Services) -> FastAPI:
         replica.feed,
         fabric.router,
         health.router,
+        dashboard,
     )
     app.add_middleware(RequestMetrics)  # outermost: counts what StrictQuery refuses too
     return app
