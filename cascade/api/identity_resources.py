@@ -97,7 +97,7 @@ RESOURCES = (
         schemas.ProjectOut,
         render.project,
         lambda s: s.projects,
-        ("name", "domain_id", "enabled"),
+        ("name", "domain_id", "enabled", "parent_id"),
         _own_project,
     ),
     Resource(

@@ -74,6 +74,8 @@ class Project(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attributes given
+    # The parent project, or the domain for a top-level project (as Keystone stores it).
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class User(Base):

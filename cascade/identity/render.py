@@ -118,7 +118,13 @@ def project(row: Project, base: str) -> dict[str, Any]:
     columns = ("id", "name", "domain_id", "description", "enabled")
     tags = list(row.tags or [])
     body = _resource(
-        row, base, "projects", columns, parent_id=row.domain_id, is_domain=False, tags=tags
+        row,
+        base,
+        "projects",
+        columns,
+        parent_id=row.parent_id or row.domain_id,
+        is_domain=False,
+        tags=tags,
     )
     return {**(row.extra or {}), **body}
 

@@ -173,7 +173,8 @@ class DomainOut(BaseModel):
 
 class ProjectIn(_WithExtra):
     name: str = ShortName
-    domain_id: str = Field("default", min_length=1, max_length=64)
+    domain_id: str | None = Field(None, min_length=1, max_length=64)  # the parent's, or default
+    parent_id: str | None = Field(None, min_length=1, max_length=64)
     description: str = Field("", max_length=65535)
     enabled: bool = True
     tags: list[Tag] = Field(default_factory=list, max_length=80)

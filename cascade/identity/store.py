@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cascade.db import Database
 from cascade.db.models import (
+    DEFAULT_DOMAIN_ID,
     Base,
     Domain,
     Endpoint,
@@ -82,22 +83,59 @@ def _drop_endpoints_of_service(session: Session, service_id: str) -> None:
     session.execute(delete(Endpoint).where(Endpoint.service_id == service_id))
 
 
-DOMAIN = Kind(
-    "domain",
-    Domain,
-    blockers=(
-        (Project.domain_id, "projects"),
-        (User.domain_id, "users"),
-        (Group.domain_id, "groups"),
-    ),
-    on_delete=_drop_assignments_on_target,
-)
+def _drop_domain_contents(session: Session, domain_id: str) -> None:
+    """Keystone deletes a (disabled) domain with what it holds: its projects, users and
+    groups, and every assignment and membership they take part in. A project a site is
+    registered in stops it (the site goes first)."""
+    projects = select(Project.id).where(Project.domain_id == domain_id)
+    users = select(User.id).where(User.domain_id == domain_id)
+    groups = select(Group.id).where(Group.domain_id == domain_id)
+    if session.scalar(select(Site.id).where(Site.project_id.in_(projects)).limit(1)):
+        raise Conflict(f"domain {domain_id} has a project with sites; remove them first")
+    session.execute(delete(RoleAssignment).where(RoleAssignment.target_id.in_(projects)))
+    session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.target_id.in_(projects)))
+    session.execute(delete(RoleAssignment).where(RoleAssignment.user_id.in_(users)))
+    session.execute(
+        delete(GroupMember).where(GroupMember.user_id.in_(users) | GroupMember.group_id.in_(groups))
+    )
+    session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.group_id.in_(groups)))
+    _drop_assignments_on_target(session, domain_id)
+    for model in (User, Group, Project):
+        session.execute(delete(model).where(model.domain_id == domain_id))
+
+
+DOMAIN = Kind("domain", Domain, on_delete=_drop_domain_contents)
+
+
+def _place_project(session: Session, fields: dict[str, Any]) -> None:
+    """A new project's domain and parent, as Keystone has them: under its parent project (in
+    the parent's domain) or at the top of its domain (its parent id is the domain's id)."""
+    if "parent_id" not in fields:  # an update: a project does not move
+        return
+    parent_id = fields["parent_id"]
+    domain_id = fields.get("domain_id")
+    parent = session.get(Project, parent_id) if parent_id not in (None, domain_id) else None
+    if parent_id not in (None, domain_id) and parent is None:
+        raise NotFound(f"Could not find project: {parent_id}.")
+    if parent is not None and domain_id not in (None, parent.domain_id):
+        raise BadRequest("A project's parent must be in the project's domain.")
+    fields["domain_id"] = parent.domain_id if parent else (domain_id or DEFAULT_DOMAIN_ID)
+    fields["parent_id"] = parent.id if parent else fields["domain_id"]
+
+
+def _drop_project(session: Session, project_id: str) -> None:
+    if session.scalar(select(Project.id).where(Project.parent_id == project_id).limit(1)):
+        raise Forbidden(f"Project {project_id} has child projects: delete them first.")
+    _drop_assignments_on_target(session, project_id)
+
+
 PROJECT = Kind(
     "project",
     Project,
     references={"domain_id": Domain},
     blockers=((Site.project_id, "sites"),),
-    on_delete=_drop_assignments_on_target,
+    on_delete=_drop_project,
+    on_write=_place_project,
 )
 USER = Kind(
     "user",

@@ -154,3 +154,69 @@ def test_an_unknown_domain_is_not_found(client: TestClient, admin_token: str) ->
     admin = {"X-Auth-Token": admin_token}
     body = {"user": {"name": "x", "domain_id": "nowhere"}}
     assert client.post(f"{V3}/users", json=body, headers=admin).status_code == 404
+
+
+def test_deleting_a_disabled_domain_deletes_what_it_holds(
+    client: TestClient, admin_token: str
+) -> None:
+    admin = {"X-Auth-Token": admin_token}
+    domain = client.post(f"{V3}/domains", json={"domain": {"name": "d1"}}, headers=admin).json()
+    domain_id = domain["domain"]["id"]
+    project = client.post(
+        f"{V3}/projects", json={"project": {"name": "p", "domain_id": domain_id}}, headers=admin
+    ).json()["project"]
+    user = client.post(
+        f"{V3}/users", json={"user": {"name": "u", "domain_id": domain_id}}, headers=admin
+    ).json()["user"]
+    group = client.post(
+        f"{V3}/groups", json={"group": {"name": "g", "domain_id": domain_id}}, headers=admin
+    ).json()["group"]
+    reader = client.get(f"{V3}/roles", params={"name": "reader"}, headers=admin).json()
+    role = reader["roles"][0]["id"]
+    for path in (
+        f"{V3}/groups/{group['id']}/users/{user['id']}",
+        f"{V3}/projects/{project['id']}/users/{user['id']}/roles/{role}",
+        f"{V3}/projects/{project['id']}/groups/{group['id']}/roles/{role}",
+        f"{V3}/domains/{domain_id}/users/{user['id']}/roles/{role}",
+    ):
+        assert client.put(path, headers=admin).status_code == 204, path
+    assert client.delete(f"{V3}/domains/{domain_id}", headers=admin).status_code == 403
+    disabled = client.patch(
+        f"{V3}/domains/{domain_id}", json={"domain": {"enabled": False}}, headers=admin
+    )
+    assert disabled.status_code == 200
+    assert client.delete(f"{V3}/domains/{domain_id}", headers=admin).status_code == 204
+    for path in (
+        f"{V3}/domains/{domain_id}",
+        f"{V3}/projects/{project['id']}",
+        f"{V3}/users/{user['id']}",
+        f"{V3}/groups/{group['id']}",
+    ):
+        assert client.get(path, headers=admin).status_code == 404, path
+    left = client.get(f"{V3}/role_assignments", headers=admin).json()["role_assignments"]
+    assert all(a.get("user", {}).get("id") != user["id"] for a in left)
+
+
+def test_projects_under_a_parent(client: TestClient, admin_token: str) -> None:
+    admin = {"X-Auth-Token": admin_token}
+    domain = client.post(f"{V3}/domains", json={"domain": {"name": "d2"}}, headers=admin)
+    domain_id = domain.json()["domain"]["id"]
+    root = client.post(
+        f"{V3}/projects", json={"project": {"name": "root", "domain_id": domain_id}}, headers=admin
+    ).json()["project"]
+    assert root["parent_id"] == domain_id
+    child = client.post(
+        f"{V3}/projects",
+        json={"project": {"name": "child", "parent_id": root["id"]}},
+        headers=admin,
+    )
+    assert child.status_code == 201, child.text
+    assert child.json()["project"]["domain_id"] == domain_id  # the parent's domain
+    assert child.json()["project"]["parent_id"] == root["id"]
+    listed = client.get(f"{V3}/projects", params={"parent_id": root["id"]}, headers=admin)
+    assert [p["name"] for p in listed.json()["projects"]] == ["child"]
+    elsewhere = {"project": {"name": "x", "parent_id": root["id"], "domain_id": "default"}}
+    assert client.post(f"{V3}/projects", json=elsewhere, headers=admin).status_code == 400
+    orphan = {"project": {"name": "x", "parent_id": "nowhere"}}
+    assert client.post(f"{V3}/projects", json=orphan, headers=admin).status_code == 404
+    assert client.delete(f"{V3}/projects/{root['id']}", headers=admin).status_code == 403

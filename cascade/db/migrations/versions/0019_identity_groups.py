@@ -1,8 +1,8 @@
 """Identity groups (issue 18): groups, their members and their role assignments; implied
 roles (admin implies member, member implies reader, as rows now, as Keystone's bootstrap
-makes them); policies and OAuth 1.0a consumers; project tags; the attributes Keystone keeps
-for users and projects beyond its own (``extra``). System role assignments of users need no
-schema change (``role_assignments.target_type = 'system'``).
+makes them); policies and OAuth 1.0a consumers; project tags and parents; the attributes
+Keystone keeps for users and projects beyond its own (``extra``). System role assignments
+of users need no schema change (``role_assignments.target_type = 'system'``).
 
 Revision ID: 0019
 Revises: 0018
@@ -23,6 +23,9 @@ def upgrade() -> None:
     op.add_column("projects", sa.Column("tags", sa.JSON, nullable=False, server_default="[]"))
     for name in ("projects", "users"):
         op.add_column(name, sa.Column("extra", sa.JSON, nullable=False, server_default="{}"))
+    op.add_column("projects", sa.Column("parent_id", sa.String(64), nullable=True))
+    op.create_index("ix_projects_parent_id", "projects", ["parent_id"])
+    op.execute("UPDATE projects SET parent_id = domain_id")
     op.create_table(
         "groups",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -82,6 +85,8 @@ def downgrade() -> None:
     op.drop_table("groups")
     with op.batch_alter_table("users") as users:
         users.drop_column("extra")
+    op.drop_index("ix_projects_parent_id", "projects")
     with op.batch_alter_table("projects") as projects:
+        projects.drop_column("parent_id")
         projects.drop_column("extra")
         projects.drop_column("tags")
