@@ -3,6 +3,8 @@ audit and drift repair: SSH keypairs (``keypairs.py`` the API side, ``keypair_st
 per-site steps run in parallel by the engine's fan-out), and replication policies for images,
 flavors, security groups and keypairs (``policies.py`` the API side, ``kinds.py`` and a
 ``*_kind.py`` per kind, ``policy_steps.py`` and ``image_steps.py`` the jobs, ``audit.py`` the
-convergence checker; ``image_copy.py`` copies one image). May import ``cascade.engine``,
+convergence checker; ``image_copy.py`` copies one image: target image, import and
+verification, ``image_staging.py`` owns what is staged at the target, ``image_transfer.py``
+moves the chunks). May import ``cascade.engine``,
 ``cascade.sites``, ``cascade.db`` and ``cascade.errors``.
 """

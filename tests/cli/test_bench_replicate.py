@@ -37,10 +37,11 @@ def test_bench_replicate_prints_json_last_with_drift_repaired() -> None:
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(figures) >= KEYS | {"resume_resent_fraction", "aims_met"}
     assert all(figures[key] > 0 for key in KEYS)
-    # interrupted once 4 of the 8 chunks were staged; the resume sends the other 4 only
-    assert figures["resume_sent_before_bytes"] == 4 * MiB
-    assert figures["resume_sent_after_bytes"] == 4 * MiB
-    assert 0 <= figures["resume_resent_fraction"] <= 0.05
+    # stopped once 4 of the 8 chunks were staged; the chunks then in flight (at most 3)
+    # finish, and the resume sends only the rest: nothing twice
+    assert 4 * MiB <= figures["resume_sent_before_bytes"] <= 7 * MiB
+    assert figures["resume_sent_before_bytes"] + figures["resume_sent_after_bytes"] == 8 * MiB
+    assert figures["resume_resent_fraction"] == 0
     # 1% of 20 flavors is less than one: one changed at each of the 2 targets; the repair
     # job the first finding starts may reach the second target before the pass does
     assert figures["audit_drift_in_clean_pass"] == 0
