@@ -1,4 +1,5 @@
-"""``cascade bench engine`` runs end to end at tiny sizes and ends with its JSON figures."""
+"""``cascade bench engine`` runs end to end at tiny sizes and ends with its JSON figures,
+raw DBOS's beside Cascade's."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 
 def test_bench_engine_prints_json_last() -> None:
@@ -25,6 +28,12 @@ def test_bench_engine_prints_json_last() -> None:
     assert figures["failed"] == {"1": 0}
     assert figures["p50_ms"]["1"] <= figures["p99_ms"]["1"]
     assert figures["baseline_tx_per_s"] > 0
+    # Raw DBOS in the same run, with as many workers, and the ratio of the two.
+    assert figures["raw_dbos_ops_per_s"]["1"] > 0
+    assert figures["raw_dbos_failed"] == {"1": 0}
+    ratio = figures["ops_per_s"]["1"] / figures["raw_dbos_ops_per_s"]["1"]
+    assert figures["ratio"]["1"] == pytest.approx(ratio, rel=0.01)
+    assert figures["ratio_to_raw"] == pytest.approx(ratio, rel=0.01)
     assert "recovery_s" not in figures
 
 

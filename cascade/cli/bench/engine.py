@@ -3,10 +3,14 @@ latency from acceptance to the end, and the time workers take to resume a killed
 workflows.
 
 For each worker count, a fresh embedded Cascade (``cascade up``) on a fresh database and N
-``cascade worker`` processes run no-op probes, then server creates through an emulated site.
-Timings come from the operations' own server-side timestamps. The baseline, measured in the
-same run on the same database, is the rate at which one in-process thread writes and finishes
-an operation-like record with plain SQLAlchemy (an insert and an update, each committed).
+``cascade worker`` processes run no-op probes, then server creates through an emulated site;
+then raw DBOS on another fresh database on the same server, with N worker processes of its
+own, runs as many no-op workflows through a queue set up as Cascade's operations queue
+(``engine_baselines.py``), and the ratio of the two is printed per worker count (``ratio``)
+and best to best (``ratio_to_raw``). Timings come from the operations' (and the raw
+workflows') own server-side timestamps. The other baseline, measured in the same run on the
+same database, is the rate at which one in-process thread writes and finishes an
+operation-like record with plain SQLAlchemy (an insert and an update, each committed).
 With ``--json`` the last line of output is one JSON object.
 """
 
@@ -29,16 +33,16 @@ import typer
 from keystoneauth1 import session as ks_session
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, func, insert, select, update
-from sqlalchemy import Table as SqlTable
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cascade.cli.bench.engine_baselines import RawFigures, plain_writes_per_s, raw_dbos
 from cascade.cli.bench.http import percentile
 from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker
 from cascade.db import Database
-from cascade.db.models import Operation, utcnow
+from cascade.db.models import Operation
 from cascade.engine.queue import OperationQueue
 from cascade.errors import CascadeError
 from cascade.sites.driver import SiteDriver
@@ -51,6 +55,7 @@ RECOVERY_OPS = 20
 STALL_S = 60  # no operation finished for this long: the rest are stuck
 Request = tuple[str, dict[str, Any] | None]  # (path, JSON body) of a POST answering 202
 ROWS = ("ops_per_s", "ops_vs_baseline", "p50_ms", "p99_ms", "failed", "submit_per_s")
+RAW_ROWS = ("raw_dbos_ops_per_s", "ratio", "raw_dbos_p50_ms", "raw_dbos_p99_ms", "raw_dbos_failed")
 
 
 @dataclass(frozen=True)
@@ -245,30 +250,6 @@ def _servers(site: str, prefix: str, count: int) -> list[Request]:
     return [("/v1/servers", {"name": f"{prefix}-{i}", **spec}) for i in range(count)]
 
 
-def _baseline_per_s(db: Database, seconds: float = 2.0) -> float:
-    """Records one thread inserts and then marks finished per second, each write committed."""
-    table = SqlTable(
-        f"bench_baseline_{token_hex(4)}",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("status", String(16)),
-        Column("finished_at", DateTime(timezone=True)),
-    )
-    table.create(db.engine)
-    try:
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            with db.engine.begin() as connection:
-                connection.execute(insert(table).values(id=count, status="running"))
-            with db.engine.begin() as connection:
-                done = {"status": "succeeded", "finished_at": utcnow()}
-                connection.execute(update(table).where(table.c.id == count).values(**done))
-            count += 1
-        return count / (time.perf_counter() - started)
-    finally:
-        table.drop(db.engine)
-
-
 def _victim(deployment: Deployment, queue: OperationQueue) -> tuple[EmbeddedWorker, list[str]]:
     """The worker running the most workflows, and their ids, once one runs any."""
     deadline = time.monotonic() + 20
@@ -322,6 +303,7 @@ def _run(
     figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
     figures.update(cores=os.cpu_count(), ops=ops, site_ops=site_ops)
     batches: dict[str, dict[str, Batch]] = {"": {}, "site_": {}}
+    raws: dict[str, RawFigures] = {}
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
         site = _start_site(root, "bench", 0, stack) if site_ops else None
@@ -329,7 +311,7 @@ def _run(
             with _deployment(server_url, site) as deployment:
                 if "baseline_tx_per_s" not in figures:
                     console.print("baseline: records written and finished by one thread")
-                    figures["baseline_tx_per_s"] = _baseline_per_s(deployment.db)
+                    figures["baseline_tx_per_s"] = plain_writes_per_s(deployment.db)
                 deployment.start_workers(count)
                 console.print(f"{count} worker(s): {ops} probes")
                 probes: list[Request] = [("/v1/probes", None)] * ops
@@ -338,6 +320,11 @@ def _run(
                     console.print(f"{count} worker(s): {site_ops} server creates")
                     creates = _servers(site.site_name, f"bench{count}", site_ops)
                     batches["site_"][str(count)] = _batch(deployment, "server.create", creates)
+            console.print(f"{count} worker(s): {ops} raw DBOS no-op workflows")
+            raw_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="raw-dbos-")))
+            url = _fresh_database(server_url, raw_root, stack)
+            env = {"CASCADE_LOG_LEVEL": "warning"}
+            raws[str(count)] = raw_dbos(url, raw_root, count, ops, CLIENTS, env)
         if recovery:
             console.print("recovery: SIGKILL of a worker with workflows in flight")
             seconds, resumed, failed = _recovery(server_url, root)
@@ -345,8 +332,14 @@ def _run(
     for prefix, found in batches.items():
         for name in (each.name for each in fields(Batch)):
             figures[prefix + name] = {n: getattr(batch, name) for n, batch in found.items()}
+    for name in (each.name for each in fields(RawFigures)):
+        figures[f"raw_dbos_{name}"] = {n: getattr(raw, name) for n, raw in raws.items()}
     baseline = figures["baseline_tx_per_s"]
-    figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in figures["ops_per_s"].items()}
+    cascade_rates, raw_rates = figures["ops_per_s"], figures["raw_dbos_ops_per_s"]
+    figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in cascade_rates.items()}
+    figures["ratio"] = {n: rate / max(raw_rates[n], 1e-9) for n, rate in cascade_rates.items()}
+    best_raw = max(raw_rates.values())
+    figures["ratio_to_raw"] = max(cascade_rates.values()) / best_raw if best_raw else 0.0
     return figures
 
 
@@ -360,11 +353,13 @@ def _report(figures: dict[str, Any]) -> None:
     counts = list(figures["ops_per_s"])
     title = f"cascade bench engine on {figures['database']} ({figures['cores']} cores)"
     table = Table("figure", *(f"workers={count}" for count in counts), title=title)
-    for key in (*ROWS, *(f"site_{row}" for row in ROWS if row != "ops_vs_baseline")):
+    site_rows = (f"site_{row}" for row in ROWS if row != "ops_vs_baseline")
+    for key in (*ROWS, *RAW_ROWS, *site_rows):
         if figures.get(key):
             table.add_row(key, *(_cell(figures[key][count]) for count in counts))
     console.print(table)
     console.print(f"baseline: {figures['baseline_tx_per_s']:,.1f} records/s (insert+update)")
+    console.print(f"best Cascade / best raw DBOS: {figures['ratio_to_raw']:.2f}")
     if "recovery_s" in figures:
         console.print(
             f"recovery: {figures['recovery_s']:.2f} s for {figures['recovery_workflows']} "
