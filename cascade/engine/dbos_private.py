@@ -14,6 +14,9 @@ these; check each when moving the pin).
   resumed by a live worker, as after a crash.
 - ``queue_depth``: a count per queue is one aggregate query on ``workflow_status``; the
   public listing would bring every queued row back to Python to count it.
+- ``analyze``: PostgreSQL plans the dequeue from ``workflow_status``'s statistics, which a
+  fresh database lacks until autovacuum gets to it (issue 19 saw a dequeue take seconds at
+  about 4,000 queued); ``cascade init`` and each prune tick analyse it.
 """
 
 from __future__ import annotations
@@ -81,3 +84,13 @@ def queue_depth(db: Database, queues: tuple[str, ...]) -> dict[str, int]:
     with db.engine.connect() as connection:
         counts.update({name: int(count) for name, count in connection.execute(query, names)})
     return counts
+
+
+def analyze(db: Database) -> None:
+    """Refresh PostgreSQL's statistics of the queue's table (nothing to do on SQLite)."""
+    if db.dialect != "postgresql":
+        return
+    with db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text(f"ANALYZE {DBOS_SCHEMA}.workflow_status")
+        )

@@ -1,14 +1,22 @@
 """Operations: accepting a request (desired state, operation record and queue entry in one
-transaction, idempotent by ``Idempotency-Key``), recording its steps, and showing it."""
+transaction, idempotent by ``Idempotency-Key``; the queue entry carries what the worker needs
+to run it, so the worker does not read the row back), recording its progress and steps, and
+showing it.
+
+May import ``cascade.engine.queue``, ``states``, ``schemas``, ``cascade.db`` and
+``cascade.errors``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,7 +25,7 @@ from cascade.db.models import Operation, OperationStep, utcnow
 from cascade.engine.queue import OperationQueue, new_operation_id
 from cascade.engine.schemas import OperationOut, ResourceRef, StepOut
 from cascade.engine.states import StateMachine
-from cascade.errors import Conflict, NotFound, present
+from cascade.errors import Conflict, NotFound
 
 FINISHED = ("succeeded", "failed")
 # Writes the desired state for a new operation; returns (resource type, resource id).
@@ -67,7 +75,8 @@ class Operations:
                 )
                 session.add(operation)
                 session.flush()
-                self._queue.enqueue(session, operation_id, resource_id)
+                inputs = (kind, resource_type, resource_id, project_id, request)
+                self._queue.enqueue(session, operation_id, resource_id, inputs)
                 return operation
         except IntegrityError:
             if idempotency_key is None:
@@ -201,12 +210,29 @@ def render(operation: Operation, steps: list[OperationStep]) -> OperationOut:
 
 
 # -- the worker's records ---------------------------------------------------------------------
+# A worker writes an operation's records in as few transactions as its guarantees allow:
+# "running" and a finished step's outcome ride on the next step's start (which must be
+# committed before the step acts) or on the outcome (see ``workflows.Ledger``).
 
 
-def mark_running(db: Database, operation_id: str, executor_id: str) -> Operation:
-    """Mark the operation running (one conditional UPDATE: a late duplicate run, woken after
-    its work was finished elsewhere, must not reopen it) and return it."""
-    with db.session() as session:
+@dataclass(frozen=True)
+class StepOutcome:
+    name: str
+    error: str | None
+    finished_at: datetime
+
+
+def record_progress(
+    session: Session,
+    operation_id: str,
+    executor_id: str,
+    *,
+    running: bool,
+    outcomes: list[StepOutcome],
+) -> None:
+    """Mark the operation running (unless it finished: a late duplicate run must not reopen
+    it) and record finished steps' outcomes (unless recorded already)."""
+    if running:
         session.execute(
             update(Operation)
             .where(Operation.id == operation_id, Operation.status.not_in(FINISHED))
@@ -216,10 +242,20 @@ def mark_running(db: Database, operation_id: str, executor_id: str) -> Operation
                 executor_id=executor_id,
             )
         )
-        operation = session.get(Operation, operation_id)
-        if operation is None:
-            raise NotFound(f"Could not find operation: {operation_id}.")
-        return operation
+    for outcome in outcomes:
+        session.execute(
+            update(OperationStep)
+            .where(
+                OperationStep.operation_id == operation_id,
+                OperationStep.name == outcome.name,
+                OperationStep.status == "running",
+            )
+            .values(
+                status="failed" if outcome.error else "succeeded",
+                error=outcome.error,
+                finished_at=outcome.finished_at,
+            )
+        )
 
 
 def mark_finished(
@@ -230,6 +266,7 @@ def mark_finished(
     error: str | None,
 ) -> None:
     """Record the outcome, unless another run of the operation recorded one already."""
+    now = utcnow()
     session.execute(
         update(Operation)
         .where(Operation.id == operation_id, Operation.status.not_in(FINISHED))
@@ -237,31 +274,31 @@ def mark_finished(
             status="failed" if error else "succeeded",
             result=result,
             error=error,
-            finished_at=utcnow(),
+            started_at=func.coalesce(Operation.started_at, now),
+            finished_at=now,
             executor_id=executor_id,
         )
     )
 
 
-def step_started(db: Database, operation_id: str, name: str, site: str | None) -> OperationStep:
-    """Record a step's start; a step run again after a crash counts one more attempt."""
-    with db.session() as session:
-        step = session.get(OperationStep, (operation_id, name))
-        if step is None:
-            step = OperationStep(
-                operation_id=operation_id, name=name, site=site, status="running", attempts=1
-            )
-            session.add(step)
-        else:
-            step.attempts += 1
-            step.status = "running"
-            step.error = None
-        return step
-
-
-def step_finished(db: Database, operation_id: str, name: str, error: str | None) -> None:
-    with db.session() as session:
-        step = present(session.get(OperationStep, (operation_id, name)), f"step {name}")
-        step.status = "failed" if error else "succeeded"
-        step.error = error
-        step.finished_at = utcnow()
+def step_started(
+    session: Session, operation_id: str, name: str, site: str | None
+) -> tuple[int, datetime]:
+    """Record a step's start in one statement; a step run again after a crash counts one more
+    attempt. Returns (attempt, when its first attempt began)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    columns = OperationStep.__table__.c
+    started = insert(OperationStep).values(
+        operation_id=operation_id,
+        name=name,
+        site=site,
+        status="running",
+        attempts=1,
+        started_at=utcnow(),
+    )
+    statement = started.on_conflict_do_update(
+        index_elements=[columns.operation_id, columns.name],
+        set_={"attempts": columns.attempts + 1, "status": "running", "error": None},
+    ).returning(columns.attempts, columns.started_at)
+    attempts, started_at = session.execute(statement).one()
+    return int(attempts), started_at

@@ -23,13 +23,14 @@ from cascade.engine import dbos_private
 
 APP_NAME = "cascade"
 # Workers only dequeue work of their own version: bump when a workflow changes incompatibly.
-APP_VERSION = "cascade-engine-1"
+APP_VERSION = "cascade-engine-2"
 OPERATIONS_QUEUE = "cascade-operations"
 SITE_CALLS_QUEUE = "cascade-site-calls"
 OPERATION_WORKFLOW = "cascade.operation"
 SITE_CALL_WORKFLOW = "cascade.site-call"
 CONVERGENCE_WORKFLOW = "cascade.convergence"
 KEY_ROTATION_WORKFLOW = "cascade.key-rotation"
+PRUNE_WORKFLOW = "cascade.prune"
 
 _last_id = 0
 _id_lock = threading.Lock()
@@ -63,6 +64,7 @@ def queue_settings(settings: Settings) -> dict[str, dict[str, Any]]:
 def prepare(db: Database, settings: Settings) -> None:
     """Create or migrate DBOS's tables and declare the queues (safe to run again)."""
     dbos_private.create_tables(db)
+    dbos_private.analyze(db)
     client = OperationQueue(db)
     for name, options in queue_settings(settings).items():
         client.client.register_queue(name, **options)
@@ -81,7 +83,11 @@ class OperationQueue:
             retry_connection_errors=False,  # a lost database is an error, not a hang
         )
 
-    def enqueue(self, session: Session, operation_id: str, resource_id: str) -> None:
+    def enqueue(
+        self, session: Session, operation_id: str, resource_id: str, inputs: tuple[Any, ...]
+    ) -> None:
+        """Queue the operation's workflow in the caller's transaction; ``inputs`` (kind,
+        resource type and id, project, request) are its arguments after the id."""
         self.client.enqueue_in_transaction(
             session,
             {
@@ -92,6 +98,7 @@ class OperationQueue:
                 "app_version": APP_VERSION,
             },
             operation_id,
+            *inputs,
         )
 
     def depth(self) -> dict[str, int]:

@@ -1,31 +1,73 @@
 """How an operation runs: one durable workflow for every operation, made of recorded steps.
 
-``run_operation`` marks the operation running, calls the handler its kind registered, and
-records the outcome and the resource's new state. A handler calls ``step`` for each unit of
-work: DBOS records the step's result, so a workflow resumed after a crash skips steps that
-finished and re-runs only the one in flight; the step itself must be safe to re-run (look
-before you create). ``fan_out`` runs one child workflow per site on the site-calls queue, in
-parallel and on any worker, and gives back every site's outcome.
+``run_operation`` calls the handler its kind registered and records the outcome and the
+resource's new state. A handler calls ``step`` for each unit of work: DBOS records the step's
+result, so a workflow resumed after a crash skips steps that finished and re-runs only the one
+in flight; the step itself must be safe to re-run (look before you create). Cascade's own
+records (the operation running, each step's start, attempts and outcome) add one commit per
+step and one for the outcome: a ``Ledger`` carries what can wait to the next of them.
+``fan_out`` runs one child workflow per site on the site-calls queue, in parallel and on any
+worker, and gives back every site's outcome.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
+from sqlalchemy.orm import Session
 
+from cascade.db.models import utcnow
 from cascade.engine.context import context, park
-from cascade.engine.operations import mark_finished, mark_running, step_finished, step_started
+from cascade.engine.operations import (
+    StepOutcome,
+    mark_finished,
+    record_progress,
+    step_started,
+)
 from cascade.engine.queue import OPERATION_WORKFLOW, SITE_CALL_WORKFLOW, SITE_CALLS_QUEUE
 from cascade.engine.states import machine_for
 from cascade.errors import CascadeError
 from cascade.retry import Interrupted
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ledger:
+    """What a running operation has still to write: "running" and finished steps' outcomes.
+    They ride on its next write, which must come before anything else can see or need them:
+    the next step's start (committed before that step acts), a fan-out (its children record
+    their own steps) or the outcome. A worker that dies with a ledger unwritten loses nothing:
+    the workflow resumed elsewhere replays its recorded steps, which fill the ledger again."""
+
+    operation_id: str
+    running: bool = True  # the operation is still to be marked running
+    outcomes: list[StepOutcome] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        record_progress(
+            session,
+            self.operation_id,
+            str(DBOS.executor_id),
+            running=self.running,
+            outcomes=self.outcomes,
+        )
+
+    def written(self) -> None:
+        """The transaction that wrote the ledger committed."""
+        self.running = False
+        self.outcomes = []
+
+    def flush(self) -> None:
+        if self.running or self.outcomes:
+            with context().db.session() as session:
+                self.write(session)
+            self.written()
 
 
 @dataclass(frozen=True)
@@ -36,6 +78,7 @@ class Job:
     resource_id: str
     project_id: str
     request: dict[str, Any]
+    ledger: Ledger = field(compare=False, repr=False)
 
     @property
     def action(self) -> str:
@@ -89,8 +132,19 @@ def step_function(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
 
 @DBOS.workflow(name=OPERATION_WORKFLOW)
-def run_operation(operation_id: str) -> str:
-    job = _begin(operation_id)
+def run_operation(
+    operation_id: str,
+    kind: str,
+    resource_type: str,
+    resource_id: str,
+    project_id: str,
+    request: dict[str, Any],
+) -> str:
+    """The operation's inputs come with its queue entry: nothing is read back at the start,
+    and "running" is written with the first step's start."""
+    job = Job(
+        operation_id, kind, resource_type, resource_id, project_id, request, Ledger(operation_id)
+    )
     result: dict[str, Any] | None = None
     error: str | None = None
     try:
@@ -101,69 +155,78 @@ def run_operation(operation_id: str) -> str:
     return "failed" if error else "succeeded"
 
 
-@DBOS.step(name="cascade.begin")
-def _begin(operation_id: str) -> Job:
-    operation = mark_running(context().db, operation_id, str(DBOS.executor_id))
-    return Job(
-        operation_id=operation.id,
-        kind=operation.kind,
-        resource_type=operation.resource_type,
-        resource_id=operation.resource_id,
-        project_id=operation.project_id,
-        request=operation.request,
-    )
-
-
-@DBOS.step(name="cascade.finish")
 def _finish(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
+    """The outcome, the resource's new state and the last steps' outcomes in one transaction.
+    Not a DBOS step (whose record would be one more commit): run again after a crash, each
+    of its writes is conditional and finds its work done."""
     machine = machine_for(job.resource_type)
+    job.ledger.running = False  # the outcome sets started_at if no step did
     with context().db.session() as session:
+        job.ledger.write(session)
         if machine is not None:
             machine.finish(session, job.resource_id, job.action, job.operation_id, error)
         mark_finished(session, job.operation_id, str(DBOS.executor_id), result, error)
+    job.ledger.written()
 
 
 def step(job: Job, label: str, site: str | None, function_name: str, *args: Any) -> Any:
     """Run one recorded step of ``job``; raises StepFailed if it fails for good."""
-    return _run_step(job.operation_id, label, site, function_name, args)
+    return _recorded(job.ledger, label, site, function_name, args)
+
+
+def _recorded(
+    ledger: Ledger, label: str, site: str | None, function_name: str, args: tuple[Any, ...]
+) -> Any:
+    """The step through DBOS (run, or its recorded outcome replayed), its outcome noted in the
+    ledger either way."""
+    try:
+        value = _run_step(ledger, label, site, function_name, args)
+    except StepFailed as failure:
+        ledger.outcomes.append(StepOutcome(label, str(failure), utcnow()))
+        raise
+    ledger.outcomes.append(StepOutcome(label, None, utcnow()))
+    return value
 
 
 @DBOS.step(name="cascade.step")
 def _run_step(
-    operation_id: str, label: str, site: str | None, function_name: str, args: tuple[Any, ...]
+    ledger: Ledger, label: str, site: str | None, function_name: str, args: tuple[Any, ...]
 ) -> Any:
-    db = context().db
-    record = step_started(db, operation_id, label, site)
-    run = StepRun(operation_id, record.attempts, record.started_at)
+    """The step's start (with what the ledger holds) is committed before it acts; its
+    outcome is DBOS's record, and Cascade's rides on the operation's next write."""
+    with context().db.session() as session:
+        ledger.write(session)
+        attempt, first_started_at = step_started(session, ledger.operation_id, label, site)
+    ledger.written()
+    run = StepRun(ledger.operation_id, attempt, first_started_at)
     try:
-        value = _step_functions[function_name](run, *args)
+        return _step_functions[function_name](run, *args)
     except Interrupted:  # the worker is stopping: no outcome, the resuming worker re-runs it
         park()
         raise
     except CascadeError as failure:  # a site call that failed, or a refusal that says why
-        step_finished(db, operation_id, label, failure.message)
         raise StepFailed(failure.message) from None
     except Exception as failure:  # a bug or a lost database: fail the step, keep the reason
-        log.exception("step %s of operation %s failed", label, operation_id)
-        reason = f"{label}: {type(failure).__name__}: {failure}"
-        step_finished(db, operation_id, label, reason)
-        raise StepFailed(reason) from None
-    step_finished(db, operation_id, label, None)
-    return value
+        log.exception("step %s of operation %s failed", label, ledger.operation_id)
+        raise StepFailed(f"{label}: {type(failure).__name__}: {failure}") from None
 
 
 @DBOS.workflow(name=SITE_CALL_WORKFLOW)
 def _site_call(
     operation_id: str, label: str, site: str, function_name: str, args: tuple[Any, ...]
 ) -> dict[str, Any]:
+    ledger = Ledger(operation_id, running=False)
     try:
-        return {"ok": True, "value": _run_step(operation_id, label, site, function_name, args)}
+        outcome = {"ok": True, "value": _recorded(ledger, label, site, function_name, args)}
     except StepFailed as failure:
-        return {"ok": False, "error": str(failure)}
+        outcome = {"ok": False, "error": str(failure)}
+    ledger.flush()
+    return outcome
 
 
 def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
     """Run every call at its site in parallel; site -> {"ok", "value" | "error"}."""
+    job.ledger.flush()  # the operation shows running, and earlier steps done, while it waits
     handles = []
     for call in calls:
         # One child per site and step function: an operation may fan out more than once.
