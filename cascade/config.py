@@ -132,6 +132,14 @@ class Settings(BaseSettings):
         description="Seconds between convergence passes (once per cluster); must divide a "
         "minute or, in whole minutes, an hour.",
     )
+    operation_retention: float = Field(
+        7 * 24 * 3600.0,
+        ge=1,
+        le=10 * 365 * 24 * 3600.0,
+        description="Seconds a finished operation is kept (its record, steps, Idempotency-Key "
+        "and DBOS's records of its workflow); then the engine's prune, run once per cluster "
+        "every `convergence_interval`, removes it.",
+    )
     convergence_policy: Literal["recreate", "report"] = Field(
         "recreate",
         description="What a convergence pass does with a server deleted behind Cascade's back: "

@@ -3,6 +3,8 @@ whole cluster (one workflow id per tick, whatever the number of workers) and is 
 any workflow if its worker dies.
 
 - Convergence (``convergence.py``) every ``convergence_interval``.
+- The prune of finished operations older than ``operation_retention`` (``prune.py``) on the
+  same period.
 - Key rotation at the master when ``identity_rotate_every`` is set: a tick checks whether the
   primary key is due (``every`` seconds after its promotion) and if so rotates, waiting for
   the sites as ``cascade identity rotate-keys`` does. A rotation a site blocks is logged with
@@ -19,7 +21,7 @@ from typing import Any
 from dbos import DBOS
 
 from cascade.config import Settings, cron_schedule
-from cascade.engine import convergence
+from cascade.engine import convergence, prune
 from cascade.engine.context import context
 from cascade.engine.queue import KEY_ROTATION_WORKFLOW
 from cascade.errors import Conflict, Unavailable
@@ -28,6 +30,7 @@ from cascade.identity.rotation import due_in
 log = logging.getLogger("cascade.identity.rotation")
 CONVERGENCE_SCHEDULE = "cascade-convergence"
 KEY_ROTATION_SCHEDULE = "cascade-key-rotation"
+PRUNE_SCHEDULE = "cascade-prune"
 WAIT_FOR_SITES_S = 60.0
 _TICKS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # seconds that divide a minute
 
@@ -39,7 +42,12 @@ def apply(settings: Settings) -> None:
             "schedule_name": CONVERGENCE_SCHEDULE,
             "workflow_fn": convergence.convergence_pass,
             "schedule": cron_schedule(settings.convergence_interval),
-        }
+        },
+        {
+            "schedule_name": PRUNE_SCHEDULE,
+            "workflow_fn": prune.prune_tick,
+            "schedule": cron_schedule(settings.convergence_interval),
+        },
     ]
     every = settings.identity_rotate_every
     if every:
