@@ -6,7 +6,8 @@ the policy's bandwidth per target site. A copy writes its bytes done and total i
 item as it goes; a copy interrupted (worker killed, target down) is resumed by the step run
 again from the last chunk the target confirmed. A target's image of that name holding other
 bytes (an older version of the source's, or the site's own under cascade_wins) is deleted
-first. Then the copy is recorded as Cascade's at the site."""
+first. Then the copy is recorded as Cascade's at the site; a copy that fails is noted like
+any refused write (``records.note_failures``), so the audit backs off from it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from cascade.engine.workflows import Job, SiteCall, StepRun, fan_out, step_funct
 from cascade.errors import CascadeError, present
 from cascade.replication.image_copy import copy_image
 from cascade.replication.image_kind import IMAGES
-from cascade.replication.records import item_progress, save_record
+from cascade.replication.records import item_progress, note_failures, save_record
 
 COPY = "replication.copy"
 
@@ -67,8 +68,10 @@ def copy(_run: StepRun, job_id: str, site_id: str, name: str) -> str:
     except CascadeError as failure:
         error = f"site {site_name}: image {name}: {failure.message}"
         item_progress(job_id, site_id, name, status="error", error=error)
+        note_failures(policy_id, site_id, {name: error}, set())  # the audit backs off
         raise CascadeError(error) from None
     save_record(policy_id, site_id, name, result.target_image_id, IMAGES.digest(state))
+    note_failures(policy_id, site_id, {}, {name})
     item_progress(
         job_id,
         site_id,
