@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cascade.ui import auth_pages, operations_page, sites_page
+from cascade.ui import auth_pages, operations_page, sites_page, tables_page
 
 router = APIRouter()
-for part in (auth_pages.router, sites_page.router, operations_page.router):
+for part in (auth_pages.router, sites_page.router, operations_page.router, tables_page.router):
     router.include_router(part)

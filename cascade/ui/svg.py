@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from cascade.engine.schemas import OperationOut
 
-MAP_SIZE = 640
+MAP_SIZE = 520
 _CENTER = MAP_SIZE / 2
-_RADIUS = MAP_SIZE / 2 - 90
+_RADIUS = MAP_SIZE / 2 - 70
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def timeline(operation: OperationOut, now: datetime | None = None) -> Timeline:
     for row, step in enumerate(operation.steps):
         began = (step.started_at - start).total_seconds()
         lasted = ((step.finished_at or now) - step.started_at).total_seconds()
-        label = step.name + (f" @ {step.site}" if step.site else "")
+        label = step.name + (f" @ {step.site}" if step.site and step.site not in step.name else "")
         title = f"{label}: {step.status}, {lasted:.2f} s, attempts {step.attempts}"
         bars.append(
             Bar(
