@@ -48,6 +48,7 @@ class RegionConfig:
     backup_dir: Path | None = None  # shared with other sites so a backup restores anywhere
     dataplane: str = "memory"  # what the compute hosts' agents program: memory or linux
     underlay: str | None = None  # NETNS/BRIDGE the linux host namespaces are plugged into
+    image_quota_mib: int | None = None  # MiB each project's images may total (None: no limit)
 
     @property
     def region_name(self) -> str:

@@ -93,6 +93,14 @@ def site_sim(
             "namespace into this existing bridge, so hosts of other sites are reachable"
         ),
     ] = None,
+    image_quota_mib: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="MiB each project's images may total (Glance's image_size_total); more is "
+            "refused 413 [default: no limit; PUT /sim/v1/image-quota changes it]",
+        ),
+    ] = None,
 ) -> None:
     """Serve one emulated OpenStack region (Keystone, Nova, Cinder, Neutron, Glance, Swift)."""
     import uvicorn
@@ -112,6 +120,7 @@ def site_sim(
         backup_dir=backup_dir,
         dataplane=dataplane,
         underlay=underlay,
+        image_quota_mib=image_quota_mib,
     )
     check_config(config)
     faults = Faults()  # checked before anything is written to the data dir

@@ -5,13 +5,14 @@ updates, and real bytes: an upload streams to ``<data_dir>/images/<id>`` computi
 ``Range``, 206); the interoperable import lands the bytes the same way, from the stage
 (``glance-direct``) or from an object in the site's own object store (``web-download``).
 ``image_file`` and ``get_image`` are what the compute and volume services read;
-``copied_image`` is the image Nova's createImage makes.
+``copied_image`` is the image Nova's createImage makes. A per-project storage quota
+(``quota``) refuses bytes beyond it, 413, as Glance does.
 
-Each module imports only those before it here: ``attributes``, ``records``, ``listing``, ``data``,
-``web_download``, ``api``. Outside the package they may import ``cascade.api.deps``,
-``cascade.identity.tokens`` and the site-sim's ``common``, ``errors``, ``site`` and ``state``;
-``web_download`` also the object store (``cascade_sim.objects.object_files``). Other modules
-use only what is exported here.
+Each module imports only those before it here: ``attributes``, ``records``, ``listing``,
+``quota``, ``data``, ``web_download``, ``api``. Outside the package they may import
+``cascade.api.deps``, ``cascade.api.keystone``, ``cascade.identity`` and the site-sim's
+``common``, ``errors``, ``site`` and ``state``; ``web_download`` also the object store
+(``cascade_sim.objects.object_files``). Other modules use only what is exported here.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from cascade.api.keystone import Caller
 from cascade_sim.common import RegionDep, public
 from cascade_sim.errors import SimError
-from cascade_sim.image import data, listing, records, web_download
+from cascade_sim.image import data, listing, quota, records, web_download
 from cascade_sim.image.attributes import tags
 
 PREFIX = "/image/v2"
@@ -121,7 +121,9 @@ def _tag_routes(router: APIRouter) -> None:
 def _data_routes(router: APIRouter) -> None:
     @router.put(f"{PREFIX}/images/{{image_id}}/file", status_code=204, summary="Upload image data")
     async def upload(image_id: str, request: Request, caller: Caller, site: RegionDep) -> Response:
-        part, digest = await data.receive(site, caller, image_id, request, "saving", data.part_path)
+        part, digest = await data.receive(
+            site, caller, image_id, request, "saving", data.part_path, counted=True
+        )
         data.activate(site, image_id, digest, part)
         return Response(status_code=204)
 
@@ -138,7 +140,7 @@ def _data_routes(router: APIRouter) -> None:
     @router.put(f"{PREFIX}/images/{{image_id}}/stage", status_code=204, summary="Stage image data")
     async def stage(image_id: str, request: Request, caller: Caller, site: RegionDep) -> Response:
         staged, digest = await data.receive(
-            site, caller, image_id, request, "uploading", data.stage_path
+            site, caller, image_id, request, "uploading", data.stage_path, counted=False
         )
         data.keep_staged(site, image_id, digest, staged)
         return Response(status_code=204)
@@ -158,4 +160,4 @@ def routers() -> list[APIRouter]:
     router = APIRouter(tags=["image"])
     for add_routes in (_discovery, _records, _tag_routes, _data_routes):
         add_routes(router)
-    return [router]
+    return [router, quota.router]

@@ -20,6 +20,7 @@ from fastapi import Request
 
 from cascade.identity import AuthContext
 from cascade_sim.errors import SimError
+from cascade_sim.image import quota
 from cascade_sim.image.records import create, mine, store
 from cascade_sim.region import Region
 
@@ -94,8 +95,8 @@ def _require_octet_stream(request: Request) -> None:
         raise SimError(415, message)
 
 
-def begin(site: Region, caller: AuthContext, image_id: str, allowed: str, status: str) -> None:
-    """Move an image from ``allowed`` status to ``status`` before bytes arrive."""
+def begin(site: Region, caller: AuthContext, image_id: str, allowed: str, status: str) -> str:
+    """Move an image from ``allowed`` status to ``status`` before bytes arrive; its owner."""
     with site.state.lock:
         image = mine(site, caller, image_id)
         if image["status"] != allowed:
@@ -106,6 +107,7 @@ def begin(site: Region, caller: AuthContext, image_id: str, allowed: str, status
             raise SimError(400, message)
         image["status"] = status
         store(site, image)
+        return str(image["owner"])
 
 
 def set_status(site: Region, image_id: str, status: str) -> None:
@@ -116,13 +118,25 @@ def set_status(site: Region, image_id: str, status: str) -> None:
             store(site, image)
 
 
-async def _receive(site: Region, request: Request, image_id: str, target: Path) -> Digest:
-    """Stream the request body to ``target``; on failure the image is queued again."""
-    hashing = _Hashing()
+async def _receive(
+    site: Region, request: Request, image_id: str, target: Path, room: int | None
+) -> Digest:
+    """Stream the request body to ``target``, at most ``room`` bytes (the storage quota's;
+    None: no limit); on failure the image is queued again."""
+    hashing, refused = _Hashing(), None
     try:
+        declared = int(request.headers.get("content-length") or 0)
+        if room is not None and declared > room:
+            refused = quota.exceeded(declared, room)
         with target.open("wb") as handle:
             async for chunk in request.stream():
+                if refused is not None:
+                    continue  # read and dropped: the client gets the answer, not a reset
                 handle.write(hashing.update(chunk))
+                if room is not None and hashing.size > room:
+                    refused = quota.exceeded(max(declared, hashing.size), room)
+        if refused is not None:
+            raise refused
     except BaseException:
         target.unlink(missing_ok=True)
         set_status(site, image_id, "queued")
@@ -137,13 +151,17 @@ async def receive(
     request: Request,
     status: str,
     where: Callable[[Region, str], Path],
+    *,
+    counted: bool,
 ) -> tuple[Path, Digest]:
     """Bytes for a queued image, which is ``status`` while they arrive: the file they are in
-    (``where`` the image's bytes go) and their digest."""
+    (``where`` the image's bytes go) and their digest. Bytes ``counted`` against the storage
+    quota (an upload's, not a stage's) beyond it are refused, 413."""
     _require_octet_stream(request)
-    begin(site, caller, image_id, "queued", status)
+    owner = begin(site, caller, image_id, "queued", status)
+    room = quota.room(site, owner, image_id) if counted else None
     target = where(site, image_id)
-    return target, await _receive(site, request, image_id, target)
+    return target, await _receive(site, request, image_id, target, room)
 
 
 def joined(sources: list[Path], target: Path) -> Digest:
@@ -230,12 +248,15 @@ def import_method(raw: Any) -> Json:
 
 
 def staged_digest(site: Region, caller: AuthContext, image_id: str) -> Digest:
-    """The digest of the bytes staged for ``glance-direct``; the image is importing."""
+    """The digest of the bytes staged for ``glance-direct``; the image is importing. Bytes
+    beyond the storage quota are refused (413) and the image stays staged."""
     with site.state.lock:
         image = mine(site, caller, image_id)
         if image["status"] != "uploading" or "_staged" not in image:
             message = "Image needs to be staged before 'glance-direct' method can be used"
             raise SimError(409, message)
+        staged = Digest(**image["_staged"])
+        quota.require_room(site, image["owner"], image_id, staged.size)
         image["status"] = "importing"
         store(site, image)
-        return Digest(**image["_staged"])
+        return staged

@@ -3,7 +3,9 @@ site makes no outbound requests, so the URI must be an object (a Dynamic Large O
 segments included) under this site's ``/object-store/v1/AUTH_<project>``, which the caller's
 token may read. The bytes are concatenated into the image's data with its md5 ``checksum``
 and sha512 ``os_hash_value``, as Glance computes them; the image is ``importing`` meanwhile
-and ``active`` after (in the request, as the emulator's imports are). May import
+and ``active`` after (in the request, as the emulator's imports are). Bytes beyond the storage
+quota (``quota``) fail the import: 413, and the image is ``queued`` again, as Glance's failed
+import leaves it. May import
 ``cascade_sim.objects`` besides what the package may."""
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from cascade.identity import AuthContext
 from cascade_sim import objects
 from cascade_sim.errors import SimError
-from cascade_sim.image import data
+from cascade_sim.image import data, quota
 from cascade_sim.region import Region
 
 STORE_PATH = "/object-store/v1/AUTH_"
@@ -46,10 +48,12 @@ def import_from_uri(
 ) -> None:
     """The object at ``method['uri']`` becomes the queued image's data; it is active after."""
     account, container, name = _object_in_store(site, method.get("uri"))
-    data.begin(site, caller, image_id, "queued", "importing")
+    owner = data.begin(site, caller, image_id, "queued", "importing")
     partial = data.part_path(site, image_id)
     try:
         sources = objects.object_files(site, caller, account, container, name)
+        size = sum(source.stat().st_size for source in sources)
+        quota.require_room(site, owner, image_id, size)
         digest = data.joined(sources, partial)
     except BaseException:
         partial.unlink(missing_ok=True)
