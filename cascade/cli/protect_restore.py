@@ -66,8 +66,10 @@ def _restore_rows(rows: Rows, restore: Json, volumes: dict[str, Json]) -> None:
             status="verified ✓" if volume.get("verified") else "writing",
             count=f"{written}/{blocks} blocks written",
         )
+    made = call(rows.api, "GET", "/v1/servers")["servers"] if restore["servers"] else []
+    running = {server["id"]: server["status"] for server in made}
     for source, restored in restore["servers"].items():
-        status = call(rows.api, "GET", f"/v1/servers/{restored}")["server"]["status"]
+        status = running.get(restored, "removed")  # a failed restore's clean-up removes it
         name = f"server {rows.names.get(source, source)}"
         rows.show(restored, name, int(status == "ACTIVE"), 1, status=status, count=f"→ {restored}")
     moved = restore["service_ip"]
