@@ -1,10 +1,12 @@
 """Keystone ``/identity/v3`` resources: domains, projects, users, groups, roles, regions,
-services and endpoints, one CRUD router factory for all eight. Role assignments are
-``cascade.api.identity_assignments``; group membership is ``cascade.api.identity_groups``.
+services, endpoints, policies and OAuth1 consumers, one CRUD router factory for all ten.
+Role assignments are ``cascade.api.identity_assignments``; group membership is
+``cascade.api.identity_groups``.
 
 Writes need ``admin``. Reads: the catalog resources (regions, services, endpoints) and roles
-are visible to any valid token; a domain, project or user is visible to an admin and to the
-caller it concerns (its own user, its scoped project, its own domain); listing them needs admin.
+are visible to any valid token; a domain, project or user is visible to an admin, a system
+reader and the caller it concerns (its own user, its scoped project, its own domain); listing
+them needs an admin or a system reader.
 
 No ``from __future__ import annotations`` here: the factory builds route signatures at run time.
 """
@@ -289,7 +291,7 @@ def _crud_router(res: Resource) -> APIRouter:
         query: Annotated[filter_model, Query()],  # type: ignore[valid-type]
     ) -> dict[str, Any]:
         if not res.public_list:
-            authorize(caller, "admin")
+            authorize(caller, "reader")  # an admin or a system reader
         given = query.model_dump().items()  # type: ignore[attr-defined]
         filters = {k: v for k, v in given if v is not None}
         rows = [r for r in res.rows(svc.identity.cached()).values() if _matches(r, filters)]
@@ -307,7 +309,7 @@ def _crud_router(res: Resource) -> APIRouter:
     ) -> dict[str, Any]:
         row = _row(svc, row_id)
         if not res.may_read(caller, row):
-            authorize(caller, "admin")
+            authorize(caller, "reader")  # an admin or a system reader
         return {res.singular: res.render(row, base_url(request))}
 
     @router.patch(

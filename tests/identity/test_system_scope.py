@@ -84,6 +84,13 @@ def test_a_system_reader_gets_a_system_token_that_reads_and_does_not_write(
     scopes = [a["scope"] for a in listed.json()["role_assignments"]]
     assert {"project": {"id": other.project_id}} in scopes
     assert {"system": {"all": True}} in scopes
+    projects = client.get(f"{V3}/projects", headers=reading)
+    assert projects.status_code == 200, projects.text
+    assert other.project_id in {p["id"] for p in projects.json()["projects"]}
+    shown = client.get(f"{V3}/users/{other.user_id}", headers=reading)
+    assert shown.status_code == 200, shown.text
+    assert client.get(f"{V3}/projects", headers=tenant.headers).status_code == 403
+    assert client.get(f"{V3}/users/{other.user_id}", headers=tenant.headers).status_code == 403
     written = client.post(f"{V3}/projects", json={"project": {"name": "nope"}}, headers=reading)
     assert written.status_code == 403
     assert client.put(grant, headers=reading).status_code == 403
