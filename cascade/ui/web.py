@@ -52,10 +52,19 @@ def services(request: Request) -> Services:
     return found
 
 
+# Pages load only Cascade's own script and style sheet, post only to Cascade, are never framed
+# (no clickjacking of an action button) and are not kept by caches.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
 def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered template (a whole page or an htmx fragment)."""
     html = templates.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
 def to_login(request: Request) -> Response:

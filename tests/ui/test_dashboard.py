@@ -155,6 +155,9 @@ def test_htmx_is_served_by_cascade(client: TestClient) -> None:
     assert script.status_code == 200
     assert script.text.startswith("var htmx=")
     assert client.get("/ui/static/nothing.js").status_code == 404
-    page = client.get("/ui/login").text
+    login = client.get("/ui/login")
+    assert "default-src 'self'" in login.headers["content-security-policy"]
+    assert login.headers["x-frame-options"] == "DENY"
+    page = login.text
     assert 'src="/ui/static/htmx.min.js"' in page
     assert "//" not in page.split("<script")[1][:40]
