@@ -192,7 +192,10 @@ def _run(data_dir: Path, keep: bool, port: int | None) -> None:
             summary.add_row(title, f"{seconds:.3f}")
         console.print(summary)
         if keep:
-            console.print(f"still serving {cascade.url} (admin password: {password}); Ctrl-C stops")
+            console.print(
+                f"still serving {cascade.url}, the dashboard at {cascade.url}/ui "
+                f"(user admin, password {password}, project admin); Ctrl-C stops"
+            )
             cascade.wait()
 
 
