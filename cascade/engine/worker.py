@@ -2,7 +2,8 @@
 
 It launches DBOS over Cascade's database with its own executor id, listens to the operation
 and site-call queues, keeps the convergence schedule declared (DBOS fires each tick once per
-cluster), beats its heart, and resumes the workflows of workers that died.
+cluster), beats its heart, resumes the workflows of workers that died, and on PostgreSQL
+keeps the queue table's statistics fresh (``dbos_private.analyze_if_stale``).
 
 Stopping (SIGINT/SIGTERM) takes at most about ``GRACE`` seconds whatever the worker waits on:
 site calls make no more attempts (the engine context's stop event), no new workflow starts,
@@ -34,6 +35,7 @@ from cascade.engine.services import EngineServices
 
 log = logging.getLogger("cascade.worker")
 GRACE = 1.0  # seconds running workflows may take to finish once the worker is stopping
+STATISTICS_EVERY = 2.0  # seconds between looks at the queue table's statistics (PostgreSQL)
 
 
 def _launch(services: EngineServices, executor_id: str) -> None:
@@ -100,6 +102,7 @@ def run_worker(services: EngineServices, executor_id: str, stop: threading.Event
     with _beating(membership, settings.heartbeat_interval):
         _launch(services, executor_id)  # seconds on a loaded machine: peers must see us alive
     log.info("worker %s joined", executor_id)
+    looked = time.monotonic()
     try:
         while not stop.wait(settings.heartbeat_interval):
             if not membership.beat():
@@ -110,6 +113,10 @@ def run_worker(services: EngineServices, executor_id: str, stop: threading.Event
                 resumed = dbos_private.resume_on_their_queues([dead])
                 log.warning("worker %s is gone: resumed %d workflows", dead, resumed)
             _resume_orphans(services, membership)
+            if time.monotonic() - looked > STATISTICS_EVERY:
+                looked = time.monotonic()
+                if dbos_private.analyze_if_stale(services.db):
+                    log.info("analysed the queue's table (its statistics were stale)")
     finally:
         stop.set()  # also when the loop failed: site calls stop, steps park
         _leave(membership)
