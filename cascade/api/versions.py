@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 router = APIRouter(tags=["identity versions"])
 
@@ -23,7 +23,7 @@ class Version(BaseModel):
     status: str
     updated: str
     links: list[VersionLink]
-    media_types: list[dict[str, str]]
+    media_types: list[dict[str, str]] = Field(alias="media-types")  # Keystone's spelling
 
 
 class VersionDocument(BaseModel):
@@ -45,7 +45,7 @@ def _v3(request: Request) -> dict[str, Any]:
         "status": "stable",
         "updated": "2020-04-07T00:00:00Z",
         "links": [{"rel": "self", "href": f"{base}/identity/v3/"}],
-        "media_types": [{"base": "application/json", "type": MEDIA_TYPE}],
+        "media-types": [{"base": "application/json", "type": MEDIA_TYPE}],
     }
 
 
