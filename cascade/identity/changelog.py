@@ -167,23 +167,29 @@ def replicas(session: Session, now: datetime | None = None) -> list[ReplicaLag]:
     """Every registered replica, with how far behind the log it is (in changes and in
     seconds), how long ago it last polled and whether it has gone silent."""
     now = now or utcnow()
+    newer = IdentityChange.seq > IdentityReplica.seq
+    behind = select(func.count()).where(newer).correlate(IdentityReplica).scalar_subquery()
+    oldest = (
+        select(func.min(IdentityChange.changed_at))
+        .where(newer)
+        .correlate(IdentityReplica)
+        .scalar_subquery()
+    )
     found = []
-    for replica in session.scalars(select(IdentityReplica).order_by(IdentityReplica.name)):
-        pending = select(IdentityChange).where(IdentityChange.seq > replica.seq)
-        behind = session.scalar(select(func.count()).select_from(pending.subquery())) or 0
-        oldest = session.scalar(
-            select(func.min(IdentityChange.changed_at)).where(IdentityChange.seq > replica.seq)
-        )
+    rows = session.execute(  # one statement for every replica, however many there are
+        select(IdentityReplica, behind, oldest).order_by(IdentityReplica.name)
+    )
+    for replica, pending, oldest_at in rows:
         seen_s = max(0.0, (now - replica.seen_at).total_seconds())
         silent = seen_s > SILENT_AFTER_S
-        lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        lag = max(0.0, (now - oldest_at).total_seconds()) if oldest_at is not None else 0.0
         if silent:
             lag = max(lag, seen_s)
         found.append(
             ReplicaLag(
                 replica.name,
                 replica.seq,
-                behind,
+                pending or 0,
                 lag,
                 replica.seen_at,
                 seen_s,
