@@ -166,6 +166,34 @@ class GroupRoleAssignment(Base):
     target_type: Mapped[str] = mapped_column(String(16))
 
 
+class InheritedRoleAssignment(Base):
+    """A role a user or a group (``actor_type``) holds on every project below a domain or a
+    project (``target_type``), not on the target itself (Keystone's OS-INHERIT
+    ``inherited_to_projects``)."""
+
+    __tablename__ = "inherited_role_assignments"
+    actor_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"), primary_key=True)
+    actor_type: Mapped[str] = mapped_column(String(8))
+    target_type: Mapped[str] = mapped_column(String(16))
+
+
+class Credential(Base):
+    """A user's secret for another service (Keystone's ``/v3/credentials``; ``type`` ``ec2``
+    for EC2 keys). ``encrypted_blob``: the blob encrypted with the credential key repository's
+    primary key, ``key_hash`` naming that key; the clear blob is never stored."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    type: Mapped[str] = mapped_column(String(255))
+    encrypted_blob: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attributes given
+
+
 class Region(Base):
     __tablename__ = "regions"
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -190,6 +218,35 @@ class Endpoint(Base):
     interface: Mapped[str] = mapped_column(String(8))
     url: Mapped[str] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class EndpointGroup(Base):
+    """Endpoints chosen by ``filters`` (``service_id``, ``region_id``, ``interface``), for
+    projects to be associated with (Keystone's OS-EP-FILTER)."""
+
+    __tablename__ = "endpoint_groups"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ProjectEndpoint(Base):
+    """An endpoint associated with a project (OS-EP-FILTER)."""
+
+    __tablename__ = "project_endpoints"
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+
+
+class ProjectEndpointGroup(Base):
+    """An endpoint group associated with a project (OS-EP-FILTER)."""
+
+    __tablename__ = "project_endpoint_groups"
+    endpoint_group_id: Mapped[str] = mapped_column(
+        ForeignKey("endpoint_groups.id"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
 
 
 class RevocationEvent(Base):
