@@ -44,6 +44,11 @@ TABLES = (
     "revocation_events",
     "policies",
     "oauth_consumers",
+    "inherited_role_assignments",
+    "credentials",
+    "endpoint_groups",
+    "project_endpoints",
+    "project_endpoint_groups",
 )
 REPLICATING = "cascade.identity.replicating"
 
