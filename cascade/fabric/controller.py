@@ -6,6 +6,13 @@ merged in memory and written in batches (one statement per batch), and a host th
 lags after ``nudge_after`` seconds, or has never acknowledged anything, gets a goal message
 telling it which revisions it should hold, which makes it resync whatever it lost (a dropped
 message or snapshot request, an agent that was away) and acknowledge again (a lost ack).
+
+On a NATS cluster a controller or agent whose node dies fails over to another node: the
+messages in flight through the dead node are lost. An agent that reconnects asks for its
+goal (a ``sync`` request with ``g``), answered with the same goal message; a controller
+that reconnects nudges the lagging hosts at once instead of after two scans. A controller
+that dies loses only the acknowledgements it had not written yet and the requests it was
+answering: its hosts show as lagging and the other controllers of the queue group nudge them.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ class FabricController:
             await self.transport.subscribe(ACK_SUBJECT, self._on_ack, queue=QUEUE_GROUP),
             await self.transport.subscribe(SYNC_SUBJECT, self._on_sync, queue=QUEUE_GROUP),
         ]
+        self.transport.on_reconnect(self._resync)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._flush_loop()), loop.create_task(self._nudge_loop())]
 
@@ -173,7 +181,9 @@ class FabricController:
         body = messages.decode(message.data)
         host, network = body["h"], body.get("n")
         try:
-            if network is None:
+            if body.get("g"):
+                replies = [await asyncio.to_thread(self.goal.goal, host)]
+            elif network is None:
                 replies = [await asyncio.to_thread(self.goal.host_snapshot, host)]
             else:
                 replies = await asyncio.to_thread(self.goal.network_snapshot, network, host)
@@ -190,6 +200,16 @@ class FabricController:
             except Exception:
                 log.exception("fabric: recording acknowledgements failed")
 
+    async def _lagging(self) -> set[str]:
+        hosts = await asyncio.to_thread(
+            self.goal.tracking.lagging, None, self.nudge_batch, unacknowledged=True
+        )
+        return set(hosts)
+
+    async def _nudge(self, hosts: set[str]) -> None:
+        for host in sorted(hosts):
+            await self.publish([await asyncio.to_thread(self.goal.goal, host)])
+
     async def _nudge_loop(self) -> None:
         """Nudge hosts that lagged, or had never acknowledged, at two consecutive scans
         ``nudge_after`` apart."""
@@ -197,16 +217,17 @@ class FabricController:
         while True:
             await asyncio.sleep(self.nudge_after)
             try:
-                lagging = set(
-                    await asyncio.to_thread(
-                        self.goal.tracking.lagging, None, self.nudge_batch, unacknowledged=True
-                    )
-                )
-                for host in sorted(lagging & seen):
-                    await self.publish([await asyncio.to_thread(self.goal.goal, host)])
+                lagging = await self._lagging()
+                await self._nudge(lagging & seen)
                 seen = lagging
             except Exception:
                 log.exception("fabric: nudging lagging hosts failed")
+
+    async def _resync(self) -> None:
+        """Back on the bus: what this controller published just before it lost its node
+        may never have been delivered, so every lagging host is nudged now."""
+        await self.flush()
+        await self._nudge(await self._lagging())
 
 
 async def start_controller(goal: GoalStore, fabric_url: str) -> FabricController:

@@ -9,6 +9,10 @@ all follow NATS subject semantics:
 * every plain subscriber whose pattern matches gets every message, while a queue group
   (subscribers sharing a ``queue`` name) gets each matching message exactly once, delivered
   to one member.
+
+A bus that can lose its connection and get it back (NATS, failing over between the nodes of
+a cluster) calls the handlers given to ``on_reconnect`` once it is back: whatever was
+published meanwhile may be lost, and its users resync. The in-process bus never does.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Message:
 
 
 Handler = Callable[[Message], Awaitable[None]]
+ReconnectHandler = Callable[[], Awaitable[None]]
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -83,3 +88,7 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def on_reconnect(self, handler: ReconnectHandler) -> None:
+        """Run ``handler`` each time the bus is back after losing its connection."""

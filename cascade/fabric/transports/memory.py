@@ -29,6 +29,7 @@ from cascade.errors import Unavailable
 from cascade.fabric.transports.base import (
     Handler,
     Message,
+    ReconnectHandler,
     Subscription,
     Transport,
     subject_matches,
@@ -194,6 +195,10 @@ class MemoryTransport(Transport):
         else:
             self._exact.setdefault(subject, []).append(sub)
         return sub
+
+    def on_reconnect(self, handler: ReconnectHandler) -> None:
+        """Never called: an in-process bus has no connection to lose."""
+        del handler
 
     async def drained(self) -> None:
         """Return once every delivery made so far has been handled (and any it caused)."""

@@ -1,15 +1,22 @@
-"""The production transport: core NATS through nats-py.
+"""The production transport: core NATS through nats-py, on one server or a cluster.
 
 Core NATS delivers at most once: a message published while an agent is away or
 reconnecting is simply lost. That is enough here because every fabric message carries a
 revision and an agent that notices a gap resyncs from a snapshot, so durable delivery
-would buy nothing for the bulk of the traffic. JetStream is reserved for messages that must
-survive an agent's absence; which ones is decided in the issue's later piece, not here.
+would buy nothing for the bulk of the traffic, and no JetStream is needed.
+
+``connect`` takes one server URL or several (a list, or comma-separated): the nodes of a
+cluster joined by routes. The first connection tries each once and fails fast; once
+connected it fails over to any other node (those given and those the cluster announces)
+forever, and after each reconnection runs the ``on_reconnect`` handlers, with which the
+agents and controllers resync what went by while they were away. Publishing while
+reconnecting is buffered (up to ``PENDING_BYTES``) and sent once connected again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import nats
 from nats.aio.client import Client
@@ -21,12 +28,28 @@ from cascade.errors import Unavailable
 from cascade.fabric.transports.base import (
     Handler,
     Message,
+    ReconnectHandler,
     Subscription,
     Transport,
     validate_subject,
 )
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SERVERS = "nats://127.0.0.1:4222"
+CONNECT_TIMEOUT = 2  # seconds per server on the first connection
+RECONNECT_WAIT = 1  # seconds before a server just tried is tried again
+PENDING_BYTES = 8 * 1024 * 1024  # published while reconnecting, sent once connected
+
+
+def server_list(servers: str | Sequence[str]) -> list[str]:
+    """The URLs of ``servers``: a list, or one string of comma-separated URLs."""
+    if isinstance(servers, str):
+        servers = servers.split(",")
+    urls = [url.strip() for url in servers if url.strip()]
+    if not urls:
+        raise Unavailable("no NATS server given")
+    return urls
 
 
 class NatsSubscription(Subscription):
@@ -51,41 +74,74 @@ class NatsSubscription(Subscription):
 
 
 class NatsTransport(Transport):
-    def __init__(self, nc: Client) -> None:
+    def __init__(
+        self, nc: Client, servers: list[str], on_reconnect: list[ReconnectHandler]
+    ) -> None:
         self._nc = nc
+        self.servers = servers
+        self._on_reconnect = on_reconnect  # what ``connect``'s callback runs
 
     @classmethod
     async def connect(
-        cls, servers: str = "nats://127.0.0.1:4222", name: str | None = None
+        cls,
+        servers: str | Sequence[str] = DEFAULT_SERVERS,
+        name: str | None = None,
+        *,
+        randomize: bool = True,
     ) -> NatsTransport:
-        """Connect, failing fast with ``Unavailable``; once connected, reconnect forever.
+        """Connect to one of ``servers``, failing fast with ``Unavailable`` when none
+        answers; once connected, reconnect forever. ``randomize=False`` tries them in the
+        order given (the first connection and every reconnection), else in random order,
+        which spreads clients over a cluster's nodes.
 
-        nats-py 2.x treats ``max_reconnect_attempts=0`` as "no limit" while connecting, so
-        the first connect allows one quick retry and no back-off instead.
-        """
+        nats-py gives up on the first connection after ``max_reconnect_attempts`` failures
+        per server (1: each server is tried twice, without waiting), and the limit is lifted
+        once connected."""
+        urls = server_list(servers)
         connected = False
+        last_error: list[str] = []
+        handlers: list[ReconnectHandler] = []
 
         async def log_error(error: Exception) -> None:
             # Quiet while the first connection is tried: its failure becomes one
             # Unavailable; once connected, each error is a warning.
+            last_error[:] = [str(error) or type(error).__name__]
             (log.warning if connected else log.debug)("nats: %s", error)
+
+        async def reconnected() -> None:
+            log.warning("nats: reconnected to %s", _url(nc))
+            for handler in handlers:
+                try:
+                    await handler()
+                except Exception:
+                    log.exception("fabric: resync after reconnecting failed")
 
         try:
             nc = await nats.connect(
-                servers,
+                urls,
                 name=name,
-                connect_timeout=2,
-                allow_reconnect=False,
+                connect_timeout=CONNECT_TIMEOUT,
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0,
+                dont_randomize=not randomize,
+                pending_size=PENDING_BYTES,
                 error_cb=log_error,
+                reconnected_cb=reconnected,
             )
         except (OSError, TimeoutError, NatsError) as error:
-            reason = str(error) or type(error).__name__
-            raise Unavailable(f"cannot connect to NATS at {servers}: {reason}") from None
+            reason = (last_error or [str(error) or type(error).__name__])[-1]
+            raise Unavailable(f"cannot connect to NATS at {','.join(urls)}: {reason}") from None
         connected = True
-        nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=2)
-        return cls(nc)
+        nc.options.update(max_reconnect_attempts=-1, reconnect_time_wait=RECONNECT_WAIT)
+        return cls(nc, urls, handlers)
+
+    @property
+    def connected_url(self) -> str | None:
+        """The server this connection is on now (None while reconnecting)."""
+        return _url(self._nc) if self._nc.is_connected else None
+
+    def on_reconnect(self, handler: ReconnectHandler) -> None:
+        self._on_reconnect.append(handler)
 
     def _check_open(self) -> None:
         if self._nc.is_closed or self._nc.is_draining:
@@ -122,9 +178,18 @@ class NatsTransport(Transport):
         await self._nc.flush(timeout=timeout)
 
     async def close(self) -> None:
+        """Drain (deliver what has arrived, send what is buffered) and close; while
+        reconnecting there is nothing to drain and it closes at once."""
         if self._nc.is_closed:
             return
         try:
             await self._nc.drain()
+        except NatsError as error:
+            log.debug("nats drain: %s", error)
         finally:
             await self._nc.close()
+
+
+def _url(nc: Client) -> str:
+    url = nc.connected_url
+    return f"{url.scheme}://{url.netloc}" if url is not None else "?"
