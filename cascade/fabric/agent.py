@@ -8,7 +8,9 @@ for a snapshot (a resync), after which the held messages that follow it are appl
 message from the controller makes it resync whatever trails and acknowledge again, which
 repairs lost messages and lost acknowledgements alike. On start it asks for its host
 snapshot and reconciles the dataplane to it, removing whatever the goal no longer holds,
-so an agent killed mid-stream converges to exactly the goal state after a restart.
+so an agent killed mid-stream converges to exactly the goal state after a restart. When
+the bus reconnects (a NATS node died) it asks for its goal, whose answer makes it resync
+whatever went by meanwhile.
 
 Each change it applies to the dataplane is one INFO line (a port set or removed, a network
 joined or left, a neighbour delta or table, a snapshot reconciled). Every acknowledgement
@@ -67,6 +69,7 @@ class Agent:
         the network tables ({network: (revision, vni, table)}) over in-process instead."""
         sub = await self.transport.subscribe(host_subject(self.host), self._on_unicast)
         self._subs[HOST_KEY] = sub
+        self.transport.on_reconnect(self.resync)
         for network_id, (revision, vni, table) in (tables or {}).items():
             self._subs[network_id] = await self.transport.subscribe(
                 network_subject(network_id), self._on_multicast
@@ -291,6 +294,10 @@ class Agent:
         if key != HOST_KEY:
             body["n"] = key
         await self.transport.publish(SYNC_SUBJECT, messages.encode(body))
+
+    async def resync(self) -> None:
+        """Ask for the goal message (the revisions this host should hold)."""
+        await self.transport.publish(SYNC_SUBJECT, messages.encode({"h": self.host, "g": 1}))
 
     async def _ack(self) -> None:
         if self.revision < 0:
