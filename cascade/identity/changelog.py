@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from cascade.db import Database
+from cascade.db import Database, delegation_models  # noqa: F401 - its tables are logged
 from cascade.db.models import Base, IdentityChange, IdentityReplica, IdentityRevision, utcnow
 from cascade.errors import NotFound
 
@@ -49,6 +49,9 @@ TABLES = (
     "endpoint_groups",
     "project_endpoints",
     "project_endpoint_groups",
+    "access_rules",
+    "application_credentials",
+    "trusts",
 )
 REPLICATING = "cascade.identity.replicating"
 
