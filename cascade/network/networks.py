@@ -59,14 +59,35 @@ def _chosen_sites(session: Session, wanted: list[str], projects: set[str] | None
 
 
 def to_out(session: Session, network: Network) -> NetworkOut:
-    segments = session.execute(
+    return outs(session, [network])[0]
+
+
+def outs(session: Session, networks: list[Network]) -> list[NetworkOut]:
+    """The networks as shown, their segments and port counts read in one query each,
+    however many networks there are."""
+    ids = [network.id for network in networks]
+    segments: dict[str, list[tuple[NetworkSegment, str]]] = {}
+    for segment, site in session.execute(
         select(NetworkSegment, Site.name)
         .join(Site, Site.id == NetworkSegment.site_id)
-        .where(NetworkSegment.network_id == network.id)
-    ).all()
-    ports = session.scalar(
-        select(func.count()).select_from(NetworkPort).where(NetworkPort.network_id == network.id)
+        .where(NetworkSegment.network_id.in_(ids))
+        .order_by(Site.name)
+    ):
+        segments.setdefault(segment.network_id, []).append((segment, site))
+    ports: dict[str, int] = dict(
+        session.execute(
+            select(NetworkPort.network_id, func.count())
+            .where(NetworkPort.network_id.in_(ids))
+            .group_by(NetworkPort.network_id)
+        ).all()
     )
+    return [
+        _out(network, segments.get(network.id, []), ports.get(network.id, 0))
+        for network in networks
+    ]
+
+
+def _out(network: Network, segments: list[tuple[NetworkSegment, str]], ports: int) -> NetworkOut:
     return NetworkOut(
         id=network.id,
         name=network.name,
@@ -77,12 +98,12 @@ def to_out(session: Session, network: Network) -> NetworkOut:
         status=network.status,
         task=network.task_operation_id,
         error=network.error,
-        ports=ports or 0,
+        ports=ports,
         sites={
             name: SegmentOut(
                 status=segment.status, site_network_id=segment.site_network_id, error=segment.error
             )
-            for segment, name in sorted(segments, key=lambda row: row[1])
+            for segment, name in segments
         },
         created_at=network.created_at,
     )
@@ -133,7 +154,7 @@ class NetworkService:
             query = select(Network).order_by(Network.project_id, Network.name)
             if projects is not None:
                 query = query.where(Network.project_id.in_(projects))
-            return [to_out(session, network) for network in session.scalars(query)]
+            return outs(session, list(session.scalars(query)))
 
     def create(
         self, spec: NetworkIn, project_id: str, projects: set[str] | None, key: str | None

@@ -44,11 +44,23 @@ def _port_of(session: Session, network: Network, server_id: str) -> NetworkPort:
 
 
 def to_out(session: Session, sip: ServiceIP) -> ServiceIPOut:
-    port, site = session.execute(
-        select(NetworkPort, Site.name)
-        .join(Site, Site.id == NetworkPort.site_id)
-        .where(NetworkPort.id == sip.holder_port_id)
-    ).one()
+    return outs(session, [sip])[0]
+
+
+def outs(session: Session, sips: list[ServiceIP]) -> list[ServiceIPOut]:
+    """The service IPs as shown, their holders read in one query however many there are."""
+    holders = {
+        port.id: (port, site)
+        for port, site in session.execute(
+            select(NetworkPort, Site.name)
+            .join(Site, Site.id == NetworkPort.site_id)
+            .where(NetworkPort.id.in_([sip.holder_port_id for sip in sips]))
+        )
+    }
+    return [_out(sip, *holders[sip.holder_port_id]) for sip in sips]
+
+
+def _out(sip: ServiceIP, port: NetworkPort, site: str) -> ServiceIPOut:
     return ServiceIPOut(
         id=sip.id,
         project_id=sip.project_id,
@@ -86,7 +98,7 @@ class ServiceIPService:
             query = select(ServiceIP).order_by(ServiceIP.created_at, ServiceIP.id)
             if projects is not None:
                 query = query.where(ServiceIP.project_id.in_(projects))
-            return [to_out(session, sip) for sip in session.scalars(query)]
+            return outs(session, list(session.scalars(query)))
 
     def create(
         self, spec: ServiceIPIn, project_id: str, projects: set[str] | None, key: str | None
