@@ -2,15 +2,18 @@
 cascade.identity.keys.
 
 A token is ``Fernet(msgpack([version, *fields]))`` with the base64 ``=`` padding removed.
-The field layouts, for the four payload versions supported here, are Keystone's:
+The field layouts, for the six payload versions supported here, are Keystone's:
 
 * 0 unscoped:  ``[0, user, methods, expires, audit_ids]``
 * 1 domain:    ``[1, user, methods, domain, expires, audit_ids]``
 * 2 project:   ``[2, user, methods, project, expires, audit_ids]``
+* 3 trust:     ``[3, user, methods, project, expires, audit_ids, trust]``
 * 8 system:    ``[8, user, methods, system, expires, audit_ids]``
+* 9 app cred:  ``[9, user, methods, project, expires, audit_ids, app_cred]``
 
 ``user`` and ``project`` are ``[True, 16 uuid bytes]`` for canonical 32-hex ids and
-``[False, str]`` otherwise. ``domain`` is the bare 16 uuid bytes, or the default domain id
+``[False, str]`` otherwise, and so is ``app_cred``; ``trust`` is the bare 16 uuid bytes (a
+trust id is always a uuid). ``domain`` is the bare 16 uuid bytes, or the default domain id
 as a string. ``methods`` is a bitmask over the ``[auth] methods`` list (bit ``1 << index``).
 ``expires`` is a float POSIX timestamp of whole seconds. ``audit_ids`` holds the 16 bytes
 behind each 22-character urlsafe-base64 audit id. Expiry is taken from the payload, never
@@ -23,7 +26,7 @@ import base64
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +39,9 @@ from cascade.identity.keys import KeyRepository
 UNSCOPED = 0
 DOMAIN_SCOPED = 1
 PROJECT_SCOPED = 2
+TRUST_SCOPED = 3
 SYSTEM_SCOPED = 8
+APP_CRED_SCOPED = 9
 
 # Keystone's default ``[auth] methods`` (keystone/conf/constants.py); the order fixes the bits.
 DEFAULT_AUTH_METHODS: tuple[str, ...] = (
@@ -72,7 +77,9 @@ class _MalformedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TokenPayload:
-    """What a Fernet token carries. At most one of project_id, domain_id, system is set."""
+    """What a Fernet token carries. At most one of project_id, domain_id, system is set; a
+    trust-scoped or application credential token (``trust_id``, ``app_cred_id``: at most one)
+    is project-scoped too."""
 
     user_id: str
     methods: tuple[str, ...]
@@ -81,6 +88,8 @@ class TokenPayload:
     project_id: str | None = None
     domain_id: str | None = None
     system: str | None = None
+    trust_id: str | None = None
+    app_cred_id: str | None = None
 
 
 _Decoder = Callable[[list[Any]], TokenPayload]
@@ -116,7 +125,9 @@ class TokenFormatter:
             UNSCOPED: self._decode_unscoped,
             DOMAIN_SCOPED: self._decode_domain,
             PROJECT_SCOPED: self._decode_project,
+            TRUST_SCOPED: self._decode_trust,
             SYSTEM_SCOPED: self._decode_system,
+            APP_CRED_SCOPED: self._decode_app_cred,
         }
         self._crypto = self._build_crypto()
 
@@ -176,10 +187,21 @@ class TokenFormatter:
     def _assemble(self, p: TokenPayload) -> tuple[Any, ...]:
         if sum(scope is not None for scope in (p.project_id, p.domain_id, p.system)) > 1:
             raise ValueError("a token has at most one of project_id, domain_id, system")
+        delegated = p.trust_id is not None or p.app_cred_id is not None
+        if delegated and (p.project_id is None or None not in (p.trust_id, p.app_cred_id)):
+            raise ValueError("a trust or application credential token has a project, not both")
         user = _pack_id(p.user_id)
         methods = self._methods_to_bits(p.methods)
         expires = (_to_utc(p.expires_at) - _EPOCH).total_seconds()
         audit_ids = [_audit_id_to_bytes(audit_id) for audit_id in p.audit_ids]
+        if p.trust_id is not None:
+            trust = bytes.fromhex(_uuid_hex(p.trust_id))
+            project = _pack_id(str(p.project_id))
+            return (TRUST_SCOPED, user, methods, project, expires, audit_ids, trust)
+        if p.app_cred_id is not None:
+            project = _pack_id(str(p.project_id))
+            app_cred = _pack_id(p.app_cred_id)
+            return (APP_CRED_SCOPED, user, methods, project, expires, audit_ids, app_cred)
         if p.system is not None:
             return (SYSTEM_SCOPED, user, methods, p.system, expires, audit_ids)
         if p.project_id is not None:
@@ -230,6 +252,18 @@ class TokenFormatter:
         user, methods, project, expires, audit_ids = fields
         project_id = _unpack_id(project)
         return self._payload(user, methods, expires, audit_ids, project_id=project_id)
+
+    def _decode_trust(self, fields: list[Any]) -> TokenPayload:
+        user, methods, project, expires, audit_ids, trust = fields
+        if not isinstance(trust, bytes) or len(trust) != 16:
+            raise _MalformedError("trust id")
+        payload = self._payload(user, methods, expires, audit_ids, project_id=_unpack_id(project))
+        return replace(payload, trust_id=trust.hex())
+
+    def _decode_app_cred(self, fields: list[Any]) -> TokenPayload:
+        user, methods, project, expires, audit_ids, app_cred = fields
+        payload = self._payload(user, methods, expires, audit_ids, project_id=_unpack_id(project))
+        return replace(payload, app_cred_id=_unpack_id(app_cred))
 
     def _decode_system(self, fields: list[Any]) -> TokenPayload:
         user, methods, system, expires, audit_ids = fields
@@ -293,6 +327,12 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8")
     raise _MalformedError("text field")
+
+
+def _uuid_hex(value: str) -> str:
+    if not _UUID_HEX.fullmatch(value):
+        raise ValueError("a trust id is a 32-hex UUID")
+    return value
 
 
 def _pack_id(value: str) -> tuple[bool, bytes | str]:

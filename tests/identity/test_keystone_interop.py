@@ -75,6 +75,8 @@ class Case:
     project_id: str | None = None
     domain_id: str | None = None
     system: str | None = None
+    trust_id: str | None = None
+    app_cred_id: str | None = None
 
 
 RESCOPED = ("token", "password")  # a token made from another token: two methods...
@@ -90,6 +92,22 @@ CASES = {
     "domain-rescoped": Case(ks.DomainScopedPayload, methods=RESCOPED, domain_id=DOMAIN_ID),
     "default-domain": Case(ks.DomainScopedPayload, domain_id="default"),
     "system": Case(ks.SystemScopedPayload, methods=("application_credential",), system="all"),
+    "trust": Case(ks.TrustScopedPayload, project_id=PROJECT_ID, trust_id=uuid.uuid4().hex),
+    "trust-rescoped": Case(
+        ks.TrustScopedPayload, methods=RESCOPED, project_id=PROJECT_ID, trust_id=uuid.uuid4().hex
+    ),
+    "app-cred": Case(
+        ks.ApplicationCredentialScopedPayload,
+        methods=("application_credential",),
+        project_id=PROJECT_ID,
+        app_cred_id=uuid.uuid4().hex,
+    ),
+    "app-cred-non-uuid-id": Case(
+        ks.ApplicationCredentialScopedPayload,
+        methods=("application_credential",),
+        project_id=PROJECT_ID,
+        app_cred_id="legacy-app-cred",
+    ),
 }
 
 
@@ -138,6 +156,8 @@ def _cascade_payload(case: Case, expires_at: datetime, audit_ids: tuple[str, ...
         project_id=case.project_id,
         domain_id=case.domain_id,
         system=case.system,
+        trust_id=case.trust_id,
+        app_cred_id=case.app_cred_id,
     )
 
 
@@ -154,6 +174,8 @@ def _keystone_mint(
         system=case.system,
         domain_id=case.domain_id,
         project_id=case.project_id,
+        trust_id=case.trust_id,
+        app_cred_id=case.app_cred_id,
     )
     return token
 
@@ -171,8 +193,8 @@ def _assert_same(seen_by_keystone: dict[str, Any], seen_by_cascade: TokenPayload
     assert seen_by_keystone["domain_id"] == seen_by_cascade.domain_id
     assert seen_by_keystone["system"] == seen_by_cascade.system
     assert seen_by_keystone["expires_at"] == format_time(seen_by_cascade.expires_at)
-    assert seen_by_keystone["trust_id"] is None
-    assert seen_by_keystone["app_cred_id"] is None
+    assert seen_by_keystone["trust_id"] == seen_by_cascade.trust_id
+    assert seen_by_keystone["app_cred_id"] == seen_by_cascade.app_cred_id
 
 
 def _expect(case: Case, expires_at: datetime, audit_ids: tuple[str, ...]) -> TokenPayload:
@@ -188,6 +210,8 @@ def _expect(case: Case, expires_at: datetime, audit_ids: tuple[str, ...]) -> Tok
         project_id=case.project_id,
         domain_id=case.domain_id,
         system=case.system,
+        trust_id=case.trust_id,
+        app_cred_id=case.app_cred_id,
     )
 
 
@@ -349,17 +373,17 @@ def test_keystone_initialised_repository_serves_cascade(tmp_path: Path, keystone
 
 
 def test_cascade_refuses_keystone_payloads_it_does_not_carry(keystone: Keystone) -> None:
-    """A trust-scoped Keystone token is authentic but not one of Cascade's four versions."""
+    """An OAuth1-scoped Keystone token is authentic but not one of Cascade's versions."""
     token = keystone.formatter.create_token(
         USER_ID,
         _expiry().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         [new_audit_id()],
-        ks.TrustScopedPayload,
-        methods=["password"],
+        ks.OauthScopedPayload,
+        methods=["oauth1"],
         project_id=PROJECT_ID,
-        trust_id=uuid.uuid4().hex,
+        access_token_id=uuid.uuid4().hex,
     )
-    with pytest.raises(InvalidToken, match="unsupported payload version 3"):
+    with pytest.raises(InvalidToken, match="unsupported payload version 7"):
         TokenFormatter(keystone.repository).validate(token)
 
 
