@@ -1,15 +1,16 @@
 """Keystone ``/identity/v3`` role assignments: a user's or a group's roles on a project, a
 domain or the system (grant, check, list, revoke), and ``/role_assignments`` with Keystone's
-filters, ``include_names`` and ``effective`` (group roles expanded to each member, implied
-roles added).
+filters, ``include_names`` and ``effective`` (group roles expanded to each member, inherited
+ones to each project they reach, implied roles added). The OS-INHERIT routes themselves are
+``cascade.api.identity_inherit``.
 
 Writes need ``admin``; reads need an admin or a system reader, except a user reading its own
 roles. Imports the identity read model and store, never the database.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
@@ -18,7 +19,7 @@ from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.db.models import SYSTEM_TARGET
 from cascade.errors import BadRequest, NotFound
-from cascade.identity import render, schemas
+from cascade.identity import inheritance, render, schemas
 from cascade.identity.policy import authorize
 from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.tokens import AuthContext
@@ -40,8 +41,21 @@ def _may_read(caller: AuthContext, actor_type: str, actor_id: str) -> None:
         authorize(caller, "reader")
 
 
-def _assigned(snapshot: IdentitySnapshot, actor_type: str) -> dict[tuple[str, str], set[str]]:
-    return snapshot.group_roles_on if actor_type == "group" else snapshot.roles_on
+def _assigned(
+    snapshot: IdentitySnapshot, actor: tuple[str, str], target_id: str, inherited: bool
+) -> set[str]:
+    """The roles assigned to ``actor`` (type, id) on a target: directly, or (``inherited``)
+    OS-INHERIT's to the projects below it."""
+    actor_type, actor_id = actor
+    if inherited:
+        found = snapshot.inherited
+        return {
+            a.role_id
+            for a in found
+            if (a.actor_type, a.actor_id, a.target_id) == (*actor, target_id)
+        }
+    held = snapshot.group_roles_on if actor_type == "group" else snapshot.roles_on
+    return held.get((actor_id, target_id), set())
 
 
 def _project_or_domain_target(target_id: ResourceId) -> str:
@@ -52,21 +66,29 @@ def _system_target() -> str:
     return SYSTEM_TARGET
 
 
-def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
+def _assignment_router(actor_type: str, target_type: str, inherited: bool = False) -> APIRouter:
     """Grant, check, list and revoke the roles of a ``user`` or ``group`` on a ``project``,
-    ``domain`` or the ``system``."""
-    if target_type == "system":
+    ``domain`` or the ``system``; ``inherited``: OS-INHERIT's, held on every project below
+    the domain or project (``.../roles/{role_id}/inherited_to_projects``)."""
+    suffix = "/inherited_to_projects" if inherited else ""
+    if inherited:
+        prefix = f"{PREFIX}/{inherited_path(target_type, '{target_id}', actor_type, '{actor_id}')}"
+        target_of: Callable[..., str] = _project_or_domain_target
+    elif target_type == "system":
         prefix = f"{PREFIX}/system/{actor_type}s/{{actor_id}}/roles"
-        target_of: Callable[..., str] = _system_target
+        target_of = _system_target
     else:
         prefix = f"{PREFIX}/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
         target_of = _project_or_domain_target
     target = Annotated[str, Depends(target_of)]
-    router = APIRouter(prefix=prefix, tags=["identity: role assignments"])
+    tag = "identity: inherited role assignments" if inherited else "identity: role assignments"
+    router = APIRouter(prefix=prefix, tags=[tag])
     on = "the system" if target_type == "system" else f"a {target_type}"
+    if inherited:
+        on = f"the projects below {on}"
 
     @router.get(
-        "",
+        suffix,
         response_model=schemas.RoleList,
         summary=f"Roles of a {actor_type} on {on}",
         responses=error_responses(401, 403, 404),
@@ -80,7 +102,7 @@ def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
     ) -> dict[str, Any]:
         _may_read(caller, actor_type, actor_id)
         snapshot = svc.identity.cached()
-        role_ids = _assigned(snapshot, actor_type).get((actor_id, target_id), set())
+        role_ids = _assigned(snapshot, (actor_type, actor_id), target_id, inherited)
         base = _base(request)
         roles = [render.role(snapshot.roles[r], base) for r in sorted(role_ids)]
         return {"roles": roles, "links": _links(request)}
@@ -95,7 +117,7 @@ def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
         ) -> Response:
             authorize(caller, "admin")
             actor = (actor_type, actor_id)
-            svc.store.set_assignment(actor, target_type, target_id, role_id, present=present)
+            svc.store.set_assignment(actor, target_type, target_id, role_id, present, inherited)
             return Response(status_code=204)
 
         return write
@@ -103,8 +125,9 @@ def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
     written = error_responses(401, 403, 404)
     grant = f"Grant a role to a {actor_type} on {on}"
     revoke = f"Revoke a role of a {actor_type} on {on}"
-    router.put("/{role_id}", status_code=204, summary=grant, responses=written)(writer(True))
-    router.delete("/{role_id}", status_code=204, summary=revoke, responses=written)(writer(False))
+    one = "/{role_id}" + suffix
+    router.put(one, status_code=204, summary=grant, responses=written)(writer(True))
+    router.delete(one, status_code=204, summary=revoke, responses=written)(writer(False))
 
     def check(
         target_id: target,
@@ -114,7 +137,7 @@ def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
         svc: IdentityDep,
     ) -> Response:
         _may_read(caller, actor_type, actor_id)
-        held = _assigned(svc.identity.cached(), actor_type).get((actor_id, target_id), set())
+        held = _assigned(svc.identity.cached(), (actor_type, actor_id), target_id, inherited)
         if role_id not in held:
             raise NotFound(
                 f"Could not find role assignment with role: {role_id}, "
@@ -124,9 +147,9 @@ def _assignment_router(actor_type: str, target_type: str) -> APIRouter:
 
     responses = {204: {"description": "Granted"}, **error_responses(401, 403, 404)}
     summary = f"Check a role of a {actor_type} on {on}"
-    router.head("/{role_id}", status_code=204, summary=summary, responses=responses)(check)
-    if target_type == "system":  # Keystone answers GET on a system grant as it does HEAD
-        router.get("/{role_id}", status_code=204, summary=summary, responses=responses)(check)
+    router.head(one, status_code=204, summary=summary, responses=responses)(check)
+    if target_type == "system" or inherited:  # Keystone answers GET there as it does HEAD
+        router.get(one, status_code=204, summary=summary, responses=responses)(check)
 
     return router
 
@@ -142,7 +165,7 @@ class NamedAssignment(BaseModel):
     role: dict[str, Any]
     user: dict[str, Any] | None = None
     group: dict[str, Any] | None = None
-    scope: dict[str, dict[str, Any]]
+    scope: dict[str, Any]  # a project's or domain's may say ``OS-INHERIT:inherited_to``
     links: dict[str, str]
 
 
@@ -183,17 +206,55 @@ class _Grant:
     role_id: str
     user_id: str | None = None  # effective: the member a group's role reaches
     prior_role_id: str | None = None  # effective: the assigned role this one is implied by
+    # OS-INHERIT: the (type, id) of the domain or project the role is inherited from
+    inherited_from: tuple[str, str] | None = None
 
     @property
     def holder(self) -> tuple[str, str]:
         """Who holds the role as listed: the member when expanded, else the actor."""
         return ("user", self.user_id) if self.user_id else (self.actor_type, self.actor_id)
 
+    @property
+    def listed_inherited(self) -> bool:
+        """An inherited assignment as made (not expanded to the projects it reaches)."""
+        return self.inherited_from == (self.target_type, self.target_id)
+
+
+def _inherited(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
+    """Every OS-INHERIT assignment; ``effective``: one per project it reaches (and per member
+    of a group), as the roles a token scoped there carries."""
+    found = []
+    children = inheritance.children_of(snapshot.projects.values())
+    for a in snapshot.inherited:
+        origin = (a.target_type, a.target_id)
+        if not effective:
+            found.append(
+                _Grant(a.actor_type, a.actor_id, *origin, a.role_id, inherited_from=origin)
+            )
+            continue
+        group = a.actor_type == "group"
+        users = sorted(snapshot.members_of.get(a.actor_id, ())) if group else [None]
+        for project_id in inheritance.reached(children, snapshot.projects, *origin):
+            found += [
+                _Grant(
+                    a.actor_type,
+                    a.actor_id,
+                    "project",
+                    project_id,
+                    a.role_id,
+                    user_id,
+                    None,
+                    origin,
+                )
+                for user_id in users
+            ]
+    return found
+
 
 def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
-    """Every assignment; ``effective``: group assignments replaced by one per member, and the
-    roles each assigned role implies added (once per holder, target and role), as Keystone
-    expands them."""
+    """Every assignment; ``effective``: group assignments replaced by one per member,
+    inherited ones by one per project they reach, and the roles each assigned role implies
+    added (once per holder, target and role), as Keystone expands them."""
     direct = [
         _Grant("user", a.user_id, a.target_type, a.target_id, a.role_id)
         for a in snapshot.assignments
@@ -206,6 +267,7 @@ def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
             direct.append(
                 _Grant("group", g.group_id, g.target_type, g.target_id, g.role_id, user_id)
             )
+    direct += _inherited(snapshot, effective)
     if not effective:
         return direct
     held = {(g.holder, g.target_id, g.role_id) for g in direct}
@@ -215,18 +277,13 @@ def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
             if (grant.holder, grant.target_id, implied_id) in held:
                 continue
             held.add((grant.holder, grant.target_id, implied_id))
-            implied.append(
-                _Grant(
-                    grant.actor_type,
-                    grant.actor_id,
-                    grant.target_type,
-                    grant.target_id,
-                    implied_id,
-                    grant.user_id,
-                    grant.role_id,
-                )
-            )
+            implied.append(replace(grant, role_id=implied_id, prior_role_id=grant.role_id))
     return direct + implied
+
+
+def inherited_path(target_type: str, target_id: str, actor_type: str, actor_id: str) -> str:
+    """The path of an OS-INHERIT assignment's routes, under /identity/v3."""
+    return f"OS-INHERIT/{target_type}s/{target_id}/{actor_type}s/{actor_id}/roles"
 
 
 def _render_grant(
@@ -234,7 +291,10 @@ def _render_grant(
 ) -> dict[str, Any]:
     assigned = grant.prior_role_id or grant.role_id
     actor = f"{grant.actor_type}s/{grant.actor_id}/roles/{assigned}"
-    if grant.target_type == "system":
+    if grant.inherited_from is not None:
+        path = inherited_path(*grant.inherited_from, grant.actor_type, grant.actor_id)
+        links = {"assignment": f"{base}/v3/{path}/{assigned}/inherited_to_projects"}
+    elif grant.target_type == "system":
         links = {"assignment": f"{base}/v3/system/{actor}"}
     else:
         links = {"assignment": f"{base}/v3/{grant.target_type}s/{grant.target_id}/{actor}"}
@@ -250,6 +310,8 @@ def _render_grant(
         scope = {grant.target_type: _named(snapshot, grant.target_type, grant.target_id)}
     else:
         scope = {grant.target_type: {"id": grant.target_id}}
+    if grant.listed_inherited:
+        scope["OS-INHERIT:inherited_to"] = "projects"
     if not names:
         return {
             "role": {"id": grant.role_id},
@@ -265,14 +327,17 @@ def _render_grant(
     }
 
 
-def _selected(grant: _Grant, wanted: dict[str, str | None]) -> bool:
+def _selected(grant: _Grant, wanted: dict[str, str | None], projects: set[str]) -> bool:
+    """Whether ``grant`` passes the filters ``wanted``; ``projects``: the ones the project
+    filter takes (the project, and with ``include_subtree`` those below it)."""
     holder_type, holder_id = grant.holder
     project, domain = wanted["project"], wanted["domain"]
     checks = (
         (wanted["user"], holder_type == "user" and holder_id == wanted["user"]),
         (wanted["group"], holder_type == "group" and holder_id == wanted["group"]),
         (wanted["role"], grant.role_id == wanted["role"]),
-        (project, grant.target_type == "project" and grant.target_id == project),
+        (wanted["inherited_to"], grant.listed_inherited),
+        (project, grant.target_type == "project" and grant.target_id in projects),
         (domain, grant.target_type == "domain" and grant.target_id == domain),
         (wanted["system"], grant.target_type == "system"),
     )
@@ -300,7 +365,11 @@ def list_assignments(
     domain_id: Annotated[str | None, Query(alias="scope.domain.id", max_length=64)] = None,
     system: Annotated[str | None, Query(alias="scope.system", max_length=64)] = None,
     role_id: Annotated[str | None, Query(alias="role.id", max_length=64)] = None,
+    inherited_to: Annotated[
+        Literal["projects"] | None, Query(alias="scope.OS-INHERIT:inherited_to")
+    ] = None,
     include_names: Filter = None,
+    include_subtree: Filter = None,
     effective: Filter = None,
 ) -> dict[str, Any]:
     if user_id is None or user_id != caller.user.id:
@@ -311,7 +380,13 @@ def list_assignments(
         )
     if system is not None and system != "all":
         raise BadRequest("scope.system must be 'all'")
+    if _flag(include_subtree) and project_id is None:
+        raise BadRequest("include_subtree needs scope.project.id")
     snapshot = svc.identity.cached()
+    projects = {project_id} if project_id else set()
+    if project_id and _flag(include_subtree):
+        children = inheritance.children_of(snapshot.projects.values())
+        projects.update(inheritance.reached(children, snapshot.projects, "project", project_id))
     base = _base(request)
     wanted = {
         "user": user_id,
@@ -320,11 +395,12 @@ def list_assignments(
         "project": project_id,
         "domain": domain_id,
         "system": system,
+        "inherited_to": inherited_to,
     }
     found = [
         _render_grant(snapshot, grant, base, _flag(include_names))
         for grant in _grants(snapshot, _flag(effective))
-        if _selected(grant, wanted)
+        if _selected(grant, wanted, projects)
     ]
     return {"role_assignments": found, "links": _links(request)}
 
@@ -335,4 +411,9 @@ def routers() -> list[APIRouter]:
         for actor in ("user", "group")
         for target in ("project", "domain", "system")
     ]
-    return [*found, listing]
+    inherited = [
+        _assignment_router(actor, target, inherited=True)
+        for actor in ("user", "group")
+        for target in ("project", "domain")
+    ]
+    return [*found, *inherited, listing]

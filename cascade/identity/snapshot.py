@@ -25,6 +25,7 @@ from cascade.db.models import (
     GroupRoleAssignment,
     IdentityRevision,
     ImpliedRole,
+    InheritedRoleAssignment,
     OAuthConsumer,
     Policy,
     Project,
@@ -35,6 +36,7 @@ from cascade.db.models import (
     Service,
     User,
 )
+from cascade.identity import inheritance
 
 T = TypeVar("T")
 
@@ -54,6 +56,7 @@ class IdentitySnapshot:
     members: list[GroupMember] = field(default_factory=list)
     group_assignments: list[GroupRoleAssignment] = field(default_factory=list)
     inferences: list[ImpliedRole] = field(default_factory=list)
+    inherited: list[InheritedRoleAssignment] = field(default_factory=list)  # OS-INHERIT
     policies: dict[str, Policy] = field(default_factory=dict)
     consumers: dict[str, OAuthConsumer] = field(default_factory=dict)
     revocations: list[RevocationEvent] = field(default_factory=list)
@@ -86,6 +89,10 @@ class IdentitySnapshot:
             self.group_roles_on[(grant.group_id, grant.target_id)].add(grant.role_id)
             for user_id in self.members_of.get(grant.group_id, ()):
                 self.held_on[(user_id, grant.target_id)].add(grant.role_id)
+        for user_id, project_id, role_id in inheritance.held(
+            self.inherited, self.projects, self.members_of
+        ):
+            self.held_on[(user_id, project_id)].add(role_id)
         for event in self.revocations:
             if event.audit_id:
                 _keep_latest(self.revoked_audit_ids, event.audit_id, event.issued_before)
@@ -169,6 +176,7 @@ def load_snapshot(db: Database) -> IdentitySnapshot:
         snapshot.members = list(session.scalars(select(GroupMember)))
         snapshot.group_assignments = list(session.scalars(select(GroupRoleAssignment)))
         snapshot.inferences = list(session.scalars(select(ImpliedRole)))
+        snapshot.inherited = list(session.scalars(select(InheritedRoleAssignment)))
         snapshot.policies = {p.id: p for p in session.scalars(select(Policy))}
         snapshot.consumers = {c.id: c for c in session.scalars(select(OAuthConsumer))}
         snapshot.revocations = list(session.scalars(select(RevocationEvent)))

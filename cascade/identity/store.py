@@ -19,16 +19,21 @@ from cascade.db import Database
 from cascade.db.models import (
     DEFAULT_DOMAIN_ID,
     Base,
+    Credential,
     Domain,
     Endpoint,
+    EndpointGroup,
     Group,
     GroupMember,
     GroupRoleAssignment,
     IdentityRevision,
     ImpliedRole,
+    InheritedRoleAssignment,
     OAuthConsumer,
     Policy,
     Project,
+    ProjectEndpoint,
+    ProjectEndpointGroup,
     Region,
     RevocationEvent,
     Role,
@@ -54,24 +59,33 @@ class Kind:
     on_write: Callable[[Session, dict[str, Any]], None] | None = None  # create and update
 
 
+INHERITED = InheritedRoleAssignment
+
+
 def _drop_assignments_of_user(session: Session, user_id: str) -> None:
+    """A user goes with its assignments, memberships and credentials (Keystone's)."""
     session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user_id))
+    session.execute(delete(INHERITED).where(INHERITED.actor_id == user_id))
     session.execute(delete(GroupMember).where(GroupMember.user_id == user_id))
+    session.execute(delete(Credential).where(Credential.user_id == user_id))
 
 
 def _drop_assignments_of_group(session: Session, group_id: str) -> None:
     session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.group_id == group_id))
+    session.execute(delete(INHERITED).where(INHERITED.actor_id == group_id))
     session.execute(delete(GroupMember).where(GroupMember.group_id == group_id))
 
 
 def _drop_assignments_on_target(session: Session, target_id: str) -> None:
     session.execute(delete(RoleAssignment).where(RoleAssignment.target_id == target_id))
     session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.target_id == target_id))
+    session.execute(delete(INHERITED).where(INHERITED.target_id == target_id))
 
 
 def _drop_assignments_of_role(session: Session, role_id: str) -> None:
     session.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role_id))
     session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.role_id == role_id))
+    session.execute(delete(INHERITED).where(INHERITED.role_id == role_id))
     session.execute(
         delete(ImpliedRole).where(
             (ImpliedRole.prior_role_id == role_id) | (ImpliedRole.implied_role_id == role_id)
@@ -79,8 +93,24 @@ def _drop_assignments_of_role(session: Session, role_id: str) -> None:
     )
 
 
+def _drop_endpoint_links(session: Session, endpoint_id: str) -> None:
+    session.execute(delete(ProjectEndpoint).where(ProjectEndpoint.endpoint_id == endpoint_id))
+
+
 def _drop_endpoints_of_service(session: Session, service_id: str) -> None:
+    endpoints = select(Endpoint.id).where(Endpoint.service_id == service_id)
+    session.execute(delete(ProjectEndpoint).where(ProjectEndpoint.endpoint_id.in_(endpoints)))
     session.execute(delete(Endpoint).where(Endpoint.service_id == service_id))
+
+
+def _drop_project_links(session: Session, projects: Any) -> None:
+    """What goes with projects (``projects``: a select of their ids): their endpoint
+    associations and their credentials."""
+    session.execute(delete(ProjectEndpoint).where(ProjectEndpoint.project_id.in_(projects)))
+    session.execute(
+        delete(ProjectEndpointGroup).where(ProjectEndpointGroup.project_id.in_(projects))
+    )
+    session.execute(delete(Credential).where(Credential.project_id.in_(projects)))
 
 
 def _drop_domain_contents(session: Session, domain_id: str) -> None:
@@ -94,11 +124,17 @@ def _drop_domain_contents(session: Session, domain_id: str) -> None:
         raise Conflict(f"domain {domain_id} has a project with sites; remove them first")
     session.execute(delete(RoleAssignment).where(RoleAssignment.target_id.in_(projects)))
     session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.target_id.in_(projects)))
+    session.execute(delete(INHERITED).where(INHERITED.target_id.in_(projects)))
     session.execute(delete(RoleAssignment).where(RoleAssignment.user_id.in_(users)))
+    session.execute(
+        delete(INHERITED).where(INHERITED.actor_id.in_(users) | INHERITED.actor_id.in_(groups))
+    )
     session.execute(
         delete(GroupMember).where(GroupMember.user_id.in_(users) | GroupMember.group_id.in_(groups))
     )
     session.execute(delete(GroupRoleAssignment).where(GroupRoleAssignment.group_id.in_(groups)))
+    session.execute(delete(Credential).where(Credential.user_id.in_(users)))
+    _drop_project_links(session, projects)
     _drop_assignments_on_target(session, domain_id)
     for model in (User, Group, Project):
         session.execute(delete(model).where(model.domain_id == domain_id))
@@ -127,6 +163,7 @@ def _drop_project(session: Session, project_id: str) -> None:
     if session.scalar(select(Project.id).where(Project.parent_id == project_id).limit(1)):
         raise Forbidden(f"Project {project_id} has child projects: delete them first.")
     _drop_assignments_on_target(session, project_id)
+    _drop_project_links(session, select(Project.id).where(Project.id == project_id))
 
 
 PROJECT = Kind(
@@ -170,8 +207,19 @@ ENDPOINT = Kind(
     "endpoint",
     Endpoint,
     references={"service_id": Service, "region_id": Region},
+    on_delete=_drop_endpoint_links,
     on_write=_make_named_region,
 )
+
+
+def _drop_endpoint_group_links(session: Session, group_id: str) -> None:
+    session.execute(
+        delete(ProjectEndpointGroup).where(ProjectEndpointGroup.endpoint_group_id == group_id)
+    )
+
+
+ENDPOINT_GROUP = Kind("endpoint group", EndpointGroup, on_delete=_drop_endpoint_group_links)
+CREDENTIAL = Kind("credential", Credential, references={"user_id": User})
 
 
 POLICY = Kind("policy", Policy)
@@ -194,7 +242,7 @@ class IdentityStore:
 
     def create(self, kind: Kind, fields: dict[str, Any]) -> Any:
         fields = self._hash_password(fields)
-        with self._writing(kind.name) as session:
+        with self.writing(kind.name) as session:
             if kind.on_write:
                 kind.on_write(session, fields)
             self._check_references(session, kind, fields)
@@ -206,7 +254,7 @@ class IdentityStore:
     def update(self, kind: Kind, row_id: str, fields: dict[str, Any]) -> Any:
         password_changed = fields.get("password") is not None
         fields = self._hash_password(fields)
-        with self._writing(kind.name) as session:
+        with self.writing(kind.name) as session:
             row = self._get(session, kind, row_id)
             if kind.on_write:
                 kind.on_write(session, fields)
@@ -219,7 +267,7 @@ class IdentityStore:
             return row
 
     def delete(self, kind: Kind, row_id: str) -> None:
-        with self._writing(kind.name) as session:
+        with self.writing(kind.name) as session:
             row = self._get(session, kind, row_id)
             if isinstance(row, Domain) and row.enabled:
                 raise Forbidden("Cannot delete a domain that is enabled, please disable it first.")
@@ -237,24 +285,32 @@ class IdentityStore:
         target_id: str,
         role_id: str,
         present: bool,
+        inherited: bool = False,
     ) -> None:
         """Grant (``present``) or revoke ``role_id`` on a project, domain or the system
-        (``target_id`` ``SYSTEM_TARGET``) for ``actor``: ``("user", id)`` or ``("group", id)``."""
+        (``target_id`` ``SYSTEM_TARGET``) for ``actor``: ``("user", id)`` or ``("group", id)``.
+        ``inherited``: Keystone's OS-INHERIT assignment, held on every project below the
+        domain or project rather than on it."""
         actor_type, actor_id = actor
-        model: type[RoleAssignment] | type[GroupRoleAssignment]
-        if actor_type == "group":
-            actor_kind, model = GROUP, GroupRoleAssignment
+        model: type[RoleAssignment] | type[GroupRoleAssignment] | type[InheritedRoleAssignment]
+        key = {f"{actor_type}_id": actor_id, "target_id": target_id, "role_id": role_id}
+        columns = {"target_type": target_type}
+        if inherited:
+            model = InheritedRoleAssignment
+            key = {"actor_id": actor_id, "target_id": target_id, "role_id": role_id}
+            columns["actor_type"] = actor_type
+        elif actor_type == "group":
+            model = GroupRoleAssignment
         else:
-            actor_kind, model = USER, RoleAssignment
-        with self._writing("role assignment") as session:
-            self._get(session, actor_kind, actor_id)
+            model = RoleAssignment
+        with self.writing("role assignment") as session:
+            self._get(session, GROUP if actor_type == "group" else USER, actor_id)
             if target_type != "system":
                 self._get(session, PROJECT if target_type == "project" else DOMAIN, target_id)
             self._get(session, ROLE, role_id)
-            key = {f"{actor_type}_id": actor_id, "target_id": target_id, "role_id": role_id}
             existing = session.get(model, key)
             if present and existing is None:
-                session.add(model(target_type=target_type, **key))
+                session.add(model(**columns, **key))
             elif not present and existing is None:
                 raise NotFound(
                     f"Could not find role assignment with role: {role_id}, "
@@ -263,11 +319,28 @@ class IdentityStore:
             elif not present:
                 session.delete(existing)
 
+    def set_link(
+        self, model: type[Base], ends: dict[str, Kind], ids: dict[str, str], present: bool
+    ) -> None:
+        """Make (``present``) or remove the association row ``model(**ids)``, each of its
+        ``ends`` (column name: the kind it names) checked to exist first (404)."""
+        with self.writing(model.__tablename__) as session:
+            for column, kind in ends.items():
+                self._get(session, kind, ids[column])
+            existing = session.get(model, ids)
+            if present and existing is None:
+                session.add(model(**ids))
+            elif not present and existing is None:
+                found = ", ".join(f"{name} {value}" for name, value in ids.items())
+                raise NotFound(f"Could not find the association of {found}.")
+            elif not present:
+                session.delete(existing)
+
     def set_inference(self, prior_role_id: str, implied_role_id: str, present: bool) -> None:
         """Make (``present``) or remove the rule that ``prior_role_id`` implies
         ``implied_role_id``. A role cannot imply itself, nor imply ``admin`` (Keystone's
         default ``prohibited_implied_role``)."""
-        with self._writing("implied role") as session:
+        with self.writing("implied role") as session:
             self._get(session, ROLE, prior_role_id)
             implied = self._get(session, ROLE, implied_role_id)
             key = {"prior_role_id": prior_role_id, "implied_role_id": implied_role_id}
@@ -283,7 +356,7 @@ class IdentityStore:
 
     def set_membership(self, group_id: str, user_id: str, present: bool) -> None:
         """Add (``present``) or remove a user from a group."""
-        with self._writing("group membership") as session:
+        with self.writing("group membership") as session:
             self._get(session, GROUP, group_id)
             self._get(session, USER, user_id)
             existing = session.get(GroupMember, {"group_id": group_id, "user_id": user_id})
@@ -301,7 +374,7 @@ class IdentityStore:
         user_id: str | None = None,
         project_id: str | None = None,
     ) -> None:
-        with self._writing("revocation event") as session:
+        with self.writing("revocation event") as session:
             session.add(
                 RevocationEvent(
                     audit_id=audit_id,
@@ -314,7 +387,7 @@ class IdentityStore:
     # -- helpers ---------------------------------------------------------------------------
 
     @contextmanager
-    def _writing(self, what: str) -> Iterator[Session]:
+    def writing(self, what: str) -> Iterator[Session]:
         """A write transaction that bumps the identity revision; integrity errors become 409.
         A replica refuses, naming the master that takes writes."""
         if self._master_url is not None:
