@@ -146,6 +146,7 @@ HOST_BOUND = (
     "tests/identity/test_partition_netns.py",
     "tests/identity/test_replica_process.py",
     "tests/engine/test_worker_stop.py",
+    "tests/engine/test_machines.py",
     "tests/test_retry.py",
 )
 
