@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from cascade.errors import Unavailable
-from cascade.fabric.transports.nats import NatsTransport
+from cascade.fabric.transports.nats import NatsTransport, server_list
 from tests.conftest import require_service
 from tests.fabric.test_memory_transport import CHECKS, Check, Inbox
 
@@ -66,5 +66,22 @@ def test_connect_to_closed_port_is_unavailable_quickly() -> None:
         with pytest.raises(Unavailable, match=r"nats://127\.0\.0\.1:1\b"):
             await NatsTransport.connect("nats://127.0.0.1:1")
         assert time.monotonic() - started < 3
+
+    asyncio.run(run())
+
+
+def test_several_servers_comma_separated_or_listed() -> None:
+    assert server_list(" nats://a:1, nats://b:2 ,") == ["nats://a:1", "nats://b:2"]
+    assert server_list(["nats://a:1"]) == ["nats://a:1"]
+    with pytest.raises(Unavailable, match="no NATS server"):
+        server_list(" , ")
+
+
+def test_connect_when_no_server_answers_names_them_all() -> None:
+    async def run() -> None:
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match=r"127\.0\.0\.1:1,nats://127\.0\.0\.1:2\b"):
+            await NatsTransport.connect("nats://127.0.0.1:1,nats://127.0.0.1:2")
+        assert time.monotonic() - started < 5
 
     asyncio.run(run())
