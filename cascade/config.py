@@ -149,7 +149,8 @@ class Settings(BaseSettings):
         "memory",
         description="Bus of the network fabric (control plane to host agents): `memory`, an "
         "in-process bus that only agents in the same process receive (the embedded default), "
-        "or the URL of a NATS server, nats://host:port.",
+        "or the URL of a NATS server, nats://host:port (a cluster's nodes: several, "
+        "comma-separated).",
     )
 
     @classmethod
@@ -198,8 +199,8 @@ class Settings(BaseSettings):
     @field_validator("fabric_url")
     @classmethod
     def _fabric_bus(cls, url: str) -> str:
-        if url != "memory" and not _is_nats_url(url):
-            raise ValueError(f"must be 'memory' or a nats://host:port URL, got {url!r}")
+        if url != "memory" and not all(_is_nats_url(part.strip()) for part in url.split(",")):
+            raise ValueError(f"must be 'memory' or nats://host:port URLs, got {url!r}")
         return url
 
     @property

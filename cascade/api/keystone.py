@@ -14,6 +14,7 @@ from cascade.api import (
     errors,
     identity_assignments,
     identity_auth,
+    identity_credentials,
     identity_groups,
     identity_inferences,
     identity_projects,
@@ -48,6 +49,7 @@ def identity_routers() -> list[APIRouter]:
         *identity_resources.routers(),
         *identity_assignments.routers(),
         identity_groups.router,
+        identity_credentials.router,
     ]
 
 

@@ -20,6 +20,7 @@ from cascade.db.migrate import upgrade
 from cascade.db.models import ReplicaState
 from cascade.identity import changelog, rotation
 from cascade.identity.bootstrap import BootstrapResult, bootstrap, ensure_endpoints
+from cascade.identity.credentials import CREDENTIAL_KEYS, Credentials
 from cascade.identity.keys import KeyRepository
 from cascade.identity.master import ReplicaFeed
 from cascade.identity.sealing import NodeKey
@@ -48,6 +49,13 @@ class IdentityServices:
     def store(self) -> IdentityStore:
         return IdentityStore(
             self.db, self.settings.password_hash_rounds, self.settings.identity_master_url
+        )
+
+    @cached_property
+    def user_credentials(self) -> Credentials:
+        """Users' credentials (``/v3/credentials``), encrypted with their own key repository."""
+        return Credentials(
+            self.db, self.store, KeyRepository(self.settings.data_dir / CREDENTIAL_KEYS)
         )
 
     @cached_property
