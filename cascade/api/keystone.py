@@ -15,6 +15,7 @@ from cascade.api import (
     identity_assignments,
     identity_auth,
     identity_credentials,
+    identity_endpoint_groups,
     identity_groups,
     identity_inferences,
     identity_projects,
@@ -50,6 +51,7 @@ def identity_routers() -> list[APIRouter]:
         *identity_assignments.routers(),
         identity_groups.router,
         identity_credentials.router,
+        identity_endpoint_groups.router,
     ]
 
 

@@ -20,6 +20,7 @@ from cascade.db import Database
 from cascade.db.models import (
     Domain,
     Endpoint,
+    EndpointGroup,
     Group,
     GroupMember,
     GroupRoleAssignment,
@@ -29,6 +30,8 @@ from cascade.db.models import (
     OAuthConsumer,
     Policy,
     Project,
+    ProjectEndpoint,
+    ProjectEndpointGroup,
     Region,
     RevocationEvent,
     Role,
@@ -57,6 +60,10 @@ class IdentitySnapshot:
     group_assignments: list[GroupRoleAssignment] = field(default_factory=list)
     inferences: list[ImpliedRole] = field(default_factory=list)
     inherited: list[InheritedRoleAssignment] = field(default_factory=list)  # OS-INHERIT
+    # OS-EP-FILTER: endpoint groups, and the endpoints and groups associated with projects
+    endpoint_groups: dict[str, EndpointGroup] = field(default_factory=dict)
+    project_endpoints: list[ProjectEndpoint] = field(default_factory=list)
+    project_endpoint_groups: list[ProjectEndpointGroup] = field(default_factory=list)
     policies: dict[str, Policy] = field(default_factory=dict)
     consumers: dict[str, OAuthConsumer] = field(default_factory=dict)
     revocations: list[RevocationEvent] = field(default_factory=list)
@@ -177,6 +184,9 @@ def load_snapshot(db: Database) -> IdentitySnapshot:
         snapshot.group_assignments = list(session.scalars(select(GroupRoleAssignment)))
         snapshot.inferences = list(session.scalars(select(ImpliedRole)))
         snapshot.inherited = list(session.scalars(select(InheritedRoleAssignment)))
+        snapshot.endpoint_groups = {g.id: g for g in session.scalars(select(EndpointGroup))}
+        snapshot.project_endpoints = list(session.scalars(select(ProjectEndpoint)))
+        snapshot.project_endpoint_groups = list(session.scalars(select(ProjectEndpointGroup)))
         snapshot.policies = {p.id: p for p in session.scalars(select(Policy))}
         snapshot.consumers = {c.id: c for c in session.scalars(select(OAuthConsumer))}
         snapshot.revocations = list(session.scalars(select(RevocationEvent)))
