@@ -278,7 +278,13 @@ def _grants(snapshot: IdentitySnapshot, effective: bool) -> list[_Grant]:
                 continue
             held.add((grant.holder, grant.target_id, implied_id))
             implied.append(replace(grant, role_id=implied_id, prior_role_id=grant.role_id))
-    return direct + implied
+    # A domain-specific role is never effective itself, only the global roles it implies.
+    return [g for g in direct + implied if _global(snapshot, g.role_id)]
+
+
+def _global(snapshot: IdentitySnapshot, role_id: str) -> bool:
+    role = snapshot.roles.get(role_id)
+    return role is not None and role.domain_id is None
 
 
 def inherited_path(target_type: str, target_id: str, actor_type: str, actor_id: str) -> str:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, create_model
 from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.errors import NotFound
-from cascade.identity import render, schemas
+from cascade.identity import render, role_schemas, schemas
 from cascade.identity.policy import authorize
 from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.store import (
@@ -127,12 +127,12 @@ RESOURCES = (
     Resource(
         ROLE,
         "roles",
-        schemas.RoleIn,
+        role_schemas.DomainRoleIn,
         schemas.RolePatch,
         schemas.RoleOut,
         render.role,
         lambda s: s.roles,
-        ("name",),
+        ("name", "domain_id"),
         _anyone,
         public_list=True,
     ),
@@ -294,6 +294,8 @@ def _crud_router(res: Resource) -> APIRouter:
             authorize(caller, "reader")  # an admin or a system reader
         given = query.model_dump().items()  # type: ignore[attr-defined]
         filters = {k: v for k, v in given if v is not None}
+        if res.kind is ROLE:  # Keystone lists a domain's roles only when asked for them
+            filters.setdefault("domain_id", None)
         rows = [r for r in res.rows(svc.identity.cached()).values() if _matches(r, filters)]
         base = base_url(request)
         return {res.plural: [res.render(r, base) for r in rows], "links": _links(request)}

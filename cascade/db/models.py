@@ -92,10 +92,16 @@ class User(Base):
 
 
 class Role(Base):
+    """A role; with a ``domain_id``, one of that domain's (Keystone's domain-specific roles:
+    never in a token itself, only the global roles it implies). Names stay unique across all
+    domains: narrower than Keystone (unique per domain), as SQLite cannot drop the constraint
+    without rebuilding a table other tables reference."""
+
     __tablename__ = "roles"
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    domain_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Policy(Base):

@@ -140,7 +140,7 @@ def group(row: Group, base: str) -> dict[str, Any]:
 
 
 def role(row: Role, base: str) -> dict[str, Any]:
-    return _resource(row, base, "roles", ("id", "name", "description"), domain_id=None)
+    return _resource(row, base, "roles", ("id", "name", "description", "domain_id"))
 
 
 def region(row: Region, base: str) -> dict[str, Any]:

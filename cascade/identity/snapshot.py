@@ -132,14 +132,15 @@ class IdentitySnapshot:
         return found
 
     def effective_roles(self, user_id: str, target_id: str) -> list[Role]:
-        """Roles held on the target (the user's own and its groups') plus the roles they
-        imply, by name order."""
+        """Roles held on the target (the user's own, its groups' and those inherited from
+        above) plus the roles they imply, by name order; a domain-specific role only counts
+        for the global roles it implies (Keystone's)."""
         memo_key = ("roles", user_id, target_id)
         if memo_key not in self.memo:
             held = set(self.held_on.get((user_id, target_id), ()))
             for role_id in list(held):
                 held.update(self.implied_by(role_id))
-            found = [self.roles[r] for r in held if r in self.roles]
+            found = [self.roles[r] for r in held if r in self.roles and not self.roles[r].domain_id]
             self.memo[memo_key] = sorted(found, key=lambda role: role.name)
         roles: list[Role] = self.memo[memo_key]
         return roles

@@ -136,6 +136,9 @@ def _drop_domain_contents(session: Session, domain_id: str) -> None:
     session.execute(delete(Credential).where(Credential.user_id.in_(users)))
     _drop_project_links(session, projects)
     _drop_assignments_on_target(session, domain_id)
+    for role_id in list(session.scalars(select(Role.id).where(Role.domain_id == domain_id))):
+        _drop_assignments_of_role(session, role_id)
+    session.execute(delete(Role).where(Role.domain_id == domain_id))
     for model in (User, Group, Project):
         session.execute(delete(model).where(model.domain_id == domain_id))
 
@@ -181,7 +184,7 @@ USER = Kind(
     on_delete=_drop_assignments_of_user,
 )
 GROUP = Kind("group", Group, references={"domain_id": Domain}, on_delete=_drop_assignments_of_group)
-ROLE = Kind("role", Role, on_delete=_drop_assignments_of_role)
+ROLE = Kind("role", Role, references={"domain_id": Domain}, on_delete=_drop_assignments_of_role)
 REGION = Kind(
     "region",
     Region,
@@ -224,6 +227,16 @@ CREDENTIAL = Kind("credential", Credential, references={"user_id": User})
 
 POLICY = Kind("policy", Policy)
 CONSUMER = Kind("consumer", OAuthConsumer)
+
+
+def _check_domain_role(role: Role, target: Domain | Project | None) -> None:
+    """A domain-specific role is assigned only on its domain or a project of it."""
+    domain_id = target.id if isinstance(target, Domain) else getattr(target, "domain_id", None)
+    if domain_id != role.domain_id:
+        raise Forbidden(
+            f"Role {role.id} belongs to domain {role.domain_id}: it is assigned only on that "
+            "domain and its projects."
+        )
 
 
 def bump_revision(session: Session) -> None:
@@ -305,9 +318,14 @@ class IdentityStore:
             model = RoleAssignment
         with self.writing("role assignment") as session:
             self._get(session, GROUP if actor_type == "group" else USER, actor_id)
+            target = None
             if target_type != "system":
-                self._get(session, PROJECT if target_type == "project" else DOMAIN, target_id)
-            self._get(session, ROLE, role_id)
+                target = self._get(
+                    session, PROJECT if target_type == "project" else DOMAIN, target_id
+                )
+            role = self._get(session, ROLE, role_id)
+            if present and role.domain_id is not None:
+                _check_domain_role(role, target)
             existing = session.get(model, key)
             if present and existing is None:
                 session.add(model(**columns, **key))
@@ -341,12 +359,14 @@ class IdentityStore:
         ``implied_role_id``. A role cannot imply itself, nor imply ``admin`` (Keystone's
         default ``prohibited_implied_role``)."""
         with self.writing("implied role") as session:
-            self._get(session, ROLE, prior_role_id)
+            prior = self._get(session, ROLE, prior_role_id)
             implied = self._get(session, ROLE, implied_role_id)
             key = {"prior_role_id": prior_role_id, "implied_role_id": implied_role_id}
             existing = session.get(ImpliedRole, key)
             if present and (implied_role_id == prior_role_id or implied.name == "admin"):
                 raise Forbidden(f"{implied_role_id} cannot be an implied role.")
+            if present and prior.domain_id is None and implied.domain_id is not None:
+                raise Forbidden("A global role cannot imply a domain-specific role.")
             if present and existing is None:
                 session.add(ImpliedRole(**key))
             elif not present and existing is None:

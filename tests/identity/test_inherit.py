@@ -20,7 +20,7 @@ __all__ = ["replica"]  # the fixture, used by name below
 V3 = "/identity/v3"
 
 
-def _made(client: TestClient, token: str, kind: str, **fields: Any) -> dict[str, Any]:
+def made_in(client: TestClient, token: str, kind: str, **fields: Any) -> dict[str, Any]:
     body = {kind: {"name": f"{kind[0]}{uuid.uuid4().hex[:8]}", **fields}}
     made = client.post(f"{V3}/{kind}s", json=body, headers={"X-Auth-Token": token})
     assert made.status_code == 201, made.text
@@ -30,31 +30,31 @@ def _made(client: TestClient, token: str, kind: str, **fields: Any) -> dict[str,
 
 def _tree(client: TestClient, token: str) -> tuple[str, str, str]:
     """A domain with a parent project and a leaf project under it: their ids."""
-    domain = _made(client, token, "domain")["id"]
-    parent = _made(client, token, "project", domain_id=domain)["id"]
-    leaf = _made(client, token, "project", domain_id=domain, parent_id=parent)["id"]
+    domain = made_in(client, token, "domain")["id"]
+    parent = made_in(client, token, "project", domain_id=domain)["id"]
+    leaf = made_in(client, token, "project", domain_id=domain, parent_id=parent)["id"]
     return domain, parent, leaf
 
 
-def _scoped(client: TestClient, user: str, scope: dict[str, Any]) -> Any:
+def scoped_as(client: TestClient, user: str, scope: dict[str, Any]) -> Any:
     """``POST /auth/tokens`` as ``user`` (password ``pw``) scoped to ``scope``."""
     identity = {"methods": ["password"], "password": {"user": {"id": user, "password": "pw"}}}
     return client.post(f"{V3}/auth/tokens", json={"auth": {"identity": identity, "scope": scope}})
 
 
-def _checked(client: TestClient, admin_token: str, token: str) -> int:
+def token_status(client: TestClient, admin_token: str, token: str) -> int:
     """What ``GET /auth/tokens`` answers about ``token``."""
     headers = {"X-Auth-Token": admin_token, "X-Subject-Token": token}
     return client.get(f"{V3}/auth/tokens", headers=headers).status_code
 
 
-def _role_names(answer: Any) -> set[str]:
+def role_names(answer: Any) -> set[str]:
     return {role["name"] for role in answer.json()["token"]["roles"]}
 
 
 def test_inherited_routes_need_a_token_and_an_admin(client: TestClient, admin_token: str) -> None:
     tenant = make_tenant(client, admin_token)
-    role = _made(client, admin_token, "role")["id"]
+    role = made_in(client, admin_token, "role")["id"]
     roles = f"{V3}/OS-INHERIT/domains/default/users/{tenant.user_id}/roles"
     one = f"{roles}/{role}/inherited_to_projects"
     for method, path in (
@@ -82,8 +82,8 @@ def test_a_role_inherited_from_a_domain_reaches_every_project_below_it(
 ) -> None:
     admin = {"X-Auth-Token": admin_token}
     domain, parent, leaf = _tree(client, admin_token)
-    user = _made(client, admin_token, "user", domain_id=domain, password="pw")["id"]
-    role = _made(client, admin_token, "role")
+    user = made_in(client, admin_token, "user", domain_id=domain, password="pw")["id"]
+    role = made_in(client, admin_token, "role")
     roles = f"{V3}/OS-INHERIT/domains/{domain}/users/{user}/roles"
     one = f"{roles}/{role['id']}/inherited_to_projects"
     assert client.put(one, headers=admin).status_code == 204
@@ -94,15 +94,15 @@ def test_a_role_inherited_from_a_domain_reaches_every_project_below_it(
     # Not a role on the domain itself (nor listed as one).
     direct = client.get(f"{V3}/domains/{domain}/users/{user}/roles", headers=admin).json()
     assert direct["roles"] == []
-    assert _scoped(client, user, {"domain": {"id": domain}}).status_code == 401
+    assert scoped_as(client, user, {"domain": {"id": domain}}).status_code == 401
 
-    issued = _scoped(client, user, {"project": {"id": leaf}})
+    issued = scoped_as(client, user, {"project": {"id": leaf}})
     assert issued.status_code == 201, issued.text
-    assert _role_names(issued) == {role["name"]}
+    assert role_names(issued) == {role["name"]}
     token = issued.headers["X-Subject-Token"]
-    assert _checked(client, admin_token, token) == 200
-    on_parent = _scoped(client, user, {"project": {"id": parent}})
-    assert _role_names(on_parent) == {role["name"]}
+    assert token_status(client, admin_token, token) == 200
+    on_parent = scoped_as(client, user, {"project": {"id": parent}})
+    assert role_names(on_parent) == {role["name"]}
 
     made = client.get(f"{V3}/role_assignments", params={"user.id": user}, headers=admin).json()
     (assignment,) = made["role_assignments"]
@@ -124,7 +124,7 @@ def test_a_role_inherited_from_a_domain_reaches_every_project_below_it(
     assert client.delete(one, headers=admin).status_code == 204
     assert client.delete(one, headers=admin).status_code == 404
     assert client.head(one, headers=admin).status_code == 404
-    assert _checked(client, admin_token, token) == 404
+    assert token_status(client, admin_token, token) == 404
 
 
 def test_a_group_role_inherited_from_a_project_reaches_its_members_below_it(
@@ -132,17 +132,17 @@ def test_a_group_role_inherited_from_a_project_reaches_its_members_below_it(
 ) -> None:
     admin = {"X-Auth-Token": admin_token}
     domain, parent, leaf = _tree(client, admin_token)
-    user = _made(client, admin_token, "user", domain_id=domain, password="pw")["id"]
+    user = made_in(client, admin_token, "user", domain_id=domain, password="pw")["id"]
     group = make_group(client, admin_token, domain_id=domain)["id"]
     assert client.put(f"{V3}/groups/{group}/users/{user}", headers=admin).status_code == 204
     member = client.get(f"{V3}/roles", params={"name": "member"}, headers=admin).json()["roles"]
     one = f"{V3}/OS-INHERIT/projects/{parent}/groups/{group}/roles/{member[0]['id']}"
     assert client.put(f"{one}/inherited_to_projects", headers=admin).status_code == 204
 
-    assert _scoped(client, user, {"project": {"id": parent}}).status_code == 401
-    issued = _scoped(client, user, {"project": {"id": leaf}})
+    assert scoped_as(client, user, {"project": {"id": parent}}).status_code == 401
+    issued = scoped_as(client, user, {"project": {"id": leaf}})
     assert issued.status_code == 201, issued.text
-    assert _role_names(issued) == {"member", "reader"}  # and what member implies
+    assert role_names(issued) == {"member", "reader"}  # and what member implies
     effective = client.get(
         f"{V3}/role_assignments",
         params={"scope.project.id": leaf, "effective": "true", "include_names": "1"},
