@@ -21,6 +21,7 @@ from tests.fabric.netns import ip, namespaces, ping, remove_hosts
 PASSWORD = "fabric-linux-site-pw"
 VNI = 4242
 CIDR = "10.42.0.0/24"
+START_TIMEOUT = 120.0  # seconds for a site-sim to answer: its hosts' namespaces on a loaded machine
 
 
 @dataclass
@@ -151,7 +152,10 @@ def regions(stack: ExitStack, tmp_path: Path, *names: str) -> list[EmbeddedSite]
     underlay = stack.enter_context(underlay_bridge())
     args = ["--hosts", "2", "--build-seconds", "0", "--dataplane", "linux", "--underlay", underlay]
     env = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
-    return [
-        stack.enter_context(EmbeddedSite(name, tmp_path / name, PASSWORD, args=args, env=env))
-        for name in names
-    ]
+    sites = []
+    for name in names:
+        site = EmbeddedSite(name, tmp_path / name, PASSWORD, args=args, env=env)
+        stack.callback(site.stop)
+        site.start(timeout=START_TIMEOUT)
+        sites.append(site)
+    return sites
