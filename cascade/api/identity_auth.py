@@ -1,5 +1,7 @@
-"""Keystone ``/identity/v3/auth``: issue, validate, check and revoke tokens; the caller's
-projects, domains, system and catalog. And ``/identity/v3/users/{id}/password``: a user
+"""Keystone ``/identity/v3/auth``: issue, validate, check and revoke tokens (with a password,
+a token or an application credential, scoped to a project, a domain, the system or a trust;
+a token from a trust with ``remaining_uses`` uses one up); the caller's projects, domains,
+system and catalog. And ``/identity/v3/users/{id}/password``: a user
 changes its own password by giving the original one."""
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.db.models import SYSTEM_TARGET
 from cascade.errors import Forbidden, NotFound, Unauthorized
-from cascade.identity import render
+from cascade.identity import app_credentials, render, trusts
+from cascade.identity.delegations import delegations
 from cascade.identity.passwords import verify_password
 from cascade.identity.schemas import (
     AuthRequest,
@@ -40,7 +43,12 @@ NoCatalog = Annotated[
 def _token_response(
     ctx: AuthContext, svc: IdentityServices, nocatalog: str | None, status: int
 ) -> Response:
-    body = render.token_body(ctx, svc.identity.cached(), with_catalog=nocatalog is None)
+    snapshot = svc.identity.cached()
+    body = render.token_body(ctx, snapshot, with_catalog=nocatalog is None)
+    if ctx.app_cred is not None:
+        found = delegations(svc.db, snapshot)
+        body["token"]["application_credential"] = app_credentials.token_section(ctx.app_cred, found)
+    trusts.token_sections(ctx, snapshot, body["token"])
     return Response(
         orjson.dumps(body),
         status_code=status,
@@ -68,12 +76,14 @@ _TOKEN_HEADERS = {"X-Subject-Token": {"schema": {"type": "string"}, "description
     response_model=TokenResponse,
     responses={
         201: {"model": TokenResponse, "headers": _TOKEN_HEADERS, "description": "Token issued"},
-        **error_responses(400, 401),
+        **error_responses(400, 401, 403, 404),
     },
     summary="Authenticate and issue a token",
 )
 def issue_token(body: AuthRequest, svc: IdentityDep, nocatalog: NoCatalog = None) -> Response:
     ctx = svc.tokens.issue(body.auth, svc.snapshot())
+    if ctx.trust is not None and ctx.trust.remaining_uses is not None:
+        trusts.consume_use(svc.store, ctx.trust.id)
     return _token_response(ctx, svc, nocatalog, 201)
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from cascade.api import (
     errors,
+    identity_app_credentials,
     identity_assignments,
     identity_auth,
     identity_credentials,
@@ -20,6 +21,7 @@ from cascade.api import (
     identity_inferences,
     identity_projects,
     identity_resources,
+    identity_trusts,
     replica,
     versions,
 )
@@ -50,6 +52,8 @@ def identity_routers() -> list[APIRouter]:
         *identity_resources.routers(),
         *identity_assignments.routers(),
         identity_groups.router,
+        identity_app_credentials.router,
+        identity_trusts.router,
         identity_credentials.router,
         identity_endpoint_groups.router,
     ]

@@ -52,10 +52,28 @@ class TokenMethod(_In):
     id: str = Field(min_length=1, max_length=1024)
 
 
+class AppCredUserRef(_In):
+    id: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=255)
+    domain: DomainRef | None = None
+
+
+class AppCredMethod(_In):
+    """An application credential by id, or by name and its user (id, or name and domain)."""
+
+    id: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=255)
+    user: AppCredUserRef | None = None
+    secret: str = Field(max_length=4096)
+
+
 class AuthIdentity(_In):
-    methods: list[Literal["password", "token"]] = Field(min_length=1, max_length=2)
+    methods: list[Literal["password", "token", "application_credential"]] = Field(
+        min_length=1, max_length=3
+    )
     password: PasswordMethod | None = None
     token: TokenMethod | None = None
+    application_credential: AppCredMethod | None = None
 
 
 class ProjectRef(_In):
@@ -68,10 +86,15 @@ class SystemRef(_In):
     all: bool
 
 
+class TrustRef(_In):
+    id: str = Field(min_length=1, max_length=64)
+
+
 class AuthScope(_In):
     project: ProjectRef | None = None
     domain: DomainRef | None = None
     system: SystemRef | None = None
+    trust: TrustRef | None = Field(None, alias="OS-TRUST:trust")
 
 
 class Auth(_In):
@@ -115,6 +138,32 @@ class CatalogEntry(BaseModel):
     endpoints: list[CatalogEndpoint]
 
 
+class AccessRuleOut(BaseModel):
+    id: str
+    service: str
+    path: str
+    method: str
+    links: SelfLink | None = None
+
+
+class DelegatedCredential(BaseModel):
+    """The ``application_credential`` section of a token made with one."""
+
+    id: str
+    name: str
+    restricted: bool
+    access_rules: list[AccessRuleOut] | None = None
+
+
+class TrustSection(BaseModel):
+    """The ``OS-TRUST:trust`` section of a trust-scoped token."""
+
+    id: str
+    trustor_user: dict[str, str]
+    trustee_user: dict[str, str]
+    impersonation: bool
+
+
 class TokenBody(BaseModel):
     methods: list[str]
     user: TokenUser
@@ -127,6 +176,8 @@ class TokenBody(BaseModel):
     is_domain: bool | None = None
     roles: list[NamedRef] | None = None
     catalog: list[CatalogEntry] | None = None
+    application_credential: DelegatedCredential | None = None
+    trust: TrustSection | None = Field(None, alias="OS-TRUST:trust")
 
 
 class TokenResponse(BaseModel):
@@ -411,3 +462,4 @@ class DomainList(BaseModel):
 
 
 CatalogResponse.model_rebuild()
+AccessRuleOut.model_rebuild()

@@ -62,7 +62,7 @@ class IdentityServices:
     def tokens(self) -> TokenService:
         formatter = TokenFormatter(self.keys)
         lifetime = timedelta(seconds=self.settings.token_expiration)
-        return TokenService(formatter, lifetime, watch_keys=self.keys)
+        return TokenService(formatter, lifetime, self.db, watch_keys=self.keys)
 
     @cached_property
     def node_key(self) -> NodeKey:

@@ -3,20 +3,42 @@
 A token is valid when it decrypts with a key of the repository, has not expired, its user
 and scope still exist and are enabled, the user still holds a role on the scope, and no
 revocation event covers it. Everything but the decryption is read from the snapshot.
+
+Delegation (``cascade.identity.delegations``): a token made with an application credential
+holds its roles on its project; a trust-scoped token (asked for by the trustee) the trust's;
+each is valid while what it was made from stands, never past its expiry, and neither can be
+rescoped (the token method refuses them, 403, as Keystone does).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 
+from cascade.db import Database
+from cascade.db.delegation_models import ApplicationCredential, Trust
 from cascade.db.models import SYSTEM_TARGET, Domain, Project, Role, User
-from cascade.errors import BadRequest, Unauthorized, present
+from cascade.errors import BadRequest, Forbidden, Unauthorized, present
+from cascade.identity.delegations import (
+    app_cred_login,
+    app_cred_roles,
+    delegations,
+    standing,
+    trust_for_scope,
+    trust_roles,
+)
 from cascade.identity.keys import KeyRepository
 from cascade.identity.passwords import verify_password
-from cascade.identity.schemas import Auth, AuthScope, DomainRef, ProjectRef, UserRef
+from cascade.identity.schemas import (
+    AppCredMethod,
+    Auth,
+    AuthScope,
+    DomainRef,
+    ProjectRef,
+    UserRef,
+)
 from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.token_format import (
     InvalidToken,
@@ -28,6 +50,7 @@ from cascade.identity.token_format import (
 DECODE_CACHE_SIZE = 65536
 SYSTEM_ALL = "all"  # the one system scope Keystone has, as its Fernet payload carries it
 KEY_CHECK_INTERVAL_S = 1.0
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,8 @@ class AuthContext:
     project: Project | None = None
     domain: Domain | None = None
     system: bool = False  # scoped to the whole deployment (Keystone's ``system: all``)
+    trust: Trust | None = None  # a trust-scoped token's trust
+    app_cred: ApplicationCredential | None = None  # the credential the token was made with
 
     @cached_property
     def role_names(self) -> frozenset[str]:
@@ -62,9 +87,11 @@ class TokenService:
         self,
         formatter: TokenFormatter,
         lifetime: timedelta,
+        db: Database,
         watch_keys: KeyRepository | None = None,
     ) -> None:
         self._formatter = formatter
+        self._db = db  # where the snapshot's delegation rows are read from
         self._lifetime = lifetime
         # Keys rotated or distributed by another process are picked up within a second.
         self._watched_keys = watch_keys
@@ -99,8 +126,21 @@ class TokenService:
     def issue(self, auth: Auth, snapshot: IdentitySnapshot) -> AuthContext:
         self._follow_keys()
         methods: list[str] = list(dict.fromkeys(auth.identity.methods))
+        if "application_credential" in methods:
+            return self._issue_for_app_cred(auth, methods, snapshot)
         user, parent = self._authenticate(auth, methods, snapshot)
-        project, domain, system = self._resolve_scope(auth.scope, user, snapshot)
+        if parent is not None and (parent.trust or parent.app_cred):
+            raise Forbidden(
+                "Using a trust-scoped or delegated token to create another token is not allowed."
+            )
+        trust = None
+        if isinstance(auth.scope, AuthScope) and auth.scope.trust is not None:
+            trust = trust_for_scope(delegations(self._db, snapshot), snapshot, auth.scope, user)
+        project, domain, system = (
+            (snapshot.projects[str(trust.project_id)], None, False)
+            if trust
+            else self._resolve_scope(auth.scope, user, snapshot)
+        )
         _wait_past_cutoffs(
             snapshot.revoked_users.get(user.id),
             snapshot.revoked_projects.get(project.id) if project else None,
@@ -112,6 +152,8 @@ class TokenService:
         else:
             expires_at = datetime.now(UTC) + self._lifetime
             audit_ids = (new_audit_id(),)
+        if trust is not None:
+            expires_at = min(expires_at, trust.expires_at or _NEVER)
         payload = TokenPayload(
             user_id=user.id,
             methods=tuple(methods),
@@ -120,8 +162,41 @@ class TokenService:
             project_id=project.id if project else None,
             domain_id=domain.id if domain else None,
             system=SYSTEM_ALL if system else None,
+            trust_id=trust.id if trust else None,
         )
         return self.validate(self._formatter.create(payload), snapshot)
+
+    def _issue_for_app_cred(
+        self, auth: Auth, methods: list[str], snapshot: IdentitySnapshot
+    ) -> AuthContext:
+        """A token from an application credential: its user, its project, its roles, no
+        later than it expires."""
+        ref = auth.identity.application_credential
+        if methods != ["application_credential"] or ref is None:
+            raise BadRequest("The application_credential method is used alone, with its secret.")
+        if auth.scope is not None:
+            raise Unauthorized("Application credentials cannot request a scope.")
+        user, app_cred = self._app_cred_login(ref, snapshot)
+        _wait_past_cutoffs(
+            snapshot.revoked_users.get(user.id), snapshot.revoked_projects.get(app_cred.project_id)
+        )
+        expires_at = min(datetime.now(UTC) + self._lifetime, app_cred.expires_at or _NEVER)
+        payload = TokenPayload(
+            user.id, ("application_credential",), expires_at, (new_audit_id(),), app_cred.project_id
+        )
+        payload = replace(payload, app_cred_id=app_cred.id)
+        return self.validate(self._formatter.create(payload), snapshot)
+
+    def _app_cred_login(
+        self, ref: AppCredMethod, snapshot: IdentitySnapshot
+    ) -> tuple[User, ApplicationCredential]:
+        user_id = ref.user.id if ref.user else None
+        if ref.user is not None and not user_id and ref.user.name:
+            domain = _find_domain(ref.user.domain, snapshot, "application_credential.user")
+            named = snapshot.user_by_name(ref.user.name, domain.id)
+            user_id = named.id if named else ""
+        found = delegations(self._db, snapshot)
+        return app_cred_login(found, snapshot, (ref.id, ref.name, user_id), ref.secret)
 
     def _authenticate(
         self, auth: Auth, methods: list[str], snapshot: IdentitySnapshot
@@ -212,12 +287,23 @@ class TokenService:
         if user_domain is None or not user_domain.enabled:
             raise TokenError("its user's domain is disabled")
         target = self._scope_target(payload, snapshot)
+        trust: Trust | None = None
+        app_cred: ApplicationCredential | None = None
+        if payload.trust_id is not None or payload.app_cred_id is not None:
+            try:
+                trust, app_cred = standing(delegations(self._db, snapshot), snapshot, payload)
+            except Unauthorized as error:
+                raise TokenError(str(error)) from error
         roles: tuple[Role, ...] = ()
-        if target is not None:
+        if trust is not None:
+            roles = tuple(trust_roles(snapshot, trust))
+        elif app_cred is not None:
+            roles = tuple(app_cred_roles(snapshot, app_cred))
+        elif target is not None:
             target_id = target if isinstance(target, str) else target.id
             roles = tuple(snapshot.effective_roles(user.id, target_id))
-            if not roles:
-                raise TokenError("its user no longer has a role on its scope")
+        if target is not None and not roles:
+            raise TokenError("its user no longer has a role on its scope")
         self._check_revocations(payload, issued_at, snapshot)
         return AuthContext(
             token_id=token_id,
@@ -229,6 +315,8 @@ class TokenService:
             project=target if isinstance(target, Project) else None,
             domain=target if isinstance(target, Domain) else None,
             system=target == SYSTEM_TARGET,
+            trust=trust,
+            app_cred=app_cred,
         )
 
     @staticmethod
