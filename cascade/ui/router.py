@@ -5,8 +5,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cascade.ui import auth_pages, operations_page, sites_page, tables_page
+from cascade.ui import (
+    auth_pages,
+    network_page,
+    operations_page,
+    protection_page,
+    replication_page,
+    sites_page,
+    tables_page,
+)
 
 router = APIRouter()
-for part in (auth_pages.router, sites_page.router, operations_page.router, tables_page.router):
-    router.include_router(part)
+for module in (
+    auth_pages,
+    sites_page,
+    operations_page,
+    tables_page,
+    network_page,
+    protection_page,
+    replication_page,
+):
+    router.include_router(module.router)

@@ -29,7 +29,7 @@ from cascade.identity.policy import authorize, visible_projects
 from cascade.identity.schemas import AuthRequest
 from cascade.identity.tokens import AuthContext
 from cascade.services import Services
-from cascade.ui.web import services
+from cascade.ui.web import form, services
 
 SESSION_COOKIE = "cascade_session"
 LOGIN_COOKIE = "cascade_login_csrf"
@@ -92,6 +92,14 @@ def viewer(request: Request) -> Viewer:
     if not token:
         raise Unauthorized("Log in first.")
     return Viewer(services(request).check_token(token), csrf_for(token))
+
+
+async def acting(request: Request, who: Viewer) -> tuple[dict[str, str], str]:
+    """A posted form that changes something: its fields once its CSRF token is checked, and
+    the project the change acts in (403 unless the viewer may act there)."""
+    fields = await form(request)
+    who.check_csrf(fields)
+    return fields, who.project_id()
 
 
 def login_csrf(request: Request) -> str:

@@ -1,7 +1,8 @@
 """The geometry of the dashboard's two pictures, computed on the server and drawn by SVG
-templates: the map of sites around the identity master with one link each (green: following,
-red: cut off or behind, grey: not a replica; the lag on the edge), and the timeline of an
-operation's steps. Pure functions of what the pages read; no I/O."""
+templates: the map of sites around the identity master with one link each (green: reached
+and following, red: unreachable, cut off or behind, amber: key set differs, grey: not checked
+yet; the lag on the edge), and the timeline of an operation's steps (also a restore's: its
+operation's). Pure functions of what the pages read; no I/O."""
 
 from __future__ import annotations
 

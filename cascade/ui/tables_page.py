@@ -4,7 +4,8 @@ lagging), Networks (segments per site, service IPs with holder and last switchov
 Protection (plans with RPO, checkpoints, restores with progress and RTO) and Replication
 (policies with drift per site, jobs with per-site progress). Each table comes from the
 service its ``/v1`` route uses, under the same role rule (Cluster and Fabric: admin, as
-their routes are). HTTP only (``cascade.ui``)."""
+their routes are); a network, a plan and a job lead to their own pages (``network_page``,
+``protection_page``, ``replication_page``). HTTP only (``cascade.ui``)."""
 
 from __future__ import annotations
 
@@ -40,15 +41,25 @@ Column = tuple[str, Callable[[Any], Any]]  # a header, and how to read the cell 
 
 
 @dataclass(frozen=True)
+class Link:
+    """A cell leading to a detail page."""
+
+    text: str
+    href: str
+
+
+@dataclass(frozen=True)
 class Table:
     id: str
     title: str
     columns: list[str]
-    rows: list[list[str]]
+    rows: list[list[str | Link]]
     note: str = ""
 
 
-def _text(value: Any) -> str:
+def _text(value: Any) -> str | Link:
+    if isinstance(value, Link):
+        return value
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -58,6 +69,11 @@ def _text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
+
+
+def _link(path: str, text: Callable[[Any], Any]) -> Callable[[Any], Link]:
+    """A cell showing ``text`` of a row, leading to ``/ui/PATH/{the row's id}``."""
+    return lambda row: Link(str(text(row)), f"/ui/{path}/{row.id}")
 
 
 def _short(name: str) -> Callable[[Any], str]:
@@ -115,8 +131,9 @@ HOSTS: list[Column] = [
     ("Acked", itemgetter("acked_at")),
 ]  # fmt: skip
 NETWORKS: list[Column] = [
-    ("Network", A("name")), ("CIDR", A("cidr")), ("VNI", A("vni")), ("Status", A("status")),
-    ("Ports", A("ports")), ("Per site", _per_site("sites", A("status"))), ("Error", A("error")),
+    ("Network", _link("networks", A("name"))), ("CIDR", A("cidr")), ("VNI", A("vni")),
+    ("Status", A("status")), ("Ports", A("ports")),
+    ("Per site", _per_site("sites", A("status"))), ("Error", A("error")),
 ]  # fmt: skip
 SERVICE_IPS: list[Column] = [
     ("Address", A("address")), ("Network", _short("network_id")), ("Holder", A("holder")),
@@ -124,9 +141,9 @@ SERVICE_IPS: list[Column] = [
     ("Last switchover", A("moved_at")), ("Took (s)", A("switchover_s")),
 ]  # fmt: skip
 PLANS: list[Column] = [
-    ("Plan", A("name")), ("From", A("source_site")), ("To", A("target_site")),
-    ("Strategy", A("strategy")), ("Members", _count("members")), ("RPO (s)", A("rpo_s")),
-    ("Status", A("status")), ("Error", A("error")),
+    ("Plan", _link("protection/plans", A("name"))), ("From", A("source_site")),
+    ("To", A("target_site")), ("Strategy", A("strategy")), ("Members", _count("members")),
+    ("RPO (s)", A("rpo_s")), ("Status", A("status")), ("Error", A("error")),
 ]  # fmt: skip
 CHECKPOINTS: list[Column] = [
     ("Checkpoint", _short("id")), ("Plan", _short("plan_id")), ("Status", A("status")),
@@ -145,9 +162,9 @@ POLICIES: list[Column] = [
     ("Audited", A("audited_at")),
 ]  # fmt: skip
 JOBS: list[Column] = [
-    ("Job", _short("id")), ("Policy", _short("policy_id")), ("Reason", A("reason")),
-    ("Status", A("status")), ("Progress", _progress), ("Started", A("created_at")),
-    ("Finished", A("finished_at")), ("Error", A("error")),
+    ("Job", _link("replication/jobs", _short("id"))), ("Policy", _short("policy_id")),
+    ("Reason", A("reason")), ("Status", A("status")), ("Progress", _progress),
+    ("Started", A("created_at")), ("Finished", A("finished_at")), ("Error", A("error")),
 ]  # fmt: skip
 
 

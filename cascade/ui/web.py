@@ -19,6 +19,8 @@ from cascade.services import Services
 
 MAX_FORM_BYTES = 64 * 1024
 LOGIN_PATH = "/ui/login"
+# htmx stops polling an element whose answer has this status (a finished operation or job).
+STOP_POLLING = 286
 
 templates = Environment(
     loader=PackageLoader("cascade.ui", "templates"),
@@ -65,6 +67,11 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered template (a whole page or an htmx fragment)."""
     html = templates.get_template(name).render(**context)
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+
+def follow(operation_id: str) -> Response:
+    """After a form accepted an operation: its page, which follows it live."""
+    return RedirectResponse(f"/ui/operations/{operation_id}", status_code=303)
 
 
 def to_login(request: Request) -> Response:

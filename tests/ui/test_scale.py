@@ -79,13 +79,18 @@ def statements_for(
     return len(on_table)
 
 
+def project_of(client: TestClient, token: str) -> str:
+    """The id of the project ``token`` is scoped to."""
+    answer = client.get(
+        "/identity/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token}
+    )
+    return str(answer.json()["token"]["project"]["id"])
+
+
 def test_the_operations_list_is_a_fixed_number_of_queries(
     client: TestClient, services: Services, admin_token: str
 ) -> None:
-    project_id = client.get(
-        "/identity/v3/auth/tokens",
-        headers={"X-Auth-Token": admin_token, "X-Subject-Token": admin_token},
-    ).json()["token"]["project"]["id"]
+    project_id = project_of(client, admin_token)
     ui_login(client, "admin", ADMIN_PASSWORD, "admin")
     seed(services, 10, range(1), project_id)
     statements_for(client, services, "/ui/operations/rows?limit=1000")  # templates compiled
