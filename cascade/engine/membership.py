@@ -9,6 +9,14 @@ stops at once, so two workers never run the same workflow for long; whatever it 
 the queue meanwhile is pending under a dead executor id, which ``orphans`` (in the worker
 loop) finds and hands back too. A worker that itself stalled judges nobody until its next
 beat: on SQLite a paused writer blocks everyone's heartbeat.
+
+Each beat the database took is also a lease: for ``LEASE_SHARE`` of ``worker_dead_after``
+from the moment the beat began, no peer can declare this worker dead (its heartbeat is not
+old enough), so until then it may act. A worker that could not renew its lease in time (cut
+off from the database, or paused) must stop acting before a peer may resume its work: the
+worker fences itself on ``lease_left`` (see ``cascade.engine.worker``). The margin left
+(the rest of ``worker_dead_after``) covers how late the fence notices and the clocks'
+difference between machines.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from cascade.db.models import Worker, utcnow
 
 ALIVE, STOPPED, RECOVERED = "alive", "stopped", "recovered"
 FORGET_AFTER = timedelta(days=1)
+LEASE_SHARE = 0.75  # of worker_dead_after: how long a beat lets a worker act without another
 
 
 def default_executor_id() -> str:
@@ -36,12 +45,14 @@ class Membership:
         self._db = db
         self.executor_id = executor_id
         self._dead_after = timedelta(seconds=dead_after)
-        self._last_beat = time.monotonic()
+        self.lease = dead_after * LEASE_SHARE  # seconds a beat lets this worker act
+        self._last_beat = self._renewed = time.monotonic()
         self._stalled = False
 
     def join(self) -> None:
         """Enter the table as alive; forget workers gone for more than a day (their pending
         workflows, if any, are still found by the orphan pass)."""
+        started = time.monotonic()
         forgotten = utcnow() - FORGET_AFTER
         with self._db.session() as session:
             session.execute(
@@ -54,9 +65,11 @@ class Membership:
             worker.started_at = worker.heartbeat_at = utcnow()
             worker.recovered_by = worker.recovered_at = None
             session.add(worker)
+        self._last_beat = self._renewed = started
 
     def beat(self) -> bool:
-        """Record a heartbeat; False if another worker has declared this one dead."""
+        """Record a heartbeat, renewing the lease from the moment it began; False if another
+        worker has declared this one dead (the lease is not renewed then)."""
         now = time.monotonic()
         # After a stall of our own (paused, or blocked on the database), the others' hearts
         # may have been blocked too: judge nobody until the next beat.
@@ -68,7 +81,15 @@ class Membership:
                 .where(Worker.executor_id == self.executor_id, Worker.state == ALIVE)
                 .values(heartbeat_at=utcnow())
             )
-            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+            alive = bool(done.rowcount == 1)  # type: ignore[attr-defined]
+        if alive:  # committed: peers see a heartbeat at least as new as ``now``
+            self._renewed = now
+        return alive
+
+    def lease_left(self) -> float:
+        """Seconds this worker may still act on its last beat the database took (<= 0: the
+        lease ran out, a peer may soon declare it dead and resume its work)."""
+        return self._renewed + self.lease - time.monotonic()
 
     def reap(self) -> list[str]:
         """Declare dead every worker whose heart stopped (or that left); returns those this

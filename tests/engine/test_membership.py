@@ -1,14 +1,21 @@
-"""Membership rules, on the database alone: who may declare whom dead, and when."""
+"""Membership rules, on the database alone: who may declare whom dead, and when; and the
+lease a beat gives, on which a worker fences itself."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from cascade.db.models import Worker, utcnow
-from cascade.engine.membership import Membership
+from cascade.engine.membership import LEASE_SHARE, Membership
+from cascade.engine.worker import FencedStop
+from cascade.retry import Backoff, Interrupted, until_deadline
 from cascade.services import Services
 
 
@@ -59,3 +66,64 @@ def test_a_clean_leave_is_taken_over_at_once_and_old_rows_are_forgotten(
     assert a.alive() == {"a", "c"}
     with services.db.session() as session:
         assert session.get(Worker, "b") is None
+
+
+def test_a_lease_runs_out_before_any_peer_may_declare_the_worker_dead(services: Services) -> None:
+    a, b = Membership(services.db, "a", dead_after=4), Membership(services.db, "b", 4)
+    a.join()
+    b.join()
+    stop = FencedStop(a)
+    assert 0 < a.lease_left() <= 4 * LEASE_SHARE < 4
+    assert not stop.is_set()
+    while a.lease_left() > 0:
+        time.sleep(0.05)
+    assert stop.is_set(), "the steps must see the lease run out before the fence ends them"
+    attempts: list[float] = []
+    with pytest.raises(Interrupted):
+        until_deadline(Backoff(0.1, 0.1), 10, lambda _e: True, lambda: attempts.append(1), stop)
+    assert attempts == [], "a site call was attempted after the lease ran out"
+    assert b.reap() == [], "a peer may declare the worker dead only after its lease ran out"
+    assert a.beat() is True
+    assert a.lease_left() > 0
+    assert not stop.is_set()
+
+
+def test_a_worker_declared_dead_gets_no_new_lease(services: Services) -> None:
+    a, b = Membership(services.db, "a", dead_after=0.4), Membership(services.db, "b", 0.4)
+    a.join()
+    b.join()
+    _age(services, "a", 5)
+    assert b.reap() == ["a"]
+    assert a.beat() is False
+    time.sleep(0.4)
+    assert a.lease_left() <= 0
+
+
+CHILD = """
+import os, socket, sys
+from cascade.engine.worker import reset_sockets
+connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+connection.recv(1)
+reset_sockets()
+os._exit(4)
+"""
+
+
+def test_a_fenced_process_resets_its_connections_instead_of_closing_them() -> None:
+    """What a fenced worker still had to send dies with it: its peer sees a reset, where a
+    plain exit would have sent the rest and then closed in order."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(port)])
+        try:
+            listener.settimeout(60)
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(b"g")
+                assert child.wait(timeout=60) == 4
+                connection.settimeout(30)
+                with pytest.raises(ConnectionResetError):
+                    connection.recv(1)
+        finally:
+            child.kill()
+            child.wait()
