@@ -21,7 +21,7 @@ from cascade.fabric.transports.memory import MemoryTransport
 from cascade.fabric.transports.nats import NatsTransport
 
 console = Console(stderr=True)
-NATS_LIMIT = 10_000  # one process, one connection: larger fleets use the in-process bus
+NATS_LIMIT = 100_000  # one process: larger fleets use the in-process bus
 
 
 def peak_rss_mb() -> float:
