@@ -11,11 +11,17 @@ bulk: rows go into the database in one transaction, and every agent starts from 
 in-memory network table (a persistent map, shared until an agent changes it) instead of
 asking for a million snapshots. Everything measured after that goes through the real
 path: goal store, controller, transport, agents, dataplanes, acknowledgements.
+
+Over NATS the controller has its connection and the agents share one more per server
+given: naming a cluster's nodes spreads the agents over them, so what one publishes
+crosses the cluster's routes as in a real fleet (where every host has its own connection),
+and the figures say what each connection published and received while converging.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import ipaddress
 import time
@@ -35,8 +41,9 @@ from cascade.fabric.controller import FabricController
 from cascade.fabric.dataplane.base import Neighbour
 from cascade.fabric.dataplane.memory import MemoryDataplane
 from cascade.fabric.goal import GoalStore, PortSpec
-from cascade.fabric.transports.base import Transport
+from cascade.fabric.transports.base import Message, Transport
 from cascade.fabric.transports.memory import MemoryTransport
+from cascade.fabric.transports.nats import NatsTransport
 
 NETWORK = "fleet"
 VNI = 4096
@@ -60,6 +67,9 @@ class JoinFigures:
     control_bytes: int
     acks: int
     exact: bool  # every host holds exactly the goal table afterwards
+    # Over NATS, per connection (the controller's first, then the agents' by server):
+    # server, messages and bytes published, messages and bytes delivered, while converging.
+    connections: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,12 +89,19 @@ def _entry(spec: PortSpec) -> list[Any]:
 
 
 class Fleet:
-    def __init__(self, data_dir: Path, hosts: int, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        hosts: int,
+        transport: Transport | None = None,
+        agent_transports: list[Transport] | None = None,
+    ) -> None:
         self.db = Database(f"sqlite:///{data_dir / 'fleet.db'}")
         upgrade(self.db)
         self.goal = GoalStore(self.db)
         self.size = hosts
         self.transport = transport or MemoryTransport()
+        self.agent_transports = agent_transports or [self.transport]  # agent i: i % len
         self.controller = FabricController(self.goal, self.transport, nudge_after=5.0)
         self.agents: list[Agent] = []
         self.joined = 0
@@ -120,16 +137,42 @@ class Fleet:
             shared = table.finish()
         await self.controller.start()
         tables: dict[str, tuple[int, int, Mapping[str, Neighbour]]] = {NETWORK: (1, VNI, shared)}
-        for spec, vtep in zip(self.ports, self.vteps, strict=False):
-            agent = Agent(spec.host, self.transport, MemoryDataplane(vtep))
+        buses = self.agent_transports
+        for index, (spec, vtep) in enumerate(zip(self.ports, self.vteps, strict=False)):
+            agent = Agent(spec.host, buses[index % len(buses)], MemoryDataplane(vtep))
             snapshot = {"t": "hs", "r": 1, "ports": [_entry(spec)]}
             await agent.start(snapshot=snapshot, tables=tables)
             self.agents.append(agent)
-        newcomer = Agent("hnew", self.transport, MemoryDataplane(self.vteps[-1]))
+        newcomer = Agent("hnew", buses[self.size % len(buses)], MemoryDataplane(self.vteps[-1]))
         await newcomer.start(snapshot={"t": "hs", "r": 1, "ports": []})
         self.agents.append(newcomer)
+        await self._interest_known()
         await self._warm_up()
         await self._settle()
+
+    async def _interest_known(self) -> None:
+        """Over a NATS cluster, wait until every node knows what the agents subscribed to.
+
+        A node tells the others of its clients' subscriptions over the routes, after the
+        fact: a message published elsewhere a moment later finds no interest and is lost
+        (the nudge would repair it, seconds later, timing the nudge instead of the fabric).
+        Each agent connection subscribes once more, last, and the controller publishes to
+        it until it arrives: the routes carry a node's subscriptions in order."""
+        for index, bus in enumerate(self.agent_transports):
+            if bus is self.transport:
+                continue
+            arrived = asyncio.Event()
+
+            async def arrive(_message: Message, arrived: asyncio.Event = arrived) -> None:
+                arrived.set()
+
+            subject = f"cascade.fleet.probe.{index}"
+            probe = await bus.subscribe(subject, arrive)
+            while not arrived.is_set():
+                await self.transport.publish(subject, b"")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), 0.05)
+            await probe.unsubscribe()
 
     async def _warm_up(self) -> None:
         """Run one port through a network of its own and take it away again, so that what
@@ -186,11 +229,24 @@ class Fleet:
             await self.transport.drained()
         await self.controller.flush()
 
+    def _buses(self) -> list[Transport]:
+        return [self.transport, *(t for t in self.agent_transports if t is not self.transport)]
+
     def _counters(self) -> tuple[int, int, int]:
+        """Messages and bytes published by anyone, and messages delivered, so far."""
         t = self.transport
         if isinstance(t, MemoryTransport):
             return t.published, t.published_bytes, t.deliveries
-        return 0, 0, 0
+        traffic = [bus.traffic() for bus in self._buses() if isinstance(bus, NatsTransport)]
+        return sum(t[0] for t in traffic), sum(t[1] for t in traffic), sum(t[2] for t in traffic)
+
+    def _traffic(self) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """Per NATS connection: its server and what it published and received so far."""
+        return [
+            (bus.connected_url or "?", bus.traffic())
+            for bus in self._buses()
+            if isinstance(bus, NatsTransport)
+        ]
 
     async def join(self, count: int = 1, timeout: float = 600.0) -> tuple[float, int]:
         """Add ``count`` ports on the new host, one change each, back to back; return
@@ -224,26 +280,48 @@ class Fleet:
 
     async def close(self) -> None:
         await self.controller.close()
-        await self.transport.close()
+        for bus in self._buses():
+            await bus.close()
         self.db.dispose()
+
+
+def _difference(
+    before: list[tuple[str, tuple[int, int, int, int]]],
+    after: list[tuple[str, tuple[int, int, int, int]]],
+) -> list[dict[str, Any]]:
+    keys = ("published", "published_bytes", "delivered", "delivered_bytes")
+    return [
+        {"server": server, **{k: b - a for k, a, b in zip(keys, old, new, strict=True)}}
+        for (_, old), (server, new) in zip(before, after, strict=True)
+    ]
+
+
+async def agent_connections(transport: Transport | None) -> list[Transport] | None:
+    """Over NATS, one connection per server the transport was given, for the agents."""
+    if not isinstance(transport, NatsTransport):
+        return None
+    return [
+        await NatsTransport.connect(url, name=f"fleet-agents-{i}")
+        for i, url in enumerate(transport.servers)
+    ]
 
 
 async def measure_join(
     data_dir: Path, hosts: int, transport: Transport | None = None, changes: int = 1
 ) -> JoinFigures:
     """Build a fleet of ``hosts`` agents and time ``changes`` ports joining their network."""
-    fleet = Fleet(data_dir, hosts, transport)
+    fleet = Fleet(data_dir, hosts, transport, await agent_connections(transport))
     try:
         started = time.perf_counter()
         await fleet.build()
         setup_s = time.perf_counter() - started
-        before = fleet._counters()
+        before, traffic_before = fleet._counters(), fleet._traffic()
         control_before = fleet.controller.sent_messages, fleet.controller.sent_bytes
         acks_before, received_before = fleet.controller.acks_received, fleet.received()
         converge_s, left = await fleet.join(changes)
         received = fleet.received() - received_before
         await fleet._settle()
-        after = fleet._counters()
+        after, traffic_after = fleet._counters(), fleet._traffic()
         return JoinFigures(
             hosts=hosts,
             changes=changes,
@@ -257,6 +335,7 @@ async def measure_join(
             control_bytes=fleet.controller.sent_bytes - control_before[1],
             acks=fleet.controller.acks_received - acks_before,
             exact=left == 0 and fleet.exact(),
+            connections=_difference(traffic_before, traffic_after),
         )
     finally:
         await fleet.close()

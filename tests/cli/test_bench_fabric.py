@@ -1,15 +1,17 @@
-"""``cascade bench fabric`` and ``cascade fleet-sim`` run end to end at small sizes, end
-with their JSON figures, and refuse bad sizes in one line."""
+"""``cascade bench fabric`` and ``cascade fleet-sim`` run end to end at small sizes (in
+process, over NATS, over a NATS cluster the bench starts), end with their JSON figures, and
+refuse bad sizes in one line."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import IN_CI, require_service
 
 
 def cascade(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +52,8 @@ def test_fleet_sim_over_nats_converges_exactly() -> None:
     [
         ("bench", "fabric", "--sizes", "0,x"),
         ("fleet-sim", "--hosts", "0"),
-        ("fleet-sim", "--hosts", "20000", "--nats", "nats://127.0.0.1:4222"),
+        ("fleet-sim", "--hosts", "200000", "--nats", "nats://127.0.0.1:4222"),
+        ("bench", "fabric", "--nats-cluster", "3", "--nats", "nats://127.0.0.1:4222"),
     ],
 )
 def test_bad_sizes_are_one_line_errors(args: tuple[str, ...]) -> None:
@@ -82,3 +85,25 @@ def test_bench_fabric_over_nats_compares_with_bare_nats() -> None:
     assert deliveries["raw_nats_per_s"] > 0
     assert [r["transport"] for r in figures["runs"]] == ["memory", "nats"]
     assert all(r["exact"] for r in figures["runs"])
+
+
+def test_bench_fabric_over_a_nats_cluster_counts_each_node() -> None:
+    if shutil.which("nats-server", path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+        if IN_CI:
+            pytest.fail("nats-server is not installed (CI=true requires it)")
+        pytest.skip("nats-server is not installed")
+    done = cascade("bench", "fabric", "--nats-cluster", "3", "--sizes", "30", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["nats_cluster"] == 3
+    assert set(figures["converge_s"]) == {"30"}
+    assert figures["peak_rss_mb"]["30"] > 0
+    (run,) = figures["runs"]
+    assert run["transport"] == "nats x3"
+    assert run["exact"] is True
+    nodes = run["nodes"]
+    assert [n["node"] for n in nodes] == ["n0", "n1", "n2"]
+    # the agents' connections sit on all three nodes: each delivered part of the fan-out
+    assert all(n["delivered"] > 0 and n["mem_mb"] > 0 for n in nodes)
+    assert sum(n["delivered"] for n in nodes) == run["deliveries"]
+    assert sum(n["published"] for n in nodes) == run["messages"]

@@ -5,6 +5,12 @@ Baseline, in the same run: the time for one process to hand one message to N in-
 subscribers and have each answer once, with no goal state, database or dataplane, which
 is the floor any in-process fabric pays. With ``--json`` the last line is one JSON object:
 ``converge_s`` (N -> seconds), ``peak_rss_mb`` (N -> MB) and the figures of every run.
+
+With ``--nats-cluster K`` the sizes run instead over a K-node NATS cluster (nats-server
+routes on loopback) that the bench starts and stops: the controller on one connection, the
+agents spread over one connection per node. ``converge_s`` and ``peak_rss_mb`` are then the
+cluster's, and ``nats_cluster`` says per run and node what its clients published and were
+delivered while converging (messages, bytes, and per second) and the node's memory.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from rich.table import Table
 from cascade.errors import BadRequest, CascadeError
 from cascade.fabric.transports.base import Message
 from cascade.fabric.transports.memory import MemoryTransport
+from cascade.fabric.transports.nats_cluster import NatsCluster
+from cascade.fabric.transports.nats_cluster import nats_cluster as running_cluster
 
 console = Console(stderr=True, width=130)
 SIZES = "1,1000,10000,100000,1000000"
@@ -65,6 +73,41 @@ def _median_run(hosts: int, nats: str | None) -> dict[str, Any]:
     median = tries[len(tries) // 2]
     median["converge_s_range"] = [tries[0]["converge_s"], tries[-1]["converge_s"]]
     return median
+
+
+def _node_traffic(run: dict[str, Any], cluster: NatsCluster) -> list[dict[str, Any]]:
+    """Per node, what its clients published and were delivered while the run converged
+    (the fleet's connections summed by the node they were on), per second too."""
+    seconds = run["converge_s"]
+    nodes: list[dict[str, Any]] = [
+        {"node": node.name, "published": 0, "published_bytes": 0, "delivered": 0,
+         "delivered_bytes": 0}
+        for node in cluster.nodes
+    ]  # fmt: skip
+    for connection in run["connections"]:
+        node = nodes[cluster.index_of(connection["server"])]
+        for key in ("published", "published_bytes", "delivered", "delivered_bytes"):
+            node[key] += connection[key]
+    for index, node in enumerate(nodes):
+        node["messages_per_s"] = round((node["published"] + node["delivered"]) / seconds)
+        node["bytes_per_s"] = round((node["published_bytes"] + node["delivered_bytes"]) / seconds)
+        node["mem_mb"] = round(cluster.varz(index)["mem"] / 2**20, 1)
+    return nodes
+
+
+def _cluster_runs(sizes: list[int], nodes: int) -> list[dict[str, Any]]:
+    if nodes < 1:
+        raise BadRequest(f"--nats-cluster must be at least 1 node, got {nodes}")
+    runs = []
+    with running_cluster(nodes) as cluster:
+        servers = ",".join(cluster.urls)
+        for hosts in sizes:
+            with console.status(f"fleet of {hosts:,} hosts (NATS cluster of {nodes})"):
+                run = _run_fleet(hosts, servers)  # once: the cluster is for large N
+            run["transport"] = f"nats x{nodes}"
+            run["nodes"] = _node_traffic(run, cluster)
+            runs.append(run)
+    return runs
 
 
 async def _bare_fanout(hosts: int) -> float:
@@ -139,9 +182,14 @@ def fabric(
     nats_changes: Annotated[
         int, typer.Option(help="With --nats: changes each of those agents receives")
     ] = 20,
+    nats_cluster: Annotated[
+        int, typer.Option(help="Run the sizes over a NATS cluster of this many nodes instead")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
 ) -> None:
     """Time one port joining a network spanning N simulated hosts, for each N."""
+    if nats_cluster and nats is not None:
+        raise BadRequest("give --nats or --nats-cluster, not both")
     deliveries: dict[str, Any] = {}
     if nats is not None:
         with console.status(f"NATS deliveries into {nats_agents:,} agents"):
@@ -155,7 +203,7 @@ def fabric(
             "fabric_vs_raw": round(fleet["agent_deliveries_per_s"] / raw, 3),
         }
     runs: list[dict[str, Any]] = []
-    for hosts in _sizes(sizes):
+    for hosts in [] if nats_cluster else _sizes(sizes):
         with console.status(f"fleet of {hosts:,} hosts (in-process)"):
             run = _median_run(hosts, None)
             run["baseline_s"] = round(asyncio.run(_bare_fanout(hosts)), 4)
@@ -163,6 +211,8 @@ def fabric(
         if nats is not None and hosts <= 10_000:
             with console.status(f"fleet of {hosts:,} hosts (NATS)"):
                 runs.append(_median_run(hosts, nats))
+    if nats_cluster:
+        runs = _cluster_runs(_sizes(sizes), nats_cluster)
     table = Table(title="bench fabric: one port joins a network of N ports on N hosts")
     for column in (
         "N",
@@ -195,14 +245,22 @@ def fabric(
             f"fabric {deliveries['fabric_per_s']:,} deliveries/s, bare nats-py "
             f"{deliveries['raw_nats_per_s']:,}/s (ratio {deliveries['fabric_vs_raw']})"
         )
+    for run in runs:
+        for node in run.get("nodes", []):
+            console.print(
+                f"N={run['hosts']:,} {node['node']}: {node['messages_per_s']:,} messages/s, "
+                f"{node['bytes_per_s'] / 1e6:.2f} MB/s to and from its clients while "
+                f"converging; {node['mem_mb']} MB"
+            )
     if as_json:
-        memory = [r for r in runs if r["transport"] == "memory"]
+        timed = [r for r in runs if r["transport"] != "nats"]  # in-process, or the cluster
         print(
             json.dumps(
                 {
-                    "converge_s": {str(r["hosts"]): r["converge_s"] for r in memory},
-                    "peak_rss_mb": {str(r["hosts"]): r["peak_rss_mb"] for r in memory},
+                    "converge_s": {str(r["hosts"]): r["converge_s"] for r in timed},
+                    "peak_rss_mb": {str(r["hosts"]): r["peak_rss_mb"] for r in timed},
                     "nats_deliveries": deliveries,
+                    "nats_cluster": nats_cluster,
                     "runs": runs,
                 }
             )

@@ -143,6 +143,11 @@ class NatsTransport(Transport):
     def on_reconnect(self, handler: ReconnectHandler) -> None:
         self._on_reconnect.append(handler)
 
+    def traffic(self) -> tuple[int, int, int, int]:
+        """Messages and bytes this connection published, then those delivered to it."""
+        stats = self._nc.stats
+        return stats["out_msgs"], stats["out_bytes"], stats["in_msgs"], stats["in_bytes"]
+
     def _check_open(self) -> None:
         if self._nc.is_closed or self._nc.is_draining:
             raise Unavailable("fabric transport is closed")
