@@ -31,7 +31,7 @@ class ProtectionPlan(Base):
     source_site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
     target_site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
     strategy: Mapped[str] = mapped_column(String(32))
-    freeze_bound_s: Mapped[float] = mapped_column()
+    freeze_bound_s: Mapped[float] = mapped_column(Float)
     retention: Mapped[int] = mapped_column(Integer)
     chunk_store: Mapped[str] = mapped_column(String(512))
     site_group_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
