@@ -307,6 +307,9 @@ def test_unsupported_payload_version(tmp_path: Path, version: int) -> None:
         [1, [True, USER_BYTES], 2, "other-domain", FAR_TIMESTAMP, [AUDIT_BYTES]],
         [2, [True, USER_BYTES], 2, PROJECT_BYTES, FAR_TIMESTAMP, [AUDIT_BYTES]],
         [8, [True, USER_BYTES], 2, 7, FAR_TIMESTAMP, [AUDIT_BYTES]],
+        [3, [True, USER_BYTES], 2, [True, PROJECT_BYTES], FAR_TIMESTAMP, [AUDIT_BYTES], b"x"],
+        [3, [True, USER_BYTES], 2, [True, PROJECT_BYTES], FAR_TIMESTAMP, [AUDIT_BYTES]],
+        [9, [True, USER_BYTES], 2, [True, PROJECT_BYTES], FAR_TIMESTAMP, [AUDIT_BYTES], "x"],
     ],
     ids=[
         "not-a-list",
@@ -322,6 +325,9 @@ def test_unsupported_payload_version(tmp_path: Path, version: int) -> None:
         "non-default-domain-string",
         "project-without-flag",
         "system-not-text",
+        "trust-id-not-16-bytes",
+        "trust-without-trust-id",
+        "app-cred-id-without-flag",
     ],
 )
 def test_malformed_payload_is_invalid(tmp_path: Path, raw: Any) -> None:
@@ -391,6 +397,9 @@ def test_formatter_needs_keys() -> None:
         (_payload(audit_ids=(AUDIT_ID[:-1] + "x",)), "audit ids"),
         (_payload(audit_ids=(AUDIT_ID[:-1] + "!",)), "audit ids"),
         (_payload(audit_ids=("é" * 22,)), "audit ids"),
+        (_payload(trust_id=PROJECT_ID), "has a project"),
+        (_payload(project_id=PROJECT_ID, trust_id=PROJECT_ID, app_cred_id="a"), "not both"),
+        (_payload(project_id=PROJECT_ID, trust_id="not-a-uuid"), "32-hex"),
     ],
     ids=[
         "naive-expiry",
@@ -402,6 +411,9 @@ def test_formatter_needs_keys() -> None:
         "non-canonical-audit-id",
         "bad-audit-char",
         "non-ascii-audit-id",
+        "trust-without-project",
+        "trust-and-app-cred",
+        "non-uuid-trust-id",
     ],
 )
 def test_create_rejects(tmp_path: Path, payload: TokenPayload, message: str) -> None:
