@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,10 +32,23 @@ from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
 from cascade.network.networks import visible_site
 from cascade.protection.restore_ports import choose_service_ip, plan_ports
-from cascade.protection.schemas import MappingIn, RestoreIn, RestoreOut
+from cascade.protection.schemas import (
+    MappingIn,
+    RestoreCleanupOut,
+    RestoreIn,
+    RestoreOut,
+    RestorePortOut,
+    RestoreServiceIPOut,
+    RestoreVolumeOut,
+)
 from cascade.sites.driver import SiteDriver
 
 Drivers = Callable[[str], SiteDriver]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _optional(model: type[M], recorded: dict[str, Any] | None) -> M | None:
+    return None if recorded is None else model.model_validate(recorded)
 
 
 def restore_out(session: Session, restore: Restore) -> RestoreOut:
@@ -44,13 +58,13 @@ def restore_out(session: Session, restore: Restore) -> RestoreOut:
         plan_id=restore.plan_id,
         checkpoint=restore.checkpoint_id,
         target_site=session.get_one(Site, restore.target_site_id).name,
-        mapping=restore.mapping,
+        mapping=MappingIn.model_validate(restore.mapping),
         status=restore.status,
-        volumes=restore.volumes,
+        volumes={k: RestoreVolumeOut.model_validate(v) for k, v in restore.volumes.items()},
         servers=restore.servers,
-        ports=restore.ports,
-        service_ip=restore.service_ip,
-        cleanup=restore.cleanup,
+        ports={k: RestorePortOut.model_validate(v) for k, v in restore.ports.items()},
+        service_ip=_optional(RestoreServiceIPOut, restore.service_ip),
+        cleanup=_optional(RestoreCleanupOut, restore.cleanup),
         started_at=restore.started_at,
         finished_at=restore.finished_at,
         rto_s=restore.rto_s,

@@ -1,4 +1,5 @@
-"""Request and response bodies of ``/v1/protection-plans`` and ``/v1/checkpoints``."""
+"""Request and response bodies of ``/v1/protection-plans``, ``/v1/checkpoints`` and
+``/v1/restores``."""
 
 from __future__ import annotations
 
@@ -200,30 +201,98 @@ class RestoreIn(BaseModel):
     )
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+def _recorded(description: str) -> Any:
+    """A field of a restore's record that is there once the restore has recorded it: left
+    out of the answer until then (never null)."""
+    return Field(None, description=description, exclude_if=_absent)
+
+
+class RestoreVolumeOut(BaseModel):
+    """One source volume of a restore, as far as the restore got with it."""
+
+    volume: str | None = _recorded("Its restored volume at the target.")
+    blocks: int | None = _recorded("Blocks of its manifest to write.")
+    written: int | None = _recorded("Blocks written so far.")
+    verified: bool = Field(
+        False, description="Whether the target's digests of it matched the checkpoint's."
+    )
+    replica: str | None = _recorded("storage_replication: the replica it was managed from.")
+
+
+class PortOriginOut(BaseModel):
+    """Where a port moved from the source server was, which a failed restore gives back."""
+
+    site_id: str | None
+    site_port_id: str | None
+    host: str | None
+    vtep: str | None
+
+
+class RestorePortOut(BaseModel):
+    network_id: str
+    network: str = Field(description="The Cascade network's name.")
+    ip: str | None = Field(description="Its address (none: the network's next free one).")
+    mac: str | None
+    port: str | None = Field(
+        description="The port's id: the source server's when the address is kept, moved to "
+        "the restored server; none until a new one is made."
+    )
+    server: str | None = _recorded("The restored server holding it, once made.")
+    moved_from: PortOriginOut | None = _recorded(
+        "A port moved from the source server: where it was."
+    )
+
+
+class RestoreServiceIPOut(BaseModel):
+    id: str
+    address: str
+    to: str = Field(description="The source server whose restored server takes it.")
+    status: Literal["pending", "moved", "failed"]
+    operation: str | None = _recorded("Its service_ip.move operation.")
+    holder: str | None = _recorded("The restored server taking it.")
+    holder_site: str | None = _recorded("The site of that server, once moved.")
+    switchover_s: float | None = _recorded("Seconds the address took to change hands.")
+    pending_sites: dict[str, str] | None = _recorded(
+        "Sites that could not be told (a lost source), and why: freed on their return."
+    )
+    error: str | None = _recorded("Why the move failed.")
+
+
+class RestoreCleanupOut(BaseModel):
+    """What a failed restore removed again at the target."""
+
+    servers: list[str] = Field(description="The restored servers deleted.")
+    volumes: list[str] | None = _recorded("The volumes deleted.")
+    kept_replicas: list[str] | None = _recorded(
+        "storage_replication: the replicas adopted and kept (the only copy)."
+    )
+    error: str | None = _recorded("Why the clean-up itself did not finish.")
+
+
 class RestoreOut(BaseModel):
     id: str
     project_id: str
     plan_id: str
     checkpoint: str
     target_site: str
-    mapping: dict[str, Any]
+    mapping: MappingIn
     status: str = Field(description="pending, running, completed or failed (see error)")
-    volumes: dict[str, Any] = Field(
+    volumes: dict[str, RestoreVolumeOut] = Field(
         description="Per source volume: its restored volume at the target, blocks written of "
         "blocks, and whether the target's digests matched the checkpoint's."
     )
     servers: dict[str, str] = Field(description="Source server -> its restored server.")
-    ports: dict[str, Any] = Field(
-        description="Source server -> its restored server's port on a Cascade network: "
-        "network, ip, mac, port (moved from the source server when the address is kept), "
-        "server."
+    ports: dict[str, RestorePortOut] = Field(
+        description="Source server -> its restored server's port on a Cascade network."
     )
-    service_ip: dict[str, Any] | None = Field(
-        description="The service IP moved after the restore: id, address, to (a source "
-        "server), status (pending, moved, failed), holder, holder_site, operation, "
-        "switchover_s, pending_sites, error."
+    service_ip: RestoreServiceIPOut | None = Field(
+        description="The service IP moved once every server is ACTIVE with its data verified."
     )
-    cleanup: dict[str, Any] | None = Field(
+    cleanup: RestoreCleanupOut | None = Field(
         description="A failed restore: the servers and volumes it made that were removed "
         "again at the target (and an error if the clean-up itself failed)."
     )
