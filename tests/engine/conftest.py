@@ -38,7 +38,7 @@ def start_site(name: str, tmp_path: Path, *args: str) -> EmbeddedSite:
         args=["--build-seconds", "0.2", *args],
         env={"CASCADE_PASSWORD_HASH_ROUNDS": "4"},
     )
-    site.start()
+    site.start(timeout=120)  # a loaded machine may take longer than the default 30 s
     driver = SiteDriver(site.access())
     driver.call(
         "upload image",
