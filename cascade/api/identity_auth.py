@@ -17,6 +17,7 @@ from cascade.db.models import SYSTEM_TARGET
 from cascade.errors import Forbidden, NotFound, Unauthorized
 from cascade.identity import app_credentials, render, trusts
 from cascade.identity.delegations import delegations
+from cascade.identity.kinds import USER
 from cascade.identity.passwords import verify_password
 from cascade.identity.schemas import (
     AuthRequest,
@@ -28,7 +29,6 @@ from cascade.identity.schemas import (
     TokenResponse,
 )
 from cascade.identity.services import IdentityServices
-from cascade.identity.store import USER
 from cascade.identity.tokens import AuthContext, TokenError
 
 router = APIRouter(prefix="/identity/v3/auth", tags=["identity: auth"])

@@ -18,9 +18,9 @@ from cascade.api.identity_resources import PREFIX, base_url
 from cascade.db.models import EndpointGroup, ProjectEndpoint, ProjectEndpointGroup
 from cascade.errors import NotFound
 from cascade.identity import render, schemas
+from cascade.identity.kinds import ENDPOINT, ENDPOINT_GROUP, PROJECT
 from cascade.identity.policy import authorize
 from cascade.identity.snapshot import IdentitySnapshot
-from cascade.identity.store import ENDPOINT, ENDPOINT_GROUP, PROJECT
 
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 FILTERS = "/OS-EP-FILTER"

@@ -15,8 +15,8 @@ from cascade.api.errors import error_responses
 from cascade.api.identity_resources import PREFIX, ResourceId, base_url, with_extra
 from cascade.errors import BadRequest, NotFound
 from cascade.identity import render, schemas
+from cascade.identity.kinds import PROJECT, REGION
 from cascade.identity.policy import authorize
-from cascade.identity.store import PROJECT, REGION
 
 MAX_TAGS = 80  # Keystone's limit of tags on one project
 

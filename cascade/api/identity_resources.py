@@ -23,9 +23,7 @@ from cascade.api.deps import Caller, IdentityDep
 from cascade.api.errors import error_responses
 from cascade.errors import NotFound
 from cascade.identity import render, role_schemas, schemas
-from cascade.identity.policy import authorize
-from cascade.identity.snapshot import IdentitySnapshot
-from cascade.identity.store import (
+from cascade.identity.kinds import (
     CONSUMER,
     DOMAIN,
     ENDPOINT,
@@ -38,6 +36,8 @@ from cascade.identity.store import (
     USER,
     Kind,
 )
+from cascade.identity.policy import authorize
+from cascade.identity.snapshot import IdentitySnapshot
 from cascade.identity.tokens import AuthContext
 
 PREFIX = "/identity/v3"
@@ -99,7 +99,7 @@ RESOURCES = (
         schemas.ProjectOut,
         render.project,
         lambda s: s.projects,
-        ("name", "domain_id", "enabled", "parent_id"),
+        ("name", "domain_id", "enabled", "parent_id", "is_domain"),
         _own_project,
     ),
     Resource(
@@ -296,6 +296,8 @@ def _crud_router(res: Resource) -> APIRouter:
         filters = {k: v for k, v in given if v is not None}
         if res.kind is ROLE:  # Keystone lists a domain's roles only when asked for them
             filters.setdefault("domain_id", None)
+        if res.kind is PROJECT:  # and projects acting as domains only when asked for them
+            filters.setdefault("is_domain", "false")
         rows = [r for r in res.rows(svc.identity.cached()).values() if _matches(r, filters)]
         base = base_url(request)
         return {res.plural: [res.render(r, base) for r in rows], "links": _links(request)}

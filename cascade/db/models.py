@@ -76,6 +76,8 @@ class Project(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # attributes given
     # The parent project, or the domain for a top-level project (as Keystone stores it).
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Keystone's project acting as a domain: a domain of the same id (its own domain_id).
+    is_domain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class User(Base):

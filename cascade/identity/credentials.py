@@ -30,7 +30,8 @@ from cascade.db import Database
 from cascade.db.models import Credential
 from cascade.errors import BadRequest, NotFound, Unavailable
 from cascade.identity.keys import KeyRepository, fingerprint
-from cascade.identity.store import CREDENTIAL, IdentityStore
+from cascade.identity.kinds import CREDENTIAL
+from cascade.identity.store import IdentityStore
 
 CREDENTIAL_KEYS = "credential-keys"  # under the data dir, as Keystone's credential-keys
 EC2 = "ec2"

@@ -123,7 +123,7 @@ def project(row: Project, base: str) -> dict[str, Any]:
         "projects",
         columns,
         parent_id=row.parent_id or row.domain_id,
-        is_domain=False,
+        is_domain=row.is_domain,
         tags=tags,
     )
     return {**(row.extra or {}), **body}

@@ -75,3 +75,48 @@ def test_domain_roles_count_only_through_the_global_roles_they_imply(
     assert client.delete(f"{V3}/domains/{domain}", headers=admin).status_code == 204
     assert client.get(f"{V3}/roles/{mine['id']}", headers=admin).status_code == 404
     assert token_status(client, admin_token, token) == 404
+
+
+def test_a_project_acting_as_a_domain_is_one(client: TestClient, admin_token: str) -> None:
+    admin = {"X-Auth-Token": admin_token}
+    body = {"project": {"name": "acting", "description": "d", "is_domain": True}}
+    made = client.post(f"{V3}/projects", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    project = made.json()["project"]
+    assert project["is_domain"] is True
+    assert "is_domain" not in project.get("extra", {})
+    domain = client.get(f"{V3}/domains/{project['id']}", headers=admin)
+    assert domain.json()["domain"]["name"] == "acting"
+    acting = client.get(f"{V3}/projects", params={"is_domain": "true"}, headers=admin).json()
+    assert [p["id"] for p in acting["projects"]] == [project["id"]]
+    plain = client.get(f"{V3}/projects", headers=admin).json()["projects"]
+    assert project["id"] not in {p["id"] for p in plain}
+    # Keystone's refusals: a domain has no parent, no domain, and a project stays what it is.
+    with_parent = {"project": {"name": "x", "is_domain": True, "parent_id": project["id"]}}
+    assert client.post(f"{V3}/projects", json=with_parent, headers=admin).status_code == 400
+    flip = {"project": {"is_domain": False}}
+    assert (
+        client.patch(f"{V3}/projects/{project['id']}", json=flip, headers=admin).status_code == 400
+    )
+    taken = client.post(f"{V3}/projects", json=body, headers=admin)
+    assert taken.status_code == 409  # its name is a domain's
+
+    # Projects go inside it; disabled through the project API, it is deleted with them.
+    inside = made_in(client, admin_token, "project", domain_id=project["id"])
+    assert inside["parent_id"] == project["id"]
+    assert client.delete(f"{V3}/projects/{project['id']}", headers=admin).status_code == 403
+    off = {"project": {"enabled": False}}
+    assert (
+        client.patch(f"{V3}/projects/{project['id']}", json=off, headers=admin).status_code == 200
+    )
+    assert (
+        client.get(f"{V3}/domains/{project['id']}", headers=admin).json()["domain"]["enabled"]
+        is False
+    )
+    assert client.delete(f"{V3}/projects/{project['id']}", headers=admin).status_code == 204
+    for path in (
+        f"domains/{project['id']}",
+        f"projects/{project['id']}",
+        f"projects/{inside['id']}",
+    ):
+        assert client.get(f"{V3}/{path}", headers=admin).status_code == 404, path
