@@ -10,11 +10,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
+from cascade.db import Database
 from cascade.db.models import Worker, utcnow
 from cascade.engine.membership import LEASE_SHARE, Membership
-from cascade.engine.worker import FencedStop
+from cascade.engine.worker import FencedStop, end_idle_transactions
 from cascade.retry import Backoff, Interrupted, until_deadline
 from cascade.services import Services
 
@@ -127,3 +129,24 @@ def test_a_fenced_process_resets_its_connections_instead_of_closing_them() -> No
         finally:
             child.kill()
             child.wait()
+
+
+def _pause_inside_a_transaction(db: Database, seconds: float) -> None:
+    with db.session() as session:
+        session.execute(text("SELECT 1"))
+        time.sleep(seconds)
+        session.execute(text("SELECT 1"))
+
+
+@pytest.mark.postgres
+def test_a_worker_session_left_idle_in_a_transaction_is_ended(postgres_url: str) -> None:
+    """A worker cut off mid-transaction must not hold its row locks until the link returns."""
+    db = Database(postgres_url)
+    try:
+        end_idle_transactions(db, 0.5)
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            _pause_inside_a_transaction(db, 2)
+        with db.session() as session:  # the pool replaces the ended connection
+            assert session.scalar(text("SELECT 1")) == 1
+    finally:
+        db.dispose()
