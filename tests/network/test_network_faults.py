@@ -65,7 +65,7 @@ def test_a_site_down_at_create_is_completed_by_convergence(
     )
     assert wait_operation(client, admin_token, accepted["operation"]["id"])["status"] == "succeeded"
 
-    site_b.start()
+    site_b.start(timeout=120)  # a loaded machine may take longer than 30 s
     _until(lambda: _network(client, admin_token, "edge-net")["status"] == "ACTIVE")
     network = _network(client, admin_token, "edge-net")
     assert network["sites"]["site-b"]["status"] == "present"

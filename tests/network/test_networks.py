@@ -36,6 +36,23 @@ def create_network(
     return network
 
 
+def refused(
+    client: TestClient, token: str, path: str, body: dict[str, Any], status: int, words: str
+) -> None:
+    """A POST answered ``status`` with ``words`` in its message, and no operation queued."""
+    headers = {"X-Auth-Token": token}
+
+    def queued() -> set[str]:
+        listed = client.get("/v1/operations", headers=headers).json()["operations"]
+        return {operation["id"] for operation in listed}
+
+    before = queued()
+    response = client.post(path, headers=headers, json=body)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]["message"], response.text
+    assert queued() == before
+
+
 def _remote_ports(site: EmbeddedSite) -> list[Any]:
     return _call(site, "list ports", lambda c: list(c.network.ports(device_owner="compute:shadow")))
 
@@ -116,6 +133,22 @@ def test_a_server_on_a_stretched_network_has_remote_ports_at_the_other_site(
     again = create_network(client, admin_token, "next-net", "10.50.0.0/24", ["site-a"])
     assert again["vni"] == network["vni"]
 
+    # Against real networks: a server at a site the network does not span, and one more port
+    # than a /29 has addresses (.1 is the gateway: five), are refused with nothing queued.
+    server = {"name": "x", "flavor": "m1.tiny", "image": "i", "site": "site-b"}
+    server["port"] = {"network": "next-net"}
+    refused(client, admin_token, "/v1/servers", server, 400, "does not span site site-b")
+    create_network(client, admin_token, "tiny", "10.51.0.0/29", ["site-a"])
+    filled = [
+        create_server(client, admin_token, f"t{i}", site="site-a", port={"network": "tiny"})
+        for i in range(5)
+    ]
+    server |= {"site": "site-a", "port": {"network": "tiny"}}
+    refused(client, admin_token, "/v1/servers", server, 409, "tiny (10.51.0.0/29) has no free")
+    for accepted in filled:
+        done = wait_operation(client, admin_token, accepted["operation"]["id"])
+        assert done["status"] == "succeeded", done
+
 
 def test_bad_networks_and_ports_are_refused_before_anything_is_queued(
     client: TestClient, admin_token: str
@@ -139,6 +172,13 @@ def test_bad_networks_and_ports_are_refused_before_anything_is_queued(
     )
     assert unknown.status_code == 400
     assert "nowhere" in unknown.json()["error"]["message"]
+    chosen = client.post(  # VNIs are Cascade's to give: a caller cannot put two on one
+        "/v1/networks",
+        headers=headers,
+        json={"name": "n", "cidr": "10.1.0.0/24", "sites": ["site-a"], "vni": 5000},
+    )
+    assert chosen.status_code == 400, chosen.text
+    assert "vni" in chosen.json()["error"]["message"]
     both = client.post(
         "/v1/servers",
         headers=headers,

@@ -15,7 +15,7 @@ from cascade.cli.embedded import EmbeddedSite
 from cascade.network.service_ip_steps import same_address
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, create_server, wait_operation
-from tests.network.test_networks import create_network
+from tests.network.test_networks import create_network, refused
 
 
 def _until(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -95,6 +95,9 @@ def test_a_service_ip_moves_between_sites_and_survives_a_partition(
     assert "10.70.0.100" in busy.json()["error"]["message"]
     same = client.post(f"/v1/service-ips/{sip_id}/move", headers=headers, json={"to": master["id"]})
     assert same.status_code == 400
+    move = f"/v1/service-ips/{sip_id}/move"
+    stray = {"to": "not-on-ha-net"}  # a server with no port on the service IP's network
+    refused(client, admin_token, move, stray, 400, "has no port on network ha-net")
 
     moved = _move(client, admin_token, sip_id, standby["id"])
     assert moved["status"] == "succeeded", moved
@@ -112,5 +115,5 @@ def test_a_service_ip_moves_between_sites_and_survives_a_partition(
     assert moved["status"] == "succeeded", moved
     assert list(moved["result"]["pending_sites"]) == ["site-b"]
     assert holders(site_a, "10.70.0.100") == [local_a]
-    site_b.start()
+    site_b.start(timeout=120)  # a loaded machine may take longer than 30 s
     _until(lambda: holders(site_b, "10.70.0.100") == [remote_a])
