@@ -179,10 +179,14 @@ def owned(found: Delegations, user_id: str, app_cred_id: str) -> ApplicationCred
 # -- Keystone JSON ---------------------------------------------------------------------------
 
 
+def _rule(rule: AccessRule) -> dict[str, Any]:
+    """An access rule as a credential (and its token) shows it: no links (Keystone's)."""
+    return {"id": rule.id, "service": rule.service, "path": rule.path, "method": rule.method}
+
+
 def access_rule(rule: AccessRule, base: str) -> dict[str, Any]:
     link = f"{base}/v3/users/{rule.user_id}/access_rules/{rule.id}"
-    body = {"id": rule.id, "service": rule.service, "path": rule.path, "method": rule.method}
-    return {**body, "links": {"self": link}}
+    return {**_rule(rule), "links": {"self": link}}
 
 
 def app_credential(
@@ -202,7 +206,7 @@ def app_credential(
             {"id": r.id, "name": r.name, "domain_id": None, "description": r.description}
             for r in roles
         ],
-        "access_rules": [access_rule(rule, base) for rule in rules],
+        "access_rules": [_rule(rule) for rule in rules],
         "links": {"self": f"{base}/v3/users/{row.user_id}/application_credentials/{row.id}"},
     }
 
@@ -212,7 +216,5 @@ def token_section(row: ApplicationCredential, found: Delegations) -> dict[str, A
     section: dict[str, Any] = {"id": row.id, "name": row.name, "restricted": not row.unrestricted}
     rules = [found.access_rules[r] for r in row.access_rules or [] if r in found.access_rules]
     if rules:
-        section["access_rules"] = [
-            {"id": r.id, "service": r.service, "path": r.path, "method": r.method} for r in rules
-        ]
+        section["access_rules"] = [_rule(r) for r in rules]
     return section

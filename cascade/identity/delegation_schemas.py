@@ -78,12 +78,16 @@ class AppCredList(BaseModel):
     links: Links
 
 
+class AccessRuleShown(AccessRuleOut):
+    links: SelfLink
+
+
 class AccessRuleResponse(BaseModel):
-    access_rule: AccessRuleOut
+    access_rule: AccessRuleShown
 
 
 class AccessRuleList(BaseModel):
-    access_rules: list[AccessRuleOut]
+    access_rules: list[AccessRuleShown]
     links: Links
 
 

@@ -139,11 +139,12 @@ class CatalogEntry(BaseModel):
 
 
 class AccessRuleOut(BaseModel):
+    """An access rule as a credential and its token show it (no links)."""
+
     id: str
     service: str
     path: str
     method: str
-    links: SelfLink | None = None
 
 
 class DelegatedCredential(BaseModel):
@@ -462,4 +463,3 @@ class DomainList(BaseModel):
 
 
 CatalogResponse.model_rebuild()
-AccessRuleOut.model_rebuild()
