@@ -38,6 +38,7 @@ console = Console(stderr=True, width=130)
 SIZES = "1,1000,10000,100000,1000000"
 REPEAT = 5
 REPEAT_UP_TO = 10_000
+CLUSTER_PENDING_MB = 1024
 
 
 def _sizes(text: str) -> list[int]:
@@ -99,7 +100,9 @@ def _cluster_runs(sizes: list[int], nodes: int) -> list[dict[str, Any]]:
     if nodes < 1:
         raise BadRequest(f"--nats-cluster must be at least 1 node, got {nodes}")
     runs = []
-    with running_cluster(nodes) as cluster:
+    # One simulated connection carries a third of the fleet, partition traffic included:
+    # allow it what nats-server would otherwise cut off as a slow consumer.
+    with running_cluster(nodes, max_pending_mb=CLUSTER_PENDING_MB) as cluster:
         servers = ",".join(cluster.urls)
         for hosts in sizes:
             with console.status(f"fleet of {hosts:,} hosts (NATS cluster of {nodes})"):

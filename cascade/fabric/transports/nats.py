@@ -9,13 +9,17 @@ would buy nothing for the bulk of the traffic, and no JetStream is needed.
 cluster joined by routes. The first connection tries each once and fails fast; once
 connected it fails over to any other node (those given and those the cluster announces)
 forever, and after each reconnection runs the ``on_reconnect`` handlers, with which the
-agents and controllers resync what went by while they were away. Publishing while
+agents and controllers resync what went by while they were away: each after a random delay
+of up to ``RESYNC_SPREAD`` seconds, so that the thousands of agents of a node that died do
+not all ask the controllers at the same instant. Publishing while
 reconnecting is buffered (up to ``PENDING_BYTES``) and sent once connected again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Sequence
 
 import nats
@@ -40,6 +44,7 @@ DEFAULT_SERVERS = "nats://127.0.0.1:4222"
 CONNECT_TIMEOUT = 2  # seconds per server on the first connection
 RECONNECT_WAIT = 1  # seconds before a server just tried is tried again
 PENDING_BYTES = 8 * 1024 * 1024  # published while reconnecting, sent once connected
+RESYNC_SPREAD = 1.0  # seconds over which the reconnect handlers are spread
 
 
 def server_list(servers: str | Sequence[str]) -> list[str]:
@@ -101,6 +106,7 @@ class NatsTransport(Transport):
         connected = False
         last_error: list[str] = []
         handlers: list[ReconnectHandler] = []
+        resyncing: set[asyncio.Task[None]] = set()
 
         async def log_error(error: Exception) -> None:
             # Quiet while the first connection is tried: its failure becomes one
@@ -108,13 +114,19 @@ class NatsTransport(Transport):
             last_error[:] = [str(error) or type(error).__name__]
             (log.warning if connected else log.debug)("nats: %s", error)
 
+        async def resync(handler: ReconnectHandler) -> None:
+            await asyncio.sleep(random.uniform(0, RESYNC_SPREAD))
+            try:
+                await handler()
+            except Exception:
+                log.exception("fabric: resync after reconnecting failed")
+
         async def reconnected() -> None:
             log.warning("nats: reconnected to %s", _url(nc))
             for handler in handlers:
-                try:
-                    await handler()
-                except Exception:
-                    log.exception("fabric: resync after reconnecting failed")
+                task = asyncio.get_running_loop().create_task(resync(handler))
+                resyncing.add(task)
+                task.add_done_callback(resyncing.discard)
 
         try:
             nc = await nats.connect(

@@ -71,10 +71,11 @@ class Node:
 
 
 class NatsCluster:
-    def __init__(self, size: int, directory: Path) -> None:
+    def __init__(self, size: int, directory: Path, max_pending_mb: int = 64) -> None:
         if size < 1:
             raise ValueError(f"a cluster has at least one node, got {size}")
         self.directory = directory
+        self.max_pending_mb = max_pending_mb  # per client, beyond which it is cut off
         self.binary = _binary()
         self.nodes = [Node(f"n{i}", _free_port(), _free_port(), _free_port()) for i in range(size)]
         self._killed: set[int] = set()
@@ -100,7 +101,8 @@ class NatsCluster:
             f"server_name: {node.name}\n"
             f"listen: 127.0.0.1:{node.port}\n"
             f"http: 127.0.0.1:{node.monitor_port}\n"
-            'write_deadline: "10s"\n'
+            'write_deadline: "60s"\n'
+            f"max_pending: {self.max_pending_mb * 2**20}\n"
             "cluster {\n"
             "  name: cascade\n"
             f"  listen: 127.0.0.1:{node.route_port}\n"
@@ -186,10 +188,10 @@ class NatsCluster:
 
 
 @contextmanager
-def nats_cluster(size: int = 3) -> Iterator[NatsCluster]:
+def nats_cluster(size: int = 3, max_pending_mb: int = 64) -> Iterator[NatsCluster]:
     """A started cluster of ``size`` nodes, stopped and removed when the block ends."""
     with tempfile.TemporaryDirectory(prefix="cascade-nats-") as directory:
-        cluster = NatsCluster(size, Path(directory))
+        cluster = NatsCluster(size, Path(directory), max_pending_mb)
         try:
             cluster.start()
             yield cluster
