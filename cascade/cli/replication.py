@@ -3,7 +3,8 @@
 site, in sync or the names missing, extra and changed at the audit's last look, what the
 site refused (how many times in a row, the passes left before the next try, the last error),
 and the policy's last job; and one job's items (per site and resource: action, status,
-percent of an image's bytes), followed with a Rich progress bar per item with ``--follow``.
+percent of an image's bytes, and the bytes sent, which count again what an interruption
+made it send twice), followed with a Rich progress bar per item with ``--follow``.
 May import cascade.cli (ops' console helpers) and cascade.replication."""
 
 from __future__ import annotations
@@ -137,15 +138,17 @@ def follow_job(read: Callable[[], JobOut]) -> JobOut:
 
 
 def items_table(found: JobOut) -> Table:
-    table = Table("site", "name", "action", "status", "progress", "id at the site", "error")
+    table = Table("site", "name", "action", "status", "progress", "sent", "id at the site", "error")
     for item in found.items or []:
         done = f"{item.percent:.0f}%" if item.percent is not None else "-"
+        sent = f"{item.bytes_sent / (1 << 20):.1f} MiB" if item.bytes_sent is not None else "-"
         table.add_row(
             item.site,
             item.name,
             item.action,
             item.status,
             done,
+            sent,
             item.target_id or "-",
             item.error or "",
         )

@@ -63,7 +63,9 @@ class ReplicationJob(Base):
 class ReplicationItem(Base):
     """What a job did with one resource (by name) at one site: ``action`` create, update,
     delete or none; ``status`` pending, running, done, drift (reported, not repaired) or
-    error (``error`` names the site and the resource); bytes for images; the target's id."""
+    error (``error`` names the site and the resource); bytes for images (``bytes_sent``: what
+    the item's copy put to the target over all its attempts, each chunk counted as its upload
+    starts, so ``bytes_sent - bytes_total`` is what an interruption cost); the target's id."""
 
     __tablename__ = "replication_items"
     job_id: Mapped[str] = mapped_column(
@@ -75,6 +77,7 @@ class ReplicationItem(Base):
     status: Mapped[str] = mapped_column(String(16))
     bytes_done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bytes_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bytes_sent: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     target_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

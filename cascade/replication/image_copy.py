@@ -40,7 +40,7 @@ from cascade.replication.image_staging import (
     store,
     unstage,
 )
-from cascade.replication.image_transfer import Progress, Transfer, site_limit
+from cascade.replication.image_transfer import CHUNK_BYTES, Progress, Sending, Transfer, site_limit
 from cascade.retry import Backoff, until_deadline
 from cascade.sites.driver import SiteDriver
 
@@ -185,13 +185,15 @@ def copy_image(
     target: SiteDriver,
     image_id: str,
     *,
-    chunk_bytes: int = 8 << 20,
+    chunk_bytes: int = CHUNK_BYTES,
     on_progress: Progress | None = None,
+    on_send: Sending | None = None,
     limit_bytes_per_s: float | None = None,
 ) -> CopyResult:
     """Copy image ``image_id`` from ``source`` to ``target`` with its metadata, verified;
     resumes a copy interrupted earlier from the chunks the target confirmed. ``on_progress``
-    is called after every chunk with (bytes done including those already staged, total)."""
+    is called after every chunk with (bytes done including those already staged, total);
+    ``on_send`` with each chunk's size as its upload starts."""
     if chunk_bytes <= 0:
         raise BadRequest(f"chunk_bytes must be positive, not {chunk_bytes}.")
     original = _image(source, image_id)
@@ -218,7 +220,8 @@ def copy_image(
     store(target, "create the staging container", "PUT", "")
     staged = ledger.resume(count)
     limit = None if limit_bytes_per_s is None else site_limit(target.access.name, limit_bytes_per_s)
-    sent = Transfer(source, target, image_id, ledger, limit).stage(count, staged, on_progress)
+    transfer = Transfer(source, target, image_id, ledger, limit, on_send)
+    sent = transfer.stage(count, staged, on_progress)
     _import(target, staging, copy["id"])
     copy = _wait_active(target, copy["id"])
     try:

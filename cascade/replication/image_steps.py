@@ -2,16 +2,20 @@
 deleted what is gone from the source), every (image, target site) to copy is a step of its
 own wrapping ``image_copy.copy_image``: several run in parallel, at most the worker
 concurrency setting (``CASCADE_WORKER_CONCURRENCY``) of one job at a time, each limited to
-the policy's bandwidth per target site. A copy writes its bytes done and total into its job
-item as it goes; a copy interrupted (worker killed, target down) is resumed by the step run
-again from the last chunk the target confirmed. A target's image of that name holding other
-bytes (an older version of the source's, or the site's own under cascade_wins) is deleted
-first. Then the copy is recorded as Cascade's at the site; a copy that fails is noted like
-any refused write (``records.note_failures``), so the audit backs off from it."""
+the policy's bandwidth per target site (in chunks of a second's worth at that limit). A copy
+writes its bytes done and total into its job item as it goes, and adds each chunk to the
+item's bytes sent as its upload starts; a copy interrupted (worker killed, target down) is
+resumed by the step run again, or by the next job, from the last chunk the target
+confirmed. A target's image of that name holding other bytes (an older version of the
+source's, or the site's own under cascade_wins) is deleted first. Then the copy is recorded
+as Cascade's at the site; a copy that fails is noted like any refused write
+(``records.note_failures``), so the audit backs off from it."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from openstack.connection import Connection
 
 from cascade.db.models import Site
 from cascade.db.replication_models import ReplicationJob, ReplicationPolicy
@@ -19,8 +23,9 @@ from cascade.engine.context import context
 from cascade.engine.workflows import Job, SiteCall, StepRun, fan_out, step_function
 from cascade.errors import CascadeError, present
 from cascade.replication.image_copy import copy_image
-from cascade.replication.image_kind import IMAGES
-from cascade.replication.records import item_progress, note_failures, save_record
+from cascade.replication.image_kind import IMAGES, named
+from cascade.replication.image_transfer import chunk_bytes_for
+from cascade.replication.records import item_progress, item_sent, note_failures, save_record
 
 COPY = "replication.copy"
 
@@ -42,6 +47,14 @@ def copy_everywhere(
     return outcomes
 
 
+def _remove_stale(c: Connection, name: str, origin: str) -> None:
+    """Delete the target's images named ``name`` not copied from ``origin``: the site's own,
+    or Cascade's copies (finished or not) of another source image."""
+    for found in named(c, name):
+        if found.state["origin"] != origin:
+            IMAGES.delete(c, found)
+
+
 @step_function(COPY)
 def copy(_run: StepRun, job_id: str, site_id: str, name: str) -> str:
     engine = context()
@@ -59,11 +72,15 @@ def copy(_run: StepRun, job_id: str, site_id: str, name: str) -> str:
         item_progress(job_id, site_id, name, bytes_done=done, bytes_total=total)
 
     try:
-        found = target.call(f"list {IMAGES.name}", IMAGES.listing).get(name)
-        if found is not None and found.state["origin"] != origin:
-            target.call(f"delete image {name}", lambda c: IMAGES.delete(c, found))
+        target.call(f"replace images named {name}", lambda c: _remove_stale(c, name, origin))
         result = copy_image(
-            source, target, state["id"], on_progress=progress, limit_bytes_per_s=limit
+            source,
+            target,
+            state["id"],
+            chunk_bytes=chunk_bytes_for(limit),
+            on_progress=progress,
+            on_send=lambda count: item_sent(job_id, site_id, name, count),
+            limit_bytes_per_s=limit,
         )
     except CascadeError as failure:
         error = f"site {site_name}: image {name}: {failure.message}"

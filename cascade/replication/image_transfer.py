@@ -7,10 +7,14 @@ The chunks move in a bounded pipeline: ``IN_FLIGHT`` threads each read a chunk, 
 put it, so one chunk's reads overlap others' PUTs and at most ``IN_FLIGHT`` chunks are held in
 memory. A chunk is confirmed when the store answers its PUT (``image_staging``: the store's
 listing is the record, nothing else is written per chunk), and then reported to
-``on_progress`` (in the calling thread). When anything fails (a site, a raising
-``on_progress``, a stop) no new chunk starts and those in flight finish before the failure is
-raised, so a resumed copy sends none of them again; a process killed outright loses the
-chunks it was putting (at most ``IN_FLIGHT``, partly sent).
+``on_progress`` (in the calling thread); ``on_send`` is told a chunk's size as its PUT
+starts (in the sending thread; a transient failure's retry is not told again), so a caller
+can count what it set out to send, confirmed or not.
+When anything fails (a site, a raising ``on_progress``, a stop) no new chunk starts and those
+in flight finish before the failure is raised, so a resumed copy sends none of them again;
+a process killed outright loses the chunks it was putting (at most ``IN_FLIGHT``, partly
+sent). Without a bandwidth limit a chunk is ``CHUNK_BYTES``; under one, a second's worth
+(``chunk_bytes_for``).
 
 The bandwidth limit is a token bucket over the bytes sent (``ByteRateLimit``), one per target
 site and rate in the process (``site_limit``), so concurrent copies to a site share it. May
@@ -36,8 +40,21 @@ from cascade.retry import Interrupted
 from cascade.sites.driver import SiteDriver
 
 Progress = Callable[[int, int], None]
+Sending = Callable[[int], None]  # told a chunk's size as its PUT starts
 
 IN_FLIGHT = 3  # chunks read, hashed or being put at once (and held in memory)
+CHUNK_BYTES = 8 << 20  # a chunk without a bandwidth limit
+MIN_LIMITED_CHUNK = 256 << 10
+
+
+def chunk_bytes_for(limit_bytes_per_s: float | None) -> int:
+    """The chunk size of a copy under a bandwidth limit: one second's worth, between
+    ``MIN_LIMITED_CHUNK`` and ``CHUNK_BYTES``. A chunk's PUT waits for its whole size in the
+    bucket, so at a low limit smaller chunks keep progress moving and lose less to a kill (at
+    most ``IN_FLIGHT`` seconds' worth)."""
+    if limit_bytes_per_s is None:
+        return CHUNK_BYTES
+    return max(MIN_LIMITED_CHUNK, min(CHUNK_BYTES, int(limit_bytes_per_s)))
 
 
 class ByteRateLimit:
@@ -104,6 +121,7 @@ class Transfer:
     image_id: str
     ledger: Ledger
     limit: ByteRateLimit | None
+    on_send: Sending | None = None
 
     def _send(self, seq: int) -> int:
         """Read, hash and put one chunk; its size."""
@@ -112,6 +130,8 @@ class Transfer:
         md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
         if self.limit is not None:
             self.limit.take(len(chunk), self.target.stop)
+        if self.on_send is not None:
+            self.on_send(len(chunk))
         headers = {"ETag": md5, "Content-Type": "application/octet-stream"}
         name = self.ledger.staging.segment(seq)
         store(self.target, f"stage {name}", "PUT", name, data=chunk, headers=headers)

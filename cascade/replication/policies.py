@@ -147,6 +147,7 @@ def _item_out(item: ReplicationItem, site: str) -> ItemOut:
         status=item.status,
         bytes_done=item.bytes_done,
         bytes_total=item.bytes_total,
+        bytes_sent=item.bytes_sent,
         percent=percent,
         target_id=item.target_id,
         error=item.error,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Update, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cascade.db.models import utcnow
@@ -93,18 +93,27 @@ def set_item(job_id: str, site_id: str, row: ItemRow) -> None:
         session.merge(_item(job_id, site_id, row))
 
 
+def _item_update(job_id: str, site_id: str, name: str) -> Update:
+    """An update of one item."""
+    return update(ReplicationItem).where(
+        ReplicationItem.job_id == job_id,
+        ReplicationItem.site_id == site_id,
+        ReplicationItem.name == name,
+    )
+
+
 def item_progress(job_id: str, site_id: str, name: str, **values: Any) -> None:
     """Update an item in place (status, bytes done and total, target id, error)."""
     with context().db.session() as session:
-        session.execute(
-            update(ReplicationItem)
-            .where(
-                ReplicationItem.job_id == job_id,
-                ReplicationItem.site_id == site_id,
-                ReplicationItem.name == name,
-            )
-            .values(**values)
-        )
+        session.execute(_item_update(job_id, site_id, name).values(**values))
+
+
+def item_sent(job_id: str, site_id: str, name: str, count: int) -> None:
+    """Add ``count`` bytes to what an item's copy has sent (one statement, so the threads of
+    a copy may each add theirs)."""
+    sent = func.coalesce(ReplicationItem.bytes_sent, 0) + count
+    with context().db.session() as session:
+        session.execute(_item_update(job_id, site_id, name).values(bytes_sent=sent))
 
 
 def drift_summary(decisions: list[Decision], unsettled: set[str]) -> dict[str, Any]:

@@ -55,6 +55,10 @@ class ItemOut(BaseModel):
     status: str = Field(description="pending, running, done, drift (reported) or error")
     bytes_done: int | None
     bytes_total: int | None
+    bytes_sent: int | None = Field(
+        description="Images: bytes put to the target over every attempt of this item's copy, "
+        "each chunk counted as its upload starts; beyond bytes_total is what was sent again"
+    )
     percent: float | None
     target_id: str | None
     error: str | None
