@@ -1,5 +1,4 @@
-"""Strategy 1's backup, worker side: a checkpoint's volume into the plan's chunk store, and
-retention's sweep of the chunks no checkpoint references any more.
+"""Strategy 1's backup, worker side: a checkpoint's volume into the plan's chunk store.
 
 A volume's backup reads only the blocks its snapshot changed since the same volume's
 snapshot in the plan's previous checkpoint (the site's block-data service lists them from
@@ -9,117 +8,48 @@ volume's manifest (every non-zero block: its chunk name and SHA-256), the parent
 for unchanged blocks included, once every chunk is stored: a backup that fails midway
 leaves nothing a checkpoint references, and the next one finds the chunks already stored.
 
-Chunks are claimed in ``stored_chunks`` before a backup counts on them; the chunks a backup
-put are made durable in one batch (``ChunkStore.sync``) and only then marked stored, before
-any manifest names them (also when the backup fails, so the next one finds them). The sweep
-marks a chunk ``deleting`` only if no manifest names it and no backup could still count on
-it (its last claim older than the oldest checkpoint still running on the store), deletes it
-from the store, then forgets it; a backup that meets a ``deleting`` chunk waits for it to be
-gone and stores it again.
+The blocks go in batches of ``BATCH``: the batch's blocks are read and hashed on the
+``parallel`` threads while the previous batch's chunks are claimed (``chunk_claims.claim``:
+one transaction for the batch, which keeps retention's sweep off them) and the new ones put
+in the store on the same threads. The chunks a backup put are made durable in one batch
+(``ChunkStore.sync``) and only then marked stored (``chunk_claims.stored``), before any
+manifest names them (also when the backup fails, so the next one finds them).
+
+May import cascade.db, cascade.sites, cascade.protection (chunk_claims, chunk_store, chunks,
+parallel, site_blocks).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TypeVar
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.protection_models import Checkpoint, CheckpointVolume, StoredChunk
-from cascade.errors import Conflict
+from cascade.db.protection_models import Checkpoint, CheckpointVolume
+from cascade.protection.chunk_claims import claim, stored
 from cascade.protection.chunk_store import ChunkStore
 from cascade.protection.chunks import chunk_name, sha256_hex
+from cascade.protection.parallel import STREAMS
 from cascade.protection.site_blocks import BlockList, read_block, snapshot_blocks
-from cascade.retry import Backoff, until_deadline
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 
-A = TypeVar("A")
-R = TypeVar("R")
-STREAMS = 4  # blocks read, hashed and stored at once
+BATCH = 8  # blocks claimed in one transaction (two batches of 4 MiB blocks held at once)
 PROGRESS_EVERY = 0.5  # seconds between two progress writes of a running backup
-RUNNING = ("pending", "running", "backing-up")
-DELETING_WAIT = Backoff(first=0.1, cap=1.0)
-DELETING_DEADLINE = 120.0  # seconds a backup waits for the sweep to finish with a chunk
 
 
-class ChunkBeingDeleted(Conflict):
-    """The sweep is deleting the chunk: it is stored again once it is gone."""
+@dataclass(frozen=True)
+class Block:
+    """A block read: its bytes, and for a non-zero one its chunk's name and SHA-256."""
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def claim(db: Database, store_url: str, name: str, sha256: str, size: int) -> str:
-    """Count on chunk ``name`` in the store; its state: "stored", or "uploading" (another
-    backup put it and has not synced it, or died first: the caller checks the store), or
-    "new" (the caller puts it). Raises ``ChunkBeingDeleted`` while the sweep deletes it."""
-    with db.session() as session:
-        row = session.get(StoredChunk, (store_url, name), with_for_update=True)
-        if row is None:
-            session.add(
-                StoredChunk(
-                    store_url=store_url,
-                    name=name,
-                    sha256=sha256,
-                    size=size,
-                    state="uploading",
-                    claimed_at=_now(),
-                )
-            )
-            return "new"
-        if row.state == "deleting":
-            raise ChunkBeingDeleted(f"chunk {name} is being deleted from {store_url}")
-        row.claimed_at = _now()
-        return row.state
-
-
-def stored(db: Database, store: ChunkStore, names: list[str]) -> None:
-    """Once the store has made them durable, the chunks put count as stored."""
-    store.sync()
-    with db.session() as session:
-        for batch in _batches(names):
-            session.execute(
-                update(StoredChunk)
-                .where(StoredChunk.store_url == store.url, StoredChunk.name.in_(batch))
-                .values(state="stored", claimed_at=_now())
-            )
-
-
-def keep(db: Database, store: ChunkStore, name: str, data: bytes, sha256: str) -> str:
-    """Make sure the store holds the chunk: "stored" (it was), "found" (put by a backup
-    that did not sync it: the store has it) or "put" (by this call). A found or put chunk
-    counts as stored once ``stored`` has synced it."""
-    state = until_deadline(  # another stream claiming the same new chunk: claim again
-        DELETING_WAIT,
-        DELETING_DEADLINE,
-        lambda error: isinstance(error, ChunkBeingDeleted | IntegrityError),
-        lambda: claim(db, store.url, name, sha256, len(data)),
-    )
-    if state == "stored":
-        return "stored"
-    if state == "uploading" and store.has(name):
-        return "found"
-    store.put(name, data)
-    return "put"
-
-
-def in_parallel(work: Callable[[A], R], items: list[A]) -> Iterator[R]:
-    """``work`` of each item on ``STREAMS`` threads, results in order; the first failure
-    cancels what has not started and is raised once the running ones are done."""
-    pool = ThreadPoolExecutor(STREAMS, thread_name_prefix="blocks")
-    try:
-        yield from pool.map(work, items)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    index: int
+    data: bytes
+    name: str = ""
+    sha256: str = ""
 
 
 @dataclass
@@ -130,18 +60,16 @@ class Progress:
     read_bytes: int = 0
     stored_bytes: int = 0
     written_at: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, read: int, stored_now: int) -> bool:
         """Count one block; True when it is time to write the counters."""
-        with self.lock:
-            self.done_blocks += 1
-            self.read_bytes += read
-            self.stored_bytes += stored_now
-            due = time.monotonic() - self.written_at >= PROGRESS_EVERY
-            if due:
-                self.written_at = time.monotonic()
-            return due
+        self.done_blocks += 1
+        self.read_bytes += read
+        self.stored_bytes += stored_now
+        due = time.monotonic() - self.written_at >= PROGRESS_EVERY
+        if due:
+            self.written_at = time.monotonic()
+        return due
 
 
 @dataclass(frozen=True)
@@ -158,7 +86,6 @@ class VolumeBackup:
     parent: tuple[str, dict[str, list[str]]] | None
     handled: set[str] = field(default_factory=set, compare=False)  # chunk names seen
     unsynced: set[str] = field(default_factory=set, compare=False)  # found or put, to sync
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def blocks(self) -> tuple[BlockList, dict[str, list[str]]]:
         """The blocks to read and the manifest they update: since the parent's snapshot
@@ -180,24 +107,59 @@ class VolumeBackup:
         )
         return listed, {}
 
-    def one_block(self, index: int) -> tuple[int, list[str] | None, int, int]:
-        """Read block ``index`` and store its chunk: (index, its manifest entry or None for
-        zeros, bytes read, bytes stored)."""
+    def read(self, index: int) -> Block:
+        """Block ``index`` of the snapshot, named and hashed unless it is all zeros."""
         data = self.driver.call(
             f"read block {index} of snapshot {self.snapshot_id}",
             lambda c: read_block(c, self.snapshot_id, index),
         )
         if not data.strip(b"\0"):
-            return index, None, len(data), 0
-        name, sha256 = chunk_name(data), sha256_hex(data)
-        with self.lock:  # the same bytes twice in this volume: kept once
-            first = name not in self.handled
-            self.handled.add(name)
-        kept = keep(self.db, self.store, name, data, sha256) if first else "stored"
-        if kept != "stored":
-            with self.lock:
-                self.unsynced.add(name)
-        return index, [name, sha256], len(data), len(data) if kept == "put" else 0
+            return Block(index, data)
+        return Block(index, data, chunk_name(data), sha256_hex(data))
+
+    def keep(self, block: Block, state: str) -> int:
+        """Make sure the store holds a chunk claimed in ``state`` ("new", or "uploading":
+        put by a backup that did not sync it); the bytes this call put."""
+        if state == "uploading" and self.store.has(block.name):
+            return 0
+        self.store.put(block.name, block.data)
+        return len(block.data)
+
+    def store_batch(self, pool: ThreadPoolExecutor, blocks: list[Block]) -> dict[int, int]:
+        """Claim the batch's chunks in one transaction and put those the store lacks, on the
+        pool's threads; per block index the bytes it put (a chunk met before in this
+        volume, or stored already, puts none)."""
+        first: dict[str, Block] = {}
+        for block in blocks:
+            if block.name and block.name not in self.handled:
+                first.setdefault(block.name, block)
+        self.handled.update(first)
+        states = claim(
+            self.db, self.store.url, {n: (b.sha256, len(b.data)) for n, b in first.items()}
+        )
+        puts = {
+            name: pool.submit(self.keep, first[name], state)
+            for name, state in states.items()
+            if state != "stored"
+        }
+        put: dict[int, int] = {}
+        for name, future in puts.items():  # synced and marked stored only once in the store
+            put[first[name].index] = future.result()
+            self.unsynced.add(name)
+        return put
+
+    def backed_up(
+        self, pool: ThreadPoolExecutor, indexes: list[int]
+    ) -> Iterator[tuple[Block, int]]:
+        """Every block read, with the bytes its chunk put in the store: a batch is read
+        while the one before is claimed and stored."""
+        batches = [indexes[n : n + BATCH] for n in range(0, len(indexes), BATCH)]
+        reading: list[Future[Block]] = []
+        for upcoming in [*batches, []]:
+            read = [future.result() for future in reading]
+            reading = [pool.submit(self.read, index) for index in upcoming]
+            put = self.store_batch(pool, read)
+            yield from ((block, put.get(block.index, 0)) for block in read)
 
     def run(self) -> dict[str, int]:
         listed, manifest = self.blocks()
@@ -208,15 +170,17 @@ class VolumeBackup:
             status="backing-up",
         )
         progress = Progress()
+        pool = ThreadPoolExecutor(STREAMS, thread_name_prefix="blocks")
         try:
-            for index, entry, read, stored_now in in_parallel(self.one_block, listed.blocks):
-                if entry is None:
-                    manifest.pop(str(index), None)
+            for block, put in self.backed_up(pool, listed.blocks):
+                if block.name:
+                    manifest[str(block.index)] = [block.name, block.sha256]
                 else:
-                    manifest[str(index)] = entry
-                if progress.add(read, stored_now):
+                    manifest.pop(str(block.index), None)
+                if progress.add(len(block.data), put):
                     self._counters(progress)
         finally:  # durable before a manifest names them; kept for the next run on failure
+            pool.shutdown(wait=True, cancel_futures=True)
             stored(self.db, self.store, sorted(self.unsynced))
         self._counters(progress)
         self._write(blocks=manifest, status="available")
@@ -228,13 +192,11 @@ class VolumeBackup:
         }
 
     def _counters(self, progress: Progress) -> None:
-        with progress.lock:
-            counted = {
-                "done_blocks": progress.done_blocks,
-                "read_bytes": progress.read_bytes,
-                "stored_bytes": progress.stored_bytes,
-            }
-        self._write(**counted)
+        self._write(
+            done_blocks=progress.done_blocks,
+            read_bytes=progress.read_bytes,
+            stored_bytes=progress.stored_bytes,
+        )
 
     def _write(self, **values: object) -> None:
         with self.db.session() as session:
@@ -245,6 +207,7 @@ class VolumeBackup:
                     CheckpointVolume.volume_id == self.volume_id,
                 )
                 .values(**values)
+                .execution_options(synchronize_session=False)
             )
 
 
@@ -263,72 +226,3 @@ def parent_of(session: Session, checkpoint: Checkpoint, volume_id: str) -> Check
         .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
         .limit(1)
     )
-
-
-def referenced(session: Session, store_url: str) -> set[str]:
-    """Every chunk name a manifest of a checkpoint on ``store_url`` holds."""
-    manifests = session.scalars(
-        select(CheckpointVolume.blocks)
-        .join(Checkpoint, Checkpoint.id == CheckpointVolume.checkpoint_id)
-        .where(Checkpoint.store_url == store_url)
-    )
-    return {entry[0] for manifest in manifests for entry in manifest.values()}
-
-
-def _horizon(session: Session, store_url: str) -> datetime:
-    """Claims at or after this moment may belong to a backup still running on the store (the
-    workers' clocks are assumed to agree, as the engine's heartbeats assume too)."""
-    oldest = session.scalar(
-        select(Checkpoint.created_at)
-        .where(Checkpoint.store_url == store_url, Checkpoint.status.in_(RUNNING))
-        .order_by(Checkpoint.created_at)
-        .limit(1)
-    )
-    return oldest if oldest is not None else _now()
-
-
-def _mark_unreferenced(db: Database, store_url: str) -> list[str]:
-    with db.session() as session:
-        names = referenced(session, store_url)
-        candidates = session.scalars(
-            select(StoredChunk.name).where(
-                StoredChunk.store_url == store_url,
-                StoredChunk.state != "deleting",
-                StoredChunk.claimed_at < _horizon(session, store_url),
-            )
-        )
-        doomed = [name for name in candidates if name not in names]
-        for batch in _batches(doomed):
-            session.execute(
-                update(StoredChunk)
-                .where(StoredChunk.store_url == store_url, StoredChunk.name.in_(batch))
-                .values(state="deleting")
-            )
-    with db.session() as session:  # what an earlier sweep marked and did not finish
-        return list(
-            session.scalars(
-                select(StoredChunk.name).where(
-                    StoredChunk.store_url == store_url, StoredChunk.state == "deleting"
-                )
-            )
-        )
-
-
-def _batches(names: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(names), size):
-        yield names[start : start + size]
-
-
-def sweep(db: Database, store: ChunkStore) -> int:
-    """Delete from the store every chunk no checkpoint references and no running backup may
-    count on; the number deleted."""
-    doomed = _mark_unreferenced(db, store.url)
-    for name in doomed:
-        store.delete(name)
-        with db.session() as session:
-            session.execute(
-                delete(StoredChunk).where(
-                    StoredChunk.store_url == store.url, StoredChunk.name == name
-                )
-            )
-    return len(doomed)

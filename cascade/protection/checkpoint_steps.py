@@ -22,8 +22,8 @@ from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import Conflict, present
 from cascade.protection.backup_steps import back_up
-from cascade.protection.backups import sweep
 from cascade.protection.barrier import freeze_member, hold_barrier, plan_of, thaw_all
+from cascade.protection.chunk_claims import sweep
 from cascade.protection.chunk_store import open_store
 from cascade.protection.image_steps import drop_images, image_checkpoint
 from cascade.protection.plan_steps import site_server_id

@@ -11,7 +11,7 @@ given back.
   said the address lived elsewhere), then the port is made there (``port.ensure``); the
   server boots on it, and ``port.locate`` reads its host and VTEP.
 - ``restore.remote`` (every other site of the networks, in parallel, and at each site its
-  ports in parallel on ``backups.in_parallel``'s few threads, so that a lost site costs
+  ports in parallel on ``parallel.in_parallel``'s few threads, so that a lost site costs
   about one site call deadline, not one per port): each restored port's remote port points
   at its new VTEP; a site that is lost (the source) fails there and is named in the result:
   the convergence pass makes it right when the site returns, deleting the stale port the
@@ -22,7 +22,7 @@ given back.
 - ``restore.release``: a failed restore's port goes back to its source server and site (the
   port at the target deleted, the remote port there made again) or, when new, is removed.
 
-May import cascade.protection (backups' thread pool), cascade.network (ports, port_steps,
+May import cascade.protection (its thread pool, ``parallel``), cascade.network (ports, port_steps,
 service_ips), cascade.engine, cascade.db, cascade.errors, cascade.retry.
 """
 
@@ -43,7 +43,7 @@ from cascade.errors import CascadeError, Conflict
 from cascade.network.port_steps import ensure_remote, port_name, remove_port
 from cascade.network.ports import allocate
 from cascade.network.service_ips import ServiceIPService
-from cascade.protection.backups import in_parallel
+from cascade.protection.parallel import in_parallel
 from cascade.retry import Backoff, until_deadline
 
 MOVE_POLL = Backoff(first=0.1, cap=1.0)

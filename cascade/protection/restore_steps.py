@@ -33,8 +33,9 @@ from cascade.db.protection_models import Checkpoint, CheckpointVolume, Protectio
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import Conflict
-from cascade.protection.backups import PROGRESS_EVERY, in_parallel
+from cascade.protection.backups import PROGRESS_EVERY
 from cascade.protection.chunk_store import ChunkCorrupt, ChunkStore, open_store
+from cascade.protection.parallel import in_parallel
 from cascade.protection.restore_cleanup import clean_up
 from cascade.protection.restore_network_steps import (
     follow_ports,

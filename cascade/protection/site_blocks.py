@@ -3,19 +3,23 @@ openstacksdk ``Connection`` for ``SiteDriver.call``: a snapshot's allocated bloc
 blocks changed since an older snapshot of the same volume, a snapshot's block, a whole block
 written into an available volume, and per-block sha256 digests of a volume or a snapshot
 computed at the site. Requests go through the connection's keystoneauth1 session (tokens,
-the catalog's endpoint for the connection's region); an error answer raises keystoneauth1's
-HTTP error, which ``SiteDriver.call`` classifies. Imports only openstacksdk and keystoneauth1.
+the catalog's endpoint for the connection's region, looked up once per connection); an
+error answer raises keystoneauth1's HTTP error, which ``SiteDriver.call`` classifies.
+Imports only openstacksdk and keystoneauth1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from keystoneauth1.exceptions import EndpointNotFound
 from keystoneauth1.session import Session
 from openstack.connection import Connection
 
 SERVICE_TYPE = "block-data"
+_ENDPOINTS: WeakKeyDictionary[Connection, str] = WeakKeyDictionary()  # per connection
 OCTETS = {"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}
 
 
@@ -26,14 +30,26 @@ class BlockList:
     blocks: list[int]
 
 
+def _endpoint(c: Connection) -> str:
+    """The site's block-data endpoint, found in the connection's catalog once (keystoneauth1
+    copies the whole catalog at every lookup: a backup would, once per block)."""
+    found = _ENDPOINTS.get(c)
+    if found is None:
+        session: Session = c.session
+        region = c.config.get_region_name(SERVICE_TYPE) or None
+        found = session.get_endpoint(
+            service_type=SERVICE_TYPE, interface="public", region_name=region
+        )
+        if not found:
+            raise EndpointNotFound(f"no public {SERVICE_TYPE} endpoint in region {region}")
+        _ENDPOINTS[c] = found
+    return found
+
+
 def _request(c: Connection, method: str, path: str, **kwargs: Any) -> Any:
     """``method path`` at the site's block-data endpoint; an error status raises."""
     session: Session = c.session
-    endpoint = {"service_type": SERVICE_TYPE, "interface": "public"}
-    region = c.config.get_region_name(SERVICE_TYPE)
-    if region:
-        endpoint["region_name"] = region
-    return session.request(path, method, endpoint_filter=endpoint, raise_exc=True, **kwargs)
+    return session.request(_endpoint(c).rstrip("/") + path, method, raise_exc=True, **kwargs)
 
 
 def snapshot_blocks(c: Connection, snapshot_id: str, since: str | None = None) -> BlockList:
