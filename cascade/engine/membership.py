@@ -10,13 +10,14 @@ the queue meanwhile is pending under a dead executor id, which ``orphans`` (in t
 loop) finds and hands back too. A worker that itself stalled judges nobody until its next
 beat: on SQLite a paused writer blocks everyone's heartbeat.
 
-Each beat the database took is also a lease: for ``LEASE_SHARE`` of ``worker_dead_after``
-from the moment the beat began, no peer can declare this worker dead (its heartbeat is not
-old enough), so until then it may act. A worker that could not renew its lease in time (cut
-off from the database, or paused) must stop acting before a peer may resume its work: the
-worker fences itself on ``lease_left`` (see ``cascade.engine.worker``). The margin left
-(the rest of ``worker_dead_after``) covers how late the fence notices and the clocks'
-difference between machines.
+Each beat the database took is also a lease. No peer may declare a worker dead until
+``worker_dead_after`` after its last heartbeat, so the worker may act for ``LEASE_SHARE`` of
+that from the moment its last successful beat began; one that could not renew in time (cut
+off from the database, or starved of CPU) stops acting before any peer may resume its work:
+the worker fences itself on ``lease_left`` (see ``cascade.engine.worker``). The rest of
+``worker_dead_after`` is the margin for how late the fence notices and for the clocks'
+difference between machines (a heartbeat carries its writer's wall clock, which peers
+compare with theirs).
 """
 
 from __future__ import annotations
