@@ -144,11 +144,11 @@ def _chain(
             raise Forbidden("Requested expiration time is more than redelegated trust can provide.")
         expires_at = origin.expires_at
     remaining = origin.redelegation_count - 1
-    if body.redelegation_count is not None and body.redelegation_count != remaining:
+    if count and count != remaining:  # a redelegatable trust asking for another depth
         raise Forbidden('Modifying "redelegation_count" upon redelegation is forbidden.')
     return {
         "expires_at": expires_at,
-        "redelegation_count": remaining,
+        "redelegation_count": 0 if count == 0 else remaining,  # not redelegatable: the end
         "redelegated_trust_id": origin.id,
     }
 

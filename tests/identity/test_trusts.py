@@ -219,7 +219,7 @@ def test_redelegation_only_when_allowed_and_never_wider(
         TRUSTS, json=trust_body(trustor, trustee, allow_redelegation=True), headers=trustor.headers
     )
     assert opened.json()["trust"]["redelegation_count"] == 3
-    onward = trust_body(trustee, third, project_id=trustor.project_id)
+    onward = trust_body(trustee, third, project_id=trustor.project_id, allow_redelegation=True)
     for source, expected in ((closed, 403), (opened, 201)):
         token = trust_login(client, trustee, source.json()["trust"]["id"])
         headers = {"X-Auth-Token": token.headers["X-Subject-Token"]}
@@ -227,7 +227,14 @@ def test_redelegation_only_when_allowed_and_never_wider(
         assert made.status_code == expected, made.text
     chained = made.json()["trust"]
     assert chained["redelegated_trust_id"] == opened.json()["trust"]["id"]
-    assert chained["redelegation_count"] == 2
+    assert chained["redelegation_count"] == 2  # one step shorter than its origin
+    last = trust_body(trustee, third, project_id=trustor.project_id)  # not redelegatable
+    ended = client.post(TRUSTS, json=last, headers=headers).json()["trust"]
+    assert (ended["redelegation_count"], ended["allow_redelegation"]) == (0, False)
+    deeper = trust_body(
+        trustee, third, project_id=trustor.project_id, allow_redelegation=True, redelegation_count=1
+    )
+    assert client.post(TRUSTS, json=deeper, headers=headers).status_code == 403
     wider = trust_body(trustee, third, project_id=trustor.project_id, roles=[{"name": "admin"}])
     assert client.post(TRUSTS, json=wider, headers=headers).status_code == 404
     # Deleting the origin takes the chain along.
