@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cascade.engine.schemas import ConvergencePassOut
 from cascade.identity.changelog import ReplicaLag
@@ -98,24 +99,23 @@ def _replica_health(lag: ReplicaLag, master_keys: str) -> tuple[str, str]:
 def site_row(
     site: SiteOut, contact: Contact, lag: ReplicaLag | None, master_keys: str | None
 ) -> SiteRow:
-    """The site's row: unreachable first (nothing else matters then), then, for a replica
-    whose report the viewer may read (``master_keys`` given), how it follows the master."""
-
-    def row(health: str, colour: str) -> SiteRow:
-        return SiteRow(
-            site.name, site.region_name, site.identity, health, colour, contact.failure,
-            contact.reached_at,
-        )  # fmt: skip
-
+    """The site's row. Its health: unreachable first, then, for a replica whose report the
+    viewer may read (``master_keys`` given), how it follows the master; the replica's columns
+    are filled whenever that report has it."""
+    replica = site.identity == "replica" and master_keys is not None
     if contact.failure is not None:
-        return row("unreachable", "red")
-    reached = ("ok", "green") if contact.reached_at is not None else ("not checked yet", "grey")
-    if site.identity != "replica" or master_keys is None:
-        return row(*reached)
-    if lag is None:
-        return row("not following", "red")
-    health, colour = _replica_health(lag, master_keys)
+        health = ("unreachable", "red")
+    elif not replica:
+        health = ("ok", "green") if contact.reached_at is not None else ("not checked yet", "grey")
+    elif lag is None:
+        health = ("not following", "red")
+    else:
+        health = _replica_health(lag, str(master_keys))
+    following: tuple[Any, ...] = (None,) * 5
+    if replica and lag is not None:
+        keys_match = lag.key_set == master_keys
+        following = (lag.behind, round(lag.lag_s, 1), lag.key_set, keys_match, lag.seen_at)
     return SiteRow(
-        site.name, site.region_name, site.identity, health, colour, None, contact.reached_at,
-        lag.behind, round(lag.lag_s, 1), lag.key_set, lag.key_set == master_keys, lag.seen_at,
+        site.name, site.region_name, site.identity, *health, contact.failure,
+        contact.reached_at, *following,
     )  # fmt: skip

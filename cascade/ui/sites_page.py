@@ -53,7 +53,7 @@ def site_rows(svc: Services, who: Viewer) -> tuple[list[SiteRow], str | None]:
 
 
 def _edge_label(row: SiteRow) -> str:
-    if row.lag_s is None:
+    if row.lag_s is None or row.reason is not None:
         return row.health
     return f"{row.lag_s:.0f} s, {row.behind} behind"
 

@@ -1,8 +1,10 @@
 """End to end in Debian's Chromium (headless, driven by Selenium through chromedriver): a
 ``cascade up`` with a worker and two site-sims that follow its identity. Log in, see both
 sites green, cut one from the master and watch it turn red without a reload, create a
-server from the page and watch its operation finish live, log out and be refused (the API
-refuses the token too). A screenshot of each page goes to a folder the test prints."""
+server from the page and watch its operation finish live, see a network stretched over both
+sites on its page, take the other site down and watch a convergence pass mark it
+unreachable, log out and be refused (the API refuses the token too). A screenshot of each
+page goes to a folder the test prints."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from tests.identity.test_replica_process import login
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ENV = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
+# A convergence pass every 5 s, giving up on a site after 10 s: a site down shows promptly.
+MASTER_ENV = {**ENV, "CASCADE_CONVERGENCE_INTERVAL": "5", "CASCADE_SITE_CALL_DEADLINE": "10"}
 IMAGE = "dashboard-image"
 PAGES = ("sites", "operations", "cluster", "fabric", "networks", "protection", "replication")
 
@@ -44,7 +48,7 @@ def cloud(tmp_path: Path) -> Iterator[tuple[EmbeddedCascade, list[EmbeddedSite]]
     """Cascade with one worker and two site-sims registered as identity replicas."""
     with ExitStack() as stack:
         master = stack.enter_context(
-            EmbeddedCascade(tmp_path / "master", ADMIN_PASSWORD, env=ENV, workers=1)
+            EmbeddedCascade(tmp_path / "master", ADMIN_PASSWORD, env=MASTER_ENV, workers=1)
         )
         sites = [
             stack.enter_context(
@@ -111,7 +115,7 @@ def test_the_dashboard_in_chromium(
 
     assert isinstance(browser, WebDriver)
     driver = browser
-    master, (_site_a, site_b) = cloud
+    master, (site_a, site_b) = cloud
     shots = tmp_path / "screenshots"
     shots.mkdir()
     print(f"dashboard screenshots: {shots}")
@@ -178,6 +182,15 @@ def test_the_dashboard_in_chromium(
     assert status() == "succeeded", read("return document.getElementById('operation').innerText")
     assert read("return document.querySelectorAll('#timeline rect.bar.succeeded').length") != "0"
 
+    network = httpx.post(
+        f"{master.url}/v1/networks",
+        json={"name": "stretched", "cidr": "10.20.0.0/24", "sites": ["site-a", "site-b"]},
+        headers={"X-Auth-Token": admin},
+        timeout=60,
+    )
+    assert network.status_code == 202, network.text
+    network_id = network.json()["network"]["id"]
+
     driver.get(f"{master.url}/ui/operations")
     wait_for(
         "the list", lambda: "server.create" in driver.find_element(By.ID, "operations").text, 30
@@ -186,6 +199,29 @@ def test_the_dashboard_in_chromium(
     for name in PAGES[2:]:
         driver.get(f"{master.url}/ui/{name}")
         shot(name)
+
+    def network_status() -> str:
+        driver.get(f"{master.url}/ui/networks/{network_id}")
+        return read("return document.getElementById('network-status')?.textContent")
+
+    wait_for("the network at both sites", lambda: network_status() == "ACTIVE", 120)
+    assert read("return document.getElementById('segments').innerText").count("present") == 2
+    shot("network")
+
+    down = httpx.post(
+        f"{site_a.url}/sim/v1/outage", json={"seconds": 300}, headers={"X-Auth-Token": admin}
+    )
+    assert down.status_code == 202, down.text
+    driver.get(f"{master.url}/ui/sites")
+    wait_for(
+        "a convergence pass to find site-a unreachable",
+        lambda: (
+            read("return document.getElementById('site-site-a')?.dataset.health") == "unreachable"
+        ),
+        120,
+    )
+    assert map_colour("site-a") == "red"
+    shot("sites-unreachable")
 
     token = (driver.get_cookie("cascade_session") or {}).get("value")
     assert token
@@ -196,6 +232,16 @@ def test_the_dashboard_in_chromium(
     refused = httpx.get(f"{master.url}/v1/sites", headers={"X-Auth-Token": token})
     assert refused.status_code == 401
     assert sorted(path.stem for path in shots.iterdir()) == sorted(
-        ["login", "sites", "sites-cut", "operations-form", "operation", "operations", *PAGES[2:]]
+        [
+            "login",
+            "sites",
+            "sites-cut",
+            "operations-form",
+            "operation",
+            "operations",
+            "network",
+            "sites-unreachable",
+            *PAGES[2:],
+        ]
     )
     assert os.path.getsize(shots / "sites-cut.png") > 0

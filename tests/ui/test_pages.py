@@ -87,6 +87,7 @@ def test_site_health_rule() -> None:
     )
     assert (cut.health, cut.colour) == ("unreachable", "red")
     assert "refused" in (cut.reason or "")
+    assert cut.last_poll is not None  # its replica's columns are still shown
 
 
 def _pass(
