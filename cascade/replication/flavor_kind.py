@@ -3,24 +3,23 @@ and extra specs. A flavor's size cannot change in Nova, so a changed one is dele
 created again under its id; extra specs are set and unset in place. Flavors are shared by
 every tenant of a site (``site_global``): one Cascade did not put there is never changed.
 
-A site's flavors are listed as Nova's JSON, page by page (``limit`` and ``marker``, following
-Nova's ``flavors_links``), through the site connection's own session, and read as plain
-dicts: building an openstacksdk ``Flavor`` per flavor cost ~0.5 ms each, most of an audit pass
-over thousands. Microversion 2.61 (Rocky) lists each flavor's extra specs with it; a Nova
-older than that refuses the listing (406), which fails the call naming the site."""
+A site's flavors are listed as Nova's JSON, page by page (``kinds.paged``: ``limit`` and
+``marker``, following Nova's ``flavors_links``), through the site connection's own session,
+and read as plain dicts: building an openstacksdk ``Flavor`` per flavor cost ~0.5 ms each,
+most of an audit pass over thousands. Microversion 2.61 (Rocky) lists each flavor's extra
+specs with it; a Nova older than that refuses the listing (406), which fails the call naming
+the site."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 
-from cascade.replication.kinds import Found, Kind, State, register
+from cascade.replication.kinds import Found, Kind, State, paged, register
 
 SIZE = ("id", "vcpus", "ram", "disk", "swap", "ephemeral", "is_public", "description")
-PAGE = 1000  # flavors per page: Nova's default osapi_max_limit
 MICROVERSION = "2.61"  # the first that lists extra specs
 
 
@@ -41,17 +40,14 @@ def _state(flavor: dict[str, Any]) -> State:
 
 def _pages(c: Connection) -> Iterator[dict[str, Any]]:
     """Every flavor at the site (public and private), as Nova's JSON, a page at a time."""
-    params: dict[str, Any] = {"limit": PAGE, "is_public": "None"}
-    while True:
-        response = c.compute.get("/flavors/detail", params=params, microversion=MICROVERSION)
-        sdk_exceptions.raise_from_response(response)
-        body = response.json()
-        page: list[dict[str, Any]] = body.get("flavors", [])
-        yield from page
-        more = any(link.get("rel") == "next" for link in body.get("flavors_links", []))
-        if not (more and page):
-            return
-        params = {**params, "marker": page[-1]["id"]}
+    return paged(
+        c.compute,
+        "/flavors/detail",
+        "flavors",
+        {"is_public": "None"},
+        lambda flavor: str(flavor["id"]),
+        MICROVERSION,
+    )
 
 
 class Flavors(Kind):

@@ -2,7 +2,8 @@
 every site makes itself) by name, each with its description and rules. A rule names its
 remote group by the group's name, so the same state reads alike at every site and is
 written with the target's own group ids: every group to write is made first (empty), then
-each one's rules are added and removed to match."""
+each one's rules are added and removed to match. A site's groups are listed as Neutron's
+JSON, the project's only, a page at a time (``kinds.paged``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from openstack.connection import Connection
 
-from cascade.replication.kinds import Found, Kind, State, register
+from cascade.replication.kinds import Found, Kind, State, paged, register
 
 DEFAULT = "default"
 RULE_FIELDS = (
@@ -33,6 +34,10 @@ def _rule(rule: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _id(group: dict[str, Any]) -> str:
+    return str(group["id"])
+
+
 def _key(rule: dict[str, Any]) -> str:
     return json.dumps(rule, sort_keys=True)
 
@@ -42,17 +47,17 @@ class SecurityGroups(Kind):
     singular = "security group"
 
     def listing(self, c: Connection) -> dict[str, Found]:
-        project = c.current_project_id
-        groups = [g for g in c.network.security_groups() if g.project_id == project]
-        names = {g.id: g.name for g in groups}
+        mine = {"project_id": c.current_project_id}
+        groups = list(paged(c.network, "/security-groups", "security_groups", mine, _id))
+        names = {g["id"]: g["name"] for g in groups}
         found = {}
         for group in groups:
-            rules = {_key(_rule(r, names)): r["id"] for r in group.security_group_rules or []}
+            rules = {_key(_rule(r, names)): r["id"] for r in group["security_group_rules"] or []}
             state = {
-                "description": group.description or "",
+                "description": group["description"] or "",
                 "rules": sorted(rules),
             }
-            found[group.name] = Found(group.id, state, {"rules": rules})
+            found[group["name"]] = Found(group["id"], state, {"rules": rules})
         return found
 
     def in_scope(self, name: str) -> bool:

@@ -1,19 +1,60 @@
 """Keypairs as replication sees them: the desired state is Cascade's own keypairs of the
 project (``/v1/keypairs``), compared with a site's keys by fingerprint (Nova's) alone. A
-changed key cannot be edited in Nova: it is deleted and imported again. What the policy's
-jobs carry out and its audit finds at a site is written into the keypair's copy there
-(``keypairs.set_copy``), so ``/v1/keypairs/{name}`` shows the copies the policy made."""
+changed key cannot be edited in Nova: it is deleted and imported again. A site's keys are
+listed a page at a time (``kinds.paged``, microversion 2.35). An import that meets Nova's 409
+(another writer imported the name first) reads the key there: the same fingerprint is done,
+a different one fails the item as a conflict and the next audit applies the policy's rule.
+What the policy's jobs carry out and its audit finds at a site is written into the keypair's
+copy there (``keypairs.set_copy``), so ``/v1/keypairs/{name}`` shows the copies the policy
+made."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 from sqlalchemy import select
 
 from cascade.db.models import Keypair
 from cascade.db.replication_models import ReplicationPolicy
 from cascade.engine.context import EngineContext, context
+from cascade.errors import CascadeError
 from cascade.replication.keypairs import fingerprint, set_copy
-from cascade.replication.kinds import SITE_KEPT, Decision, Found, Kind, Outcome, State, register
+from cascade.replication.kinds import (
+    SITE_KEPT,
+    Decision,
+    Found,
+    Kind,
+    Outcome,
+    State,
+    paged,
+    register,
+)
+
+MICROVERSION = "2.35"  # the first that pages keypairs (limit and marker)
+
+
+class KeypairTaken(CascadeError):
+    """Another writer imported a different key under the name between listing and import."""
+
+    status = 409
+
+
+def _name(entry: dict[str, Any]) -> str:
+    return str(entry["keypair"]["name"])
+
+
+def import_key(c: Connection, name: str, public_key: str) -> str:
+    """Import ``public_key`` as ``name`` at the site; the fingerprint of the key under the
+    name then. Two writers may import the same keypair at once (its own operation and a
+    policy's job or audit): the second gets Nova's 409, and the key the first imported is
+    read instead, so the same key converges quietly and a different one is the caller's
+    conflict."""
+    try:
+        return str(c.compute.create_keypair(name=name, public_key=public_key).fingerprint)
+    except sdk_exceptions.ConflictException:
+        return str(c.compute.get_keypair(name).fingerprint)
 
 
 def copy_status(decision: Decision, outcome: Outcome) -> tuple[str, str | None]:
@@ -34,7 +75,9 @@ class Keypairs(Kind):
     singular = "keypair"
 
     def listing(self, c: Connection) -> dict[str, Found]:
-        return {k.name: Found(k.name, {"fingerprint": k.fingerprint}) for k in c.compute.keypairs()}
+        entries = paged(c.compute, "/os-keypairs", "keypairs", {}, _name, MICROVERSION)
+        keys = (entry["keypair"] for entry in entries)
+        return {k["name"]: Found(k["name"], {"fingerprint": k["fingerprint"]}) for k in keys}
 
     def digest(self, state: State) -> str:
         return super().digest({"fingerprint": state["fingerprint"]})
@@ -44,7 +87,13 @@ class Keypairs(Kind):
     ) -> str:
         if found is not None:
             c.compute.delete_keypair(name, ignore_missing=True)
-        c.compute.create_keypair(name=name, public_key=state["public_key"])
+        theirs = import_key(c, name, state["public_key"])
+        if theirs != state["fingerprint"]:
+            raise KeypairTaken(
+                f"a different key named {name} was imported at the site meanwhile (fingerprint "
+                f"{theirs}, Cascade's is {state['fingerprint']}); the next audit applies the "
+                "conflict rule"
+            )
         return name
 
     def delete(self, c: Connection, found: Found) -> None:

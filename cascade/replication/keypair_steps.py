@@ -3,9 +3,11 @@ per site in parallel; each site's outcome lands in its copy row and in the opera
 
 Keys at a site are told apart by fingerprint (Nova's, which the site reports), never by name
 alone. Import is idempotent: a key already at the site with Cascade's fingerprint counts as
-done; a different key under the same name is a conflict (the site's copy says so, with both
-fingerprints), never overwritten. Delete removes a site's key only if its fingerprint is
-Cascade's; a different key of that name is left where it is, and the result says so.
+done (also when another writer, a keypairs policy's job or audit, imported it between this
+step's look and its import: ``keypair_kind.import_key``); a different key under the same
+name is a conflict (the site's copy says so, with both fingerprints), never overwritten.
+Delete removes a site's key only if its fingerprint is Cascade's; a different key of that
+name is left where it is, and the result says so.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cascade.engine.workflows import (
     step_function,
 )
 from cascade.errors import present
+from cascade.replication.keypair_kind import KEYPAIRS, import_key
 from cascade.replication.keypairs import KeypairService, fingerprint, set_copy
 from cascade.replication.policies import keypair_policy
 from cascade.sites.driver import SiteCallFailed
@@ -70,8 +73,7 @@ def import_keypair(_run: StepRun, keypair_id: str, site_id: str) -> None:
         """The fingerprint of the key now under the name at the site."""
         found = _at_site(c, keypair.name)
         if found is None:
-            c.compute.create_keypair(name=keypair.name, public_key=keypair.public_key)
-            return ours
+            return import_key(c, keypair.name, keypair.public_key)
         return str(found.fingerprint)
 
     try:
@@ -164,10 +166,8 @@ def check_keypairs(engine: EngineContext, site: Site) -> tuple[int, list[dict[st
         }
     if not wanted:
         return 0, []
-    at_site = {
-        k.name: k.fingerprint
-        for k in engine.driver(site.id).call("list keypairs", lambda c: list(c.compute.keypairs()))
-    }
+    listed = engine.driver(site.id).call("list keypairs", KEYPAIRS.listing)
+    at_site = {name: found.state["fingerprint"] for name, found in listed.items()}
     repairs = []
     for keypair in wanted:
         theirs, ours = at_site.get(keypair.name), fingerprint(keypair.public_key)
