@@ -19,7 +19,7 @@ applied revision} for every network it is on, 0 while it awaits the table, and `
 its dataplane enforces the ports' security rules, absent when it does not, so that today's
 acknowledgements carry no extra byte and an agent that predates the flag is never taken to
 enforce rules) and ``sync`` requests (``h`` host, ``n`` a network id, or absent for the
-host's own snapshot).
+host's own snapshot; ``g``: 1 asks for the goal message instead, after a reconnection).
 
 A port travels as ``[id, network, vni, mac, ip/prefix, rules, port security 1|0]`` (an
 entry without the last element, from before port security, is a port without it), followed
