@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cascade.api.app import create_app
+from cascade.identity.delegations import delegations
 from cascade.identity.token_format import format_time, new_audit_id
 from cascade.identity.tokens import TokenError
-from cascade.services import Services
-from tests.conftest import Tenant, make_tenant
+from cascade.services import Services, initialize
+from tests.conftest import ADMIN_PASSWORD, Tenant, login, make_settings, make_tenant
 from tests.identity.test_app_credentials import role_id, validate
 from tests.identity.test_keystone_interop import CONF, Keystone, _keystone_read, keystone, ks
 from tests.identity.test_replication import follower_of, replica
@@ -298,3 +301,41 @@ def test_a_replica_validates_trust_tokens_and_follows_the_trusts_deletion(
     assert follower.sync() > 0
     with pytest.raises(TokenError, match="trust"):
         replica.check_token(token)
+
+
+@pytest.mark.postgres
+def test_on_postgres_uses_count_down_and_rows_go_with_their_user(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    services = Services(make_settings(tmp_path / "data", database_url=postgres_url))
+    try:
+        initialize(services, ADMIN_PASSWORD)
+        with TestClient(create_app(services)) as client:
+            admin_token = login(client, "admin", ADMIN_PASSWORD, "admin")
+            trustor, trustee = make_tenant(client, admin_token), make_tenant(client, admin_token)
+            body = trust_body(trustor, trustee, remaining_uses=2)
+            trust = client.post(TRUSTS, json=body, headers=trustor.headers).json()["trust"]
+            assert [trust_login(client, trustee, trust["id"]).status_code for _ in range(3)] == [
+                201,
+                201,
+                404,
+            ]
+            made = client.post(
+                f"{V3}/users/{trustor.user_id}/application_credentials",
+                json={
+                    "application_credential": {
+                        "name": "pg",
+                        "access_rules": [
+                            {"service": "compute", "path": "/v2.1/servers", "method": "GET"}
+                        ],
+                    }
+                },
+                headers=trustor.headers,
+            )
+            assert made.status_code == 201, made.text
+            admin = {"X-Auth-Token": admin_token}
+            assert client.delete(f"{V3}/users/{trustor.user_id}", headers=admin).status_code == 204
+        found = delegations(services.db, services.snapshot())
+        assert (found.trusts, found.app_creds, found.access_rules) == ({}, {}, {})
+    finally:
+        services.close()
