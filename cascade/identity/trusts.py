@@ -11,7 +11,10 @@ expiry must be ISO 8601 and ahead (400). ``allow_redelegation`` is off by defaul
 trust creates the next trust of the chain: never with more roles, impersonation or time
 than the trust it holds, one step shorter. Deleting a trust deletes the trusts redelegated
 from it (the foreign key cascades). A trust with ``remaining_uses`` loses one for each token
-issued from it; a token is refused once none is left.
+issued from it (a write: at a replica such a trust issues none, 403 naming the master); once
+none is left no token is issued (404) and the trust is no longer shown, while the tokens it
+issued stay valid until they expire (Keystone refuses those too once the last use is gone;
+here a use is counted when its token is issued, not again when it is validated).
 
 Who may: the trustor creates and deletes (admins delete too); the trustor, the trustee,
 admins and system readers read; listing every trust needs an admin or a system reader, and
