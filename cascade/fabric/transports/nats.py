@@ -78,13 +78,44 @@ class NatsSubscription(Subscription):
             log.debug("nats unsubscribe from %s: %s", self.subject, error)
 
 
+class _Events:
+    """The connection's callbacks: errors logged (and the last kept, for the message when
+    the first connection fails) and the reconnect handlers run, spread over time."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.last_error = ""
+        self.handlers: list[ReconnectHandler] = []
+        self._resyncing: set[asyncio.Task[None]] = set()
+        self.client: Client | None = None  # once connected
+
+    async def error(self, error: Exception) -> None:
+        # Quiet while the first connection is tried: its failure becomes one Unavailable;
+        # once connected, each error is a warning.
+        self.last_error = str(error) or type(error).__name__
+        (log.warning if self.connected else log.debug)("nats: %s", error)
+
+    async def reconnected(self) -> None:
+        log.warning("nats: reconnected to %s", _url(self.client) if self.client else "?")
+        for handler in self.handlers:
+            task = asyncio.get_running_loop().create_task(self._resync(handler))
+            self._resyncing.add(task)
+            task.add_done_callback(self._resyncing.discard)
+
+    @staticmethod
+    async def _resync(handler: ReconnectHandler) -> None:
+        await asyncio.sleep(random.uniform(0, RESYNC_SPREAD))
+        try:
+            await handler()
+        except Exception:
+            log.exception("fabric: resync after reconnecting failed")
+
+
 class NatsTransport(Transport):
-    def __init__(
-        self, nc: Client, servers: list[str], on_reconnect: list[ReconnectHandler]
-    ) -> None:
+    def __init__(self, nc: Client, servers: list[str], events: _Events) -> None:
         self._nc = nc
         self.servers = servers
-        self._on_reconnect = on_reconnect  # what ``connect``'s callback runs
+        self._events = events
 
     @classmethod
     async def connect(
@@ -103,31 +134,7 @@ class NatsTransport(Transport):
         per server (1: each server is tried twice, without waiting), and the limit is lifted
         once connected."""
         urls = server_list(servers)
-        connected = False
-        last_error: list[str] = []
-        handlers: list[ReconnectHandler] = []
-        resyncing: set[asyncio.Task[None]] = set()
-
-        async def log_error(error: Exception) -> None:
-            # Quiet while the first connection is tried: its failure becomes one
-            # Unavailable; once connected, each error is a warning.
-            last_error[:] = [str(error) or type(error).__name__]
-            (log.warning if connected else log.debug)("nats: %s", error)
-
-        async def resync(handler: ReconnectHandler) -> None:
-            await asyncio.sleep(random.uniform(0, RESYNC_SPREAD))
-            try:
-                await handler()
-            except Exception:
-                log.exception("fabric: resync after reconnecting failed")
-
-        async def reconnected() -> None:
-            log.warning("nats: reconnected to %s", _url(nc))
-            for handler in handlers:
-                task = asyncio.get_running_loop().create_task(resync(handler))
-                resyncing.add(task)
-                task.add_done_callback(resyncing.discard)
-
+        events = _Events()
         try:
             nc = await nats.connect(
                 urls,
@@ -137,15 +144,15 @@ class NatsTransport(Transport):
                 reconnect_time_wait=0,
                 dont_randomize=not randomize,
                 pending_size=PENDING_BYTES,
-                error_cb=log_error,
-                reconnected_cb=reconnected,
+                error_cb=events.error,
+                reconnected_cb=events.reconnected,
             )
         except (OSError, TimeoutError, NatsError) as error:
-            reason = (last_error or [str(error) or type(error).__name__])[-1]
+            reason = events.last_error or str(error) or type(error).__name__
             raise Unavailable(f"cannot connect to NATS at {','.join(urls)}: {reason}") from None
-        connected = True
+        events.connected, events.client = True, nc
         nc.options.update(max_reconnect_attempts=-1, reconnect_time_wait=RECONNECT_WAIT)
-        return cls(nc, urls, handlers)
+        return cls(nc, urls, events)
 
     @property
     def connected_url(self) -> str | None:
@@ -153,7 +160,7 @@ class NatsTransport(Transport):
         return _url(self._nc) if self._nc.is_connected else None
 
     def on_reconnect(self, handler: ReconnectHandler) -> None:
-        self._on_reconnect.append(handler)
+        self._events.handlers.append(handler)
 
     def traffic(self) -> tuple[int, int, int, int]:
         """Messages and bytes this connection published, then those delivered to it."""
