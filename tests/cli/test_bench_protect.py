@@ -39,6 +39,7 @@ def test_bench_protect_prints_json_last_with_restores_verified() -> None:
     assert set(figures) >= KEYS
     assert all(figures[key] > 0 for key in KEYS)
     assert set(figures["hash_rates"]) == {"blake3", "xxh3_128", "sha256"}
+    assert set(figures["load_average"]) == {"start", "end"}
     assert figures["restore_verified"] is True
     assert figures["rto_verified"] is True
     # 1% of a 1 GiB volume's 256 blocks: 3 blocks read, as the site counted them too

@@ -20,7 +20,8 @@ temporary directory, the plans' ``file://`` chunk stores too (the same disk).
   GiB) holding ``--vm-fill-mb`` MiB; one checkpoint (``freeze_window_s``: its first freeze
   to its last thaw) restored at the target (``rto_s``: the restore's, start until every
   server is ACTIVE on verified volumes).
-- The chunk-name candidates' hash rates (``cascade.protection.chunks.hash_rates``).
+- The chunk-name candidates' hash rates (``cascade.protection.chunks.hash_rates``), and the
+  machine's 1-minute load average at the start and at the end (the figures move with it).
 
 With ``--json`` the last line of output is one JSON object. May import cascade.cli (the
 engine and site benches, clients, embedded, netlab), cascade.protection.chunks,
@@ -321,6 +322,7 @@ def protect(
     fill = volume_gb * 1024 if fill_mb is None else fill_mb
     if fill > volume_gb * 1024:
         raise typer.BadParameter(f"--fill-mb {fill} is more than the {volume_gb} GiB volume")
+    load_at_start = os.getloadavg()[0]
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
         console.print(f"reference: cp of a {fill} MiB file + sync, same disk")
@@ -334,6 +336,7 @@ def protect(
     figures["full_backup_vs_copy_sync"] = moved_mb_per_s / figures["copy_sync_mb_per_s"]
     console.print(f"hash rates over {hash_mb} MiB")
     figures["hash_rates"] = hash_rates(hash_mb)
+    figures["load_average"] = {"start": load_at_start, "end": os.getloadavg()[0]}
     _report(figures)
     if as_json:
         print(json.dumps({**_rounded(figures), "aims_met": _aims(figures)}))
