@@ -128,11 +128,19 @@ class Operations:
         return found
 
     def get(self, operation_id: str, projects: set[str] | None) -> OperationOut:
+        """One operation with its steps, read in one statement (every accepting route shows
+        the operation it queued, so this is on the accept path)."""
+        query = (
+            select(Operation, OperationStep)
+            .outerjoin(OperationStep, OperationStep.operation_id == Operation.id)
+            .where(Operation.id == operation_id)
+            .order_by(OperationStep.started_at, OperationStep.name)
+        )
         with self._db.session() as session:
-            operation = session.get(Operation, operation_id)
-            if operation is None or (projects is not None and operation.project_id not in projects):
-                raise NotFound(f"Could not find operation: {operation_id}.")
-            return render(operation, _steps_of(session, [operation.id]).get(operation.id, []))
+            rows = session.execute(query).all()
+        if not rows or (projects is not None and rows[0][0].project_id not in projects):
+            raise NotFound(f"Could not find operation: {operation_id}.")
+        return render(rows[0][0], [step for _, step in rows if step is not None])
 
     def list(
         self,
