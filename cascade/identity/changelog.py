@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from cascade.db import Database, delegation_models  # noqa: F401 - its tables are logged
+from cascade.db import Database, delegation_models, domain_config_models  # noqa: F401 - logged
 from cascade.db.models import Base, IdentityChange, IdentityReplica, IdentityRevision, utcnow
 from cascade.errors import NotFound
 
@@ -52,6 +52,7 @@ TABLES = (
     "access_rules",
     "application_credentials",
     "trusts",
+    "domain_config_options",
 )
 REPLICATING = "cascade.identity.replicating"
 

@@ -4,6 +4,7 @@ from alembic import context
 
 from cascade.db import (  # noqa: F401 - their tables join Base.metadata
     delegation_models,
+    domain_config_models,
     network_models,
     protection_models,
     replication_models,
