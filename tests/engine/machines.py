@@ -5,7 +5,7 @@ what it takes to run Cascade's processes on them.
 joined by veth pairs (10.214.0.x/24), and deletes them all on exit: nothing is added to the
 test's own namespace. A ``Machine`` runs callables on a thread that entered its namespace
 (the test's HTTP calls to the API and the site), starts children inside it (``ip netns
-exec``) and cuts its link (``ip link set down`` on its side). ``postgres_on(machine)`` makes
+exec``) and cuts its link (its switch port down). ``postgres_on(machine)`` makes
 a machine the database's: PostgreSQL listens on 127.0.0.1 and its local socket only, and
 socat inside the machine forwards the machine's address to that socket. Nothing reaches
 beyond the namespaces the test made and PostgreSQL's socket.
@@ -50,9 +50,11 @@ def enter(netns: str) -> None:
 
 
 class Machine:
-    def __init__(self, netns: str, address: str) -> None:
+    def __init__(self, netns: str, address: str, switch: str, port: str) -> None:
         self.netns = netns
         self.address = address
+        self._switch = switch  # the switch's namespace, and the machine's port on it
+        self._port = port
         self.launcher = ("ip", "netns", "exec", netns)
         self._thread = ThreadPoolExecutor(1, f"in-{netns}", initializer=enter, initargs=(netns,))
 
@@ -61,10 +63,13 @@ class Machine:
         return self._thread.submit(call).result()
 
     def cut(self) -> None:
-        ip("link", "set", "eth0", "down", netns=self.netns)
+        """Take the machine's switch port down, as when its cable or switch fails: its own
+        link loses carrier but keeps its routes, so what it sends goes nowhere and waits
+        (a process hangs on the database rather than failing at once)."""
+        ip("link", "set", self._port, "down", netns=self._switch)
 
     def heal(self) -> None:
-        ip("link", "set", "eth0", "up", netns=self.netns)
+        ip("link", "set", self._port, "up", netns=self._switch)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
@@ -94,7 +99,7 @@ def machines(names: list[str]) -> Iterator[dict[str, Machine]]:
             address = f"{SUBNET}.{index + 1}"
             ip("addr", "add", f"{address}/24", "dev", "eth0", netns=netns)
             ip("link", "set", "eth0", "up", netns=netns)
-            found[name] = Machine(netns, address)
+            found[name] = Machine(netns, address, switch, port)
         yield found
     finally:
         for machine in found.values():
