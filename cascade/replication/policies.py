@@ -1,15 +1,15 @@
 """Replication policies, API side: the policy's state machine, accepting its create, runs and
 delete (each an operation; a create or a run also opens a job), and showing policies with
-their last job and drift, and jobs with their items. Every check that needs only Cascade's
-rows (a known kind and conflict rule, sites of the project) is made here, before anything is
-queued; what needs the sites is the job's (``policy_steps``)."""
+their last job and drift, and jobs with their items: a list, or one row, in a fixed number
+of statements whatever the number of rows (each ``*_of`` reads one thing for all the rows at
+once). Every check that needs only Cascade's rows (a known kind and conflict rule, sites of
+the project) is made here, before anything is queued; what needs the sites is the job's
+(``policy_steps``)."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from cascade.db import Database
 from cascade.db.models import Site
@@ -56,12 +56,24 @@ def project_sites(session: Session, project_id: str) -> list[Site]:
 def policy_targets(session: Session, policy: ReplicationPolicy) -> list[Site]:
     """The policy's target sites now: those it names, or every site of its project (a site
     registered later too), never its source."""
-    sites = project_sites(session, policy.project_id)
-    return [
-        s
-        for s in sites
-        if s.id != policy.source_site_id and (policy.sites is None or s.id in policy.sites)
-    ]
+    return targets_of(session, [policy])[policy.id]
+
+
+def targets_of(session: Session, policies: list[ReplicationPolicy]) -> dict[str, list[Site]]:
+    """Per policy id, ``policy_targets``: one read of the policies' projects' sites."""
+    projects = {p.project_id for p in policies}
+    query = select(Site).where(Site.project_id.in_(projects), IN_SERVICE).order_by(Site.name)
+    sites = list(session.scalars(query))
+    return {
+        p.id: [
+            s
+            for s in sites
+            if s.project_id == p.project_id
+            and s.id != p.source_site_id
+            and (p.sites is None or s.id in p.sites)
+        ]
+        for p in policies
+    }
 
 
 def keypair_policy(session: Session, project_id: str) -> ReplicationPolicy | None:
@@ -113,27 +125,66 @@ def _find(session: Session, policy_id: str, projects: set[str] | None) -> Replic
     return policy
 
 
-def job_out(session: Session, job: ReplicationJob, with_items: bool) -> JobOut:
-    names = {s.id: s.name for s in session.scalars(select(Site))}
-    items = list(
-        session.scalars(
-            select(ReplicationItem)
-            .where(ReplicationItem.job_id == job.id)
-            .order_by(ReplicationItem.site_id, ReplicationItem.name)
+def site_names(session: Session) -> dict[str, str]:
+    """Every site's name by id (a removed site's too: old jobs and policies name it)."""
+    return {site_id: name for site_id, name in session.execute(select(Site.id, Site.name))}
+
+
+def progress_of(session: Session, job_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per job id, its items by status, in the order each status's first item comes (by
+    site, then name): one grouped read for all the jobs."""
+    item = ReplicationItem
+    place = func.row_number().over(partition_by=item.job_id, order_by=(item.site_id, item.name))
+    ranked = (
+        select(item.job_id, item.status, place.label("place"))
+        .where(item.job_id.in_(job_ids))
+        .subquery()
+    )
+    query = (
+        select(ranked.c.job_id, ranked.c.status, func.count())
+        .group_by(ranked.c.job_id, ranked.c.status)
+        .order_by(ranked.c.job_id, func.min(ranked.c.place))
+    )
+    found: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    for job_id, status, count in session.execute(query):
+        found[job_id][status] = count
+    return found
+
+
+def items_of(session: Session, job_ids: list[str]) -> dict[str, list[ItemOut]]:
+    """Per job id, its items by site id, then name: one read for all the jobs."""
+    names = site_names(session)
+    found: dict[str, list[ItemOut]] = {job_id: [] for job_id in job_ids}
+    query = (
+        select(ReplicationItem)
+        .where(ReplicationItem.job_id.in_(job_ids))
+        .order_by(ReplicationItem.site_id, ReplicationItem.name)
+    )
+    for item in session.scalars(query):
+        found[item.job_id].append(_item_out(item, names[item.site_id]))
+    return found
+
+
+def jobs_out(session: Session, jobs: list[ReplicationJob], with_items: bool) -> list[JobOut]:
+    """The jobs shown, in a fixed number of statements however many there are."""
+    job_ids = [job.id for job in jobs]
+    progress = progress_of(session, job_ids)
+    items = items_of(session, job_ids) if with_items else {}
+    return [
+        JobOut(
+            id=job.id,
+            policy_id=job.policy_id,
+            reason=job.reason,
+            status=job.status,
+            operation=job.operation_id,
+            progress=progress[job.id],
+            items=items[job.id] if with_items else None,
+            error=job.error,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
         )
-    )
-    return JobOut(
-        id=job.id,
-        policy_id=job.policy_id,
-        reason=job.reason,
-        status=job.status,
-        operation=job.operation_id,
-        progress=dict(Counter(item.status for item in items)),
-        items=[_item_out(item, names[item.site_id]) for item in items] if with_items else None,
-        error=job.error,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-    )
+        for job in jobs
+    ]
 
 
 def _item_out(item: ReplicationItem, site: str) -> ItemOut:
@@ -154,15 +205,16 @@ def _item_out(item: ReplicationItem, site: str) -> ItemOut:
     )
 
 
-def _failing(session: Session, policy_id: str) -> dict[str, list[FailureOut]]:
-    found: dict[str, list[FailureOut]] = {}
+def failing_of(session: Session, policy_ids: list[str]) -> dict[str, dict[str, list[FailureOut]]]:
+    """Per policy id, what its sites refused, per site name: one read for all the policies."""
+    found: dict[str, dict[str, list[FailureOut]]] = {policy_id: {} for policy_id in policy_ids}
     for row, site in session.execute(
         select(ReplicaFailure, Site.name)
         .join(Site, Site.id == ReplicaFailure.site_id)
-        .where(ReplicaFailure.policy_id == policy_id)
+        .where(ReplicaFailure.policy_id.in_(policy_ids))
         .order_by(Site.name, ReplicaFailure.name)
     ):
-        found.setdefault(site, []).append(
+        found[row.policy_id].setdefault(site, []).append(
             FailureOut(
                 name=row.name,
                 error=row.error,
@@ -174,32 +226,49 @@ def _failing(session: Session, policy_id: str) -> dict[str, list[FailureOut]]:
     return found
 
 
-def policy_out(session: Session, policy: ReplicationPolicy) -> PolicyOut:
-    last = session.scalar(
-        select(ReplicationJob)
-        .where(ReplicationJob.policy_id == policy.id)
-        .order_by(ReplicationJob.created_at.desc())
-        .limit(1)
+def last_jobs(session: Session, policy_ids: list[str]) -> dict[str, ReplicationJob]:
+    """Per policy id that has a job, its newest job: one read for all the policies."""
+    newest = func.row_number().over(
+        partition_by=ReplicationJob.policy_id, order_by=ReplicationJob.created_at.desc()
     )
-    source = session.get(Site, policy.source_site_id) if policy.source_site_id else None
-    return PolicyOut(
-        id=policy.id,
-        project_id=policy.project_id,
-        kind=policy.kind,
-        source_site=source.name if source else None,
-        names=policy.names,
-        sites=[s.name for s in policy_targets(session, policy)],
-        conflict=policy.conflict,
-        bandwidth_limit=policy.bandwidth_limit,
-        status=policy.status,
-        task=policy.task_operation_id,
-        error=policy.error,
-        last_job=job_out(session, last, with_items=False) if last else None,
-        drift={site: SiteDrift.model_validate(found) for site, found in policy.drift.items()},
-        failing=_failing(session, policy.id),
-        audited_at=policy.audited_at,
-        created_at=policy.created_at,
+    ranked = (
+        select(ReplicationJob, newest.label("newest"))
+        .where(ReplicationJob.policy_id.in_(policy_ids))
+        .subquery()
     )
+    job = aliased(ReplicationJob, ranked)
+    return {j.policy_id: j for j in session.scalars(select(job).where(ranked.c.newest == 1))}
+
+
+def policies_out(session: Session, policies: list[ReplicationPolicy]) -> list[PolicyOut]:
+    """The policies shown, in a fixed number of statements however many there are."""
+    policy_ids = [p.id for p in policies]
+    names = site_names(session)
+    last = last_jobs(session, policy_ids)
+    jobs = dict(zip(last, jobs_out(session, list(last.values()), with_items=False), strict=True))
+    targets = targets_of(session, policies)
+    failing = failing_of(session, policy_ids)
+    return [
+        PolicyOut(
+            id=p.id,
+            project_id=p.project_id,
+            kind=p.kind,
+            source_site=names[p.source_site_id] if p.source_site_id else None,
+            names=p.names,
+            sites=[s.name for s in targets[p.id]],
+            conflict=p.conflict,
+            bandwidth_limit=p.bandwidth_limit,
+            status=p.status,
+            task=p.task_operation_id,
+            error=p.error,
+            last_job=jobs.get(p.id),
+            drift={site: SiteDrift.model_validate(found) for site, found in p.drift.items()},
+            failing=failing[p.id],
+            audited_at=p.audited_at,
+            created_at=p.created_at,
+        )
+        for p in policies
+    ]
 
 
 class PolicyService:
@@ -262,14 +331,14 @@ class PolicyService:
 
     def show(self, policy_id: str, projects: set[str] | None) -> PolicyOut:
         with self._db.session() as session:
-            return policy_out(session, _find(session, policy_id, projects))
+            return policies_out(session, [_find(session, policy_id, projects)])[0]
 
     def listing(self, projects: set[str] | None) -> list[PolicyOut]:
         query = select(ReplicationPolicy).order_by(ReplicationPolicy.created_at)
         if projects is not None:
             query = query.where(ReplicationPolicy.project_id.in_(projects))
         with self._db.session() as session:
-            return [policy_out(session, p) for p in session.scalars(query)]
+            return policies_out(session, list(session.scalars(query)))
 
     def jobs(self, projects: set[str] | None, policy_id: str | None) -> list[JobOut]:
         query = select(ReplicationJob).order_by(ReplicationJob.created_at.desc()).limit(100)
@@ -278,14 +347,14 @@ class PolicyService:
         if policy_id is not None:
             query = query.where(ReplicationJob.policy_id == policy_id)
         with self._db.session() as session:
-            return [job_out(session, job, with_items=False) for job in session.scalars(query)]
+            return jobs_out(session, list(session.scalars(query)), with_items=False)
 
     def job(self, job_id: str, projects: set[str] | None) -> JobOut:
         with self._db.session() as session:
             job = session.get(ReplicationJob, job_id)
             if job is None or (projects is not None and job.project_id not in projects):
                 raise NotFound(f"Could not find replication job: {job_id}.")
-            return job_out(session, job, with_items=True)
+            return jobs_out(session, [job], with_items=True)[0]
 
     def job_of(self, operation_id: str) -> str:
         with self._db.session() as session:

@@ -2,7 +2,8 @@
 worker): two sites of a project, a network stretched over both with ports, a service IP and
 a fabric network carrying its VNI, a protection plan with checkpoints and restores (the
 newest with its operation's steps), and a replication job with resources at both sites.
-``scale`` sets how many ports, hosts, checkpoints, restores and job resources there are."""
+``scale`` sets how many ports, hosts, checkpoints, restores and job resources there are.
+``seed_policies`` writes replication policies alone, each with jobs, items and failures."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ from cascade.db.models import (
 )
 from cascade.db.network_models import Network, NetworkPort, NetworkSegment, ServiceIP
 from cascade.db.protection_models import Checkpoint, CheckpointVolume, ProtectionPlan, Restore
-from cascade.db.replication_models import ReplicationItem, ReplicationJob, ReplicationPolicy
+from cascade.db.replication_models import (
+    ReplicaFailure,
+    ReplicationItem,
+    ReplicationJob,
+    ReplicationPolicy,
+)
 from cascade.services import Services
 
 
@@ -153,3 +159,30 @@ def seed_world(services: Services, project_id: str, scale: int) -> Seeded:
         plan, restore_operation = _plan(session, project_id, sites, scale)
         job, policy = _job(session, project_id, sites, scale)
     return Seeded(tag, network, plan, job, policy, restore_operation)
+
+
+def seed_policies(services: Services, project_id: str, count: int) -> None:
+    """``count`` policies of the project over two new sites, each with two jobs (the older
+    one finished), items of two statuses at the target and a failure there."""
+    now = datetime.now(UTC)
+    with services.db.session() as session:
+        source, target = _sites(session, project_id, f"t{uuid.uuid4().hex[:6]}")
+        for n in range(count):
+            policy = ReplicationPolicy(project_id=project_id, kind="images",
+                                       source_site_id=source.id, conflict="report",
+                                       status="ACTIVE", drift={}, created_at=now)  # fmt: skip
+            session.add(policy)
+            session.flush()
+            for age, status in ((2, "succeeded"), (1, "running")):
+                job = ReplicationJob(policy_id=policy.id, project_id=project_id,
+                                     reason="created", operation_id=uuid.uuid4().hex,
+                                     status=status,
+                                     created_at=now - timedelta(minutes=age))  # fmt: skip
+                session.add(job)
+                session.flush()
+                for item, state in enumerate(("done", "running", "done")):
+                    session.add(ReplicationItem(job_id=job.id, site_id=target.id,
+                                                name=f"image-{n}-{item}", action="create",
+                                                status=state))  # fmt: skip
+            session.add(ReplicaFailure(policy_id=policy.id, site_id=target.id, name=f"image-{n}",
+                                       error="refused", failures=1, wait_passes=0))  # fmt: skip
