@@ -7,9 +7,12 @@ checkpoints' view is here too: volumes, images and the members' recorded ports."
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
@@ -31,6 +34,8 @@ from cascade.protection.schemas import (
 )
 
 DEFAULT_CONTAINER = "cascade-backups"
+R = TypeVar("R")
+T = TypeVar("T")
 
 PLANS = declare(
     StateMachine(
@@ -45,35 +50,73 @@ PLANS = declare(
 )
 
 
-def _site_names(session: Session) -> dict[str, str]:
+def site_names(session: Session) -> dict[str, str]:
+    """Every site's name by its id (one statement, for a whole list)."""
     return {site.id: site.name for site in session.scalars(select(Site))}
 
 
-def to_out(session: Session, plan: ProtectionPlan) -> PlanOut:
-    names = _site_names(session)
-    members = session.scalars(
-        select(PlanMember).where(PlanMember.plan_id == plan.id).order_by(PlanMember.position)
+def _grouped(
+    session: Session, query: Select[R], owner: Callable[[R], str], out: Callable[[R], T]
+) -> dict[str, list[T]]:
+    """The rows ``query`` reads (one statement), each rendered by ``out``, grouped by the id
+    ``owner`` gives, in the query's order."""
+    grouped: dict[str, list[T]] = defaultdict(list)
+    for row in session.scalars(query):
+        grouped[owner(row)].append(out(row))
+    return grouped
+
+
+def _member_out(member: PlanMember) -> MemberOut:
+    return MemberOut(position=member.position, server=member.server_id, volumes=member.volume_ids)
+
+
+def recovery_point_ages(session: Session, plan_ids: list[str]) -> dict[str, float]:
+    """The RPO now, per plan: seconds since the consistency point of the plan's newest
+    restorable checkpoint (a plan before its first is absent), read in one statement."""
+    newest = session.execute(
+        select(Checkpoint.plan_id, func.max(Checkpoint.consistency_point))
+        .where(Checkpoint.plan_id.in_(plan_ids), Checkpoint.status == "available")
+        .group_by(Checkpoint.plan_id)
     )
-    return PlanOut(
-        id=plan.id,
-        name=plan.name,
-        project_id=plan.project_id,
-        source_site=names[plan.source_site_id],
-        target_site=names[plan.target_site_id],
-        strategy=plan.strategy,
-        freeze_bound_s=plan.freeze_bound_s,
-        retention=plan.retention,
-        members=[
-            MemberOut(position=m.position, server=m.server_id, volumes=m.volume_ids)
-            for m in members
-        ],
-        chunk_store=plan.chunk_store,
-        rpo_s=recovery_point_age(session, plan.id),
-        status=plan.status,
-        task=plan.task_operation_id,
-        error=plan.error,
-        created_at=plan.created_at,
+    now = datetime.now(UTC)
+    return {
+        plan_id: round((now - point).total_seconds(), 3)
+        for plan_id, point in newest
+        if point is not None
+    }
+
+
+def plans_out(session: Session, plans: Sequence[ProtectionPlan]) -> list[PlanOut]:
+    """The plans' views in a fixed number of statements, however many plans there are."""
+    ids = [plan.id for plan in plans]
+    names = site_names(session)
+    members = _grouped(
+        session,
+        select(PlanMember).where(PlanMember.plan_id.in_(ids)).order_by(PlanMember.position),
+        lambda m: m.plan_id,
+        _member_out,
     )
+    ages = recovery_point_ages(session, ids)
+    return [
+        PlanOut(
+            id=plan.id,
+            name=plan.name,
+            project_id=plan.project_id,
+            source_site=names[plan.source_site_id],
+            target_site=names[plan.target_site_id],
+            strategy=plan.strategy,
+            freeze_bound_s=plan.freeze_bound_s,
+            retention=plan.retention,
+            members=members[plan.id],
+            chunk_store=plan.chunk_store,
+            rpo_s=ages.get(plan.id),
+            status=plan.status,
+            task=plan.task_operation_id,
+            error=plan.error,
+            created_at=plan.created_at,
+        )
+        for plan in plans
+    ]
 
 
 def _volume_out(volume: CheckpointVolume) -> CheckpointVolumeOut:
@@ -96,31 +139,21 @@ def _volume_out(volume: CheckpointVolume) -> CheckpointVolumeOut:
     )
 
 
-def checkpoint_volumes(session: Session, checkpoint_id: str) -> list[CheckpointVolume]:
-    """A checkpoint's volumes in the plan's order (member position, then device)."""
-    return list(
-        session.scalars(
-            select(CheckpointVolume)
-            .where(CheckpointVolume.checkpoint_id == checkpoint_id)
-            .order_by(CheckpointVolume.position, CheckpointVolume.device)
-        )
+def checkpoints_out(session: Session, checkpoints: Sequence[Checkpoint]) -> list[CheckpointOut]:
+    """The checkpoints' views in one statement more than the checkpoints' own: their
+    volumes, each checkpoint's in the plan's order (member position, then device)."""
+    volumes = _grouped(
+        session,
+        select(CheckpointVolume)
+        .where(CheckpointVolume.checkpoint_id.in_([c.id for c in checkpoints]))
+        .order_by(CheckpointVolume.position, CheckpointVolume.device),
+        lambda v: v.checkpoint_id,
+        _volume_out,
     )
+    return [_checkpoint_out(c, volumes[c.id]) for c in checkpoints]
 
 
-def recovery_point_age(session: Session, plan_id: str) -> float | None:
-    """The RPO now: seconds since the consistency point of the plan's newest restorable
-    checkpoint (None before its first)."""
-    newest = session.scalar(
-        select(func.max(Checkpoint.consistency_point)).where(
-            Checkpoint.plan_id == plan_id, Checkpoint.status == "available"
-        )
-    )
-    if newest is None:
-        return None
-    return round((datetime.now(UTC) - newest).total_seconds(), 3)
-
-
-def checkpoint_out(session: Session, checkpoint: Checkpoint) -> CheckpointOut:
+def _checkpoint_out(checkpoint: Checkpoint, volumes: list[CheckpointVolumeOut]) -> CheckpointOut:
     window = None
     if checkpoint.first_freeze_at and checkpoint.last_thaw_at:
         window = round((checkpoint.last_thaw_at - checkpoint.first_freeze_at).total_seconds(), 3)
@@ -131,7 +164,7 @@ def checkpoint_out(session: Session, checkpoint: Checkpoint) -> CheckpointOut:
         consistency_point=checkpoint.consistency_point,
         backed_up_at=checkpoint.backed_up_at,
         store=checkpoint.store_url,
-        volumes=[_volume_out(v) for v in checkpoint_volumes(session, checkpoint.id)],
+        volumes=volumes,
         images=checkpoint.images,
         ports={
             server: CheckpointPortOut.model_validate(port)
@@ -215,14 +248,14 @@ class PlanService:
 
     def show(self, plan_id: str, projects: set[str] | None) -> PlanOut:
         with self._db.session() as session:
-            return to_out(session, find(session, plan_id, projects))
+            return plans_out(session, [find(session, plan_id, projects)])[0]
 
     def plans(self, projects: set[str] | None) -> list[PlanOut]:
         with self._db.session() as session:
             query = select(ProtectionPlan).order_by(ProtectionPlan.created_at, ProtectionPlan.id)
             if projects is not None:
                 query = query.where(ProtectionPlan.project_id.in_(projects))
-            return [to_out(session, plan) for plan in session.scalars(query)]
+            return plans_out(session, session.scalars(query).all())
 
     def create(
         self, spec: PlanIn, project_id: str, projects: set[str] | None, key: str | None
@@ -319,11 +352,11 @@ class PlanService:
                 projects is not None and checkpoint.project_id not in projects
             ):
                 raise NotFound(f"Could not find checkpoint: {checkpoint_id}.")
-            return checkpoint_out(session, checkpoint)
+            return checkpoints_out(session, [checkpoint])[0]
 
     def checkpoints(self, projects: set[str] | None) -> list[CheckpointOut]:
         with self._db.session() as session:
             query = select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)
             if projects is not None:
                 query = query.where(Checkpoint.project_id.in_(projects))
-            return [checkpoint_out(session, c) for c in session.scalars(query)]
+            return checkpoints_out(session, session.scalars(query).all())

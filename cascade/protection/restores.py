@@ -15,7 +15,7 @@ cascade.sites.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan,
 from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
 from cascade.network.networks import visible_site
+from cascade.protection.plans import site_names
 from cascade.protection.restore_ports import choose_service_ip, plan_ports
 from cascade.protection.schemas import (
     MappingIn,
@@ -52,12 +53,23 @@ def _optional(model: type[M], recorded: dict[str, Any] | None) -> M | None:
 
 
 def restore_out(session: Session, restore: Restore) -> RestoreOut:
+    """One restore's view, read as a list's are."""
+    return restores_out(session, [restore])[0]
+
+
+def restores_out(session: Session, restores: Sequence[Restore]) -> list[RestoreOut]:
+    """The restores' views, their target sites' names read in one statement for all."""
+    names = site_names(session)
+    return [_restore_out(restore, names[restore.target_site_id]) for restore in restores]
+
+
+def _restore_out(restore: Restore, target_site: str) -> RestoreOut:
     return RestoreOut(
         id=restore.id,
         project_id=restore.project_id,
         plan_id=restore.plan_id,
         checkpoint=restore.checkpoint_id,
-        target_site=session.get_one(Site, restore.target_site_id).name,
+        target_site=target_site,
         mapping=MappingIn.model_validate(restore.mapping),
         status=restore.status,
         volumes={k: RestoreVolumeOut.model_validate(v) for k, v in restore.volumes.items()},
@@ -190,7 +202,7 @@ class RestoreService:
             query = select(Restore).order_by(Restore.created_at, Restore.id)
             if projects is not None:
                 query = query.where(Restore.project_id.in_(projects))
-            return [restore_out(session, r) for r in session.scalars(query)]
+            return restores_out(session, session.scalars(query).all())
 
     def _check_target(self, spec: RestoreIn, projects: set[str] | None) -> Accepted:
         """The target site's id, the restored servers' ports on Cascade networks and the
