@@ -3,7 +3,10 @@ and delete. A plan protects servers of one project, all at one site (the source)
 another site (the target); its members are frozen in the order given. Every check that
 needs only Cascade's rows is made here, before anything is queued; what needs the site (the
 volumes attached to each server) is the ``plan.create`` operation's (``plan_steps``). The
-checkpoints' view is here too: volumes, images and the members' recorded ports."""
+checkpoints' view is here too: volumes, images and the members' recorded ports. Plans and
+checkpoints are rendered a list at a time (``plans_out``, ``checkpoints_out``: what they
+read beyond their own rows is one statement per kind for the whole list, never one per row);
+a single row is a list of one."""
 
 from __future__ import annotations
 
