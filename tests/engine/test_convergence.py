@@ -80,11 +80,9 @@ def test_pass_repairs_servers_changed_behind_cascades_back(
         lambda: shown(gone)["status"] == "ACTIVE" and shown(gone)["site_server_id"] != old_id,
         timeout=30,
     )
-    repairs = [
-        repair
-        for listed in client.get("/v1/convergence", headers=headers).json()["passes"]
-        for repair in listed["repairs"]
-    ]
+    # every pass since the changes (one per PERIOD; by default the API shows the last 10 only)
+    passes = client.get("/v1/convergence", params={"limit": 100}, headers=headers).json()
+    repairs = [repair for listed in passes["passes"] for repair in listed["repairs"]]
     gone_id, stopped_id = gone["server"]["id"], stopped["server"]["id"]
     assert any(r["resource"]["id"] == gone_id and "recreating" in r["action"] for r in repairs)
     assert any(r["resource"]["id"] == stopped_id and "SHUTOFF" in r["drift"] for r in repairs)
