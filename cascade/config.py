@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         8, ge=1, le=256, description="Operations one `cascade worker` runs at once (threads)."
     )
+    transfer_concurrency: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Long transfers between sites (image copies) running at once in the "
+        "whole cluster, across all jobs, policies and workers (the transfers queue's global "
+        "concurrency); the others wait in the queue.",
+    )
     queue_poll_interval: float = Field(
         0.05, gt=0, le=10, description="Seconds between a worker's looks at the operation queue."
     )
@@ -125,12 +133,37 @@ class Settings(BaseSettings):
         description="Seconds an operation keeps retrying a site that fails transiently (down, "
         "5xx) before the step fails with the site's error.",
     )
+    replication_source_wait: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds a replication job waits for its source site to answer (the job "
+        "is `waiting` meanwhile, saying why) before it fails.",
+    )
     convergence_interval: int = Field(
         60,
         ge=1,
         le=3600,
         description="Seconds between convergence passes (once per cluster); must divide a "
         "minute or, in whole minutes, an hour.",
+    )
+    protection_schedule_interval: int = Field(
+        15,
+        ge=0,
+        le=3600,
+        description="Seconds between the protection schedule's passes (once per cluster): "
+        "each accepts a checkpoint of every plan with `checkpoint_every_s` whose next "
+        "checkpoint is due and none queued or running; 0: no pass (scheduled checkpoints "
+        "wait). Must divide a minute or, in whole minutes, an hour.",
+    )
+    freeze_watchdog_interval: int = Field(
+        5,
+        ge=0,
+        le=60,
+        description="Seconds between the freeze watchdog's passes (once per cluster): each "
+        "thaws the servers of every checkpoint frozen longer than its plan's `freeze_bound_s`, "
+        "so none stays frozen longer than that bound plus this interval while a worker lives; "
+        "0: no watchdog. Must divide a minute.",
     )
     operation_retention: float = Field(
         7 * 24 * 3600.0,
@@ -165,10 +198,13 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
         return (init_settings, env_settings, toml)
 
-    @field_validator("convergence_interval")
+    @field_validator(
+        "convergence_interval", "protection_schedule_interval", "freeze_watchdog_interval"
+    )
     @classmethod
     def _divides_the_clock(cls, seconds: int) -> int:
-        cron_schedule(seconds)
+        if seconds:  # 0 (a schedule turned off) has no cron expression
+            cron_schedule(seconds)
         return seconds
 
     @model_validator(mode="after")

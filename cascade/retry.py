@@ -64,10 +64,12 @@ def until_deadline(
     transient: Callable[[BaseException], bool],
     action: Callable[[], T],
     stop: threading.Event | None = None,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """``action()``, retried with ``backoff`` while it fails transiently and the next attempt
     would start within ``deadline`` seconds of the first; any other failure, or the last one,
-    is raised as it is. Once ``stop`` is set, no attempt starts: ``Interrupted``."""
+    is raised as it is (``on_retry``, if given, is told of each failure retried and the wait).
+    Once ``stop`` is set, no attempt starts: ``Interrupted``."""
 
     def attempt() -> T:
         if stop is not None and stop.is_set():
@@ -85,9 +87,22 @@ def until_deadline(
         stop=stop_before_delay(deadline),
         retry=retry_if_exception(lambda e: not isinstance(e, Interrupted) and transient(e)),
         sleep=sleep,
+        before_sleep=None if on_retry is None else _telling(on_retry),
         reraise=True,
     )
     return retrying(attempt)
+
+
+def _telling(on_retry: OnRetry) -> Callable[[RetryCallState], None]:
+    """tenacity's ``before_sleep`` hook that tells ``on_retry`` the failure and the wait."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is None or state.next_action is None:
+            raise Internal("tenacity slept after an attempt that did not fail")
+        on_retry(error, state.next_action.sleep)
+
+    return before_sleep
 
 
 def until_stopped(
@@ -102,12 +117,6 @@ def until_stopped(
             raise _Stopped
         return action()
 
-    def before_sleep(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        if error is None or state.next_action is None:
-            raise Internal("tenacity slept after an attempt that did not fail")
-        on_retry(error, state.next_action.sleep)
-
     def sleep(seconds: float) -> None:
         stop.wait(seconds)  # a stop cuts the wait short; the next attempt then ends it
 
@@ -115,7 +124,7 @@ def until_stopped(
         wait=backoff.strategy(),
         retry=retry_if_not_exception_type(_Stopped),
         sleep=sleep,
-        before_sleep=before_sleep,
+        before_sleep=_telling(on_retry),
         reraise=True,
     )
     try:

@@ -4,7 +4,15 @@ workflows and the engine their handlers, actions and convergence checkers."""
 from cascade.compute import server_steps
 from cascade.engine import probe
 from cascade.network import port_steps, router_steps, segment_steps, service_ip_steps
-from cascade.protection import backup_steps, checkpoint_steps, plan_steps, plans, restore_steps
+from cascade.protection import (
+    backup_steps,
+    checkpoint_steps,
+    freeze_watchdog,
+    plan_steps,
+    plans,
+    restore_steps,
+    schedule_tick,
+)
 from cascade.replication import audit, keypair_steps, policy_steps
 
 WORKLOADS = (
@@ -21,5 +29,7 @@ WORKLOADS = (
     checkpoint_steps,
     backup_steps,
     restore_steps,
+    schedule_tick,
+    freeze_watchdog,
     probe,
 )

@@ -4,6 +4,7 @@ client, admin and tenant tokens, and the real-service gates (PostgreSQL, NATS)."
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from cascade.api.app import create_app
 from cascade.config import Settings
+from cascade.db import Database
 from cascade.identity.render import password_auth
 from cascade.services import Services, initialize
 
@@ -50,12 +52,48 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
+@pytest.fixture(scope="session")
+def initialised_template(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One data dir initialised per test process (migrations, keys, admin, queues): a test's
+    own Cascade starts as a copy of it instead of running ``initialize`` again."""
+    settings = make_settings(tmp_path_factory.mktemp("template") / "data")
+    template = Services(settings)
+    try:
+        initialize(template, ADMIN_PASSWORD)
+    finally:
+        template.close()
+    return settings
+
+
+def _same_but_data_dir(settings: Settings, template: Settings) -> bool:
+    return settings.model_dump(exclude={"data_dir"}) == template.model_dump(exclude={"data_dir"})
+
+
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+def services(settings: Settings, initialised_template: Settings) -> Iterator[Services]:
+    """An initialised Cascade on ``settings``: a copy of the template data dir when only the
+    data dir differs (SQLite, default settings), else ``initialize`` run for it."""
+    copied = _same_but_data_dir(settings, initialised_template)
+    if copied:
+        shutil.copytree(initialised_template.data_dir, settings.data_dir)
     svc = Services(settings)
-    initialize(svc, ADMIN_PASSWORD)
+    if not copied:
+        initialize(svc, ADMIN_PASSWORD)
     yield svc
     svc.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """An initialised Cascade's database on SQLite, and again on a fresh PostgreSQL one, for
+    tests of the database alone (no app, no site)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    services = Services(make_settings(tmp_path / "data", database_url=url))
+    initialize(services, ADMIN_PASSWORD)
+    try:
+        yield services.db
+    finally:
+        services.close()
 
 
 @pytest.fixture
@@ -152,11 +190,18 @@ HOST_BOUND = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the HOST_BOUND tests in pytest-xdist's group "host". Its ``loadgroup`` schedules
-    by the "@group" suffix of a test's node id, which pytest-xdist 3.8 writes to an
-    attribute pytest 9 no longer reads (``_nodeid``): the suffix is written here instead."""
+    """Put the HOST_BOUND tests in pytest-xdist's group "host", and a test marked
+    ``xdist_group(NAME)`` in group NAME. Its ``loadgroup`` schedules by the "@group" suffix of
+    a test's node id, which pytest-xdist 3.8 writes to an attribute pytest 9 no longer reads
+    (``_nodeid``): the suffix is written here instead."""
     root = Path(str(config.rootpath))
     for item in items:
+        if "@" in item.nodeid:
+            continue
         where = Path(str(item.path)).relative_to(root).as_posix()
-        if where.startswith(HOST_BOUND) and "@" not in item.nodeid:
+        marker = item.get_closest_marker("xdist_group")
+        if where.startswith(HOST_BOUND):
             item._id = coerce_node_id(f"{item.nodeid}@host")
+        elif marker is not None:
+            name = marker.args[0] if marker.args else marker.kwargs.get("name", "default")
+            item._id = coerce_node_id(f"{item.nodeid}@{name}")

@@ -10,6 +10,7 @@ roles. Imports the identity read model and store, never the database.
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -411,7 +412,9 @@ def list_assignments(
     return {"role_assignments": found, "links": _links(request)}
 
 
-def routers() -> list[APIRouter]:
+@cache
+def routers() -> tuple[APIRouter, ...]:
+    """The assignment routers, built once per process (every app includes the same ones)."""
     found = [
         _assignment_router(actor, target)
         for actor in ("user", "group")
@@ -422,4 +425,4 @@ def routers() -> list[APIRouter]:
         for actor in ("user", "group")
         for target in ("project", "domain")
     ]
-    return [*found, *inherited, listing]
+    return (*found, *inherited, listing)

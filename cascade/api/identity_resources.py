@@ -14,6 +14,7 @@ No ``from __future__ import annotations`` here: the factory builds route signatu
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -349,5 +350,7 @@ def _crud_router(res: Resource) -> APIRouter:
     return router
 
 
-def routers() -> list[APIRouter]:
-    return [_crud_router(res) for res in RESOURCES]
+@cache
+def routers() -> tuple[APIRouter, ...]:
+    """The CRUD routers, built once per process (every app includes the same ones)."""
+    return tuple(_crud_router(res) for res in RESOURCES)

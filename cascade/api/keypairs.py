@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Response
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.db.models import Operation
 from cascade.errors import Forbidden
 from cascade.identity.policy import Need, authorize
 from cascade.identity.tokens import AuthContext
@@ -45,12 +46,11 @@ def _show(svc: Services, name_or_id: str, project_id: str) -> KeypairOut:
 
 
 def _accepted(
-    svc: Services, response: Response, project_id: str, name: str, operation_id: str
+    svc: Services, response: Response, project_id: str, name: str, operation: Operation
 ) -> KeypairAccepted:
-    accepted(response, operation_id)
+    accepted(response, operation.id)
     return KeypairAccepted(
-        keypair=_show(svc, name, project_id),
-        operation=svc.operations.get(operation_id, {project_id}),
+        keypair=_show(svc, name, project_id), operation=svc.operations.shown(operation)
     )
 
 
@@ -69,8 +69,8 @@ def create_keypair(
     idempotency_key: IdempotencyKey = None,
 ) -> KeypairAccepted:
     project_id = _project(caller, "member")
-    _, operation_id = _service(svc).create(body, project_id, idempotency_key)
-    return _accepted(svc, response, project_id, body.name, operation_id)
+    operation = _service(svc).create(body, project_id, idempotency_key)
+    return _accepted(svc, response, project_id, body.name, operation)
 
 
 @router.get(
@@ -110,5 +110,5 @@ def delete_keypair(
 ) -> KeypairAccepted:
     project_id = _project(caller, "member")
     found = _show(svc, name, project_id)
-    operation_id = _service(svc).act(found.id, "delete", project_id, idempotency_key)
-    return _accepted(svc, response, project_id, name, operation_id)
+    operation = _service(svc).act(found.id, "delete", project_id, idempotency_key)
+    return _accepted(svc, response, project_id, name, operation)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Response
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.db.models import Operation
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.identity.tokens import AuthContext
@@ -36,13 +37,12 @@ def _project(caller: AuthContext) -> str:
 
 
 def _accepted(
-    svc: Services, response: Response, caller: AuthContext, network_id: str, operation_id: str
+    svc: Services, response: Response, caller: AuthContext, operation: Operation
 ) -> NetworkAccepted:
-    accepted(response, operation_id)
-    projects = visible_projects(caller)
+    accepted(response, operation.id)
     return NetworkAccepted(
-        network=_service(svc).show(network_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        network=_service(svc).show(operation.resource_id, visible_projects(caller)),
+        operation=svc.operations.shown(operation),
     )
 
 
@@ -61,10 +61,8 @@ def create_network(
     idempotency_key: IdempotencyKey = None,
 ) -> NetworkAccepted:
     project_id = _project(caller)
-    network_id, operation_id = _service(svc).create(
-        body, project_id, visible_projects(caller), idempotency_key
-    )
-    return _accepted(svc, response, caller, network_id, operation_id)
+    operation = _service(svc).create(body, project_id, visible_projects(caller), idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.get(
@@ -97,8 +95,8 @@ def _act(
 ) -> NetworkAccepted:
     project_id = _project(caller)
     found = _service(svc).show(network, visible_projects(caller))
-    operation_id = _service(svc).act(found.id, action, project_id, key)
-    return _accepted(svc, response, caller, found.id, operation_id)
+    operation = _service(svc).act(found.id, action, project_id, key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.post(

@@ -85,6 +85,6 @@ def probe_engine(
     if caller.project is None:
         raise Forbidden("A probe needs a project-scoped token.")
     authorize(caller, "member", caller.project.id)
-    operation_id = probe.submit(svc.operations, caller.project.id, idempotency_key)
-    accepted(response, operation_id)
-    return OperationEnvelope(operation=svc.operations.get(operation_id, visible_projects(caller)))
+    operation = probe.submit(svc.operations, caller.project.id, idempotency_key)
+    accepted(response, operation.id)
+    return OperationEnvelope(operation=svc.operations.shown(operation))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Response
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.db.models import Operation
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.identity.tokens import AuthContext
@@ -45,13 +46,12 @@ def _project(caller: AuthContext) -> str:
 
 
 def _accepted(
-    svc: Services, response: Response, caller: AuthContext, plan_id: str, operation_id: str
+    svc: Services, response: Response, caller: AuthContext, operation: Operation
 ) -> PlanAccepted:
-    accepted(response, operation_id)
-    projects = visible_projects(caller)
+    accepted(response, operation.id)
     return PlanAccepted(
-        plan=_service(svc).show(plan_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        plan=_service(svc).show(operation.resource_id, visible_projects(caller)),
+        operation=svc.operations.shown(operation),
     )
 
 
@@ -70,10 +70,8 @@ def create_plan(
     idempotency_key: IdempotencyKey = None,
 ) -> PlanAccepted:
     project_id = _project(caller)
-    plan_id, operation_id = _service(svc).create(
-        body, project_id, visible_projects(caller), idempotency_key
-    )
-    return _accepted(svc, response, caller, plan_id, operation_id)
+    operation = _service(svc).create(body, project_id, visible_projects(caller), idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.get("", response_model=PlanList, summary="List plans", responses=error_responses(401))
@@ -107,8 +105,8 @@ def delete_plan(
 ) -> PlanAccepted:
     project_id = _project(caller)
     _service(svc).show(plan, visible_projects(caller))
-    operation_id = _service(svc).delete(plan, project_id, idempotency_key)
-    return _accepted(svc, response, caller, plan, operation_id)
+    operation = _service(svc).delete(plan, project_id, idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.post(
@@ -128,11 +126,11 @@ def take_checkpoint(
     project_id = _project(caller)
     projects = visible_projects(caller)
     _service(svc).show(plan, projects)
-    checkpoint_id, operation_id = _service(svc).checkpoint(plan, project_id, idempotency_key)
-    accepted(response, operation_id)
+    checkpoint_id, operation = _service(svc).checkpoint(plan, project_id, idempotency_key)
+    accepted(response, operation.id)
     return CheckpointAccepted(
         checkpoint=_service(svc).show_checkpoint(checkpoint_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        operation=svc.operations.shown(operation),
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.db.models import Operation
 from cascade.engine import metrics
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
@@ -48,13 +49,12 @@ def _project(caller: AuthContext) -> str:
 
 
 def _accepted(
-    svc: Services, response: Response, caller: AuthContext, policy_id: str, operation_id: str
+    svc: Services, response: Response, caller: AuthContext, operation: Operation
 ) -> PolicyAccepted:
-    accepted(response, operation_id)
-    projects = visible_projects(caller)
+    accepted(response, operation.id)
     return PolicyAccepted(
-        policy=_service(svc).show(policy_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        policy=_service(svc).show(operation.resource_id, visible_projects(caller)),
+        operation=svc.operations.shown(operation),
     )
 
 
@@ -72,8 +72,8 @@ def create_policy(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> PolicyAccepted:
-    policy_id, operation_id = _service(svc).create(body, _project(caller), idempotency_key)
-    return _accepted(svc, response, caller, policy_id, operation_id)
+    operation = _service(svc).create(body, _project(caller), idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.get(
@@ -109,8 +109,8 @@ def delete_policy(
 ) -> PolicyAccepted:
     _project(caller)
     projects = visible_projects(caller)
-    operation_id = _service(svc).act(policy, "delete", projects, "deleted", idempotency_key)
-    return _accepted(svc, response, caller, policy, operation_id)
+    operation = _service(svc).act(policy, "delete", projects, "deleted", idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.post(
@@ -130,11 +130,11 @@ def run_policy(
     _project(caller)
     projects = visible_projects(caller)
     service = _service(svc)
-    operation_id = service.act(policy, "sync", projects, "requested", idempotency_key)
-    accepted(response, operation_id)
+    operation = service.act(policy, "sync", projects, "requested", idempotency_key)
+    accepted(response, operation.id)
     return JobAccepted(
-        job=service.job(service.job_of(operation_id), projects),
-        operation=svc.operations.get(operation_id, projects),
+        job=service.job(service.job_of(operation.id), projects),
+        operation=svc.operations.shown(operation),
     )
 
 

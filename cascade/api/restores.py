@@ -46,13 +46,11 @@ def create_restore(
         raise Forbidden("Restores belong to a project: use a project-scoped token.")
     authorize(caller, "member", caller.project.id)
     projects = visible_projects(caller)
-    restore_id, operation_id = _service(svc).create(
-        body, caller.project.id, projects, idempotency_key
-    )
-    accepted(response, operation_id)
+    operation = _service(svc).create(body, caller.project.id, projects, idempotency_key)
+    accepted(response, operation.id)
     return RestoreAccepted(
-        restore=_service(svc).show(restore_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        restore=_service(svc).show(operation.resource_id, projects),
+        operation=svc.operations.shown(operation),
     )
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Response
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.db.models import Operation
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.identity.tokens import AuthContext
@@ -34,13 +35,12 @@ def _project(caller: AuthContext) -> str:
 
 
 def _accepted(
-    svc: Services, response: Response, caller: AuthContext, router_id: str, operation_id: str
+    svc: Services, response: Response, caller: AuthContext, operation: Operation
 ) -> RouterAccepted:
-    accepted(response, operation_id)
-    projects = visible_projects(caller)
+    accepted(response, operation.id)
     return RouterAccepted(
-        router=_service(svc).show(router_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        router=_service(svc).show(operation.resource_id, visible_projects(caller)),
+        operation=svc.operations.shown(operation),
     )
 
 
@@ -59,10 +59,8 @@ def create_router(
     idempotency_key: IdempotencyKey = None,
 ) -> RouterAccepted:
     project_id = _project(caller)
-    router_id, operation_id = _service(svc).create(
-        body, project_id, visible_projects(caller), idempotency_key
-    )
-    return _accepted(svc, response, caller, router_id, operation_id)
+    operation = _service(svc).create(body, project_id, visible_projects(caller), idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.get("", response_model=RouterList, summary="List routers", responses=error_responses(401))
@@ -96,5 +94,5 @@ def delete_router(
 ) -> RouterAccepted:
     project_id = _project(caller)
     found = _service(svc).show(router, visible_projects(caller))
-    operation_id = _service(svc).act(found.id, "delete", project_id, idempotency_key)
-    return _accepted(svc, response, caller, found.id, operation_id)
+    operation = _service(svc).act(found.id, "delete", project_id, idempotency_key)
+    return _accepted(svc, response, caller, operation)

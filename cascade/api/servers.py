@@ -22,6 +22,7 @@ from cascade.compute.schemas import (
     ServerList,
     ServerOut,
 )
+from cascade.db.models import Operation
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.identity.tokens import AuthContext
@@ -40,13 +41,12 @@ def _show(svc: Services, server_id: str, projects: set[str] | None) -> ServerOut
 
 
 def _accepted(
-    svc: Services, response: Response, caller: AuthContext, server_id: str, operation_id: str
+    svc: Services, response: Response, caller: AuthContext, operation: Operation
 ) -> ServerAccepted:
-    accepted(response, operation_id)
-    projects = visible_projects(caller)
+    accepted(response, operation.id)
     return ServerAccepted(
-        server=_show(svc, server_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        server=_show(svc, operation.resource_id, visible_projects(caller)),
+        operation=svc.operations.shown(operation),
     )
 
 
@@ -67,10 +67,10 @@ def create_server(
     if caller.project is None:
         raise Forbidden("Creating a server needs a project-scoped token.")
     authorize(caller, "member", caller.project.id)
-    server_id, operation_id = _service(svc).create(
+    operation = _service(svc).create(
         body, caller.project.id, visible_projects(caller), idempotency_key
     )
-    return _accepted(svc, response, caller, server_id, operation_id)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.get(
@@ -107,8 +107,8 @@ def _act(
 ) -> ServerAccepted:
     found = _show(svc, server_id, visible_projects(caller))
     authorize(caller, "member", found.project_id)
-    operation_id = _service(svc).act(server_id, action, found.project_id, key)
-    return _accepted(svc, response, caller, server_id, operation_id)
+    operation = _service(svc).act(server_id, action, found.project_id, key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.post(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Response
 from cascade.api.deps import Caller, ServicesDep
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.db.models import Operation
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.identity.tokens import AuthContext
@@ -39,13 +40,12 @@ def _project(caller: AuthContext) -> str:
 
 
 def _accepted(
-    svc: Services, response: Response, caller: AuthContext, sip_id: str, operation_id: str
+    svc: Services, response: Response, caller: AuthContext, operation: Operation
 ) -> ServiceIPAccepted:
-    accepted(response, operation_id)
-    projects = visible_projects(caller)
+    accepted(response, operation.id)
     return ServiceIPAccepted(
-        service_ip=_service(svc).show(sip_id, projects),
-        operation=svc.operations.get(operation_id, projects),
+        service_ip=_service(svc).show(operation.resource_id, visible_projects(caller)),
+        operation=svc.operations.shown(operation),
     )
 
 
@@ -64,10 +64,8 @@ def create_service_ip(
     idempotency_key: IdempotencyKey = None,
 ) -> ServiceIPAccepted:
     project_id = _project(caller)
-    sip_id, operation_id = _service(svc).create(
-        body, project_id, visible_projects(caller), idempotency_key
-    )
-    return _accepted(svc, response, caller, sip_id, operation_id)
+    operation = _service(svc).create(body, project_id, visible_projects(caller), idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.get(
@@ -106,8 +104,8 @@ def move_service_ip(
 ) -> ServiceIPAccepted:
     project_id = _project(caller)
     projects = visible_projects(caller)
-    operation_id = _service(svc).move(service_ip, body.to, project_id, projects, idempotency_key)
-    return _accepted(svc, response, caller, service_ip, operation_id)
+    operation = _service(svc).move(service_ip, body.to, project_id, projects, idempotency_key)
+    return _accepted(svc, response, caller, operation)
 
 
 @router.delete(
@@ -126,5 +124,5 @@ def delete_service_ip(
 ) -> ServiceIPAccepted:
     project_id = _project(caller)
     _service(svc).show(service_ip, visible_projects(caller))
-    operation_id = _service(svc).act(service_ip, "delete", project_id, idempotency_key)
-    return _accepted(svc, response, caller, service_ip, operation_id)
+    operation = _service(svc).act(service_ip, "delete", project_id, idempotency_key)
+    return _accepted(svc, response, caller, operation)

@@ -58,7 +58,9 @@ class ChildServer:
     def prepare(self) -> None:
         """Work done before the child starts (nothing by default)."""
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the child and wait until it answers (it ends the wait early if the child
+        exits; a loaded machine may take a minute to import and migrate)."""
         self.prepare()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:

@@ -1,6 +1,7 @@
 """The ``cascade`` command's entry point (console script and ``python -m cascade``): a SIGINT
 while the command's modules are still being imported ends the process with one line and exit
-130, not a ``KeyboardInterrupt`` traceback; once imported, the command handles it itself."""
+130, not a ``KeyboardInterrupt`` traceback; once ``main.LazyCommands`` has imported the command,
+the command handles it itself."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ def _interrupted(_signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)  # until the command's module is imported
     from cascade.cli.main import main as run
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     run()

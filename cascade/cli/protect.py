@@ -3,7 +3,8 @@ protection plans, checkpoints and restores (issue 16) of a running Cascade, thro
 ``/v1`` API over one keystoneauth1 session (``--url``, ``--username``, ``--password``,
 ``--project``, or their ``CASCADE_*`` variables). ``checkpoint`` and ``restore`` follow what
 they started with a Rich progress, one row per volume (and per restored server), and end with
-the freeze window or the RTO; ``plans`` shows each plan's RPO. A refusal of the API is one line
+the freeze window or the RTO; ``plans`` shows each plan's RPO, schedule and next scheduled
+checkpoint. A refusal of the API is one line
 naming what is wrong (the API's own message), exit 1.
 
 This module owns the commands and the plans and checkpoints; restores (the request, their
@@ -16,14 +17,15 @@ cascade.identity (the login plugin of Cascade's identity) and cascade.errors.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cascade.cli.clients import SessionClient, login
-from cascade.cli.ops import output, seconds, styled
+from cascade.cli.ops import output, seconds, styled, when
 from cascade.cli.protect_api import (
     DONE,
     MB,
@@ -90,23 +92,30 @@ def create_plan(
     target: str,
     retention: int | None = None,
     store: str | None = None,
+    **options: Any,
 ) -> Json:
-    """A plan protecting ``servers`` (freeze order) for site ``target``, once ACTIVE."""
+    """A plan protecting ``servers`` (freeze order) for site ``target``, once ACTIVE.
+    ``options``: more of the plan's fields (``checkpoint_every_s``, ``strategy``,
+    ``freeze_bound_s``); one that is None is left to the API's default."""
     body: Json = {"name": name, "members": [{"server": s} for s in servers], "target_site": target}
-    if retention is not None:
-        body["retention"] = retention
-    if store is not None:
-        body["chunk_store"] = store
+    given = {"retention": retention, "chunk_store": store, **options}
+    body.update({key: value for key, value in given.items() if value is not None})
     accepted = call(api, "POST", "/v1/protection-plans", body, expect=202)
     wait_operation(api, accepted["operation"]["id"])
     plan: Json = call(api, "GET", f"/v1/protection-plans/{accepted['plan']['id']}")["plan"]
     return plan
 
 
+SERVER_STATES = ("failed", "pending", "backing-up")  # a server row shows the first of these
+
+
 def _checkpoint_rows(rows: Rows, checkpoint: Json) -> None:
+    """A row for the checkpoint, one per member server (its volumes together) and one per
+    volume."""
     status = checkpoint["status"]
     ended = int(status in DONE["checkpoint"])
     rows.show("checkpoint", f"checkpoint {checkpoint['id'][-8:]}", ended, 1, status=status)
+    _server_rows(rows, checkpoint)
     for volume in checkpoint["volumes"]:
         available = volume["status"] == "available"
         changed = volume["changed_blocks"]
@@ -119,6 +128,30 @@ def _checkpoint_rows(rows: Rows, checkpoint: Json) -> None:
             count=f"{volume['done_blocks']}/{changed} blocks",
             detail=f"{volume['read_bytes'] / MB:.1f} MB read, "
             f"{volume['stored_bytes'] / MB:.1f} MB stored",
+        )
+
+
+def _server_rows(rows: Rows, checkpoint: Json) -> None:
+    """Per member server, in the plan's order: its volumes' blocks together and the least
+    advanced of their states ("freezing" while the checkpoint's barrier runs)."""
+    volumes: dict[str, list[Json]] = {}
+    for volume in sorted(checkpoint["volumes"], key=lambda v: (v["position"], v["device"])):
+        volumes.setdefault(volume["server"], []).append(volume)
+    for server, its in volumes.items():
+        done = sum(v["done_blocks"] for v in its)
+        changed = sum(v["changed_blocks"] for v in its)
+        states = {v["status"] for v in its}
+        status = next((s for s in SERVER_STATES if s in states), "available")
+        if status == "pending" and checkpoint["status"] == "running":
+            status = "freezing"  # the barrier: every member frozen, in order, then snapshot
+        total = max(changed, 1)
+        rows.show(
+            server,
+            f"server {rows.names.get(server, server)}",
+            total if status == "available" else done,
+            total,
+            status=status,
+            count=f"{done}/{changed} blocks",
         )
 
 
@@ -174,10 +207,22 @@ def plans(ctx: typer.Context) -> None:
             ),
             styled(plan["status"]),
             seconds(plan["rpo_s"]),
+            _every(plan.get("checkpoint_every_s")),
+            _next(plan.get("next_checkpoint_at")),
         )
         for plan in found
     ]
-    listing("name,id,source → target,members,status,RPO", rows)
+    listing("name,id,source → target,members,status,RPO,every,next checkpoint", rows)
+
+
+def _every(value: int | None) -> str:
+    """A plan's schedule: its interval, or "manual" (checkpoints only on request)."""
+    return "manual" if value is None else seconds(value)
+
+
+def _next(value: str | None) -> str:
+    """When the schedule takes the plan's next checkpoint ("-" without a schedule)."""
+    return when(datetime.fromisoformat(value) if value else None)
 
 
 @plan_app.command("create")
@@ -190,14 +235,46 @@ def plan_create(
     target: Annotated[str, typer.Option("--target", help="The site to restore at")],
     retention: Annotated[int | None, typer.Option(help="Checkpoints to keep [default 7]")] = None,
     store: Annotated[str | None, typer.Option(help="site://SITE/CONTAINER or file:///DIR")] = None,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            "--every",
+            metavar="SECONDS",
+            help="Take a checkpoint every SECONDS (at least 60) [default: only on request]",
+        ),
+    ] = None,
+    strategy: Annotated[
+        Literal["group_snapshot", "storage_replication", "image_snapshot"] | None,
+        typer.Option(help="How checkpoints are taken [default group_snapshot]"),
+    ] = None,
+    freeze_bound_s: Annotated[
+        float | None,
+        typer.Option("--freeze-bound-s", help="Longest a server may stay frozen [default 30]"),
+    ] = None,
 ) -> None:
     """Protect servers of one site for another; waits until the plan is ACTIVE."""
-    plan = create_plan(_api(ctx), name, server, target, retention, store)
+    plan = create_plan(
+        _api(ctx),
+        name,
+        server,
+        target,
+        retention,
+        store,
+        checkpoint_every_s=every,
+        strategy=strategy,
+        freeze_bound_s=freeze_bound_s,
+    )
     volumes = sum(len(m["volumes"]) for m in plan["members"])
+    schedule = (
+        f"a checkpoint every {seconds(plan['checkpoint_every_s'])}, the next at "
+        f"{_next(plan['next_checkpoint_at'])}"
+        if plan.get("checkpoint_every_s")
+        else "checkpoints on request"
+    )
     output().print(
-        f"plan {plan['name']} ({plan['id']}) {plan['status']}: servers {len(plan['members'])}, "
-        f"volumes {volumes} at {plan['source_site']}; protected for {plan['target_site']} "
-        f"into {plan['chunk_store']}"
+        f"plan {plan['name']} ({plan['id']}) {plan['status']}: {plan['strategy']}, servers "
+        f"{len(plan['members'])}, volumes {volumes} at {plan['source_site']}; protected for "
+        f"{plan['target_site']} into {plan['chunk_store']}; {schedule}"
     )
 
 

@@ -273,10 +273,10 @@ def _converge(
         drift = f"server {server.site_server_id} is gone from the site"
         if engine.settings.convergence_policy == "report":
             return [(drift, "marked MISSING")]
-        operation_id = ServerService(engine.db, engine.services.operations).act(
+        operation = ServerService(engine.db, engine.services.operations).act(
             server.id, "recreate", server.project_id, None
         )
-        return [(drift, f"recreating: operation {operation_id}")]
+        return [(drift, f"recreating: operation {operation.id}")]
     changed = found.status in STABLE and found.status != server.status
     if changed and _set_status(engine, server, found.status):
         return [(f"status {server.status} at Cascade, {found.status} at the site", "took up")]

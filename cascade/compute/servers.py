@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from cascade.compute.schemas import ServerIn, ServerOut
 from cascade.db import Database
-from cascade.db.models import Server, Site
+from cascade.db.models import Operation, Server, Site
 from cascade.db.network_models import Network, NetworkPort
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
@@ -116,8 +116,8 @@ class ServerService:
 
     def create(
         self, spec: ServerIn, project_id: str, projects: set[str] | None, key: str | None
-    ) -> tuple[str, str]:
-        """Accept a create; returns (server id, operation id)."""
+    ) -> Operation:
+        """Accept a create; returns its operation (its ``resource_id`` is the server's)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             network = usable_network(session, spec.port, projects) if spec.port else None
@@ -140,17 +140,16 @@ class ServerService:
             return "server", server.id
 
         request = {**spec.model_dump(), "site": spec.site}
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="server.create",
             project_id=project_id,
             request=request,
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
-    def act(self, server_id: str, action: str, project_id: str, key: str | None) -> str:
-        """Accept reboot, stop, start, delete or recreate on a server; returns the operation id."""
+    def act(self, server_id: str, action: str, project_id: str, key: str | None) -> Operation:
+        """Accept reboot, stop, start, delete or recreate on a server; returns its operation."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             if action == "delete":
@@ -158,14 +157,13 @@ class ServerService:
             SERVERS.begin(session, server_id, action, operation_id)
             return "server", server_id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind=f"server.{action}",
             project_id=project_id,
             request={"server": server_id},
             write=write,
             idempotency_key=key,
         )
-        return operation.id
 
 
 def _rows() -> Select[Server, str, NetworkPort, str]:

@@ -4,7 +4,8 @@ checkpoints (one consistency point of every member volume, with the freeze that 
 their volumes (the snapshot at the source site and the backup's manifest in the chunk
 store), the chunks stored, and restores at another site. On the declarative base of
 ``models``; migrations 0014, 0015, 0016 (strategies 2 and 3: replicas and images) and 0018
-(the servers' ports on Cascade networks, a restore's ports, service IP and clean-up)."""
+(the servers' ports on Cascade networks, a restore's ports, service IP and clean-up), 0027
+(a plan's checkpoint schedule)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ class ProtectionPlan(Base):
     """What to protect (the members, in their freeze order), where from and to, how
     (``strategy``), how long a VM may stay frozen, how many checkpoints to keep and where
     their backups go (``chunk_store``, a URL: see ``chunk_store.open_store``).
-    ``site_group_id`` is the volume group Cascade keeps for it at the source site."""
+    ``site_group_id`` is the volume group Cascade keeps for it at the source site.
+    ``checkpoint_every_s``: its schedule, seconds between the checkpoints the engine's
+    schedule takes (``protection.schedule``); none: checkpoints only on request."""
 
     __tablename__ = "protection_plans"
     __table_args__ = (UniqueConstraint("project_id", "name"),)
@@ -33,6 +36,7 @@ class ProtectionPlan(Base):
     strategy: Mapped[str] = mapped_column(String(32))
     freeze_bound_s: Mapped[float] = mapped_column(Float)
     retention: Mapped[int] = mapped_column(Integer)
+    checkpoint_every_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     chunk_store: Mapped[str] = mapped_column(String(512))
     site_group_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16))

@@ -3,15 +3,15 @@ resources (images, flavors, security groups, keypairs) at its sites, the jobs th
 out (one per run: on create, on demand, when the audit finds a site missing what it should
 have) with an item per site and resource, and Cascade's record of what it put at each site
 (the target id and the digest of the state it expects there), and what its jobs failed to
-write at a site, with the audit's backoff. On the declarative base of ``models``;
-migrations 0017 and the one adding ``replica_failures``."""
+write at a site, with the audit's backoff; and the image copies' bandwidth buckets. On the
+declarative base of ``models``; migrations 0017, the one adding ``replica_failures`` and 0028."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cascade.db.models import Base, UTCDateTime, new_id, utcnow
@@ -115,3 +115,14 @@ class ReplicaFailure(Base):
     failures: Mapped[int] = mapped_column(Integer)
     wait_passes: Mapped[int] = mapped_column(Integer)
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BandwidthBucket(Base):
+    """The token bucket of image copies to one site under one bandwidth limit (bytes per
+    second), shared by every worker (``cascade.replication.bandwidth``): ``free_at`` is the
+    wall-clock time (epoch seconds) by which the bytes taken so far are paid for."""
+
+    __tablename__ = "bandwidth_buckets"
+    site: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rate: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    free_at: Mapped[float] = mapped_column(Float)

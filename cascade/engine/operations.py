@@ -94,9 +94,9 @@ class Operations:
         project_id: str,
         key: str | None,
         check: Callable[[Session], None] | None = None,
-    ) -> str:
+    ) -> Operation:
         """Accept ``action`` on a resource of ``machine``'s kind (after ``check``, which may
-        refuse it), entering its "during" state; returns the operation id."""
+        refuse it), entering its "during" state; returns its operation."""
 
         def write(session: Session, _operation_id: str) -> tuple[str, str]:
             if check is not None:
@@ -104,14 +104,13 @@ class Operations:
             machine.begin(session, resource_id, action, _operation_id)
             return machine.kind, resource_id
 
-        operation = self.accept(
+        return self.accept(
             kind=f"{machine.kind}.{action}",
             project_id=project_id,
             request={machine.kind: resource_id},
             write=write,
             idempotency_key=key,
         )
-        return operation.id
 
     def _earlier(self, project_id: str, key: str, digest: str) -> Operation | None:
         with self._db.session() as session:
@@ -127,9 +126,16 @@ class Operations:
             )
         return found
 
+    def shown(self, operation: Operation) -> OperationOut:
+        """What a route that accepted ``operation`` answers, without reading it back: as
+        accepted (queued, no step begun yet); one an ``Idempotency-Key`` found that has
+        started since, as it is now."""
+        if operation.status == "queued":
+            return render(operation, [])
+        return self.get(operation.id, None)
+
     def get(self, operation_id: str, projects: set[str] | None) -> OperationOut:
-        """One operation with its steps, read in one statement (every accepting route shows
-        the operation it queued, so this is on the accept path)."""
+        """One operation with its steps, read in one statement."""
         query = (
             select(Operation, OperationStep)
             .outerjoin(OperationStep, OperationStep.operation_id == Operation.id)

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from cascade.db.models import Operation
 from cascade.engine.operations import Operations
 from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 
 KIND = "engine.probe"
 
 
-def submit(operations: Operations, project_id: str, key: str | None = None) -> str:
-    """Accept a probe; returns its operation id."""
+def submit(operations: Operations, project_id: str, key: str | None = None) -> Operation:
+    """Accept a probe; returns its operation."""
 
     def write(_session: Session, operation_id: str) -> tuple[str, str]:
         return "probe", operation_id
 
     return operations.accept(
         kind=KIND, project_id=project_id, request={}, write=write, idempotency_key=key
-    ).id
+    )
 
 
 @step_function("engine.nothing")

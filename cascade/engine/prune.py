@@ -1,8 +1,8 @@
 """Forgetting finished work: operations that finished more than ``operation_retention``
 seconds ago go, with their steps and DBOS's records of their workflows (the operation's, its
-fan-out children's), and so do DBOS's records of the schedules' own finished ticks. A DBOS
-schedule runs the prune once per ``convergence_interval`` for the whole cluster
-(``schedules.py``).
+fan-out children's), and so do DBOS's records of the schedules' own finished ticks (the
+engine's and those ``schedules.extend`` added). A DBOS schedule runs the prune once per
+``convergence_interval`` for the whole cluster (``schedules.py``).
 
 An operation goes only once its workflow has ended in DBOS too (an operation is marked
 finished a moment before its workflow is), DBOS's records first: a prune interrupted between
@@ -40,6 +40,12 @@ BATCH = 500  # operations per transaction
 BUDGET_S = 30.0  # a tick stops after this long; the next one goes on
 ENDED = ["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]
 TICKS = [CONVERGENCE_WORKFLOW, KEY_ROTATION_WORKFLOW, PRUNE_WORKFLOW]
+
+
+def prune_ticks_of(workflow_name: str) -> None:
+    """Prune the finished ticks of one more scheduled workflow (``schedules.extend``'s)."""
+    if workflow_name not in TICKS:
+        TICKS.append(workflow_name)
 
 
 def prune(db: Database, client: DBOSClient, retention: float) -> dict[str, int]:

@@ -4,7 +4,13 @@ one transaction.
 
 Operations go to one queue partitioned by resource id with one running job per partition:
 work on a resource runs one at a time, in arrival order (operation ids sort by time), and
-different resources run in parallel. Per-site calls of a fan-out go to a second, plain queue.
+different resources run in parallel. Per-site calls of a fan-out go to a second, plain queue,
+polled at most every ``SITE_CALLS_POLL_S`` (a site call lasts far longer than the wait, and
+each queue polled costs an idle worker as much as the operations queue does).
+Long transfers of bytes between sites (image copies) go to a third, whose global concurrency
+(``transfer_concurrency``) bounds how many run at once in the whole cluster, whatever the
+number of jobs, policies and workers; it is polled at most every ``TRANSFERS_POLL_S``, as
+its calls last seconds to hours.
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ from cascade.engine import dbos_private
 
 APP_NAME = "cascade"
 # Workers only dequeue work of their own version: bump when a workflow changes incompatibly.
-APP_VERSION = "cascade-engine-2"
+APP_VERSION = "cascade-engine-3"
 OPERATIONS_QUEUE = "cascade-operations"
 SITE_CALLS_QUEUE = "cascade-site-calls"
+TRANSFERS_QUEUE = "cascade-transfers"
+TRANSFERS_POLL_S = 0.5
+SITE_CALLS_POLL_S = 0.2
+QUEUES = (OPERATIONS_QUEUE, SITE_CALLS_QUEUE, TRANSFERS_QUEUE)
 OPERATION_WORKFLOW = "cascade.operation"
 SITE_CALL_WORKFLOW = "cascade.site-call"
 CONVERGENCE_WORKFLOW = "cascade.convergence"
@@ -56,7 +66,12 @@ def queue_settings(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         SITE_CALLS_QUEUE: {
             "worker_concurrency": settings.worker_concurrency,
-            "polling_interval_sec": poll,
+            "polling_interval_sec": max(poll, SITE_CALLS_POLL_S),
+        },
+        TRANSFERS_QUEUE: {
+            "global_concurrency": settings.transfer_concurrency,
+            "worker_concurrency": min(settings.worker_concurrency, settings.transfer_concurrency),
+            "polling_interval_sec": max(poll, TRANSFERS_POLL_S),
         },
     }
 
@@ -103,7 +118,7 @@ class OperationQueue:
 
     def depth(self) -> dict[str, int]:
         """Queue name -> workflows waiting to be dequeued."""
-        return dbos_private.queue_depth(self._db, (OPERATIONS_QUEUE, SITE_CALLS_QUEUE))
+        return dbos_private.queue_depth(self._db, tuple(QUEUES))
 
     def pending_executors(self) -> set[str]:
         """Executor ids that hold PENDING workflows of this release."""

@@ -10,11 +10,17 @@ any workflow if its worker dies.
   the sites as ``cascade identity rotate-keys`` does. A rotation a site blocks is logged with
   that site and tried again at a later tick; the tick runs on a worker that holds the master's
   key repository (its data dir), and says so in its error when it does not.
+- The schedules the capabilities above the engine add with ``extend`` (a ``Periodic``: the
+  protection schedule's checkpoints), each every so many seconds its settings say, or
+  removed when they say 0; DBOS's records of their finished ticks are pruned like the
+  engine's own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +39,27 @@ KEY_ROTATION_SCHEDULE = "cascade-key-rotation"
 PRUNE_SCHEDULE = "cascade-prune"
 WAIT_FOR_SITES_S = 60.0
 _TICKS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # seconds that divide a minute
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A schedule a capability above the engine adds: ``workflow_fn`` (a DBOS workflow,
+    registered under ``workflow_name``, taking the scheduled time and DBOS's context) every
+    ``every(settings)`` seconds (dividing a minute or, in whole minutes, an hour; 0: none)."""
+
+    schedule_name: str
+    workflow_fn: Callable[[datetime, Any], None]
+    workflow_name: str
+    every: Callable[[Settings], int]
+
+
+_extra: dict[str, Periodic] = {}
+
+
+def extend(periodic: Periodic) -> None:
+    """Add ``periodic`` to the schedules ``apply`` declares (when imported, before launch)."""
+    _extra[periodic.schedule_name] = periodic
+    prune.prune_ticks_of(periodic.workflow_name)
 
 
 def apply(settings: Settings) -> None:
@@ -61,6 +88,18 @@ def apply(settings: Settings) -> None:
         )
     elif DBOS.get_schedule(KEY_ROTATION_SCHEDULE) is not None:
         DBOS.delete_schedule(KEY_ROTATION_SCHEDULE)
+    for periodic in _extra.values():
+        seconds = periodic.every(settings)
+        if seconds:
+            schedules.append(
+                {
+                    "schedule_name": periodic.schedule_name,
+                    "workflow_fn": periodic.workflow_fn,
+                    "schedule": cron_schedule(seconds),
+                }
+            )
+        elif DBOS.get_schedule(periodic.schedule_name) is not None:
+            DBOS.delete_schedule(periodic.schedule_name)
     DBOS.apply_schedules(schedules)
 
 

@@ -224,8 +224,12 @@ def _site_call(
     return outcome
 
 
-def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
-    """Run every call at its site in parallel; site -> {"ok", "value" | "error"}."""
+def fan_out(
+    job: Job, calls: list[SiteCall], queue: str = SITE_CALLS_QUEUE
+) -> dict[str, dict[str, Any]]:
+    """Run every call at its site in parallel, each a child workflow on ``queue`` (the
+    site-calls queue, or the transfers queue for long copies, which bounds how many run at
+    once in the cluster); site -> {"ok", "value" | "error"}."""
     job.ledger.flush()  # the operation shows running, and earlier steps done, while it waits
     handles = []
     for call in calls:
@@ -233,7 +237,7 @@ def fan_out(job: Job, calls: list[SiteCall]) -> dict[str, dict[str, Any]]:
         with SetWorkflowID(f"{job.operation_id}.{call.site}.{call.function}"):
             handles.append(
                 DBOS.enqueue_workflow(
-                    SITE_CALLS_QUEUE,
+                    queue,
                     _site_call,
                     job.operation_id,
                     call.label,

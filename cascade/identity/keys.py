@@ -76,11 +76,20 @@ class KeyRepository:
             return None
 
     def version(self) -> int:
-        """Changes whenever a key file is added, replaced or removed (the directory's mtime)."""
+        """Changes whenever a key file is added, replaced or removed: a hash of each key
+        file's name, inode and mtime (every write renames a new file into place). Not the
+        directory's mtime: file times tick coarsely, so two writes within one tick (a set
+        replaced while a reader looked) would leave that reader's copy stale for good."""
         try:
-            return self.path.stat().st_mtime_ns
+            with os.scandir(self.path) as entries:
+                files = sorted(
+                    (entry.name, entry.inode(), entry.stat().st_mtime_ns)
+                    for entry in entries
+                    if _is_key_name(entry.name)
+                )
         except FileNotFoundError:
             return 0
+        return hash(tuple(files))
 
     def held(self) -> tuple[str, dict[int, bytes]]:
         """The keys held and their ``key_set_id``, re-read only when the repository changed

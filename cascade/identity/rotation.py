@@ -206,7 +206,12 @@ class KeyRotation:
     def _promote(self, target: dict[int, bytes], report: RotationReport) -> None:
         self._keys.replace_all(target)
         self._keys.stamp(max(target))
-        shutil.rmtree(self._staged.path)
+        # Out of the way in one rename before its files go: a reader (the sites' wanted set)
+        # never sees a staged set with some of its keys removed.
+        promoted = self._staged.path.with_name(".fernet-keys.promoted")
+        shutil.rmtree(promoted, ignore_errors=True)
+        os.replace(self._staged.path, promoted)
+        shutil.rmtree(promoted)
         report.promoted, report.forced = True, bool(report.missing)
 
     def _refuse_early_drop(self, current: dict[int, bytes], target: dict[int, bytes]) -> None:

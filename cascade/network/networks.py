@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Site
+from cascade.db.models import Operation, Site
 from cascade.db.network_models import Network, NetworkPort, NetworkSegment, RouterNetwork
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
@@ -158,8 +158,8 @@ class NetworkService:
 
     def create(
         self, spec: NetworkIn, project_id: str, projects: set[str] | None, key: str | None
-    ) -> tuple[str, str]:
-        """Accept a create; returns (network id, operation id)."""
+    ) -> Operation:
+        """Accept a create; returns its operation (its ``resource_id`` is the network's)."""
         network_of(spec.cidr)
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
@@ -178,16 +178,15 @@ class NetworkService:
                 )
             return "network", network.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="network.create",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
-    def act(self, network_id: str, action: str, project_id: str, key: str | None) -> str:
+    def act(self, network_id: str, action: str, project_id: str, key: str | None) -> Operation:
         """Accept sync or delete; a network still holding ports cannot be deleted (409)."""
         check = _deletable(network_id) if action == "delete" else None
         return self._operations.act(NETWORKS, network_id, action, project_id, key, check)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Site
+from cascade.db.models import Operation, Site
 from cascade.db.network_models import Network, NetworkPort, NetworkSegment, Router, RouterNetwork
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
@@ -176,7 +176,9 @@ class RouterService:
 
     def create(
         self, spec: RouterIn, project_id: str, projects: set[str] | None, key: str | None
-    ) -> tuple[str, str]:
+    ) -> Operation:
+        """Accept a create; returns its operation (its ``resource_id`` is the router's)."""
+
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             members = _members(session, spec, projects)
             site_ids = set(
@@ -210,14 +212,13 @@ class RouterService:
                 allocate(session, transit, site, None, None)
             return "router", router.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="router.create",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
-    def act(self, router_id: str, action: str, project_id: str, key: str | None) -> str:
+    def act(self, router_id: str, action: str, project_id: str, key: str | None) -> Operation:
         return self._operations.act(ROUTERS, router_id, action, project_id, key)

@@ -231,7 +231,7 @@ def check_networks(engine: EngineContext, site: Site) -> tuple[int, list[dict[st
         if not drift:
             continue
         try:
-            operation_id = NetworkService(engine.db, engine.services.operations).act(
+            operation = NetworkService(engine.db, engine.services.operations).act(
                 network.id, "sync", network.project_id, None
             )
         except Conflict:  # an operation took the network meanwhile: it is that one's
@@ -242,7 +242,7 @@ def check_networks(engine: EngineContext, site: Site) -> tuple[int, list[dict[st
                 network.id,
                 site.name,
                 "; ".join(drift),
-                f"syncing: operation {operation_id}",
+                f"syncing: operation {operation.id}",
             )
         )
     return len(rows), repairs

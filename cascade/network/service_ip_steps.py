@@ -222,13 +222,13 @@ def check_service_ips(engine: EngineContext, site: Site) -> tuple[int, list[dict
         if not wrong:
             continue
         try:
-            operation_id = ServiceIPService(engine.db, engine.services.operations).act(
+            operation = ServiceIPService(engine.db, engine.services.operations).act(
                 sip.id, "sync", sip.project_id, None
             )
         except Conflict:
             continue
         drift = f"{sip.ip} is on {', '.join(sorted(p.name for p in wrong))}, should be on {target}"
         repairs.append(
-            repair("service_ip", sip.id, site.name, drift, f"syncing: operation {operation_id}")
+            repair("service_ip", sip.id, site.name, drift, f"syncing: operation {operation.id}")
         )
     return len(rows), repairs

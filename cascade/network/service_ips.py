@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Site
+from cascade.db.models import Operation, Site
 from cascade.db.network_models import Network, NetworkPort, ServiceIP
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
@@ -102,8 +102,9 @@ class ServiceIPService:
 
     def create(
         self, spec: ServiceIPIn, project_id: str, projects: set[str] | None, key: str | None
-    ) -> tuple[str, str]:
-        """Accept a create: the address taken on the network, held by ``spec.holder``."""
+    ) -> Operation:
+        """Accept a create: the address taken on the network, held by ``spec.holder``; returns
+        its operation (its ``resource_id`` is the service IP's)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             network = find_network(session, spec.network, projects)
@@ -120,18 +121,17 @@ class ServiceIPService:
             session.flush()
             return "service_ip", sip.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="service_ip.create",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
     def move(
         self, sip_id: str, to: str, project_id: str, projects: set[str] | None, key: str | None
-    ) -> str:
+    ) -> Operation:
         """Accept a move to server ``to``, which must have a port on the same network."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
@@ -144,21 +144,20 @@ class ServiceIPService:
             sip.holder_port_id = port.id
             return "service_ip", sip_id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="service_ip.move",
             project_id=project_id,
             request={"service_ip": sip_id, "to": to},
             write=write,
             idempotency_key=key,
         )
-        return operation.id
 
-    def follow(self, sip_id: str, project_id: str, key: str | None) -> str:
+    def follow(self, sip_id: str, project_id: str, key: str | None) -> Operation:
         """Accept a move that keeps the holder's port: the port itself moved to another
         site (a restore gave it to the server restoring its holder), so every site places
         the address again, as for a move to another server."""
         return self._operations.act(SERVICE_IPS, sip_id, "move", project_id, key)
 
-    def act(self, sip_id: str, action: str, project_id: str, key: str | None) -> str:
+    def act(self, sip_id: str, action: str, project_id: str, key: str | None) -> Operation:
         """Accept sync or delete."""
         return self._operations.act(SERVICE_IPS, sip_id, action, project_id, key)

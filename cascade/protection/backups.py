@@ -3,10 +3,11 @@
 A volume's backup reads only the blocks its snapshot changed since the same volume's
 snapshot in the plan's previous checkpoint (the site's block-data service lists them from
 its change tracking; the first backup lists the allocated blocks), names each block by
-content (``chunks.chunk_name``), stores the chunks the store does not hold yet and writes the
-volume's manifest (every non-zero block: its chunk name and SHA-256), the parent's entries
-for unchanged blocks included, once every chunk is stored: a backup that fails midway
-leaves nothing a checkpoint references, and the next one finds the chunks already stored.
+content (``chunks.Chunk``: its BLAKE3 name and SHA-256, computed once), stores the chunks
+the store does not hold yet and writes the volume's manifest (every non-zero block: its
+chunk name and SHA-256), the parent's entries for unchanged blocks included, once every
+chunk is stored: a backup that fails midway leaves nothing a checkpoint references, and the
+next one finds the chunks already stored.
 
 The blocks go in batches of ``BATCH``: the batch's blocks are read and hashed on the
 ``parallel`` threads while the previous batch's chunks are claimed (``chunk_claims.claim``:
@@ -33,7 +34,7 @@ from cascade.db import Database
 from cascade.db.protection_models import Checkpoint, CheckpointVolume
 from cascade.protection.chunk_claims import claim, stored
 from cascade.protection.chunk_store import ChunkStore
-from cascade.protection.chunks import chunk_name, sha256_hex
+from cascade.protection.chunks import Chunk, is_zero
 from cascade.protection.parallel import STREAMS
 from cascade.protection.site_blocks import BlockList, read_block, snapshot_blocks
 from cascade.sites.driver import SiteCallFailed, SiteDriver
@@ -44,12 +45,11 @@ PROGRESS_EVERY = 0.5  # seconds between two progress writes of a running backup
 
 @dataclass(frozen=True)
 class Block:
-    """A block read: its bytes, and for a non-zero one its chunk's name and SHA-256."""
+    """A block read: its size, and its chunk unless it is all zeros."""
 
     index: int
-    data: bytes
-    name: str = ""
-    sha256: str = ""
+    size: int
+    chunk: Chunk | None
 
 
 @dataclass
@@ -108,43 +108,41 @@ class VolumeBackup:
         return listed, {}
 
     def read(self, index: int) -> Block:
-        """Block ``index`` of the snapshot, named and hashed unless it is all zeros."""
+        """Block ``index`` of the snapshot, named and hashed (once) unless it is all zeros."""
         data = self.driver.call(
             f"read block {index} of snapshot {self.snapshot_id}",
             lambda c: read_block(c, self.snapshot_id, index),
         )
-        if not data.strip(b"\0"):
-            return Block(index, data)
-        return Block(index, data, chunk_name(data), sha256_hex(data))
+        return Block(index, len(data), None if is_zero(data) else Chunk.of(data))
 
-    def keep(self, block: Block, state: str) -> int:
+    def keep(self, chunk: Chunk, state: str) -> int:
         """Make sure the store holds a chunk claimed in ``state`` ("new", or "uploading":
         put by a backup that did not sync it); the bytes this call put."""
-        if state == "uploading" and self.store.has(block.name):
+        if state == "uploading" and self.store.has(chunk.name):
             return 0
-        self.store.put(block.name, block.data)
-        return len(block.data)
+        self.store.put(chunk)
+        return len(chunk.data)
 
     def store_batch(self, pool: ThreadPoolExecutor, blocks: list[Block]) -> dict[int, int]:
         """Claim the batch's chunks in one transaction and put those the store lacks, on the
         pool's threads; per block index the bytes it put (a chunk met before in this
         volume, or stored already, puts none)."""
-        first: dict[str, Block] = {}
+        first: dict[str, tuple[int, Chunk]] = {}
         for block in blocks:
-            if block.name and block.name not in self.handled:
-                first.setdefault(block.name, block)
+            if block.chunk is not None and block.chunk.name not in self.handled:
+                first.setdefault(block.chunk.name, (block.index, block.chunk))
         self.handled.update(first)
         states = claim(
-            self.db, self.store.url, {n: (b.sha256, len(b.data)) for n, b in first.items()}
+            self.db, self.store.url, {n: (c.sha256, len(c.data)) for n, (_i, c) in first.items()}
         )
         puts = {
-            name: pool.submit(self.keep, first[name], state)
+            name: pool.submit(self.keep, first[name][1], state)
             for name, state in states.items()
             if state != "stored"
         }
         put: dict[int, int] = {}
         for name, future in puts.items():  # synced and marked stored only once in the store
-            put[first[name].index] = future.result()
+            put[first[name][0]] = future.result()
             self.unsynced.add(name)
         return put
 
@@ -173,11 +171,11 @@ class VolumeBackup:
         pool = ThreadPoolExecutor(STREAMS, thread_name_prefix="blocks")
         try:
             for block, put in self.backed_up(pool, listed.blocks):
-                if block.name:
-                    manifest[str(block.index)] = [block.name, block.sha256]
+                if block.chunk is not None:
+                    manifest[str(block.index)] = [block.chunk.name, block.chunk.sha256]
                 else:
                     manifest.pop(str(block.index), None)
-                if progress.add(len(block.data), put):
+                if progress.add(block.size, put):
                     self._counters(progress)
         finally:  # durable before a manifest names them; kept for the next run on failure
             pool.shutdown(wait=True, cancel_futures=True)

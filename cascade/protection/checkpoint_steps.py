@@ -22,7 +22,13 @@ from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import Conflict, present
 from cascade.protection.backup_steps import back_up
-from cascade.protection.barrier import freeze_member, hold_barrier, plan_of, thaw_all
+from cascade.protection.barrier import (
+    freeze_member,
+    hold_barrier,
+    plan_of,
+    still_held,
+    thaw_all,
+)
 from cascade.protection.chunk_claims import sweep
 from cascade.protection.chunk_store import open_store
 from cascade.protection.image_steps import drop_images, image_checkpoint
@@ -91,14 +97,19 @@ def take_snapshot(_run: StepRun, checkpoint_id: str, group_id: str) -> str:
     """The group snapshot, taken while every member is frozen: the consistency point."""
     checkpoint, plan = plan_of(checkpoint_id)
     hold_barrier(checkpoint, plan)
-    snapshot_id, taken_at = (
-        context()
-        .driver(plan.source_site_id)
-        .call(
-            f"snapshot the group of plan {plan.id}",
-            lambda c: snapshot_group(c, group_id, f"cascade-checkpoint-{checkpoint_id}"),
-        )
+    driver = context().driver(plan.source_site_id)
+    snapshot_id, taken_at = driver.call(
+        f"snapshot the group of plan {plan.id}",
+        lambda c: snapshot_group(c, group_id, f"cascade-checkpoint-{checkpoint_id}"),
     )
+    try:
+        still_held(checkpoint_id)
+    except Conflict:  # thawed by the watchdog before the snapshot was taken: not consistent
+        driver.call(
+            f"discard group snapshot {snapshot_id}",
+            lambda c: delete_group_snapshots(c, [snapshot_id]),
+        )
+        raise
     with context().db.session() as session:
         row = session.get_one(Checkpoint, checkpoint_id)
         row.site_group_snapshot_id = snapshot_id

@@ -1,16 +1,17 @@
 """Where backup chunks live: a content-addressed store of immutable blobs (issue 16).
 
-``ChunkStore`` is the interface the backup workflow calls: a chunk is put under its name
-(``chunks.chunk_name`` of its bytes, checked on put), read back with the SHA-256 the caller
-keeps in its manifest (both digests verified: ``ChunkCorrupt`` otherwise), listed and
-deleted (retention decides what; the store only does it). Two backends: a directory
-(``file:///abs/path``; chunks in ``ab/cdef...`` fan-out directories, written to a temporary
-file and renamed, made durable in a batch by ``sync``) and a container of a registered
-site's object store (``site://SITE/CONTAINER``; Swift's PUT is atomic and durable per
-object, ``sync`` has nothing to do), through the site's
+``ChunkStore`` is the interface the backup workflow calls: a ``chunks.Chunk`` is put under
+its name (``chunks.chunk_name`` of its bytes, computed once when the chunk was made), read
+back with the SHA-256 the caller keeps in its manifest (both digests verified:
+``ChunkCorrupt`` otherwise), listed and deleted (retention decides what; the store only does
+it). Two backends: a directory (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out
+directories, written to a temporary file (past the page cache where it can be:
+``direct_write``) and renamed, made durable in a batch by ``sync``)
+and a container of a registered site's object store (``site://SITE/CONTAINER``; Swift's PUT
+is atomic and durable per object, ``sync`` has nothing to do), through the site's
 openstacksdk connection inside ``SiteDriver.call``. No S3 backend yet: nothing here serves
-S3 to test it against. Imports ``cascade.sites``, ``cascade.errors``, ``chunks`` and
-``cascade.identity.sealing``'s atomic file write.
+S3 to test it against. Imports ``cascade.sites``, ``cascade.errors``, ``chunks``,
+``direct_write`` and ``cascade.identity.sealing``'s atomic file write.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from urllib.parse import unquote, urlsplit
 from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 
-from cascade.errors import BadRequest, CascadeError, Internal
+from cascade.errors import BadRequest, CascadeError
 from cascade.identity.sealing import write_private
-from cascade.protection.chunks import chunk_name, is_chunk_name, sha256_hex
+from cascade.protection.chunks import Chunk, chunk_name, is_chunk_name, sha256_hex
+from cascade.protection.direct_write import write_direct
 from cascade.sites.driver import SiteDriver
 
 T = TypeVar("T")
@@ -55,12 +57,11 @@ class ChunkStore(ABC):
     def has(self, name: str) -> bool:
         return self._has(self._checked(name))
 
-    def put(self, name: str, data: bytes) -> None:
-        """Store ``data`` under ``name`` (its ``chunk_name``). Idempotent and atomic: a reader
-        sees the whole chunk or none of it; durable once ``sync`` returns."""
-        if chunk_name(data) != self._checked(name):
-            raise Internal(f"chunk put as {name} into {self.url} has another name")
-        self._write(name, data)
+    def put(self, chunk: Chunk) -> None:
+        """Store the chunk under its name (``Chunk.of`` named it from its bytes: not hashed
+        again). Idempotent and atomic: a reader sees the whole chunk or none of it; durable
+        once ``sync`` returns."""
+        self._write(self._checked(chunk.name), chunk.data)
 
     def get(self, name: str, sha256: str) -> bytes:
         """The chunk's bytes, verified against its name and ``sha256``."""
@@ -122,7 +123,10 @@ class DirectoryChunkStore(ChunkStore):
         return self.path(name).is_file()
 
     def _write(self, name: str, data: bytes) -> None:
-        write_private(self.path(name), data, durable=False)  # a temporary file, renamed
+        """A temporary file renamed: past the page cache where it can be, else through it."""
+        path = self.path(name)
+        if not write_direct(path, data):
+            write_private(path, data, durable=False)
 
     def sync(self) -> None:
         os.sync()  # the chunks' data and their renames, in one pass of the kernel

@@ -3,9 +3,11 @@
 A chunk's identity is the BLAKE3-256 hex of its bytes (``chunk_name``): cryptographic, so a
 tenant cannot craft two blocks with one name and poison deduplication across volumes; its
 integrity digest is SHA-256 (``sha256_hex``), which the caller keeps in its manifest and the
-store verifies on every read. ``hash_rates`` measures the candidates on this machine (for
-``cascade bench protect``; docs/decisions.md has the figures behind the choice). Imports
-only the standard library, blake3 and xxhash.
+store verifies on every read. A ``Chunk`` is bytes with both digests, computed once from
+them (``Chunk.of``): what a backup claims and the store puts, never hashed again on the
+way. An all-zero block is no chunk (``is_zero``). ``hash_rates`` measures the candidates on
+this machine (for ``cascade bench protect``; docs/decisions.md has the figures behind the
+choice). Imports only the standard library, blake3 and xxhash.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 
 import blake3
 import xxhash
@@ -30,6 +34,31 @@ def chunk_name(data: bytes) -> str:
 def sha256_hex(data: bytes) -> str:
     """The chunk's integrity digest, kept by the caller and verified on every read."""
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk's bytes, its name and its SHA-256; made by ``Chunk.of`` only, so the
+    digests are those of the bytes."""
+
+    data: bytes
+    name: str
+    sha256: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Chunk:
+        return cls(data, chunk_name(data), sha256_hex(data))
+
+
+@lru_cache(maxsize=4)
+def _zeros(size: int) -> bytes:
+    return bytes(size)
+
+
+def is_zero(data: bytes) -> bool:
+    """All zero bytes: compared with a kept zero block (stops at the first non-zero byte,
+    copies nothing)."""
+    return data == _zeros(len(data))
 
 
 def is_chunk_name(name: str) -> bool:

@@ -26,7 +26,14 @@ from cascade.db.protection_models import Checkpoint, ProtectionPlan
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, step, step_function
 from cascade.errors import Conflict
-from cascade.protection.barrier import freeze_member, hold_barrier, now, plan_of, thaw_all
+from cascade.protection.barrier import (
+    freeze_member,
+    hold_barrier,
+    now,
+    plan_of,
+    still_held,
+    thaw_all,
+)
 from cascade.sites.driver import SiteCallFailed
 
 CHUNK = 1 << 20
@@ -62,10 +69,13 @@ def take_image(_run: StepRun, checkpoint_id: str, server_id: str, at_site: str) 
             lambda c: _image_server(c, at_site, image_name(checkpoint_id)),
         )
     )
+    with context().db.session() as session:  # discarded with its images if not held
+        session.get_one(Checkpoint, checkpoint_id).images = {server_id: {"source": image_id}}
+    still_held(checkpoint_id)
     with context().db.session() as session:
-        row = session.get_one(Checkpoint, checkpoint_id)
-        row.images = {server_id: {"source": image_id}}
-        row.consistency_point = taken_at.replace(microsecond=0)
+        session.get_one(Checkpoint, checkpoint_id).consistency_point = taken_at.replace(
+            microsecond=0
+        )
     return image_id
 
 

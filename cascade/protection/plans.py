@@ -6,7 +6,8 @@ volumes attached to each server) is the ``plan.create`` operation's (``plan_step
 checkpoints' view is here too: volumes, images and the members' recorded ports. Plans and
 checkpoints are rendered a list at a time (``plans_out``, ``checkpoints_out``: what they
 read beyond their own rows is one statement per kind for the whole list, never one per row);
-a single row is a list of one."""
+a single row is a list of one. A plan's schedule (``checkpoint_every_s``) is set at create;
+when its next checkpoint is due is ``schedule``'s, the pass taking it ``schedule_tick``'s."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Server, Site
+from cascade.db.models import Operation, Server, Site
 from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMember, ProtectionPlan
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
 from cascade.network.networks import visible_site, visible_sites
 from cascade.protection.chunk_store import store_location
+from cascade.protection.schedule import next_checkpoints
 from cascade.protection.schemas import (
     CheckpointOut,
     CheckpointPortOut,
@@ -100,6 +102,7 @@ def plans_out(session: Session, plans: Sequence[ProtectionPlan]) -> list[PlanOut
         _member_out,
     )
     ages = recovery_point_ages(session, ids)
+    scheduled = next_checkpoints(session, plans)
     return [
         PlanOut(
             id=plan.id,
@@ -110,6 +113,8 @@ def plans_out(session: Session, plans: Sequence[ProtectionPlan]) -> list[PlanOut
             strategy=plan.strategy,
             freeze_bound_s=plan.freeze_bound_s,
             retention=plan.retention,
+            checkpoint_every_s=plan.checkpoint_every_s,
+            next_checkpoint_at=scheduled[plan.id],
             members=members[plan.id],
             chunk_store=plan.chunk_store,
             rpo_s=ages.get(plan.id),
@@ -262,8 +267,9 @@ class PlanService:
 
     def create(
         self, spec: PlanIn, project_id: str, projects: set[str] | None, key: str | None
-    ) -> tuple[str, str]:
-        """Accept a create; the operation finds the volumes of members that name none."""
+    ) -> Operation:
+        """Accept a create; the operation finds the volumes of members that name none. Returns
+        the operation (its ``resource_id`` is the plan's)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             servers = _servers(session, spec.members, project_id)
@@ -282,6 +288,7 @@ class PlanService:
                 strategy=spec.strategy,
                 freeze_bound_s=spec.freeze_bound_s,
                 retention=spec.retention,
+                checkpoint_every_s=spec.checkpoint_every_s,
                 chunk_store=_chunk_store(session, spec, target, projects),
                 status="BUILD",
                 task_operation_id=operation_id,
@@ -299,16 +306,15 @@ class PlanService:
                 )
             return "plan", plan.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="plan.create",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
-    def _act(self, plan_id: str, action: str, project_id: str, key: str | None) -> str:
+    def _act(self, plan_id: str, action: str, project_id: str, key: str | None) -> Operation:
         """Accept ``plan.{action}``; a checkpoint also gets its pending row."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
@@ -326,27 +332,26 @@ class PlanService:
                 )
             return "plan", plan_id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind=f"plan.{action}",
             project_id=project_id,
             request={"plan": plan_id},
             write=write,
             idempotency_key=key,
         )
-        return operation.id
 
-    def delete(self, plan_id: str, project_id: str, key: str | None) -> str:
+    def delete(self, plan_id: str, project_id: str, key: str | None) -> Operation:
         """Accept a delete: its checkpoints' snapshots and its group go from the site."""
         return self._act(plan_id, "delete", project_id, key)
 
-    def checkpoint(self, plan_id: str, project_id: str, key: str | None) -> tuple[str, str]:
-        """Accept a checkpoint (one at a time per plan); (the checkpoint id, the operation id)."""
-        operation_id = self._act(plan_id, "checkpoint", project_id, key)
+    def checkpoint(self, plan_id: str, project_id: str, key: str | None) -> tuple[str, Operation]:
+        """Accept a checkpoint (one at a time per plan); (the checkpoint id, the operation)."""
+        operation = self._act(plan_id, "checkpoint", project_id, key)
         with self._db.session() as session:
             found = session.scalar(
-                select(Checkpoint.id).where(Checkpoint.operation_id == operation_id)
+                select(Checkpoint.id).where(Checkpoint.operation_id == operation.id)
             )
-        return present(found, f"the checkpoint of operation {operation_id}"), operation_id
+        return present(found, f"the checkpoint of operation {operation.id}"), operation
 
     def show_checkpoint(self, checkpoint_id: str, projects: set[str] | None) -> CheckpointOut:
         with self._db.session() as session:

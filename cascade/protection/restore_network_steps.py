@@ -179,8 +179,8 @@ def accept_move(_run: StepRun, restore_id: str) -> str:
 
     def accept() -> str:
         if follows:
-            return service.follow(wanted["id"], restore.project_id, key)
-        return service.move(wanted["id"], entry["server"], restore.project_id, None, key)
+            return service.follow(wanted["id"], restore.project_id, key).id
+        return service.move(wanted["id"], entry["server"], restore.project_id, None, key).id
 
     operation_id = until_deadline(
         MOVE_POLL, MOVE_DEADLINE, lambda error: isinstance(error, Conflict), accept

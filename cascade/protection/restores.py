@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Server, Site
+from cascade.db.models import Operation, Server, Site
 from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan, Restore
 from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
@@ -235,8 +235,8 @@ class RestoreService:
 
     def create(
         self, spec: RestoreIn, project_id: str, projects: set[str] | None, key: str | None
-    ) -> tuple[str, str]:
-        """Accept a restore; (the restore id, the operation id)."""
+    ) -> Operation:
+        """Accept a restore; returns its operation (its ``resource_id`` is the restore's)."""
         checked = self._check_target(spec, projects)
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
@@ -258,11 +258,10 @@ class RestoreService:
             session.flush()
             return "restore", restore.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="restore.run",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id

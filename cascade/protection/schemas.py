@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.engine.schemas import OperationOut
 
+MIN_CHECKPOINT_EVERY_S = 60  # a schedule's shortest interval (a checkpoint freezes the VNF)
+MAX_CHECKPOINT_EVERY_S = 30 * 86400
+
 
 class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -40,6 +43,15 @@ class PlanIn(BaseModel):
         30.0, gt=0, le=600, description="The longest any member may stay frozen (seconds)."
     )
     retention: int = Field(7, ge=1, le=1000, description="Checkpoints to keep.")
+    checkpoint_every_s: int | None = Field(
+        None,
+        ge=MIN_CHECKPOINT_EVERY_S,
+        le=MAX_CHECKPOINT_EVERY_S,
+        description="The schedule: seconds between checkpoints, taken by the engine's "
+        "once-per-cluster schedule (each due this long after the newest checkpoint's "
+        f"consistency point, or the plan's creation); {MIN_CHECKPOINT_EVERY_S} s to "
+        f"{MAX_CHECKPOINT_EVERY_S // 86400} days. Omitted or null: checkpoints only on request.",
+    )
     chunk_store: str | None = Field(
         None,
         min_length=1,
@@ -65,6 +77,15 @@ class PlanOut(BaseModel):
     strategy: str
     freeze_bound_s: float
     retention: int
+    checkpoint_every_s: int | None = Field(
+        description="The schedule: seconds between checkpoints; none: only on request."
+    )
+    next_checkpoint_at: datetime | None = Field(
+        description="When the schedule takes the next checkpoint: the newest checkpoint's "
+        "consistency point (its creation, if it has none), or the plan's creation, plus "
+        "checkpoint_every_s; none without a schedule. While one is queued or running the "
+        "schedule waits for it to end."
+    )
     members: list[MemberOut]
     chunk_store: str
     rpo_s: float | None = Field(

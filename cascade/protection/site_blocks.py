@@ -2,10 +2,13 @@
 openstacksdk ``Connection`` for ``SiteDriver.call``: a snapshot's allocated blocks or the
 blocks changed since an older snapshot of the same volume, a snapshot's block, a whole block
 written into an available volume, and per-block sha256 digests of a volume or a snapshot
-computed at the site. Requests go through the connection's keystoneauth1 session (tokens,
-the catalog's endpoint for the connection's region, looked up once per connection); an
-error answer raises keystoneauth1's HTTP error, which ``SiteDriver.call`` classifies.
-Imports only openstacksdk and keystoneauth1.
+computed at the site. Requests go through a keystoneauth1 session of their own per
+connection, sharing the connection's auth plugin (its token) and found with its endpoint
+once: the catalog's block-data endpoint for the connection's region, and the environment's
+proxy and CA settings for that endpoint, read then (requests would scan the whole process
+environment on every request: a fifth of a backup's CPU). An error answer raises
+keystoneauth1's HTTP error, which ``SiteDriver.call`` classifies. Imports only
+openstacksdk, keystoneauth1 and requests.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import requests
 from keystoneauth1.exceptions import EndpointNotFound
 from keystoneauth1.session import Session
 from openstack.connection import Connection
 
 SERVICE_TYPE = "block-data"
-_ENDPOINTS: WeakKeyDictionary[Connection, str] = WeakKeyDictionary()  # per connection
 OCTETS = {"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}
 
 
@@ -30,26 +33,57 @@ class BlockList:
     blocks: list[int]
 
 
-def _endpoint(c: Connection) -> str:
-    """The site's block-data endpoint, found in the connection's catalog once (keystoneauth1
-    copies the whole catalog at every lookup: a backup would, once per block)."""
-    found = _ENDPOINTS.get(c)
+@dataclass(frozen=True)
+class _Service:
+    """Where a connection's block-data calls go and the session they go through."""
+
+    endpoint: str
+    session: Session
+
+
+_SERVICES: WeakKeyDictionary[Connection, _Service] = WeakKeyDictionary()  # per connection
+
+
+def _service(c: Connection) -> _Service:
+    """The site's block-data endpoint (keystoneauth1 copies the whole catalog at every
+    lookup: a backup would, once per block) and a session for it with the environment's
+    settings for it fixed (proxies, CA bundle), both made once per connection (two threads
+    making them at once both work; one is kept)."""
+    found = _SERVICES.get(c)
     if found is None:
-        session: Session = c.session
-        region = c.config.get_region_name(SERVICE_TYPE) or None
-        found = session.get_endpoint(
-            service_type=SERVICE_TYPE, interface="public", region_name=region
-        )
-        if not found:
-            raise EndpointNotFound(f"no public {SERVICE_TYPE} endpoint in region {region}")
-        _ENDPOINTS[c] = found
+        found = _SERVICES.setdefault(c, _new_service(c))
     return found
+
+
+def _new_service(c: Connection) -> _Service:
+    shared: Session = c.session
+    region = c.config.get_region_name(SERVICE_TYPE) or None
+    endpoint = shared.get_endpoint(
+        service_type=SERVICE_TYPE, interface="public", region_name=region
+    )
+    if not endpoint:
+        raise EndpointNotFound(f"no public {SERVICE_TYPE} endpoint in region {region}")
+    with requests.Session() as reader:  # what requests itself reads per request, read once
+        environment = reader.merge_environment_settings(
+            endpoint, {}, None, shared.verify, shared.cert
+        )
+    session = Session(
+        auth=shared.auth,
+        verify=environment["verify"],
+        cert=environment["cert"],
+        timeout=shared.timeout,
+        user_agent=shared.user_agent,
+        additional_headers=shared.additional_headers,
+    )
+    session.session.trust_env = False
+    session.session.proxies = environment["proxies"]
+    return _Service(endpoint.rstrip("/"), session)
 
 
 def _request(c: Connection, method: str, path: str, **kwargs: Any) -> Any:
     """``method path`` at the site's block-data endpoint; an error status raises."""
-    session: Session = c.session
-    return session.request(_endpoint(c).rstrip("/") + path, method, raise_exc=True, **kwargs)
+    service = _service(c)
+    return service.session.request(service.endpoint + path, method, raise_exc=True, **kwargs)
 
 
 def snapshot_blocks(c: Connection, snapshot_id: str, since: str | None = None) -> BlockList:

@@ -7,4 +7,11 @@ convergence checker; ``image_copy.py`` copies one image: target image, import an
 verification, ``image_staging.py`` owns what is staged at the target, ``image_transfer.py``
 moves the chunks). May import ``cascade.engine``,
 ``cascade.sites``, ``cascade.db`` and ``cascade.errors``.
+
+The package imports its ``*_kind`` modules, which register themselves in ``kinds.KINDS``:
+whatever imports a part of replication finds every kind registered.
 """
+
+from cascade.replication import flavor_kind, group_kind, image_kind, keypair_kind
+
+__all__ = ["flavor_kind", "group_kind", "image_kind", "keypair_kind"]

@@ -36,7 +36,7 @@ from cascade.db.replication_models import ReplicationPolicy
 from cascade.engine.context import EngineContext
 from cascade.engine.convergence import checker, repair
 from cascade.errors import Conflict
-from cascade.replication.kinds import KINDS, Decision, Outcome, State, decide
+from cascade.replication.kinds import KINDS, Decision, Outcome, State, decide, leftover
 from cascade.replication.policies import PolicyService, policy_targets
 from cascade.replication.records import backing_off, current_records, note_drift, save_record
 from cascade.sites.driver import SiteCallFailed
@@ -141,6 +141,8 @@ def audit_policy(engine: EngineContext, policy: ReplicationPolicy, site: Site) -
     wanted = set(policy.names) if policy.names is not None else None
     records = current_records(policy.id, site.id)
     decisions = decide(kind, desired.state, actual, records, policy.conflict, wanted)
+    taken = {d.name for d in decisions}
+    decisions += map(leftover, kind.leftovers(policy, site.id, desired.state, taken))
     outcomes: dict[str, Outcome] = {}
     for decision in decisions:
         if decision.outcome == "adopt":
@@ -160,7 +162,7 @@ def audit_policy(engine: EngineContext, policy: ReplicationPolicy, site: Site) -
 def _start_job(engine: EngineContext, policy: ReplicationPolicy, reason: str) -> str:
     service = PolicyService(engine.db, engine.services.operations)
     try:
-        return f"repairing: operation {service.act(policy.id, 'sync', None, reason, None)}"
+        return f"repairing: operation {service.act(policy.id, 'sync', None, reason, None).id}"
     except Conflict:
         return "a job of the policy runs: the next pass looks again"
 

@@ -31,6 +31,7 @@ from typing import Any
 from openstack.connection import Connection
 
 from cascade.errors import BadRequest
+from cascade.replication.bandwidth import RateLimit
 from cascade.replication.image_staging import (
     STAGING_CONTAINER,
     ImageCopyFailed,
@@ -40,7 +41,7 @@ from cascade.replication.image_staging import (
     store,
     unstage,
 )
-from cascade.replication.image_transfer import CHUNK_BYTES, Progress, Sending, Transfer, site_limit
+from cascade.replication.image_transfer import CHUNK_BYTES, Progress, Sending, Transfer
 from cascade.retry import Backoff, until_deadline
 from cascade.sites.driver import SiteDriver
 
@@ -188,7 +189,7 @@ def copy_image(
     chunk_bytes: int = CHUNK_BYTES,
     on_progress: Progress | None = None,
     on_send: Sending | None = None,
-    limit_bytes_per_s: float | None = None,
+    limit: RateLimit | None = None,
 ) -> CopyResult:
     """Copy image ``image_id`` from ``source`` to ``target`` with its metadata, verified;
     resumes a copy interrupted earlier from the chunks the target confirmed. ``on_progress``
@@ -219,7 +220,6 @@ def copy_image(
     count = -(-int(original["size"]) // chunk_bytes)
     store(target, "create the staging container", "PUT", "")
     staged = ledger.resume(count)
-    limit = None if limit_bytes_per_s is None else site_limit(target.access.name, limit_bytes_per_s)
     transfer = Transfer(source, target, image_id, ledger, limit, on_send)
     sent = transfer.stage(count, staged, on_progress)
     _import(target, staging, copy["id"])

@@ -8,18 +8,21 @@ from another source image (an older version, or the site's own of that name) is 
 A site's listing leaves out Cascade's own unfinished copies (not active, carrying
 ``cascade_source_image``: a copy interrupted, or refused by the site's quota): such a copy is
 not the site's image of that name but one still to finish, so the name reads as missing and
-the next job or audit resumes it, whatever the conflict rule (``named`` finds them too)."""
+the next job or audit resumes it, whatever the conflict rule (``named`` finds them too). An
+unfinished copy of a source image since removed from the source (404 there) is a leftover
+(``image_leftovers``): the next job deletes it and what it staged, as an item of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from openstack.connection import Connection
 
 from cascade.db.replication_models import ReplicationPolicy
-from cascade.engine.context import EngineContext
+from cascade.engine.context import EngineContext, context
 from cascade.replication.image_copy import SOURCE_PROPERTY
+from cascade.replication.image_leftovers import leftovers, remover
 from cascade.replication.kinds import Found, Kind, State, register
 
 
@@ -64,6 +67,21 @@ class Images(Kind):
 
     def delete(self, c: Connection, found: Found) -> None:
         c.image.delete_image(found.id, ignore_missing=True)
+
+    def leftovers(
+        self, policy: ReplicationPolicy, site_id: str, desired: dict[str, State], taken: set[str]
+    ) -> dict[str, Callable[[], None]]:
+        engine = context()
+        target = engine.driver(site_id)
+        wanted = {str(state["id"]) for state in desired.values()}
+        found = leftovers(engine.driver(policy.source_site_id or ""), target, wanted)
+        removers: dict[str, Callable[[], None]] = {}
+        for left in found:
+            clash = left.name in taken or left.name in removers
+            removers[f"{left.name} (source image {left.source_id})" if clash else left.name] = (
+                remover(target, left)
+            )
+        return removers
 
     def desired(self, engine: EngineContext, policy: ReplicationPolicy) -> dict[str, State]:
         return {

@@ -67,19 +67,29 @@ class Staging:
         return f"{self.segments}{seq:08d}"
 
 
-def store(target: SiteDriver, what: str, method: str, name: str, **kwargs: Any) -> Any:
-    """One request to the staging container (``name`` empty) or an object in it."""
+def store(
+    target: SiteDriver, what: str, method: str, name: str, missing_ok: bool = False, **kwargs: Any
+) -> Any:
+    """One request to the staging container (``name`` empty) or an object in it; with
+    ``missing_ok`` a 404 is answered as it is (None) instead of raised."""
     path = f"/{STAGING_CONTAINER}/{name}" if name else f"/{STAGING_CONTAINER}"
-    return target.call(what, lambda c: checked(c.object_store.request(path, method, **kwargs)))
+
+    def request(c: Connection) -> Any:
+        response = c.object_store.request(path, method, **kwargs)
+        return None if missing_ok and response.status_code == 404 else checked(response)
+
+    return target.call(what, request)
 
 
 def listed_segments(target: SiteDriver, staging: Staging) -> dict[str, Json]:
-    """The staged segments in the store, by name (Swift's listing: ``hash``, ``bytes``)."""
+    """The staged segments in the store, by name (Swift's listing: ``hash``, ``bytes``); none
+    without the container."""
     listed: dict[str, Json] = {}
     marker = ""
     while True:
         params = {"format": "json", "prefix": staging.segments, "marker": marker}
-        page = store(target, "list staged segments", "GET", "", params=params).json()
+        answer = store(target, "list staged segments", "GET", "", True, params=params)
+        page = [] if answer is None else answer.json()
         listed.update({entry["name"]: entry for entry in page})
         if not page:
             return listed
@@ -91,10 +101,10 @@ class Ledger:
     """Which staged segments belong to this copy. The ledger object holds the copy's header
     (the source, its size and ``os_hash_value``, the chunk size) and is written once, before
     any segment; the segments the store confirmed are the record of what was sent: the store
-    keeps a segment only once its whole body arrived with the md5 its ``ETag`` named, so a
-    listed segment of the right size is a chunk of this copy. A different header (another
-    source version or chunk size) means nothing staged is this copy's: every segment is
-    deleted before the new header is written."""
+    keeps a segment only once its whole body arrived, so a listed segment of the right size
+    is a chunk of this copy (its bytes are checked with the whole image's, after the import).
+    A different header (another source version or chunk size) means nothing staged is this
+    copy's: every segment is deleted before the new header is written."""
 
     target: SiteDriver
     staging: Staging
@@ -133,10 +143,11 @@ class Ledger:
 
 
 def unstage(target: SiteDriver, staging: Staging) -> None:
-    """Delete the staged segments (``DELETERS`` at a time), then the manifest and the ledger."""
+    """Delete the staged segments (``DELETERS`` at a time), then the manifest and the ledger
+    (those not there, as before an unfinished copy's import, are fine)."""
 
     def delete(name: str) -> None:
-        store(target, f"delete staged {name}", "DELETE", name)
+        store(target, f"delete staged {name}", "DELETE", name, True)
 
     with ThreadPoolExecutor(DELETERS, thread_name_prefix="image-unstage") as pool:
         list(pool.map(delete, listed_segments(target, staging)))

@@ -1,8 +1,9 @@
 """The worker side of image policies: after each target site's step has decided (and
 deleted what is gone from the source), every (image, target site) to copy is a step of its
-own wrapping ``image_copy.copy_image``: several run in parallel, at most the worker
-concurrency setting (``CASCADE_WORKER_CONCURRENCY``) of one job at a time, each limited to
-the policy's bandwidth per target site (in chunks of a second's worth at that limit). A copy
+own wrapping ``image_copy.copy_image``, all enqueued at once on the engine's transfers
+queue: they run in parallel, at most ``transfer_concurrency`` at a time in the whole cluster
+(with every other job's copies), each limited to the policy's bandwidth per target site (in
+chunks of a second's worth at that limit). A copy
 writes its bytes done and total into its job item as it goes, and adds each chunk to the
 item's bytes sent as its upload starts; a copy interrupted (worker killed, target down) is
 resumed by the step run again, or by the next job, from the last chunk the target
@@ -20,8 +21,10 @@ from openstack.connection import Connection
 from cascade.db.models import Site
 from cascade.db.replication_models import ReplicationJob, ReplicationPolicy
 from cascade.engine.context import context
+from cascade.engine.queue import TRANSFERS_QUEUE
 from cascade.engine.workflows import Job, SiteCall, StepRun, fan_out, step_function
 from cascade.errors import CascadeError, present
+from cascade.replication.bandwidth import SharedByteRateLimit
 from cascade.replication.image_copy import copy_image
 from cascade.replication.image_kind import IMAGES, named
 from cascade.replication.image_transfer import chunk_bytes_for
@@ -40,11 +43,7 @@ def copy_everywhere(
         for site_id, site in sites
         for name in deferred.get(site, [])
     ]
-    outcomes: dict[str, dict[str, Any]] = {}
-    limit = max(1, context().settings.worker_concurrency)
-    for start in range(0, len(calls), limit):
-        outcomes.update(fan_out(job, calls[start : start + limit]))
-    return outcomes
+    return fan_out(job, calls, TRANSFERS_QUEUE)
 
 
 def _remove_stale(c: Connection, name: str, origin: str) -> None:
@@ -80,7 +79,7 @@ def copy(_run: StepRun, job_id: str, site_id: str, name: str) -> str:
             chunk_bytes=chunk_bytes_for(limit),
             on_progress=progress,
             on_send=lambda count: item_sent(job_id, site_id, name, count),
-            limit_bytes_per_s=limit,
+            limit=None if limit is None else SharedByteRateLimit(engine.db, site_name, limit),
         )
     except CascadeError as failure:
         error = f"site {site_name}: image {name}: {failure.message}"

@@ -1,32 +1,30 @@
 """Moving an image's bytes from the source site's Glance into the target's staging: ranged
 reads of ``chunk_bytes`` each (``GET /v2/images/{id}/file`` with ``Range``, answered 206, read
-from the socket in one piece), each chunk ``PUT`` as its segment with its md5 as ``ETag`` (the
-store refuses data that does not match), under the per-site bandwidth limit.
+from the socket in one piece), each chunk ``PUT`` as its segment as it was read (no copy, no
+hash: the target hashes once, at the import, and the copy verifies those hashes against the
+source's; a chunk cut short is not stored, and one of the wrong size is not trusted on
+resume), under the per-site bandwidth limit.
 
-The chunks move in a bounded pipeline: ``IN_FLIGHT`` threads each read a chunk, hash it and
-put it, so one chunk's reads overlap others' PUTs and at most ``IN_FLIGHT`` chunks are held in
-memory. A chunk is confirmed when the store answers its PUT (``image_staging``: the store's
-listing is the record, nothing else is written per chunk), and then reported to
-``on_progress`` (in the calling thread); ``on_send`` is told a chunk's size as its PUT
-starts (in the sending thread; a transient failure's retry is not told again), so a caller
-can count what it set out to send, confirmed or not.
+The chunks move in a bounded pipeline: ``IN_FLIGHT`` threads each read a chunk and put it, so
+one chunk's reads overlap others' PUTs and at most ``IN_FLIGHT`` chunks are held in memory.
+A chunk is confirmed when the store answers its PUT (``image_staging``: the store's listing
+is the record, nothing else is written per chunk), and then reported to ``on_progress`` (in
+the calling thread); ``on_send`` is told a chunk's size as its PUT starts (in the sending
+thread; a transient failure's retry is not told again), so a caller can count what it set out
+to send, confirmed or not.
 When anything fails (a site, a raising ``on_progress``, a stop) no new chunk starts and those
 in flight finish before the failure is raised, so a resumed copy sends none of them again;
 a process killed outright loses the chunks it was putting (at most ``IN_FLIGHT``, partly
 sent). Without a bandwidth limit a chunk is ``CHUNK_BYTES``; under one, a second's worth
 (``chunk_bytes_for``).
 
-The bandwidth limit is a token bucket over the bytes sent (``ByteRateLimit``), one per target
-site and rate in the process (``site_limit``), so concurrent copies to a site share it. May
-import ``cascade.replication.image_staging``, ``cascade.sites``, ``cascade.retry``,
-``cascade.errors`` and openstacksdk.
+The bandwidth limit is the caller's (``cascade.replication.bandwidth``): a chunk's PUT waits
+for its size in it. May import ``cascade.replication.image_staging``,
+``cascade.replication.bandwidth``, ``cascade.sites`` and openstacksdk.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -34,15 +32,14 @@ from itertools import islice
 
 from openstack.connection import Connection
 
-from cascade.errors import BadRequest
+from cascade.replication.bandwidth import RateLimit
 from cascade.replication.image_staging import ImageCopyFailed, Ledger, checked, store
-from cascade.retry import Interrupted
 from cascade.sites.driver import SiteDriver
 
 Progress = Callable[[int, int], None]
 Sending = Callable[[int], None]  # told a chunk's size as its PUT starts
 
-IN_FLIGHT = 3  # chunks read, hashed or being put at once (and held in memory)
+IN_FLIGHT = 3  # chunks read or being put at once (and held in memory)
 CHUNK_BYTES = 8 << 20  # a chunk without a bandwidth limit
 MIN_LIMITED_CHUNK = 256 << 10
 
@@ -55,44 +52,6 @@ def chunk_bytes_for(limit_bytes_per_s: float | None) -> int:
     if limit_bytes_per_s is None:
         return CHUNK_BYTES
     return max(MIN_LIMITED_CHUNK, min(CHUNK_BYTES, int(limit_bytes_per_s)))
-
-
-class ByteRateLimit:
-    """A token bucket over bytes, safe to share between threads: ``take(n)`` returns once
-    ``n`` bytes fit the rate, sleeping (never spinning) for the deficit; up to one second's
-    worth may go at once. A set ``stop`` cuts a wait short with ``Interrupted``."""
-
-    def __init__(self, bytes_per_s: float) -> None:
-        if bytes_per_s <= 0:
-            raise BadRequest(f"A bandwidth limit must be positive, not {bytes_per_s}.")
-        self.rate = bytes_per_s
-        self._tokens = bytes_per_s
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self, count: int, stop: threading.Event | None = None) -> None:
-        with self._lock:  # each taker owes its share; the waits happen outside the lock
-            now = time.monotonic()
-            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate) - count
-            self._last = now
-            wait = -self._tokens / self.rate
-        if wait <= 0:
-            return
-        if stop is None:
-            time.sleep(wait)
-        elif stop.wait(wait):
-            raise Interrupted
-
-
-_SITE_LIMITS: dict[tuple[str, float], ByteRateLimit] = {}
-_SITE_LIMITS_LOCK = threading.Lock()
-
-
-def site_limit(site: str, bytes_per_s: float) -> ByteRateLimit:
-    """The one bucket of this process for copies to ``site`` at ``bytes_per_s``: concurrent
-    copies to a site share its bandwidth."""
-    with _SITE_LIMITS_LOCK:
-        return _SITE_LIMITS.setdefault((site, bytes_per_s), ByteRateLimit(bytes_per_s))
 
 
 def _read_range(source: SiteDriver, image_id: str, start: int, end: int) -> bytes:
@@ -120,19 +79,18 @@ class Transfer:
     target: SiteDriver
     image_id: str
     ledger: Ledger
-    limit: ByteRateLimit | None
+    limit: RateLimit | None
     on_send: Sending | None = None
 
     def _send(self, seq: int) -> int:
-        """Read, hash and put one chunk; its size."""
+        """Read and put one chunk; its size."""
         start = seq * int(self.ledger.header["chunk_bytes"])
         chunk = _read_range(self.source, self.image_id, start, start + self.ledger.chunk_size(seq))
-        md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
         if self.limit is not None:
             self.limit.take(len(chunk), self.target.stop)
         if self.on_send is not None:
             self.on_send(len(chunk))
-        headers = {"ETag": md5, "Content-Type": "application/octet-stream"}
+        headers = {"Content-Type": "application/octet-stream"}
         name = self.ledger.staging.segment(seq)
         store(self.target, f"stage {name}", "PUT", name, data=chunk, headers=headers)
         return len(chunk)

@@ -172,11 +172,11 @@ def check_keypairs(engine: EngineContext, site: Site) -> tuple[int, list[dict[st
     for keypair in wanted:
         theirs, ours = at_site.get(keypair.name), fingerprint(keypair.public_key)
         if theirs is None:
-            operation_id = KeypairService(engine.db, engine.services.operations).act(
+            operation = KeypairService(engine.db, engine.services.operations).act(
                 keypair.id, "sync", keypair.project_id, None
             )
             drift = f"keypair {keypair.name} is not at the site"
-            action = f"syncing: operation {operation_id}"
+            action = f"syncing: operation {operation.id}"
         elif theirs != ours and copies.get(keypair.id) != "conflict":
             drift = _conflict(keypair.name, theirs, ours)
             action = "marked conflict"

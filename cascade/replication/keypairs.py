@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cascade.db import Database
-from cascade.db.models import Keypair, KeypairCopy, Site
+from cascade.db.models import Keypair, KeypairCopy, Operation, Site
 from cascade.engine.operations import Operations
 from cascade.engine.schemas import OperationOut
 from cascade.engine.states import StateMachine, declare, transition
@@ -175,8 +175,8 @@ class KeypairService:
         with self._db.session() as session:
             return listing(session, project_id)
 
-    def create(self, spec: KeypairIn, project_id: str, key: str | None) -> tuple[str, str]:
-        """Accept a create; returns (keypair id, operation id)."""
+    def create(self, spec: KeypairIn, project_id: str, key: str | None) -> Operation:
+        """Accept a create; returns its operation (its ``resource_id`` is the keypair's)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             if not keypair_sites(session, project_id):
@@ -200,17 +200,16 @@ class KeypairService:
             plan_copies(session, keypair)
             return "keypair", keypair.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="keypair.create",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
-    def act(self, keypair_id: str, action: str, project_id: str, key: str | None) -> str:
-        """Accept a sync or delete of a keypair; returns the operation id."""
+    def act(self, keypair_id: str, action: str, project_id: str, key: str | None) -> Operation:
+        """Accept a sync or delete of a keypair; returns its operation."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             KEYPAIRS.begin(session, keypair_id, action, operation_id)
@@ -225,4 +224,4 @@ class KeypairService:
             request={"keypair": keypair_id},
             write=write,
             idempotency_key=key,
-        ).id
+        )

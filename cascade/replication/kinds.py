@@ -119,6 +119,14 @@ class Kind:
         """What a job carried out or the audit found at a site, per name, for a kind whose
         resources show it elsewhere too (keypairs: the copies ``/v1/keypairs`` shows)."""
 
+    def leftovers(
+        self, policy: ReplicationPolicy, site_id: str, desired: dict[str, State], taken: set[str]
+    ) -> dict[str, Callable[[], None]]:
+        """Cascade's unfinished work at the site for what is gone from the source (an image
+        copy whose source image was removed), which no decision names: by the name of its
+        item (not one of ``taken``), a call that removes it. None for most kinds."""
+        return {}
+
     def desired(self, engine: EngineContext, policy: ReplicationPolicy) -> dict[str, State]:
         """The desired state: the source site's resources (only the policy's names)."""
         source = policy.source_site_id or ""
@@ -150,6 +158,14 @@ class Decision:
     action: str
     outcome: str
     note: str | None = None
+
+
+LEFTOVER = "Cascade's unfinished copy of what is gone from the source: deleted with what it staged"
+
+
+def leftover(name: str) -> Decision:
+    """A kind's leftover at a site (``Kind.leftovers``): extra, to delete."""
+    return Decision(name, "extra", "delete", "apply", LEFTOVER)
 
 
 def decide(

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from cascade.db import Database
-from cascade.db.models import Site
+from cascade.db.models import Operation, Site
 from cascade.db.replication_models import (
     ReplicaFailure,
     ReplicationItem,
@@ -276,8 +276,9 @@ class PolicyService:
         self._db = db
         self._operations = operations
 
-    def create(self, spec: PolicyIn, project_id: str, key: str | None) -> tuple[str, str]:
-        """Accept a policy and its first job; returns (policy id, operation id)."""
+    def create(self, spec: PolicyIn, project_id: str, key: str | None) -> Operation:
+        """Accept a policy and its first job; returns its operation (its ``resource_id`` is
+        the policy's)."""
 
         def write(session: Session, operation_id: str) -> tuple[str, str]:
             source, targets = _check(session, spec, project_id)
@@ -298,20 +299,19 @@ class PolicyService:
             _open_job(session, policy, operation_id, "created")
             return POLICIES.kind, policy.id
 
-        operation = self._operations.accept(
+        return self._operations.accept(
             kind="replication.create",
             project_id=project_id,
             request=spec.model_dump(),
             write=write,
             idempotency_key=key,
         )
-        return operation.resource_id, operation.id
 
     def act(
         self, policy_id: str, action: str, projects: set[str] | None, reason: str, key: str | None
-    ) -> str:
+    ) -> Operation:
         """Accept a run (``sync``, opening a job for ``reason``) or the delete of a policy;
-        returns the operation id."""
+        returns its operation."""
         with self._db.session() as session:
             project_id = _find(session, policy_id, projects).project_id
 
@@ -327,7 +327,7 @@ class PolicyService:
             request={"policy": policy_id, "reason": reason},
             write=write,
             idempotency_key=key,
-        ).id
+        )
 
     def show(self, policy_id: str, projects: set[str] | None) -> PolicyOut:
         with self._db.session() as session:

@@ -4,12 +4,17 @@ site's resources, or Cascade's keypairs), then brings every target site to it in
 says under the policy's conflict rule is carried out, one site call per resource, so a
 resource that fails (a flavor id taken by another flavor) fails its item, naming the site and
 the resource, and the others go on. Cascade records what it put at each site (its id there
-and the digest of the state it expects), and deletes at a site only what it recorded.
-If the source cannot be read the job fails saying so and nothing is deleted anywhere.
+and the digest of the state it expects), and deletes at a site only what it recorded, or
+what the kind finds of its own unfinished work for what is gone from the source
+(``Kind.leftovers``: an image copy whose source image the source answers 404 for), each an
+item of its own.
+If the source cannot be read the job waits for it (``waiting``, saying why), up to
+``replication_source_wait``, then fails saying so; nothing is deleted anywhere meanwhile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -28,9 +33,17 @@ from cascade.engine.workflows import (
     step_function,
 )
 from cascade.errors import CascadeError, present
-from cascade.replication import flavor_kind, group_kind, keypair_kind  # noqa: F401 - their kinds
 from cascade.replication.image_steps import copy_everywhere
-from cascade.replication.kinds import KINDS, Decision, Found, Kind, Outcome, State, decide
+from cascade.replication.kinds import (
+    KINDS,
+    Decision,
+    Found,
+    Kind,
+    Outcome,
+    State,
+    decide,
+    leftover,
+)
 from cascade.replication.policies import policy_targets
 from cascade.replication.records import (
     ItemRow,
@@ -42,7 +55,10 @@ from cascade.replication.records import (
     set_item,
     start_items,
 )
+from cascade.retry import Backoff, until_deadline
 from cascade.sites.driver import SiteCallFailed, SiteDriver
+
+SOURCE_BACKOFF = Backoff(first=2.0, cap=60.0)  # between reads of a source that is down
 
 
 class ReplicationFailed(CascadeError):
@@ -58,7 +74,9 @@ def _job(session: Session, operation_id: str) -> ReplicationJob:
 
 @step_function("replication.desired")
 def read_desired(_run: StepRun, operation_id: str) -> str:
-    """Read the desired state into the job (its id is returned)."""
+    """Read the desired state into the job (its id is returned). While the source site
+    cannot be read the job is ``waiting`` and says why; it fails once the source has not
+    answered for ``replication_source_wait`` seconds."""
     engine = context()
     with engine.db.session() as session:
         job = _job(session, operation_id)
@@ -66,10 +84,35 @@ def read_desired(_run: StepRun, operation_id: str) -> str:
         policy = present(session.get(ReplicationPolicy, job.policy_id), "policy")
         session.expunge(policy)
         job_id = job.id
-    desired = KINDS[policy.kind].desired(engine, policy)
+
+    def waiting(error: BaseException, wait: float) -> None:
+        _set_job(job_id, "waiting", f"waiting for the source: {error} (next try in {wait:.0f} s)")
+
+    desired = until_deadline(
+        SOURCE_BACKOFF,
+        engine.settings.replication_source_wait,
+        _source_down,
+        lambda: KINDS[policy.kind].desired(engine, policy),
+        engine.stopping,
+        on_retry=waiting,
+    )
     with engine.db.session() as session:
-        present(session.get(ReplicationJob, job_id), "job").desired = desired
+        job = present(session.get(ReplicationJob, job_id), "job")
+        job.desired, job.status, job.error = desired, "running", None
     return job_id
+
+
+def _source_down(error: BaseException) -> bool:
+    """A source that did not answer, or answered 5xx, may come back; a refusal will not."""
+    if not isinstance(error, SiteCallFailed):
+        return False
+    return error.http_status is None or error.http_status >= 500
+
+
+def _set_job(job_id: str, status: str, note: str | None) -> None:
+    with context().db.session() as session:
+        job = present(session.get(ReplicationJob, job_id), "job")
+        job.status, job.error = status, note
 
 
 @step_function("replication.targets")
@@ -167,8 +210,11 @@ class SiteRun:
         the pending items in one transaction; each site call's item is written as it ends."""
         actual, decisions = self.decisions()
         self.ids = {name: found.id for name, found in actual.items()}
+        taken = {d.name for d in decisions}
+        removers = self.kind.leftovers(self.policy, self.site.id, self.desired, taken)
+        leftovers = [leftover(name) for name in removers]
         acts = [d for d in decisions if d.outcome == "apply"]
-        rows: list[ItemRow] = [(d, "pending", None, None) for d in acts]
+        rows: list[ItemRow] = [(d, "pending", None, None) for d in acts + leftovers]
         outcomes = {d.name: self.apply(actual, d) for d in decisions if d.outcome != "apply"}
         rows += [
             (d, *outcomes[d.name], self.ids.get(d.name))
@@ -188,7 +234,19 @@ class SiteRun:
                 outcomes[decision.name] = ("error", failure.message)
             row = (decision, *outcomes[decision.name], self.ids.get(decision.name))
             set_item(self.job.id, self.site.id, row)
-        return self.settle(decisions, outcomes)
+        for decision in leftovers:
+            outcomes[decision.name] = self.remove(decision, removers[decision.name])
+            set_item(self.job.id, self.site.id, (decision, *outcomes[decision.name], None))
+        return self.settle(decisions + leftovers, outcomes)
+
+    def remove(self, decision: Decision, remover: Callable[[], None]) -> Outcome:
+        """Remove one of the kind's leftovers at the site."""
+        try:
+            remover()
+        except SiteCallFailed as failure:
+            where = f"site {self.site.name}: {self.kind.singular} {decision.name}"
+            return "error", f"{where}: {failure.message}"
+        return "done", decision.note
 
     def settle(self, decisions: list[Decision], outcomes: dict[str, Outcome]) -> list[str]:
         """Note what failed (the audit backs off from it), what drifted still, and the

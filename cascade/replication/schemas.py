@@ -68,7 +68,10 @@ class JobOut(BaseModel):
     id: str
     policy_id: str
     reason: str = Field(description="created, requested, audit or site_joined")
-    status: str = Field(description="running, succeeded or failed")
+    status: str = Field(
+        description="queued, running, waiting (the source site cannot be read: `error` says "
+        "why, and it is read again), succeeded or failed"
+    )
     operation: str
     progress: dict[str, int] = Field(description="Items by status")
     items: list[ItemOut] | None = None

@@ -107,4 +107,5 @@ async def sync_network(request: Request, who: Who, network: NetworkRef) -> Respo
     svc = services(request)
     service = NetworkService(svc.db, svc.operations)
     found = await run_in_threadpool(service.show, network, who.projects)
-    return follow(await run_in_threadpool(service.act, found.id, "sync", project_id, None))
+    operation = await run_in_threadpool(service.act, found.id, "sync", project_id, None)
+    return follow(operation.id)

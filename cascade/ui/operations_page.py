@@ -195,7 +195,5 @@ async def create_server(request: Request, who: Who) -> Response:
         raise BadRequest(f"Invalid server: {where}: {problem['msg']}.") from error
     svc = services(request)
     service = ServerService(svc.db, svc.operations)
-    _server, operation_id = await run_in_threadpool(
-        service.create, body, project_id, who.projects, None
-    )
-    return follow(operation_id)
+    operation = await run_in_threadpool(service.create, body, project_id, who.projects, None)
+    return follow(operation.id)

@@ -141,5 +141,5 @@ async def take_checkpoint(request: Request, who: Who, plan: PlanRef) -> Response
     svc = services(request)
     plans = PlanService(svc.db, svc.operations)
     await run_in_threadpool(plans.show, plan, who.projects)
-    _checkpoint, operation_id = await run_in_threadpool(plans.checkpoint, plan, project_id, None)
-    return follow(operation_id)
+    _checkpoint, operation = await run_in_threadpool(plans.checkpoint, plan, project_id, None)
+    return follow(operation.id)

@@ -84,8 +84,8 @@ async def run_policy(request: Request, who: Who, policy: Ref) -> Response:
     await acting(request, who)
     svc = services(request)
     service = PolicyService(svc.db, svc.operations)
-    operation_id = await run_in_threadpool(
+    operation = await run_in_threadpool(
         service.act, policy, "sync", who.projects, "requested", None
     )
-    job_id = await run_in_threadpool(service.job_of, operation_id)
+    job_id = await run_in_threadpool(service.job_of, operation.id)
     return RedirectResponse(f"/ui/replication/jobs/{job_id}", status_code=303)

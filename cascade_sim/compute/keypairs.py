@@ -1,4 +1,7 @@
-"""Nova keypairs (``/os-keypairs``): per user, imported or generated (ed25519)."""
+"""Nova keypairs (``/os-keypairs``): per user, imported or generated (ed25519); listed sorted
+by name and, from microversion 2.35, paged as Nova pages them (``limit``, at most
+``MAX_LIMIT``; ``marker``, the previous page's last name; a ``keypairs_links`` next link when a
+page is full)."""
 
 from __future__ import annotations
 
@@ -8,16 +11,19 @@ from typing import Annotated, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Request
 
 from cascade.api.keystone import Caller
 from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep, project_of, public
 from cascade_sim.errors import SimError
+from cascade_sim.microversions import Microversion, NovaVersion
 from cascade_sim.region import Region
 from cascade_sim.state import now_iso
 
 router = APIRouter(prefix="/compute/v2.1", tags=["compute"])
+MAX_LIMIT = 1000  # Nova's [api] max_limit default
+PAGED = Microversion(2, 35)
 KeypairName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[\w\-. @]+$")]
 
 
@@ -60,10 +66,54 @@ def _view(keypair: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in public(keypair).items() if k != "id"}
 
 
+def _one(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise SimError(400, f"Invalid input for query parameters {name}: given more than once.")
+    return values[0] if values else None
+
+
+def _limit(request: Request) -> int:
+    """Nova's ``limit``: a non-negative integer, capped at ``MAX_LIMIT``."""
+    text = _one(request, "limit")
+    if text is None:
+        return MAX_LIMIT
+    if not text.isascii() or not text.isdigit():
+        raise SimError(
+            400, f"Invalid input for query parameters limit. Value: {text}. Not a valid integer."
+        )
+    return min(int(text), MAX_LIMIT)
+
+
+def _page(keypairs: list[dict[str, Any]], request: Request) -> tuple[list[dict[str, Any]], bool]:
+    """One page of ``keypairs`` (sorted by name) and whether it is full (a next link)."""
+    limit = _limit(request)
+    marker = _one(request, "marker")
+    if marker is not None:
+        names = [k["name"] for k in keypairs]
+        if marker not in names:
+            raise SimError(400, f"Marker {marker} could not be found.")
+        keypairs = keypairs[names.index(marker) + 1 :]
+    page = keypairs[:limit]
+    return page, bool(page) and len(page) == limit
+
+
 @router.get("/os-keypairs", summary="List keypairs")
-def list_keypairs(caller: Caller, site: RegionDep) -> dict[str, Any]:
-    mine = [k for k in site.state.list("keypair") if k["user_id"] == caller.user.id]
-    return {"keypairs": [{"keypair": _view(k)} for k in mine]}
+def list_keypairs(
+    request: Request, caller: Caller, site: RegionDep, mv: NovaVersion
+) -> dict[str, Any]:
+    mine = sorted(
+        (k for k in site.state.list("keypair") if k["user_id"] == caller.user.id),
+        key=lambda k: str(k["name"]),
+    )
+    full = False
+    if mv >= PAGED:
+        mine, full = _page(mine, request)
+    body: dict[str, Any] = {"keypairs": [{"keypair": _view(k)} for k in mine]}
+    if full:
+        following = request.url.include_query_params(marker=mine[-1]["name"])
+        body["keypairs_links"] = [{"rel": "next", "href": str(following)}]
+    return body
 
 
 @router.post("/os-keypairs", summary="Create or import a keypair")

@@ -19,6 +19,14 @@ PREFIX = "/image/v2"
 Json = dict[str, Any]
 JsonBody = Annotated[Any, Body()]
 
+
+class ImageFileResponse(FileResponse):
+    """An image's bytes read and sent a MiB at a time (Starlette's default is 64 KiB, a thread
+    hop each: a 256 MiB image was 4,096 of them)."""
+
+    chunk_size = 1 << 20
+
+
 PATCH_TYPES = (
     "application/openstack-images-v2.1-json-patch",
     "application/openstack-images-v2.0-json-patch",
@@ -135,7 +143,7 @@ def _data_routes(router: APIRouter) -> None:
             return Response(status_code=204)
         whole = "range" not in request.headers  # a part's md5 is not the image's checksum
         headers = {"Content-MD5": image["checksum"]} if whole else {}
-        return FileResponse(path, media_type="application/octet-stream", headers=headers)
+        return ImageFileResponse(path, media_type="application/octet-stream", headers=headers)
 
     @router.put(f"{PREFIX}/images/{{image_id}}/stage", status_code=204, summary="Stage image data")
     async def stage(image_id: str, request: Request, caller: Caller, site: RegionDep) -> Response:

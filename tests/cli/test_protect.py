@@ -115,16 +115,25 @@ def test_plan_checkpoint_and_restore_from_the_command_line(deployment: Deploymen
     wait_operation(api, accepted["operation"]["id"])
     server_id = accepted["server"]["id"]
 
-    made = deployment.protect("plan", "create", "vnf", "--server", server_id, "--target", "site-b")
+    too_often = deployment.protect_process(
+        "plan", "create", "vnf", "--server", server_id, "--target", "site-b", "--every", "30"
+    )
+    assert too_often.returncode == 1
+    assert_one_line_error(too_often, "checkpoint_every_s")
+    made = deployment.protect(
+        "plan", "create", "vnf", "--server", server_id, "--target", "site-b", "--every", "3600"
+    )
     succeeded(made)
     assert "servers 1, volumes 1 at site-a; protected for site-b" in made.stdout
     (plan,) = api.call("GET", "/v1/protection-plans")["plans"]
+    assert plan["checkpoint_every_s"] == 3600
     (volume_id,) = plan["members"][0]["volumes"]
     _volume_data(source, volume_id, WRITTEN)
 
     taken = deployment.protect("checkpoint", "vnf")
     succeeded(taken)
-    for fragment in ("vnf-1 /dev/vda", "2/2 blocks", "MB read", "MB stored", "freeze window"):
+    fragments = ("server vnf-1", "vnf-1 /dev/vda", "2/2 blocks", "MB read", "MB stored")
+    for fragment in (*fragments, "freeze window"):
         assert fragment in taken.stdout, fragment
     (checkpoint,) = api.call("GET", "/v1/checkpoints")["checkpoints"]
     listed = deployment.protect("checkpoints", "--plan", "vnf")
@@ -148,8 +157,8 @@ def test_plan_checkpoint_and_restore_from_the_command_line(deployment: Deploymen
     assert restore["id"] in restores.stdout
     assert "completed" in restores.stdout
     plans = deployment.protect("plans")
-    row = r"vnf .* site-a → site-b +vnf-1 \(1 volumes\) +ACTIVE +\d+\.\d\d s"
-    assert re.search(row, plans.stdout), plans.stdout  # its RPO in seconds
+    row = r"vnf .* site-a → site-b +vnf-1 \(1 volumes\) +ACTIVE +\d+\.\d\d s +60m00s +\S"
+    assert re.search(row, plans.stdout), plans.stdout  # its RPO, schedule and next checkpoint
 
 
 def _accepted(api: SessionClient, path: str, body: dict[str, Any]) -> dict[str, Any]:

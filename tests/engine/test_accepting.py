@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cascade.db.models import Site
+from cascade.db.models import Operation, Site
 from cascade.engine.queue import OPERATIONS_QUEUE
 from cascade.services import Services
 from tests.conftest import make_tenant
@@ -150,3 +150,37 @@ def test_a_keypair_needs_a_real_openssh_public_key(
     )
     assert response.status_code == 400, response.text
     assert "OpenSSH public key" in response.json()["error"]["message"]
+
+
+def test_a_202_shows_the_operation_as_it_is_stored(
+    client: TestClient, headers: dict[str, str], services: Services
+) -> None:
+    """The accepting routes answer from the operation they wrote, not a read-back: the body
+    is what GET shows of it; a repeated Idempotency-Key after it started shows it as now."""
+    keyed = {**headers, "Idempotency-Key": "probe-1"}
+    answered = client.post("/v1/probes", headers=keyed)
+    assert answered.status_code == 202
+    operation = answered.json()["operation"]
+    assert answered.headers["Location"] == f"/v1/operations/{operation['id']}"
+    assert client.get(answered.headers["Location"], headers=headers).json() == answered.json()
+    with services.db.session() as session:
+        session.get(Operation, operation["id"]).status = "running"  # as a worker would mark it
+    again = client.post("/v1/probes", headers=keyed).json()["operation"]
+    assert (again["id"], again["status"]) == (operation["id"], "running")
+
+
+def test_a_server_202_shows_its_operation_as_it_is_stored(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    """A resource route answers from the operation it wrote, as the probe does: the create's
+    and the delete's 202 bodies show each operation as GET shows it while it is queued."""
+    created = _create(client, headers)
+    deleted = client.delete(f"/v1/servers/{created.json()['server']['id']}", headers=headers)
+    for answered in (created, deleted):
+        assert answered.status_code == 202, answered.text
+        operation = answered.json()["operation"]
+        assert operation["status"] == "queued"
+        assert answered.headers["Location"] == f"/v1/operations/{operation['id']}"
+        assert client.get(answered.headers["Location"], headers=headers).json() == {
+            "operation": operation
+        }

@@ -1,22 +1,25 @@
 """The convergence pass: once per period for the whole cluster whatever the number of
-workers, and it repairs drift (a server deleted or stopped behind Cascade's back)."""
+workers, finished by another worker when the one running it is SIGKILLed, and it repairs
+drift (a server deleted or stopped behind Cascade's back)."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cascade.cli.embedded import EmbeddedSite
 from cascade.db.models import ConvergencePass
+from cascade.engine import dbos_private
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, create_server, wait_operation
+from tests.protection.vnf import sim_admin
 
 PERIOD = "2"
 
@@ -47,6 +50,57 @@ def test_one_pass_per_period_across_two_workers(
     gaps = Counter(later - earlier for earlier, later in pairwise(ticks))
     assert set(gaps) == {timedelta(seconds=int(PERIOD))}, gaps
     assert all(p.status == "succeeded" for p in passes)
+
+
+def _pass_executor(services: Services, pass_id: str) -> str | None:
+    """The worker DBOS has the pass's workflow on now."""
+    schema = dbos_private.schema_of(services.db)
+    table = f"{schema}.workflow_status" if schema else "workflow_status"
+    with services.db.engine.connect() as connection:
+        found = connection.execute(
+            text(f"SELECT executor_id FROM {table} WHERE workflow_uuid = :id"),  # noqa: S608
+            {"id": pass_id},
+        ).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+def test_a_pass_whose_worker_is_killed_is_finished_by_another_and_ticks_go_on(
+    services: Services, two_sites: list[EmbeddedSite], start_worker: WorkerFactory
+) -> None:
+    """No worker must stay up for the periodic passes: the worker running a pass (slowed by
+    the site, 3 s per call) is SIGKILLed mid-pass; the other resumes that pass and finishes it,
+    and the ticks after the kill run on the survivor."""
+    workers = {w: start_worker(w, CASCADE_CONVERGENCE_INTERVAL=PERIOD) for w in ("w1", "w2")}
+    sim_admin(two_sites[0], "PUT", "/faults", latency={"compute": 3.0})
+    open_passes: list[ConvergencePass] = []
+
+    def one_running() -> bool:
+        open_passes[:] = [p for p in _passes(services) if p.finished_at is None]
+        return bool(open_passes)
+
+    _wait_for(one_running, timeout=60)
+    victim = open_passes[0]
+    holder = _pass_executor(services, victim.id)
+    assert holder in workers, holder
+    workers[holder].kill()
+    killed_at = datetime.now(UTC)
+    survivor = next(w for w in workers if w != holder)
+
+    def finished(pass_id: str) -> bool:
+        with services.db.session() as session:
+            found = session.get(ConvergencePass, pass_id)
+            return found is not None and found.finished_at is not None
+
+    _wait_for(lambda: finished(victim.id), timeout=120)
+    assert _pass_executor(services, victim.id) == survivor
+
+    def later() -> list[ConvergencePass]:
+        return [p for p in _passes(services) if p.finished_at and p.scheduled_for > killed_at]
+
+    _wait_for(lambda: len(later()) >= 2, timeout=120)
+    assert {_pass_executor(services, p.id) for p in later()} == {survivor}
+    ticks = [p.scheduled_for for p in _passes(services)]
+    assert len(set(ticks)) == len(ticks), "a tick ran twice"
 
 
 def test_pass_repairs_servers_changed_behind_cascades_back(

@@ -20,7 +20,7 @@ from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, create_server, wait_operation
 
-SERVERS = 90  # each gets a create and, for two in three, a delete queued right behind it
+SERVERS = 48  # each gets a create and, for two in three, a delete queued right behind it
 WAVES = 3  # after each wave is queued, the worker busiest at that moment is SIGKILLed
 
 

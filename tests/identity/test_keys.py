@@ -182,3 +182,17 @@ def test_malformed_key_file_is_named_but_not_echoed(tmp_path: Path) -> None:
     message = str(caught.value)
     assert str(repo.path / "1") in message
     assert "sekrit" not in message
+
+
+def test_held_keys_follow_a_change_within_one_clock_tick(tmp_path: Path) -> None:
+    """A set replaced within one tick of the clock that stamps files (the directory's mtime
+    then stays the same) is still seen by a reader that looked before."""
+    repo = KeyRepository(tmp_path / "keys")
+    repo.setup()
+    before_id, _ = repo.held()
+    directory = repo.path.stat()
+    repo.write_key(0, Fernet.generate_key())
+    os.utime(repo.path, ns=(directory.st_atime_ns, directory.st_mtime_ns))
+    after_id, keys = repo.held()
+    assert after_id != before_id
+    assert keys == repo.read_all()

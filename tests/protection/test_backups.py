@@ -6,7 +6,9 @@ block for block and the servers run on the restored volumes. Then incremental ba
 only the changed blocks (counted by the site), retention sweeps the chunks nobody references,
 a backup failing midway references nothing and the next one reuses what it stored, site A
 killed during a backup fails that checkpoint while an older one still restores at B, and a
-corrupt chunk stops a restore before any server is made."""
+corrupt chunk stops a restore before any server is made. The first two tests share the
+module's pair of site-sims (they neither stop, kill nor fault one, and count only their own
+volumes and snapshots there); the failure test starts its own."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cascade.cli.embedded import EmbeddedSite
@@ -33,6 +36,7 @@ from tests.protection.vnf import (
 BLOCK = 4 << 20
 BEFORE, AFTER = b"consistent-", b"too-late---"
 BLOCKS = (0, 7, 200)  # blocks of each volume written before the checkpoint
+SHARED = pytest.mark.xdist_group("protection-backups-sites")  # one process starts them once
 
 
 def _data(site: EmbeddedSite, volume_id: str, method: str, offset: int, body: bytes = b"") -> bytes:
@@ -81,17 +85,19 @@ def _volumes(plan: dict[str, Any]) -> list[str]:
     return [v for member in plan["members"] for v in member["volumes"]]
 
 
+@SHARED
 def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
     client: TestClient,
     admin_token: str,
-    two_sites: list[EmbeddedSite],
+    shared_sites: list[EmbeddedSite],
     start_worker: WorkerFactory,
 ) -> None:
     start_worker("w1")
-    source, target = two_sites
+    source, target = shared_sites
     for site, name in ((source, "vnf-net"), (target, "standby-net")):
-        SiteDriver(site.access()).call(
-            "network", lambda c, n=name: c.network.create_network(name=n)
+        SiteDriver(site.access()).call(  # made once on the module's sites
+            "network",
+            lambda c, n=name: c.network.find_network(n) or c.network.create_network(name=n),
         )
     servers = make_vnf(client, admin_token, source, 3, boot_volume_gb=1, network="vnf-net")
     plan = protect(client, admin_token, servers, target.site_name)
@@ -161,15 +167,16 @@ def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
     )
 
 
+@SHARED
 def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunks(
     client: TestClient,
     admin_token: str,
-    two_sites: list[EmbeddedSite],
+    shared_sites: list[EmbeddedSite],
     start_worker: WorkerFactory,
     tmp_path: Path,
 ) -> None:
     start_worker("w1")
-    source, target = two_sites
+    source, target = shared_sites
     servers = make_vnf(client, admin_token, source, 2)
     store = tmp_path / "chunks"
     plan = protect(

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from cascade.cli.embedded import EmbeddedSite
 from cascade.db.protection_models import Checkpoint
+from cascade.protection.site_groups import cinder
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, wait_operation
@@ -145,6 +146,42 @@ def test_a_barrier_not_reached_within_the_freeze_bound_is_given_up_and_thawed(
     assert events == [("quiesce", 1), ("unquiesce", 1)]
 
 
+def _group_snapshots(site: EmbeddedSite) -> list[str]:
+    return SiteDriver(site.access()).call(
+        "list group snapshots", lambda c: [g.id for g in cinder(c).group_snapshots()]
+    )
+
+
+def test_a_consistency_point_the_site_answers_after_the_bound_is_thawed_and_discarded(
+    client: TestClient,
+    admin_token: str,
+    services: Services,
+    two_sites: list[EmbeddedSite],
+    start_worker: WorkerFactory,
+) -> None:
+    """The group snapshot outlasts the bound: the freeze watchdog (every second here) thaws
+    the three servers, last first, while the site still takes it; the snapshot that comes
+    back is discarded and the checkpoint fails naming the watchdog."""
+    start_worker("w1", CASCADE_FREEZE_WATCHDOG_INTERVAL="1")
+    source, servers, plan = protected_vnf(client, admin_token, two_sites, freeze_bound_s=4.0)
+    sim_admin(source, "PUT", "/faults", latency={"compute": 0.5})  # freezes of half a second
+    accepted = take_checkpoint(client, admin_token, plan["id"])
+    checkpoint_id = accepted["checkpoint"]["id"]
+    _wait_mid_freeze(services, checkpoint_id, source)  # then the snapshot's call: 8 s
+    sim_admin(source, "PUT", "/faults", latency={"compute": 0.5, "volume": 8.0})
+
+    operation = wait_operation(client, admin_token, accepted["operation"]["id"], timeout=180)
+    assert operation["status"] == "failed", operation
+    checkpoint = show_checkpoint(client, admin_token, checkpoint_id)
+    assert "freeze watchdog thawed the servers" in checkpoint["error"], checkpoint["error"]
+    assert "(4 s)" in checkpoint["error"], checkpoint["error"]
+    assert checkpoint["consistency_point"] is None
+    assert frozen_now(source) == []
+    assert freezes_and_thaws(source, _positions(servers)) == FREEZE_ORDER + THAW_ORDER
+    sim_admin(source, "DELETE", "/faults")
+    assert _group_snapshots(source) == []
+
+
 def _wait_mid_freeze(services: Services, checkpoint_id: str, site: EmbeddedSite) -> None:
     """Until the site has frozen the first server and the group snapshot is not yet taken."""
     deadline = time.monotonic() + 60
@@ -157,6 +194,15 @@ def _wait_mid_freeze(services: Services, checkpoint_id: str, site: EmbeddedSite)
             return
         time.sleep(0.05)
     raise AssertionError("no server was frozen within 60 s")
+
+
+def _frozen_metric(client: TestClient, token: str, plan_id: str) -> float:
+    """``cascade_protection_frozen_servers`` of the plan in ``/metrics`` (0 when absent)."""
+    metrics = client.get("/metrics", headers={"X-Auth-Token": token}).text
+    for line in metrics.splitlines():
+        if line.startswith("cascade_protection_frozen_servers{") and plan_id in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_a_worker_killed_mid_freeze_is_resumed_by_another_that_thaws_in_reverse(
@@ -173,6 +219,7 @@ def test_a_worker_killed_mid_freeze_is_resumed_by_another_that_thaws_in_reverse(
     accepted = take_checkpoint(client, admin_token, plan["id"])
     checkpoint_id = accepted["checkpoint"]["id"]
     _wait_mid_freeze(services, checkpoint_id, source)
+    assert _frozen_metric(client, admin_token, plan["id"]) >= 1.0
     first.kill()
     start_worker("w2")
     operation = wait_operation(client, admin_token, accepted["operation"]["id"], timeout=180)
@@ -181,6 +228,7 @@ def test_a_worker_killed_mid_freeze_is_resumed_by_another_that_thaws_in_reverse(
     assert operation["status"] == ("failed" if checkpoint["status"] == "failed" else "succeeded")
 
     assert frozen_now(source) == []
+    assert _frozen_metric(client, admin_token, plan["id"]) == 0.0
     events = freezes_and_thaws(source, _positions(servers))
     frozen = [position for action, position in events if action == "quiesce"]
     assert frozen, events

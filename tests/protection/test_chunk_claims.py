@@ -23,22 +23,14 @@ from cascade.db.protection_models import Checkpoint, CheckpointVolume, Protectio
 from cascade.protection import chunk_claims
 from cascade.protection.chunk_claims import claim, stored, sweep
 from cascade.protection.chunk_store import DirectoryChunkStore
-from cascade.protection.chunks import chunk_name, sha256_hex
-from cascade.services import Services, initialize
-from tests.conftest import ADMIN_PASSWORD, make_settings
+from cascade.protection.chunks import Chunk, chunk_name, sha256_hex
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    services = Services(make_settings(tmp_path / "data", database_url=url))
-    initialize(services, ADMIN_PASSWORD)
-    try:
-        yield services.db
-    finally:
-        services.close()
+@pytest.fixture
+def db(backend_db: Database) -> Database:
+    return backend_db
 
 
 def _chunks(*contents: bytes) -> dict[str, bytes]:
@@ -108,8 +100,8 @@ def test_a_batch_is_claimed_new_then_uploading_then_stored(db: Database, tmp_pat
     both = first | _chunks(b"c" * 100)
     claimed = _claim(db, store, both)
     assert claimed == {**dict.fromkeys(first, "uploading"), chunk_name(b"c" * 100): "new"}
-    for name, data in both.items():
-        store.put(name, data)
+    for data in both.values():
+        store.put(Chunk.of(data))
     stored(db, store, sorted(both))
     assert _claim(db, store, both) == dict.fromkeys(both, "stored")
     assert _claim(db, store, {}) == {}
@@ -122,8 +114,8 @@ def test_the_sweep_spares_referenced_chunks_and_those_a_running_backup_claimed(
     kept, unreferenced, claimed_late = (_chunks(data) for data in (b"k", b"u", b"r"))
     everything = kept | unreferenced | claimed_late
     _claim(db, store, everything)
-    for name, data in everything.items():
-        store.put(name, data)
+    for data in everything.values():
+        store.put(Chunk.of(data))
     stored(db, store, sorted(everything))
     _age(db, sorted(kept | unreferenced))
     with db.session() as session:
@@ -143,8 +135,8 @@ def test_a_claim_made_while_the_sweep_marks_keeps_its_chunk(
     store = DirectoryChunkStore(tmp_path / "chunks")
     chunks = _chunks(b"old chunk")
     _claim(db, store, chunks)
-    for name, data in chunks.items():
-        store.put(name, data)
+    for data in chunks.values():
+        store.put(Chunk.of(data))
     stored(db, store, sorted(chunks))
     _age(db, sorted(chunks))
     with db.session() as session:  # the backup about to claim it began a minute ago

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cascade.cli.embedded import EmbeddedSite
-from cascade.errors import BadRequest, Internal, NotFound
+from cascade.errors import BadRequest, NotFound
 from cascade.protection.chunk_store import (
     ChunkCorrupt,
     ChunkStore,
@@ -19,7 +21,8 @@ from cascade.protection.chunk_store import (
     ObjectChunkStore,
     open_store,
 )
-from cascade.protection.chunks import chunk_name, hash_rates, sha256_hex
+from cascade.protection.chunks import Chunk, chunk_name, hash_rates, is_zero, sha256_hex
+from cascade.protection.direct_write import ALIGN, write_direct
 from cascade.sites.driver import SiteDriver
 from tests.conftest import ADMIN_PASSWORD
 
@@ -75,9 +78,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 def stored(store: ChunkStore, data: bytes) -> tuple[str, str]:
     """Put ``data``; its name and SHA-256."""
-    name = chunk_name(data)
-    store.put(name, data)
-    return name, sha256_hex(data)
+    chunk = Chunk.of(data)
+    store.put(chunk)
+    return chunk.name, chunk.sha256
 
 
 def test_round_trip_and_idempotent_put(backend: Backend) -> None:
@@ -85,8 +88,8 @@ def test_round_trip_and_idempotent_put(backend: Backend) -> None:
     name = chunk_name(data)
     assert not store.has(name)
     assert list(store.names()) == []  # nothing yet (no container either)
-    store.put(name, data)
-    store.put(name, data)
+    store.put(Chunk.of(data))
+    store.put(Chunk.of(data))
     assert store.has(name)
     assert store.get(name, sha256_hex(data)) == data
     assert list(store.names()) == [name]  # twice is one chunk
@@ -119,13 +122,21 @@ def test_names_lists_every_chunk_across_pages_and_delete(backend: Backend) -> No
     assert sorted(store.names()) == sorted(names - {gone})
 
 
-def test_put_refuses_a_name_that_is_not_the_bytes(backend: Backend) -> None:
-    store = backend.store
-    with pytest.raises(Internal, match="has another name"):
-        store.put(chunk_name(b"a"), b"b")
+def test_a_chunk_carries_the_digests_of_its_bytes_and_zeros_are_no_chunk(
+    backend: Backend,
+) -> None:
+    data = bytes(1000) + b"a"
+    chunk = Chunk.of(data)
+    assert (chunk.data, chunk.name, chunk.sha256) == (data, chunk_name(data), sha256_hex(data))
+    assert [is_zero(d) for d in (data, b"a" + bytes(1000), bytes(4 << 20), b"")] == [
+        False,
+        False,
+        True,
+        True,
+    ]
     with pytest.raises(BadRequest, match="not a chunk name"):
-        store.has("../../etc/passwd")
-    assert list(store.names()) == []
+        backend.store.has("../../etc/passwd")
+    assert list(backend.store.names()) == []
 
 
 def test_directory_layout_and_no_temporary_files(tmp_path: Path) -> None:
@@ -138,6 +149,20 @@ def test_directory_layout_and_no_temporary_files(tmp_path: Path) -> None:
         ".half-written",
         name[2:],
     ]
+
+
+def test_whole_blocks_are_written_past_the_page_cache_others_through_it(tmp_path: Path) -> None:
+    store = DirectoryChunkStore(tmp_path / "chunks")
+    block, odd = os.urandom(4 << 20), os.urandom(5000)
+    assert not write_direct(tmp_path / "odd", odd)  # not a multiple of ALIGN: nothing written
+    assert not (tmp_path / "odd").exists()
+    direct = write_direct(tmp_path / "block", block)  # False only where O_DIRECT is refused
+    assert (tmp_path / "block").exists() == direct
+    for data in (block, odd, block[: 2 * ALIGN]):
+        name, sha = stored(store, data)
+        assert store.get(name, sha) == data
+        assert stat.S_IMODE(store.path(name).stat().st_mode) == 0o600
+    assert [p.name for p in (tmp_path / "chunks").rglob(".*")] == []  # no temporary left
 
 
 def test_open_store_both_forms(tmp_path: Path, site_driver: SiteDriver) -> None:

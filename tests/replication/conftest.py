@@ -1,5 +1,5 @@
 """The engine's fixtures (real site-sims, real workers), for replication's tests."""
 
-from tests.engine.conftest import start_worker, two_sites
+from tests.engine.conftest import module_sites, shared_sites, start_worker, two_sites
 
-__all__ = ["start_worker", "two_sites"]
+__all__ = ["module_sites", "shared_sites", "start_worker", "two_sites"]

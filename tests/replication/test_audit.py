@@ -41,6 +41,7 @@ from tests.replication.test_policies import (
 
 Json = dict[str, Any]
 BACKOFF = "refused by the site: retried after a backoff (rep.small)"
+SHARED = pytest.mark.xdist_group("audit-shared-sites")  # one process starts them once
 
 
 @pytest.fixture
@@ -106,14 +107,15 @@ def failing_at_b(client: TestClient, headers: dict[str, str], policy_id: str) ->
     return found
 
 
+@SHARED
 def test_a_refused_create_is_retried_after_a_growing_number_of_passes(
     services: Services,
     client: TestClient,
     admin_token: str,
-    two_sites: list[EmbeddedSite],
+    shared_sites: list[EmbeddedSite],
     start_worker: WorkerFactory,
 ) -> None:
-    site_a, site_b = two_sites
+    site_a, site_b = shared_sites
     headers = {"X-Auth-Token": admin_token}
 
     def seed(c: Connection) -> None:
@@ -178,14 +180,15 @@ def copy_at(client: TestClient, headers: dict[str, str], site: str) -> Callable[
     return look
 
 
+@SHARED
 def test_a_keypairs_policy_writes_the_copies_keypairs_show(
     client: TestClient,
     admin_token: str,
     tmp_path: Path,
-    two_sites: list[EmbeddedSite],
+    shared_sites: list[EmbeddedSite],
     start_worker: WorkerFactory,
 ) -> None:
-    _site_a, site_b = two_sites
+    _site_a, site_b = shared_sites
     headers = {"X-Auth-Token": admin_token}
     start_worker("w1", CASCADE_CONVERGENCE_INTERVAL="1")
     key = public_key()

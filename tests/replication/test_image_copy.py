@@ -22,9 +22,9 @@ import pytest
 
 from cascade.cli.embedded import EmbeddedSite
 from cascade.errors import BadRequest
+from cascade.replication.bandwidth import ByteRateLimit
 from cascade.replication.image_copy import NOT_COPIED, SOURCE_PROPERTY, CopyResult, copy_image
 from cascade.replication.image_staging import STAGING_CONTAINER
-from cascade.replication.image_transfer import ByteRateLimit
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 from tests.conftest import ADMIN_PASSWORD
 
@@ -33,11 +33,12 @@ pytestmark = pytest.mark.xdist_group("image-copy")  # one set of sites for the m
 Json = dict[str, Any]
 CHILD = """
 import json, sys
+from cascade.replication.bandwidth import ByteRateLimit
 from cascade.replication.image_copy import copy_image
 from cascade.sites.driver import SiteAccess, SiteDriver
-source, target, image_id, chunk, limit = json.loads(sys.argv[1])
+source, target, image_id, chunk, rate = json.loads(sys.argv[1])
 drivers = [SiteDriver(SiteAccess(**access)) for access in (source, target)]
-copy_image(*drivers, image_id, chunk_bytes=chunk, limit_bytes_per_s=limit)
+copy_image(*drivers, image_id, chunk_bytes=chunk, limit=ByteRateLimit(rate) if rate else None)
 """
 
 
@@ -276,7 +277,7 @@ def test_the_bandwidth_limit_holds_the_copy_back(sites: Sites) -> None:
         driver(sites.targets[0]),
         original["id"],
         chunk_bytes=chunk,
-        limit_bytes_per_s=rate,
+        limit=ByteRateLimit(rate),
     )
     # A lower bound only: the first second's worth may go at once, the rest at the rate.
     assert time.monotonic() - started >= (size - rate - chunk) / rate

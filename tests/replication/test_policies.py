@@ -14,17 +14,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from openstack.connection import Connection
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cascade.cli.embedded import EmbeddedSite
 from cascade.cli.main import app
 from cascade.cli.replication import policy_table, site_state
+from cascade.engine import dbos_private
+from cascade.engine.queue import TRANSFERS_QUEUE
 from cascade.replication.keypairs import fingerprint
 from cascade.replication.policies import PolicyService
 from cascade.services import Services
@@ -160,7 +164,14 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     key = public_key()
     created = client.post("/v1/keypairs", headers=headers, json={"name": "k1", "public_key": key})
     assert created.status_code == 202, created.text
-    start_worker("w1", CASCADE_CONVERGENCE_INTERVAL="2")
+    # A job gives up on a source that stays down after 3 s (test_source_wait: the waiting).
+    # One image copy at a time in the cluster (transfers_never_overlap).
+    start_worker(
+        "w1",
+        CASCADE_CONVERGENCE_INTERVAL="2",
+        CASCADE_REPLICATION_SOURCE_WAIT="3",
+        CASCADE_TRANSFER_CONCURRENCY="1",
+    )
     assert wait_operation(client, admin_token, created.json()["operation"]["id"])["status"] == (
         "succeeded"
     )
@@ -208,6 +219,7 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     check_groups(site_a, site_b)
     assert at_site(site_b, "k1") == fingerprint(key)
     images_job = check_images(client, headers, site_a, site_b, done["id"])
+    transfers_never_overlap(services, len(IMAGES))
     followed = replication_cli(services, "job", images_job, "--follow")
     assert f"job {images_job}: succeeded (created)" in followed
     assert "rep-image-1" in followed
@@ -291,7 +303,7 @@ def test_policies_replicate_audit_repairs_and_a_new_site_receives_everything(
     assert "changed: taken" in status
     assert "4 policies" in status
 
-    # The source down: a job fails saying so, and nothing is deleted at the targets.
+    # The source down past the job's wait: it fails saying so, nothing deleted at the targets.
     site_a.stop()
     groups_policy = policies["security_groups"]["policy"]["id"]
     run = wait_for(lambda: run_policy(client, headers, groups_policy), "a job to start")
@@ -347,6 +359,29 @@ def check_images(
         assert (item["status"], item["action"], item["percent"]) == ("done", "create", 100.0)
         assert item["bytes_done"] == item["bytes_total"] == at_a[name].size == size
     return str(job["id"])
+
+
+def transfers_never_overlap(services: Services, at_least: int) -> None:
+    """The image copies ran one at a time, as ``transfer_concurrency`` 1 asks: the copy
+    steps of the workflows on the transfers queue, from start to end as DBOS recorded them
+    (milliseconds), are disjoint (both images are enqueued at once: without the limit they
+    overlap)."""
+    schema = dbos_private.schema_of(services.db)
+    prefix = f"{schema}." if schema else ""
+    with services.db.engine.connect() as connection:
+        windows = connection.execute(
+            text(
+                "SELECT o.started_at_epoch_ms, o.completed_at_epoch_ms "  # noqa: S608
+                f"FROM {prefix}operation_outputs o JOIN {prefix}workflow_status w "
+                "ON w.workflow_uuid = o.workflow_uuid "
+                "WHERE w.queue_name = :queue AND o.function_name = 'cascade.step' "
+                "ORDER BY o.started_at_epoch_ms"
+            ),
+            {"queue": TRANSFERS_QUEUE},
+        ).all()
+    assert len(windows) >= at_least, windows
+    for (_start, end), (next_start, _end) in pairwise(windows):
+        assert end <= next_start, windows
 
 
 def flavor_drift(client: TestClient, headers: dict[str, str], policy_id: str) -> bool:

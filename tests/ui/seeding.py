@@ -102,7 +102,8 @@ def _plan(session: Session, project_id: str, sites: list[Site], scale: int) -> t
     now = datetime.now(UTC)
     plan = ProtectionPlan(project_id=project_id, name=f"{sites[0].name}-plan",
                           source_site_id=sites[0].id, target_site_id=sites[1].id,
-                          strategy="backup", freeze_bound_s=5.0, retention=scale, chunk_store=f"site://{sites[1].name}/chunks",
+                          strategy="backup", freeze_bound_s=5.0, retention=scale,
+                          chunk_store=f"site://{sites[1].name}/chunks", checkpoint_every_s=3600,
                           status="ACTIVE")  # fmt: skip
     session.add(plan)
     session.flush()
@@ -152,7 +153,7 @@ def _job(session: Session, project_id: str, sites: list[Site], scale: int) -> tu
 
 
 def seed_world(services: Services, project_id: str, scale: int) -> Seeded:
-    tag = f"t{uuid.uuid4().hex[:6]}"
+    tag = f"t{uuid.uuid4().hex[:12]}"
     with services.db.session() as session:
         sites = _sites(session, project_id, tag)
         network = _network(session, project_id, sites, tag, scale)
@@ -166,7 +167,7 @@ def seed_policies(services: Services, project_id: str, count: int) -> None:
     one finished), items of two statuses at the target and a failure there."""
     now = datetime.now(UTC)
     with services.db.session() as session:
-        source, target = _sites(session, project_id, f"t{uuid.uuid4().hex[:6]}")
+        source, target = _sites(session, project_id, f"t{uuid.uuid4().hex[:12]}")
         for n in range(count):
             policy = ReplicationPolicy(project_id=project_id, kind="images",
                                        source_site_id=source.id, conflict="report",

@@ -11,12 +11,15 @@ and best to best (``ratio_to_raw``). Timings come from the operations' (and the 
 workflows') own server-side timestamps. The other baseline, measured in the same run on the
 same database, is the rate at which one in-process thread writes and finishes an
 operation-like record with plain SQLAlchemy (an insert and an update, each committed).
+Per finished operation of each batch, Cascade's and raw DBOS's (``engine_costs.py``): CPU ms
+of the worker processes (and of ``cascade up``), and commits on PostgreSQL (``xact_commit``;
+None on SQLite, which counts no transactions); both include idle polling of the queues
+during the batch, and the idle rates right after each batch (per second) say how much.
 With ``--json`` the last line of output is one JSON object.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -32,19 +35,20 @@ from typing import Annotated, Any
 import typer
 from keystoneauth1 import session as ks_session
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cascade.cli.bench.engine_baselines import RawFigures, plain_writes_per_s, raw_dbos
+from cascade.cli.bench.engine_costs import CommitCounter, CostMeter, commit_counter
+from cascade.cli.bench.engine_report import json_line, report
 from cascade.cli.bench.http import percentile
 from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker
 from cascade.db import Database
 from cascade.db.models import Operation
 from cascade.engine.queue import OperationQueue
-from cascade.errors import CascadeError
+from cascade.errors import CascadeError, present
 from cascade.sites.driver import SiteDriver
 
 console = Console()
@@ -54,8 +58,6 @@ CLIENTS = 4  # client threads submitting operations, one keep-alive connection e
 RECOVERY_OPS = 20
 STALL_S = 60  # no operation finished for this long: the rest are stuck
 Request = tuple[str, dict[str, Any] | None]  # (path, JSON body) of a POST answering 202
-ROWS = ("ops_per_s", "ops_vs_baseline", "p50_ms", "p99_ms", "failed", "submit_per_s")
-RAW_ROWS = ("raw_dbos_ops_per_s", "ratio", "raw_dbos_p50_ms", "raw_dbos_p99_ms", "raw_dbos_failed")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,14 @@ class Batch:
     p99_ms: float
     failed: int
     submit_per_s: float  # how fast the API accepted them: a ceiling on ops_per_s
+    # Per finished operation over the batch (engine_costs.py), idle polling included:
+    commits_per_op: float | None  # PostgreSQL only
+    worker_cpu_ms_per_op: float | None  # all ``cascade worker`` processes
+    api_cpu_ms_per_op: float | None  # the ``cascade up`` process
+    # The same processes per second right after, with nothing to run:
+    idle_commits_per_s: float | None
+    idle_worker_cpu_ms_per_s: float
+    idle_api_cpu_ms_per_s: float
 
 
 @dataclass
@@ -75,6 +85,8 @@ class Deployment:
     db: Database
     env: dict[str, str]
     api: SessionClient  # Cascade's URL through a keystoneauth1 session logged in as the admin
+    api_pid: int
+    commits: CommitCounter | None  # of ``db`` (PostgreSQL only)
     stack: ExitStack
     workers: list[EmbeddedWorker] = field(default_factory=list)
 
@@ -170,11 +182,14 @@ def _deployment(
         env["CASCADE_LOG_LEVEL"] = "warning"
         if concurrency is not None:
             env["CASCADE_WORKER_CONCURRENCY"] = str(concurrency)
-        cascade_url = stack.enter_context(EmbeddedCascade(data_dir, PASSWORD, env=env)).url
+        cascade = stack.enter_context(EmbeddedCascade(data_dir, PASSWORD, env=env))
         db = Database(url)
         stack.callback(db.dispose)
-        session = login(password_auth_plugin(f"{cascade_url}/identity/v3", PASSWORD))
-        deployment = Deployment(data_dir, db, env, SessionClient(session, cascade_url), stack)
+        session = login(password_auth_plugin(f"{cascade.url}/identity/v3", PASSWORD))
+        api = SessionClient(session, cascade.url)
+        pid = present(cascade.pid, "cascade up's process")
+        commits = commit_counter(server_url, url, stack)
+        deployment = Deployment(data_dir, db, env, api, pid, commits, stack)
         if site is not None:
             credentials = {"username": "admin", "password": PASSWORD, "project_name": "admin"}
             body: dict[str, Any] = {"name": site.site_name, "region_name": site.region}
@@ -207,9 +222,12 @@ def _fetch(client: Client, operation_id: str) -> dict[str, Any]:
 
 
 def _unfinished(db: Database, kind: str) -> int:
+    """How many operations of ``kind`` have not finished, read without a commit (the
+    batch's commits are counted)."""
     running = Operation.status.in_(("queued", "running"))
-    with db.session() as session:
-        return session.scalar(select(func.count()).where(Operation.kind == kind, running)) or 0
+    with db.engine.connect() as connection:
+        query = select(func.count()).where(Operation.kind == kind, running)
+        return connection.scalar(query) or 0
 
 
 def _wait_done(deployment: Deployment, kind: str) -> None:
@@ -227,10 +245,13 @@ def _wait_done(deployment: Deployment, kind: str) -> None:
 
 def _batch(deployment: Deployment, kind: str, requests: list[Request]) -> Batch:
     """Submit every request as fast as the clients can, wait for all, measure."""
+    workers = [present(worker.pid, "a worker's process") for worker in deployment.workers]
+    meter = CostMeter({"worker": workers, "api": [deployment.api_pid]}, deployment.commits)
     started = time.perf_counter()
     ids = deployment.in_parallel(requests, submit)
     submit_per_s = len(ids) / (time.perf_counter() - started)
     _wait_done(deployment, kind)
+    spent = meter.stop()
     operations = deployment.in_parallel(ids, _fetch)
     done = [op for op in operations if op["finished_at"]]
     created = [datetime.fromisoformat(op["created_at"]).timestamp() for op in done]
@@ -242,6 +263,12 @@ def _batch(deployment: Deployment, kind: str, requests: list[Request]) -> Batch:
         p99_ms=percentile(latencies, 99),
         failed=sum(op["status"] != "succeeded" for op in operations),
         submit_per_s=submit_per_s,
+        commits_per_op=spent.commits_per_op(len(done)),
+        worker_cpu_ms_per_op=spent.cpu_ms_per_op("worker", len(done)),
+        api_cpu_ms_per_op=spent.cpu_ms_per_op("api", len(done)),
+        idle_commits_per_s=spent.idle.commits_per_s,
+        idle_worker_cpu_ms_per_s=spent.idle.cpu_ms_per_s["worker"],
+        idle_api_cpu_ms_per_s=spent.idle.cpu_ms_per_s["api"],
     )
 
 
@@ -298,15 +325,22 @@ def _recovery(server_url: str | None, root: Path) -> tuple[float, int, int]:
 
 
 def _run(
-    counts: list[int], ops: int, site_ops: int, server_url: str | None, recovery: bool
+    counts: list[int],
+    ops: int,
+    site_ops: tuple[int, float],
+    server_url: str | None,
+    recovery: bool,
 ) -> dict[str, Any]:
+    (creates_per_batch, build_seconds) = site_ops
     figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
-    figures.update(cores=os.cpu_count(), ops=ops, site_ops=site_ops)
+    figures.update(cores=os.cpu_count(), ops=ops, site_ops=creates_per_batch)
+    figures.update(site_build_seconds=build_seconds)
     batches: dict[str, dict[str, Batch]] = {"": {}, "site_": {}}
     raws: dict[str, RawFigures] = {}
+    raws_step: dict[str, RawFigures] = {}  # each job one empty step, as a probe runs
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
-        site = _start_site(root, "bench", 0, stack) if site_ops else None
+        site = _start_site(root, "bench", build_seconds, stack) if creates_per_batch else None
         for count in counts:
             with _deployment(server_url, site) as deployment:
                 if "baseline_tx_per_s" not in figures:
@@ -317,14 +351,16 @@ def _run(
                 probes: list[Request] = [("/v1/probes", None)] * ops
                 batches[""][str(count)] = _batch(deployment, "engine.probe", probes)
                 if site is not None:
-                    console.print(f"{count} worker(s): {site_ops} server creates")
-                    creates = _servers(site.site_name, f"bench{count}", site_ops)
+                    console.print(f"{count} worker(s): {creates_per_batch} server creates")
+                    creates = _servers(site.site_name, f"bench{count}", creates_per_batch)
                     batches["site_"][str(count)] = _batch(deployment, "server.create", creates)
-            console.print(f"{count} worker(s): {ops} raw DBOS no-op workflows")
-            raw_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="raw-dbos-")))
-            url = _fresh_database(server_url, raw_root, stack)
-            env = {"CASCADE_LOG_LEVEL": "warning"}
-            raws[str(count)] = raw_dbos(url, raw_root, count, ops, CLIENTS, env)
+            for steps, into in ((0, raws), (1, raws_step)):
+                console.print(f"{count} worker(s): {ops} raw DBOS workflows of {steps} steps")
+                raw_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="raw-")))
+                url = _fresh_database(server_url, raw_root, stack)
+                env = {"CASCADE_LOG_LEVEL": "warning"}
+                counter = commit_counter(server_url, url, stack)
+                into[str(count)] = raw_dbos(url, raw_root, count, ops, CLIENTS, env, counter, steps)
         if recovery:
             console.print("recovery: SIGKILL of a worker with workflows in flight")
             seconds, resumed, failed = _recovery(server_url, root)
@@ -334,43 +370,16 @@ def _run(
             figures[prefix + name] = {n: getattr(batch, name) for n, batch in found.items()}
     for name in (each.name for each in fields(RawFigures)):
         figures[f"raw_dbos_{name}"] = {n: getattr(raw, name) for n, raw in raws.items()}
+        figures[f"raw_dbos_step_{name}"] = {n: getattr(raw, name) for n, raw in raws_step.items()}
     baseline = figures["baseline_tx_per_s"]
     cascade_rates, raw_rates = figures["ops_per_s"], figures["raw_dbos_ops_per_s"]
     figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in cascade_rates.items()}
     figures["ratio"] = {n: rate / max(raw_rates[n], 1e-9) for n, rate in cascade_rates.items()}
-    best_raw = max(raw_rates.values())
-    figures["ratio_to_raw"] = max(cascade_rates.values()) / best_raw if best_raw else 0.0
+    best = max(cascade_rates.values())
+    step_rates = figures["raw_dbos_step_ops_per_s"]
+    for key, rates in (("ratio_to_raw", raw_rates), ("ratio_to_raw_step", step_rates)):
+        figures[key] = best / max(rates.values()) if max(rates.values()) else 0.0
     return figures
-
-
-def _cell(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
-
-
-def _report(figures: dict[str, Any]) -> None:
-    counts = list(figures["ops_per_s"])
-    title = f"cascade bench engine on {figures['database']} ({figures['cores']} cores)"
-    table = Table("figure", *(f"workers={count}" for count in counts), title=title)
-    site_rows = (f"site_{row}" for row in ROWS if row != "ops_vs_baseline")
-    for key in (*ROWS, *RAW_ROWS, *site_rows):
-        if figures.get(key):
-            table.add_row(key, *(_cell(figures[key][count]) for count in counts))
-    console.print(table)
-    console.print(f"baseline: {figures['baseline_tx_per_s']:,.1f} records/s (insert+update)")
-    console.print(f"best Cascade / best raw DBOS: {figures['ratio_to_raw']:.2f}")
-    if "recovery_s" in figures:
-        console.print(
-            f"recovery: {figures['recovery_s']:.2f} s for {figures['recovery_workflows']} "
-            f"workflows of a killed worker ({figures['recovery_failed']} creates failed)"
-        )
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
-    return round(value, 3) if isinstance(value, float) else value
 
 
 def engine(
@@ -379,6 +388,10 @@ def engine(
     site_ops: Annotated[
         int, typer.Option(min=0, help="Server creates via an emulated site per count (0: skip)")
     ] = 100,
+    site_build_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="The site's server build time: > 0 makes site steps wait (I/O)"),
+    ] = 0.0,
     database_url: Annotated[
         str | None,
         typer.Option(help="PostgreSQL server URL; a fresh database per run [default: SQLite]"),
@@ -388,8 +401,16 @@ def engine(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
 ) -> None:
-    """Engine operations per second and latency by worker count, and crash recovery time."""
-    figures = _run(_worker_counts(workers), ops, site_ops, _server_url(database_url), recovery)
-    _report(figures)
+    """Engine operations per second and latency by worker count, and crash recovery time.
+
+    Per finished operation, for Cascade and raw DBOS: worker CPU ms (and Cascade's API CPU
+    ms), from /proc, and commits (PostgreSQL's xact_commit; n/a on SQLite, which keeps no
+    count). Both include the queues' idle polling during the batch; idle_* are the same
+    processes' rates per second right after it, with nothing to run. Each batch is followed
+    by 3 s of idle measuring, and on PostgreSQL 11 s more for its statistics to settle.
+    """
+    sites = (site_ops, site_build_seconds)
+    figures = _run(_worker_counts(workers), ops, sites, _server_url(database_url), recovery)
+    report(console, figures)
     if as_json:
-        print(json.dumps(_rounded(figures)))
+        print(json_line(figures))

@@ -1,6 +1,7 @@
 """What ``cascade bench engine`` compares Cascade's engine with, in the same run, on the same
 database server: raw DBOS (a no-op workflow through a DBOS queue, run by worker processes of
-its own) and plain SQL writes (one thread inserting and finishing a record).
+its own; again with one empty DBOS step, as a probe has) and plain SQL writes (one thread
+inserting and finishing a record).
 
 Raw DBOS is set up as Cascade's engine is, so that the ratio is Cascade's own cost: its
 tables in a fresh database on the same server (DBOS's schema ``dbos`` on PostgreSQL), the
@@ -13,8 +14,8 @@ from DBOS's enqueue time and each job's end time (its output), as Cascade's is f
 operations' ``created_at`` and ``finished_at``.
 
 May import ``cascade.engine`` (queue options, DBOS's tables), ``cascade.cli.embedded``,
-``cascade.cli.bench.http``, ``cascade.db``, ``cascade.config`` and ``cascade.errors``; the
-bench command imports it.
+``cascade.cli.bench.http``, ``cascade.cli.bench.engine_costs``, ``cascade.db``,
+``cascade.config`` and ``cascade.errors``; the bench command imports it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dbos import DBOS, DBOSClient
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, insert, text, update
 from sqlalchemy import Table as SqlTable
 
+from cascade.cli.bench.engine_costs import CommitCounter, CostMeter
 from cascade.cli.bench.http import percentile
 from cascade.cli.embedded import ChildServer
 from cascade.config import Settings
@@ -53,11 +55,19 @@ RAW_WORKFLOW = "bench.raw-noop"
 STALL_S = 60.0
 
 
+@DBOS.step(name="bench.raw-empty-step")
+def empty_step() -> None:
+    return None
+
+
 @DBOS.workflow(name=RAW_WORKFLOW)
-def noop(enqueued_at: float) -> tuple[float, float]:
-    """The raw job: nothing but its times, enqueue and end (as a probe has its ``created_at``
-    and its ``finished_at``, written by the worker just before DBOS records the end; DBOS's
-    own timestamps are whole seconds on SQLite under Python 3.11)."""
+def noop(enqueued_at: float, steps: int = 0) -> tuple[float, float]:
+    """The raw job: ``steps`` empty DBOS steps (0, or 1 as a probe runs one), then its times,
+    enqueue and end (as a probe has its ``created_at`` and its ``finished_at``, written by the
+    worker just before DBOS records the end; DBOS's own timestamps are whole seconds on
+    SQLite under Python 3.11)."""
+    for _ in range(steps):
+        empty_step()
     return enqueued_at, time.time()
 
 
@@ -133,6 +143,12 @@ class RawFigures:
     p50_ms: float
     p99_ms: float
     failed: int
+    # Per finished job over the batch (engine_costs.py), idle polling included; commits
+    # (PostgreSQL only) count the enqueues' too, as Cascade's count its API's accepts.
+    commits_per_op: float | None
+    worker_cpu_ms_per_op: float | None
+    idle_commits_per_s: float | None  # right after the batch, nothing left to run
+    idle_worker_cpu_ms_per_s: float
 
 
 def _timings(client: DBOSClient) -> tuple[list[tuple[float, float]], int]:
@@ -160,9 +176,12 @@ def raw_dbos(
     jobs: int,
     clients: int,
     env: dict[str, str],
+    counter: CommitCounter | None = None,
+    steps: int = 0,
 ) -> RawFigures:
     """Raw DBOS on the fresh database ``url``: ``workers`` processes, ``jobs`` no-op
-    workflows enqueued from ``clients`` threads as fast as they go."""
+    workflows of ``steps`` empty steps each, enqueued from ``clients`` threads as fast as
+    they go; commits counted by ``counter`` (of ``url``'s database) if given."""
     db = Database(url)
     settings = Settings(database_url=url)
     with ExitStack() as stack:
@@ -176,10 +195,13 @@ def raw_dbos(
         )
         stack.callback(client.destroy)
         client.register_queue(RAW_QUEUE, **_queue_options(settings))
+        pids = []
         for index in range(workers):
             worker = RawWorker(data_dir, f"raw-w{index + 1}", url, env)
             stack.callback(worker.stop)
             worker.start()
+            pids.append(present(worker.pid, "a raw worker's process"))
+        meter = CostMeter({"worker": pids}, counter)
 
         def enqueue(job: int) -> None:
             options: Any = {
@@ -190,11 +212,12 @@ def raw_dbos(
                 "app_version": RAW_VERSION,
             }
             with db.session() as session:
-                client.enqueue_in_transaction(session, options, time.time())
+                client.enqueue_in_transaction(session, options, time.time(), steps)
 
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(enqueue, range(jobs)))
         _wait_finished(db, jobs)
+        spent = meter.stop()
         done, failed = _timings(client)
     latencies = [(ended - created) * 1000 for created, ended in done]
     span_s = max(e for _, e in done) - min(c for c, _ in done) if done else 0.0
@@ -203,6 +226,10 @@ def raw_dbos(
         p50_ms=percentile(latencies, 50),
         p99_ms=percentile(latencies, 99),
         failed=failed,
+        commits_per_op=spent.commits_per_op(len(done)),
+        worker_cpu_ms_per_op=spent.cpu_ms_per_op("worker", len(done)),
+        idle_commits_per_s=spent.idle.commits_per_s,
+        idle_worker_cpu_ms_per_s=spent.idle.cpu_ms_per_s["worker"],
     )
 
 

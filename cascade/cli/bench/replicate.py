@@ -1,18 +1,9 @@
 """``cascade bench replicate``: tenant resource replication (issue 17), an image copy against a
 plain download of the same bytes in the same run, a resumed copy's resent bytes, and the
-replication audit's pass over many sites, with and without drift.
+replication audit's pass over many sites, with and without drift. This module has the
+command, the audit's half and the report.
 
-- **Image**: two site-sims; a random image of ``--image-mb`` MiB uploaded at site A, and a
-  1 MiB one copied to B untimed (so that B has served each request of a copy once, as A has
-  the upload's, before anything is timed). The reference: one plain GET of
-  ``/v2/images/{id}/file`` at A through the keystoneauth1 session of an openstacksdk
-  connection (Cascade's transport), timed. Then ``copy_image(A, B, id)`` timed (ranged reads
-  and PUTs into B's object store, several chunks in flight, the import, hash verification,
-  the staging removed). Then the copy at B is deleted and copied again, interrupted once the
-  progress callback sees half the bytes staged (it raises; the chunks in flight finish), and
-  resumed: ``resume_resent_fraction`` = (bytes sent by the interrupted call, which are the
-  segments B's store then holds, + bytes sent by the resume - image size) / image size. Every
-  copy uses ``--chunk-mb`` chunks (``copy_image``'s default 8 MiB).
+- **Image**: ``replicate_image`` (a copy against a plain download, a resumed copy).
 - **Audit**: an embedded Cascade, one worker and ``--audit-sites`` target site-sims plus a
   source; ``--resources`` flavors created at every site through the sim's Nova API, a
   flavors policy (``cascade_wins``) whose first job finds them in sync, and Cascade's records
@@ -26,14 +17,13 @@ replication audit's pass over many sites, with and without drift.
   the sites it reaches after the job did. A last pass checks that no drift is left.
 
 With ``--json`` the last line of output is one JSON object. May import cascade.cli (clients,
-embedded, netlab), cascade.services, cascade.engine, cascade.replication, cascade.sites and
-cascade.db.
+embedded, netlab, bench.replicate_image), cascade.services, cascade.engine,
+cascade.replication, cascade.sites and cascade.db.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import tempfile
 import time
@@ -45,12 +35,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from cascade.cli.bench.replicate_image import PASSWORD, SITE_ENV, console, image_figures, start_site
 from cascade.cli.clients import SessionClient, login, password_auth_plugin
 from cascade.cli.embedded import EmbeddedCascade, EmbeddedSite, EmbeddedWorker
 from cascade.cli.netlab import finished
@@ -61,18 +50,12 @@ from cascade.engine.context import EngineContext, install
 from cascade.errors import CascadeError
 from cascade.replication.audit import audit_replication, one_pass
 from cascade.replication.flavor_kind import FLAVORS
-from cascade.replication.image_copy import CopyResult, copy_image
-from cascade.replication.image_staging import Staging, listed_segments
 from cascade.replication.policies import PolicyService
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from cascade.sites.registry import IN_SERVICE
 
-console = Console()
-PASSWORD = "bench-replicate-password"  # noqa: S105 - a throwaway deployment's password
-MIB = 1 << 20
 DEADLINE = 1800.0  # seconds a job may take before the bench gives up
-SITE_ENV = {"CASCADE_PASSWORD_HASH_ROUNDS": "4"}
 AIM_COPY_VS_RAW, AIM_RESENT, AIM_AUDIT_S = 0.5, 0.05, 10.0
 RESENT = (
     "resume_resent_fraction = (bytes sent by the interrupted call + bytes sent by the resume "
@@ -85,119 +68,6 @@ TIMING = (
     "has finished at the worker"
 )
 Json = dict[str, Any]
-
-
-class _Interrupted(Exception):
-    """Raised from the progress callback to stop a copy half-way."""
-
-
-def _checked(response: Any) -> Any:
-    sdk_exceptions.raise_from_response(response)
-    return response
-
-
-def _site(stack: ExitStack, work: Path, name: str) -> EmbeddedSite:
-    site = EmbeddedSite(name, work / name, PASSWORD, env=SITE_ENV)
-    stack.callback(site.stop)
-    site.start(timeout=120)
-    return site
-
-
-# -- the image copy -----------------------------------------------------------------------------
-
-
-def _upload(driver: SiteDriver, data: bytes) -> str:
-    body = {"name": "bench-image", "disk_format": "raw", "container_format": "bare"}
-
-    def upload(c: Connection) -> str:
-        image = _checked(c.image.post("/images", json=body)).json()
-        octets = {"Content-Type": "application/octet-stream"}
-        _checked(c.image.put(f"/images/{image['id']}/file", data=data, headers=octets))
-        return str(image["id"])
-
-    image_id: str = driver.call("upload the bench image", upload)
-    return image_id
-
-
-def _download_s(driver: SiteDriver, image_id: str, size: int) -> float:
-    """Seconds of one plain GET of the image's bytes."""
-    started = time.perf_counter()
-    body: bytes = driver.call(
-        "download the bench image",
-        lambda c: _checked(c.image.get(f"/images/{image_id}/file")).content,
-    )
-    seconds = time.perf_counter() - started
-    if len(body) != size:
-        raise CascadeError(f"the download gave {len(body)} bytes, not {size}")
-    return seconds
-
-
-def _delete_image(driver: SiteDriver, image_id: str) -> None:
-    driver.call("delete the copy", lambda c: _checked(c.image.delete(f"/images/{image_id}")))
-
-
-def _interrupted_at_half(source: SiteDriver, target: SiteDriver, image_id: str, chunk: int) -> int:
-    """Copy until half the bytes are staged, then stop; the bytes sent (all were new): what
-    the target's store holds once the chunks in flight at the stop have finished."""
-
-    def stop_at_half(done: int, total: int) -> None:
-        if done * 2 >= total:
-            raise _Interrupted
-
-    try:
-        copy_image(source, target, image_id, chunk_bytes=chunk, on_progress=stop_at_half)
-    except _Interrupted:
-        staged = listed_segments(target, Staging(image_id)).values()
-        return sum(int(segment["bytes"]) for segment in staged)
-    raise CascadeError("the copy was not interrupted")
-
-
-def _timed_copy(
-    source: SiteDriver, target: SiteDriver, image_id: str, chunk: int
-) -> tuple[CopyResult, float, float]:
-    """The copy, its seconds, and the seconds until its last chunk was staged (the import,
-    the verification and the staging's clean-up follow)."""
-    staged = [0.0]
-    started = time.perf_counter()
-
-    def note(_done: int, _total: int) -> None:
-        staged[0] = time.perf_counter() - started
-
-    copied = copy_image(source, target, image_id, chunk_bytes=chunk, on_progress=note)
-    return copied, time.perf_counter() - started, staged[0]
-
-
-def _image_figures(work: Path, stack: ExitStack, image_mb: int, chunk_mb: int) -> Json:
-    a, b = (SiteDriver(_site(stack, work, n).access(), 120.0) for n in ("image-a", "image-b"))
-    size, chunk = image_mb * MIB, chunk_mb * MIB
-    console.print("warming up: a 1 MiB image copied from site A to site B, untimed")
-    copy_image(a, b, _upload(a, os.urandom(MIB)), chunk_bytes=chunk)
-    console.print(f"uploading a random {image_mb} MiB image at site A")
-    image_id = _upload(a, os.urandom(size))
-    console.print("reference: one plain GET of the image at site A")
-    download_s = _download_s(a, image_id, size)
-    console.print("copying it to site B")
-    copied, copy_s, staging_s = _timed_copy(a, b, image_id, chunk)
-    console.print("copying it again, interrupted at 50 %, then resumed")
-    _delete_image(b, copied.target_image_id)
-    before = _interrupted_at_half(a, b, image_id, chunk)
-    resumed = copy_image(a, b, image_id, chunk_bytes=chunk)
-    if resumed.checksum != copied.checksum:
-        raise CascadeError("the resumed copy's checksum differs from the first copy's")
-    return {
-        "image_mb": image_mb,
-        "chunk_mb": chunk_mb,
-        "raw_download_s": download_s,
-        "raw_download_mb_per_s": image_mb / download_s,
-        "image_copy_s": copy_s,
-        "image_copy_mb_per_s": image_mb / copy_s,
-        "image_copy_staging_s": staging_s,
-        "image_copy_import_s": copy_s - staging_s,
-        "image_copy_vs_raw_download": download_s / copy_s,
-        "resume_sent_before_bytes": before,
-        "resume_sent_after_bytes": resumed.bytes_sent,
-        "resume_resent_fraction": (before + resumed.bytes_sent - size) / size,
-    }
 
 
 # -- the audit ----------------------------------------------------------------------------------
@@ -263,7 +133,7 @@ def _seed(site: EmbeddedSite, resources: int) -> None:
 def _start_audit(stack: ExitStack, work: Path, sites: int, resources: int) -> AuditRig:
     api, engine = _start_cascade(stack, work)
     names = ["audit-source", *(f"audit-{n:02d}" for n in range(1, sites + 1))]
-    started = [_site(stack, work, name) for name in names]
+    started = [start_site(stack, work, name) for name in names]
     for site in started:
         _register(api, site)
     console.print(f"creating {resources} flavors at each of {len(started)} sites")
@@ -407,7 +277,7 @@ def replicate(
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
         with ExitStack() as image_stack:  # the image's sites stop before the audit's start
-            figures = _image_figures(work, image_stack, image_mb, chunk_mb)
+            figures = image_figures(work, image_stack, image_mb, chunk_mb)
         figures |= _audit_figures(work, stack, audit_sites, resources, drift_percent)
     _report(figures)
     if as_json:

@@ -1,0 +1,61 @@
+"""The per-operation costs of ``cascade bench engine`` count what they say: CPU of the given
+processes from /proc, and every commit on a PostgreSQL database once its statistics settle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from cascade.cli.bench.engine_costs import CostMeter, commit_counter, cpu_seconds
+
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def test_cpu_seconds_counts_a_busy_process_and_its_children() -> None:
+    busy = "import subprocess, sys, time\n" + (
+        "child = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\ntime.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", busy], start_new_session=True)
+    try:
+        meter = CostMeter({"busy": [parent.pid]}, None)
+        first = cpu_seconds([parent.pid])
+        time.sleep(1.0)
+        spent = meter.stop()
+        assert cpu_seconds([parent.pid]) > first  # the child spins while its parent sleeps
+        assert spent.cpu_s["busy"] > 0
+        assert spent.commits is None
+        assert spent.commits_per_op(10) is None
+        assert spent.cpu_ms_per_op("busy", 10) == pytest.approx(spent.cpu_s["busy"] * 100)
+        assert spent.cpu_ms_per_op("busy", 0) is None
+        assert spent.idle.cpu_ms_per_s["busy"] > 0  # the child still spins after the batch
+        assert spent.idle.commits_per_s is None
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # the spinning child too, never left behind
+        parent.wait()
+    assert cpu_seconds([parent.pid]) == 0  # gone: nothing to count
+
+
+def test_commits_are_counted_once_an_idle_backend_has_published(postgres_url: str) -> None:
+    """An idle backend publishes its counts only after 10 s: the settled count has all of them,
+    and nothing for the settle itself."""
+    with ExitStack() as stack:
+        meter = CostMeter({}, commit_counter(SERVER, postgres_url, stack))
+        url = make_url(postgres_url).set(drivername="postgresql")
+        with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
+            for _ in range(100):
+                connection.execute("SELECT 1")
+                connection.commit()
+            spent = meter.stop()  # the connection stays open, idle
+        assert spent.commits is not None
+        assert 100 <= spent.commits <= 102
+        assert spent.commits_per_op(50) == spent.commits / 50
+        assert spent.idle.commits_per_s == 0
+        assert commit_counter(None, "sqlite:///x.db", stack) is None
