@@ -40,6 +40,12 @@ def schema_of(db: Database) -> str | None:
     return DBOS_SCHEMA if db.dialect == "postgresql" else None
 
 
+def table(db: Database, name: str) -> str:
+    """A DBOS system table's name as SQL must write it in ``db`` (``dbos.NAME`` or ``NAME``)."""
+    schema = schema_of(db)
+    return f"{schema}.{name}" if schema else name
+
+
 def create_tables(db: Database) -> None:
     """Create or migrate DBOS's system tables (safe to run again)."""
     system = SystemDatabase.create(
@@ -76,11 +82,9 @@ def active_workflows() -> int:
 
 def queue_depth(db: Database, queues: tuple[str, ...]) -> dict[str, int]:
     """Queue name -> workflows waiting to be dequeued."""
-    schema = schema_of(db)
-    table = f"{schema}.workflow_status" if schema else "workflow_status"
     names = {f"q{i}": name for i, name in enumerate(queues)}
     query = text(
-        f"SELECT queue_name, count(*) FROM {table} "  # noqa: S608 - constant table name
+        f"SELECT queue_name, count(*) FROM {table(db, 'workflow_status')} "  # noqa: S608 - constant table name
         f"WHERE status = 'ENQUEUED' AND queue_name IN ({', '.join(':' + k for k in names)}) "
         "GROUP BY queue_name"
     )

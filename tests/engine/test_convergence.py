@@ -54,8 +54,7 @@ def test_one_pass_per_period_across_two_workers(
 
 def _pass_executor(services: Services, pass_id: str) -> str | None:
     """The worker DBOS has the pass's workflow on now."""
-    schema = dbos_private.schema_of(services.db)
-    table = f"{schema}.workflow_status" if schema else "workflow_status"
+    table = dbos_private.table(services.db, "workflow_status")
     with services.db.engine.connect() as connection:
         found = connection.execute(
             text(f"SELECT executor_id FROM {table} WHERE workflow_uuid = :id"),  # noqa: S608

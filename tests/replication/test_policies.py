@@ -366,13 +366,13 @@ def transfers_never_overlap(services: Services, at_least: int) -> None:
     steps of the workflows on the transfers queue, from start to end as DBOS recorded them
     (milliseconds), are disjoint (both images are enqueued at once: without the limit they
     overlap)."""
-    schema = dbos_private.schema_of(services.db)
-    prefix = f"{schema}." if schema else ""
+    outputs = dbos_private.table(services.db, "operation_outputs")
+    statuses = dbos_private.table(services.db, "workflow_status")
     with services.db.engine.connect() as connection:
         windows = connection.execute(
             text(
                 "SELECT o.started_at_epoch_ms, o.completed_at_epoch_ms "  # noqa: S608
-                f"FROM {prefix}operation_outputs o JOIN {prefix}workflow_status w "
+                f"FROM {outputs} o JOIN {statuses} w "
                 "ON w.workflow_uuid = o.workflow_uuid "
                 "WHERE w.queue_name = :queue AND o.function_name = 'cascade.step' "
                 "ORDER BY o.started_at_epoch_ms"
