@@ -234,7 +234,9 @@ def plan_create(
     ],
     target: Annotated[str, typer.Option("--target", help="The site to restore at")],
     retention: Annotated[int | None, typer.Option(help="Checkpoints to keep [default 7]")] = None,
-    store: Annotated[str | None, typer.Option(help="site://SITE/CONTAINER or file:///DIR")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="site://SITE/CONTAINER, file:///DIR or s3://HOST/BUCKET")
+    ] = None,
     every: Annotated[
         int | None,
         typer.Option(

@@ -7,16 +7,18 @@ back with the SHA-256 the caller keeps in its manifest (both digests verified:
 it). Two backends: a directory (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out
 directories, written to a temporary file (past the page cache where it can be:
 ``direct_write``) and renamed, made durable in a batch by ``sync``)
-and a container of a registered site's object store (``site://SITE/CONTAINER``; Swift's PUT
+a container of a registered site's object store (``site://SITE/CONTAINER``; Swift's PUT
 is atomic and durable per object, ``sync`` has nothing to do), through the site's
-openstacksdk connection inside ``SiteDriver.call``. No S3 backend yet: nothing here serves
-S3 to test it against. Imports ``cascade.sites``, ``cascade.errors``, ``chunks``,
-``direct_write`` and ``cascade.identity.sealing``'s atomic file write.
+openstacksdk connection inside ``SiteDriver.call``, and a bucket of an S3-compatible store
+(``s3_store``: ``s3://HOST[:PORT]/BUCKET``, or ``s3+http://`` without TLS). Imports
+``cascade.sites``, ``cascade.errors``, ``chunks``, ``direct_write``, ``s3_store`` (when an S3
+URL is opened) and ``cascade.identity.sealing``'s atomic file write.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -35,7 +37,8 @@ from cascade.protection.direct_write import write_direct
 from cascade.sites.driver import SiteDriver
 
 T = TypeVar("T")
-URL_FORMS = "file:///ABSOLUTE/PATH or site://SITE-NAME/CONTAINER"
+URL_FORMS = "file:///ABSOLUTE/PATH, site://SITE-NAME/CONTAINER or s3://HOST[:PORT]/BUCKET"
+S3_SCHEMES = {"s3": "https", "s3+http": "http"}  # URL scheme -> the endpoint's
 
 
 class ChunkCorrupt(CascadeError):
@@ -220,8 +223,10 @@ class ObjectChunkStore(ChunkStore):
 
 
 def store_location(url: str) -> tuple[str, str]:
-    """What a chunk store URL names: ("file", the directory) for ``file:///abs/path``, or
-    ("site", the site name) for ``site://SITE-NAME/CONTAINER``; ``BadRequest`` otherwise."""
+    """What a chunk store URL names: ("file", the directory) for ``file:///abs/path``,
+    ("site", the site name) for ``site://SITE-NAME/CONTAINER``, or ("s3", the endpoint URL)
+    for ``s3://HOST[:PORT]/BUCKET`` (``s3+http://``: plain HTTP); ``BadRequest`` otherwise.
+    Credentials never ride in the URL: an S3 store takes them from boto3's own chain."""
     parts = urlsplit(url)
     path = unquote(parts.path)
     plain = not (parts.query or parts.fragment or "@" in parts.netloc)
@@ -229,6 +234,8 @@ def store_location(url: str) -> tuple[str, str]:
         return "file", path
     if plain and parts.scheme == "site" and parts.netloc and _is_container(path[1:]):
         return "site", parts.netloc
+    if plain and parts.scheme in S3_SCHEMES and parts.netloc and is_bucket(path[1:]):
+        return "s3", f"{S3_SCHEMES[parts.scheme]}://{parts.netloc}"
     if "@" in parts.netloc:  # never echo credentials
         url = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
     raise BadRequest(f"chunk store URL {url!r} is not of the form {URL_FORMS}")
@@ -240,8 +247,19 @@ def open_store(url: str, drivers: Callable[[str], SiteDriver]) -> ChunkStore:
     kind, where = store_location(url)
     if kind == "file":
         return DirectoryChunkStore(Path(where))
-    return ObjectChunkStore(drivers(where), unquote(urlsplit(url).path)[1:])
+    container = unquote(urlsplit(url).path)[1:]
+    if kind == "s3":
+        from cascade.protection.s3_store import S3ChunkStore  # boto3 only where it is used
+
+        return S3ChunkStore(where, container, url)
+    return ObjectChunkStore(drivers(where), container)
 
 
 def _is_container(name: str) -> bool:
     return bool(name) and "/" not in name and name not in (".", "..")
+
+
+def is_bucket(name: str) -> bool:
+    """An S3 bucket name as the S3 API allows it: 3-63 lowercase letters, digits, dots and
+    hyphens, starting and ending with a letter or digit."""
+    return re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name) is not None

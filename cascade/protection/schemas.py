@@ -57,8 +57,10 @@ class PlanIn(BaseModel):
         min_length=1,
         max_length=512,
         description="Where the checkpoints' backups go: site://SITE/CONTAINER (a site's "
-        "object store) or file:///PATH (a directory every worker reaches); default: "
-        "site://TARGET/cascade-backups, the target site's object store.",
+        "object store), file:///PATH (a directory every worker reaches) or "
+        "s3://HOST[:PORT]/BUCKET (an S3-compatible store; s3+http:// without TLS; the "
+        "workers' own S3 credentials); default: site://TARGET/cascade-backups, the target "
+        "site's object store.",
     )
 
 

@@ -13,6 +13,7 @@ volumes and snapshots there); the failure test starts its own."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cascade.cli.embedded import EmbeddedSite
+from cascade.protection.chunk_store import open_store
 from cascade.protection.site_blocks import snapshot_digests, volume_digests
 from cascade.sites.driver import SiteDriver
 from tests.engine.conftest import WorkerFactory, wait_operation
+from tests.protection.s3_server import CREDENTIALS, s3_server
 from tests.protection.vnf import (
     available_checkpoint,
     make_vnf,
@@ -36,6 +39,7 @@ from tests.protection.vnf import (
 BLOCK = 4 << 20
 BEFORE, AFTER = b"consistent-", b"too-late---"
 BLOCKS = (0, 7, 200)  # blocks of each volume written before the checkpoint
+__all__ = ["s3_server"]
 SHARED = pytest.mark.xdist_group("protection-backups-sites")  # one process starts them once
 
 
@@ -168,20 +172,27 @@ def test_a_vnf_protected_at_one_site_is_restored_at_the_other_byte_for_byte(
 
 
 @SHARED
+@pytest.mark.parametrize("store_kind", ["directory", "s3"])
 def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunks(
     client: TestClient,
     admin_token: str,
     shared_sites: list[EmbeddedSite],
     start_worker: WorkerFactory,
     tmp_path: Path,
+    store_kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    start_worker("w1")
+    """On a directory and on an S3-compatible server (the worker given its credentials)."""
+    if store_kind == "s3":
+        url = request.getfixturevalue("s3_server").url(f"chunks-{uuid.uuid4().hex[:8]}")
+        start_worker("w1", **CREDENTIALS)
+    else:
+        url = (tmp_path / "chunks").as_uri()
+        start_worker("w1")
     source, target = shared_sites
     servers = make_vnf(client, admin_token, source, 2)
-    store = tmp_path / "chunks"
-    plan = protect(
-        client, admin_token, servers, target.site_name, retention=1, chunk_store=store.as_uri()
-    )
+    plan = protect(client, admin_token, servers, target.site_name, retention=1, chunk_store=url)
+    assert plan["chunk_store"] == url
     first_volume, second_volume = _volumes(plan)
     for volume_id in (first_volume, second_volume):
         _write_blocks(source, volume_id, BEFORE, tuple(range(0, 256, 8)))  # 32 blocks each
@@ -211,7 +222,7 @@ def test_incremental_backups_read_only_changed_blocks_and_retention_sweeps_chunk
     # retention 1: the full checkpoint went, and with it the two chunks only it referenced
     listed = client.get("/v1/checkpoints", headers={"X-Auth-Token": admin_token}).json()
     assert [c["id"] for c in listed["checkpoints"]] == [incremental["id"]]
-    stored = {p.name for p in store.rglob("*") if p.is_file()}
+    stored = set(open_store(url, pytest.fail).names())
     assert len(stored) == 33 + 32 + 1
 
 

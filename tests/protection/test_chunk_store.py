@@ -1,5 +1,6 @@
-"""The backup chunk store on both backends: a directory, and a container of a real
-``cascade site-sim``'s object store reached through the site driver (openstacksdk)."""
+"""The backup chunk store on its three backends: a directory, a container of a real
+``cascade site-sim``'s object store reached through the site driver (openstacksdk), and a
+bucket of an S3-compatible server (moto's, a separate process) reached through boto3."""
 
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ from cascade.protection.chunk_store import (
 )
 from cascade.protection.chunks import Chunk, chunk_name, hash_rates, is_zero, sha256_hex
 from cascade.protection.direct_write import ALIGN, write_direct
+from cascade.protection.s3_store import ChunkStoreFailed, S3ChunkStore
 from cascade.sites.driver import SiteDriver
 from tests.conftest import ADMIN_PASSWORD
+from tests.protection.s3_server import S3Server, s3_server
+
+__all__ = ["s3_server"]
 
 PAGE = 2  # names per listing request of the object store, so a few chunks make pages
 
@@ -69,10 +74,22 @@ def object_backend(driver: SiteDriver) -> Backend:
     return Backend(store, overwrite)
 
 
-@pytest.fixture(params=["directory", "object"])
+def s3_backend(server: S3Server) -> Backend:
+    bucket = f"chunks-{uuid.uuid4().hex[:8]}"
+    store = S3ChunkStore(server.endpoint, bucket, server.url(bucket), page_size=PAGE)
+
+    def overwrite(name: str, data: bytes) -> None:
+        store.client.put_object(Bucket=bucket, Key=name, Body=data)
+
+    return Backend(store, overwrite)
+
+
+@pytest.fixture(params=["directory", "object", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "directory":
         return directory_backend(tmp_path)
+    if request.param == "s3":
+        return s3_backend(request.getfixturevalue("s3_server"))
     return object_backend(request.getfixturevalue("site_driver"))
 
 
@@ -184,10 +201,38 @@ def test_open_store_both_forms(tmp_path: Path, site_driver: SiteDriver) -> None:
         open_store("site://site-b/backups", drivers)
 
 
+def test_open_store_s3_forms_and_an_unreachable_store_named(s3_server: S3Server) -> None:
+    """``s3+http://`` reaches the server without TLS, ``s3://`` means HTTPS; a store that
+    does not answer fails its call naming the store and the call, after the retries."""
+    url = s3_server.url("my-backups")
+    store = open_store(url, lambda site: pytest.fail(f"no driver should be asked for {site}"))
+    assert isinstance(store, S3ChunkStore)
+    assert (store.url, store.bucket) == (url, "my-backups")
+    assert store.client.meta.endpoint_url == s3_server.endpoint
+    assert list(store.names()) == []  # the bucket is made at the first put
+    name, sha = stored(store, b"through the URL")
+    store.client.put_object(Bucket="my-backups", Key="not-a-chunk", Body=b"x")
+    assert list(open_store(url, pytest.fail).names()) == [name]
+    assert open_store(url, pytest.fail).get(name, sha) == b"through the URL"
+    secure = open_store("s3://s3.example:8443/backups", pytest.fail)
+    assert isinstance(secure, S3ChunkStore)
+    assert secure.client.meta.endpoint_url == "https://s3.example:8443"
+    closed = S3ChunkStore("http://127.0.0.1:9", "backups", "s3+http://127.0.0.1:9/b", deadline=1)
+    with pytest.raises(ChunkStoreFailed) as failed:
+        closed.get(name, sha)
+    assert failed.value.message.startswith(
+        f"chunk store s3+http://127.0.0.1:9/b: read chunk {name} failed: "
+    )
+
+
 @pytest.mark.parametrize(
     "url",
     [
-        "s3://bucket/prefix",
+        "s3://host/Upper_Case",
+        "s3://host/bucket/prefix",
+        "s3:///bucket",
+        "s3://host/bucket?region=x",
+        "s3+https://host/bucket",
         "file://relative/path",
         "file://host/abs/path",
         "site://site-a",
@@ -207,6 +252,7 @@ def test_bad_urls_name_themselves_and_the_forms(url: str) -> None:
     assert f"{url!r}" in refused.value.message
     assert "file:///" in refused.value.message
     assert "site://SITE-NAME/CONTAINER" in refused.value.message
+    assert "s3://HOST[:PORT]/BUCKET" in refused.value.message
 
 
 def test_a_refused_url_never_shows_its_password() -> None:

@@ -26,7 +26,7 @@ from keystoneauth1 import session as ks_session
 
 from cascade.cli.bench.http import connect
 from cascade.cli.clients import SessionClient, login, password_auth_plugin, token
-from cascade.cli.embedded import free_port
+from cascade.cli.embedded import free_port, stop_process
 from cascade.errors import CascadeError
 
 PASSWORD = "bench-keystone-password"  # noqa: S105 - a throwaway server's password
@@ -132,13 +132,8 @@ class KeystoneServer:
 
     def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process)
         if self._temp is not None:
             self._temp.cleanup()
             self._temp = None
