@@ -142,7 +142,7 @@ def audit_policy(engine: EngineContext, policy: ReplicationPolicy, site: Site) -
     records = current_records(policy.id, site.id)
     decisions = decide(kind, desired.state, actual, records, policy.conflict, wanted)
     taken = {d.name for d in decisions}
-    decisions += map(leftover, kind.leftovers(policy, site.id, desired.state, taken))
+    decisions += map(leftover, kind.leftovers(policy, site.id, desired.state, actual, taken))
     outcomes: dict[str, Outcome] = {}
     for decision in decisions:
         if decision.outcome == "adopt":

@@ -8,9 +8,10 @@ from another source image (an older version, or the site's own of that name) is 
 A site's listing leaves out Cascade's own unfinished copies (not active, carrying
 ``cascade_source_image``: a copy interrupted, or refused by the site's quota): such a copy is
 not the site's image of that name but one still to finish, so the name reads as missing and
-the next job or audit resumes it, whatever the conflict rule (``named`` finds them too). An
-unfinished copy of a source image since removed from the source (404 there) is a leftover
-(``image_leftovers``): the next job deletes it and what it staged, as an item of its own."""
+the next job or audit resumes it, whatever the conflict rule (``named`` finds them too; the
+listing keeps them aside, ``SiteImages.unfinished``). An unfinished copy of a source image
+since removed from the source (404 there) is a leftover (``image_leftovers``): the next job
+deletes it and what it staged, as an item of its own."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from openstack.connection import Connection
 from cascade.db.replication_models import ReplicationPolicy
 from cascade.engine.context import EngineContext, context
 from cascade.replication.image_copy import SOURCE_PROPERTY
-from cascade.replication.image_leftovers import leftovers, remover
+from cascade.replication.image_leftovers import Copy, leftovers, remover
 from cascade.replication.kinds import Found, Kind, State, register
 
 
@@ -48,6 +49,15 @@ def _unfinished(found: Found) -> bool:
     return found.state["status"] != "active" and found.state["origin"] is not None
 
 
+class SiteImages(dict[str, Found]):
+    """A site's listing: the project's images by name, and beside them ``unfinished``,
+    Cascade's unfinished copies as (name, image) (read in the same request)."""
+
+    def __init__(self, images: list[tuple[str, Found]]) -> None:
+        super().__init__((name, found) for name, found in images if not _unfinished(found))
+        self.unfinished = [(name, found) for name, found in images if _unfinished(found)]
+
+
 def named(c: Connection, name: str) -> list[Found]:
     """Every image of the project named ``name`` at the site, Cascade's unfinished copies
     (which the listing leaves out) too."""
@@ -59,8 +69,8 @@ class Images(Kind):
     singular = "image"
     copied = True
 
-    def listing(self, c: Connection) -> dict[str, Found]:
-        return {name: found for name, found in _project_images(c) if not _unfinished(found)}
+    def listing(self, c: Connection) -> SiteImages:
+        return SiteImages(list(_project_images(c)))
 
     def digest(self, state: State) -> str:
         return super().digest({"os_hash_value": state["os_hash_value"], "size": state["size"]})
@@ -69,12 +79,22 @@ class Images(Kind):
         c.image.delete_image(found.id, ignore_missing=True)
 
     def leftovers(
-        self, policy: ReplicationPolicy, site_id: str, desired: dict[str, State], taken: set[str]
+        self,
+        policy: ReplicationPolicy,
+        site_id: str,
+        desired: dict[str, State],
+        actual: dict[str, Found],
+        taken: set[str],
     ) -> dict[str, Callable[[], None]]:
         engine = context()
-        target = engine.driver(site_id)
+        source = engine.driver(policy.source_site_id or "")
         wanted = {str(state["id"]) for state in desired.values()}
-        found = leftovers(engine.driver(policy.source_site_id or ""), target, wanted)
+        copies = [
+            Copy(name, found.id, str(found.state["origin"]))
+            for name, found in getattr(actual, "unfinished", ())
+        ]
+        target = engine.driver(site_id)
+        found = leftovers(source, copies, wanted)
         removers: dict[str, Callable[[], None]] = {}
         for left in found:
             clash = left.name in taken or left.name in removers

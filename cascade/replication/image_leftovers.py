@@ -2,8 +2,8 @@
 source site: the target's image that is not active and carries ``cascade_source_image`` =
 ``<source site>/<id>`` (queued, or left importing), and what the copy staged under
 ``cascade-image-staging/<id>/``. A site's listing leaves such copies out (``image_kind``), so
-no decision ever names them; this module finds them for a policy's job and audit, and
-removes them.
+no decision ever names them; this module picks them out of the unfinished copies that
+listing set aside, for a policy's job and audit, and removes them.
 
 A copy is a leftover only once the source site answers 404 for its image: one the source
 still has (not active, or not among the policy's names) is not, and a source that cannot be
@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from openstack.connection import Connection
 
 from cascade.replication.image_staging import Staging, unstage
 from cascade.sites.driver import SiteCallFailed, SiteDriver
-
-Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -35,20 +32,26 @@ class Leftover:
     image_ids: tuple[str, ...]
 
 
-def _copies(c: Connection, origin_prefix: str) -> dict[str, Leftover]:
-    """The target's unfinished copies of images of the source (``origin_prefix``: the source
-    site's name and ``/``), by source image id."""
+@dataclass(frozen=True)
+class Copy:
+    """One of Cascade's unfinished copies at the target, as the target's listing shows it:
+    its name, its image id there and its ``cascade_source_image``."""
+
+    name: str
+    image_id: str
+    origin: str
+
+
+def _by_source(copies: list[Copy], origin_prefix: str) -> dict[str, Leftover]:
+    """The unfinished copies of images of the source (``origin_prefix``: the source site's
+    name and ``/``), by source image id."""
     found: dict[str, Leftover] = {}
-    project = c.current_project_id
-    for image in c.image.images():
-        origin = str((image.properties or {}).get("cascade_source_image") or "")
-        if image.owner != project or image.status == "active" or not origin:
-            continue
-        if origin.startswith(origin_prefix):
-            source_id = origin[len(origin_prefix) :]
+    for copy in copies:
+        if copy.origin.startswith(origin_prefix):
+            source_id = copy.origin[len(origin_prefix) :]
             earlier = found.get(source_id)
-            ids = (*earlier.image_ids, image.id) if earlier else (image.id,)
-            found[source_id] = Leftover(image.name, source_id, ids)
+            ids = (*earlier.image_ids, copy.image_id) if earlier else (copy.image_id,)
+            found[source_id] = Leftover(copy.name, source_id, ids)
     return found
 
 
@@ -63,14 +66,13 @@ def _gone(source: SiteDriver, image_id: str) -> bool:
     return status == 404
 
 
-def leftovers(source: SiteDriver, target: SiteDriver, wanted_ids: set[str]) -> list[Leftover]:
-    """The target's unfinished copies of source images gone from the source (not among
-    ``wanted_ids``, the desired state's image ids, and 404 at the source)."""
-    prefix = f"{source.access.name}/"
-    copies = target.call("list unfinished image copies", lambda c: _copies(c, prefix))
+def leftovers(source: SiteDriver, copies: list[Copy], wanted_ids: set[str]) -> list[Leftover]:
+    """Of the target's unfinished copies, those of source images gone from the source (not
+    among ``wanted_ids``, the desired state's image ids, and 404 at the source)."""
+    by_source = _by_source(copies, f"{source.access.name}/")
     return [
         copy
-        for source_id, copy in sorted(copies.items())
+        for source_id, copy in sorted(by_source.items())
         if source_id not in wanted_ids and _gone(source, source_id)
     ]
 

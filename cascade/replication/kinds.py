@@ -120,11 +120,17 @@ class Kind:
         resources show it elsewhere too (keypairs: the copies ``/v1/keypairs`` shows)."""
 
     def leftovers(
-        self, policy: ReplicationPolicy, site_id: str, desired: dict[str, State], taken: set[str]
+        self,
+        policy: ReplicationPolicy,
+        site_id: str,
+        desired: dict[str, State],
+        actual: dict[str, Found],
+        taken: set[str],
     ) -> dict[str, Callable[[], None]]:
         """Cascade's unfinished work at the site for what is gone from the source (an image
-        copy whose source image was removed), which no decision names: by the name of its
-        item (not one of ``taken``), a call that removes it. None for most kinds."""
+        copy whose source image was removed), which no decision names, found from ``actual``
+        (the site's ``listing``, not read again): by the name of its item (not one of
+        ``taken``), a call that removes it. None for most kinds."""
         return {}
 
     def desired(self, engine: EngineContext, policy: ReplicationPolicy) -> dict[str, State]:

@@ -211,7 +211,7 @@ class SiteRun:
         actual, decisions = self.decisions()
         self.ids = {name: found.id for name, found in actual.items()}
         taken = {d.name for d in decisions}
-        removers = self.kind.leftovers(self.policy, self.site.id, self.desired, taken)
+        removers = self.kind.leftovers(self.policy, self.site.id, self.desired, actual, taken)
         leftovers = [leftover(name) for name in removers]
         acts = [d for d in decisions if d.outcome == "apply"]
         rows: list[ItemRow] = [(d, "pending", None, None) for d in acts + leftovers]
