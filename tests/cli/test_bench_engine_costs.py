@@ -19,7 +19,7 @@ from cascade.cli.bench.engine_costs import CostMeter, commit_counter, cpu_second
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def test_cpu_seconds_counts_a_busy_process_and_its_children() -> None:
+def test_cpu_seconds_counts_a_busy_process_and_its_children_or_itself_alone() -> None:
     busy = "import subprocess, sys, time\n" + (
         "child = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\ntime.sleep(60)"
     )
@@ -30,6 +30,9 @@ def test_cpu_seconds_counts_a_busy_process_and_its_children() -> None:
         time.sleep(1.0)
         spent = meter.stop()
         assert cpu_seconds([parent.pid]) > first  # the child spins while its parent sleeps
+        own = cpu_seconds([parent.pid], descendants=False)
+        time.sleep(0.5)
+        assert cpu_seconds([parent.pid], descendants=False) < own + 0.1  # the parent sleeps
         assert spent.cpu_s["busy"] > 0
         assert spent.commits is None
         assert spent.commits_per_op(10) is None

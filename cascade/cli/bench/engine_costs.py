@@ -60,12 +60,12 @@ def _family(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds so far of ``pids`` and their live descendants (a process
-    that has gone counts nothing)."""
+def cpu_seconds(pids: Iterable[int], descendants: bool = True) -> float:
+    """User + system CPU seconds so far of ``pids`` and (unless ``descendants`` is false)
+    their live descendants (a process that has gone counts nothing)."""
     ticks = 0
     for pid in pids:
-        for member in _family(pid):
+        for member in _family(pid) if descendants else [pid]:
             with suppress(OSError):
                 stat = Path(f"/proc/{member}/stat").read_text()
                 # The fields after the command name, which may hold spaces and parentheses:

@@ -77,8 +77,10 @@ def _upload(driver: SiteDriver, data: bytes) -> str:
 
 
 def _cpu_s(pids: dict[str, int]) -> dict[str, float]:
-    """The CPU seconds (user + system) each of the processes ``pids`` has used so far."""
-    return {name: cpu_seconds([pid]) for name, pid in pids.items()}
+    """The CPU seconds (user + system) each of the processes ``pids`` has used so far, its
+    own only: the site-sims are the bench's children, and were counted in the worker's
+    figure too until 2026-12-04."""
+    return {name: cpu_seconds([pid], descendants=False) for name, pid in pids.items()}
 
 
 def _cpu_figures(label: str, pids: dict[str, int], before: dict[str, float]) -> Json:
