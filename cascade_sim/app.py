@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from cascade import __version__
 from cascade.api.keystone import keystone_body, serve_keystone
 from cascade.errors import CascadeError
-from cascade_sim import admin, compute, image, network, objects, volume
+from cascade_sim import admin, compute, image, network, object_bulk, objects, volume
 from cascade_sim.errors import SimError, render, service_of
 from cascade_sim.faults import FaultInjection
 from cascade_sim.region import Region
@@ -54,6 +54,7 @@ def create_region_app(site: Region) -> FastAPI:
         *volume.routers(),
         *image.routers(),
         *objects.routers(),
+        *object_bulk.routers(),
         *admin.routers(),
     ):
         app.include_router(router)

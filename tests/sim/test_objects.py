@@ -148,3 +148,37 @@ def test_accounts_are_isolated(store: Store) -> None:
     assert site_client.get(f"{tenant_account}/mine/secret", headers=site_headers).content == b"s"
     assert site_client.get(tenant_account, headers=tenant.headers).text == "mine\n"
     assert site_client.get("/object-store/v1/AUTH_..", headers=site_headers).status_code == 400
+
+
+def test_info_and_bulk_delete_as_swift_answers_them(store: Store) -> None:
+    """``/info`` offers bulk delete; one request deletes the objects and empty containers it
+    lists in order, counts the missing ones and reports what it could not delete."""
+    client, headers = store.client, store.headers
+    info = client.get("/object-store/info")  # no token, as Swift's /info
+    assert info.status_code == 200
+    assert info.json()["bulk_delete"]["max_deletes_per_request"] == 10000
+    account = account_of(client, headers)
+    for container in ("bulk-a", "bulk-b", "bulk-empty"):
+        assert client.put(f"{account}/{container}", headers=headers).status_code == 201
+    for name in ("bulk-a/one", "bulk-a/dir/two three", "bulk-b/kept"):
+        assert client.put(f"{account}/{name}", content=b"x", headers=headers).status_code == 201
+    body = "\n".join(
+        ["/bulk-a/one", "/bulk-a/dir/two%20three", "/bulk-a/never", "/bulk-empty", "/bulk-b"]
+    )
+    answer = client.post(f"{account}?bulk-delete", content=body, headers=headers)
+    assert answer.status_code == 200
+    report = answer.json()
+    assert (report["Number Deleted"], report["Number Not Found"]) == (3, 1)
+    assert report["Response Status"] == "400 Bad Request"
+    assert [path for path, _status in report["Errors"]] == ["/bulk-b"]  # not empty
+    assert report["Errors"][0][1].startswith("409 ")
+    assert client.get(f"{account}/bulk-a", headers=headers).text == ""
+    assert client.head(f"{account}/bulk-b/kept", headers=headers).status_code == 200
+    assert client.head(f"{account}/bulk-empty", headers=headers).status_code == 404
+    again = client.request(
+        "DELETE", f"{account}?bulk-delete", content="/bulk-b/kept", headers=headers
+    )
+    assert again.json()["Number Deleted"] == 1
+    refused = client.post(account, content="/bulk-b", headers=headers)
+    assert refused.status_code == 405
+    assert "bulk-delete" in refused.json()["error"]["message"]
