@@ -130,12 +130,15 @@ class Ledger:
         earlier = self.target.call(f"read the staging ledger of {self.header['source']}", read)
         mine = earlier is not None and all(earlier.get(k) == v for k, v in self.header.items())
         staged: set[int] = set()
+        stale: list[str] = []
         for name, entry in listed_segments(self.target, self.staging).items():
             seq = int(name.rsplit("/", 1)[-1])
             if mine and seq < count and int(entry["bytes"]) == self.chunk_size(seq):
                 staged.add(seq)
             else:
-                store(self.target, f"delete stale segment {name}", "DELETE", name)
+                stale.append(name)
+        if stale:
+            delete_staged(self.target, stale)
         if not mine:
             body = json.dumps(self.header).encode()
             json_type = {"Content-Type": "application/json"}
@@ -145,11 +148,15 @@ class Ledger:
 
 
 def unstage(target: SiteDriver, staging: Staging) -> None:
-    """Delete the staged segments, then the manifest and the ledger (those not there, as
-    before an unfinished copy's import, are fine): in one bulk delete per
+    """Delete the staged segments, the manifest and the ledger (those not there, as before
+    an unfinished copy's import, are fine)."""
+    delete_staged(target, [*listed_segments(target, staging), staging.manifest, staging.ledger])
+
+
+def delete_staged(target: SiteDriver, names: list[str]) -> None:
+    """Delete staged objects (a missing one is fine): in one bulk delete per
     ``max_deletes_per_request`` where the store offers Swift's bulk delete (its ``/info``),
     else one request per object, ``DELETERS`` at a time."""
-    names = [*listed_segments(target, staging), staging.manifest, staging.ledger]
     limit = target.call("read the object store's capabilities", _bulk_delete_limit)
     if limit is None:
         _delete_each(target, names)
@@ -180,8 +187,5 @@ def _delete_each(target: SiteDriver, names: list[str]) -> None:
     def delete(name: str) -> None:
         store(target, f"delete staged {name}", "DELETE", name, True)
 
-    *segments, manifest, ledger = names
     with ThreadPoolExecutor(DELETERS, thread_name_prefix="image-unstage") as pool:
-        list(pool.map(delete, segments))
-    for name in (manifest, ledger):
-        delete(name)
+        list(pool.map(delete, names))
