@@ -27,6 +27,7 @@ from cascade.replication.image_copy import NOT_COPIED, SOURCE_PROPERTY, CopyResu
 from cascade.replication.image_staging import STAGING_CONTAINER
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 from tests.conftest import ADMIN_PASSWORD
+from tests.protection.vnf import sim_admin
 
 MiB = 1 << 20
 pytestmark = pytest.mark.xdist_group("image-copy")  # one set of sites for the module
@@ -236,6 +237,28 @@ def test_a_copy_with_another_chunk_size_sends_everything_again(sites: Sites) -> 
     assert staged_bytes(target, original["id"]) >= size // 2
     result = copy_image(driver(sites.source), driver(target), original["id"], chunk_bytes=2 * MiB)
     assert (result.bytes_sent, result.bytes_skipped) == (size, 0)
+    assert show(target, result.target_image_id)["os_hash_value"] == original["os_hash_value"]
+    assert staged(target, f"{original['id']}/") == []
+
+
+def test_a_target_without_bulk_delete_has_its_staging_removed_object_by_object(
+    sites: Sites,
+) -> None:
+    """A store that offers no bulk delete (its ``/info`` answers 404, as a Swift without
+    capabilities would) gets one DELETE per staged object; bulk deletes (POSTs to the
+    account) would fail there, so the staging being gone proves they were not used."""
+    original = make_image(sites.source, os.urandom(3 * MiB + 5))
+    target = sites.targets[2]
+    no_bulk = [
+        {"method": "GET", "path_prefix": "/object-store/info", "rate": 1.0, "status": 404},
+        {"method": "POST", "path_prefix": "/object-store/v1/", "rate": 1.0, "status": 500},
+    ]
+    sim_admin(target, "PUT", "/faults", route_errors=no_bulk)
+    try:
+        result = copy_image(driver(sites.source), driver(target), original["id"], chunk_bytes=MiB)
+    finally:
+        sim_admin(target, "DELETE", "/faults")
+    assert result.bytes_sent == 3 * MiB + 5
     assert show(target, result.target_image_id)["os_hash_value"] == original["os_hash_value"]
     assert staged(target, f"{original['id']}/") == []
 
