@@ -25,6 +25,7 @@ from cascade.errors import BadRequest
 from cascade.replication.bandwidth import ByteRateLimit
 from cascade.replication.image_copy import NOT_COPIED, SOURCE_PROPERTY, CopyResult, copy_image
 from cascade.replication.image_staging import STAGING_CONTAINER
+from cascade.replication.image_transfer import CHUNK_BYTES
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 from tests.conftest import ADMIN_PASSWORD
 from tests.protection.vnf import sim_admin
@@ -164,7 +165,9 @@ def test_a_64_mib_image_with_its_metadata_is_copied_to_three_sites(sites: Sites)
         )
         sizes = (result.bytes_total, result.bytes_sent, result.bytes_skipped)
         assert sizes == (64 * MiB, 64 * MiB, 0)
-        assert progress == [(n * 8 * MiB, 64 * MiB) for n in range(1, 9)]
+        assert progress == [
+            (n * CHUNK_BYTES, 64 * MiB) for n in range(1, 64 * MiB // CHUNK_BYTES + 1)
+        ]
         copied = show(target, result.target_image_id)
         assert copied["status"] == "active"
         assert metadata(copied) == metadata(original)

@@ -269,7 +269,9 @@ def replicate(
     drift_percent: Annotated[
         float, typer.Option(min=0.01, max=100, help="Flavors changed at each target (%)")
     ] = 1.0,
-    chunk_mb: Annotated[int, typer.Option(min=1, max=64, help="Chunk of the image copy (MiB)")] = 8,
+    chunk_mb: Annotated[
+        int, typer.Option(min=1, max=64, help="Chunk of the image copy (MiB)")
+    ] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
 ) -> None:
     """Image copy against a plain download, resumed copy, and the replication audit's pass

@@ -13,7 +13,7 @@ deleted and copied again, interrupted once the progress callback sees half the b
 (it raises; the chunks in flight finish), and resumed: ``resume_resent_fraction`` = (bytes
 sent by the interrupted call, which are the segments B's store then holds, + bytes sent by
 the resume - image size) / image size. Every copy uses ``--chunk-mb`` chunks
-(``copy_image``'s default 8 MiB). Beside the seconds, the CPU seconds (user + system, from
+(``copy_image``'s default 16 MiB). Beside the seconds, the CPU seconds (user + system, from
 ``/proc``) of this process (the copy's worker) and of each site-sim during the download and
 the timed copy, and the load average then: on a shared machine the wall time is noisy, the
 CPU seconds much less. May import cascade.cli.embedded, cascade.replication and
