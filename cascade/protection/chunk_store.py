@@ -234,7 +234,7 @@ def store_location(url: str) -> tuple[str, str]:
         return "file", path
     if plain and parts.scheme == "site" and parts.netloc and _is_container(path[1:]):
         return "site", parts.netloc
-    if plain and parts.scheme in S3_SCHEMES and parts.netloc and is_bucket(path[1:]):
+    if plain and parts.scheme in S3_SCHEMES and parts.netloc and _is_bucket(path[1:]):
         return "s3", f"{S3_SCHEMES[parts.scheme]}://{parts.netloc}"
     if "@" in parts.netloc:  # never echo credentials
         url = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
@@ -259,7 +259,7 @@ def _is_container(name: str) -> bool:
     return bool(name) and "/" not in name and name not in (".", "..")
 
 
-def is_bucket(name: str) -> bool:
+def _is_bucket(name: str) -> bool:
     """An S3 bucket name as the S3 API allows it: 3-63 lowercase letters, digits, dots and
     hyphens, starting and ending with a letter or digit."""
     return re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name) is not None

@@ -122,7 +122,7 @@ class S3ChunkStore(ChunkStore):
     def _has(self, name: str) -> bool:
         return self._call(
             f"look for chunk {name}",
-            lambda: self.client.head_object(Bucket=self.bucket, Key=name) is not None,
+            lambda: bool(self.client.head_object(Bucket=self.bucket, Key=name)),
             missing=False,
         )
 

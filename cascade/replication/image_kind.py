@@ -22,6 +22,7 @@ from openstack.connection import Connection
 
 from cascade.db.replication_models import ReplicationPolicy
 from cascade.engine.context import EngineContext, context
+from cascade.errors import Internal
 from cascade.replication.image_copy import SOURCE_PROPERTY
 from cascade.replication.image_leftovers import Copy, leftovers, remover
 from cascade.replication.kinds import Found, Kind, State, register
@@ -51,11 +52,15 @@ def _unfinished(found: Found) -> bool:
 
 class SiteImages(dict[str, Found]):
     """A site's listing: the project's images by name, and beside them ``unfinished``,
-    Cascade's unfinished copies as (name, image) (read in the same request)."""
+    Cascade's unfinished copies (read in the same request)."""
 
     def __init__(self, images: list[tuple[str, Found]]) -> None:
         super().__init__((name, found) for name, found in images if not _unfinished(found))
-        self.unfinished = [(name, found) for name, found in images if _unfinished(found)]
+        self.unfinished = [
+            Copy(name, found.id, str(found.state["origin"]))
+            for name, found in images
+            if _unfinished(found)
+        ]
 
 
 def named(c: Connection, name: str) -> list[Found]:
@@ -86,15 +91,12 @@ class Images(Kind):
         actual: dict[str, Found],
         taken: set[str],
     ) -> dict[str, Callable[[], None]]:
+        if not isinstance(actual, SiteImages):
+            raise Internal("image leftovers are found in the images' own listing")
         engine = context()
-        source = engine.driver(policy.source_site_id or "")
-        wanted = {str(state["id"]) for state in desired.values()}
-        copies = [
-            Copy(name, found.id, str(found.state["origin"]))
-            for name, found in getattr(actual, "unfinished", ())
-        ]
         target = engine.driver(site_id)
-        found = leftovers(source, copies, wanted)
+        wanted = {str(state["id"]) for state in desired.values()}
+        found = leftovers(engine.driver(policy.source_site_id or ""), actual.unfinished, wanted)
         removers: dict[str, Callable[[], None]] = {}
         for left in found:
             clash = left.name in taken or left.name in removers

@@ -5,7 +5,6 @@ failure. Credentials are whatever the environment gives boto3: the fixture sets 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -42,19 +41,15 @@ def s3_server() -> Iterator[S3Server]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
     try:
-        deadline = time.monotonic() + 60
-        while not service_available(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"moto's S3 server did not listen on 127.0.0.1:{port}")
-            time.sleep(0.1)
-        yield S3Server(f"http://127.0.0.1:{port}", process)
+        with pytest.MonkeyPatch.context() as environment:
+            for name, value in CREDENTIALS.items():
+                environment.setenv(name, value)
+            deadline = time.monotonic() + 60
+            while not service_available(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto's S3 server did not listen on 127.0.0.1:{port}")
+                time.sleep(0.1)
+            yield S3Server(f"http://127.0.0.1:{port}", process)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         stop_process(process)
