@@ -145,6 +145,16 @@ def start_worker(settings: Settings, services: Services) -> Iterator[WorkerFacto
         worker.stop()
 
 
+def wait_nothing_pending(services: Services, timeout: float = 120) -> None:
+    """Wait until no workflow is PENDING in DBOS: none left behind by a killed or fenced
+    worker. Not a single look: a live worker may be running a schedule's tick (convergence,
+    prune: once a minute) at any instant, and that ends on its own."""
+    deadline = time.monotonic() + timeout
+    while pending := services.queue.pending_executors():
+        assert time.monotonic() < deadline, f"workflows left PENDING under {sorted(pending)}"
+        time.sleep(0.2)
+
+
 def wait_operation(
     client: TestClient, token: str, operation_id: str, timeout: float = 60.0
 ) -> dict[str, Any]:

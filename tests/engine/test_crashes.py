@@ -18,7 +18,7 @@ from cascade.config import Settings
 from cascade.db.models import Operation
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
-from tests.engine.conftest import WorkerFactory, create_server, wait_operation
+from tests.engine.conftest import WorkerFactory, create_server, wait_nothing_pending, wait_operation
 
 SERVERS = 48  # each gets a create and, for two in three, a delete queued right behind it
 WAVES = 3  # after each wave is queued, the worker busiest at that moment is SIGKILLed
@@ -118,4 +118,4 @@ def test_a_stalled_worker_declared_dead_leaves_nothing_behind(
     time.sleep(1)  # a late duplicate run would reopen an operation now
     listed = client.get("/v1/operations", headers=headers, params={"limit": 1000}).json()
     assert {op["status"] for op in listed["operations"]} == {"succeeded"}
-    assert services.queue.pending_executors() == set()
+    wait_nothing_pending(services)

@@ -28,7 +28,7 @@ from cascade.identity.render import password_auth
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
 from tests.conftest import ADMIN_PASSWORD, make_settings
-from tests.engine.conftest import IMAGE, WORKER_ENV
+from tests.engine.conftest import IMAGE, WORKER_ENV, wait_nothing_pending
 from tests.engine.machines import (
     Api,
     Machine,
@@ -233,4 +233,4 @@ def test_a_killed_machine_and_a_cut_machine_lose_nothing_and_double_nothing(
     assert {s.status for s in servers} == {"ACTIVE"}
     listed = lab.api.call("GET", "/v1/servers", 200).json()["servers"]
     assert {s["id"]: s["status"] for s in listed} == dict.fromkeys([*first, *later], "ACTIVE")
-    assert services.queue.pending_executors() == set()
+    wait_nothing_pending(services)
