@@ -1,14 +1,15 @@
 """The one retry and backoff policy, on tenacity.
 
 Owns how Cascade waits between attempts (``Backoff``: exponential from ``first`` seconds,
-doubling, jittered by up to ``first``, never more than ``cap``) and the two ways it keeps
-trying: ``until_deadline`` (retry what a predicate calls transient while the next attempt
-would still start before a deadline, then raise the last error as it is; given a stop event,
-a stop cuts the wait short and raises ``Interrupted`` instead of trying again) and
-``until_stopped`` (retry any failure until it succeeds or an event is set). Its users: the
-site driver (transient site failures, to the call's deadline), the identity follower (an
-unreachable master, backing off up to a cap for as long as the replica runs) and the worker
-supervisor (a worker that keeps dying is restarted after 1, 2, 4 ... 30 s).
+doubling or growing by its ``growth``, jittered by up to ``first``, never more than ``cap``)
+and the two ways it keeps trying: ``until_deadline`` (retry what a predicate calls transient
+while the next attempt would still start before a deadline, then raise the last error as it
+is; given a stop event, a stop cuts the wait short and raises ``Interrupted`` instead of
+trying again) and ``until_stopped`` (retry any failure until it succeeds or an event is set).
+Its users: the site driver (transient site failures, to the call's deadline) and its waits
+(``cascade.sites.waits``: a look at a build or a deletion until it is done), the identity
+follower (an unreachable master, backing off up to a cap for as long as the replica runs)
+and the worker supervisor (a worker that keeps dying is restarted after 1, 2, 4 ... 30 s).
 
 Imports nothing from the package but ``cascade.errors``.
 """
@@ -38,14 +39,19 @@ OnRetry = Callable[[BaseException, float], None]  # the failure, seconds until t
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter: about ``first`` seconds, doubling, at most ``cap``."""
+    """Exponential backoff with jitter: about ``first`` seconds, times ``growth`` at each
+    attempt, at most ``cap``. Retries double; a look at something that ends on its own
+    (``cascade.sites.waits``) grows slowly, so that it is seen done soon after it is."""
 
     first: float
     cap: float
+    growth: float = 2.0
 
     def strategy(self) -> wait_exponential_jitter:
         """The delays as tenacity's wait strategy."""
-        return wait_exponential_jitter(multiplier=self.first, max=self.cap, jitter=self.first)
+        return wait_exponential_jitter(
+            multiplier=self.first, max=self.cap, exp_base=self.growth, jitter=self.first
+        )
 
 
 class Interrupted(BaseException):  # like KeyboardInterrupt: not an error

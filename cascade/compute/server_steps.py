@@ -23,6 +23,7 @@ from cascade.errors import present
 from cascade.network.port_steps import follow_everywhere
 from cascade.sites.driver import SiteDriver
 from cascade.sites.registry import SiteRemoved
+from cascade.sites.waits import until_gone
 
 TAG = "cascade_id"
 STABLE = ("ACTIVE", "SHUTOFF", "ERROR")
@@ -156,7 +157,7 @@ def remove_server(_run: StepRun, server_id: str) -> None:
     driver.call(f"delete server {found.id}", lambda c: c.compute.delete_server(found.id))
     driver.call(
         f"wait for server {found.id} to go",
-        lambda c: c.compute.wait_for_delete(found, interval=0.2, wait=120),
+        lambda c: until_gone(lambda: c.compute.get_server(found.id)),
     )
     _record_site_id(server_id, None)
 

@@ -35,6 +35,7 @@ from cascade.protection.barrier import (
     thaw_all,
 )
 from cascade.sites.driver import SiteCallFailed
+from cascade.sites.waits import until_status
 
 CHUNK = 1 << 20
 IMAGE_WAIT_S = 300
@@ -51,7 +52,7 @@ def _find(c: Connection, name: str) -> Any:
 def _image_server(c: Connection, at_site: str, name: str) -> str:
     """The server's image named ``name`` (made once: found again by name), active."""
     image = _find(c, name) or c.compute.create_server_image(at_site, name)
-    c.image.wait_for_status(image, "active", failures=["killed"], interval=0.5, wait=IMAGE_WAIT_S)
+    until_status(lambda: c.image.get_image(image.id), "active", ("killed",), IMAGE_WAIT_S)
     return str(image.id)
 
 

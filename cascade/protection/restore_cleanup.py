@@ -16,6 +16,7 @@ May import cascade.protection, cascade.engine, cascade.db, cascade.errors.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from openstack.connection import Connection
@@ -25,6 +26,7 @@ from cascade.db.models import Server
 from cascade.db.protection_models import Restore
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepFailed, StepRun, step, step_function
+from cascade.sites.waits import until_gone
 
 
 def _restore_volumes(c: Connection, prefix: str) -> list[Any]:
@@ -36,7 +38,7 @@ def _delete_volumes(c: Connection, prefix: str) -> list[str]:
     for volume in found:
         c.block_storage.delete_volume(volume, ignore_missing=True)
     for volume in found:
-        c.block_storage.wait_for_delete(volume, interval=0.2, wait=120)
+        until_gone(partial(c.block_storage.get_volume, volume.id))
     return sorted(str(v.id) for v in found)
 
 

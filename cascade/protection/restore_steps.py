@@ -45,6 +45,7 @@ from cascade.protection.restore_network_steps import (
 )
 from cascade.protection.site_blocks import volume_digests, write_block
 from cascade.sites.driver import SiteDriver
+from cascade.sites.waits import until_status
 
 GIB = 1 << 30
 
@@ -95,7 +96,7 @@ def named_volume(c: Connection, name: str, make: Callable[[], Any]) -> str:
     found = next(iter(c.block_storage.volumes(details=True, name=name)), None)
     if found is None:
         found = make()
-    c.block_storage.wait_for_status(found, "available", wait=120, interval=0.2)
+    until_status(lambda: c.block_storage.get_volume(found.id), "available")
     return str(found.id)
 
 

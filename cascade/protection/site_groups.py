@@ -11,6 +11,8 @@ from openstack import exceptions as sdk_exceptions
 from openstack.block_storage.v3._proxy import Proxy as Cinder
 from openstack.connection import Connection
 
+from cascade.sites.waits import until_status
+
 GROUP_TYPE = "default_group_type"
 GROUP_MICROVERSION = "3.14"
 
@@ -80,9 +82,7 @@ def snapshot_group(c: Connection, group_id: str, name: str) -> tuple[str, str]:
 
 def member_snapshots(c: Connection, group_snapshot_id: str) -> dict[str, str]:
     """Wait for the group snapshot to be available; volume id -> its member snapshot id."""
-    cinder(c).wait_for_status(
-        cinder(c).get_group_snapshot(group_snapshot_id), "available", wait=60, interval=0.2
-    )
+    until_status(lambda: cinder(c).get_group_snapshot(group_snapshot_id), "available", timeout=60)
     return {
         str(s.volume_id): str(s.id)
         for s in cinder(c).snapshots(details=True)

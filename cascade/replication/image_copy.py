@@ -42,14 +42,14 @@ from cascade.replication.image_staging import (
     unstage,
 )
 from cascade.replication.image_transfer import CHUNK_BYTES, Progress, Sending, Transfer
-from cascade.retry import Backoff, until_deadline
+from cascade.retry import until_deadline
 from cascade.sites.driver import SiteDriver
+from cascade.sites.waits import POLL
 
 Json = dict[str, Any]
 
 SOURCE_PROPERTY = "cascade_source_image"
 IMPORT_DEADLINE = 600.0  # seconds an import may take before the copy fails
-IMPORT_POLL = Backoff(first=0.2, cap=2.0)
 NOT_COPIED = {
     "id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size",
     "created_at", "updated_at", "self", "file", "schema", "direct_url", "locations", "stores",
@@ -144,7 +144,7 @@ def _wait_active(target: SiteDriver, image_id: str) -> Json:
 
     try:
         return until_deadline(
-            IMPORT_POLL,
+            POLL,
             IMPORT_DEADLINE,
             lambda e: isinstance(e, _StillImporting),
             poll,

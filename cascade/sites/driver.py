@@ -25,6 +25,7 @@ from openstack.connection import Connection
 
 from cascade.errors import CascadeError
 from cascade.retry import Backoff, until_deadline
+from cascade.sites.waits import until_status
 
 T = TypeVar("T")
 IN_PROGRESS_HINTS = ("in progress", "task_state", "while it is in")
@@ -155,10 +156,11 @@ class SiteDriver:
     def wait_for_server(
         self, server_id: str, status: str = "ACTIVE", timeout: float = 120.0
     ) -> Any:
-        """openstacksdk's wait, through ``call``: ERROR or a timeout raise SiteCallFailed."""
+        """The server once it is ``status`` (``waits.until_status``, through ``call``): ERROR
+        or a timeout raise SiteCallFailed."""
         return self.call(
             f"wait for server {server_id} to be {status}",
-            lambda c: c.compute.wait_for_server(
-                c.compute.get_server(server_id), status=status, wait=timeout, interval=0.2
+            lambda c: until_status(
+                lambda: c.compute.get_server(server_id), status, timeout=timeout
             ),
         )

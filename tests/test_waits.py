@@ -1,0 +1,67 @@
+"""Cascade's waits for a site (``cascade.sites.waits``), given the answers a site gives in
+turn: done as soon as a look shows it, a failure state or the time running out named, a
+deletion seen through the site's 404, and looks that grow apart instead of one every 0.2 s.
+Through real site-sims they run in every server, volume, group-snapshot and image test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from openstack import exceptions as sdk_exceptions
+
+from cascade.sites.waits import WaitFailed, until_gone, until_status
+
+
+@dataclass
+class Server:
+    id: str
+    status: str
+    fault: dict[str, Any] = field(default_factory=dict)
+
+
+class Looks:
+    """A look answering each of ``answers`` in turn (a server's status, or an error to
+    raise), the last one again and again; ``count`` is how many looks were made."""
+
+    def __init__(self, *answers: str | Exception) -> None:
+        self.answers = list(answers)
+        self.count = 0
+
+    def __call__(self) -> Server:
+        answer = self.answers[min(self.count, len(self.answers) - 1)]
+        self.count += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return Server("s1", answer, {"message": "No valid host was found"})
+
+
+def test_until_status_answers_the_resource_once_it_shows_the_status() -> None:
+    look = Looks("BUILD", "BUILD", "active")
+    assert until_status(look, "ACTIVE", timeout=30).status == "active"
+    assert look.count == 3
+
+
+def test_a_failure_state_ends_the_wait_with_the_site_s_fault() -> None:
+    with pytest.raises(WaitFailed, match=r"server s1 went to ERROR \(No valid host was found\)"):
+        until_status(Looks("BUILD", "ERROR"), "ACTIVE", timeout=30)
+
+
+def test_a_wait_past_its_time_says_what_it_last_saw_and_looks_less_and_less_often() -> None:
+    look = Looks("BUILD")
+    with pytest.raises(WaitFailed, match="server s1 is still BUILD, not ACTIVE after 4 s"):
+        until_status(look, "ACTIVE", timeout=4)
+    # One look every 0.2 s would be 21 in 4 s; growing by 1.25 from 0.2 s, at most 10.
+    assert 3 <= look.count <= 10
+
+
+def test_until_gone_ends_at_the_site_s_404() -> None:
+    look = Looks("DELETING", "DELETING", sdk_exceptions.NotFoundException("No Server found"))
+    until_gone(look, timeout=30)
+    assert look.count == 3
+
+
+def test_until_gone_names_what_is_still_there() -> None:
+    with pytest.raises(WaitFailed, match="server s1 is still there after 1 s"):
+        until_gone(Looks("DELETING"), timeout=1)
