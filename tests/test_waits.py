@@ -52,8 +52,8 @@ def test_a_wait_past_its_time_says_what_it_last_saw_and_looks_less_and_less_ofte
     look = Looks("BUILD")
     with pytest.raises(WaitFailed, match="server s1 is still BUILD, not ACTIVE after 4 s"):
         until_status(look, "ACTIVE", timeout=4)
-    # One look every 0.2 s would be 21 in 4 s; growing by 1.25 from 0.2 s, at most 10.
-    assert 3 <= look.count <= 10
+    # One look every 0.2 s would be 21 in 4 s; growing by 1.25 from 0.1 s, at most 12.
+    assert 3 <= look.count <= 12
 
 
 def test_until_gone_ends_at_the_site_s_404() -> None:
