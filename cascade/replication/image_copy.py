@@ -26,6 +26,7 @@ rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from openstack.connection import Connection
@@ -42,9 +43,8 @@ from cascade.replication.image_staging import (
     unstage,
 )
 from cascade.replication.image_transfer import CHUNK_BYTES, Progress, Sending, Transfer
-from cascade.retry import until_deadline
 from cascade.sites.driver import SiteDriver
-from cascade.sites.waits import POLL
+from cascade.sites.waits import WaitFailed, until
 
 Json = dict[str, Any]
 
@@ -111,10 +111,6 @@ def _target_image(target: SiteDriver, source_image: Json, key: str) -> Json:
 # -- import and verification ----------------------------------------------------------------
 
 
-class _StillImporting(Exception):
-    """The image is not active yet (a control-flow signal for the wait)."""
-
-
 def _import(target: SiteDriver, staging: Staging, image_id: str) -> None:
     manifest = {"X-Object-Manifest": f"{STAGING_CONTAINER}/{staging.segments}"}
     what = "write the staged image's manifest"
@@ -132,29 +128,23 @@ def _import(target: SiteDriver, staging: Staging, image_id: str) -> None:
 
 
 def _wait_active(target: SiteDriver, image_id: str) -> Json:
-    def poll() -> Json:
-        image = _image(target, image_id)
+    def done(image: Json) -> bool:
         if image["status"] in BUSY:
-            raise _StillImporting(image["status"])
+            return False
         if image["status"] != "active":
             raise ImageCopyFailed(
                 f"site {target.access.name}: import of image {image_id} ended {image['status']}"
             )
-        return image
+        return True
 
+    def still(image: Json) -> str:
+        return f"image {image_id} still {image['status']}"
+
+    look = partial(_image, target, image_id)
     try:
-        return until_deadline(
-            POLL,
-            IMPORT_DEADLINE,
-            lambda e: isinstance(e, _StillImporting),
-            poll,
-            target.stop,
-        )
-    except _StillImporting as still:
-        raise ImageCopyFailed(
-            f"site {target.access.name}: image {image_id} still {still} after "
-            f"{IMPORT_DEADLINE:.0f} s"
-        ) from None
+        return until(look, done, still, IMPORT_DEADLINE, target.stop)
+    except WaitFailed as failed:
+        raise ImageCopyFailed(f"site {target.access.name}: {failed.message}") from None
 
 
 def _verified(source: SiteDriver, target: SiteDriver, original: Json, copy: Json) -> None:

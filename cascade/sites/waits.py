@@ -12,12 +12,15 @@ second (a minute-long build: about 40 requests, not 300), and is seen done withi
 (a 404 once it is gone, for ``until_gone``). These run inside a ``SiteDriver.call``, whose
 retry of transient failures wraps the whole wait, and whose ``SiteCallFailed`` names the site
 and the call when a wait ends badly: ``WaitFailed`` (the resource went to a failure state, or
-the time ran out) is not transient. Imports ``cascade.retry``, ``cascade.errors`` and
-openstacksdk's exceptions.
+the time ran out) is not transient. ``until_status`` and ``until_gone`` are ``until`` for a
+status and a 404; ``until`` takes any condition (the image copy's import: active, or failed
+once outside Glance's busy states) and a stop event (a stopping worker looks no more).
+Imports ``cascade.retry``, ``cascade.errors`` and openstacksdk's exceptions.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -37,14 +40,19 @@ class WaitFailed(CascadeError):
 
 
 class _NotYet(Exception):
-    """The look found it not done yet (control flow inside ``_until``)."""
+    """The look found it not done yet (control flow inside ``until``)."""
 
 
-def _until(
-    look: Callable[[], R], done: Callable[[R], bool], still: Callable[[R], str], timeout: float
+def until(
+    look: Callable[[], R],
+    done: Callable[[R], bool],
+    still: Callable[[R], str],
+    timeout: float,
+    stop: threading.Event | None = None,
 ) -> R:
-    """``look()`` until ``done`` says yes; past ``timeout``, ``WaitFailed`` with ``still``
-    of the last answer."""
+    """``look()`` until ``done`` says yes (it may raise to end the wait); past ``timeout``,
+    ``WaitFailed`` with ``still`` of the last answer. Once ``stop`` is set, no more looks:
+    ``cascade.retry.Interrupted``."""
     last: list[R] = []
 
     def attempt() -> R:
@@ -55,7 +63,7 @@ def _until(
         return seen
 
     try:
-        return until_deadline(POLL, timeout, lambda e: isinstance(e, _NotYet), attempt)
+        return until_deadline(POLL, timeout, lambda e: isinstance(e, _NotYet), attempt, stop)
     except _NotYet:
         raise WaitFailed(f"{still(last[0])} after {timeout:g} s") from None
 
@@ -79,7 +87,7 @@ def until_status(
     def still(resource: Any) -> str:
         return f"{_name(resource)} is still {resource.status}, not {status}"
 
-    return _until(look, done, still, timeout)
+    return until(look, done, still, timeout)
 
 
 def until_gone(look: Callable[[], Any], timeout: float = 120.0) -> None:
@@ -91,7 +99,7 @@ def until_gone(look: Callable[[], Any], timeout: float = 120.0) -> None:
         except sdk_exceptions.NotFoundException:
             return None
 
-    _until(found, lambda seen: seen is None, lambda seen: f"{_name(seen)} is still there", timeout)
+    until(found, lambda seen: seen is None, lambda seen: f"{_name(seen)} is still there", timeout)
 
 
 def _name(resource: Any) -> str:
