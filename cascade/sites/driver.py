@@ -25,7 +25,7 @@ from openstack.connection import Connection
 
 from cascade.errors import CascadeError
 from cascade.retry import Backoff, until_deadline
-from cascade.sites.waits import until_status
+from cascade.sites.waits import stopped_by, until_status
 
 T = TypeVar("T")
 IN_PROGRESS_HINTS = ("in progress", "task_state", "while it is in")
@@ -126,13 +126,19 @@ class SiteDriver:
         )
 
     def call(self, what: str, action: Callable[[Connection], T]) -> T:
-        """Run ``action`` against the site, retrying transient failures until the deadline."""
+        """Run ``action`` against the site, retrying transient failures until the deadline;
+        a wait inside it (``cascade.sites.waits``) ends once the driver's stop is set."""
+
+        def attempt() -> T:
+            with stopped_by(self.stop):
+                return action(self.connection)
+
         try:
             return until_deadline(
                 SITE_BACKOFF,
                 self.deadline,
                 is_transient,
-                lambda: action(self.connection),
+                attempt,
                 self.stop,
             )
         except Exception as error:  # the failure that ended the call; nothing is swallowed

@@ -14,14 +14,19 @@ retry of transient failures wraps the whole wait, and whose ``SiteCallFailed`` n
 and the call when a wait ends badly: ``WaitFailed`` (the resource went to a failure state, or
 the time ran out) is not transient. ``until_status`` and ``until_gone`` are ``until`` for a
 status and a 404; ``until`` takes any condition (the image copy's import: active, or failed
-once outside Glance's busy states) and a stop event (a stopping worker looks no more).
+once outside Glance's busy states). A stopping worker looks no more: a wait ends with
+``cascade.retry.Interrupted`` once its stop event is set, the one it is given or, inside a
+``SiteDriver.call``, the driver's (``stopped_by``), so a step waiting on a long build does not
+hold up the worker's shutdown; the step is left unrecorded for the resuming worker.
 Imports ``cascade.retry``, ``cascade.errors`` and openstacksdk's exceptions.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from openstack import exceptions as sdk_exceptions
@@ -31,6 +36,7 @@ from cascade.retry import Backoff, until_deadline
 
 R = TypeVar("R")
 POLL = Backoff(first=0.1, cap=2.0, growth=1.25)
+_STOP: ContextVar[threading.Event | None] = ContextVar("cascade_wait_stop", default=None)
 
 
 class WaitFailed(CascadeError):
@@ -43,6 +49,16 @@ class _NotYet(Exception):
     """The look found it not done yet (control flow inside ``until``)."""
 
 
+@contextmanager
+def stopped_by(stop: threading.Event | None) -> Iterator[None]:
+    """Waits started within (in this thread) end once ``stop`` is set."""
+    token = _STOP.set(stop)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
 def until(
     look: Callable[[], R],
     done: Callable[[R], bool],
@@ -51,8 +67,9 @@ def until(
     stop: threading.Event | None = None,
 ) -> R:
     """``look()`` until ``done`` says yes (it may raise to end the wait); past ``timeout``,
-    ``WaitFailed`` with ``still`` of the last answer. Once ``stop`` is set, no more looks:
-    ``cascade.retry.Interrupted``."""
+    ``WaitFailed`` with ``still`` of the last answer. Once ``stop`` (by default the one of
+    the ``stopped_by`` around it) is set, no more looks: ``cascade.retry.Interrupted``."""
+    stop = stop if stop is not None else _STOP.get()
     last: list[R] = []
 
     def attempt() -> R:
