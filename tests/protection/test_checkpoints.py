@@ -163,18 +163,21 @@ def test_a_consistency_point_the_site_answers_after_the_bound_is_thawed_and_disc
     the three servers, last first, while the site still takes it; the snapshot that comes
     back is discarded and the checkpoint fails naming the watchdog."""
     start_worker("w1", CASCADE_FREEZE_WATCHDOG_INTERVAL="1")
-    source, servers, plan = protected_vnf(client, admin_token, two_sites, freeze_bound_s=4.0)
-    sim_admin(source, "PUT", "/faults", latency={"compute": 0.5})  # freezes of half a second
+    source, servers, plan = protected_vnf(client, admin_token, two_sites, freeze_bound_s=6.0)
+    # Freezes of 1.5 s: the snapshot's call is made about 3 s after the first server is seen
+    # frozen, time enough for a loaded machine to slow it first (half a second each was
+    # once too little: the snapshot came back within the bound).
+    sim_admin(source, "PUT", "/faults", latency={"compute": 1.5})
     accepted = take_checkpoint(client, admin_token, plan["id"])
     checkpoint_id = accepted["checkpoint"]["id"]
-    _wait_mid_freeze(services, checkpoint_id, source)  # then the snapshot's call: 8 s
-    sim_admin(source, "PUT", "/faults", latency={"compute": 0.5, "volume": 8.0})
+    _wait_mid_freeze(services, checkpoint_id, source)  # then the snapshot's call: 12 s
+    sim_admin(source, "PUT", "/faults", latency={"compute": 1.5, "volume": 12.0})
 
     operation = wait_operation(client, admin_token, accepted["operation"]["id"], timeout=180)
     assert operation["status"] == "failed", operation
     checkpoint = show_checkpoint(client, admin_token, checkpoint_id)
     assert "freeze watchdog thawed the servers" in checkpoint["error"], checkpoint["error"]
-    assert "(4 s)" in checkpoint["error"], checkpoint["error"]
+    assert "(6 s)" in checkpoint["error"], checkpoint["error"]
     assert checkpoint["consistency_point"] is None
     assert frozen_now(source) == []
     assert freezes_and_thaws(source, _positions(servers)) == FREEZE_ORDER + THAW_ORDER
