@@ -21,6 +21,7 @@ from cascade.engine.convergence import checker, previous_pass_start, repair
 from cascade.engine.workflows import Job, StepFailed, StepRun, handler, step, step_function
 from cascade.errors import present
 from cascade.network.port_steps import follow_everywhere
+from cascade.sites import lookup
 from cascade.sites.driver import SiteDriver
 from cascade.sites.registry import SiteRemoved
 from cascade.sites.waits import until_gone
@@ -67,7 +68,7 @@ def block_device_mapping(c: Connection, server: Server) -> list[dict[str, Any]]:
             "boot_index": -1 if boot_index is None else boot_index,
         }
         if device["source"] == "image":
-            image = c.image.find_image(server.image, ignore_missing=False)
+            image = lookup.image(c, server.image)
             entry |= {"source_type": "image", "uuid": image.id, "volume_size": device["size_gb"]}
             entry["delete_on_termination"] = True
         else:
@@ -85,17 +86,17 @@ def ensure_server(_run: StepRun, server_id: str, site_port_id: str | None = None
     if found is None:
 
         def create(c: Connection) -> Any:
-            flavor = c.compute.find_flavor(server.flavor, ignore_missing=False)
+            flavor = lookup.flavor(c, server.flavor)
             boot: dict[str, Any] = {}
             if server.block_devices:
                 boot["block_device_mapping"] = block_device_mapping(c, server)
             if not any(d.get("boot_index") == 0 for d in server.block_devices or []):
-                boot["image_id"] = c.image.find_image(server.image, ignore_missing=False).id
+                boot["image_id"] = lookup.image(c, server.image).id
             networks: Any = "none"
             if site_port_id is not None:
                 networks = [{"port": site_port_id}]
             elif server.network:
-                network = c.network.find_network(server.network, ignore_missing=False)
+                network = lookup.network(c, server.network)
                 networks = [{"uuid": network.id}]
             return c.compute.create_server(
                 name=server.name,

@@ -42,6 +42,7 @@ from cascade.protection.schemas import (
     RestoreServiceIPOut,
     RestoreVolumeOut,
 )
+from cascade.sites import lookup
 from cascade.sites.driver import SiteDriver
 
 Drivers = Callable[[str], SiteDriver]
@@ -157,17 +158,18 @@ def _check_strategy(
 
 
 def missing_at(c: Connection, needed: dict[str, set[str]], zone: str | None) -> list[str]:
-    """What the target site lacks of ``needed`` and ``zone``, each named."""
-    finders: dict[str, Callable[[str], Any]] = {
-        "flavor": lambda n: c.compute.find_flavor(n, ignore_missing=False),
-        "network": lambda n: c.network.find_network(n, ignore_missing=False),
-        "image": lambda n: c.image.find_image(n, ignore_missing=False),
+    """What the target site lacks of ``needed`` and ``zone``, each named; looked for as the
+    restore's server creates will look (``cascade.sites.lookup``)."""
+    finders: dict[str, Callable[[Connection, str], Any]] = {
+        "flavor": lookup.flavor,
+        "network": lookup.network,
+        "image": lookup.image,
     }
     missing = []
     for kind, names in needed.items():
         for name in sorted(names):
             try:
-                finders[kind](name)
+                finders[kind](c, name)
             except sdk_exceptions.NotFoundException:
                 missing.append(f"{kind} {name!r}")
     if zone is not None and zone not in {z.name for z in c.compute.availability_zones()}:

@@ -1,0 +1,59 @@
+"""A site's image, flavor or network by the name or id a request gave, in one request.
+
+openstacksdk's ``find_*`` first fetches the value as an id, and lists by name only after the
+site's 404: a server created with an image, a flavor and a network named, as Cascade's
+requests mostly name them, cost its site three 404s before the listings. Here a value that is
+a UUID is fetched by id (a UUID-shaped name is not looked for); any other value is listed by
+name, filtered by the site (Glance's and Neutron's ``name=``). Nova cannot filter flavors by
+name and lets a flavor's id be any string, so one listing is matched by id, then by name.
+Nothing found is openstacksdk's ``NotFoundException``, several with the name its
+``DuplicateResource``, as ``find_*`` would raise them. Imports openstacksdk only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from openstack import exceptions as sdk_exceptions
+from openstack.connection import Connection
+
+
+def image(c: Connection, name_or_id: str) -> Any:
+    return _by_name_or_id("image", name_or_id, c.image.get_image, lambda n: c.image.images(name=n))
+
+
+def network(c: Connection, name_or_id: str) -> Any:
+    listing = c.network.networks
+    return _by_name_or_id("network", name_or_id, c.network.get_network, lambda n: listing(name=n))
+
+
+def flavor(c: Connection, name_or_id: str) -> Any:
+    flavors = list(c.compute.flavors())
+    by_id = [f for f in flavors if f.id == name_or_id]
+    return _one("flavor", name_or_id, by_id or [f for f in flavors if f.name == name_or_id])
+
+
+def _by_name_or_id(
+    kind: str, value: str, get: Callable[[str], Any], listing: Callable[[str], Iterable[Any]]
+) -> Any:
+    if _is_uuid(value):
+        return get(value)  # a 404 names the id
+    return _one(kind, value, list(listing(value)))
+
+
+def _one(kind: str, value: str, found: list[Any]) -> Any:
+    if not found:
+        raise sdk_exceptions.NotFoundException(f"No {kind} found for {value}")
+    if len(found) > 1:
+        raise sdk_exceptions.DuplicateResource(f"More than one {kind} exists with the name {value}")
+    return found[0]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
