@@ -87,4 +87,3 @@ def test_a_wait_inside_a_driver_s_call_ends_once_the_driver_is_stopped() -> None
     assert look.count == 3  # no look after the stop: not 120 s of them
     # The driver's stop reaches only waits inside its calls.
     assert until_status(Looks("BUILD", "ACTIVE"), "ACTIVE", timeout=30).status == "ACTIVE"
-
