@@ -48,6 +48,9 @@ def test_images_and_networks_are_found_by_name_or_id_without_a_404(c: Connection
     assert lookup.network(c, network.id).id == network.id
     assert 404 not in statuses.seen
     assert len(statuses.seen) == 4  # one request each
+    # A name of 32 hex digits is a name: uuid.UUID would read it as an id the site lacks.
+    hexadecimal = c.image.create_image(name="0123456789abcdef" * 2, data=b"z", disk_format="raw")
+    assert lookup.image(c, "0123456789abcdef" * 2).id == hexadecimal.id
 
 
 def test_flavors_are_found_by_id_before_name(c: Connection) -> None:

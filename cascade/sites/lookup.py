@@ -1,10 +1,11 @@
 """A site's image, flavor or network by the name or id a request gave, in one request.
 
 openstacksdk's ``find_*`` first fetches the value as an id, and lists by name only after the
-site's 404: a server created with an image, a flavor and a network named, as Cascade's
-requests mostly name them, cost its site three 404s before the listings. Here a value that is
-a UUID is fetched by id (a UUID-shaped name is not looked for); any other value is listed by
-name, filtered by the site (Glance's and Neutron's ``name=``). Nova cannot filter flavors by
+site's 404: a server created with an image and a network named, as Cascade's requests mostly
+name them, cost its site two 404s before the listings. Here a value written as Glance and
+Neutron write ids (a UUID, hyphenated, any case) is fetched by id (a name written so is not
+looked for); any other value, 32 bare hex digits included, is listed by name, filtered by the
+site (Glance's and Neutron's ``name=``). Nova cannot filter flavors by
 name and lets a flavor's id be any string: a flavor is openstacksdk's ``find_flavor`` (by id,
 then a listing by name), as parsing every flavor of a listing first cost the worker more CPU
 than the 404 it saves (measured in ``cascade bench engine``'s server creates).
@@ -52,8 +53,9 @@ def _one(kind: str, value: str, found: list[Any]) -> Any:
 
 
 def _is_uuid(value: str) -> bool:
+    """Whether ``value`` is a UUID in the form sites give ids (``uuid.UUID`` alone would also
+    take 32 bare hex digits, braces or a ``urn:uuid:`` prefix, which no site id has)."""
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value)) == value.lower()
     except ValueError:
         return False
-    return True
