@@ -81,9 +81,7 @@ def all_flavors(site: Region) -> list[dict[str, Any]]:
 
 def get(site: Region, flavor_id: str, status: int = 404) -> dict[str, Any]:
     _seed(site)
-    flavor = site.state.get("flavor", flavor_id)
-    if flavor is None:
-        flavor = next((f for f in site.state.list("flavor") if f["name"] == flavor_id), None)
+    flavor = site.state.get("flavor", flavor_id)  # by id only, as Nova: a name is not found
     if flavor is None:
         raise SimError(status, f"Flavor {flavor_id} could not be found.")
     return flavor

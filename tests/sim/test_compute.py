@@ -77,6 +77,8 @@ def test_flavors_keypairs_hypervisors(
         for f in site_client.get(f"{NOVA}/flavors/detail", headers=site_headers).json()["flavors"]
     }
     assert {"m1.tiny", "m1.small"} <= names
+    by_name = site_client.get(f"{NOVA}/flavors/m1.tiny", headers=site_headers)
+    assert by_name.status_code == 404, "Nova finds a flavor by id only"
     created = site_client.post(
         f"{NOVA}/os-keypairs", headers=site_headers, json={"keypair": {"name": "k1"}}
     )
@@ -229,6 +231,10 @@ def test_bad_requests_are_nova_errors(
         response = site_client.post(f"{NOVA}/servers", headers=site_headers, json=body)
         assert response.status_code == 400, (body, response.text)
         assert "badRequest" in response.json()
+    named = {"server": {"name": "x", "flavorRef": "m1.tiny", "networks": "none"}}
+    refused = site_client.post(f"{NOVA}/servers", headers=site_headers, json=named)
+    assert refused.status_code == 400  # a flavor's name is no flavorRef, as at Nova
+    assert "Flavor m1.tiny could not be found" in refused.text
     missing = site_client.get(f"{NOVA}/servers/nope", headers=site_headers)
     assert missing.status_code == 404
     assert "itemNotFound" in missing.json()
