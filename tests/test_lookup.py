@@ -57,9 +57,13 @@ def test_flavors_are_found_by_id_before_name(c: Connection) -> None:
     small = c.compute.create_flavor(name="small", ram=512, vcpus=1, disk=1, id="f-small")
     # A flavor whose name is another's id: the id wins, as Nova's GET /flavors/{id} would.
     c.compute.create_flavor(name="f-small", ram=1024, vcpus=1, disk=1, id="f-other")
+    statuses = Statuses(c)
     assert lookup.flavor(c, "small").id == small.id
     assert lookup.flavor(c, "f-small").id == small.id
     assert lookup.flavor(c, "f-other").name == "f-small"
+    assert statuses.seen == [200, 200, 200]  # one listing each, no 404 asked for
+    private = c.compute.create_flavor(name="p", ram=64, vcpus=1, disk=1, is_public=False)
+    assert lookup.flavor(c, private.id).id == private.id  # not listed: fetched by its id
 
 
 def test_nothing_found_and_several_found_are_named(c: Connection) -> None:

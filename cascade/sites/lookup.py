@@ -6,9 +6,10 @@ name them, cost its site two 404s before the listings. Here a value written as G
 Neutron write ids (a UUID, hyphenated, any case) is fetched by id (a name written so is not
 looked for); any other value, 32 bare hex digits included, is listed by name, filtered by the
 site (Glance's and Neutron's ``name=``). Nova cannot filter flavors by
-name and lets a flavor's id be any string: a flavor is openstacksdk's ``find_flavor`` (by id,
-then a listing by name), as parsing every flavor of a listing first cost the worker more CPU
-than the 404 it saves (measured in ``cascade bench engine``'s server creates).
+name and lets a flavor's id be any string: a flavor is found in Nova's summary listing (ids and
+names), by id first, then by name; only a value the listing lacks is fetched by id (a private
+flavor an admin's listing does not show), where ``find_flavor`` always asks for the name as
+an id first and then lists every flavor in detail.
 Nothing found is openstacksdk's ``NotFoundException``, several with the name its
 ``DuplicateResource``, as ``find_*`` would raise them. Imports openstacksdk only.
 """
@@ -33,7 +34,14 @@ def network(c: Connection, name_or_id: str) -> Any:
 
 
 def flavor(c: Connection, name_or_id: str) -> Any:
-    return c.compute.find_flavor(name_or_id, ignore_missing=False)
+    listed = list(c.compute.flavors(details=False))
+    for found in listed:
+        if found.id == name_or_id:
+            return found
+    named = [found for found in listed if found.name == name_or_id]
+    if named:
+        return _one("flavor", name_or_id, named)
+    return c.compute.get_flavor(name_or_id)  # a 404 names the value
 
 
 def _by_name_or_id(

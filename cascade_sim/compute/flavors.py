@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.api.keystone import Caller
-from cascade.identity import authorize
+from cascade.identity import AuthContext, authorize
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
 from cascade_sim.microversions import Microversion, NovaVersion
 from cascade_sim.region import Region
 from cascade_sim.state import new_uuid
 
+TRUE = {"1", "t", "true", "on", "y", "yes"}  # Nova's strict booleans, any case
+FALSE = {"0", "f", "false", "off", "n", "no"}
 DEFAULTS = (  # id, name, vcpus, ram MiB, disk GiB
     ("1", "m1.tiny", 1, 512, 1),
     ("2", "m1.small", 1, 2048, 20),
@@ -143,10 +145,42 @@ def embedded(flavor: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/flavors", summary="List flavors")
+def summary(flavor: dict[str, Any], mv: Microversion) -> dict[str, Any]:
+    """A flavor in Nova's summary listing: its id and name (and description since 2.55)."""
+    body = {"id": flavor["id"], "name": flavor["name"], "links": []}
+    if mv >= Microversion(2, 55):
+        body["description"] = flavor["description"]
+    return body
+
+
+def listed(site: Region, caller: AuthContext, is_public: str | None) -> list[dict[str, Any]]:
+    """The flavors a listing shows: public ones, unless an admin asks with ``is_public``
+    (``none``: both kinds; a false value: private ones), as Nova filters them (the emulator
+    keeps no flavor access lists, so a project sees no private flavor listed)."""
+    wanted: bool | None = True
+    if caller.is_admin and is_public is not None:
+        value = is_public.lower()
+        if value not in TRUE | FALSE | {"none"}:
+            raise SimError(400, f"Invalid is_public filter [{is_public}]")
+        wanted = None if value == "none" else value in TRUE
+    return [f for f in all_flavors(site) if wanted is None or f["is_public"] == wanted]
+
+
+IsPublic = Annotated[str | None, Query(max_length=255)]
+
+
+@router.get("/flavors", summary="List flavors (ids and names)")
+def list_flavors(
+    caller: Caller, site: RegionDep, mv: NovaVersion, is_public: IsPublic = None
+) -> dict[str, Any]:
+    return {"flavors": [summary(f, mv) for f in listed(site, caller, is_public)]}
+
+
 @router.get("/flavors/detail", summary="List flavors with details")
-def list_flavors(_caller: Caller, site: RegionDep, mv: NovaVersion) -> dict[str, Any]:
-    return {"flavors": [render(f, mv) for f in all_flavors(site)]}
+def list_flavors_detail(
+    caller: Caller, site: RegionDep, mv: NovaVersion, is_public: IsPublic = None
+) -> dict[str, Any]:
+    return {"flavors": [render(f, mv) for f in listed(site, caller, is_public)]}
 
 
 @router.get("/flavors/{flavor_id}", summary="Show a flavor")

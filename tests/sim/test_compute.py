@@ -79,6 +79,9 @@ def test_flavors_keypairs_hypervisors(
     assert {"m1.tiny", "m1.small"} <= names
     by_name = site_client.get(f"{NOVA}/flavors/m1.tiny", headers=site_headers)
     assert by_name.status_code == 404, "Nova finds a flavor by id only"
+    brief = site_client.get(f"{NOVA}/flavors", headers=site_headers).json()["flavors"]
+    assert {"id", "name", "links"} <= set(brief[0])
+    assert "ram" not in brief[0]
     created = site_client.post(
         f"{NOVA}/os-keypairs", headers=site_headers, json={"keypair": {"name": "k1"}}
     )
@@ -215,6 +218,39 @@ def test_ports_volumes_and_boot_from_volume(
         f"/network/v2.0/ports?device_id={server_id}", headers=site_headers
     ).json()["ports"]
     assert ports == []
+
+
+def test_private_flavors_are_listed_only_when_an_admin_asks(
+    site_client: TestClient, site_headers: dict[str, str]
+) -> None:
+    flavor = {
+        "name": "hidden",
+        "ram": 64,
+        "vcpus": 1,
+        "disk": 1,
+        "os-flavor-access:is_public": False,
+    }
+    made = site_client.post(f"{NOVA}/flavors", headers=site_headers, json={"flavor": flavor})
+    assert made.status_code == 200, made.text
+
+    def names(query: str = "") -> set[str]:
+        answer = site_client.get(f"{NOVA}/flavors/detail{query}", headers=site_headers)
+        assert answer.status_code == 200, answer.text
+        return {f["name"] for f in answer.json()["flavors"]}
+
+    assert "hidden" not in names()
+    assert "m1.tiny" in names()
+    assert names("?is_public=None") >= {"hidden", "m1.tiny"}
+    assert names("?is_public=false") == {"hidden"}
+    refused = site_client.get(f"{NOVA}/flavors?is_public=maybe", headers=site_headers)
+    assert refused.status_code == 400
+    assert "Invalid is_public filter" in refused.text
+    assert (
+        site_client.get(
+            f"{NOVA}/flavors/{made.json()['flavor']['id']}", headers=site_headers
+        ).status_code
+        == 200
+    )
 
 
 def test_bad_requests_are_nova_errors(
