@@ -29,7 +29,7 @@ from cascade.api import (
     sites,
 )
 from cascade.api.keystone import identity_routers
-from cascade.api.routes import RouteTable, StrictQuery
+from cascade.api.routes import RouteTable, StrictQuery, behind_prefix
 from cascade.api.telemetry import RequestMetrics
 from cascade.engine import metrics
 from cascade.errors import Unavailable
@@ -148,7 +148,7 @@ def _assemble(app: FastAPI, services: Services, *routers: APIRouter) -> FastAPI:
     app.state.routes = RouteTable(app)
     app.add_middleware(StrictQuery, table=app.state.routes)
     for router in routers:
-        app.include_router(router)
+        app.include_router(behind_prefix(router))
     _document_errors_as_400(app)
     return app
 
