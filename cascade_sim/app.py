@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from cascade import __version__
 from cascade.api.keystone import keystone_body, serve_keystone
+from cascade.api.routes import behind_prefix
 from cascade.errors import CascadeError
 from cascade_sim import admin, compute, image, network, object_bulk, objects, volume
 from cascade_sim.errors import SimError, render, service_of
@@ -57,5 +58,5 @@ def create_region_app(site: Region) -> FastAPI:
         *object_bulk.routers(),
         *admin.routers(),
     ):
-        app.include_router(router)
+        app.include_router(behind_prefix(router))
     return app

@@ -29,6 +29,7 @@ from cascade.api import (
 from cascade.api.deps import Caller
 from cascade.api.errors import Renderer, keystone_body
 from cascade.api.replica import FollowMaster
+from cascade.api.routes import behind_prefix
 from cascade.identity.services import IdentityServices
 
 __all__ = [
@@ -73,4 +74,4 @@ def serve_keystone(
     app.state.follow_master = follow_master
     errors.install(app, render=render)
     for router in (*identity_routers(), replica.router):
-        app.include_router(router)
+        app.include_router(behind_prefix(router))
