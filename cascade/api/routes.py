@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from starlette._utils import get_route_path  # what Starlette's routes match on
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -94,20 +95,20 @@ class StrictQuery:
 
 
 class _Prefixed(APIRouter):
-    """A router holding one router whose routes all start with its prefix. FastAPI tries
-    every included router's routes in turn for each request, a regular expression and its
-    bookkeeping each (about 40 us a router; the app includes over 50), so a route near the
-    end cost ~2 ms of CPU to find; this declines a path outside the prefix's fixed part (up to
-    a path parameter) with one string comparison, on the path Starlette's routes match: the
-    request's past its root path."""
+    """A router holding one router whose routes all start with ``root``, its prefix's fixed
+    part (up to a path parameter). FastAPI tries every included router's routes in turn for
+    each request, a regular expression and its bookkeeping each (about 40 us a router; the
+    app includes over 50), so a route near the end cost ~2 ms of CPU to find; this declines a
+    path outside ``root`` with one string comparison, on the path Starlette's own routes match
+    (``get_route_path``: the request's past its root path)."""
 
-    def __init__(self, router: APIRouter) -> None:
+    def __init__(self, router: APIRouter, root: str) -> None:
         super().__init__()
-        self.root = router.prefix.split("{", 1)[0]  # up to its first path parameter
+        self.root = root
         self.include_router(router)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if not _route_path(scope).startswith(self.root):
+        if not get_route_path(scope).startswith(self.root):
             return Match.NONE, {}
         return super().matches(scope)
 
@@ -115,13 +116,5 @@ class _Prefixed(APIRouter):
 def behind_prefix(router: APIRouter) -> APIRouter:
     """``router`` behind a check of its prefix (as it is, if it has none or begins with a
     path parameter)."""
-    return _Prefixed(router) if router.prefix.split("{", 1)[0] else router
-
-
-def _route_path(scope: Scope) -> str:
-    """The path routes match: past the root path, if the request's path is under it."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        return path[len(root) :]
-    return path
+    root = router.prefix.split("{", 1)[0]
+    return _Prefixed(router, root) if root else router
