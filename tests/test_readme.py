@@ -34,7 +34,7 @@ SHORT = {  # subcommand -> flags appended to the README's
     "--seconds 0.5 --rounds 4",
     "bench identity": "--seconds 0.5 --rounds 4 --connections 2",
     "bench site": "--seconds 0.5 --backup-mib 1",
-    "bench engine": "--workers 1,2 --ops 10 --site-ops 0 --no-recovery",
+    "bench engine": "--workers 1 --ops 10 --site-ops 0 --no-recovery",
     "bench fabric": "--sizes 1,100",
     "fleet-sim": "--hosts 100",
     "op wait": "--timeout 120",

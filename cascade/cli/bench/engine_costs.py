@@ -19,10 +19,10 @@ second, 100 commits of a connection left idle appear 10 s later, all of them; bu
 connection running only read transactions every 50 ms published once in 75 s (cause not
 established), so a figure can miss or gain about a second of one process's commits at each
 end of the batch, more if a process's connections only read. The idle rate's error is
-multiplied by ``STATS_SETTLE_S / IDLE_RATE_S`` in what is taken off: with 3 s, a CI run on a
-slow machine (idle polling 69 commits/s, 20 probes) counted 1.3 commits per probe where
-every probe makes at least 2; the window is 6 s since. On SQLite there
-is no such counter (no server; SQLite keeps no count of transactions), so commits are
+multiplied by ``STATS_SETTLE_S`` over the window it is read in, in what is taken off: with
+3 s, a CI run on a slow machine (idle polling 69 commits/s, 20 probes) counted 1.3 commits per
+probe where every probe makes at least 2; the window is ``COMMIT_RATE_S`` (6 s) since. On
+SQLite there is no such counter (no server; SQLite keeps no count of transactions), so commits are
 ``None``.
 
 The idle rates (CPU ms and commits per second over ``IDLE_RATE_S`` right after the batch,
@@ -48,7 +48,8 @@ from cascade.errors import present
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 STATS_SETTLE_S = 11.0  # an idle backend's counts are published after 10 s (PostgreSQL 15)
 PUBLISHED_S = 1.1  # a busy backend's counts are published within 1 s
-IDLE_RATE_S = 6.0  # commits after the settle, per second, are what the settle itself added
+IDLE_RATE_S = 3.0  # the idle rates are read over this long after the batch
+COMMIT_RATE_S = 6.0  # ... and over this long with commits to count: see above
 
 
 def _family(pid: int) -> list[int]:
@@ -158,16 +159,16 @@ class CostMeter:
 
     def stop(self) -> Spent:
         """What was spent since the start, and the idle rates over the next IDLE_RATE_S;
-        with a counter, after STATS_SETTLE_S for PostgreSQL's statistics to settle, minus
-        the commits made meanwhile. Let nothing else use the processes or the database
-        until it returns."""
+        with a counter, after STATS_SETTLE_S for PostgreSQL's statistics to settle and over
+        COMMIT_RATE_S, minus the commits made during the settle. Let nothing else use the
+        processes or the database until it returns."""
         ended, cpu_now = time.monotonic(), self._cpu_now()
         cpu = {name: seconds - self._cpu[name] for name, seconds in cpu_now.items()}
         if self._counter is not None:
             time.sleep(max(0.0, ended + STATS_SETTLE_S - time.monotonic()))
         idle_from, cpu_from = time.monotonic(), self._cpu_now()
         settled = self._counter.read() if self._counter is not None else 0
-        time.sleep(IDLE_RATE_S)
+        time.sleep(IDLE_RATE_S if self._counter is None else COMMIT_RATE_S)
         later = self._counter.read() if self._counter is not None else 0
         span, cpu_to = time.monotonic() - idle_from, self._cpu_now()
         idle_cpu = {name: (cpu_to[name] - cpu_from[name]) * 1000 / span for name in cpu_to}
