@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller
 from cascade.api.errors import error_responses
+from cascade.api.services_dep import ServicesDep
 from cascade.engine.cluster import cluster_status
 from cascade.engine.convergence import recent_passes
 from cascade.engine.schemas import ClusterOut, ConvergenceList

@@ -1,4 +1,5 @@
-"""Dependencies shared by every router: the process's services and the caller's token.
+"""Dependencies shared by every router: the identity services and the caller's token (the
+control plane's services, for Cascade's own routers, are ``services_dep``'s).
 
 ``Caller`` is the one way a route checks a token: it reads ``X-Auth-Token``, validates it
 against the identity read model and yields the ``AuthContext``, or answers 401 saying why.
@@ -14,7 +15,6 @@ from fastapi.security import APIKeyHeader
 from cascade.errors import Unauthorized
 from cascade.identity.services import IdentityServices
 from cascade.identity.tokens import AuthContext, TokenError
-from cascade.services import Services
 
 _token_header = APIKeyHeader(
     name="X-Auth-Token", auto_error=False, description="A token from POST /identity/v3/auth/tokens"
@@ -28,14 +28,7 @@ async def identity_services(request: Request) -> IdentityServices:
     return found
 
 
-async def services(request: Request) -> Services:
-    """The whole control plane's services (Cascade's own app only)."""
-    found: Services = request.app.state.services
-    return found
-
-
 IdentityDep = Annotated[IdentityServices, Depends(identity_services)]
-ServicesDep = Annotated[Services, Depends(services)]
 
 
 async def caller(

@@ -18,8 +18,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller
 from cascade.api.errors import error_responses
+from cascade.api.services_dep import ServicesDep
 from cascade.errors import NotFound, Unavailable
 from cascade.fabric.controller import FabricController
 from cascade.fabric.goal import GoalChange, PortSpec

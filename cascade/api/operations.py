@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller
 from cascade.api.errors import error_responses
+from cascade.api.services_dep import ServicesDep
 from cascade.engine import probe
 from cascade.engine.schemas import OperationEnvelope, OperationList, OperationStatus
 from cascade.errors import Forbidden

@@ -10,9 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller
 from cascade.api.errors import error_responses
 from cascade.api.operations import IdempotencyKey, accepted
+from cascade.api.services_dep import ServicesDep
 from cascade.compute import servers
 from cascade.compute.schemas import (
     ServerAccepted,

@@ -13,8 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from cascade.api.deps import Caller, ServicesDep
+from cascade.api.deps import Caller
 from cascade.api.errors import error_responses
+from cascade.api.services_dep import ServicesDep
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 from cascade.sites.registry import SiteRegistry
