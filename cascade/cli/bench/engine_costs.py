@@ -18,12 +18,12 @@ PostgreSQL 15.20: an idle worker's counts (Cascade's or raw DBOS's) appear about
 second, 100 commits of a connection left idle appear 10 s later, all of them; but a
 connection running only read transactions every 50 ms published once in 75 s (cause not
 established), so a figure can miss or gain about a second of one process's commits at each
-end of the batch, more if a process's connections only read. The idle rate's error is
-multiplied by ``STATS_SETTLE_S`` over the window it is read in, in what is taken off: with
-3 s, a CI run on a slow machine (idle polling 69 commits/s, 20 probes) counted 1.3 commits per
-probe where every probe makes at least 2; the window is ``COMMIT_RATE_S`` (6 s) since. On
-SQLite there is no such counter (no server; SQLite keeps no count of transactions), so commits are
-``None``.
+end of the batch, more if a process's connections only read. What is taken off for the
+settle is the idle rate times ``STATS_SETTLE_S``, so the rate's error grows by
+``STATS_SETTLE_S`` over the window it is read in: with a 3 s window, a CI run on a slow machine
+(idle polling 69 commits/s, 20 probes) counted 1.3 commits per probe where every probe makes
+at least 2; the window is ``COMMIT_RATE_S`` (6 s) since. On SQLite there is no such counter
+(no server; SQLite keeps no count of transactions), so commits are ``None``.
 
 The idle rates (CPU ms and commits per second over ``IDLE_RATE_S`` right after the batch,
 nothing left to run) say how much of the per-operation figures is polling: about the idle
