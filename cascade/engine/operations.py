@@ -16,7 +16,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, func, select, update
+from sqlalchemy import BindParameter, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ OPERATIONS = cast(Table, Operation.__table__)
 STEPS = cast(Table, OperationStep.__table__)
 
 FINISHED = ("succeeded", "failed")
+_NEW_OPERATION = insert(OPERATIONS)
 # Writes the desired state for a new operation; returns (resource type, resource id).
 DesiredWrite = Callable[[Session, str], tuple[str, str]]
 
@@ -67,19 +68,22 @@ class Operations:
             with self._db.session() as session:
                 operation_id = new_operation_id()
                 resource_type, resource_id = write(session, operation_id)
-                operation = Operation(
-                    id=operation_id,
-                    kind=kind,
-                    resource_type=resource_type,
-                    resource_id=resource_id,
-                    project_id=project_id,
-                    status="queued",
-                    request=request,
-                    request_hash=digest,
-                    idempotency_key=idempotency_key,
-                )
-                session.add(operation)
-                session.flush()
+                row = {
+                    "id": operation_id,
+                    "kind": kind,
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                    "project_id": project_id,
+                    "status": "queued",
+                    "request": request,
+                    "request_hash": digest,
+                    "idempotency_key": idempotency_key,
+                    "created_at": utcnow(),
+                }
+                # A Core insert, not the ORM's unit of work (a fifth of an accept's CPU): the
+                # returned Operation is not attached to the session, and nothing reads it back.
+                session.connection().execute(_NEW_OPERATION, row)
+                operation = Operation(**row)
                 inputs = (kind, resource_type, resource_id, project_id, request)
                 self._queue.enqueue(session, operation_id, resource_id, inputs)
                 return operation
