@@ -30,10 +30,6 @@ class Database:
         with self._sessions.begin() as session:
             yield session
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after every commit made through this database's sessions."""
-        self.listen("after_commit", lambda _session: callback())
-
     def listen(self, identifier: str, handler: Callable[..., None]) -> None:
         """Register a SQLAlchemy session event handler for this database's sessions."""
         event.listen(self._sessions, identifier, handler)

@@ -1,8 +1,9 @@
 """The identity read model: every identity row in memory, reloaded when the revision moves.
 
-Token validation and every identity read are served from an ``IdentitySnapshot``; the
-only per-request database work is reading one integer (the revision), so a write made by
-any API process is seen by every other at its next request.
+Token validation and every identity read are served from an ``IdentitySnapshot``; the only
+database work is reading one integer (the revision) at most once per refresh interval and
+after this process's own identity writes, so a write made by any API process is seen by
+every other within that interval.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cascade.db import Database
 from cascade.db.models import (
@@ -40,6 +42,7 @@ from cascade.db.models import (
     User,
 )
 from cascade.identity import inheritance
+from cascade.identity.store import REVISION_BUMPED
 
 T = TypeVar("T")
 
@@ -200,8 +203,9 @@ class IdentityCache:
     """Holds the current snapshot and reloads it when the database revision has moved.
 
     The revision is read at most once per ``refresh_interval`` seconds, and at the next call
-    after any commit made by this process; so a change made through this process is seen at
-    once, and one made through another process within ``refresh_interval``.
+    after a commit of this process that moved it (``store.bump_revision``); so a change made
+    through this process is seen at once, and one made through another process within
+    ``refresh_interval``. Other commits (an accepted operation, say) cost no read.
     """
 
     def __init__(self, db: Database, refresh_interval: float) -> None:
@@ -211,10 +215,11 @@ class IdentityCache:
         self._snapshot = load_snapshot(db)
         self._checked_at = time.monotonic()
         self._stale = False
-        db.on_commit(self._mark_stale)
+        db.listen("after_commit", self._after_commit)
 
-    def _mark_stale(self) -> None:
-        self._stale = True
+    def _after_commit(self, session: Session) -> None:
+        if session.info.get(REVISION_BUMPED):
+            self._stale = True
 
     def cached(self) -> IdentitySnapshot:
         """The snapshot as of this process's last check (no database round trip)."""

@@ -45,8 +45,13 @@ def _check_domain_role(role: Role, target: Domain | Project | None) -> None:
         )
 
 
+# In a session's ``info``: its transaction moved the identity revision (``bump_revision``).
+REVISION_BUMPED = "cascade.identity.revision-bumped"
+
+
 def bump_revision(session: Session) -> None:
     session.execute(update(IdentityRevision).values(revision=IdentityRevision.revision + 1))
+    session.info[REVISION_BUMPED] = True
 
 
 class IdentityStore:
