@@ -16,7 +16,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -236,9 +236,9 @@ def render(operation: Operation, steps: list[OperationStep]) -> OperationOut:
 # A worker writes an operation's records in as few transactions as its guarantees allow:
 # "running" and a finished step's outcome ride on the next step's start (which must be
 # committed before the step acts) or on the outcome (see ``workflows.Ledger``). Its statements
-# are built once, with named parameters, and run on the session's connection: building a Core
-# statement anew, and the ORM's handling of it, cost more of a worker's CPU than PostgreSQL's
-# answer does.
+# are built once, with named parameters, and run on a plain connection: building a Core
+# statement anew, and an ORM session's handling of it, cost more of a worker's CPU than
+# PostgreSQL's answer does.
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ _STEP_STARTED = {"postgresql": _step_started_on(postgresql), "sqlite": _step_sta
 
 
 def record_progress(
-    session: Session,
+    connection: Connection,
     operation_id: str,
     executor_id: str,
     *,
@@ -316,7 +316,6 @@ def record_progress(
 ) -> None:
     """Mark the operation running (unless it finished: a late duplicate run must not reopen
     it) and record finished steps' outcomes (unless recorded already)."""
-    connection = session.connection()
     if running:
         connection.execute(
             _MARK_RUNNING, {"op": operation_id, "now": utcnow(), "executor": executor_id}
@@ -338,14 +337,14 @@ def record_progress(
 
 
 def mark_finished(
-    session: Session,
+    connection: Connection,
     operation_id: str,
     executor_id: str,
     result: dict[str, Any] | None,
     error: str | None,
 ) -> None:
     """Record the outcome, unless another run of the operation recorded one already."""
-    session.connection().execute(
+    connection.execute(
         _MARK_FINISHED,
         {
             "op": operation_id,
@@ -359,11 +358,10 @@ def mark_finished(
 
 
 def step_started(
-    session: Session, operation_id: str, name: str, site: str | None
+    connection: Connection, operation_id: str, name: str, site: str | None
 ) -> tuple[int, datetime]:
     """Record a step's start in one statement; a step run again after a crash counts one more
     attempt. Returns (attempt, when its first attempt began)."""
-    connection = session.connection()
     statement = _STEP_STARTED[connection.dialect.name]
     parameters = {"op": operation_id, "step": name, "where": site, "now": utcnow()}
     row = connection.execute(statement, parameters).one()

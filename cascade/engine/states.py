@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
 from cascade.errors import Conflict, NotFound
@@ -64,7 +64,7 @@ class StateMachine:
 
     def finish(
         self,
-        session: Session,
+        connection: Connection,
         resource_id: str,
         action: str,
         operation_id: str,
@@ -78,7 +78,7 @@ class StateMachine:
         model = self.model
         mine = (model.id == resource_id, model.task_operation_id == operation_id)
         if error is None and rule.done is None:
-            session.execute(delete(model).where(*mine).execution_options(synchronize_session=False))
+            connection.execute(delete(model).where(*mine))
             return
         values: dict[str, Any] = {
             "status": ERROR if error else rule.done,
@@ -86,9 +86,7 @@ class StateMachine:
         }
         if hasattr(model, "error"):
             values["error"] = error
-        session.execute(
-            update(model).where(*mine).values(**values).execution_options(synchronize_session=False)
-        )
+        connection.execute(update(model).where(*mine).values(**values))
 
 
 _machines: dict[str, StateMachine] = {}

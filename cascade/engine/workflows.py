@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from cascade.db.models import utcnow
 from cascade.engine.context import context, park
@@ -49,9 +49,9 @@ class Ledger:
     running: bool = True  # the operation is still to be marked running
     outcomes: list[StepOutcome] = field(default_factory=list)
 
-    def write(self, session: Session) -> None:
+    def write(self, connection: Connection) -> None:
         record_progress(
-            session,
+            connection,
             self.operation_id,
             str(DBOS.executor_id),
             running=self.running,
@@ -65,8 +65,8 @@ class Ledger:
 
     def flush(self) -> None:
         if self.running or self.outcomes:
-            with context().db.session() as session:
-                self.write(session)
+            with context().db.engine.begin() as connection:
+                self.write(connection)
             self.written()
 
 
@@ -161,11 +161,11 @@ def _finish(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
     of its writes is conditional and finds its work done."""
     machine = machine_for(job.resource_type)
     job.ledger.running = False  # the outcome sets started_at if no step did
-    with context().db.session() as session:
-        job.ledger.write(session)
+    with context().db.engine.begin() as connection:
+        job.ledger.write(connection)
         if machine is not None:
-            machine.finish(session, job.resource_id, job.action, job.operation_id, error)
-        mark_finished(session, job.operation_id, str(DBOS.executor_id), result, error)
+            machine.finish(connection, job.resource_id, job.action, job.operation_id, error)
+        mark_finished(connection, job.operation_id, str(DBOS.executor_id), result, error)
     job.ledger.written()
 
 
@@ -194,9 +194,9 @@ def _run_step(
 ) -> Any:
     """The step's start (with what the ledger holds) is committed before it acts; its
     outcome is DBOS's record, and Cascade's rides on the operation's next write."""
-    with context().db.session() as session:
-        ledger.write(session)
-        attempt, first_started_at = step_started(session, ledger.operation_id, label, site)
+    with context().db.engine.begin() as connection:
+        ledger.write(connection)
+        attempt, first_started_at = step_started(connection, ledger.operation_id, label, site)
     ledger.written()
     run = StepRun(ledger.operation_id, attempt, first_started_at)
     try:
