@@ -253,14 +253,14 @@ def _at(name: str) -> BindParameter[Any]:
     return bindparam(name, type_=UTCDateTime())
 
 
-_MARK_RUNNING = (
-    update(OPERATIONS)
-    .where(OPERATIONS.c.id == bindparam("op"), OPERATIONS.c.status.not_in(FINISHED))
-    .values(
-        status="running",
-        started_at=func.coalesce(OPERATIONS.c.started_at, _at("now")),
-        executor_id=bindparam("executor"),
-    )
+# The operation's row unless it finished (a late duplicate run must not reopen or rewrite it),
+# and its start: the first write's time, kept by every later one.
+_UNFINISHED = update(OPERATIONS).where(
+    OPERATIONS.c.id == bindparam("op"), OPERATIONS.c.status.not_in(FINISHED)
+)
+_STARTED_AT = func.coalesce(OPERATIONS.c.started_at, _at("now"))
+_MARK_RUNNING = _UNFINISHED.values(
+    status="running", started_at=_STARTED_AT, executor_id=bindparam("executor")
 )
 _STEP_FINISHED = (
     update(STEPS)
@@ -271,17 +271,13 @@ _STEP_FINISHED = (
     )
     .values(status=bindparam("outcome"), error=bindparam("reason"), finished_at=_at("at"))
 )
-_MARK_FINISHED = (
-    update(OPERATIONS)
-    .where(OPERATIONS.c.id == bindparam("op"), OPERATIONS.c.status.not_in(FINISHED))
-    .values(
-        status=bindparam("outcome"),
-        result=bindparam("value", type_=OPERATIONS.c.result.type),
-        error=bindparam("reason"),
-        started_at=func.coalesce(OPERATIONS.c.started_at, _at("now")),
-        finished_at=_at("now"),
-        executor_id=bindparam("executor"),
-    )
+_MARK_FINISHED = _UNFINISHED.values(
+    status=bindparam("outcome"),
+    result=bindparam("value", type_=OPERATIONS.c.result.type),
+    error=bindparam("reason"),
+    started_at=_STARTED_AT,
+    finished_at=_at("now"),
+    executor_id=bindparam("executor"),
 )
 
 
