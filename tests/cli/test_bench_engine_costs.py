@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from cascade.cli.bench.engine_costs import CostMeter, commit_counter, cpu_seconds
+from cascade.cli.bench.engine_costs import CostMeter, commit_counter, cpu_seconds, meter_groups
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -65,3 +66,17 @@ def test_commits_are_counted_once_an_idle_backend_has_published(postgres_url: st
         assert spent.commits_per_op(50) == spent.commits / 50
         assert spent.idle.commits_per_s == 0
         assert commit_counter(None, "sqlite:///x.db", stack) is None
+
+
+def test_the_database_server_is_charged_when_it_runs_here(postgres_url: str) -> None:
+    """The group "database" is the server's main process (its backends are its children),
+    found from a backend of the counter's connection."""
+    with ExitStack() as stack:
+        counter = commit_counter(SERVER, postgres_url, stack)
+        assert counter is not None
+        pid = counter.server_pid()
+        assert pid is not None
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+        groups = meter_groups({"worker": [1]}, counter)
+        assert groups == {"worker": [1], "database": [pid]}
+        assert meter_groups({"worker": [1]}, None) == {"worker": [1]}

@@ -40,7 +40,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cascade.cli.bench.engine_baselines import RawFigures, plain_writes_per_s, raw_dbos
-from cascade.cli.bench.engine_costs import CommitCounter, CostMeter, commit_counter
+from cascade.cli.bench.engine_costs import (
+    CommitCounter,
+    CostMeter,
+    commit_counter,
+    meter_groups,
+)
 from cascade.cli.bench.engine_report import json_line, report
 from cascade.cli.bench.http import percentile
 from cascade.cli.clients import Client, SessionClient, login, password_auth_plugin
@@ -73,6 +78,7 @@ class Batch:
     commits_per_op: float | None  # PostgreSQL only
     worker_cpu_ms_per_op: float | None  # all ``cascade worker`` processes
     api_cpu_ms_per_op: float | None  # the ``cascade up`` process
+    database_cpu_ms_per_op: float | None  # PostgreSQL's processes, if on this machine
     # The same processes per second right after, with nothing to run:
     idle_commits_per_s: float | None
     idle_worker_cpu_ms_per_s: float
@@ -246,7 +252,8 @@ def _wait_done(deployment: Deployment, kind: str) -> None:
 def _batch(deployment: Deployment, kind: str, requests: list[Request]) -> Batch:
     """Submit every request as fast as the clients can, wait for all, measure."""
     workers = [present(worker.pid, "a worker's process") for worker in deployment.workers]
-    meter = CostMeter({"worker": workers, "api": [deployment.api_pid]}, deployment.commits)
+    groups = {"worker": workers, "api": [deployment.api_pid]}
+    meter = CostMeter(meter_groups(groups, deployment.commits), deployment.commits)
     started = time.perf_counter()
     ids = deployment.in_parallel(requests, submit)
     submit_per_s = len(ids) / (time.perf_counter() - started)
@@ -266,6 +273,7 @@ def _batch(deployment: Deployment, kind: str, requests: list[Request]) -> Batch:
         commits_per_op=spent.commits_per_op(len(done)),
         worker_cpu_ms_per_op=spent.cpu_ms_per_op("worker", len(done)),
         api_cpu_ms_per_op=spent.cpu_ms_per_op("api", len(done)),
+        database_cpu_ms_per_op=spent.cpu_ms_per_op("database", len(done)),
         idle_commits_per_s=spent.idle.commits_per_s,
         idle_worker_cpu_ms_per_s=spent.idle.cpu_ms_per_s["worker"],
         idle_api_cpu_ms_per_s=spent.idle.cpu_ms_per_s["api"],

@@ -38,7 +38,7 @@ from dbos import DBOS, DBOSClient
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, insert, text, update
 from sqlalchemy import Table as SqlTable
 
-from cascade.cli.bench.engine_costs import CommitCounter, CostMeter
+from cascade.cli.bench.engine_costs import CommitCounter, CostMeter, meter_groups
 from cascade.cli.bench.http import percentile
 from cascade.cli.embedded import ChildServer
 from cascade.config import Settings
@@ -147,6 +147,7 @@ class RawFigures:
     # (PostgreSQL only) count the enqueues' too, as Cascade's count its API's accepts.
     commits_per_op: float | None
     worker_cpu_ms_per_op: float | None
+    database_cpu_ms_per_op: float | None  # PostgreSQL's processes, if on this machine
     idle_commits_per_s: float | None  # right after the batch, nothing left to run
     idle_worker_cpu_ms_per_s: float
 
@@ -201,7 +202,7 @@ def raw_dbos(
             stack.callback(worker.stop)
             worker.start()
             pids.append(present(worker.pid, "a raw worker's process"))
-        meter = CostMeter({"worker": pids}, counter)
+        meter = CostMeter(meter_groups({"worker": pids}, counter), counter)
 
         def enqueue(job: int) -> None:
             options: Any = {
@@ -228,6 +229,7 @@ def raw_dbos(
         failed=failed,
         commits_per_op=spent.commits_per_op(len(done)),
         worker_cpu_ms_per_op=spent.cpu_ms_per_op("worker", len(done)),
+        database_cpu_ms_per_op=spent.cpu_ms_per_op("database", len(done)),
         idle_commits_per_s=spent.idle.commits_per_s,
         idle_worker_cpu_ms_per_s=spent.idle.cpu_ms_per_s["worker"],
     )

@@ -6,6 +6,9 @@ included) at the start and the end of the batch, so it includes whatever a proce
 meanwhile besides the operations: idle polling of the queues (DBOS polls every
 ``queue_poll_interval``), heartbeats and periodic passes.
 
+The database's CPU is its server's processes' (every database's backends, the bench's own
+reads, the server's writers and autovacuum), when the server runs on this machine.
+
 Commits are ``xact_commit`` of the batch's database in ``pg_stat_database``, read from a
 connection to another database of the server (reading from the batch's own would count
 itself). Every process's commits are in it, idle polling included; the bench's own
@@ -103,8 +106,30 @@ class CommitCounter:
             raise LookupError(f"no statistics for database {self.database!r}")
         return int(row[0])
 
+    def server_pid(self) -> int | None:
+        """The server's main process if it runs on this machine (its backends and helpers
+        are its children), else None."""
+        row = self._connection.execute("SELECT pg_backend_pid()").fetchone()
+        backend = Path(f"/proc/{row[0] if row else 0}")
+        try:
+            if (backend / "comm").read_text().strip() != "postgres":
+                return None
+            stat = (backend / "stat").read_text()
+        except OSError:
+            return None
+        return int(stat[stat.rindex(")") + 2 :].split()[1])  # the parent: the postmaster
+
     def close(self) -> None:
         self._connection.close()
+
+
+def meter_groups(
+    groups: dict[str, list[int]], counter: CommitCounter | None
+) -> dict[str, list[int]]:
+    """``groups`` and, if the counted server runs on this machine, "database": all its
+    processes (every database's backends, the bench's own reads and the server's writers)."""
+    pid = counter.server_pid() if counter is not None else None
+    return {**groups, "database": [pid]} if pid is not None else groups
 
 
 def commit_counter(server_url: str | None, url: str, stack: ExitStack) -> CommitCounter | None:
@@ -135,7 +160,10 @@ class Spent:
     idle: Idle
 
     def cpu_ms_per_op(self, group: str, operations: int) -> float | None:
-        return self.cpu_s[group] * 1000 / operations if operations else None
+        """None if ``group`` was not measured (the database on another machine)."""
+        if group not in self.cpu_s or not operations:
+            return None
+        return self.cpu_s[group] * 1000 / operations
 
     def commits_per_op(self, operations: int) -> float | None:
         return self.commits / operations if operations and self.commits is not None else None

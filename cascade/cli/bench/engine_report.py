@@ -11,12 +11,18 @@ from rich.console import Console
 from rich.table import Table
 
 ROWS = ("ops_per_s", "ops_vs_baseline", "p50_ms", "p99_ms", "failed", "submit_per_s")
-COST_ROWS = ("commits_per_op", "worker_cpu_ms_per_op", "api_cpu_ms_per_op")
+COST_ROWS = (
+    "commits_per_op",
+    "worker_cpu_ms_per_op",
+    "api_cpu_ms_per_op",
+    "database_cpu_ms_per_op",
+)
 IDLE_ROWS = ("idle_commits_per_s", "idle_worker_cpu_ms_per_s", "idle_api_cpu_ms_per_s")
 RAW_ROWS = ("raw_dbos_ops_per_s", "ratio", "raw_dbos_p50_ms", "raw_dbos_p99_ms", "raw_dbos_failed")
 RAW_COST_ROWS = (
     "raw_dbos_commits_per_op",
     "raw_dbos_worker_cpu_ms_per_op",
+    "raw_dbos_database_cpu_ms_per_op",
     "raw_dbos_idle_commits_per_s",
     "raw_dbos_idle_worker_cpu_ms_per_s",
 )
@@ -24,6 +30,7 @@ RAW_STEP_ROWS = (  # raw DBOS again, each job one empty step as a probe runs
     "raw_dbos_step_ops_per_s",
     "raw_dbos_step_commits_per_op",
     "raw_dbos_step_worker_cpu_ms_per_op",
+    "raw_dbos_step_database_cpu_ms_per_op",
 )
 
 
