@@ -4,6 +4,7 @@ on ``app.state.fabric``)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,8 +113,14 @@ def serve(services: Services) -> None:
     import uvicorn
 
     settings = services.settings
+    application = create_app(services)
+    # What startup built (routes, schemas, the identity snapshot: ~350,000 objects) lives as
+    # long as the process: frozen out of the collector's generations, the collections that
+    # requests trigger stop walking it (0.1 ms of CPU per accepted operation, measured).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(services),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
