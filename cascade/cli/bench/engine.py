@@ -412,11 +412,12 @@ def engine(
     """Engine operations per second and latency by worker count, and crash recovery time.
 
     Per finished operation, for Cascade and raw DBOS: worker CPU ms (and Cascade's API CPU
-    ms), from /proc, and commits (PostgreSQL's xact_commit; n/a on SQLite, which keeps no
-    count). Both include the queues' idle polling during the batch; idle_* are the same
-    processes' rates per second right after it, with nothing to run. Each batch is followed
-    by 3 s of idle measuring; on PostgreSQL by 11 s for its statistics to settle, then 6 s
-    of idle measuring (engine_costs.py says why).
+    ms) and, with PostgreSQL on this machine, its server's CPU ms, from /proc, and commits
+    (PostgreSQL's xact_commit; n/a on SQLite, which keeps no count). All include the queues'
+    idle polling during the batch; idle_* are the same processes' rates per second right
+    after it, with nothing to run. Each batch is followed by 3 s of idle measuring; on
+    PostgreSQL by 11 s for its statistics to settle, then 6 s of idle measuring
+    (engine_costs.py says why).
     """
     sites = (site_ops, site_build_seconds)
     figures = _run(_worker_counts(workers), ops, sites, _server_url(database_url), recovery)
