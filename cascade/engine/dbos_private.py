@@ -14,6 +14,9 @@ these; check each when moving the pin).
   resumed by a live worker, as after a crash.
 - ``queue_depth``: a count per queue is one aggregate query on ``workflow_status``; the
   public listing would bring every queued row back to Python to count it.
+- ``pending_executors``: the workers holding PENDING workflows are one ``DISTINCT`` query;
+  the public listing brought every PENDING row back to Python, and every worker asks at
+  every heartbeat.
 - ``analyze`` and ``analyze_if_stale``: PostgreSQL plans the dequeue from
   ``workflow_status``'s statistics, which a fresh database lacks until autovacuum gets to it
   (a minute or more): with 10,000 operations queued into a fresh database, one dequeue took
@@ -92,6 +95,17 @@ def queue_depth(db: Database, queues: tuple[str, ...]) -> dict[str, int]:
     with db.engine.connect() as connection:
         counts.update({name: int(count) for name, count in connection.execute(query, names)})
     return counts
+
+
+def pending_executors(db: Database, app_version: str) -> set[str]:
+    """Executor ids that hold PENDING workflows of ``app_version``."""
+    query = text(
+        f"SELECT DISTINCT executor_id FROM {table(db, 'workflow_status')} "  # noqa: S608 - constant table name
+        "WHERE status = 'PENDING' AND application_version = :version"
+    )
+    with db.engine.connect() as connection:
+        found = connection.execute(query, {"version": app_version}).scalars()
+        return {executor_id for executor_id in found if executor_id}
 
 
 def analyze(db: Database) -> None:

@@ -122,10 +122,7 @@ class OperationQueue:
 
     def pending_executors(self) -> set[str]:
         """Executor ids that hold PENDING workflows of this release."""
-        pending = self.client.list_workflows(
-            status="PENDING", app_version=APP_VERSION, load_input=False, load_output=False
-        )
-        return {workflow.executor_id for workflow in pending if workflow.executor_id}
+        return dbos_private.pending_executors(self._db, APP_VERSION)
 
     def close(self) -> None:
         self.client.destroy()
