@@ -74,12 +74,17 @@ def cpu_seconds(pids: Iterable[int], descendants: bool = True) -> float:
     for pid in pids:
         for member in _family(pid) if descendants else [pid]:
             with suppress(OSError):
-                stat = Path(f"/proc/{member}/stat").read_text()
-                # The fields after the command name, which may hold spaces and parentheses:
-                # state is the first, utime the 12th and stime the 13th.
-                after = stat[stat.rindex(")") + 2 :].split()
-                ticks += int(after[11]) + int(after[12])
+                fields = _stat_fields(member)
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / TICKS_PER_S
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces and
+    parentheses): state is the first, the parent's pid the second, utime the 12th and stime
+    the 13th. OSError if the process is gone."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 class CommitCounter:
@@ -110,14 +115,13 @@ class CommitCounter:
         """The server's main process if it runs on this machine (its backends and helpers
         are its children), else None."""
         row = self._connection.execute("SELECT pg_backend_pid()").fetchone()
-        backend = Path(f"/proc/{row[0] if row else 0}")
+        backend = int(row[0]) if row else 0
         try:
-            if (backend / "comm").read_text().strip() != "postgres":
+            if Path(f"/proc/{backend}/comm").read_text().strip() != "postgres":
                 return None
-            stat = (backend / "stat").read_text()
+            return int(_stat_fields(backend)[1])  # the parent: the postmaster
         except OSError:
             return None
-        return int(stat[stat.rindex(")") + 2 :].split()[1])  # the parent: the postmaster
 
     def close(self) -> None:
         self._connection.close()
