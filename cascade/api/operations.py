@@ -1,17 +1,17 @@
 """``/v1/operations``: what happened to every accepted request, step by step and per site;
-``/v1/probes``: an operation with one empty step, to check or measure the engine."""
+``/v1/probes``: an operation of empty steps (one by default), to check or measure the engine."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 
 from cascade.api.deps import Caller
 from cascade.api.errors import error_responses
 from cascade.api.services_dep import ServicesDep
 from cascade.engine import probe
-from cascade.engine.schemas import OperationEnvelope, OperationList, OperationStatus
+from cascade.engine.schemas import OperationEnvelope, OperationList, OperationStatus, ProbeIn
 from cascade.errors import Forbidden
 from cascade.identity.policy import authorize, visible_projects
 
@@ -77,15 +77,20 @@ def show_operation(
     "",
     status_code=202,
     response_model=OperationEnvelope,
-    summary="Send a probe through the queue and a worker (an operation with one empty step)",
-    responses=error_responses(401, 403, 409),
+    summary="Send a probe through the queue and a worker (an operation of empty steps)",
+    responses=error_responses(400, 401, 403, 409),
 )
 def probe_engine(
-    caller: Caller, svc: ServicesDep, response: Response, idempotency_key: IdempotencyKey = None
+    caller: Caller,
+    svc: ServicesDep,
+    response: Response,
+    body: Annotated[ProbeIn | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> OperationEnvelope:
     if caller.project is None:
         raise Forbidden("A probe needs a project-scoped token.")
     authorize(caller, "member", caller.project.id)
-    operation = probe.submit(svc.operations, caller.project.id, idempotency_key)
+    steps = (body or ProbeIn()).steps
+    operation = probe.submit(svc.operations, caller.project.id, steps, idempotency_key)
     accepted(response, operation.id)
     return OperationEnvelope(operation=svc.operations.shown(operation))

@@ -1,5 +1,6 @@
-"""An engine probe: an operation that goes through the queue and a worker and runs one empty
-step, to measure the engine itself (``cascade bench engine``) or check it end to end."""
+"""An engine probe: an operation that goes through the queue and a worker and runs a given
+number of empty steps (none: the engine's own cost per operation; one by default), to measure
+the engine itself (``cascade bench engine``) or check it end to end."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from cascade.engine.operations import Operations
 from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 
 KIND = "engine.probe"
+DEFAULT_STEPS = 1
+MAX_STEPS = 100
 
 
-def submit(operations: Operations, project_id: str, key: str | None = None) -> Operation:
-    """Accept a probe; returns its operation."""
+def submit(
+    operations: Operations, project_id: str, steps: int = DEFAULT_STEPS, key: str | None = None
+) -> Operation:
+    """Accept a probe of ``steps`` empty steps; returns its operation."""
 
     def write(_session: Session, operation_id: str) -> tuple[str, str]:
         return "probe", operation_id
 
     return operations.accept(
-        kind=KIND, project_id=project_id, request={}, write=write, idempotency_key=key
+        kind=KIND, project_id=project_id, request={"steps": steps}, write=write, idempotency_key=key
     )
 
 
@@ -30,4 +35,6 @@ def nothing(_run: StepRun) -> None:
 
 @handler(KIND)
 def run(job: Job) -> None:
-    step(job, "empty step", None, "engine.nothing")
+    steps = int(job.request.get("steps", DEFAULT_STEPS))
+    for number in range(1, steps + 1):
+        step(job, "empty step" if steps == 1 else f"empty step {number}", None, "engine.nothing")

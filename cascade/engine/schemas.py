@@ -51,6 +51,19 @@ class OperationList(BaseModel):
     operations: list[OperationOut]
 
 
+class ProbeIn(BaseModel):
+    """What a probe runs: none of it reaches a site."""
+
+    model_config = {"extra": "forbid"}
+
+    steps: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="Empty recorded steps to run (0: the engine's own cost per operation only)",
+    )
+
+
 class RepairOut(BaseModel):
     resource: ResourceRef
     site: str

@@ -49,13 +49,16 @@ def test_bench_engine_prints_json_last() -> None:
     ratio = figures["ops_per_s"]["1"] / figures["raw_dbos_ops_per_s"]["1"]
     assert figures["ratio"]["1"] == pytest.approx(ratio, rel=0.01)
     assert figures["ratio_to_raw"] == pytest.approx(ratio, rel=0.01)
-    # And raw DBOS whose jobs run one empty step, as a probe does.
+    # And probes of one empty step each against raw DBOS jobs of one empty step.
+    assert figures["step_failed"] == {"1": 0}
     assert figures["raw_dbos_step_failed"] == {"1": 0}
-    step_ratio = figures["ops_per_s"]["1"] / figures["raw_dbos_step_ops_per_s"]["1"]
+    step_ratio = figures["step_ops_per_s"]["1"] / figures["raw_dbos_step_ops_per_s"]["1"]
+    assert figures["ratio_step"]["1"] == pytest.approx(step_ratio, rel=0.01)
     assert figures["ratio_to_raw_step"] == pytest.approx(step_ratio, rel=0.01)
     assert "recovery_s" not in figures
     # CPU per operation of both sides' workers and of the API; SQLite counts no commits.
-    for key in ("worker_cpu_ms_per_op", "api_cpu_ms_per_op", "raw_dbos_worker_cpu_ms_per_op"):
+    ours = ("worker_cpu_ms_per_op", "api_cpu_ms_per_op", "step_worker_cpu_ms_per_op")
+    for key in (*ours, "raw_dbos_worker_cpu_ms_per_op"):
         assert figures[key]["1"] > 0, key
     assert figures["commits_per_op"] == {"1": None}
     assert figures["raw_dbos_commits_per_op"] == {"1": None}

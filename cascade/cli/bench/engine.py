@@ -3,14 +3,16 @@ latency from acceptance to the end, and the time workers take to resume a killed
 workflows.
 
 For each worker count, a fresh embedded Cascade (``cascade up``) on a fresh database and N
-``cascade worker`` processes run no-op probes, then server creates through an emulated site;
-then raw DBOS on another fresh database on the same server, with N worker processes of its
-own, runs as many no-op workflows through a queue set up as Cascade's operations queue
-(``engine_baselines.py``), and the ratio of the two is printed per worker count (``ratio``)
-and best to best (``ratio_to_raw``). Timings come from the operations' (and the raw
-workflows') own server-side timestamps. The other baseline, measured in the same run on the
-same database, is the rate at which one in-process thread writes and finishes an
-operation-like record with plain SQLAlchemy (an insert and an update, each committed).
+``cascade worker`` processes run no-op probes (no step), probes of one empty step (``step_``
+figures), then server creates through an emulated site (``site_``); then raw DBOS on another
+fresh database on the same server, with N worker processes of its own, runs as many no-op
+workflows through a queue set up as Cascade's operations queue (``engine_baselines.py``), and
+again as many of one empty step. Like is compared with like, per worker count (``ratio``,
+``ratio_step``) and best to best (``ratio_to_raw``, ``ratio_to_raw_step``). Timings come from
+the operations' (and the raw workflows') own server-side timestamps. The other baseline,
+measured in the same run on the same database, is the rate at which one in-process thread
+writes and finishes an operation-like record with plain SQLAlchemy (an insert and an update,
+each committed).
 Per finished operation of each batch, Cascade's and raw DBOS's (``engine_costs.py``): CPU ms
 of the worker processes (and of ``cascade up``), and commits on PostgreSQL (``xact_commit``;
 None on SQLite, which counts no transactions); both include idle polling of the queues
@@ -343,9 +345,9 @@ def _run(
     figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
     figures.update(cores=os.cpu_count(), ops=ops, site_ops=creates_per_batch)
     figures.update(site_build_seconds=build_seconds)
-    batches: dict[str, dict[str, Batch]] = {"": {}, "site_": {}}
+    batches: dict[str, dict[str, Batch]] = {"": {}, "step_": {}, "site_": {}}
     raws: dict[str, RawFigures] = {}
-    raws_step: dict[str, RawFigures] = {}  # each job one empty step, as a probe runs
+    raws_step: dict[str, RawFigures] = {}  # each job one empty step, as a "step_" probe runs
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
         site = _start_site(root, "bench", build_seconds, stack) if creates_per_batch else None
@@ -355,9 +357,10 @@ def _run(
                     console.print("baseline: records written and finished by one thread")
                     figures["baseline_tx_per_s"] = plain_writes_per_s(deployment.db)
                 deployment.start_workers(count)
-                console.print(f"{count} worker(s): {ops} probes")
-                probes: list[Request] = [("/v1/probes", None)] * ops
-                batches[""][str(count)] = _batch(deployment, "engine.probe", probes)
+                for steps, prefix in ((0, ""), (1, "step_")):
+                    console.print(f"{count} worker(s): {ops} probes of {steps} steps")
+                    probes: list[Request] = [("/v1/probes", {"steps": steps})] * ops
+                    batches[prefix][str(count)] = _batch(deployment, "engine.probe", probes)
                 if site is not None:
                     console.print(f"{count} worker(s): {creates_per_batch} server creates")
                     creates = _servers(site.site_name, f"bench{count}", creates_per_batch)
@@ -382,11 +385,14 @@ def _run(
     baseline = figures["baseline_tx_per_s"]
     cascade_rates, raw_rates = figures["ops_per_s"], figures["raw_dbos_ops_per_s"]
     figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in cascade_rates.items()}
-    figures["ratio"] = {n: rate / max(raw_rates[n], 1e-9) for n, rate in cascade_rates.items()}
-    best = max(cascade_rates.values())
-    step_rates = figures["raw_dbos_step_ops_per_s"]
-    for key, rates in (("ratio_to_raw", raw_rates), ("ratio_to_raw_step", step_rates)):
-        figures[key] = best / max(rates.values()) if max(rates.values()) else 0.0
+    step_rates, raw_step_rates = figures["step_ops_per_s"], figures["raw_dbos_step_ops_per_s"]
+    for suffix, ours, theirs in (
+        ("", cascade_rates, raw_rates),
+        ("_step", step_rates, raw_step_rates),
+    ):
+        figures[f"ratio{suffix}"] = {n: rate / max(theirs[n], 1e-9) for n, rate in ours.items()}
+        best = max(theirs.values())
+        figures[f"ratio_to_raw{suffix}"] = max(ours.values()) / best if best else 0.0
     return figures
 
 

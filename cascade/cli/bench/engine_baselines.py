@@ -1,7 +1,7 @@
 """What ``cascade bench engine`` compares Cascade's engine with, in the same run, on the same
 database server: raw DBOS (a no-op workflow through a DBOS queue, run by worker processes of
-its own; again with one empty DBOS step, as a probe has) and plain SQL writes (one thread
-inserting and finishing a record).
+its own; again with one empty DBOS step, as a one-step probe has) and plain SQL writes (one
+thread inserting and finishing a record).
 
 Raw DBOS is set up as Cascade's engine is, so that the ratio is Cascade's own cost: its
 tables in a fresh database on the same server (DBOS's schema ``dbos`` on PostgreSQL), the
@@ -62,7 +62,7 @@ def empty_step() -> None:
 
 @DBOS.workflow(name=RAW_WORKFLOW)
 def noop(enqueued_at: float, steps: int = 0) -> tuple[float, float]:
-    """The raw job: ``steps`` empty DBOS steps (0, or 1 as a probe runs one), then its times,
+    """The raw job: ``steps`` empty DBOS steps (0 or 1, as the bench's probes), then its times,
     enqueue and end (as a probe has its ``created_at`` and its ``finished_at``, written by the
     worker just before DBOS records the end; DBOS's own timestamps are whole seconds on
     SQLite under Python 3.11)."""
