@@ -12,7 +12,6 @@ from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 
 KIND = "engine.probe"
 DEFAULT_STEPS = 1
-MAX_STEPS = 100
 
 
 def submit(
@@ -35,6 +34,7 @@ def nothing(_run: StepRun) -> None:
 
 @handler(KIND)
 def run(job: Job) -> None:
+    # A probe accepted before probes took a step count ran one.
     steps = int(job.request.get("steps", DEFAULT_STEPS))
     for number in range(1, steps + 1):
         step(job, "empty step" if steps == 1 else f"empty step {number}", None, "engine.nothing")
