@@ -34,8 +34,9 @@ def _bench(*extra: str, ops: int = 20) -> dict[str, Any]:
 def test_bench_engine_prints_json_last() -> None:
     # Server creates too, at a site whose builds take half a second: site steps that wait on
     # the site (I/O-bound), as issue 19's scaling aim measures them.
-    figures = _bench("--site-ops", "4", "--site-build-seconds", "0.5")
+    figures = _bench("--site-ops", "4", "--site-build-seconds", "0.5", "--clients", "2")
     assert figures["database"] == "sqlite"
+    assert figures["clients"] == 2
     assert figures["site_build_seconds"] == 0.5
     assert figures["site_ops_per_s"]["1"] > 0
     assert figures["site_failed"] == {"1": 0}
@@ -94,9 +95,10 @@ def test_bench_engine_counts_commits_on_postgresql() -> None:
     assert figures["raw_dbos_step_commits_per_op"]["1"] >= 1
 
 
-def test_bench_engine_rejects_bad_worker_counts() -> None:
+@pytest.mark.parametrize("option", [("--workers", "0,x"), ("--clients", "0")])
+def test_bench_engine_rejects_bad_counts(option: tuple[str, str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "cascade", "bench", "engine", "--workers", "0,x"],
+        [sys.executable, "-m", "cascade", "bench", "engine", *option],
         capture_output=True,
         text=True,
         timeout=60,
@@ -104,4 +106,4 @@ def test_bench_engine_rejects_bad_worker_counts() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
-    assert "--workers" in done.stderr
+    assert option[0] in done.stderr

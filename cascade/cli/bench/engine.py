@@ -61,7 +61,7 @@ from cascade.sites.driver import SiteDriver
 console = Console()
 PASSWORD = "bench-engine-password"  # noqa: S105 - a throwaway deployment's password
 IMAGE = "bench-image"
-CLIENTS = 4  # client threads submitting operations, one keep-alive connection each
+CLIENTS = 4  # client threads submitting operations by default, one keep-alive connection each
 RECOVERY_OPS = 20
 STALL_S = 60  # no operation finished for this long: the rest are stuck
 Request = tuple[str, dict[str, Any] | None]  # (path, JSON body) of a POST answering 202
@@ -96,6 +96,7 @@ class Deployment:
     api_pid: int
     commits: CommitCounter | None  # of ``db`` (PostgreSQL only)
     stack: ExitStack
+    clients: int = CLIENTS
     workers: list[EmbeddedWorker] = field(default_factory=list)
 
     def start_workers(self, count: int) -> None:
@@ -111,14 +112,17 @@ class Deployment:
         return SessionClient(ks_session.Session(auth=self.api.session.auth), self.api.base_url)
 
     def in_parallel(self, items: list[Any], call: Callable[[Client, Any], Any]) -> list[Any]:
-        return in_parallel(self.client, items, call)
+        return in_parallel(self.client, items, call, self.clients)
 
 
 def in_parallel(
-    connect: Callable[[], Client], items: list[Any], call: Callable[[Client, Any], Any]
+    connect: Callable[[], Client],
+    items: list[Any],
+    call: Callable[[Client, Any], Any],
+    clients: int = CLIENTS,
 ) -> list[Any]:
-    """``call(client, item)`` for every item from CLIENTS threads, each with its own client
-    from ``connect``; results in the order of ``items``."""
+    """``call(client, item)`` for every item from ``clients`` threads, each with its own
+    client from ``connect``; results in the order of ``items``."""
 
     def run(chunk: list[Any]) -> list[Any]:
         client = connect()
@@ -127,11 +131,11 @@ def in_parallel(
         finally:
             client.close()
 
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        done = list(pool.map(run, [items[index::CLIENTS] for index in range(CLIENTS)]))
+    with ThreadPoolExecutor(clients) as pool:
+        done = list(pool.map(run, [items[index::clients] for index in range(clients)]))
     results: list[Any] = [None] * len(items)
     for index, chunk in enumerate(done):
-        results[index::CLIENTS] = chunk
+        results[index::clients] = chunk
     return results
 
 
@@ -179,7 +183,10 @@ def _fresh_database(server_url: str | None, data_dir: Path, stack: ExitStack) ->
 
 @contextmanager
 def _deployment(
-    server_url: str | None, site: EmbeddedSite | None, concurrency: int | None = None
+    server_url: str | None,
+    site: EmbeddedSite | None,
+    concurrency: int | None = None,
+    clients: int = CLIENTS,
 ) -> Iterator[Deployment]:
     """``cascade up`` on a fresh data dir and database, ``site`` registered; the caller starts
     the workers. Every child is stopped and everything removed on exit."""
@@ -197,7 +204,7 @@ def _deployment(
         api = SessionClient(session, cascade.url)
         pid = present(cascade.pid, "cascade up's process")
         commits = commit_counter(server_url, url, stack)
-        deployment = Deployment(data_dir, db, env, api, pid, commits, stack)
+        deployment = Deployment(data_dir, db, env, api, pid, commits, stack, clients)
         if site is not None:
             credentials = {"username": "admin", "password": PASSWORD, "project_name": "admin"}
             body: dict[str, Any] = {"name": site.site_name, "region_name": site.region}
@@ -340,10 +347,11 @@ def _run(
     site_ops: tuple[int, float],
     server_url: str | None,
     recovery: bool,
+    clients: int = CLIENTS,
 ) -> dict[str, Any]:
     (creates_per_batch, build_seconds) = site_ops
     figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
-    figures.update(cores=os.cpu_count(), ops=ops, site_ops=creates_per_batch)
+    figures.update(cores=os.cpu_count(), ops=ops, clients=clients, site_ops=creates_per_batch)
     figures.update(site_build_seconds=build_seconds)
     batches: dict[str, dict[str, Batch]] = {"": {}, "step_": {}, "site_": {}}
     raws: dict[str, RawFigures] = {}
@@ -352,7 +360,7 @@ def _run(
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
         site = _start_site(root, "bench", build_seconds, stack) if creates_per_batch else None
         for count in counts:
-            with _deployment(server_url, site) as deployment:
+            with _deployment(server_url, site, clients=clients) as deployment:
                 if "baseline_tx_per_s" not in figures:
                     console.print("baseline: records written and finished by one thread")
                     figures["baseline_tx_per_s"] = plain_writes_per_s(deployment.db)
@@ -371,7 +379,7 @@ def _run(
                 url = _fresh_database(server_url, raw_root, stack)
                 env = {"CASCADE_LOG_LEVEL": "warning"}
                 counter = commit_counter(server_url, url, stack)
-                into[str(count)] = raw_dbos(url, raw_root, count, ops, CLIENTS, env, counter, steps)
+                into[str(count)] = raw_dbos(url, raw_root, count, ops, clients, env, counter, steps)
         if recovery:
             console.print("recovery: SIGKILL of a worker with workflows in flight")
             seconds, resumed, failed = _recovery(server_url, root)
@@ -413,6 +421,12 @@ def engine(
     recovery: Annotated[
         bool, typer.Option(help="Measure resumption after SIGKILL of a worker")
     ] = True,
+    clients: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Threads submitting (Cascade's HTTP clients, raw DBOS's enqueuers)"
+        ),
+    ] = CLIENTS,
     as_json: Annotated[bool, typer.Option("--json", help="Print figures as JSON last")] = False,
 ) -> None:
     """Engine operations per second and latency by worker count, and crash recovery time.
@@ -426,7 +440,8 @@ def engine(
     (engine_costs.py says why).
     """
     sites = (site_ops, site_build_seconds)
-    figures = _run(_worker_counts(workers), ops, sites, _server_url(database_url), recovery)
+    server = _server_url(database_url)
+    figures = _run(_worker_counts(workers), ops, sites, server, recovery, clients)
     report(console, figures)
     if as_json:
         print(json_line(figures))
