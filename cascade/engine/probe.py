@@ -1,6 +1,6 @@
 """An engine probe: an operation that goes through the queue and a worker and runs a given
-number of empty steps (none: the engine's own cost per operation; one by default), to measure
-the engine itself (``cascade bench engine``) or check it end to end."""
+number of empty steps (none: the engine's own cost per operation; ``schemas.ProbeIn`` holds
+the default), to measure the engine itself (``cascade bench engine``) or check it end to end."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from cascade.engine.operations import Operations
 from cascade.engine.workflows import Job, StepRun, handler, step, step_function
 
 KIND = "engine.probe"
-DEFAULT_STEPS = 1
 
 
-def submit(
-    operations: Operations, project_id: str, steps: int = DEFAULT_STEPS, key: str | None = None
-) -> Operation:
+def submit(operations: Operations, project_id: str, steps: int, key: str | None) -> Operation:
     """Accept a probe of ``steps`` empty steps; returns its operation."""
 
     def write(_session: Session, operation_id: str) -> tuple[str, str]:
@@ -34,7 +31,6 @@ def nothing(_run: StepRun) -> None:
 
 @handler(KIND)
 def run(job: Job) -> None:
-    # A probe accepted before probes took a step count ran one.
-    steps = int(job.request.get("steps", DEFAULT_STEPS))
+    steps = int(job.request.get("steps", 1))  # one: what probes ran before they took a count
     for number in range(1, steps + 1):
         step(job, "empty step" if steps == 1 else f"empty step {number}", None, "engine.nothing")

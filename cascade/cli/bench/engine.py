@@ -65,6 +65,8 @@ CLIENTS = 4  # client threads submitting operations by default, one keep-alive c
 RECOVERY_OPS = 20
 STALL_S = 60  # no operation finished for this long: the rest are stuck
 Request = tuple[str, dict[str, Any] | None]  # (path, JSON body) of a POST answering 202
+# Empty steps per probe and per raw DBOS job, and the prefix of the figures of each pair.
+STEPS = ((0, ""), (1, "step_"))
 
 
 @dataclass(frozen=True)
@@ -353,9 +355,9 @@ def _run(
     figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
     figures.update(cores=os.cpu_count(), ops=ops, clients=clients, site_ops=creates_per_batch)
     figures.update(site_build_seconds=build_seconds)
-    batches: dict[str, dict[str, Batch]] = {"": {}, "step_": {}, "site_": {}}
-    raws: dict[str, RawFigures] = {}
-    raws_step: dict[str, RawFigures] = {}  # each job one empty step, as a "step_" probe runs
+    batches: dict[str, dict[str, Batch]] = {prefix: {} for _, prefix in STEPS}
+    batches["site_"] = {}
+    raws: dict[str, dict[str, RawFigures]] = {prefix: {} for _, prefix in STEPS}
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-bench-")))
         site = _start_site(root, "bench", build_seconds, stack) if creates_per_batch else None
@@ -365,7 +367,7 @@ def _run(
                     console.print("baseline: records written and finished by one thread")
                     figures["baseline_tx_per_s"] = plain_writes_per_s(deployment.db)
                 deployment.start_workers(count)
-                for steps, prefix in ((0, ""), (1, "step_")):
+                for steps, prefix in STEPS:
                     console.print(f"{count} worker(s): {ops} probes of {steps} steps")
                     probes: list[Request] = [("/v1/probes", {"steps": steps})] * ops
                     batches[prefix][str(count)] = _batch(deployment, "engine.probe", probes)
@@ -373,13 +375,14 @@ def _run(
                     console.print(f"{count} worker(s): {creates_per_batch} server creates")
                     creates = _servers(site.site_name, f"bench{count}", creates_per_batch)
                     batches["site_"][str(count)] = _batch(deployment, "server.create", creates)
-            for steps, into in ((0, raws), (1, raws_step)):
+            for steps, prefix in STEPS:
                 console.print(f"{count} worker(s): {ops} raw DBOS workflows of {steps} steps")
                 raw_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="raw-")))
                 url = _fresh_database(server_url, raw_root, stack)
                 env = {"CASCADE_LOG_LEVEL": "warning"}
                 counter = commit_counter(server_url, url, stack)
-                into[str(count)] = raw_dbos(url, raw_root, count, ops, clients, env, counter, steps)
+                raw = raw_dbos(url, raw_root, count, ops, clients, env, counter, steps)
+                raws[prefix][str(count)] = raw
         if recovery:
             console.print("recovery: SIGKILL of a worker with workflows in flight")
             seconds, resumed, failed = _recovery(server_url, root)
@@ -387,17 +390,14 @@ def _run(
     for prefix, found in batches.items():
         for name in (each.name for each in fields(Batch)):
             figures[prefix + name] = {n: getattr(batch, name) for n, batch in found.items()}
-    for name in (each.name for each in fields(RawFigures)):
-        figures[f"raw_dbos_{name}"] = {n: getattr(raw, name) for n, raw in raws.items()}
-        figures[f"raw_dbos_step_{name}"] = {n: getattr(raw, name) for n, raw in raws_step.items()}
+    for prefix, ran in raws.items():
+        for name in (each.name for each in fields(RawFigures)):
+            figures[f"raw_dbos_{prefix}{name}"] = {n: getattr(raw, name) for n, raw in ran.items()}
     baseline = figures["baseline_tx_per_s"]
-    cascade_rates, raw_rates = figures["ops_per_s"], figures["raw_dbos_ops_per_s"]
-    figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in cascade_rates.items()}
-    step_rates, raw_step_rates = figures["step_ops_per_s"], figures["raw_dbos_step_ops_per_s"]
-    for suffix, ours, theirs in (
-        ("", cascade_rates, raw_rates),
-        ("_step", step_rates, raw_step_rates),
-    ):
+    figures["ops_vs_baseline"] = {n: rate / baseline for n, rate in figures["ops_per_s"].items()}
+    for _, prefix in STEPS:
+        ours, theirs = figures[f"{prefix}ops_per_s"], figures[f"raw_dbos_{prefix}ops_per_s"]
+        suffix = f"_{prefix.rstrip('_')}" if prefix else ""
         figures[f"ratio{suffix}"] = {n: rate / max(theirs[n], 1e-9) for n, rate in ours.items()}
         best = max(theirs.values())
         figures[f"ratio_to_raw{suffix}"] = max(ours.values()) / best if best else 0.0
