@@ -33,7 +33,7 @@ from openstack.connection import Connection
 from cascade.errors import BadRequest, CascadeError
 from cascade.identity.sealing import write_private
 from cascade.protection.chunks import Chunk, chunk_name, is_chunk_name, sha256_hex
-from cascade.protection.direct_write import write_direct
+from cascade.protection.direct_write import read_direct, write_direct
 from cascade.sites.driver import SiteDriver
 
 T = TypeVar("T")
@@ -135,8 +135,10 @@ class DirectoryChunkStore(ChunkStore):
         os.sync()  # the chunks' data and their renames, in one pass of the kernel
 
     def _read(self, name: str) -> bytes | None:
+        path = self.path(name)
         try:
-            return self.path(name).read_bytes()
+            found = read_direct(path)
+            return path.read_bytes() if found is None else found
         except FileNotFoundError:
             return None
 
