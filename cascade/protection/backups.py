@@ -9,10 +9,12 @@ chunk name and SHA-256), the parent's entries for unchanged blocks included, onc
 chunk is stored: a backup that fails midway leaves nothing a checkpoint references, and the
 next one finds the chunks already stored.
 
-The blocks go in batches of ``BATCH``: the batch's blocks are read and hashed on the
-``parallel`` threads while the previous batch's chunks are claimed (``chunk_claims.claim``:
-one transaction for the batch, which keeps retention's sweep off them) and the new ones put
-in the store on the same threads. The chunks a backup put are made durable in one batch
+The blocks go in batches of ``BATCH``: a batch's blocks are read and hashed on
+``STREAMS`` reader threads while the previous batch's chunks are claimed
+(``chunk_claims.claim``: one transaction for the batch, which keeps retention's sweep off
+them) and the new ones put in the store on as many writer threads; a batch's puts are waited
+for once the next batch's have started, so reads and writes overlap (three batches held at
+most). The chunks a backup put are made durable in one batch
 (``ChunkStore.sync``) and only then marked stored (``chunk_claims.stored``), before any
 manifest names them (also when the backup fails, so the next one finds them).
 
@@ -39,7 +41,7 @@ from cascade.protection.parallel import STREAMS
 from cascade.protection.site_blocks import BlockList, read_block, snapshot_blocks
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 
-BATCH = 8  # blocks claimed in one transaction (two batches of 4 MiB blocks held at once)
+BATCH = 8  # blocks claimed in one transaction (three batches of 4 MiB blocks held at once)
 PROGRESS_EVERY = 0.5  # seconds between two progress writes of a running backup
 
 
@@ -50,6 +52,10 @@ class Block:
     index: int
     size: int
     chunk: Chunk | None
+
+
+Stored = tuple[list[Block], dict[int, tuple[str, "Future[int]"]]]  # a batch and its puts
+Pools = tuple[ThreadPoolExecutor, ThreadPoolExecutor]  # block readers, chunk writers
 
 
 @dataclass
@@ -86,6 +92,7 @@ class VolumeBackup:
     parent: tuple[str, dict[str, list[str]]] | None
     handled: set[str] = field(default_factory=set, compare=False)  # chunk names seen
     unsynced: set[str] = field(default_factory=set, compare=False)  # found or put, to sync
+    putting: dict[str, Future[int]] = field(default_factory=dict, compare=False)  # not settled
 
     def blocks(self) -> tuple[BlockList, dict[str, list[str]]]:
         """The blocks to read and the manifest they update: since the parent's snapshot
@@ -123,10 +130,10 @@ class VolumeBackup:
         self.store.put(chunk)
         return len(chunk.data)
 
-    def store_batch(self, pool: ThreadPoolExecutor, blocks: list[Block]) -> dict[int, int]:
-        """Claim the batch's chunks in one transaction and put those the store lacks, on the
-        pool's threads; per block index the bytes it put (a chunk met before in this
-        volume, or stored already, puts none)."""
+    def store_batch(self, writers: ThreadPoolExecutor, blocks: list[Block]) -> Stored:
+        """Claim the batch's chunks in one transaction and start putting those the store
+        lacks on the writers' threads; the puts, by the index of the block that puts them
+        (a chunk met before in this volume, or stored already, puts none)."""
         first: dict[str, tuple[int, Chunk]] = {}
         for block in blocks:
             if block.chunk is not None and block.chunk.name not in self.handled:
@@ -136,28 +143,41 @@ class VolumeBackup:
             self.db, self.store.url, {n: (c.sha256, len(c.data)) for n, (_i, c) in first.items()}
         )
         puts = {
-            name: pool.submit(self.keep, first[name][1], state)
+            first[name][0]: (name, writers.submit(self.keep, first[name][1], state))
             for name, state in states.items()
             if state != "stored"
         }
-        put: dict[int, int] = {}
-        for name, future in puts.items():  # synced and marked stored only once in the store
-            put[first[name][0]] = future.result()
-            self.unsynced.add(name)
-        return put
+        self.putting.update(puts.values())
+        return blocks, puts
 
-    def backed_up(
-        self, pool: ThreadPoolExecutor, indexes: list[int]
-    ) -> Iterator[tuple[Block, int]]:
-        """Every block read, with the bytes its chunk put in the store: a batch is read
-        while the one before is claimed and stored."""
+    def settled(self, batch: Stored) -> Iterator[tuple[Block, int]]:
+        """The batch's blocks with the bytes each put, once its puts are done (a chunk is
+        synced and marked stored only once it is in the store)."""
+        blocks, puts = batch
+        put: dict[int, int] = {}
+        for index, (name, future) in puts.items():
+            put[index] = future.result()
+            self.unsynced.add(name)
+            del self.putting[name]
+        yield from ((block, put.get(block.index, 0)) for block in blocks)
+
+    def backed_up(self, pools: Pools, indexes: list[int]) -> Iterator[tuple[Block, int]]:
+        """Every block read, with the bytes its chunk put in the store: the readers read a
+        batch while the one before is claimed and its puts start on the writers, and a
+        batch's puts are waited for only once the next batch's have started."""
+        readers, writers = pools
         batches = [indexes[n : n + BATCH] for n in range(0, len(indexes), BATCH)]
         reading: list[Future[Block]] = []
+        storing: Stored | None = None
         for upcoming in [*batches, []]:
             read = [future.result() for future in reading]
-            reading = [pool.submit(self.read, index) for index in upcoming]
-            put = self.store_batch(pool, read)
-            yield from ((block, put.get(block.index, 0)) for block in read)
+            reading = [readers.submit(self.read, index) for index in upcoming]
+            started = self.store_batch(writers, read)
+            if storing is not None:
+                yield from self.settled(storing)
+            storing = started
+        if storing is not None:
+            yield from self.settled(storing)
 
     def run(self) -> dict[str, int]:
         listed, manifest = self.blocks()
@@ -168,9 +188,12 @@ class VolumeBackup:
             status="backing-up",
         )
         progress = Progress()
-        pool = ThreadPoolExecutor(STREAMS, thread_name_prefix="blocks")
+        pools = (
+            ThreadPoolExecutor(STREAMS, thread_name_prefix="block-reads"),
+            ThreadPoolExecutor(STREAMS, thread_name_prefix="chunk-puts"),
+        )
         try:
-            for block, put in self.backed_up(pool, listed.blocks):
+            for block, put in self.backed_up(pools, listed.blocks):
                 if block.chunk is not None:
                     manifest[str(block.index)] = [block.chunk.name, block.chunk.sha256]
                 else:
@@ -178,7 +201,9 @@ class VolumeBackup:
                 if progress.add(block.size, put):
                     self._counters(progress)
         finally:  # durable before a manifest names them; kept for the next run on failure
-            pool.shutdown(wait=True, cancel_futures=True)
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
+            self.unsynced.update(name for name, f in self.putting.items() if _put(f))
             stored(self.db, self.store, sorted(self.unsynced))
         self._counters(progress)
         self._write(blocks=manifest, status="available")
@@ -207,6 +232,11 @@ class VolumeBackup:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _put(future: Future[int]) -> bool:
+    """Whether a chunk's put, left unsettled by a failure elsewhere, ended in the store."""
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def parent_of(session: Session, checkpoint: Checkpoint, volume_id: str) -> CheckpointVolume | None:
