@@ -6,12 +6,12 @@ back with the SHA-256 the caller keeps in its manifest (both digests verified:
 ``ChunkCorrupt`` otherwise), listed and deleted (retention decides what; the store only does
 it). Two backends: a directory (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out
 directories, written to a temporary file (past the page cache where it can be:
-``direct_write``) and renamed, made durable in a batch by ``sync``)
+``direct_io``) and renamed, made durable in a batch by ``sync``; read back past it too)
 a container of a registered site's object store (``site://SITE/CONTAINER``; Swift's PUT
 is atomic and durable per object, ``sync`` has nothing to do), through the site's
 openstacksdk connection inside ``SiteDriver.call``, and a bucket of an S3-compatible store
 (``s3_store``: ``s3://HOST[:PORT]/BUCKET``, or ``s3+http://`` without TLS). Imports
-``cascade.sites``, ``cascade.errors``, ``chunks``, ``direct_write``, ``s3_store`` (when an S3
+``cascade.sites``, ``cascade.errors``, ``chunks``, ``direct_io``, ``s3_store`` (when an S3
 URL is opened) and ``cascade.identity.sealing``'s atomic file write.
 """
 
@@ -33,7 +33,7 @@ from openstack.connection import Connection
 from cascade.errors import BadRequest, CascadeError
 from cascade.identity.sealing import write_private
 from cascade.protection.chunks import Chunk, chunk_name, is_chunk_name, sha256_hex
-from cascade.protection.direct_write import read_direct, write_direct
+from cascade.protection.direct_io import read_direct, write_direct
 from cascade.sites.driver import SiteDriver
 
 T = TypeVar("T")
