@@ -32,7 +32,7 @@ from openstack.connection import Connection
 
 from cascade.errors import BadRequest, CascadeError
 from cascade.identity.sealing import write_private
-from cascade.protection.chunks import Chunk, chunk_name, is_chunk_name, sha256_hex
+from cascade.protection.chunks import Chunk, digests, is_chunk_name
 from cascade.protection.direct_io import read_direct, write_direct
 from cascade.sites.driver import SiteDriver
 
@@ -71,9 +71,10 @@ class ChunkStore(ABC):
         data = self._read(self._checked(name))
         if data is None:
             raise ChunkCorrupt(name, self.url, "it is missing")
-        if chunk_name(data) != name:
+        found_name, found_sha256 = digests(data)
+        if found_name != name:
             raise ChunkCorrupt(name, self.url, "its bytes do not hash to its name")
-        if sha256_hex(data) != sha256:
+        if found_sha256 != sha256:
             raise ChunkCorrupt(name, self.url, f"its SHA-256 is not {sha256}")
         return data
 

@@ -4,10 +4,10 @@ A chunk's identity is the BLAKE3-256 hex of its bytes (``chunk_name``): cryptogr
 tenant cannot craft two blocks with one name and poison deduplication across volumes; its
 integrity digest is SHA-256 (``sha256_hex``), which the caller keeps in its manifest and the
 store verifies on every read. A ``Chunk`` is bytes with both digests, computed once from
-them (``Chunk.of``): what a backup claims and the store puts, never hashed again on the
-way. An all-zero block is no chunk (``is_zero``). ``hash_rates`` measures the candidates on
-this machine (for ``cascade bench protect``; docs/decisions.md has the figures behind the
-choice). Imports only the standard library, blake3 and xxhash.
+them in one pass (``digests``, ``Chunk.of``): what a backup claims and the store puts,
+never hashed again on the way. An all-zero block is no chunk (``is_zero``). ``hash_rates``
+measures the candidates on this machine (for ``cascade bench protect``; docs/decisions.md
+has the figures behind the choice). Imports only the standard library, blake3 and xxhash.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import xxhash
 
 NAME_LENGTH = 64  # hex digits of a 256-bit BLAKE3 digest
 MIB = 1024 * 1024
+PIECE = 256 * 1024  # bytes both digests hash in turn (fits a core's L2 cache)
 
 
 def chunk_name(data: bytes) -> str:
@@ -34,6 +35,20 @@ def chunk_name(data: bytes) -> str:
 def sha256_hex(data: bytes) -> str:
     """The chunk's integrity digest, kept by the caller and verified on every read."""
     return hashlib.sha256(data).hexdigest()
+
+
+def digests(data: bytes) -> tuple[str, str]:
+    """``chunk_name`` and ``sha256_hex`` of ``data`` in one pass: both hashes take each
+    ``PIECE`` in turn while it is still in the core's cache, instead of each reading the
+    whole 4 MiB from memory (both together 1,353-1,366 MiB/s against 1,014-1,055, measured
+    on 256 MiB of blocks; docs/benchmarks.md)."""
+    name, integrity = blake3.blake3(), hashlib.sha256()
+    with memoryview(data) as view:
+        for start in range(0, len(view), PIECE):
+            piece = view[start : start + PIECE]
+            name.update(piece)
+            integrity.update(piece)
+    return name.hexdigest(), integrity.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ class Chunk:
 
     @classmethod
     def of(cls, data: bytes) -> Chunk:
-        return cls(data, chunk_name(data), sha256_hex(data))
+        return cls(data, *digests(data))
 
 
 @lru_cache(maxsize=4)

@@ -23,7 +23,15 @@ from cascade.protection.chunk_store import (
     ObjectChunkStore,
     open_store,
 )
-from cascade.protection.chunks import Chunk, chunk_name, hash_rates, is_zero, sha256_hex
+from cascade.protection.chunks import (
+    PIECE,
+    Chunk,
+    chunk_name,
+    digests,
+    hash_rates,
+    is_zero,
+    sha256_hex,
+)
 from cascade.protection.direct_io import ALIGN, read_direct, write_direct
 from cascade.protection.s3_store import ChunkStoreFailed, S3ChunkStore
 from cascade.sites.driver import SiteDriver
@@ -155,6 +163,12 @@ def test_a_chunk_carries_the_digests_of_its_bytes_and_zeros_are_no_chunk(
     with pytest.raises(BadRequest, match="not a chunk name"):
         backend.store.has("../../etc/passwd")
     assert list(backend.store.names()) == []
+
+
+def test_both_digests_in_one_pass_equal_each_hash_alone() -> None:
+    for size in (0, 1, PIECE - 1, PIECE, PIECE + 1, 4 << 20, (4 << 20) + 5):
+        data = os.urandom(size)
+        assert digests(data) == (chunk_name(data), sha256_hex(data)), size
 
 
 def test_directory_layout_and_no_temporary_files(tmp_path: Path) -> None:
