@@ -54,7 +54,7 @@ class Block:
     chunk: Chunk | None
 
 
-Stored = tuple[list[Block], dict[int, tuple[str, "Future[int]"]]]  # a batch and its puts
+Stored = tuple[list[Block], dict[int, "Future[int]"]]  # a batch and its puts, by block index
 Pools = tuple[ThreadPoolExecutor, ThreadPoolExecutor]  # block readers, chunk writers
 
 
@@ -92,7 +92,6 @@ class VolumeBackup:
     parent: tuple[str, dict[str, list[str]]] | None
     handled: set[str] = field(default_factory=set, compare=False)  # chunk names seen
     unsynced: set[str] = field(default_factory=set, compare=False)  # found or put, to sync
-    putting: dict[str, Future[int]] = field(default_factory=dict, compare=False)  # not settled
 
     def blocks(self) -> tuple[BlockList, dict[str, list[str]]]:
         """The blocks to read and the manifest they update: since the parent's snapshot
@@ -124,11 +123,15 @@ class VolumeBackup:
 
     def keep(self, chunk: Chunk, state: str) -> int:
         """Make sure the store holds a chunk claimed in ``state`` ("new", or "uploading":
-        put by a backup that did not sync it); the bytes this call put."""
-        if state == "uploading" and self.store.has(chunk.name):
-            return 0
-        self.store.put(chunk)
-        return len(chunk.data)
+        put by a backup that did not sync it); the bytes this call put. Once it is there it
+        is to be synced and marked stored, also if the backup fails before its batch is
+        settled."""
+        put = 0
+        if state != "uploading" or not self.store.has(chunk.name):
+            self.store.put(chunk)
+            put = len(chunk.data)
+        self.unsynced.add(chunk.name)
+        return put
 
     def store_batch(self, writers: ThreadPoolExecutor, blocks: list[Block]) -> Stored:
         """Claim the batch's chunks in one transaction and start putting those the store
@@ -143,22 +146,16 @@ class VolumeBackup:
             self.db, self.store.url, {n: (c.sha256, len(c.data)) for n, (_i, c) in first.items()}
         )
         puts = {
-            first[name][0]: (name, writers.submit(self.keep, first[name][1], state))
+            first[name][0]: writers.submit(self.keep, first[name][1], state)
             for name, state in states.items()
             if state != "stored"
         }
-        self.putting.update(puts.values())
         return blocks, puts
 
     def settled(self, batch: Stored) -> Iterator[tuple[Block, int]]:
-        """The batch's blocks with the bytes each put, once its puts are done (a chunk is
-        synced and marked stored only once it is in the store)."""
+        """The batch's blocks with the bytes each put, once its puts are done."""
         blocks, puts = batch
-        put: dict[int, int] = {}
-        for index, (name, future) in puts.items():
-            put[index] = future.result()
-            self.unsynced.add(name)
-            del self.putting[name]
+        put = {index: future.result() for index, future in puts.items()}
         yield from ((block, put.get(block.index, 0)) for block in blocks)
 
     def backed_up(self, pools: Pools, indexes: list[int]) -> Iterator[tuple[Block, int]]:
@@ -203,7 +200,6 @@ class VolumeBackup:
         finally:  # durable before a manifest names them; kept for the next run on failure
             for pool in pools:
                 pool.shutdown(wait=True, cancel_futures=True)
-            self.unsynced.update(name for name, f in self.putting.items() if _put(f))
             stored(self.db, self.store, sorted(self.unsynced))
         self._counters(progress)
         self._write(blocks=manifest, status="available")
@@ -232,11 +228,6 @@ class VolumeBackup:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-
-
-def _put(future: Future[int]) -> bool:
-    """Whether a chunk's put, left unsettled by a failure elsewhere, ended in the store."""
-    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def parent_of(session: Session, checkpoint: Checkpoint, volume_id: str) -> CheckpointVolume | None:

@@ -349,7 +349,7 @@ def _run(
     site_ops: tuple[int, float],
     server_url: str | None,
     recovery: bool,
-    clients: int = CLIENTS,
+    clients: int,
 ) -> dict[str, Any]:
     (creates_per_batch, build_seconds) = site_ops
     figures: dict[str, Any] = {"database": "postgresql" if server_url else "sqlite"}
