@@ -53,13 +53,14 @@ def test_commits_are_counted_once_an_idle_backend_has_published(postgres_url: st
     with ExitStack() as stack:
         counter = commit_counter(SERVER, postgres_url, stack)
         assert counter is not None
-        url = make_url(postgres_url).set(drivername="postgresql")
-        with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
-            _commit(connection, 100)  # before the meter: published, then not counted
+        url = make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(url) as earlier:
+            _commit(earlier, 100)  # before the meter: published as the backend exits
+        with psycopg.connect(url) as connection:
             deadline = time.monotonic() + 60
-            while counter.read() < 101:  # the 100 and the connection's start
-                assert time.monotonic() < deadline, "the first 100 commits were never published"
-                time.sleep(0.2)
+            while counter.read() < 102:  # those, and each connection's start
+                assert time.monotonic() < deadline, "the earlier commits were never published"
+                time.sleep(0.1)
             meter = CostMeter({}, counter)
             _commit(connection, 100)
             spent = meter.stop()  # the connection stays open, idle
