@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from cascade.cli.bench.engine_costs import CostMeter, commit_counter, cpu_seconds, meter_groups
+from cascade.sites.waits import until
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -57,10 +58,9 @@ def test_commits_are_counted_once_an_idle_backend_has_published(postgres_url: st
         with psycopg.connect(url) as earlier:
             _commit(earlier, 100)  # before the meter: published as the backend exits
         with psycopg.connect(url) as connection:
-            deadline = time.monotonic() + 60
-            while counter.read() < 102:  # those, and each connection's start
-                assert time.monotonic() < deadline, "the earlier commits were never published"
-                time.sleep(0.1)
+            until(  # those, and each connection's start
+                counter.read, lambda n: n >= 102, lambda n: f"{n} commits published", 60
+            )
             meter = CostMeter({}, counter)
             _commit(connection, 100)
             spent = meter.stop()  # the connection stays open, idle

@@ -21,10 +21,10 @@ PostgreSQL 15.20: an idle worker's counts (Cascade's or raw DBOS's) appear about
 second, 100 commits of a connection left idle appear 10 s later, all of them, when its
 transactions read a table. A backend whose transactions touch no table (``SELECT 1``) has
 only its commit count pending, which PostgreSQL 15 does not publish on its own: after its
-first report, 100 such commits stayed unpublished for 28 s (and a connection running such
-transactions every 50 ms published once in 75 s); every transaction of a worker or an API
-process reads or writes a table. So a figure can miss or gain about a second of one
-process's commits at each end of the batch. What is taken off for the
+first report, 100 such commits stayed unpublished for 28 s (likely also why a connection
+running only reads every 50 ms once published once in 75 s); every transaction of a worker
+or an API process reads or writes a table. So a figure can miss or gain about a second of
+one process's commits at each end of the batch. What is taken off for the
 settle is the idle rate times ``STATS_SETTLE_S``, so the rate's error grows by
 ``STATS_SETTLE_S`` over the window it is read in: with a 3 s window, a CI run on a slow machine
 (idle polling 69 commits/s, 20 probes) counted 1.3 commits per probe where every probe makes
