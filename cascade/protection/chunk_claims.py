@@ -106,7 +106,7 @@ def _batches(names: list[str]) -> Iterator[list[str]]:
 
 def stored(db: Database, store: ChunkStore, names: list[str]) -> None:
     """Once the store has made them durable, the chunks put count as stored."""
-    store.sync()
+    store.sync(names)
     with db.session() as session:
         for batch in _batches(names):
             session.execute(

@@ -6,7 +6,8 @@ back with the SHA-256 the caller keeps in its manifest (both digests verified:
 ``ChunkCorrupt`` otherwise), listed and deleted (retention decides what; the store only does
 it). Two backends: a directory (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out
 directories, written to a temporary file (past the page cache where it can be:
-``direct_io``) and renamed, made durable in a batch by ``sync``; read back past it too)
+``direct_io``) and renamed, made durable by ``sync`` of their names (each file and each
+fan-out directory flushed, nothing else of the machine's; read back past the cache too)
 a container of a registered site's object store (``site://SITE/CONTAINER``; Swift's PUT
 is atomic and durable per object, ``sync`` has nothing to do), through the site's
 openstacksdk connection inside ``SiteDriver.call``, and a bucket of an S3-compatible store
@@ -83,8 +84,9 @@ class ChunkStore(ABC):
         self._remove(self._checked(name))
 
     @abstractmethod
-    def sync(self) -> None:
-        """Make every chunk put so far durable (one batch, not one flush per chunk)."""
+    def sync(self, names: list[str]) -> None:
+        """Make the chunks ``names`` (put, or found in the store) durable, in one batch after
+        their puts rather than one flush per put."""
 
     @abstractmethod
     def names(self) -> Iterator[str]:
@@ -130,10 +132,24 @@ class DirectoryChunkStore(ChunkStore):
         """A temporary file renamed: past the page cache where it can be, else through it."""
         path = self.path(name)
         if not write_direct(path, data):
-            write_private(path, data, durable=False)
+            write_private(path, data)  # through the cache: flushed here, on the put's thread
 
-    def sync(self) -> None:
-        os.sync()  # the chunks' data and their renames, in one pass of the kernel
+    def sync(self, names: list[str]) -> None:
+        """Each chunk file, then each directory holding one, flushed (``os.fsync``): the
+        first flush commits the filesystem's journal, with every rename in it, and the
+        written bytes already went past the cache; what else the machine has to write back
+        (a site's fresh snapshot, on one machine) is not waited for, as ``os.sync`` would.
+        A chunk missing by now is left to the caller's manifest check."""
+        paths = [self.path(self._checked(name)) for name in names]
+        for path in [*paths, *sorted({path.parent for path in paths})]:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _read(self, name: str) -> bytes | None:
         path = self.path(name)
@@ -165,7 +181,7 @@ class ObjectChunkStore(ChunkStore):
         self.url = f"site://{driver.access.name}/{container}"
         self._container_made = False
 
-    def sync(self) -> None:
+    def sync(self, names: list[str]) -> None:
         return None  # a Swift PUT is durable when it answers
 
     def names(self) -> Iterator[str]:

@@ -100,7 +100,7 @@ class S3ChunkStore(ChunkStore):
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
         self._bucket_made = False
 
-    def sync(self) -> None:
+    def sync(self, names: list[str]) -> None:
         return None  # an S3 PUT is durable when it answers
 
     def names(self) -> Iterator[str]:

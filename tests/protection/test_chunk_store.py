@@ -183,6 +183,29 @@ def test_directory_layout_and_no_temporary_files(tmp_path: Path) -> None:
     ]
 
 
+def test_sync_flushes_the_named_chunks_and_their_directories_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirectoryChunkStore(tmp_path / "chunks")
+    names = [stored(store, data)[0] for data in (os.urandom(4 << 20), b"small", b"other")]
+    flushed: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "sync", lambda: pytest.fail("the whole machine flushed"))
+    missing = chunk_name(b"never put")
+    store.sync([names[0], names[1], missing])
+    files = [str(store.path(name)) for name in names[:2]]
+    assert flushed[:2] == files  # the third chunk is not named; the missing one is skipped
+    assert sorted(flushed[2:]) == sorted({str(Path(f).parent) for f in files})
+    with pytest.raises(BadRequest):
+        store.sync(["not-a-chunk"])
+
+
 def test_whole_blocks_are_written_past_the_page_cache_others_through_it(tmp_path: Path) -> None:
     store = DirectoryChunkStore(tmp_path / "chunks")
     block, odd = os.urandom(4 << 20), os.urandom(5000)
