@@ -9,11 +9,11 @@ chunk name and SHA-256), the parent's entries for unchanged blocks included, onc
 chunk is stored: a backup that fails midway leaves nothing a checkpoint references, and the
 next one finds the chunks already stored.
 
-The blocks go in batches of ``BATCH``: a batch's blocks are read and hashed on
-``STREAMS`` reader threads while the previous batch's chunks are claimed
-(``chunk_claims.claim``: one transaction for the batch, which keeps retention's sweep off
-them) and the new ones put in the store on as many writer threads; a batch's puts are waited
-for once the next batch's have started, so reads and writes overlap (three batches held at
+The blocks go in batches of ``BATCH``: a batch's blocks are read (contiguous ones in runs of up to
+``RUN``, one request each) and hashed on ``STREAMS`` reader threads while the previous batch's
+chunks are claimed (``chunk_claims.claim``: one transaction for the batch, which keeps retention's
+sweep off them) and the new ones put in the store on as many writer threads; a batch's puts are
+waited for once the next batch's have started, so reads and writes overlap (three batches held at
 most). The chunks a backup put are made durable in one batch
 (``ChunkStore.sync``) and only then marked stored (``chunk_claims.stored``), before any
 manifest names them (also when the backup fails, so the next one finds them).
@@ -38,10 +38,11 @@ from cascade.protection.chunk_claims import claim, stored
 from cascade.protection.chunk_store import ChunkStore
 from cascade.protection.chunks import Chunk, is_zero
 from cascade.protection.parallel import STREAMS
-from cascade.protection.site_blocks import BlockList, read_block, snapshot_blocks
+from cascade.protection.site_blocks import BlockList, read_blocks, snapshot_blocks
 from cascade.sites.driver import SiteCallFailed, SiteDriver
 
 BATCH = 8  # blocks claimed in one transaction (three batches of 4 MiB blocks held at once)
+RUN = 4  # contiguous blocks read in one request
 PROGRESS_EVERY = 0.5  # seconds between two progress writes of a running backup
 
 
@@ -113,13 +114,18 @@ class VolumeBackup:
         )
         return listed, {}
 
-    def read(self, index: int) -> Block:
-        """Block ``index`` of the snapshot, named and hashed (once) unless it is all zeros."""
+    def read(self, listed: BlockList, run: list[int]) -> list[Block]:
+        """A run of the snapshot's contiguous blocks, each named and hashed (once) unless it
+        is all zeros."""
+        first = run[0]
         data = self.driver.call(
-            f"read block {index} of snapshot {self.snapshot_id}",
-            lambda c: read_block(c, self.snapshot_id, index),
+            f"read blocks {first}-{run[-1]} of snapshot {self.snapshot_id}",
+            lambda c: read_blocks(c, self.snapshot_id, first, [listed.length(i) for i in run]),
         )
-        return Block(index, len(data), None if is_zero(data) else Chunk.of(data))
+        return [
+            Block(index, len(block), None if is_zero(block) else Chunk.of(block))
+            for index, block in zip(run, data, strict=True)
+        ]
 
     def keep(self, chunk: Chunk, state: str) -> int:
         """Make sure the store holds a chunk claimed in ``state`` ("new", or "uploading":
@@ -158,17 +164,18 @@ class VolumeBackup:
         put = {index: future.result() for index, future in puts.items()}
         yield from ((block, put.get(block.index, 0)) for block in blocks)
 
-    def backed_up(self, pools: Pools, indexes: list[int]) -> Iterator[tuple[Block, int]]:
+    def backed_up(self, pools: Pools, listed: BlockList) -> Iterator[tuple[Block, int]]:
         """Every block read, with the bytes its chunk put in the store: the readers read a
         batch while the one before is claimed and its puts start on the writers, and a
         batch's puts are waited for only once the next batch's have started."""
         readers, writers = pools
+        indexes = listed.blocks
         batches = [indexes[n : n + BATCH] for n in range(0, len(indexes), BATCH)]
-        reading: list[Future[Block]] = []
+        reading: list[Future[list[Block]]] = []
         storing: Stored | None = None
         for upcoming in [*batches, []]:
-            read = [future.result() for future in reading]
-            reading = [readers.submit(self.read, index) for index in upcoming]
+            read = [block for future in reading for block in future.result()]
+            reading = [readers.submit(self.read, listed, run) for run in runs(upcoming)]
             started = self.store_batch(writers, read)
             if storing is not None:
                 yield from self.settled(storing)
@@ -190,7 +197,7 @@ class VolumeBackup:
             ThreadPoolExecutor(STREAMS, thread_name_prefix="chunk-puts"),
         )
         try:
-            for block, put in self.backed_up(pools, listed.blocks):
+            for block, put in self.backed_up(pools, listed):
                 if block.chunk is not None:
                     manifest[str(block.index)] = [block.chunk.name, block.chunk.sha256]
                 else:
@@ -228,6 +235,17 @@ class VolumeBackup:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+
+
+def runs(indexes: list[int]) -> list[list[int]]:
+    """``indexes`` (ascending) cut into runs of contiguous blocks, at most ``RUN`` each."""
+    cut: list[list[int]] = []
+    for index in indexes:
+        if cut and len(cut[-1]) < RUN and cut[-1][-1] + 1 == index:
+            cut[-1].append(index)
+        else:
+            cut.append([index])
+    return cut
 
 
 def parent_of(session: Session, checkpoint: Checkpoint, volume_id: str) -> CheckpointVolume | None:

@@ -1,9 +1,9 @@
-"""The site's block-data service at ``/block-data/v1`` (the shape of a data mover such as
-AWS's EBS direct APIs): a snapshot's allocated or changed blocks (from extents and the
-changed-block maps, no content read), a snapshot's block, a block written into an available
-volume, and per-block sha256 digests of a volume or a snapshot computed at the site. Also
-``/sim/v1/block-io``: the bytes each snapshot had read and each volume had written through it
-since the site-sim started (for tests), and the ``block_read_failures_after`` fault.
+"""The site's block-data service at ``/block-data/v1`` (the shape of a data mover such as AWS's EBS
+direct APIs): a snapshot's allocated or changed blocks (from extents and the changed-block maps, no
+content read), a run of a snapshot's contiguous blocks in one response, a block written into an
+available volume, and per-block sha256 digests of a volume or a snapshot computed at the site. Also
+``/sim/v1/block-io``: the bytes each snapshot had read and each volume had written through it since
+the site-sim started (for tests), and the ``block_read_failures_after`` fault.
 
 Imports ``disk``, ``records``, ``recovery``, ``tracking`` and ``data`` of this package.
 """
@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from cascade.api.keystone import Caller
@@ -32,6 +32,8 @@ from cascade_sim.volume.disk import GIB, data_file
 from cascade_sim.volume.records import LABELS, Json, load, require_status
 from cascade_sim.volume.recovery import recovered
 from cascade_sim.volume.tracking import BLOCK, allocated_blocks, block_count, changed_blocks
+
+MAX_RUN = 16  # contiguous blocks one read may ask for (64 MiB)
 
 
 @dataclass
@@ -130,17 +132,27 @@ def list_snapshot_blocks(
 @block_data.get(
     "/snapshots/{snapshot_id}/blocks/{index}",
     response_class=Response,
-    summary="A block of a snapshot",
+    summary="A block of a snapshot, or a run of contiguous blocks from it",
 )
-def read_snapshot_block(snapshot_id: str, index: int, caller: Caller, site: RegionDep) -> Response:
-    """The block's bytes sent from the snapshot file's pages (mapped, never copied into a
-    buffer of ours: a snapshot's file is never written, only replaced or unlinked, which
-    leaves a mapping whole)."""
-    offset, length = _block_range("snapshot", _snapshot(site, caller, snapshot_id), index)
+def read_snapshot_blocks(
+    snapshot_id: str,
+    index: int,
+    caller: Caller,
+    site: RegionDep,
+    count: int = Query(1, ge=1, le=MAX_RUN, description="blocks from ``index`` on, in order"),
+) -> Response:
+    """The bytes of blocks ``index`` to ``index + count - 1`` one after the other, sent from
+    the snapshot file's pages (mapped, never copied into a buffer of ours: a snapshot's file
+    is never written, only replaced or unlinked, which leaves a mapping whole)."""
+    snapshot = _snapshot(site, caller, snapshot_id)
+    offset, _length = _block_range("snapshot", snapshot, index)
+    last, last_length = _block_range("snapshot", snapshot, index + count - 1)
+    length = last + last_length - offset
     counters = block_io(site)
     with counters.lock:
-        if site.faults.block_read_fails():
-            raise SimError(500, f"injected failure reading block {index} of {snapshot_id}.")
+        for block in range(index, index + count):
+            if site.faults.block_read_fails():
+                raise SimError(500, f"injected failure reading block {block} of {snapshot_id}.")
     with data_file(site, "snapshot", snapshot_id).open("rb") as handle:
         mapped = mmap.mmap(handle.fileno(), length, offset=offset, access=mmap.ACCESS_READ)
     mapped.madvise(mmap.MADV_WILLNEED)  # read ahead here, not when the event loop sends it

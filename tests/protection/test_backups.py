@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cascade.cli.embedded import EmbeddedSite
+from cascade.protection.backups import RUN, runs
 from cascade.protection.chunk_store import open_store
 from cascade.protection.site_blocks import snapshot_digests, volume_digests
 from cascade.sites.driver import SiteDriver
@@ -38,7 +39,7 @@ from tests.protection.vnf import (
 
 BLOCK = 4 << 20
 BEFORE, AFTER = b"consistent-", b"too-late---"
-BLOCKS = (0, 7, 200)  # blocks of each volume written before the checkpoint
+BLOCKS = (0, 7, 8, 200)  # blocks of each volume written before the checkpoint (7-8: one read)
 __all__ = ["s3_server"]
 SHARED = pytest.mark.xdist_group("protection-backups-sites")  # one process starts them once
 
@@ -87,6 +88,13 @@ def _restored(client: TestClient, token: str, checkpoint_id: str, **mapping: Any
 
 def _volumes(plan: dict[str, Any]) -> list[str]:
     return [v for member in plan["members"] for v in member["volumes"]]
+
+
+def test_contiguous_blocks_are_read_in_runs_of_at_most_run() -> None:
+    assert RUN == 4
+    indexes = [*range(10), 12, 14, 15]
+    assert runs(indexes) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [12], [14, 15]]
+    assert runs([]) == []
 
 
 @SHARED

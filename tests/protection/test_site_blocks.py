@@ -1,6 +1,6 @@
-"""Cascade's client of a site's block-data service, through ``SiteDriver`` against a real
-site-sim served over HTTP: a snapshot's blocks and the blocks changed since an older one,
-blocks read and written into another volume, digests compared at the site, and errors
+"""Cascade's client of a site's block-data service, through ``SiteDriver`` against a real site-sim
+served over HTTP: a snapshot's blocks and the blocks changed since an older one, blocks read (one at
+a time and in a run) and written into another volume, digests compared at the site, and errors
 surfacing as ``SiteCallFailed`` with their HTTP status."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from openstack.connection import Connection
 
 from cascade.protection.site_blocks import (
     BlockList,
-    read_block,
+    read_blocks,
     snapshot_blocks,
     snapshot_digests,
     volume_digests,
@@ -76,8 +76,12 @@ def test_blocks_listed_read_written_and_verified(site: ThreadedSite) -> None:
     assert changed == BlockList(BLOCK, GIB, [40, 41])
 
     target = at.call("create volume", new_volume)
+    assert at.call("read a run", lambda c: read_blocks(c, second, 40, [BLOCK, BLOCK])) == [
+        data[40],
+        data[41],
+    ]
     for index in listed.blocks:
-        block = at.call("read block", lambda c, i=index: read_block(c, second, i))
+        [block] = at.call("read block", lambda c, i=index: read_blocks(c, second, i, [BLOCK]))
         assert block == data[index]
         at.call("write block", lambda c, i=index, b=block: write_block(c, target, i, b))
     restored = at.call("digests", lambda c: volume_digests(c, target))
@@ -93,7 +97,7 @@ def test_errors_surface_as_site_call_failed_with_the_status(site: ThreadedSite) 
     snap = at.call("snapshot", lambda c: new_snapshot(c, volume))
 
     with pytest.raises(SiteCallFailed) as missing:
-        at.call("read block", lambda c: read_block(c, "no-such-snapshot", 0))
+        at.call("read block", lambda c: read_blocks(c, "no-such-snapshot", 0, [BLOCK]))
     assert missing.value.http_status == 404
     assert "no-such-snapshot" in missing.value.reason
     with pytest.raises(SiteCallFailed) as short:
@@ -106,9 +110,9 @@ def test_errors_surface_as_site_call_failed_with_the_status(site: ThreadedSite) 
     )
     try:
         with pytest.raises(SiteCallFailed) as failing:  # retried as transient until the deadline
-            at.call("read block", lambda c: read_block(c, snap, 0))
+            at.call("read block", lambda c: read_blocks(c, snap, 0, [BLOCK]))
         assert failing.value.http_status == 500
         assert "injected failure" in failing.value.reason
     finally:
         at.call("clear faults", lambda c: sim_call(c, site, "DELETE", "/faults"))
-    assert at.call("read block", lambda c: read_block(c, snap, 0))[:1] == b"x"
+    assert at.call("read block", lambda c: read_blocks(c, snap, 0, [BLOCK]))[0][:1] == b"x"

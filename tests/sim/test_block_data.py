@@ -1,5 +1,6 @@
 """The site's block-data service: a snapshot's allocated blocks, the blocks changed between two
-snapshots of a volume (single and group snapshots), reads counted per snapshot, blocks written
+snapshots of a volume (single and group snapshots), runs of contiguous blocks read in one
+response, reads counted per snapshot, blocks written
 into a volume and per-block digests compared, bad input, the read-failure fault, and the
 changed-block maps surviving a site-sim restart."""
 
@@ -101,6 +102,13 @@ def test_listing_and_changed_blocks_read_only_what_changed(
     for index, data in changed.items():
         assert read_block(site_client, site_headers, second, index) == data
     assert block_io(site_client, site_headers)["read_bytes"] == {second: 3 * BLOCK}
+    run = site_client.get(
+        f"{BD}/snapshots/{second}/blocks/9", headers=site_headers, params={"count": 2}
+    )
+    assert run.status_code == 200, run.text
+    assert run.content[BLOCK:] == changed[10]  # block 9 (a hole) then block 10
+    assert run.content[:BLOCK] == bytes(BLOCK)
+    assert block_io(site_client, site_headers)["read_bytes"] == {second: 5 * BLOCK}
     third = snapshot(site_client, site_headers, vol["id"])
     assert blocks(site_client, site_headers, third, since=second) == [100]
     assert blocks(site_client, site_headers, third, since=first) == [10, 50, 100, 255]
@@ -212,6 +220,10 @@ def test_bad_input_and_refusals(
 
     assert_block_error(site_client.get(f"{url}/256", headers=site_headers), 400, "outside")
     assert_block_error(site_client.get(f"{url}/-1", headers=site_headers), 400, "outside")
+    past_end = site_client.get(f"{url}/250", headers=site_headers, params={"count": 7})
+    assert_block_error(past_end, 400, "Block 256", "outside")
+    too_long = site_client.get(f"{url}/0", headers=site_headers, params={"count": 17})
+    assert_block_error(too_long, 400, "count", "less than or equal to 16")
     put = f"{BD}/volumes/{other['id']}/blocks"
     assert_block_error(
         site_client.put(f"{put}/0", content=b"short", headers=site_headers), 400, "not 5"
