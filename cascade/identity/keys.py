@@ -1,4 +1,5 @@
-"""Fernet key repository: owns the key repository on disk; imports only stdlib and cryptography.
+"""Fernet key repository: owns the key repository on disk; imports stdlib, cryptography,
+``cascade.errors`` and ``sealing``'s flush.
 
 Layout is the one ``keystone-manage fernet_setup`` / ``fernet_rotate`` produce, so a
 Keystone server and Cascade can share a repository (or copies of it):
@@ -24,6 +25,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from cascade.errors import Internal
+from cascade.identity.sealing import flush
 
 STAGED = 0
 _DIR_MODE = 0o700
@@ -116,7 +118,7 @@ class KeyRepository:
         _check_key(key)
         self._ensure_dir()
         os.replace(self._write_temp(key.strip()), self._file(number))
-        self._sync_dir()
+        flush(self.path)
 
     def read_all(self) -> dict[int, bytes]:
         """Every key in the repository by number; raises if there are none."""
@@ -170,13 +172,6 @@ class KeyRepository:
                 os.unlink(name)
             raise
         return Path(name)
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def rotated(keys: dict[int, bytes], max_active_keys: int) -> dict[int, bytes]:

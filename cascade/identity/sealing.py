@@ -1,5 +1,6 @@
 """Key material in transit between the identity master and a site: sealed, i.e. encrypted and
-authenticated for exactly one recipient. Imports only stdlib and cryptography.
+authenticated for exactly one recipient; also the private-file write and the flush other
+modules' files use. Imports only stdlib and cryptography.
 
 Every node (the master, each replica, each site-sim) holds an X25519 key pair in a 0600 file
 of its data directory. The master and a site exchange public keys when the site registers
@@ -101,17 +102,26 @@ class NodeKey:
         return private
 
 
-def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Atomically write ``data`` to ``path`` as a 0600 file (never readable by others);
-    ``durable``: fsynced before the rename (else the caller syncs later, in a batch)."""
+def flush(path: Path) -> None:
+    """Make a file's or a directory's contents durable (``os.fsync``); for a directory, the
+    names made or renamed in it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomically write ``data`` to ``path`` as a 0600 file (never readable by others),
+    fsynced before the rename (the rename's durability is the directory's: ``flush`` it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -13,12 +13,12 @@ is atomic and durable per object, ``sync`` has nothing to do), through the site'
 openstacksdk connection inside ``SiteDriver.call``, and a bucket of an S3-compatible store
 (``s3_store``: ``s3://HOST[:PORT]/BUCKET``, or ``s3+http://`` without TLS). Imports
 ``cascade.sites``, ``cascade.errors``, ``chunks``, ``direct_io``, ``s3_store`` (when an S3
-URL is opened) and ``cascade.identity.sealing``'s atomic file write.
+URL is opened) and ``cascade.identity.sealing``'s atomic file write and flush.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -32,7 +32,7 @@ from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 
 from cascade.errors import BadRequest, CascadeError
-from cascade.identity.sealing import write_private
+from cascade.identity.sealing import flush, write_private
 from cascade.protection.chunks import Chunk, digests, is_chunk_name
 from cascade.protection.direct_io import read_direct, write_direct
 from cascade.sites.driver import SiteDriver
@@ -142,14 +142,8 @@ class DirectoryChunkStore(ChunkStore):
         A chunk missing by now is left to the caller's manifest check."""
         paths = [self.path(self._checked(name)) for name in names]
         for path in [*paths, *sorted({path.parent for path in paths})]:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                flush(path)
 
     def _read(self, name: str) -> bytes | None:
         path = self.path(name)

@@ -108,7 +108,7 @@ def read_blocks(c: Connection, snapshot_id: str, first: int, lengths: list[int])
     params = {"count": len(lengths)}
     response = _request(c, "GET", path, params=params, headers=RAW, stream=True)
     with response:  # undecoded, each read is the socket's bytes (decoding would copy them)
-        blocks = [bytes(response.raw.read(length, decode_content=False)) for length in lengths]
+        blocks = [response.raw.read(length, decode_content=False) for length in lengths]
     got = sum(map(len, blocks))
     if got != sum(lengths):  # a site that sent fewer blocks than asked (no runs)
         raise ClientException(
