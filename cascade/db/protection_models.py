@@ -125,9 +125,10 @@ class CheckpointVolume(Base):
 
 
 class StoredChunk(Base):
-    """A chunk Cascade puts in a chunk store (``name``: its BLAKE3, ``sha256`` its integrity
-    digest); ``state`` uploading, stored or deleting. ``claimed_at``: the last time a backup
-    counted on it, which retention's sweep respects (see ``backups``)."""
+    """A chunk Cascade puts in a chunk store (``name`` and ``sha256``: the SHA-256 of its
+    bytes; the name is a BLAKE3 in stores written before 2026-12-07); ``state`` uploading,
+    stored or deleting. ``claimed_at``: the last time a backup counted on it, which
+    retention's sweep respects (see ``backups``)."""
 
     __tablename__ = "stored_chunks"
     store_url: Mapped[str] = mapped_column(String(512), primary_key=True)

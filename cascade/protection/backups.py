@@ -3,7 +3,7 @@
 A volume's backup reads only the blocks its snapshot changed since the same volume's
 snapshot in the plan's previous checkpoint (the site's block-data service lists them from
 its change tracking; the first backup lists the allocated blocks), names each block by
-content (``chunks.Chunk``: its BLAKE3 name and SHA-256, computed once), stores the chunks
+content (``chunks.Chunk``: its SHA-256, computed once), stores the chunks
 the store does not hold yet and writes the volume's manifest (every non-zero block: its
 chunk name and SHA-256), the parent's entries for unchanged blocks included, once every
 chunk is stored: a backup that fails midway leaves nothing a checkpoint references, and the

@@ -2,8 +2,8 @@
 
 ``ChunkStore`` is the interface the backup workflow calls: a ``chunks.Chunk`` is put under
 its name (``chunks.chunk_name`` of its bytes, computed once when the chunk was made), read
-back with the SHA-256 the caller keeps in its manifest (both digests verified:
-``ChunkCorrupt`` otherwise), listed and deleted (retention decides what; the store only does
+back with the SHA-256 the caller keeps in its manifest (verified: ``ChunkCorrupt``
+otherwise), listed and deleted (retention decides what; the store only does
 it). Two backends: a directory (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out
 directories, written to a temporary file (past the page cache where it can be:
 ``direct_io``) and renamed, made durable by ``sync`` of their names (each file and each
@@ -33,7 +33,7 @@ from openstack.connection import Connection
 
 from cascade.errors import BadRequest, CascadeError
 from cascade.identity.sealing import flush, write_private
-from cascade.protection.chunks import Chunk, digests, is_chunk_name
+from cascade.protection.chunks import Chunk, chunk_name, is_chunk_name
 from cascade.protection.direct_io import read_direct, write_direct
 from cascade.sites.driver import SiteDriver
 
@@ -44,7 +44,7 @@ S3_SCHEMES = {"s3": "https", "s3+http": "http"}  # URL scheme -> the endpoint's
 
 class ChunkCorrupt(CascadeError):
     """A chunk the store cannot give back as written: missing, or its bytes do not hash to
-    its name or to the SHA-256 the caller recorded."""
+    the SHA-256 the caller recorded."""
 
     status = 502
 
@@ -68,15 +68,14 @@ class ChunkStore(ABC):
         self._write(self._checked(chunk.name), chunk.data)
 
     def get(self, name: str, sha256: str) -> bytes:
-        """The chunk's bytes, verified against its name and ``sha256``."""
+        """The chunk's bytes, verified against ``sha256`` (the manifest's digest: the name
+        itself, except in checkpoints from before chunks were named by it)."""
         data = self._read(self._checked(name))
         if data is None:
             raise ChunkCorrupt(name, self.url, "it is missing")
-        found_name, found_sha256 = digests(data)
-        if found_name != name:
-            raise ChunkCorrupt(name, self.url, "its bytes do not hash to its name")
-        if found_sha256 != sha256:
-            raise ChunkCorrupt(name, self.url, f"its SHA-256 is not {sha256}")
+        found = chunk_name(data)
+        if found != sha256:
+            raise ChunkCorrupt(name, self.url, f"its bytes' SHA-256 is {found}, not {sha256}")
         return data
 
     def delete(self, name: str) -> None:

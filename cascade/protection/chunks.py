@@ -1,13 +1,15 @@
 """What a backup chunk is called and how its bytes are checked (issue 16's chunk store).
 
-A chunk's identity is the BLAKE3-256 hex of its bytes (``chunk_name``): cryptographic, so a
-tenant cannot craft two blocks with one name and poison deduplication across volumes; its
-integrity digest is SHA-256 (``sha256_hex``), which the caller keeps in its manifest and the
-store verifies on every read. A ``Chunk`` is bytes with both digests, computed once from
-them in one pass (``digests``, ``Chunk.of``): what a backup claims and the store puts,
-never hashed again on the way. An all-zero block is no chunk (``is_zero``). ``hash_rates``
-measures the candidates on this machine (for ``cascade bench protect``; docs/decisions.md
-has the figures behind the choice). Imports only the standard library, blake3 and xxhash.
+A chunk is named by the SHA-256 hex of its bytes (``chunk_name``), which is also its
+integrity digest: manifests keep it beside the name (``[name, sha256]``), the store verifies
+it on every read, and the site's block-data service computes the same digest per block, which
+a restored volume is verified against. One cryptographic hash: a tenant cannot craft a block
+with another's name to poison deduplication across volumes, and a block is hashed once. A
+``Chunk`` is bytes with their name, computed once (``Chunk.of``): what a backup claims and the
+store puts, never hashed again on the way. An all-zero block is no chunk (``is_zero``).
+``hash_rates`` measures SHA-256 against BLAKE3 and xxh3 on this machine (for ``cascade bench
+protect``; docs/decisions.md has the figures behind the choice). Imports only the standard
+library, blake3 and xxhash.
 """
 
 from __future__ import annotations
@@ -22,47 +24,32 @@ from functools import lru_cache
 import blake3
 import xxhash
 
-NAME_LENGTH = 64  # hex digits of a 256-bit BLAKE3 digest
+NAME_LENGTH = 64  # hex digits of a SHA-256 digest
 MIB = 1024 * 1024
-PIECE = 256 * 1024  # bytes both digests hash in turn (fits a core's L2 cache)
 
 
 def chunk_name(data: bytes) -> str:
-    """The chunk's identity: the BLAKE3-256 hex digest of its bytes."""
-    return blake3.blake3(data).hexdigest()
-
-
-def sha256_hex(data: bytes) -> str:
-    """The chunk's integrity digest, kept by the caller and verified on every read."""
+    """The chunk's identity and integrity digest: the SHA-256 hex of its bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-def digests(data: bytes) -> tuple[str, str]:
-    """``chunk_name`` and ``sha256_hex`` of ``data`` in one pass: both hashes take each
-    ``PIECE`` in turn while it is still in the core's cache, instead of each reading the
-    whole 4 MiB from memory (both together 1,353-1,366 MiB/s against 1,014-1,055, measured
-    on 256 MiB of blocks; docs/benchmarks.md)."""
-    name, integrity = blake3.blake3(), hashlib.sha256()
-    with memoryview(data) as view:
-        for start in range(0, len(view), PIECE):
-            piece = view[start : start + PIECE]
-            name.update(piece)
-            integrity.update(piece)
-    return name.hexdigest(), integrity.hexdigest()
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A chunk's bytes, its name and its SHA-256; made by ``Chunk.of`` only, so the
-    digests are those of the bytes."""
+    """A chunk's bytes and their name; made by ``Chunk.of`` only, so the name is the
+    bytes' digest."""
 
     data: bytes
     name: str
-    sha256: str
 
     @classmethod
     def of(cls, data: bytes) -> Chunk:
-        return cls(data, *digests(data))
+        return cls(data, chunk_name(data))
+
+    @property
+    def sha256(self) -> str:
+        """The integrity digest a manifest and a claim record: the name itself (a chunk of
+        a checkpoint made before 2026-12-07 has a BLAKE3 name and a separate SHA-256)."""
+        return self.name
 
 
 @lru_cache(maxsize=4)
@@ -81,9 +68,9 @@ def is_chunk_name(name: str) -> bool:
 
 
 HASHES: dict[str, Callable[[bytes], str]] = {
-    "blake3": chunk_name,
+    "blake3": lambda data: blake3.blake3(data).hexdigest(),
     "xxh3_128": xxhash.xxh3_128_hexdigest,
-    "sha256": sha256_hex,
+    "sha256": chunk_name,
 }
 
 

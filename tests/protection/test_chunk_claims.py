@@ -23,7 +23,7 @@ from cascade.db.protection_models import Checkpoint, CheckpointVolume, Protectio
 from cascade.protection import chunk_claims
 from cascade.protection.chunk_claims import claim, stored, sweep
 from cascade.protection.chunk_store import DirectoryChunkStore
-from cascade.protection.chunks import Chunk, chunk_name, sha256_hex
+from cascade.protection.chunks import Chunk, chunk_name
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ def _chunks(*contents: bytes) -> dict[str, bytes]:
 
 
 def _claim(db: Database, store: DirectoryChunkStore, chunks: dict[str, bytes]) -> dict[str, str]:
-    return claim(db, store.url, {n: (sha256_hex(d), len(d)) for n, d in chunks.items()})
+    return claim(db, store.url, {n: (n, len(d)) for n, d in chunks.items()})
 
 
 def _plan(session: Session, store_url: str) -> str:

@@ -4,6 +4,7 @@ bucket of an S3-compatible server (moto's, a separate process) reached through b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import uuid
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
 import pytest
 
 from cascade.cli.embedded import EmbeddedSite
@@ -23,15 +25,7 @@ from cascade.protection.chunk_store import (
     ObjectChunkStore,
     open_store,
 )
-from cascade.protection.chunks import (
-    PIECE,
-    Chunk,
-    chunk_name,
-    digests,
-    hash_rates,
-    is_zero,
-    sha256_hex,
-)
+from cascade.protection.chunks import Chunk, chunk_name, hash_rates, is_zero
 from cascade.protection.direct_io import ALIGN, read_direct, write_direct
 from cascade.protection.s3_store import ChunkStoreFailed, S3ChunkStore
 from cascade.sites.driver import SiteDriver
@@ -117,7 +111,7 @@ def test_round_trip_and_idempotent_put(backend: Backend) -> None:
     store.put(Chunk.of(data))
     store.put(Chunk.of(data))
     assert store.has(name)
-    assert store.get(name, sha256_hex(data)) == data
+    assert store.get(name, hashlib.sha256(data).hexdigest()) == data
     assert list(store.names()) == [name]  # twice is one chunk
     empty, empty_sha = stored(store, b"")
     assert store.get(empty, empty_sha) == b""
@@ -126,12 +120,16 @@ def test_round_trip_and_idempotent_put(backend: Backend) -> None:
 def test_corrupt_chunk_is_refused_by_name(backend: Backend) -> None:
     store = backend.store
     name, sha = stored(store, b"good bytes")
-    with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*SHA-256") as wrong_sha:
-        store.get(name, sha256_hex(b"another block"))
-    assert wrong_sha.value.status == 502
+    other = chunk_name(b"another block")
+    with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*SHA-256 is {sha}, not {other}"):
+        store.get(name, other)
     backend.overwrite(name, b"evil bytes")
-    with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*do not hash to its name"):
+    evil = chunk_name(b"evil bytes")
+    with pytest.raises(
+        ChunkCorrupt, match=f"chunk {name} in .*SHA-256 is {evil}, not {sha}"
+    ) as bad:
         store.get(name, sha)
+    assert bad.value.status == 502
     store.delete(name)
     with pytest.raises(ChunkCorrupt, match=f"chunk {name} in .*missing"):
         store.get(name, sha)
@@ -153,7 +151,8 @@ def test_a_chunk_carries_the_digests_of_its_bytes_and_zeros_are_no_chunk(
 ) -> None:
     data = bytes(1000) + b"a"
     chunk = Chunk.of(data)
-    assert (chunk.data, chunk.name, chunk.sha256) == (data, chunk_name(data), sha256_hex(data))
+    digest = hashlib.sha256(data).hexdigest()
+    assert (chunk.data, chunk.name, chunk.sha256, chunk_name(data)) == (data, *[digest] * 3)
     assert [is_zero(d) for d in (data, b"a" + bytes(1000), bytes(4 << 20), b"")] == [
         False,
         False,
@@ -165,10 +164,15 @@ def test_a_chunk_carries_the_digests_of_its_bytes_and_zeros_are_no_chunk(
     assert list(backend.store.names()) == []
 
 
-def test_both_digests_in_one_pass_equal_each_hash_alone() -> None:
-    for size in (0, 1, PIECE - 1, PIECE, PIECE + 1, 4 << 20, (4 << 20) + 5):
-        data = os.urandom(size)
-        assert digests(data) == (chunk_name(data), sha256_hex(data)), size
+def test_a_chunk_named_by_blake3_before_2026_12_07_still_reads(backend: Backend) -> None:
+    """Checkpoints from before chunks were named by their SHA-256 name them by BLAKE3 and
+    keep the SHA-256 beside: read and verified by that SHA-256, they still restore."""
+    data = b"an older block" * 100
+    legacy = blake3.blake3(data).hexdigest()
+    backend.store.put(Chunk(data, legacy))
+    assert backend.store.get(legacy, chunk_name(data)) == data
+    with pytest.raises(ChunkCorrupt, match=f"chunk {legacy} in .*SHA-256 is"):
+        backend.store.get(legacy, legacy)
 
 
 def test_directory_layout_and_no_temporary_files(tmp_path: Path) -> None:
