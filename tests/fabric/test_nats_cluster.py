@@ -15,6 +15,7 @@ import asyncio
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -41,14 +42,37 @@ BURST = 8  # changes published right after it died
 CONVERGE = 60.0
 
 
-@pytest.fixture
-def cluster() -> Iterator[NatsCluster]:
+def require_nats_server() -> None:
     if shutil.which("nats-server", path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
         if IN_CI:
             pytest.fail("nats-server is not installed (CI=true requires it)")
         pytest.skip("nats-server is not installed")
+
+
+@pytest.fixture
+def cluster() -> Iterator[NatsCluster]:
+    require_nats_server()
     with nats_cluster(3) as started:
         yield started
+
+
+def test_a_port_taken_before_its_node_binds_it_starts_the_cluster_on_new_ports(
+    tmp_path: Path,
+) -> None:
+    require_nats_server()
+    with socket.socket() as squatter:  # another process's listener on a port chosen as free
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        racing = NatsCluster(2, tmp_path)
+        racing.nodes[1].port = taken
+        try:
+            racing.start()
+            assert taken not in {node.port for node in racing.nodes}
+            assert all(node.alive for node in racing.nodes)
+            assert racing.varz(0, "routez")["num_routes"] >= 1
+        finally:
+            racing.stop()
 
 
 def pinned(urls: list[str], first: int) -> list[str]:

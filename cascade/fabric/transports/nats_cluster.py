@@ -6,7 +6,9 @@ configuration and log in a temporary directory; ``nats_cluster`` starts them, wa
 every node has a route to every other, and stops them (and removes the directory) however
 the block ends. No JetStream: the fabric runs on core NATS. ``kill`` SIGKILLs one node and
 ``restart`` brings it back on the same ports; ``varz`` reads a node's counters (messages
-and bytes in and out, connections, memory) from its monitoring endpoint.
+and bytes in and out, connections, memory) from its monitoring endpoint. A port found free
+can be bound by another process before its node binds it: the node exits saying so, and the
+cluster starts again on new ports (``cascade.retry``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from cascade.errors import Unavailable
+from cascade.retry import Backoff, until_deadline
 
 PORT_RANGE = (20_000, 32_000)
+PORT_RACE = Backoff(first=0.05, cap=0.5)  # between starts when a port was taken meanwhile
 READY_TIMEOUT = 30.0  # seconds for the nodes to listen and route to each other
 STOP_GRACE = 5.0
 
@@ -44,6 +48,10 @@ def _free_port() -> int:
             except OSError:
                 continue
         return port
+
+
+class PortTaken(Unavailable):
+    """A node could not bind a port that was free when it was chosen."""
 
 
 def _binary() -> str:
@@ -123,9 +131,29 @@ class NatsCluster:
             )
 
     def start(self) -> None:
+        """Every node launched and routed to every other; started again on new ports while
+        a node finds one of its ports taken, within ``READY_TIMEOUT``."""
+        until_deadline(
+            PORT_RACE, READY_TIMEOUT, lambda error: isinstance(error, PortTaken), self._start
+        )
+
+    def _start(self) -> None:
         for node in self.nodes:
             self._launch(node)
-        self.wait_routed()
+        try:
+            self.wait_routed()
+        except Unavailable as failure:
+            if "address already in use" not in self.log_tail():
+                raise
+            self.stop()
+            self._new_ports()
+            raise PortTaken(str(failure)) from failure
+
+    def _new_ports(self) -> None:
+        """Fresh ports for every node (each one's routes name the others'), and fresh logs."""
+        for node in self.nodes:
+            node.port, node.route_port, node.monitor_port = (_free_port() for _ in range(3))
+            (self.directory / f"{node.name}.log").unlink(missing_ok=True)
 
     def varz(self, index: int, page: str = "varz") -> dict[str, Any]:
         """The node's monitoring page ``page`` (``varz``, ``routez``, ``connz``...)."""
