@@ -6,13 +6,13 @@ back with the SHA-256 the caller keeps in its manifest (verified: ``ChunkCorrupt
 otherwise), listed and deleted (retention decides what; the store only does
 it). Two backends: a directory (``file:///abs/path``; chunks in ``ab/cdef...`` fan-out
 directories, written to a temporary file (past the page cache where it can be:
-``direct_io``) and renamed, made durable by ``sync`` of their names (each file and each
+``cascade.direct_io``) and renamed, made durable by ``sync`` of their names (each file and each
 fan-out directory flushed, nothing else of the machine's; read back past the cache too)
 a container of a registered site's object store (``site://SITE/CONTAINER``; Swift's PUT
 is atomic and durable per object, ``sync`` has nothing to do), through the site's
 openstacksdk connection inside ``SiteDriver.call``, and a bucket of an S3-compatible store
 (``s3_store``: ``s3://HOST[:PORT]/BUCKET``, or ``s3+http://`` without TLS). Imports
-``cascade.sites``, ``cascade.errors``, ``chunks``, ``direct_io``, ``s3_store`` (when an S3
+``cascade.sites``, ``cascade.errors``, ``cascade.direct_io``, ``chunks``, ``s3_store`` (when an S3
 URL is opened) and ``cascade.identity.sealing``'s atomic file write and flush.
 """
 
@@ -31,10 +31,10 @@ from urllib.parse import unquote, urlsplit
 from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 
+from cascade.direct_io import read_direct, write_direct
 from cascade.errors import BadRequest, CascadeError
 from cascade.identity.sealing import flush, write_private
 from cascade.protection.chunks import Chunk, chunk_name, is_chunk_name
-from cascade.protection.direct_io import read_direct, write_direct
 from cascade.sites.driver import SiteDriver
 
 T = TypeVar("T")

@@ -5,7 +5,8 @@ available volume, and per-block sha256 digests of a volume or a snapshot compute
 ``/sim/v1/block-io``: the bytes each snapshot had read and each volume had written through it since
 the site-sim started (for tests), and the ``block_read_failures_after`` fault.
 
-Imports ``disk``, ``records``, ``recovery``, ``tracking`` and ``data`` of this package.
+Imports ``disk``, ``records``, ``recovery``, ``tracking`` and ``data`` of this package, and
+``cascade.direct_io``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import threading
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from cascade.api.keystone import Caller
+from cascade.direct_io import pread_direct
 from cascade.identity import AuthContext
 from cascade_sim.common import RegionDep
 from cascade_sim.errors import SimError
@@ -79,14 +82,24 @@ def _listing(body: Json, blocks: list[int]) -> Json:
     return {"block_size": BLOCK, "volume_size": size, "blocks": blocks}
 
 
+@cache
+def _zeros_digest(length: int) -> str:
+    return hashlib.sha256(bytes(length)).hexdigest()
+
+
 def _digests(path: Path, size: int) -> Json:
-    """sha256 per block of the file holding non-zero bytes (holes are never read)."""
+    """sha256 per block of the file holding non-zero bytes (holes are never read; the
+    blocks are read past the page cache where they can be, as a restore wrote them)."""
     digests = {}
     with path.open("rb") as handle:
         for index in sorted(allocated_blocks(path)):
-            data = os.pread(handle.fileno(), min(BLOCK, size - index * BLOCK), index * BLOCK)
-            if data.count(0) != len(data):
-                digests[str(index)] = hashlib.sha256(data).hexdigest()
+            offset, length = index * BLOCK, min(BLOCK, size - index * BLOCK)
+            data = pread_direct(path, offset, length)
+            if data is None:
+                data = memoryview(os.pread(handle.fileno(), length, offset))
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != _zeros_digest(len(data)):
+                digests[str(index)] = digest
     return {"block_size": BLOCK, "volume_size": size, "digests": digests}
 
 

@@ -9,7 +9,6 @@ import os
 import stat
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import blake3
 import pytest
 
 from cascade.cli.embedded import EmbeddedSite
+from cascade.direct_io import ALIGN, write_direct
 from cascade.errors import BadRequest, NotFound
 from cascade.protection.chunk_store import (
     ChunkCorrupt,
@@ -26,7 +26,6 @@ from cascade.protection.chunk_store import (
     open_store,
 )
 from cascade.protection.chunks import Chunk, chunk_name, hash_rates, is_zero
-from cascade.protection.direct_io import ALIGN, read_direct, write_direct
 from cascade.protection.s3_store import ChunkStoreFailed, S3ChunkStore
 from cascade.sites.driver import SiteDriver
 from tests.conftest import ADMIN_PASSWORD
@@ -222,19 +221,6 @@ def test_whole_blocks_are_written_past_the_page_cache_others_through_it(tmp_path
         assert store.get(name, sha) == data
         assert stat.S_IMODE(store.path(name).stat().st_mode) == 0o600
     assert [p.name for p in (tmp_path / "chunks").rglob(".*")] == []  # no temporary left
-
-
-def test_files_are_read_past_the_page_cache_whole_whatever_their_length(tmp_path: Path) -> None:
-    direct = write_direct(tmp_path / "probe", os.urandom(ALIGN))  # False where it is refused
-    small, odd, large = os.urandom(ALIGN), os.urandom(5000), os.urandom((4 << 20) + ALIGN)
-    for name, data in (("small", small), ("odd", odd), ("large", large), ("again", small)):
-        (tmp_path / name).write_bytes(data)
-        assert read_direct(tmp_path / name) == (data if direct else None)
-    (tmp_path / "empty").write_bytes(b"")
-    with ThreadPoolExecutor(1) as fresh:  # a thread with no buffer yet
-        assert fresh.submit(read_direct, tmp_path / "empty").result() == (b"" if direct else None)
-    with pytest.raises(FileNotFoundError):
-        read_direct(tmp_path / "missing")
 
 
 def test_open_store_both_forms(tmp_path: Path, site_driver: SiteDriver) -> None:
