@@ -114,7 +114,7 @@ def _write_block(
             raise SimError(
                 400, f"Block {index} of volume {volume_id} is {length} bytes, not {len(data)}."
             )
-        write_at(site, volume, offset, data)
+        write_at(site, volume, offset, data, direct=True)
     counters = block_io(site)
     with counters.lock:
         counters.written_bytes[volume_id] += len(data)

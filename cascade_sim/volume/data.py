@@ -51,13 +51,14 @@ def _refuse_if_frozen(site: Region, volume: Json) -> None:
             )
 
 
-def write_at(site: Region, volume: Json, offset: int, data: bytes) -> None:
+def write_at(site: Region, volume: Json, offset: int, data: bytes, *, direct: bool = False) -> None:
     """Write ``data`` into the volume's file and record the blocks it changed (the caller
-    holds the state lock and has checked the volume may be written). Aligned whole pages
-    (a restore's 4 MiB blocks) go to the disk past the page cache, as a storage backend's
-    writes would, the rest through it."""
+    holds the state lock and has checked the volume may be written). ``direct``: a
+    restore's whole blocks, which go to the disk past the page cache where it allows (as a
+    storage backend's writes would); a guest's writes stay in the cache, where the next
+    snapshot copies them from."""
     path = data_file(site, "volume", volume["id"])
-    if not pwrite_direct(path, data, offset):
+    if not (direct and pwrite_direct(path, data, offset)):
         fd = os.open(path, os.O_WRONLY)
         try:
             os.pwrite(fd, data, offset)
