@@ -64,7 +64,11 @@ class Settings(BaseSettings):
         3600, ge=60, le=7 * 86400, description="Token lifetime in seconds."
     )
     password_hash_rounds: int = Field(
-        12, ge=4, le=16, description="bcrypt cost factor for stored passwords."
+        12,
+        ge=4,
+        le=16,
+        description="bcrypt cost factor for stored passwords (`cascade site-sim` reads the "
+        "same variable for its region's).",
     )
     identity_refresh_interval: float = Field(
         0.1,

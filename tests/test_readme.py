@@ -42,7 +42,7 @@ SHORT = {  # subcommand -> flags appended to the README's
 
 PRELUDE = r"""
 set -eo pipefail
-export CASCADE_PASSWORD_HASH_ROUNDS=4 CASCADE_SITE_PASSWORD_HASH_ROUNDS=4
+export CASCADE_PASSWORD_HASH_ROUNDS=4  # Cascade's and the site-sims' stored passwords
 W=$(mktemp -d ./walk.XXXX)
 declare -A SERVER_PID
 stop_servers() {

@@ -93,6 +93,16 @@ def site_sim(
             "namespace into this existing bridge, so hosts of other sites are reachable"
         ),
     ] = None,
+    password_hash_rounds: Annotated[
+        int,
+        typer.Option(
+            min=4,
+            max=16,
+            envvar="CASCADE_PASSWORD_HASH_ROUNDS",
+            help="bcrypt cost factor of the region's stored passwords (Keystone's default; "
+            "each password login costs 2^N rounds)",
+        ),
+    ] = 12,
     image_quota_mib: Annotated[
         int | None,
         typer.Option(
@@ -117,6 +127,7 @@ def site_sim(
         hosts=hosts,
         admin_password=admin_password,
         build_seconds=build_seconds,
+        password_hash_rounds=password_hash_rounds,
         backup_dir=backup_dir,
         dataplane=dataplane,
         underlay=underlay,

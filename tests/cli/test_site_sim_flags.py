@@ -4,14 +4,18 @@ line and a non-zero exit."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from cascade.cli.embedded import EmbeddedSite
 from cascade.cli.site_sim import apply_fault_flags
 from cascade.errors import CascadeError
+from cascade.sites.driver import SiteDriver
 from cascade_sim.faults import Faults
 from tests.cli.test_cli import cascade
+from tests.conftest import ADMIN_PASSWORD
 
 
 def test_flags_become_faults() -> None:
@@ -61,3 +65,19 @@ def test_busy_port_is_one_line_before_any_banner(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in lines[0]
     assert "in use" in lines[0]
     assert not data_dir.exists()
+
+
+def test_the_password_cost_factor_comes_from_the_environment(tmp_path: Path) -> None:
+    """``CASCADE_PASSWORD_HASH_ROUNDS`` (or ``--password-hash-rounds``) is the bcrypt cost
+    of the region's stored passwords, as for ``cascade up``: each login costs 2^N rounds."""
+    site = EmbeddedSite(
+        "x", tmp_path / "x", ADMIN_PASSWORD, env={"CASCADE_PASSWORD_HASH_ROUNDS": "5"}
+    )
+    site.start()
+    try:
+        SiteDriver(site.access()).call("log in", lambda c: c.identity.get_token())
+    finally:
+        site.stop()
+    with sqlite3.connect(tmp_path / "x" / "identity" / "cascade.db") as db:
+        hashes = [row[0] for row in db.execute("SELECT password_hash FROM users")]
+    assert {h[:7] for h in hashes} == {"$2b$05$"}  # bcrypt, cost 5
