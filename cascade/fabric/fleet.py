@@ -33,14 +33,12 @@ from typing import Any
 import immutables
 from sqlalchemy import insert
 
-from cascade.db import Database
-from cascade.db.migrate import upgrade
 from cascade.db.models import FabricHost, FabricMembership, FabricNetwork, FabricPort, utcnow
 from cascade.fabric.agent import Agent
 from cascade.fabric.controller import FabricController
 from cascade.fabric.dataplane.base import Neighbour
 from cascade.fabric.dataplane.memory import MemoryDataplane
-from cascade.fabric.goal import GoalStore, PortSpec
+from cascade.fabric.goal import GoalStore, PortSpec, scratch_database
 from cascade.fabric.transports.base import Message, Transport
 from cascade.fabric.transports.memory import MemoryTransport
 from cascade.fabric.transports.nats import NatsTransport
@@ -96,8 +94,7 @@ class Fleet:
         transport: Transport | None = None,
         agent_transports: list[Transport] | None = None,
     ) -> None:
-        self.db = Database(f"sqlite:///{data_dir / 'fleet.db'}")
-        upgrade(self.db)
+        self.db = scratch_database(data_dir / "fleet.db")
         self.goal = GoalStore(self.db)
         self.size = hosts
         self.transport = transport or MemoryTransport()

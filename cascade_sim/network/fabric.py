@@ -2,10 +2,11 @@
 ports become fabric ports at the compute hosts they are bound to, and its remote ports
 neighbour entries toward another cloud's tunnel endpoint.
 
-``RegionFabric`` owns a private ``cascade.db.Database`` (``DATA_DIR/fabric.db``, Cascade's
-migrations), a ``GoalStore``, a ``FabricController`` and one ``Agent`` per compute host with
-its dataplane (``fabric_hosts``), all on one in-process ``MemoryTransport``, started and
-stopped with the application. The fabric database is derived state: rebuilt from the Neutron
+``RegionFabric`` owns a private ``cascade.db.Database`` (``DATA_DIR/fabric.db``, the goal
+state's tables alone: ``cascade.fabric.goal.scratch_database``), a ``GoalStore``, a
+``FabricController`` and one ``Agent`` per compute host with its dataplane
+(``fabric_hosts``), all on one in-process ``MemoryTransport``, started and stopped with the
+application. The fabric database is derived state: rebuilt from the Neutron
 state on every start.
 
 What a port should be is ``fabric_ports``'s: a local port at the host it is bound to, a
@@ -26,7 +27,7 @@ task on the server's event loop (so per network too). A change the goal store re
 or IP another port of the network holds) is logged and leaves the Neutron call as it was.
 ``view`` is what ``/sim/v1/dataplane`` shows.
 
-May import ``cascade.fabric``, ``cascade.db`` and ``cascade.db.migrate``, ``cascade.errors``,
+May import ``cascade.fabric``, ``cascade.db``, ``cascade.errors``,
 the region and, of this package, ``fabric_ports`` and ``fabric_hosts`` (all three sit below
 ``store``).
 """
@@ -41,11 +42,10 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from cascade.db import Database
-from cascade.db.migrate import upgrade
 from cascade.errors import CascadeError, Unavailable, present
 from cascade.fabric.agent import Agent
 from cascade.fabric.controller import FabricController, stop_controller
-from cascade.fabric.goal import GoalChange, GoalStore, PortSpec
+from cascade.fabric.goal import GoalChange, GoalStore, PortSpec, scratch_database
 from cascade.fabric.transports.memory import MemoryTransport
 from cascade_sim.network.fabric_hosts import (
     HostPlane,
@@ -128,10 +128,8 @@ class RegionFabric:
             raise
 
     def _open(self) -> None:
-        path = self.site.config.data_dir / "fabric.db"
-        path.unlink(missing_ok=True)  # derived state: rebuilt from Neutron's by _load
-        self._db = Database(f"sqlite:///{path.resolve()}")
-        upgrade(self._db)
+        # derived state: rebuilt from Neutron's by _load
+        self._db = scratch_database(self.site.config.data_dir / "fabric.db")
         self._goal = GoalStore(self._db)
 
     def _load(self) -> None:
