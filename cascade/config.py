@@ -23,6 +23,9 @@ from pydantic_settings import (
 )
 
 DEFAULT_DATA_DIR = Path("cascade-data")
+# bcrypt cost factor of stored passwords: Keystone's default, and the bounds accepted (also
+# by `cascade site-sim`, which reads the same variable for its region's passwords)
+HASH_ROUNDS, MIN_HASH_ROUNDS, MAX_HASH_ROUNDS = 12, 4, 16
 _data_dir_override: ContextVar[Path | None] = ContextVar("data_dir_override", default=None)
 
 
@@ -64,9 +67,9 @@ class Settings(BaseSettings):
         3600, ge=60, le=7 * 86400, description="Token lifetime in seconds."
     )
     password_hash_rounds: int = Field(
-        12,
-        ge=4,
-        le=16,
+        HASH_ROUNDS,
+        ge=MIN_HASH_ROUNDS,
+        le=MAX_HASH_ROUNDS,
         description="bcrypt cost factor for stored passwords (`cascade site-sim` reads the "
         "same variable for its region's).",
     )

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
-from cascade.config import Settings
+from cascade.config import HASH_ROUNDS, Settings
 from cascade.identity import (
     Follower,
     Following,
@@ -43,7 +43,7 @@ class RegionConfig:
     hosts: int = 4
     admin_password: str | None = None
     build_seconds: float = 1.0
-    password_hash_rounds: int = 12
+    password_hash_rounds: int = HASH_ROUNDS
     tunnel_network: str | None = None
     backup_dir: Path | None = None  # shared with other sites so a backup restores anywhere
     dataplane: str = "memory"  # what the compute hosts' agents program: memory or linux

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cascade.config import HASH_ROUNDS, MAX_HASH_ROUNDS, MIN_HASH_ROUNDS
 from cascade.errors import CascadeError
 from cascade_sim.faults import Faults, RouteErrors
 from cascade_sim.network import check_config
@@ -96,13 +97,13 @@ def site_sim(
     password_hash_rounds: Annotated[
         int,
         typer.Option(
-            min=4,
-            max=16,
+            min=MIN_HASH_ROUNDS,
+            max=MAX_HASH_ROUNDS,
             envvar="CASCADE_PASSWORD_HASH_ROUNDS",
             help="bcrypt cost factor of the region's stored passwords (Keystone's default; "
             "each password login costs 2^N rounds)",
         ),
-    ] = 12,
+    ] = HASH_ROUNDS,
     image_quota_mib: Annotated[
         int | None,
         typer.Option(
