@@ -19,13 +19,13 @@ from typing import Any
 from openstack.connection import Connection
 from sqlalchemy import delete, select, update
 
-from cascade.db.models import Site
 from cascade.db.network_models import NetworkPort, NetworkSegment, RemotePort
 from cascade.engine.context import context
 from cascade.engine.workflows import Job, StepRun, at_sites, step, step_function
 from cascade.errors import Conflict, present
 from cascade.network.groups import group_name
 from cascade.sites.driver import SiteCallFailed
+from cascade.sites.named import sites_named_by
 
 SHADOW_OWNER = "compute:shadow"
 
@@ -238,17 +238,13 @@ def other_sites(_run: StepRun, port_id: str) -> list[tuple[str, str]]:
     """(site id, site name) of the port's network's present segments other than its own."""
     port = _port(port_id)
     with context().db.session() as session:
-        rows = session.execute(
-            select(Site.id, Site.name)
-            .join(NetworkSegment, NetworkSegment.site_id == Site.id)
-            .where(
-                NetworkSegment.network_id == port.network_id,
-                NetworkSegment.site_id != port.site_id,
-                NetworkSegment.status == "present",
-            )
-            .order_by(Site.name)
-        ).all()
-        return [(row[0], row[1]) for row in rows]
+        return sites_named_by(
+            session,
+            NetworkSegment.site_id,
+            NetworkSegment.network_id == port.network_id,
+            NetworkSegment.site_id != port.site_id,
+            NetworkSegment.status == "present",
+        )
 
 
 def follow_everywhere(job: Job, port_id: str, verb: str, function_name: str) -> dict[str, str]:

@@ -42,6 +42,7 @@ from cascade.network.port_steps import (
     remote_ports_wanted,
 )
 from cascade.sites.driver import SiteCallFailed
+from cascade.sites.named import sites_named_by
 
 TAG = "cascade_id="
 
@@ -159,13 +160,9 @@ def segments(_run: StepRun, network_id: str) -> list[tuple[str, str]]:
 def segment_sites(network_id: str) -> list[tuple[str, str]]:
     """(site id, site name) of every segment of the network."""
     with context().db.session() as session:
-        rows = session.execute(
-            select(Site.id, Site.name)
-            .join(NetworkSegment, NetworkSegment.site_id == Site.id)
-            .where(NetworkSegment.network_id == network_id)
-            .order_by(Site.name)
-        ).all()
-        return [(row[0], row[1]) for row in rows]
+        return sites_named_by(
+            session, NetworkSegment.site_id, NetworkSegment.network_id == network_id
+        )
 
 
 def _everywhere(job: Job, verb: str, function_name: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from cascade.engine.workflows import (
 from cascade.errors import Conflict, present
 from cascade.network.port_steps import port_name, remote_name
 from cascade.network.service_ips import ServiceIPService
+from cascade.sites.named import sites_named_by
 
 
 def _holder(sip_id: str) -> tuple[ServiceIP, NetworkPort]:
@@ -120,13 +121,13 @@ def sites(_run: StepRun, sip_id: str) -> tuple[float, str, list[tuple[str, str]]
     """(now, the holder's site id, (id, name) of every present segment's site)."""
     sip, holder = _holder(sip_id)
     with context().db.session() as session:
-        rows = session.execute(
-            select(Site.id, Site.name)
-            .join(NetworkSegment, NetworkSegment.site_id == Site.id)
-            .where(NetworkSegment.network_id == sip.network_id, NetworkSegment.status == "present")
-            .order_by(Site.name)
-        ).all()
-    return time.time(), holder.site_id, [(row[0], row[1]) for row in rows]
+        present = sites_named_by(
+            session,
+            NetworkSegment.site_id,
+            NetworkSegment.network_id == sip.network_id,
+            NetworkSegment.status == "present",
+        )
+    return time.time(), holder.site_id, present
 
 
 @step_function("service_ip.moved")

@@ -45,6 +45,7 @@ from cascade.network.ports import allocate
 from cascade.network.service_ips import ServiceIPService
 from cascade.protection.parallel import in_parallel
 from cascade.retry import Backoff, until_deadline
+from cascade.sites.named import sites_named_by
 
 MOVE_POLL = Backoff(first=0.1, cap=1.0)
 MOVE_DEADLINE = 300.0  # seconds a restore waits for its service IP's move
@@ -95,18 +96,13 @@ def remote_sites(_run: StepRun, restore_id: str) -> list[tuple[str, str]]:
     with context().db.session() as session:
         restore = session.get_one(Restore, restore_id)
         networks = {entry["network_id"] for entry in restore.ports.values() if "server" in entry}
-        rows = session.execute(
-            select(Site.id, Site.name)
-            .join(NetworkSegment, NetworkSegment.site_id == Site.id)
-            .where(
-                NetworkSegment.network_id.in_(networks),
-                NetworkSegment.site_id != restore.target_site_id,
-                NetworkSegment.status == "present",
-            )
-            .distinct()
-            .order_by(Site.name)
-        ).all()
-    return [(row[0], row[1]) for row in rows]
+        return sites_named_by(
+            session,
+            NetworkSegment.site_id,
+            NetworkSegment.network_id.in_(networks),
+            NetworkSegment.site_id != restore.target_site_id,
+            NetworkSegment.status == "present",
+        )
 
 
 @step_function("restore.remote")

@@ -35,6 +35,7 @@ from cascade.replication.keypair_kind import KEYPAIRS, import_key
 from cascade.replication.keypairs import KeypairService, fingerprint, set_copy
 from cascade.replication.policies import keypair_policy
 from cascade.sites.driver import SiteCallFailed
+from cascade.sites.named import sites_named_by
 
 
 def _set_copy(keypair_id: str, site_id: str, status: str, error: str | None) -> None:
@@ -112,13 +113,7 @@ def remove_keypair(_run: StepRun, keypair_id: str, site_id: str) -> str:
 def copies(_run: StepRun, keypair_id: str) -> list[tuple[str, str]]:
     """(site id, site name) for every copy of the keypair."""
     with context().db.session() as session:
-        rows = session.execute(
-            select(Site.id, Site.name)
-            .join(KeypairCopy, KeypairCopy.site_id == Site.id)
-            .where(KeypairCopy.keypair_id == keypair_id)
-            .order_by(Site.name)
-        ).all()
-        return [(row[0], row[1]) for row in rows]
+        return sites_named_by(session, KeypairCopy.site_id, KeypairCopy.keypair_id == keypair_id)
 
 
 def _everywhere(job: Job, verb: str, function_name: str) -> dict[str, Any]:
