@@ -14,6 +14,7 @@ from cascade.db.network_models import Network, NetworkPort
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, NotFound
+from cascade.identity.policy import sees
 from cascade.network.networks import visible_sites
 from cascade.network.ports import (
     PortOut,
@@ -187,7 +188,7 @@ def find(session: Session, server_id: str, projects: set[str] | None) -> tuple[S
         .join(Site, Site.id == Server.site_id)
         .where(Server.id == server_id)
     ).first()
-    if row is None or (projects is not None and row[0].project_id not in projects):
+    if row is None or not sees(projects, row[0].project_id):
         raise NotFound(f"Could not find server: {server_id}.")
     return row[0], row[1]
 

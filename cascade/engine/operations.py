@@ -28,6 +28,7 @@ from cascade.engine.queue import OperationQueue, new_operation_id
 from cascade.engine.schemas import OperationOut, ResourceRef, StepOut
 from cascade.engine.states import StateMachine
 from cascade.errors import Conflict, NotFound
+from cascade.identity.policy import sees
 
 OPERATIONS = cast(Table, Operation.__table__)
 STEPS = cast(Table, OperationStep.__table__)
@@ -153,7 +154,7 @@ class Operations:
         )
         with self._db.session() as session:
             rows = session.execute(query).all()
-        if not rows or (projects is not None and rows[0][0].project_id not in projects):
+        if not rows or not sees(projects, rows[0][0].project_id):
             raise NotFound(f"Could not find operation: {operation_id}.")
         return render(rows[0][0], [step for _, step in rows if step is not None])
 

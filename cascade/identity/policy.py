@@ -45,5 +45,11 @@ def visible_projects(ctx: AuthContext) -> set[str] | None:
     return set()
 
 
+def sees(projects: set[str] | None, project_id: str | None) -> bool:
+    """Whether a caller who sees ``projects`` (``visible_projects``; None: all of them) sees
+    a resource of ``project_id``."""
+    return projects is None or project_id in projects
+
+
 def _system_reader(ctx: AuthContext) -> bool:
     return ctx.system and "reader" in ctx.role_names

@@ -25,6 +25,7 @@ from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMembe
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
+from cascade.identity.policy import sees
 from cascade.network.networks import visible_site, visible_sites
 from cascade.protection.chunk_store import store_location
 from cascade.protection.schedule import next_checkpoints
@@ -189,7 +190,7 @@ def _checkpoint_out(checkpoint: Checkpoint, volumes: list[CheckpointVolumeOut]) 
 
 def find(session: Session, plan_id: str, projects: set[str] | None) -> ProtectionPlan:
     plan = session.get(ProtectionPlan, plan_id)
-    if plan is None or (projects is not None and plan.project_id not in projects):
+    if plan is None or not sees(projects, plan.project_id):
         raise NotFound(f"Could not find protection plan: {plan_id}.")
     return plan
 
@@ -356,9 +357,7 @@ class PlanService:
     def show_checkpoint(self, checkpoint_id: str, projects: set[str] | None) -> CheckpointOut:
         with self._db.session() as session:
             checkpoint = session.get(Checkpoint, checkpoint_id)
-            if checkpoint is None or (
-                projects is not None and checkpoint.project_id not in projects
-            ):
+            if checkpoint is None or not sees(projects, checkpoint.project_id):
                 raise NotFound(f"Could not find checkpoint: {checkpoint_id}.")
             return checkpoints_out(session, [checkpoint])[0]
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from cascade.db.models import Server, Site
 from cascade.db.network_models import Network, NetworkPort, ServiceIP
 from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.identity.policy import sees
 from cascade.network.addresses import free_address, mac_for
 from cascade.network.networks import find
 from cascade.network.ports import spanned_sites
@@ -144,7 +145,7 @@ def choose_service_ip(
     """The service IP the restore moves once its servers run, and the source server whose
     restored server takes it (``to``, id or name; unset: its holder's, if one of them)."""
     sip = session.get(ServiceIP, sip_id)
-    if sip is None or (projects is not None and sip.project_id not in projects):
+    if sip is None or not sees(projects, sip.project_id):
         raise BadRequest(f"Unknown service IP {sip_id!r}.")
     members = {server.id: server for server in servers}
     if to is None:

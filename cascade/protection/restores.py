@@ -30,6 +30,7 @@ from cascade.db.models import Operation, Server, Site
 from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan, Restore
 from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
+from cascade.identity.policy import sees
 from cascade.network.networks import visible_site
 from cascade.protection.plans import site_names
 from cascade.protection.restore_ports import choose_service_ip, plan_ports
@@ -89,7 +90,7 @@ def _restore_out(restore: Restore, target_site: str) -> RestoreOut:
 
 def _checkpoint(session: Session, checkpoint_id: str, projects: set[str] | None) -> Checkpoint:
     checkpoint = session.get(Checkpoint, checkpoint_id)
-    if checkpoint is None or (projects is not None and checkpoint.project_id not in projects):
+    if checkpoint is None or not sees(projects, checkpoint.project_id):
         raise BadRequest(f"Unknown checkpoint {checkpoint_id!r}.")
     if checkpoint.status != "available":
         raise BadRequest(
@@ -195,7 +196,7 @@ class RestoreService:
     def show(self, restore_id: str, projects: set[str] | None) -> RestoreOut:
         with self._db.session() as session:
             restore = session.get(Restore, restore_id)
-            if restore is None or (projects is not None and restore.project_id not in projects):
+            if restore is None or not sees(projects, restore.project_id):
                 raise NotFound(f"Could not find restore: {restore_id}.")
             return restore_out(session, restore)
 

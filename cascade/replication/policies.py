@@ -22,6 +22,7 @@ from cascade.db.replication_models import (
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.identity.policy import sees
 from cascade.replication.schemas import (
     FailureOut,
     ItemOut,
@@ -120,7 +121,7 @@ def _check(session: Session, spec: PolicyIn, project_id: str) -> tuple[str | Non
 
 def _find(session: Session, policy_id: str, projects: set[str] | None) -> ReplicationPolicy:
     policy = session.get(ReplicationPolicy, policy_id)
-    if policy is None or (projects is not None and policy.project_id not in projects):
+    if policy is None or not sees(projects, policy.project_id):
         raise NotFound(f"Could not find replication policy: {policy_id}.")
     return policy
 
@@ -352,7 +353,7 @@ class PolicyService:
     def job(self, job_id: str, projects: set[str] | None) -> JobOut:
         with self._db.session() as session:
             job = session.get(ReplicationJob, job_id)
-            if job is None or (projects is not None and job.project_id not in projects):
+            if job is None or not sees(projects, job.project_id):
                 raise NotFound(f"Could not find replication job: {job_id}.")
             return jobs_out(session, [job], with_items=True)[0]
 

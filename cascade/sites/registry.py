@@ -32,6 +32,7 @@ from cascade.db.models import (
 )
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.identity.bootstrap import ensure_endpoints, ensure_identity_endpoints
+from cascade.identity.policy import sees
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
 from cascade.sites.driver import SiteAccess, SiteCallFailed, SiteDriver
@@ -388,7 +389,7 @@ class SiteRegistry:
         )
         if (
             site is None
-            or (projects is not None and site.project_id not in projects)
+            or not sees(projects, site.project_id)
             or (site.identity_mode == REMOVED and not removed)
         ):
             raise NotFound(f"Could not find site: {name_or_id}.")
