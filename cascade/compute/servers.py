@@ -14,7 +14,7 @@ from cascade.db.network_models import Network, NetworkPort
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, NotFound
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 from cascade.network.networks import visible_sites
 from cascade.network.ports import (
     PortOut,
@@ -200,8 +200,7 @@ def show(session: Session, server_id: str, projects: set[str] | None) -> ServerO
 
 def listing(session: Session, projects: set[str] | None, site: str | None) -> list[ServerOut]:
     query = _rows()
-    if projects is not None:
-        query = query.where(Server.project_id.in_(projects))
+    query = seen_by(query, Server.project_id, projects)
     if site is not None:
         query = query.where((Site.name == site) | (Site.id == site))
     query = query.order_by(Site.name, Server.created_at, Server.id)

@@ -28,7 +28,7 @@ from cascade.engine.queue import OperationQueue, new_operation_id
 from cascade.engine.schemas import OperationOut, ResourceRef, StepOut
 from cascade.engine.states import StateMachine
 from cascade.errors import Conflict, NotFound
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 
 OPERATIONS = cast(Table, Operation.__table__)
 STEPS = cast(Table, OperationStep.__table__)
@@ -168,8 +168,7 @@ class Operations:
         limit: int = 100,
     ) -> list[OperationOut]:
         query = select(Operation).order_by(Operation.id.desc()).limit(limit)
-        if projects is not None:
-            query = query.where(Operation.project_id.in_(projects))
+        query = seen_by(query, Operation.project_id, projects)
         if status is not None:
             query = query.where(Operation.status == status)
         if kind is not None:

@@ -9,12 +9,16 @@ the token must be scoped to that project. A tenant never sees another project's 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import QueryableAttribute
 
 from cascade.errors import Forbidden
 from cascade.identity.tokens import AuthContext
 
 Need = Literal["reader", "member", "admin"]
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
 def authorize(ctx: AuthContext, need: Need, project_id: str | None = None) -> None:
@@ -49,6 +53,12 @@ def sees(projects: set[str] | None, project_id: str | None) -> bool:
     """Whether a caller who sees ``projects`` (``visible_projects``; None: all of them) sees
     a resource of ``project_id``."""
     return projects is None or project_id in projects
+
+
+def seen_by(query: Query, project_id: QueryableAttribute[Any], projects: set[str] | None) -> Query:
+    """``query`` narrowed to the rows whose ``project_id`` column is one of ``projects``
+    (``visible_projects``; None: all of them)."""
+    return query if projects is None else query.where(project_id.in_(projects))
 
 
 def _system_reader(ctx: AuthContext) -> bool:

@@ -20,6 +20,7 @@ from cascade.db.network_models import Network, NetworkPort, NetworkSegment, Rout
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.identity.policy import seen_by
 from cascade.network.addresses import gateway, network_of, next_vni
 from cascade.network.schemas import NetworkIn, NetworkOut, SegmentOut
 from cascade.sites.registry import IN_SERVICE
@@ -39,8 +40,7 @@ NETWORKS = declare(
 
 def visible_sites(session: Session, projects: set[str] | None) -> list[Site]:
     query = select(Site).where(IN_SERVICE).order_by(Site.name)
-    if projects is not None:
-        query = query.where(Site.project_id.in_(projects))
+    query = seen_by(query, Site.project_id, projects)
     return list(session.scalars(query))
 
 
@@ -112,8 +112,7 @@ def _out(network: Network, segments: list[tuple[NetworkSegment, str]], ports: in
 def find(session: Session, name_or_id: str, projects: set[str] | None) -> Network:
     """The network with this id, or this name in one of ``projects`` (None: any); else 404."""
     query = select(Network).where((Network.id == name_or_id) | (Network.name == name_or_id))
-    if projects is not None:
-        query = query.where(Network.project_id.in_(projects))
+    query = seen_by(query, Network.project_id, projects)
     found = session.scalars(query.order_by(Network.id != name_or_id)).first()
     if found is None:
         raise NotFound(f"Could not find network: {name_or_id}.")
@@ -152,8 +151,7 @@ class NetworkService:
     def list(self, projects: set[str] | None) -> list[NetworkOut]:
         with self._db.session() as session:
             query = select(Network).order_by(Network.project_id, Network.name)
-            if projects is not None:
-                query = query.where(Network.project_id.in_(projects))
+            query = seen_by(query, Network.project_id, projects)
             return outs(session, list(session.scalars(query)))
 
     def create(

@@ -24,6 +24,7 @@ from cascade.db.network_models import Network, NetworkPort, NetworkSegment, Rout
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
+from cascade.identity.policy import seen_by
 from cascade.network.networks import find as find_network
 from cascade.network.networks import insert_network
 from cascade.network.ports import allocate
@@ -150,8 +151,7 @@ def to_out(session: Session, router: Router) -> RouterOut:
 
 def find(session: Session, name_or_id: str, projects: set[str] | None) -> Router:
     query = select(Router).where((Router.id == name_or_id) | (Router.name == name_or_id))
-    if projects is not None:
-        query = query.where(Router.project_id.in_(projects))
+    query = seen_by(query, Router.project_id, projects)
     found = session.scalars(query.order_by(Router.id != name_or_id)).first()
     if found is None:
         raise NotFound(f"Could not find router: {name_or_id}.")
@@ -170,8 +170,7 @@ class RouterService:
     def list(self, projects: set[str] | None) -> list[RouterOut]:
         with self._db.session() as session:
             query = select(Router).order_by(Router.project_id, Router.name)
-            if projects is not None:
-                query = query.where(Router.project_id.in_(projects))
+            query = seen_by(query, Router.project_id, projects)
             return [to_out(session, router) for router in session.scalars(query)]
 
     def create(

@@ -14,7 +14,7 @@ from cascade.db.network_models import Network, NetworkPort, ServiceIP
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, NotFound
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 from cascade.network.addresses import free_address
 from cascade.network.networks import find as find_network
 from cascade.network.schemas import ServiceIPIn, ServiceIPOut
@@ -97,8 +97,7 @@ class ServiceIPService:
     def list(self, projects: set[str] | None) -> list[ServiceIPOut]:
         with self._db.session() as session:
             query = select(ServiceIP).order_by(ServiceIP.created_at, ServiceIP.id)
-            if projects is not None:
-                query = query.where(ServiceIP.project_id.in_(projects))
+            query = seen_by(query, ServiceIP.project_id, projects)
             return outs(session, list(session.scalars(query)))
 
     def create(

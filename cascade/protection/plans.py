@@ -25,7 +25,7 @@ from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMembe
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound, present
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 from cascade.network.networks import visible_site, visible_sites
 from cascade.protection.chunk_store import store_location
 from cascade.protection.schedule import next_checkpoints
@@ -262,8 +262,7 @@ class PlanService:
     def plans(self, projects: set[str] | None) -> list[PlanOut]:
         with self._db.session() as session:
             query = select(ProtectionPlan).order_by(ProtectionPlan.created_at, ProtectionPlan.id)
-            if projects is not None:
-                query = query.where(ProtectionPlan.project_id.in_(projects))
+            query = seen_by(query, ProtectionPlan.project_id, projects)
             return plans_out(session, session.scalars(query).all())
 
     def create(
@@ -364,6 +363,5 @@ class PlanService:
     def checkpoints(self, projects: set[str] | None) -> list[CheckpointOut]:
         with self._db.session() as session:
             query = select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)
-            if projects is not None:
-                query = query.where(Checkpoint.project_id.in_(projects))
+            query = seen_by(query, Checkpoint.project_id, projects)
             return checkpoints_out(session, session.scalars(query).all())

@@ -30,7 +30,7 @@ from cascade.db.models import Operation, Server, Site
 from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan, Restore
 from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 from cascade.network.networks import visible_site
 from cascade.protection.plans import site_names
 from cascade.protection.restore_ports import choose_service_ip, plan_ports
@@ -203,8 +203,7 @@ class RestoreService:
     def restores(self, projects: set[str] | None) -> list[RestoreOut]:
         with self._db.session() as session:
             query = select(Restore).order_by(Restore.created_at, Restore.id)
-            if projects is not None:
-                query = query.where(Restore.project_id.in_(projects))
+            query = seen_by(query, Restore.project_id, projects)
             return restores_out(session, session.scalars(query).all())
 
     def _check_target(self, spec: RestoreIn, projects: set[str] | None) -> Accepted:

@@ -22,7 +22,7 @@ from cascade.db.replication_models import (
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 from cascade.replication.schemas import (
     FailureOut,
     ItemOut,
@@ -336,15 +336,13 @@ class PolicyService:
 
     def listing(self, projects: set[str] | None) -> list[PolicyOut]:
         query = select(ReplicationPolicy).order_by(ReplicationPolicy.created_at)
-        if projects is not None:
-            query = query.where(ReplicationPolicy.project_id.in_(projects))
+        query = seen_by(query, ReplicationPolicy.project_id, projects)
         with self._db.session() as session:
             return policies_out(session, list(session.scalars(query)))
 
     def jobs(self, projects: set[str] | None, policy_id: str | None) -> list[JobOut]:
         query = select(ReplicationJob).order_by(ReplicationJob.created_at.desc()).limit(100)
-        if projects is not None:
-            query = query.where(ReplicationJob.project_id.in_(projects))
+        query = seen_by(query, ReplicationJob.project_id, projects)
         if policy_id is not None:
             query = query.where(ReplicationJob.policy_id == policy_id)
         with self._db.session() as session:

@@ -32,7 +32,7 @@ from cascade.db.models import (
 )
 from cascade.errors import BadRequest, Conflict, NotFound
 from cascade.identity.bootstrap import ensure_endpoints, ensure_identity_endpoints
-from cascade.identity.policy import sees
+from cascade.identity.policy import seen_by, sees
 from cascade.identity.store import bump_revision
 from cascade.sites.credentials import CredentialCipher
 from cascade.sites.driver import SiteAccess, SiteCallFailed, SiteDriver
@@ -308,8 +308,7 @@ class SiteRegistry:
 
     def list(self, projects: set[str] | None) -> list[SiteOut]:
         query = select(Site).where(IN_SERVICE).order_by(Site.name)
-        if projects is not None:
-            query = query.where(Site.project_id.in_(projects))
+        query = seen_by(query, Site.project_id, projects)
         with self._db.session() as session:
             return [to_out(site) for site in session.scalars(query)]
 

@@ -30,6 +30,7 @@ from cascade.db.models import Operation, OperationStep
 from cascade.engine.operations import render
 from cascade.engine.schemas import OperationOut, OperationStatus
 from cascade.errors import BadRequest
+from cascade.identity.policy import seen_by
 from cascade.services import Services
 from cascade.sites.registry import SiteRegistry
 from cascade.ui import svg
@@ -106,8 +107,7 @@ def older_than(
     the cursor of the next (older) page if there is one."""
     newest_first = (Operation.created_at.desc(), Operation.id.desc())
     query = select(Operation).order_by(*newest_first).limit(shown.limit + 1)
-    if projects is not None:
-        query = query.where(Operation.project_id.in_(projects))
+    query = seen_by(query, Operation.project_id, projects)
     for name, column in (("kind", Operation.kind), ("status", Operation.status)):
         if name in shown.filters:
             query = query.where(column == shown.filters[name])
