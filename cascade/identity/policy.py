@@ -4,7 +4,9 @@
 system-scoped token with ``admin`` on the system. A system-scoped token with ``reader`` (or
 ``member``, which implies it) may read every project's resources and change none. Inside a
 project, ``member`` may read and change the project's resources and ``reader`` may read them;
-the token must be scoped to that project. A tenant never sees another project's resources.
+the token must be scoped to that project. A tenant never sees another project's resources:
+``visible_projects`` says which projects a caller sees, ``sees`` whether one resource is
+among them and ``seen_by`` narrows a listing's query to them.
 """
 
 from __future__ import annotations
