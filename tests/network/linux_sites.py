@@ -83,17 +83,38 @@ def echoes_received(vm_netns: str) -> int:
     return int(values[names.index("InEchos")])
 
 
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def eventually(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 30.0,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Wait for ``condition``; on the deadline fail saying ``what`` was awaited and, with
+    ``detail``, what it says of the state then."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out waiting for {what}" + (f": {detail()}" if detail else "")
+            )
         time.sleep(0.2)
 
 
-def kernel_knows(host_netns: str, mac: str) -> bool:
-    """Whether a host namespace has an FDB or ARP entry for ``mac``."""
+def _entries(host_netns: str) -> list[str]:
+    """The host namespace's FDB and ARP entries, a line each."""
     fdb = run_in(host_netns, "bridge", "fdb", "show")
     neigh = subprocess.run(
         ["ip", "-n", host_netns, "neigh", "show"], capture_output=True, text=True, check=True
     ).stdout
-    return mac in fdb or mac in neigh
+    return (fdb + neigh).splitlines()
+
+
+def kernel_knows(host_netns: str, mac: str) -> bool:
+    """Whether a host namespace has an FDB or ARP entry for ``mac``."""
+    return any(mac in line for line in _entries(host_netns))
+
+
+def entries_for(hosts: list[str], mac: str) -> dict[str, list[str]]:
+    """Per host namespace that still has one, its FDB and ARP entries for ``mac``."""
+    found = {host: [line for line in _entries(host) if mac in line] for host in hosts}
+    return {host: lines for host, lines in found.items() if lines}

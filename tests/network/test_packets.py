@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -21,6 +22,7 @@ from tests.fabric.netns import ping
 from tests.network.linux_sites import (
     boot,
     echoes_received,
+    entries_for,
     eventually,
     host_namespaces,
     kernel_knows,
@@ -30,6 +32,20 @@ from tests.network.linux_sites import (
 from tests.network.test_networks import create_network
 
 CIDR = "10.90.0.0/24"
+
+
+def _left(
+    client: TestClient,
+    token: str,
+    entries: dict[str, list[str]],
+    operation: dict[str, Any],
+    network_id: str,
+) -> str:
+    """What a failed wait for a deleted MAC to leave every host reports: the entries left,
+    the delete's steps and where the network's segments stand."""
+    network = client.get(f"/v1/networks/{network_id}", headers={"X-Auth-Token": token}).json()
+    steps = [(step["name"], step["status"]) for step in operation["steps"]]
+    return f"entries left {entries}; the delete's steps {steps}; the network {network}"
 
 
 def test_two_tenants_on_one_cidr_ping_across_sites_and_never_each_other(
@@ -73,6 +89,7 @@ def test_two_tenants_on_one_cidr_ping_across_sites_and_never_each_other(
         eventually(
             lambda: not any(kernel_knows(host, mac) for host in hosts),
             "every host to drop the deleted server's FDB and ARP entries",
+            detail=lambda: _left(client, admin_token, entries_for(hosts, mac), done, red["id"]),
         )
         assert not ping(netns["red", "a"], target)
         assert ping(netns["blue", "a"], target)  # the other tenant's VM at that address lives
