@@ -38,6 +38,7 @@ from cascade.protection.schemas import (
     PlanIn,
     PlanOut,
 )
+from cascade.sites.named import site_names
 
 DEFAULT_CONTAINER = "cascade-backups"
 R = TypeVar("R")
@@ -54,11 +55,6 @@ PLANS = declare(
         },
     )
 )
-
-
-def site_names(session: Session) -> dict[str, str]:
-    """Every site's name by its id (one statement, for a whole list)."""
-    return {site.id: site.name for site in session.scalars(select(Site))}
 
 
 def _grouped(

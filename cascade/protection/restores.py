@@ -32,7 +32,6 @@ from cascade.engine.operations import Operations
 from cascade.errors import BadRequest, NotFound
 from cascade.identity.policy import seen_by, sees
 from cascade.network.networks import visible_site
-from cascade.protection.plans import site_names
 from cascade.protection.restore_ports import choose_service_ip, plan_ports
 from cascade.protection.schemas import (
     MappingIn,
@@ -45,6 +44,7 @@ from cascade.protection.schemas import (
 )
 from cascade.sites import lookup
 from cascade.sites.driver import SiteDriver
+from cascade.sites.named import site_names
 
 Drivers = Callable[[str], SiteDriver]
 M = TypeVar("M", bound=BaseModel)

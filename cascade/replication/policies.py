@@ -31,6 +31,7 @@ from cascade.replication.schemas import (
     PolicyOut,
     SiteDrift,
 )
+from cascade.sites.named import site_names
 from cascade.sites.registry import IN_SERVICE
 
 KIND_NAMES = ("images", "flavors", "security_groups", "keypairs")
@@ -124,11 +125,6 @@ def _find(session: Session, policy_id: str, projects: set[str] | None) -> Replic
     if policy is None or not sees(projects, policy.project_id):
         raise NotFound(f"Could not find replication policy: {policy_id}.")
     return policy
-
-
-def site_names(session: Session) -> dict[str, str]:
-    """Every site's name by id (a removed site's too: old jobs and policies name it)."""
-    return {site_id: name for site_id, name in session.execute(select(Site.id, Site.name))}
 
 
 def progress_of(session: Session, job_ids: list[str]) -> dict[str, dict[str, int]]:

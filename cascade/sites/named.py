@@ -1,6 +1,7 @@
-"""Which registered sites a per-site table's rows name: (site id, site name) pairs, each site
-once, in name order, as the steps that fan a resource's work out to its sites want them (a
-network's segments, a keypair's copies). May import cascade.db and SQLAlchemy."""
+"""Registered sites by name: every site's name by its id (``site_names``, for rendering lists),
+and which sites a per-site table's rows name (``sites_named_by``: (site id, site name) pairs,
+each site once, in name order, as the steps that fan a resource's work out to its sites want
+them: a network's segments, a keypair's copies). May import cascade.db and SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -19,3 +20,9 @@ def sites_named_by(
         select(Site.id, Site.name).where(Site.id == site_id, *where).distinct().order_by(Site.name)
     ).all()
     return [(row[0], row[1]) for row in rows]
+
+
+def site_names(session: Session) -> dict[str, str]:
+    """Every site's name by its id, a removed site's too (old records name it): one
+    statement for a whole list."""
+    return {site_id: name for site_id, name in session.execute(select(Site.id, Site.name))}
