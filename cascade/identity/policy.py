@@ -6,21 +6,32 @@ system-scoped token with ``admin`` on the system. A system-scoped token with ``r
 project, ``member`` may read and change the project's resources and ``reader`` may read them;
 the token must be scoped to that project. A tenant never sees another project's resources:
 ``visible_projects`` says which projects a caller sees, ``sees`` whether one resource is
-among them and ``seen_by`` narrows a listing's query to them.
+among them, ``seen`` loads one resource the caller sees (another project's is not found,
+never forbidden: its existence is not told) and ``seen_by`` narrows a listing's query to them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Select
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import QueryableAttribute, Session
 
-from cascade.errors import Forbidden
+from cascade.errors import Forbidden, NotFound
 from cascade.identity.tokens import AuthContext
 
 Need = Literal["reader", "member", "admin"]
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
+
+
+class Owned(Protocol):
+    """A row that belongs to a project."""
+
+    @property
+    def project_id(self) -> str | None: ...
+
+
+Row = TypeVar("Row", bound=Owned)
 
 
 def authorize(ctx: AuthContext, need: Need, project_id: str | None = None) -> None:
@@ -55,6 +66,17 @@ def sees(projects: set[str] | None, project_id: str | None) -> bool:
     """Whether a caller who sees ``projects`` (``visible_projects``; None: all of them) sees
     a resource of ``project_id``."""
     return projects is None or project_id in projects
+
+
+def seen(
+    session: Session, model: type[Row], row_id: str, projects: set[str] | None, what: str
+) -> Row:
+    """The ``model`` row ``row_id`` if a caller who sees ``projects`` sees it; otherwise 404
+    ("Could not find {what}: {row_id}.")."""
+    row = session.get(model, row_id)
+    if row is None or not sees(projects, row.project_id):
+        raise NotFound(f"Could not find {what}: {row_id}.")
+    return row
 
 
 def seen_by(query: Query, project_id: QueryableAttribute[Any], projects: set[str] | None) -> Query:

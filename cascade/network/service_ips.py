@@ -13,8 +13,8 @@ from cascade.db.models import Operation, Site
 from cascade.db.network_models import Network, NetworkPort, ServiceIP
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
-from cascade.errors import BadRequest, NotFound
-from cascade.identity.policy import seen_by, sees
+from cascade.errors import BadRequest
+from cascade.identity.policy import seen, seen_by
 from cascade.network.addresses import free_address
 from cascade.network.networks import find as find_network
 from cascade.network.schemas import ServiceIPIn, ServiceIPOut
@@ -79,10 +79,7 @@ def _out(sip: ServiceIP, port: NetworkPort, site: str) -> ServiceIPOut:
 
 
 def find(session: Session, sip_id: str, projects: set[str] | None) -> ServiceIP:
-    sip = session.get(ServiceIP, sip_id)
-    if sip is None or not sees(projects, sip.project_id):
-        raise NotFound(f"Could not find service IP: {sip_id}.")
-    return sip
+    return seen(session, ServiceIP, sip_id, projects, "service IP")
 
 
 class ServiceIPService:

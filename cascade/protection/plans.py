@@ -24,8 +24,8 @@ from cascade.db.models import Operation, Server, Site
 from cascade.db.protection_models import Checkpoint, CheckpointVolume, PlanMember, ProtectionPlan
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
-from cascade.errors import BadRequest, Conflict, NotFound, present
-from cascade.identity.policy import seen_by, sees
+from cascade.errors import BadRequest, Conflict, present
+from cascade.identity.policy import seen, seen_by
 from cascade.network.networks import visible_site, visible_sites
 from cascade.protection.chunk_store import store_location
 from cascade.protection.schedule import next_checkpoints
@@ -185,10 +185,7 @@ def _checkpoint_out(checkpoint: Checkpoint, volumes: list[CheckpointVolumeOut]) 
 
 
 def find(session: Session, plan_id: str, projects: set[str] | None) -> ProtectionPlan:
-    plan = session.get(ProtectionPlan, plan_id)
-    if plan is None or not sees(projects, plan.project_id):
-        raise NotFound(f"Could not find protection plan: {plan_id}.")
-    return plan
+    return seen(session, ProtectionPlan, plan_id, projects, "protection plan")
 
 
 def _servers(session: Session, members: list[MemberIn], project_id: str) -> list[Server]:
@@ -351,9 +348,7 @@ class PlanService:
 
     def show_checkpoint(self, checkpoint_id: str, projects: set[str] | None) -> CheckpointOut:
         with self._db.session() as session:
-            checkpoint = session.get(Checkpoint, checkpoint_id)
-            if checkpoint is None or not sees(projects, checkpoint.project_id):
-                raise NotFound(f"Could not find checkpoint: {checkpoint_id}.")
+            checkpoint = seen(session, Checkpoint, checkpoint_id, projects, "checkpoint")
             return checkpoints_out(session, [checkpoint])[0]
 
     def checkpoints(self, projects: set[str] | None) -> list[CheckpointOut]:

@@ -29,8 +29,8 @@ from cascade.db import Database
 from cascade.db.models import Operation, Server, Site
 from cascade.db.protection_models import Checkpoint, PlanMember, ProtectionPlan, Restore
 from cascade.engine.operations import Operations
-from cascade.errors import BadRequest, NotFound
-from cascade.identity.policy import seen_by, sees
+from cascade.errors import BadRequest
+from cascade.identity.policy import seen, seen_by, sees
 from cascade.network.networks import visible_site
 from cascade.protection.restore_ports import choose_service_ip, plan_ports
 from cascade.protection.schemas import (
@@ -195,10 +195,7 @@ class RestoreService:
 
     def show(self, restore_id: str, projects: set[str] | None) -> RestoreOut:
         with self._db.session() as session:
-            restore = session.get(Restore, restore_id)
-            if restore is None or not sees(projects, restore.project_id):
-                raise NotFound(f"Could not find restore: {restore_id}.")
-            return restore_out(session, restore)
+            return restore_out(session, seen(session, Restore, restore_id, projects, "restore"))
 
     def restores(self, projects: set[str] | None) -> list[RestoreOut]:
         with self._db.session() as session:

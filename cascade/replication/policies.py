@@ -22,7 +22,7 @@ from cascade.db.replication_models import (
 from cascade.engine.operations import Operations
 from cascade.engine.states import StateMachine, declare, transition
 from cascade.errors import BadRequest, Conflict, NotFound
-from cascade.identity.policy import seen_by, sees
+from cascade.identity.policy import seen, seen_by
 from cascade.replication.schemas import (
     FailureOut,
     ItemOut,
@@ -121,10 +121,7 @@ def _check(session: Session, spec: PolicyIn, project_id: str) -> tuple[str | Non
 
 
 def _find(session: Session, policy_id: str, projects: set[str] | None) -> ReplicationPolicy:
-    policy = session.get(ReplicationPolicy, policy_id)
-    if policy is None or not sees(projects, policy.project_id):
-        raise NotFound(f"Could not find replication policy: {policy_id}.")
-    return policy
+    return seen(session, ReplicationPolicy, policy_id, projects, "replication policy")
 
 
 def progress_of(session: Session, job_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -346,9 +343,7 @@ class PolicyService:
 
     def job(self, job_id: str, projects: set[str] | None) -> JobOut:
         with self._db.session() as session:
-            job = session.get(ReplicationJob, job_id)
-            if job is None or not sees(projects, job.project_id):
-                raise NotFound(f"Could not find replication job: {job_id}.")
+            job = seen(session, ReplicationJob, job_id, projects, "replication job")
             return jobs_out(session, [job], with_items=True)[0]
 
     def job_of(self, operation_id: str) -> str:
