@@ -148,6 +148,17 @@ def make_tenant(client: TestClient, admin_token: str, role: str = "member") -> T
     return Tenant(project["id"], user["id"], token, name)
 
 
+def hidden_from(
+    client: TestClient, tenant: Tenant, url: str, what: str, method: str = "GET"
+) -> None:
+    """``tenant`` (of another project) gets the resource at ``url`` as not found, never as
+    forbidden, with Cascade's message naming it: "Could not find {what}: {its id}."."""
+    response = client.request(method, url, headers=tenant.headers)
+    assert response.status_code == 404, (method, url, response.text)
+    row_id = url.rsplit("/", 1)[1]
+    assert response.json()["error"]["message"] == f"Could not find {what}: {row_id}."
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""

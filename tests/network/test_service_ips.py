@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from cascade.cli.embedded import EmbeddedSite
 from cascade.network.service_ip_steps import same_address
 from cascade.sites.driver import SiteDriver
-from tests.conftest import make_tenant
+from tests.conftest import hidden_from, make_tenant
 from tests.engine.conftest import WorkerFactory, create_server, wait_operation
 from tests.network.test_networks import create_network, refused
 
@@ -96,11 +96,9 @@ def test_a_service_ip_moves_between_sites_and_survives_a_partition(
     assert "10.70.0.100" in busy.json()["error"]["message"]
     same = client.post(f"/v1/service-ips/{sip_id}/move", headers=headers, json={"to": master["id"]})
     assert same.status_code == 400
-    tenant = make_tenant(client, admin_token)  # another project's is not found, not refused
+    tenant = make_tenant(client, admin_token)
     for method in ("GET", "DELETE"):
-        hidden = client.request(method, f"/v1/service-ips/{sip_id}", headers=tenant.headers)
-        assert hidden.status_code == 404, hidden.text
-        assert hidden.json()["error"]["message"] == f"Could not find service IP: {sip_id}."
+        hidden_from(client, tenant, f"/v1/service-ips/{sip_id}", "service IP", method)
     move = f"/v1/service-ips/{sip_id}/move"
     stray = {"to": "not-on-ha-net"}  # a server with no port on the service IP's network
     refused(client, admin_token, move, stray, 400, "has no port on network ha-net")

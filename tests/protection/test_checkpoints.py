@@ -17,7 +17,7 @@ from cascade.db.protection_models import Checkpoint
 from cascade.protection.site_groups import cinder
 from cascade.services import Services
 from cascade.sites.driver import SiteDriver
-from tests.conftest import make_tenant
+from tests.conftest import hidden_from, make_tenant
 from tests.engine.conftest import WorkerFactory, wait_operation
 from tests.protection.vnf import (
     available_checkpoint,
@@ -83,14 +83,9 @@ def test_a_checkpoint_freezes_in_order_snapshots_once_and_thaws_in_reverse(
     assert frozen_now(source) == []
     listed = client.get("/v1/servers", headers={"X-Auth-Token": admin_token}).json()["servers"]
     assert {s["status"] for s in listed} == {"ACTIVE"}
-    tenant = make_tenant(client, admin_token)  # another project's plan is not found, not refused
-    for path, what, row_id in (
-        ("protection-plans", "protection plan", plan["id"]),
-        ("checkpoints", "checkpoint", checkpoint["id"]),
-    ):
-        hidden = client.get(f"/v1/{path}/{row_id}", headers=tenant.headers)
-        assert hidden.status_code == 404, hidden.text
-        assert hidden.json()["error"]["message"] == f"Could not find {what}: {row_id}."
+    tenant = make_tenant(client, admin_token)
+    hidden_from(client, tenant, f"/v1/protection-plans/{plan['id']}", "protection plan")
+    hidden_from(client, tenant, f"/v1/checkpoints/{checkpoint['id']}", "checkpoint")
 
     deleted = client.delete(
         f"/v1/protection-plans/{plan['id']}", headers={"X-Auth-Token": admin_token}
